@@ -1,0 +1,189 @@
+// Package outbox makes publishing an event part of the database transaction that causes it.
+// Services Add events inside their transaction; a Relay publishes committed rows to JetStream with
+// Nats-Msg-Id set to the event id, so a row published twice (a crash between publish and mark) is
+// dropped by the broker's duplicate window and, failing that, by the consumers' inbox.
+package outbox
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations creates the outbox table in the service's schema.
+func Migrations() pgkit.Migrations {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return pgkit.Migrations{Table: "goose_outbox", FS: sub}
+}
+
+// Add writes events into the outbox as part of tx.
+func Add(ctx context.Context, tx pgx.Tx, evs ...*eventsv1.Event) error {
+	for _, ev := range evs {
+		subject, err := events.Subject(ev)
+		if err != nil {
+			return err
+		}
+		payload, err := proto.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("marshal event %s: %w", ev.GetEventId(), err)
+		}
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)`,
+			ev.GetEventId(), subject, payload); err != nil {
+			return fmt.Errorf("outbox insert %s: %w", subject, err)
+		}
+	}
+	return nil
+}
+
+// Relay publishes the outbox of one service schema.
+type Relay struct {
+	Pool *pgxpool.Pool
+	JS   jetstream.JetStream
+	Log  *slog.Logger
+	// Batch is the most rows published per transaction.
+	Batch int
+	// Idle is how long to wait before polling again when the outbox was empty.
+	Idle time.Duration
+	// Keep is how long published rows are kept before they are pruned.
+	Keep time.Duration
+}
+
+// Run publishes until ctx is done. Only one relay per schema works at a time (an advisory lock
+// taken per batch), which keeps per-aggregate order and lets several replicas run without double
+// work; the others wait their turn.
+func (r *Relay) Run(ctx context.Context) error {
+	batch, idle, keep := r.Batch, r.Idle, r.Keep
+	if batch <= 0 {
+		batch = 256
+	}
+	if idle <= 0 {
+		idle = 50 * time.Millisecond
+	}
+	if keep <= 0 {
+		keep = time.Hour
+	}
+	backoff := time.Duration(0)
+	nextPrune := time.Now()
+	for {
+		n, err := r.publishBatch(ctx, batch)
+		var wait time.Duration
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			r.Log.Warn("outbox relay: publish failed; retrying", "err", err, "in", backoff)
+			wait = backoff
+		case n == batch:
+			backoff, wait = 0, 0
+		default:
+			backoff, wait = 0, idle
+		}
+		if time.Now().After(nextPrune) {
+			if _, err := r.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, keep); err != nil && ctx.Err() == nil {
+				r.Log.Warn("outbox relay: prune failed", "err", err)
+			}
+			nextPrune = time.Now().Add(time.Minute)
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+type row struct {
+	id      int64
+	eventID string
+	subject string
+	payload []byte
+}
+
+// publishBatch publishes up to limit unpublished rows in id order and marks them, all in one
+// transaction: if any publish is not acknowledged the marks roll back and the rows go again.
+// Selecting unpublished rows (not "id > last seen") means a row whose transaction committed after
+// a higher id was published is still picked up.
+func (r *Relay) publishBatch(ctx context.Context, limit int) (int, error) {
+	published := 0
+	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
+		published = 0
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))`).Scan(&mine); err != nil {
+			return err
+		}
+		if !mine {
+			return nil
+		}
+		rows, err := tx.Query(ctx,
+			`SELECT id, event_id::text, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1`, limit)
+		if err != nil {
+			return err
+		}
+		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			return x, r.Scan(&x.id, &x.eventID, &x.subject, &x.payload)
+		})
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		if err := r.publish(ctx, batch); err != nil {
+			return err
+		}
+		ids := make([]int64, len(batch))
+		for i, x := range batch {
+			ids[i] = x.id
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, ids); err != nil {
+			return err
+		}
+		published = len(batch)
+		return nil
+	})
+	return published, err
+}
+
+func (r *Relay) publish(ctx context.Context, batch []row) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	for _, x := range batch {
+		msg := &nats.Msg{Subject: x.subject, Data: x.payload, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, x.eventID)
+		f, err := r.JS.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", x.subject, err)
+		}
+		futures = append(futures, f)
+	}
+	var errs []error
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("publish %s (%s): %w", batch[i].subject, batch[i].eventID, err))
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for publish acks: %w", ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}

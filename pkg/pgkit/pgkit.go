@@ -1,0 +1,140 @@
+// Package pgkit connects a service to PostgreSQL the way every Doorstep service does it: one schema
+// per service (so services share a server but never a table), embedded migrations applied at start,
+// and transactions that are retried when PostgreSQL reports a serialization failure or deadlock.
+package pgkit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Open connects to url with search_path set to schema, creating the schema if needed.
+func Open(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if err := createSchema(ctx, cfg.ConnConfig.Copy(), schema); err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return pool, nil
+}
+
+func createSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+	// Two replicas starting together can both pass IF NOT EXISTS; the loser sees a unique violation
+	// on the catalog, which means the schema is there.
+	if err != nil && !isCode(err, "23505", "42P06") {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// Migrations is one set of embedded goose migrations with its own version table, so the shared
+// outbox and inbox tables and a service's own tables migrate independently.
+type Migrations struct {
+	Table string
+	FS    fs.FS
+}
+
+// Migrate applies every set in order. A PostgreSQL session lock keeps two replicas from migrating
+// at the same time.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, sets ...Migrations) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	for _, set := range sets {
+		if err := migrate(ctx, db, set); err != nil {
+			return fmt.Errorf("migrate %s: %w", set.Table, err)
+		}
+	}
+	return nil
+}
+
+func migrate(ctx context.Context, db *sql.DB, set Migrations) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, set.FS,
+		goose.WithTableName(set.Table), goose.WithSessionLocker(locker))
+	if err != nil {
+		return err
+	}
+	_, err = p.Up(ctx)
+	return err
+}
+
+// Tx runs fn in a transaction and commits it. A serialization failure or deadlock is retried with
+// jittered backoff, so callers never see one; fn must therefore be safe to run again.
+func Tx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return TxWith(ctx, pool, pgx.TxOptions{}, fn)
+}
+
+// TxWith is Tx with explicit transaction options (isolation level).
+func TxWith(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	const attempts = 10
+	var err error
+	for i := range attempts {
+		err = pgx.BeginTxFunc(ctx, pool, opts, fn)
+		if err == nil || !Retryable(err) {
+			return err
+		}
+		backoff := time.Duration(1<<min(i, 6)) * time.Millisecond
+		select {
+		case <-time.After(backoff + rand.N(backoff)):
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		}
+	}
+	return fmt.Errorf("transaction still conflicting after %d attempts: %w", attempts, err)
+}
+
+// Retryable reports whether err is a serialization failure or deadlock, which a retry resolves.
+func Retryable(err error) bool {
+	return isCode(err, "40001", "40P01")
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation.
+func IsUniqueViolation(err error) bool {
+	return isCode(err, "23505")
+}
+
+func isCode(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	for _, c := range codes {
+		if pgErr.Code == c {
+			return true
+		}
+	}
+	return false
+}
