@@ -244,11 +244,13 @@ func (x *Item) GetCategory() string {
 }
 
 type CreateSupplierRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Compound      string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Compound  string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Kind      string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Optional readable id (a slug such as "haixin-freshmart"); generated when empty.
+	SupplierId    string `protobuf:"bytes,5,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,6 +309,13 @@ func (x *CreateSupplierRequest) GetName() string {
 func (x *CreateSupplierRequest) GetKind() string {
 	if x != nil {
 		return x.Kind
+	}
+	return ""
+}
+
+func (x *CreateSupplierRequest) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
 	}
 	return ""
 }
@@ -1755,13 +1764,15 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	" \x01(\bR\x06bundle\x12'\n" +
 	"\x0fbundle_contents\x18\v \x01(\tR\x0ebundleContents\x12*\n" +
 	"\x11unit_weight_grams\x18\f \x01(\x03R\x0funitWeightGrams\x12\x1a\n" +
-	"\bcategory\x18\r \x01(\tR\bcategory\"z\n" +
+	"\bcategory\x18\r \x01(\tR\bcategory\"\x9b\x01\n" +
 	"\x15CreateSupplierRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
-	"\x04kind\x18\x04 \x01(\tR\x04kind\"T\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x1f\n" +
+	"\vsupplier_id\x18\x05 \x01(\tR\n" +
+	"supplierId\"T\n" +
 	"\x16CreateSupplierResponse\x12:\n" +
 	"\bsupplier\x18\x01 \x01(\v2\x1e.doorstep.supplier.v1.SupplierR\bsupplier\"2\n" +
 	"\x14ListSuppliersRequest\x12\x1a\n" +
