@@ -1,0 +1,79 @@
+// Package app wires the courier service together: database, broker, the routes consumer, the
+// outbox relay and the gRPC server. It is not internal because the dev stack runs every service in
+// one process and starts this one through Run.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/servicekit"
+	"github.com/doorstep/doorstep/services/courier/internal/consumer"
+	"github.com/doorstep/doorstep/services/courier/internal/grpcapi"
+	"github.com/doorstep/doorstep/services/courier/internal/postgres"
+	"github.com/doorstep/doorstep/services/courier/internal/route"
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Config is the courier service's configuration.
+type Config struct {
+	Port        int    `env:"COURIER_PORT" envDefault:"50054"`
+	DatabaseURL string `env:"DATABASE_URL"`
+	NATSURL     string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+
+	// Listener, when set (tests, dev stack), is used instead of Port.
+	Listener net.Listener `env:"-"`
+	// Now is the clock; nil means time.Now. Tests inject one.
+	Now func() time.Time `env:"-"`
+}
+
+// ConfigFromEnv reads Config from the environment.
+func ConfigFromEnv() (Config, error) {
+	var cfg Config
+	if err := env.Parse(&cfg); err != nil {
+		return cfg, fmt.Errorf("courier config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	kit, err := servicekit.Open(ctx, servicekit.Options{
+		Name:        "courier",
+		Schema:      "courier",
+		DatabaseURL: cfg.DatabaseURL,
+		NATSURL:     cfg.NATSURL,
+		Migrations:  postgres.Migrations(),
+		Log:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+
+	lis, err := servicekit.Listen(cfg.Listener, cfg.Port)
+	if err != nil {
+		return err
+	}
+	store := postgres.New(kit.Pool)
+	srv := grpcx.NewServer(log)
+	courierv1.RegisterCourierServiceServer(srv, grpcapi.New(&route.Service{Repo: store, Now: now}))
+	routes := kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Routes(store, now))
+
+	log.Info("courier service starting", "addr", lis.Addr().String())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(ctx, lis) })
+	g.Go(func() error { return kit.Relay().Run(ctx) })
+	g.Go(func() error { return routes.Run(ctx) })
+	return g.Wait()
+}

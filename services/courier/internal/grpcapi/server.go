@@ -1,0 +1,193 @@
+// Package grpcapi is the courier service's gRPC transport: it validates requests at the edge
+// (INVALID_ARGUMENT naming each bad field), maps proto to the domain and back, and turns domain
+// errors into status codes in one place.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"unicode/utf8"
+
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/services/courier/internal/route"
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Limits on free-form input, so a request cannot fill the database.
+const (
+	maxID       = 128
+	maxNote     = 500
+	maxPhotoRef = 512
+)
+
+// Server implements doorstep.courier.v1.CourierService.
+type Server struct {
+	courierv1.UnimplementedCourierServiceServer
+	svc *route.Service
+}
+
+// New returns the transport over svc.
+func New(svc *route.Service) *Server { return &Server{svc: svc} }
+
+// GetRoute implements CourierService.
+func (s *Server) GetRoute(ctx context.Context, req *courierv1.GetRouteRequest) (*courierv1.GetRouteResponse, error) {
+	var v grpcx.Violations
+	id(&v, req.GetCourierId(), "courier_id", true)
+	id(&v, req.GetRoundId(), "round_id", false)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	r, err := s.svc.Route(ctx, req.GetCourierId(), req.GetRoundId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &courierv1.GetRouteResponse{Route: routeToProto(r)}, nil
+}
+
+// PickUp implements CourierService.
+func (s *Server) PickUp(ctx context.Context, req *courierv1.PickUpRequest) (*courierv1.PickUpResponse, error) {
+	var v grpcx.Violations
+	id(&v, req.GetRequestId(), "request_id", true)
+	id(&v, req.GetCourierId(), "courier_id", true)
+	id(&v, req.GetRouteId(), "route_id", true)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	r, err := s.svc.PickUp(ctx, req.GetRequestId(), req.GetCourierId(), req.GetRouteId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &courierv1.PickUpResponse{Route: routeToProto(r)}, nil
+}
+
+// MarkDelivered implements CourierService.
+func (s *Server) MarkDelivered(ctx context.Context, req *courierv1.MarkDeliveredRequest) (*courierv1.MarkDeliveredResponse, error) {
+	var v grpcx.Violations
+	id(&v, req.GetRequestId(), "request_id", true)
+	id(&v, req.GetCourierId(), "courier_id", true)
+	id(&v, req.GetParcelId(), "parcel_id", true)
+	method, ok := methods[req.GetMethod()]
+	switch {
+	case req.GetMethod() == courierv1.DeliveryMethod_DELIVERY_METHOD_UNSPECIFIED:
+		v.Add("method", "is required (LEFT_AT_DOOR or HANDED_OVER)")
+	case !ok:
+		v.Add("method", "is not a known delivery method")
+	}
+	text(&v, req.GetPhotoRef(), "photo_ref", maxPhotoRef)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	p, err := s.svc.Deliver(ctx, req.GetRequestId(), req.GetCourierId(), req.GetParcelId(), method, req.GetPhotoRef())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &courierv1.MarkDeliveredResponse{Parcel: parcelToProto(p)}, nil
+}
+
+// MarkFailed implements CourierService.
+func (s *Server) MarkFailed(ctx context.Context, req *courierv1.MarkFailedRequest) (*courierv1.MarkFailedResponse, error) {
+	var v grpcx.Violations
+	id(&v, req.GetRequestId(), "request_id", true)
+	id(&v, req.GetCourierId(), "courier_id", true)
+	id(&v, req.GetParcelId(), "parcel_id", true)
+	reason, ok := reasons[req.GetReason()]
+	switch {
+	case req.GetReason() == courierv1.FailureReason_FAILURE_REASON_UNSPECIFIED:
+		v.Add("reason", "is required")
+	case !ok:
+		v.Add("reason", "is not a known failure reason")
+	}
+	text(&v, req.GetNote(), "note", maxNote)
+	if reason == route.Other {
+		v.Required(req.GetNote(), "note")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	f := route.Failure{Reason: reason, Note: req.GetNote()}
+	p, err := s.svc.Fail(ctx, req.GetRequestId(), req.GetCourierId(), req.GetParcelId(), f)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &courierv1.MarkFailedResponse{Parcel: parcelToProto(p)}, nil
+}
+
+func id(v *grpcx.Violations, s, field string, required bool) {
+	if required {
+		v.Required(s, field)
+	}
+	v.Check(len(s) <= maxID, field, "is longer than 128 bytes")
+	v.Check(utf8.ValidString(s), field, "is not valid UTF-8")
+}
+
+func text(v *grpcx.Violations, s, field string, limit int) {
+	v.Check(len(s) <= limit, field, "is too long")
+	v.Check(utf8.ValidString(s), field, "is not valid UTF-8")
+}
+
+// toStatus is the one place domain errors become status codes. Anything unrecognised is a bug or
+// an outage, and only that becomes INTERNAL.
+func toStatus(err error) error {
+	switch {
+	case errors.Is(err, route.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, route.ErrIllegalTransition):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, route.ErrRequestReused):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, route.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+var methods = map[courierv1.DeliveryMethod]route.Method{
+	courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR: route.LeftAtDoor,
+	courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER:  route.HandedOver,
+}
+
+var reasons = map[courierv1.FailureReason]route.Reason{
+	courierv1.FailureReason_FAILURE_REASON_NOT_HOME:      route.NotHome,
+	courierv1.FailureReason_FAILURE_REASON_REFUSED:       route.Refused,
+	courierv1.FailureReason_FAILURE_REASON_WRONG_ADDRESS: route.WrongAddress,
+	courierv1.FailureReason_FAILURE_REASON_OTHER:         route.Other,
+}
+
+var statuses = map[route.Status]courierv1.StopStatus{
+	route.StatusPending:        courierv1.StopStatus_STOP_STATUS_PENDING,
+	route.StatusOutForDelivery: courierv1.StopStatus_STOP_STATUS_OUT_FOR_DELIVERY,
+	route.StatusDelivered:      courierv1.StopStatus_STOP_STATUS_DELIVERED,
+	route.StatusFailed:         courierv1.StopStatus_STOP_STATUS_FAILED,
+}
+
+func routeToProto(r route.Route) *courierv1.CourierRoute {
+	out := &courierv1.CourierRoute{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID}
+	for _, s := range r.Stops {
+		a := s.Address
+		stop := &courierv1.CourierStop{
+			Sequence:    int32(s.Sequence),
+			Trip:        int32(s.Trip),
+			HouseholdId: s.HouseholdID,
+			Address: &typesv1.Address{Compound: a.Compound, Building: a.Building, Unit: a.Unit,
+				Floor: int32(a.Floor), Room: a.Room},
+			Priority:    s.Priority,
+			Contactless: s.Contactless,
+		}
+		for _, p := range s.Parcels {
+			stop.Parcels = append(stop.Parcels, parcelToProto(p))
+		}
+		out.Stops = append(out.Stops, stop)
+	}
+	return out
+}
+
+func parcelToProto(p route.Parcel) *courierv1.CourierParcel {
+	return &courierv1.CourierParcel{ParcelId: p.ID, OrderId: p.OrderID, Status: statuses[p.Status]}
+}

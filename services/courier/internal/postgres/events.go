@@ -1,0 +1,41 @@
+package postgres
+
+import (
+	"fmt"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/services/courier/internal/route"
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+)
+
+var parcelStates = map[route.Status]typesv1.ParcelState{
+	route.StatusOutForDelivery: typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY,
+	route.StatusDelivered:      typesv1.ParcelState_PARCEL_STATE_DELIVERED,
+	route.StatusFailed:         typesv1.ParcelState_PARCEL_STATE_FAILED,
+}
+
+// parcelEvents turns transitions into parcel.<state> events. The courier is the actor: they are
+// the one who picked up, delivered or gave up at the door.
+func parcelEvents(changes []route.Change) ([]*eventsv1.Event, error) {
+	out := make([]*eventsv1.Event, 0, len(changes))
+	for _, c := range changes {
+		state, ok := parcelStates[c.To]
+		if !ok {
+			return nil, fmt.Errorf("parcel %s: no event for status %s", c.ParcelID, c.To)
+		}
+		ev := events.New(c.Compound, &typesv1.Actor{Role: typesv1.Role_ROLE_COURIER, Id: c.CourierID}, c.OrderID, c.At)
+		ev.Payload = &eventsv1.Event_ParcelStateChanged{ParcelStateChanged: &eventsv1.ParcelStateChanged{
+			ParcelId:       c.ParcelID,
+			State:          state,
+			Reason:         c.Reason,
+			RoundId:        c.RoundID,
+			RouteId:        c.RouteID,
+			CourierId:      c.CourierID,
+			DeliveryMethod: c.Method.String(),
+			HouseholdId:    c.HouseholdID,
+		}}
+		out = append(out, ev)
+	}
+	return out, nil
+}

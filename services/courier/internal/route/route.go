@@ -1,0 +1,348 @@
+// Package route is the courier's side of a delivery round: a planned route, stop by stop, and
+// the rules for what a courier may do with its parcels (pick up at the gate, then deliver or fail
+// each one). It knows nothing of gRPC, protobuf or SQL; the transport and the store map to it.
+package route
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors; the transport maps each to one status code.
+var (
+	// ErrNotFound: no such route or parcel for this courier. A courier never learns whether another
+	// courier's route exists, so "someone else's" is reported as not found too.
+	ErrNotFound = errors.New("not found")
+	// ErrIllegalTransition: the parcel is not in a state the action applies to.
+	ErrIllegalTransition = errors.New("illegal transition")
+	// ErrRequestReused: a request id was used before for a different request.
+	ErrRequestReused = errors.New("request id already used for a different request")
+	// ErrInvalid: an inbound event or command is malformed.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Status is where one parcel of a route stands, from the courier's point of view.
+type Status int
+
+// Statuses of a parcel on a route. The zero value is not a status, so a forgotten assignment shows.
+const (
+	StatusPending Status = iota + 1
+	StatusOutForDelivery
+	StatusDelivered
+	StatusFailed
+)
+
+var statusNames = map[Status]string{
+	StatusPending:        "PENDING",
+	StatusOutForDelivery: "OUT_FOR_DELIVERY",
+	StatusDelivered:      "DELIVERED",
+	StatusFailed:         "FAILED",
+}
+
+// String is the status's stored name.
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// ParseStatus reads a stored status name.
+func ParseStatus(s string) (Status, error) {
+	for st, n := range statusNames {
+		if n == s {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown status %q", ErrInvalid, s)
+}
+
+// next lists the transitions a courier may make: pick up, then exactly one outcome. A FAILED parcel
+// does not come back to life on the same route; dispatch plans it into a new route of a later round.
+var next = map[Status][]Status{
+	StatusPending:        {StatusOutForDelivery},
+	StatusOutForDelivery: {StatusDelivered, StatusFailed},
+}
+
+// CanBecome reports whether a parcel in s may move to to.
+func (s Status) CanBecome(to Status) bool {
+	for _, n := range next[s] {
+		if n == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Method is how a delivered parcel reached the household.
+type Method int
+
+// Delivery methods.
+const (
+	LeftAtDoor Method = iota + 1
+	HandedOver
+)
+
+// String is the method as events carry it.
+func (m Method) String() string {
+	switch m {
+	case LeftAtDoor:
+		return "left_at_door"
+	case HandedOver:
+		return "handed_over"
+	}
+	return ""
+}
+
+// ParseMethod reads a stored method; "" is no method (the parcel is not delivered).
+func ParseMethod(s string) (Method, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "left_at_door":
+		return LeftAtDoor, nil
+	case "handed_over":
+		return HandedOver, nil
+	}
+	return 0, fmt.Errorf("%w: unknown delivery method %q", ErrInvalid, s)
+}
+
+// Reason is why a delivery failed.
+type Reason int
+
+// Failure reasons.
+const (
+	NotHome Reason = iota + 1
+	Refused
+	WrongAddress
+	Other
+)
+
+// String is the reason's event token.
+func (r Reason) String() string {
+	switch r {
+	case NotHome:
+		return "not_home"
+	case Refused:
+		return "refused"
+	case WrongAddress:
+		return "wrong_address"
+	case Other:
+		return "other"
+	}
+	return ""
+}
+
+// Failure is a failed delivery's reason with the courier's note (required for Other).
+type Failure struct {
+	Reason Reason
+	Note   string
+}
+
+// Validate checks the failure can be recorded.
+func (f Failure) Validate() error {
+	if f.Reason < NotHome || f.Reason > Other {
+		return fmt.Errorf("%w: unknown failure reason %d", ErrInvalid, f.Reason)
+	}
+	if f.Reason == Other && f.Note == "" {
+		return fmt.Errorf("%w: a note is required when the reason is other", ErrInvalid)
+	}
+	return nil
+}
+
+// Text is the reason as events and the timeline carry it: "not_home", or "other: <note>". A note
+// given with a named reason is kept after it, so nothing the courier wrote is lost.
+func (f Failure) Text() string {
+	if f.Note == "" {
+		return f.Reason.String()
+	}
+	return f.Reason.String() + ": " + f.Note
+}
+
+// Address is a household's structured place in a compound.
+type Address struct {
+	Compound string
+	Building string
+	Unit     string
+	Floor    int
+	Room     string
+}
+
+// Parcel is one parcel of a stop.
+type Parcel struct {
+	ID      string
+	OrderID string
+	Status  Status
+	// Set once delivered or failed.
+	Method   Method
+	Reason   string
+	PhotoRef string
+	// Superseded: the parcel appears in a newer route (a failed parcel planned into the next round),
+	// which is the one to act on. The store fills it in when loading.
+	Superseded bool
+}
+
+// Stop is one door of a route.
+type Stop struct {
+	Sequence    int
+	Trip        int
+	HouseholdID string
+	Address     Address
+	Priority    bool
+	Contactless bool
+	Parcels     []Parcel
+}
+
+// Route is one courier's stops in one round, as dispatch planned it.
+type Route struct {
+	ID        string
+	RoundID   string
+	CourierID string
+	Compound  string
+	// PlannedAt orders a courier's routes and a parcel's routes: the newest one counts.
+	PlannedAt time.Time
+	Stops     []Stop
+}
+
+// Change is one parcel transition, with what an event about it must carry.
+type Change struct {
+	RouteID     string
+	RoundID     string
+	CourierID   string
+	Compound    string
+	HouseholdID string
+	ParcelID    string
+	OrderID     string
+	To          Status
+	Method      Method
+	Reason      string
+	PhotoRef    string
+	At          time.Time
+}
+
+// Validate checks a planned route before it is stored: the fields every later action relies on,
+// and no sequence or parcel twice.
+func (r *Route) Validate() error {
+	var errs []error
+	if r.ID == "" {
+		errs = append(errs, errors.New("route_id is empty"))
+	}
+	if r.RoundID == "" {
+		errs = append(errs, errors.New("round_id is empty"))
+	}
+	if r.CourierID == "" {
+		errs = append(errs, errors.New("courier_id is empty"))
+	}
+	if r.Compound == "" {
+		errs = append(errs, errors.New("compound is empty"))
+	}
+	seqs := map[int]bool{}
+	parcels := map[string]bool{}
+	for i, s := range r.Stops {
+		if seqs[s.Sequence] {
+			errs = append(errs, fmt.Errorf("stops[%d]: sequence %d repeated", i, s.Sequence))
+		}
+		seqs[s.Sequence] = true
+		if s.HouseholdID == "" {
+			errs = append(errs, fmt.Errorf("stops[%d]: household_id is empty", i))
+		}
+		for j, p := range s.Parcels {
+			if p.ID == "" {
+				errs = append(errs, fmt.Errorf("stops[%d].parcels[%d]: parcel_id is empty", i, j))
+			} else if parcels[p.ID] {
+				errs = append(errs, fmt.Errorf("stops[%d].parcels[%d]: parcel %s repeated", i, j, p.ID))
+			}
+			parcels[p.ID] = true
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w route: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Parcel finds a parcel of the route with its stop.
+func (r *Route) Parcel(id string) (*Stop, *Parcel, bool) {
+	for i := range r.Stops {
+		for j := range r.Stops[i].Parcels {
+			if r.Stops[i].Parcels[j].ID == id {
+				return &r.Stops[i], &r.Stops[i].Parcels[j], true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// PickUp takes every pending parcel out for delivery. Parcels already out, delivered or failed are
+// left as they are, so a second pick-up changes nothing; so are superseded parcels, which belong
+// to a newer route.
+func (r *Route) PickUp(at time.Time) []Change {
+	var changes []Change
+	for i := range r.Stops {
+		s := &r.Stops[i]
+		for j := range s.Parcels {
+			p := &s.Parcels[j]
+			if p.Status != StatusPending || p.Superseded {
+				continue
+			}
+			p.Status = StatusOutForDelivery
+			changes = append(changes, r.change(s, p, at))
+		}
+	}
+	return changes
+}
+
+// Deliver records a parcel delivered.
+func (r *Route) Deliver(parcelID string, m Method, photoRef string, at time.Time) (Change, error) {
+	if m != LeftAtDoor && m != HandedOver {
+		return Change{}, fmt.Errorf("%w: unknown delivery method %d", ErrInvalid, m)
+	}
+	s, p, err := r.transition(parcelID, StatusDelivered)
+	if err != nil {
+		return Change{}, err
+	}
+	p.Method, p.PhotoRef = m, photoRef
+	return r.change(s, p, at), nil
+}
+
+// Fail records a failed delivery.
+func (r *Route) Fail(parcelID string, f Failure, at time.Time) (Change, error) {
+	if err := f.Validate(); err != nil {
+		return Change{}, err
+	}
+	s, p, err := r.transition(parcelID, StatusFailed)
+	if err != nil {
+		return Change{}, err
+	}
+	p.Reason = f.Text()
+	return r.change(s, p, at), nil
+}
+
+func (r *Route) transition(parcelID string, to Status) (*Stop, *Parcel, error) {
+	s, p, ok := r.Parcel(parcelID)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: parcel %s is not on route %s", ErrNotFound, parcelID, r.ID)
+	}
+	if p.Superseded {
+		return nil, nil, fmt.Errorf("%w: parcel %s was planned into a newer route than %s", ErrIllegalTransition, parcelID, r.ID)
+	}
+	if !p.Status.CanBecome(to) {
+		why := ""
+		if p.Status == StatusPending {
+			why = " (pick the route up at the gate first)"
+		}
+		return nil, nil, fmt.Errorf("%w: parcel %s is %s on route %s, cannot become %s%s",
+			ErrIllegalTransition, parcelID, p.Status, r.ID, to, why)
+	}
+	p.Status = to
+	return s, p, nil
+}
+
+func (r *Route) change(s *Stop, p *Parcel, at time.Time) Change {
+	return Change{
+		RouteID: r.ID, RoundID: r.RoundID, CourierID: r.CourierID, Compound: r.Compound,
+		HouseholdID: s.HouseholdID, ParcelID: p.ID, OrderID: p.OrderID,
+		To: p.Status, Method: p.Method, Reason: p.Reason, PhotoRef: p.PhotoRef, At: at.UTC(),
+	}
+}
