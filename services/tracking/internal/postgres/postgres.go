@@ -1,0 +1,77 @@
+// Package postgres stores timelines in the tracking schema with hand-written SQL.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the tracking schema's own tables.
+func Migrations() pgkit.Migrations {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return pgkit.Migrations{Table: "goose_tracking", FS: sub}
+}
+
+// Insert records e inside tx, the consumer's inbox transaction. It reports whether the entry is
+// new: an event already stored changes nothing.
+func Insert(ctx context.Context, tx pgx.Tx, e timeline.Entry) (bool, error) {
+	var parcelID *string
+	if e.ParcelID != "" {
+		parcelID = &e.ParcelID
+	}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO timeline_entries
+			(event_id, compound, order_id, occurred_at, kind, parcel_id, state, actor_role, actor_id, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (event_id) DO NOTHING`,
+		e.EventID, e.Compound, e.OrderID, e.OccurredAt.UTC(), e.Kind, parcelID, e.State,
+		e.Actor.Role, e.Actor.ID, e.Detail)
+	if err != nil {
+		return false, fmt.Errorf("insert timeline entry %s: %w", e.EventID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Store reads timelines.
+type Store struct {
+	Pool *pgxpool.Pool
+}
+
+var _ timeline.Reader = (*Store)(nil)
+
+// OrderTimeline implements timeline.Reader.
+func (s *Store) OrderTimeline(ctx context.Context, orderID string) ([]timeline.Entry, error) {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT event_id::text, compound, order_id::text, occurred_at, kind, coalesce(parcel_id::text, ''),
+		       state, actor_role, actor_id, detail
+		FROM timeline_entries
+		WHERE order_id = $1
+		ORDER BY occurred_at, event_id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("query timeline of order %s: %w", orderID, err)
+	}
+	entries, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (timeline.Entry, error) {
+		var e timeline.Entry
+		err := row.Scan(&e.EventID, &e.Compound, &e.OrderID, &e.OccurredAt, &e.Kind, &e.ParcelID,
+			&e.State, &e.Actor.Role, &e.Actor.ID, &e.Detail)
+		e.OccurredAt = e.OccurredAt.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read timeline of order %s: %w", orderID, err)
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("order %s: %w", orderID, timeline.ErrNotFound)
+	}
+	return entries, nil
+}
