@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/metrics"
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,8 @@ type Consumer struct {
 	Handle   Handler
 	// MaxDeliver bounds redelivery before the event is dead-lettered; default 8.
 	MaxDeliver int
+	// Metrics, when set, receives applied, retried and dead-lettered counts and the lag.
+	Metrics *metrics.Pipeline
 }
 
 // backoff is the redelivery schedule for handler errors, indexed by delivery attempt.
@@ -84,7 +87,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+	nextSample := time.Now()
 	for ctx.Err() == nil {
+		if c.Metrics != nil && time.Now().After(nextSample) {
+			if info, err := cons.Info(ctx); err == nil {
+				c.Metrics.ConsumerLag.WithLabelValues(c.Durable).Set(float64(info.NumPending))
+			}
+			nextSample = time.Now().Add(2 * time.Second)
+		}
 		batch, err := cons.Fetch(64, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -134,6 +144,9 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	delay := backoff[min(delivered-1, len(backoff)-1)]
+	if c.Metrics != nil {
+		c.Metrics.ConsumerRetried.WithLabelValues(c.Durable).Inc()
+	}
 	c.Log.Warn("consumer: handler failed; will retry", "durable", c.Durable, "subject", msg.Subject(),
 		"event", ev.GetEventId(), "attempt", delivered, "in", delay, "err", err)
 	_ = msg.NakWithDelay(delay)
@@ -142,7 +155,9 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 // Apply runs the handler for ev once: in a transaction that first records the event id. It is
 // exported so tests and replays can drive a handler without a broker.
 func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
-	return pgkit.Tx(ctx, c.Pool, func(tx pgx.Tx) error {
+	applied := false
+	err := pgkit.Tx(ctx, c.Pool, func(tx pgx.Tx) error {
+		applied = false
 		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			c.Durable, ev.GetEventId())
 		if err != nil {
@@ -151,8 +166,16 @@ func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
 		if tag.RowsAffected() == 0 {
 			return nil // applied before: a redelivery
 		}
-		return c.Handle(ctx, tx, ev)
+		if err := c.Handle(ctx, tx, ev); err != nil {
+			return err
+		}
+		applied = true
+		return nil
 	})
+	if err == nil && applied && c.Metrics != nil {
+		c.Metrics.ConsumerApplied.WithLabelValues(c.Durable).Inc()
+	}
+	return err
 }
 
 // deadLetter parks msg on the dead-letter stream with the reason, then terminates it so the
@@ -170,6 +193,9 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, reason str
 		c.Log.Error("consumer: dead-letter publish failed", "durable", c.Durable, "err", err)
 		_ = msg.NakWithDelay(5 * time.Second)
 		return
+	}
+	if c.Metrics != nil {
+		c.Metrics.ConsumerDead.WithLabelValues(c.Durable).Inc()
 	}
 	c.Log.Error("consumer: event dead-lettered", "durable", c.Durable, "subject", msg.Subject(), "msg_id", id, "reason", reason)
 	_ = msg.TermWithReason(reason)

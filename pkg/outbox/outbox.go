@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/metrics"
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	"github.com/jackc/pgx/v5"
@@ -63,6 +64,8 @@ type Relay struct {
 	Idle time.Duration
 	// Keep is how long published rows are kept before they are pruned.
 	Keep time.Duration
+	// Metrics, when set, receives backlog and publish figures.
+	Metrics *metrics.Pipeline
 }
 
 // Run publishes until ctx is done. Only one relay per schema works at a time (an advisory lock
@@ -80,14 +83,24 @@ func (r *Relay) Run(ctx context.Context) error {
 		keep = time.Hour
 	}
 	backoff := time.Duration(0)
-	nextPrune := time.Now()
+	nextPrune, nextSample := time.Now(), time.Now()
 	for {
 		n, err := r.publishBatch(ctx, batch)
+		if r.Metrics != nil {
+			r.Metrics.OutboxPublished.Add(float64(n))
+			if time.Now().After(nextSample) {
+				r.sampleBacklog(ctx)
+				nextSample = time.Now().Add(time.Second)
+			}
+		}
 		var wait time.Duration
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
+			if r.Metrics != nil {
+				r.Metrics.OutboxPublishErrs.Inc()
+			}
 			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 			r.Log.Warn("outbox relay: publish failed; retrying", "err", err, "in", backoff)
 			wait = backoff
@@ -109,6 +122,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			case <-time.After(wait):
 			}
 		}
+	}
+}
+
+func (r *Relay) sampleBacklog(ctx context.Context) {
+	var backlog int64
+	if err := r.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&backlog); err == nil {
+		r.Metrics.OutboxBacklog.Set(float64(backlog))
 	}
 }
 

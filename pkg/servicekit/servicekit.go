@@ -12,6 +12,7 @@ import (
 	"net"
 
 	"github.com/doorstep/doorstep/pkg/inbox"
+	"github.com/doorstep/doorstep/pkg/metrics"
 	"github.com/doorstep/doorstep/pkg/natsx"
 	"github.com/doorstep/doorstep/pkg/outbox"
 	"github.com/doorstep/doorstep/pkg/pgkit"
@@ -30,7 +31,10 @@ type Options struct {
 	NATSURL     string
 	// Migrations are the service's own embedded migrations.
 	Migrations pgkit.Migrations
-	Log        *slog.Logger
+	// StreamReplicas is the replica count of the streams this service provisions (1 on one machine,
+	// 3 on a JetStream cluster).
+	StreamReplicas int
+	Log            *slog.Logger
 }
 
 // Kit is an opened service's infrastructure.
@@ -40,6 +44,8 @@ type Kit struct {
 	Pool *pgxpool.Pool
 	NC   *nats.Conn
 	JS   jetstream.JetStream
+	// Metrics is the service's event-pipeline metrics; ServeMetrics exposes them.
+	Metrics *metrics.Pipeline
 }
 
 // Open connects to PostgreSQL and NATS and applies migrations.
@@ -63,11 +69,11 @@ func Open(ctx context.Context, o Options) (*Kit, error) {
 		pool.Close()
 		return nil, err
 	}
-	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsx.EnsureStreams(ctx, js, o.StreamReplicas); err != nil {
 		// The broker may be down right now; the relay and consumers retry, so start anyway.
 		o.Log.Warn("streams not provisioned yet; publishing will retry", "err", err)
 	}
-	return &Kit{Name: o.Name, Log: o.Log, Pool: pool, NC: nc, JS: js}, nil
+	return &Kit{Name: o.Name, Log: o.Log, Pool: pool, NC: nc, JS: js, Metrics: metrics.NewPipeline(o.Name)}, nil
 }
 
 // Close releases the connections; call it after everything using them has stopped.
@@ -80,13 +86,25 @@ func (k *Kit) Close() {
 
 // Relay is the outbox relay for the service's schema.
 func (k *Kit) Relay() *outbox.Relay {
-	return &outbox.Relay{Pool: k.Pool, JS: k.JS, Log: k.Log.With("component", "outbox")}
+	return &outbox.Relay{Pool: k.Pool, JS: k.JS, Log: k.Log.With("component", "outbox"), Metrics: k.Metrics}
 }
 
 // Consumer is a durable consumer named after the service and purpose, applying h per event.
 func (k *Kit) Consumer(purpose string, subjects []string, h inbox.Handler) *inbox.Consumer {
 	return &inbox.Consumer{Pool: k.Pool, JS: k.JS, Log: k.Log.With("component", "consumer", "purpose", purpose),
-		Durable: k.Name + "-" + purpose, Subjects: subjects, Handle: h}
+		Durable: k.Name + "-" + purpose, Subjects: subjects, Handle: h, Metrics: k.Metrics}
+}
+
+// ServeMetrics serves the service's Prometheus metrics on port (0: not served) until ctx is done.
+func (k *Kit) ServeMetrics(ctx context.Context, port int) error {
+	if port == 0 {
+		return nil
+	}
+	lis, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return fmt.Errorf("metrics port %d: %w", port, err)
+	}
+	return metrics.Serve(ctx, lis, k.Metrics.Registry)
 }
 
 // Listen returns l if set, else listens on port on all interfaces.
