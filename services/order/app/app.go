@@ -1,0 +1,78 @@
+// Package app wires the order service: configuration, the database and broker through
+// servicekit, the supplier client, the gRPC server, the outbox relay and the parcel consumer.
+// It is not internal because the dev stack runs every service in one process through Run.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/servicekit"
+	"github.com/doorstep/doorstep/services/order/internal/consumer"
+	"github.com/doorstep/doorstep/services/order/internal/grpcapi"
+	"github.com/doorstep/doorstep/services/order/internal/order"
+	"github.com/doorstep/doorstep/services/order/internal/postgres"
+	"github.com/doorstep/doorstep/services/order/internal/supplierclient"
+	"golang.org/x/sync/errgroup"
+
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+)
+
+// Config is the order service's configuration.
+type Config struct {
+	Port         int    `env:"ORDER_PORT" envDefault:"50051"`
+	DatabaseURL  string `env:"DATABASE_URL"`
+	NATSURL      string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	SupplierAddr string `env:"SUPPLIER_ADDR" envDefault:"127.0.0.1:50052"`
+
+	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
+	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
+}
+
+// ConfigFromEnv reads Config from the environment.
+func ConfigFromEnv() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, fmt.Errorf("order config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log = log.With("service", "order")
+	kit, err := servicekit.Open(ctx, servicekit.Options{Name: "order", Schema: "orders", DatabaseURL: cfg.DatabaseURL,
+		NATSURL: cfg.NATSURL, Migrations: postgres.Migrations(), Log: log})
+	if err != nil {
+		return err
+	}
+	defer kit.Close()
+
+	conn, err := grpcx.Dial(cfg.SupplierAddr)
+	if err != nil {
+		return fmt.Errorf("dial supplier %s: %w", cfg.SupplierAddr, err)
+	}
+	defer conn.Close()
+
+	store := postgres.New(kit.Pool)
+	svc := order.NewService(store, supplierclient.New(supplierv1.NewSupplierServiceClient(conn)), cfg.Now, log)
+	srv := grpcx.NewServer(log)
+	orderv1.RegisterOrderServiceServer(srv, grpcapi.New(svc, log))
+	lis, err := servicekit.Listen(cfg.Listener, cfg.Port)
+	if err != nil {
+		return err
+	}
+	log.Info("order service listening", "addr", lis.Addr().String())
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(ctx, lis) })
+	g.Go(func() error { return kit.Relay().Run(ctx) })
+	g.Go(func() error { return kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Handler(store)).Run(ctx) })
+	return g.Wait()
+}

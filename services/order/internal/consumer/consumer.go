@@ -1,0 +1,67 @@
+// Package consumer applies the parcel transitions that other services publish (the suppliers'
+// confirmations, dispatch's check-ins and routes, the couriers' deliveries) to the order
+// service's parcels, which are the record residents and dispatch read.
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/inbox"
+	"github.com/doorstep/doorstep/services/order/internal/order"
+	"github.com/doorstep/doorstep/services/order/internal/pbconv"
+
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	"github.com/jackc/pgx/v5"
+)
+
+// Purpose names the durable consumer, which servicekit prefixes with the service name.
+const (
+	Purpose = "parcels" // the durable is "order-parcels"
+)
+
+// Subjects are the events the consumer applies.
+var Subjects = []string{"doorstep.*.parcel.>"}
+
+// Applier applies one reported change inside the inbox transaction.
+type Applier interface {
+	ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) error
+}
+
+// Handler returns the inbox handler. Errors (an unknown parcel, a move that is not legal yet)
+// are returned for the inbox to retry with backoff: events from different publishers arrive out
+// of order, and a supplier may confirm a parcel before the order that holds it has committed.
+func Handler(a Applier) inbox.Handler {
+	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+		sc := ev.GetParcelStateChanged()
+		if sc == nil {
+			return fmt.Errorf("%w: event %s is not a parcel state change", inbox.ErrPermanent, ev.GetEventId())
+		}
+		to := pbconv.State(sc.GetState())
+		switch to {
+		case "":
+			return fmt.Errorf("%w: event %s: unknown parcel state %v", inbox.ErrPermanent, ev.GetEventId(), sc.GetState())
+		case order.Placed:
+			// Only this service places parcels; these are its own announcements.
+			return nil
+		}
+		at := time.Now().UTC()
+		if ev.GetOccurredAt() != nil {
+			// The transition happened when the publisher made it, not when it reached us.
+			at = ev.GetOccurredAt().AsTime().UTC()
+		}
+		c := order.Change{
+			EventID: ev.GetEventId(), ParcelID: sc.GetParcelId(), To: to, Actor: pbconv.Actor(ev.GetActor()),
+			At: at, Reason: sc.GetReason(), ConfirmedTotalFen: sc.GetConfirmedTotalFen(),
+			RoundID: sc.GetRoundId(), RouteID: sc.GetRouteId(), CourierID: sc.GetCourierId(), DeliveryMethod: sc.GetDeliveryMethod(),
+		}
+		for _, l := range sc.GetConfirmedLines() {
+			c.ConfirmedLines = append(c.ConfirmedLines, order.ConfirmedLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity(), AmountFen: l.GetAmountFen()})
+		}
+		if err := a.ApplyChange(ctx, tx, c); err != nil {
+			return fmt.Errorf("event %s (parcel %s -> %s): %w", ev.GetEventId(), c.ParcelID, to, err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,292 @@
+// Package grpcapi is the order service's gRPC transport: it validates requests at the edge
+// (naming each bad field), maps proto to the domain and back, and turns domain errors into status
+// codes in one function.
+package grpcapi
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/services/order/internal/order"
+	"github.com/doorstep/doorstep/services/order/internal/pbconv"
+	"github.com/google/uuid"
+
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+)
+
+// Limits of a request.
+const (
+	maxLines          = 50
+	maxQuantity       = 1_000_000 // units, or grams (a tonne) for weighed goods
+	maxRequestID      = 128
+	maxReason         = 500
+	defaultPageSize   = 100
+	maxPageSize       = 1000
+	defaultOrdersPage = 50
+	maxFloor          = 60
+)
+
+var (
+	// Building, unit and room become parts of a household id joined by "-", so they are plain
+	// letters and digits.
+	addressPartRE = regexp.MustCompile(`^[\p{L}\p{N}]{1,16}$`)
+	householdIDRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}-]{0,127}$`)
+)
+
+// Server implements orderv1.OrderServiceServer.
+type Server struct {
+	orderv1.UnimplementedOrderServiceServer
+	svc *order.Service
+	log *slog.Logger
+}
+
+// New returns the transport for svc.
+func New(svc *order.Service, log *slog.Logger) *Server { return &Server{svc: svc, log: log} }
+
+func (s *Server) err(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
+
+// UpsertHousehold implements orderv1.OrderServiceServer.
+func (s *Server) UpsertHousehold(ctx context.Context, req *orderv1.UpsertHouseholdRequest) (*orderv1.UpsertHouseholdResponse, error) {
+	var v grpcx.Violations
+	v.Check(len(req.GetRequestId()) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
+	h := req.GetHousehold()
+	if h == nil {
+		v.Add("household", "is required")
+		return nil, v.Err()
+	}
+	if id := h.GetHouseholdId(); id != "" {
+		v.Check(householdIDRE.MatchString(id), "household.household_id", "must be 1 to 128 letters, digits or '-'")
+	}
+	checkAddress(&v, "household.address", h.GetAddress())
+	v.Check(h.GetResidents() >= 0, "household.residents", "must not be negative")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	out, err := s.svc.UpsertHousehold(ctx, req.GetRequestId(), pbconv.Household(h))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.UpsertHouseholdResponse{Household: pbconv.HouseholdProto(out)}, nil
+}
+
+func checkAddress(v *grpcx.Violations, field string, a *typesv1.Address) {
+	if a == nil {
+		v.Add(field, "is required")
+		return
+	}
+	v.Check(events.ValidCompound(a.GetCompound()), field+".compound", "must be a compound slug: lower-case letters, digits and '-'")
+	for _, part := range []struct{ name, value string }{{"building", a.GetBuilding()}, {"unit", a.GetUnit()}, {"room", a.GetRoom()}} {
+		switch {
+		case part.value == "":
+			v.Add(field+"."+part.name, "is required")
+		case !addressPartRE.MatchString(part.value):
+			v.Add(field+"."+part.name, "must be 1 to 16 letters or digits")
+		}
+	}
+	v.Check(a.GetFloor() >= 1 && a.GetFloor() <= maxFloor, field+".floor", fmt.Sprintf("must be 1 to %d", maxFloor))
+}
+
+// GetHousehold implements orderv1.OrderServiceServer.
+func (s *Server) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdRequest) (*orderv1.GetHouseholdResponse, error) {
+	if req.GetHouseholdId() == "" {
+		return nil, grpcx.InvalidField("household_id", "is required")
+	}
+	h, err := s.svc.Household(ctx, req.GetHouseholdId())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.GetHouseholdResponse{Household: pbconv.HouseholdProto(h)}, nil
+}
+
+// ListHouseholds implements orderv1.OrderServiceServer. The page token is opaque to clients: the
+// last id of the previous page with its compound, so a token cannot wander into another compound.
+func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholdsRequest) (*orderv1.ListHouseholdsResponse, error) {
+	var v grpcx.Violations
+	v.Check(events.ValidCompound(req.GetCompound()), "compound", "must be a compound slug")
+	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
+	after, ok := decodeToken(req.GetPageToken(), req.GetCompound())
+	v.Check(ok, "page_token", "is not a token of this listing")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	size := pageSize(req.GetPageSize(), defaultPageSize)
+	hs, err := s.svc.Households(ctx, req.GetCompound(), after, size+1)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	resp := &orderv1.ListHouseholdsResponse{}
+	if len(hs) > size {
+		hs = hs[:size]
+		resp.NextPageToken = encodeToken(req.GetCompound(), hs[size-1].ID)
+	}
+	for _, h := range hs {
+		resp.Households = append(resp.Households, pbconv.HouseholdProto(h))
+	}
+	return resp, nil
+}
+
+func pageSize(n int32, def int) int {
+	switch {
+	case n <= 0:
+		return def
+	case n > maxPageSize:
+		return maxPageSize
+	default:
+		return int(n)
+	}
+}
+
+func encodeToken(compound, after string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(compound + "\x00" + after))
+}
+
+func decodeToken(token, compound string) (after string, ok bool) {
+	if token == "" {
+		return "", true
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return "", false
+	}
+	c, after, found := strings.Cut(string(b), "\x00")
+	return after, found && c == compound && after != ""
+}
+
+// PlaceOrder implements orderv1.OrderServiceServer.
+func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
+	var v grpcx.Violations
+	checkRequestID(&v, req.GetRequestId())
+	v.Required(req.GetHouseholdId(), "household_id")
+	n := len(req.GetLines())
+	v.Check(n >= 1 && n <= maxLines, "lines", fmt.Sprintf("must hold 1 to %d lines", maxLines))
+	seen := map[string]int{}
+	lines := make([]order.BasketLine, 0, n)
+	for i, l := range req.GetLines() {
+		f := fmt.Sprintf("lines[%d]", i)
+		switch first, dup := seen[l.GetItemId()]; {
+		case l.GetItemId() == "":
+			v.Add(f+".item_id", "is required")
+		case dup:
+			v.Add(f+".item_id", fmt.Sprintf("duplicates lines[%d].item_id %q; put the whole quantity on one line", first, l.GetItemId()))
+		default:
+			seen[l.GetItemId()] = i
+		}
+		v.Check(l.GetQuantity() > 0, f+".quantity", "must be positive")
+		v.Check(l.GetQuantity() <= maxQuantity, f+".quantity", fmt.Sprintf("must be at most %d", maxQuantity))
+		lines = append(lines, order.BasketLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity()})
+	}
+	_, known := orderv1.Channel_name[int32(req.GetChannel())]
+	v.Check(known, "channel", "is not a known channel")
+	checkActor(&v, "placed_by", req.GetPlacedBy())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	o, err := s.svc.PlaceOrder(ctx, order.PlaceRequest{RequestID: req.GetRequestId(), HouseholdID: req.GetHouseholdId(),
+		Lines: lines, Channel: pbconv.Channel(req.GetChannel()), PlacedBy: pbconv.Actor(req.GetPlacedBy())})
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.PlaceOrderResponse{Order: pbconv.OrderProto(o)}, nil
+}
+
+func checkRequestID(v *grpcx.Violations, id string) {
+	v.Required(id, "request_id")
+	v.Check(len(id) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
+}
+
+// checkActor accepts no actor (the household itself) or a complete one of a role that may order
+// for a household.
+func checkActor(v *grpcx.Violations, field string, a *typesv1.Actor) {
+	if a == nil || (a.GetRole() == typesv1.Role_ROLE_UNSPECIFIED && a.GetId() == "") {
+		return
+	}
+	switch a.GetRole() {
+	case typesv1.Role_ROLE_RESIDENT, typesv1.Role_ROLE_WORKER, typesv1.Role_ROLE_SYSTEM:
+	case typesv1.Role_ROLE_UNSPECIFIED:
+		v.Add(field+".role", "is required")
+	default:
+		v.Add(field+".role", "must be RESIDENT, WORKER or SYSTEM")
+	}
+	v.Required(a.GetId(), field+".id")
+}
+
+func checkUUID(v *grpcx.Violations, id, field string) {
+	switch {
+	case id == "":
+		v.Add(field, "is required")
+	case uuid.Validate(id) != nil:
+		v.Add(field, "must be a UUID")
+	}
+}
+
+// GetOrder implements orderv1.OrderServiceServer.
+func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
+	var v grpcx.Violations
+	checkUUID(&v, req.GetOrderId(), "order_id")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	o, err := s.svc.Order(ctx, req.GetOrderId())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.GetOrderResponse{Order: pbconv.OrderProto(o)}, nil
+}
+
+// ListOrders implements orderv1.OrderServiceServer.
+func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
+	var v grpcx.Violations
+	v.Required(req.GetHouseholdId(), "household_id")
+	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	os, err := s.svc.Orders(ctx, req.GetHouseholdId(), pageSize(req.GetPageSize(), defaultOrdersPage))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	resp := &orderv1.ListOrdersResponse{}
+	for _, o := range os {
+		resp.Orders = append(resp.Orders, pbconv.OrderProto(o))
+	}
+	return resp, nil
+}
+
+// CancelOrder implements orderv1.OrderServiceServer.
+func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
+	var v grpcx.Violations
+	checkRequestID(&v, req.GetRequestId())
+	checkUUID(&v, req.GetOrderId(), "order_id")
+	v.Check(len(req.GetReason()) <= maxReason, "reason", fmt.Sprintf("must be at most %d characters", maxReason))
+	checkActor(&v, "actor", req.GetActor())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	o, err := s.svc.CancelOrder(ctx, order.CancelRequest{RequestID: req.GetRequestId(), OrderID: req.GetOrderId(),
+		Reason: req.GetReason(), Actor: pbconv.Actor(req.GetActor())})
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.CancelOrderResponse{Order: pbconv.OrderProto(o)}, nil
+}
+
+// GetParcel implements orderv1.OrderServiceServer.
+func (s *Server) GetParcel(ctx context.Context, req *orderv1.GetParcelRequest) (*orderv1.GetParcelResponse, error) {
+	var v grpcx.Violations
+	checkUUID(&v, req.GetParcelId(), "parcel_id")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	p, err := s.svc.Parcel(ctx, req.GetParcelId())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.GetParcelResponse{Parcel: pbconv.ParcelProto(p)}, nil
+}
