@@ -13,11 +13,11 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/servicekit"
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	"github.com/doorstep/doorstep/services/courier/internal/consumer"
 	"github.com/doorstep/doorstep/services/courier/internal/grpcapi"
 	"github.com/doorstep/doorstep/services/courier/internal/postgres"
 	"github.com/doorstep/doorstep/services/courier/internal/route"
-	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	"golang.org/x/sync/errgroup"
 )
 

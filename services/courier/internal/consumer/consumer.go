@@ -10,9 +10,9 @@ import (
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/inbox"
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	"github.com/doorstep/doorstep/services/courier/internal/postgres"
 	"github.com/doorstep/doorstep/services/courier/internal/route"
-	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	"github.com/jackc/pgx/v5"
 )
 

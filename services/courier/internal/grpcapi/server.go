@@ -9,9 +9,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
-	"github.com/doorstep/doorstep/services/courier/internal/route"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/courier/internal/route"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

@@ -4,9 +4,9 @@ import (
 	"fmt"
 
 	"github.com/doorstep/doorstep/pkg/events"
-	"github.com/doorstep/doorstep/services/courier/internal/route"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/courier/internal/route"
 )
 
 var parcelStates = map[route.Status]typesv1.ParcelState{
