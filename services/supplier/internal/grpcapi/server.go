@@ -1,0 +1,218 @@
+// Package grpcapi is the supplier service's gRPC transport: it maps doorstep.supplier.v1
+// messages to the supply domain and back, derives idempotency keys from requests, and turns
+// domain errors into status codes in one function.
+package grpcapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	"github.com/doorstep/doorstep/services/supplier/internal/protomap"
+	"github.com/doorstep/doorstep/services/supplier/internal/supply"
+	"google.golang.org/protobuf/proto"
+)
+
+// Server implements doorstep.supplier.v1.SupplierService.
+type Server struct {
+	supplierv1.UnimplementedSupplierServiceServer
+	Svc *supply.Service
+	Log *slog.Logger
+}
+
+var _ supplierv1.SupplierServiceServer = (*Server)(nil)
+
+// maxRequestID bounds a client's request id; UUIDs and ULIDs fit with room to spare.
+const maxRequestID = 128
+
+// orderService is the actor of reservations and of releases that name no actor: the order
+// service calls these on a household's behalf.
+var orderService = supply.Actor{Role: supply.RoleSystem, ID: "order"}
+
+// key is the idempotency key of a request carrying requestID (nil without one). The digest is of
+// the request without its request_id, deterministically encoded, so a retry matches and any other
+// request under the same id does not.
+func key(requestID, method string, req proto.Message) (*supply.IdempotencyKey, error) {
+	if requestID == "" {
+		return nil, nil
+	}
+	if len(requestID) > maxRequestID {
+		return nil, grpcx.InvalidField("request_id", "must be at most 128 characters")
+	}
+	msg := proto.Clone(req).ProtoReflect()
+	msg.Clear(msg.Descriptor().Fields().ByName("request_id"))
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg.Interface())
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return &supply.IdempotencyKey{RequestID: requestID, Method: method, Hash: sum[:]}, nil
+}
+
+// CreateSupplier implements SupplierServiceServer.
+func (s *Server) CreateSupplier(ctx context.Context, req *supplierv1.CreateSupplierRequest) (*supplierv1.CreateSupplierResponse, error) {
+	if !events.ValidCompound(req.GetCompound()) {
+		return nil, grpcx.InvalidField("compound", "must be a compound slug (lower-case letters, digits, '-')")
+	}
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_CreateSupplier_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	sup, err := s.Svc.CreateSupplier(ctx, k, supply.Supplier{ID: req.GetSupplierId(), Compound: req.GetCompound(),
+		Name: req.GetName(), Kind: supply.Kind(req.GetKind())})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.CreateSupplierResponse{Supplier: supplierMsg(sup)}, nil
+}
+
+// ListSuppliers implements SupplierServiceServer.
+func (s *Server) ListSuppliers(ctx context.Context, req *supplierv1.ListSuppliersRequest) (*supplierv1.ListSuppliersResponse, error) {
+	if !events.ValidCompound(req.GetCompound()) {
+		return nil, grpcx.InvalidField("compound", "must be a compound slug")
+	}
+	list, err := s.Svc.ListSuppliers(ctx, req.GetCompound())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	out := &supplierv1.ListSuppliersResponse{Suppliers: make([]*supplierv1.Supplier, len(list))}
+	for i, sup := range list {
+		out.Suppliers[i] = supplierMsg(sup)
+	}
+	return out, nil
+}
+
+// UpsertItem implements SupplierServiceServer.
+func (s *Server) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemRequest) (*supplierv1.UpsertItemResponse, error) {
+	if req.GetItem() == nil {
+		return nil, grpcx.InvalidField("item", "is required")
+	}
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_UpsertItem_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	it, err := s.Svc.UpsertItem(ctx, k, itemFromMsg(req.GetItem()))
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.UpsertItemResponse{Item: itemMsg(it)}, nil
+}
+
+// ListItems implements SupplierServiceServer.
+func (s *Server) ListItems(ctx context.Context, req *supplierv1.ListItemsRequest) (*supplierv1.ListItemsResponse, error) {
+	if !events.ValidCompound(req.GetCompound()) {
+		return nil, grpcx.InvalidField("compound", "must be a compound slug")
+	}
+	list, err := s.Svc.ListItems(ctx, req.GetCompound(), req.GetSupplierId())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.ListItemsResponse{Items: itemMsgs(list)}, nil
+}
+
+// BatchGetItems implements SupplierServiceServer.
+func (s *Server) BatchGetItems(ctx context.Context, req *supplierv1.BatchGetItemsRequest) (*supplierv1.BatchGetItemsResponse, error) {
+	list, err := s.Svc.BatchGetItems(ctx, req.GetItemIds())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.BatchGetItemsResponse{Items: itemMsgs(list)}, nil
+}
+
+// ReserveStock implements SupplierServiceServer.
+func (s *Server) ReserveStock(ctx context.Context, req *supplierv1.ReserveStockRequest) (*supplierv1.ReserveStockResponse, error) {
+	if req.GetAddress() == nil {
+		return nil, grpcx.InvalidField("address", "is required")
+	}
+	r := supply.Reservation{
+		ParcelID:    req.GetParcelId(),
+		OrderID:     req.GetOrderId(),
+		SupplierID:  req.GetSupplierId(),
+		HouseholdID: req.GetHouseholdId(),
+		Address:     protomap.FromAddress(req.GetAddress()),
+		Lines:       make([]supply.ReservationLine, len(req.GetLines())),
+		Actor:       orderService,
+	}
+	for i, l := range req.GetLines() {
+		r.Lines[i] = supply.ReservationLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity()}
+	}
+	p, err := s.Svc.Reserve(ctx, r)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.ReserveStockResponse{Parcel: parcelMsg(p)}, nil
+}
+
+// ReleaseReservation implements SupplierServiceServer.
+func (s *Server) ReleaseReservation(ctx context.Context, req *supplierv1.ReleaseReservationRequest) (*supplierv1.ReleaseReservationResponse, error) {
+	actor := orderService
+	if a := req.GetActor(); a != nil {
+		if role := protomap.FromRole(a.GetRole()); role != "" {
+			actor = supply.Actor{Role: role, ID: a.GetId()}
+		}
+	}
+	p, err := s.Svc.Release(ctx, req.GetParcelId(), actor, req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.ReleaseReservationResponse{Parcel: parcelMsg(p)}, nil
+}
+
+// ConfirmParcel implements SupplierServiceServer.
+func (s *Server) ConfirmParcel(ctx context.Context, req *supplierv1.ConfirmParcelRequest) (*supplierv1.ConfirmParcelResponse, error) {
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_ConfirmParcel_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	lines := make([]supply.ConfirmLine, len(req.GetLines()))
+	for i, l := range req.GetLines() {
+		lines[i] = supply.ConfirmLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity()}
+	}
+	p, err := s.Svc.Confirm(ctx, k, req.GetSupplierId(), req.GetParcelId(), lines)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.ConfirmParcelResponse{Parcel: parcelMsg(p)}, nil
+}
+
+// RejectParcel implements SupplierServiceServer.
+func (s *Server) RejectParcel(ctx context.Context, req *supplierv1.RejectParcelRequest) (*supplierv1.RejectParcelResponse, error) {
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_RejectParcel_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	p, err := s.Svc.Reject(ctx, k, req.GetSupplierId(), req.GetParcelId(), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.RejectParcelResponse{Parcel: parcelMsg(p)}, nil
+}
+
+// MarkParcelReady implements SupplierServiceServer.
+func (s *Server) MarkParcelReady(ctx context.Context, req *supplierv1.MarkParcelReadyRequest) (*supplierv1.MarkParcelReadyResponse, error) {
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_MarkParcelReady_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	p, err := s.Svc.MarkReady(ctx, k, req.GetSupplierId(), req.GetParcelId())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.MarkParcelReadyResponse{Parcel: parcelMsg(p)}, nil
+}
+
+// ListParcels implements SupplierServiceServer.
+func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsRequest) (*supplierv1.ListParcelsResponse, error) {
+	list, err := s.Svc.ListParcels(ctx, req.GetSupplierId(), protomap.FromState(req.GetState()))
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	out := &supplierv1.ListParcelsResponse{Parcels: make([]*supplierv1.SupplierParcel, len(list))}
+	for i, p := range list {
+		out.Parcels[i] = parcelMsg(p)
+	}
+	return out, nil
+}

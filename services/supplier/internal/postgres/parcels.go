@@ -1,0 +1,295 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/outbox"
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/services/supplier/internal/protomap"
+	"github.com/doorstep/doorstep/services/supplier/internal/supply"
+	"github.com/jackc/pgx/v5"
+)
+
+const parcelColumns = `parcel_id::text, order_id::text, supplier_id, compound, household_id, address_compound,
+	address_building, address_unit, address_floor, address_room, state, total_fen, reason, service_day,
+	fingerprint, created_at, updated_at`
+
+func scanParcel(row pgx.Row) (supply.Parcel, error) {
+	var p supply.Parcel
+	err := row.Scan(&p.ID, &p.OrderID, &p.SupplierID, &p.Compound, &p.HouseholdID, &p.Address.Compound,
+		&p.Address.Building, &p.Address.Unit, &p.Address.Floor, &p.Address.Room, &p.State, &p.TotalFen, &p.Reason,
+		&p.Day, &p.Fingerprint, &p.CreatedAt, &p.UpdatedAt)
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return p, err
+}
+
+const lineColumns = `parcel_id::text, item_id, name, unit, weighed, quantity, unit_price_fen, amount_fen,
+	unit_weight_grams, confirmed_quantity, confirmed_amount_fen`
+
+// loadLines fills the lines of parcels, in line order.
+func loadLines(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, parcels []supply.Parcel) error {
+	if len(parcels) == 0 {
+		return nil
+	}
+	index := make(map[string]int, len(parcels))
+	ids := make([]string, len(parcels))
+	for i, p := range parcels {
+		index[p.ID], ids[i] = i, p.ID
+	}
+	rows, err := q.Query(ctx, `SELECT `+lineColumns+` FROM parcel_lines WHERE parcel_id = ANY($1::uuid[])
+		ORDER BY parcel_id, line_no`, ids)
+	if err != nil {
+		return fmt.Errorf("load parcel lines: %w", err)
+	}
+	var parcelID string
+	var l supply.Line
+	_, err = pgx.ForEachRow(rows, []any{&parcelID, &l.ItemID, &l.Name, &l.Unit, &l.Weighed, &l.Quantity,
+		&l.UnitPriceFen, &l.AmountFen, &l.UnitWeightGrams, &l.ConfirmedQuantity, &l.ConfirmedAmountFen}, func() error {
+		p := &parcels[index[parcelID]]
+		p.Lines = append(p.Lines, l)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load parcel lines: %w", err)
+	}
+	return nil
+}
+
+// getParcel reads a parcel with its lines, locking its row when forUpdate.
+func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (supply.Parcel, error) {
+	q := `SELECT ` + parcelColumns + ` FROM parcels WHERE parcel_id = $1`
+	if forUpdate {
+		q += ` FOR UPDATE`
+	}
+	p, err := scanParcel(tx.QueryRow(ctx, q, id))
+	if err != nil {
+		return p, notFound(err, "parcel "+id)
+	}
+	ps := []supply.Parcel{p}
+	if err := loadLines(ctx, tx, ps); err != nil {
+		return p, err
+	}
+	return ps[0], nil
+}
+
+// Reserve implements supply.Repository.
+func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
+	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, supply.Transition, error)) (supply.Parcel, error) {
+	var out supply.Parcel
+	reserve := func(tx pgx.Tx) error {
+		existing, err := getParcel(ctx, tx, res.ParcelID, false)
+		switch {
+		case err == nil:
+			if !bytes.Equal(existing.Fingerprint, res.Fingerprint()) {
+				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
+			}
+			out = existing
+			return nil
+		case !errors.Is(err, supply.ErrNotFound):
+			return err
+		}
+		sup, err := getSupplier(ctx, tx, res.SupplierID)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(res.Lines))
+		for i, l := range res.Lines {
+			ids[i] = l.ItemID
+		}
+		locked, err := lockItems(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		// Read after the locks: a concurrent reservation of the same item by the same household
+		// has committed by now, so its lines count.
+		used, err := rationUsed(ctx, tx, res.HouseholdID, day, locked)
+		if err != nil {
+			return err
+		}
+		p, t, err := decide(sup, locked.items, used)
+		if err != nil {
+			return err
+		}
+		if err := insertParcel(ctx, tx, p); err != nil {
+			return err
+		}
+		if err := locked.save(ctx, tx); err != nil {
+			return err
+		}
+		if err := insertTransition(ctx, tx, p.ID, t); err != nil {
+			return err
+		}
+		out = p
+		return nil
+	}
+	err := pgkit.Tx(ctx, r.Pool, reserve)
+	if pgkit.IsUniqueViolation(err) {
+		// The same parcel reserved concurrently and committed first: this attempt now finds it
+		// and answers as a retry would.
+		err = pgkit.Tx(ctx, r.Pool, reserve)
+	}
+	return out, err
+}
+
+// rationUsed is what the household's live parcels of the day hold of each rationed item: the
+// reserved quantity until confirmed, the confirmed one after.
+func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time, locked lockedItems) (map[string]int64, error) {
+	var rationed []string
+	for id, it := range locked.items {
+		if it.RationPerDay > 0 {
+			rationed = append(rationed, id)
+		}
+	}
+	used := map[string]int64{}
+	if len(rationed) == 0 {
+		return used, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT l.item_id,
+			sum(CASE WHEN p.state = 'placed' THEN l.quantity ELSE l.confirmed_quantity END)::bigint
+		FROM parcel_lines l JOIN parcels p ON p.parcel_id = l.parcel_id
+		WHERE p.household_id = $1 AND p.service_day = $2 AND l.item_id = ANY($3)
+			AND p.state NOT IN ('rejected', 'cancelled', 'expired')
+		GROUP BY l.item_id`, household, day, rationed)
+	if err != nil {
+		return nil, fmt.Errorf("ration use: %w", err)
+	}
+	var id string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error { used[id] = n; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("ration use: %w", err)
+	}
+	return used, nil
+}
+
+func insertParcel(ctx context.Context, tx pgx.Tx, p supply.Parcel) error {
+	_, err := tx.Exec(ctx, `INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
+			address_compound, address_building, address_unit, address_floor, address_room, state, total_fen, reason,
+			service_day, fingerprint, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		p.ID, p.OrderID, p.SupplierID, p.Compound, p.HouseholdID, p.Address.Compound, p.Address.Building,
+		p.Address.Unit, p.Address.Floor, p.Address.Room, string(p.State), p.TotalFen, p.Reason, p.Day, p.Fingerprint,
+		p.CreatedAt, p.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("insert parcel %s: %w", p.ID, err)
+	}
+	b := &pgx.Batch{}
+	for i, l := range p.Lines {
+		b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity, unit_price_fen,
+				amount_fen, unit_weight_grams) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			p.ID, i, l.ItemID, l.Name, l.Unit, l.Weighed, l.Quantity, l.UnitPriceFen, l.AmountFen, l.UnitWeightGrams)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert lines of parcel %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+func insertTransition(ctx context.Context, tx pgx.Tx, parcelID string, t supply.Transition) error {
+	var from *string
+	if t.From != "" {
+		s := string(t.From)
+		from = &s
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, reason, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, parcelID, from, string(t.To), string(t.Actor.Role), t.Actor.ID, t.Reason, t.At)
+	if err != nil {
+		return fmt.Errorf("record transition of parcel %s: %w", parcelID, err)
+	}
+	return nil
+}
+
+// ChangeParcel implements supply.Repository. The parcel row is locked before its items, and
+// Reserve never locks a parcel, so the two lock orders cannot form a cycle.
+func (r *Repo) ChangeParcel(ctx context.Context, key *supply.IdempotencyKey, ref supply.ParcelRef, withItems bool, change supply.ParcelChange) (supply.Parcel, error) {
+	var out supply.Parcel
+	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = idempotent(ctx, tx, key, func() (supply.Parcel, error) {
+			p, err := getParcel(ctx, tx, ref.ID, true)
+			if err != nil {
+				return p, err
+			}
+			if ref.SupplierID != "" && p.SupplierID != ref.SupplierID {
+				return supply.Parcel{}, fmt.Errorf("parcel %s of supplier %s: %w", ref.ID, ref.SupplierID, supply.ErrNotFound)
+			}
+			var locked lockedItems
+			if withItems {
+				ids := make([]string, len(p.Lines))
+				for i, l := range p.Lines {
+					ids[i] = l.ItemID
+				}
+				if locked, err = lockItems(ctx, tx, ids); err != nil {
+					return p, err
+				}
+			}
+			t, err := change(&p, locked.items)
+			if err != nil || t.To == "" {
+				return p, err
+			}
+			return p, saveChange(ctx, tx, p, t, locked)
+		})
+		return err
+	})
+	return out, err
+}
+
+func saveChange(ctx context.Context, tx pgx.Tx, p supply.Parcel, t supply.Transition, locked lockedItems) error {
+	if _, err := tx.Exec(ctx, `UPDATE parcels SET state = $2, total_fen = $3, reason = $4, updated_at = $5
+		WHERE parcel_id = $1`, p.ID, string(p.State), p.TotalFen, p.Reason, p.UpdatedAt); err != nil {
+		return fmt.Errorf("update parcel %s: %w", p.ID, err)
+	}
+	if t.To == supply.StateConfirmed {
+		b := &pgx.Batch{}
+		for _, l := range p.Lines {
+			b.Queue(`UPDATE parcel_lines SET confirmed_quantity = $3, confirmed_amount_fen = $4
+				WHERE parcel_id = $1 AND item_id = $2`, p.ID, l.ItemID, l.ConfirmedQuantity, l.ConfirmedAmountFen)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("confirm lines of parcel %s: %w", p.ID, err)
+		}
+	}
+	if err := locked.save(ctx, tx); err != nil {
+		return err
+	}
+	if err := insertTransition(ctx, tx, p.ID, t); err != nil {
+		return err
+	}
+	if t.Announce {
+		if err := outbox.Add(ctx, tx, protomap.ParcelEvent(p, t)); err != nil {
+			return fmt.Errorf("announce parcel %s %s: %w", p.ID, t.To, err)
+		}
+	}
+	return nil
+}
+
+// ListParcels implements supply.Repository.
+func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.State) ([]supply.Parcel, error) {
+	tx, err := r.Pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return nil, fmt.Errorf("list parcels: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := getSupplier(ctx, tx, supplierID); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT `+parcelColumns+` FROM parcels
+		WHERE supplier_id = $1 AND ($2 = '' OR state = $2) ORDER BY created_at, parcel_id`, supplierID, string(state))
+	if err != nil {
+		return nil, fmt.Errorf("list parcels: %w", err)
+	}
+	parcels, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (supply.Parcel, error) { return scanParcel(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list parcels: %w", err)
+	}
+	if err := loadLines(ctx, tx, parcels); err != nil {
+		return nil, err
+	}
+	return parcels, nil
+}

@@ -1,0 +1,85 @@
+// Package postgres stores the supplier service's suppliers, catalogs, parcels, transitions and
+// idempotency keys in its PostgreSQL schema with hand-written SQL. Every change commits together
+// with its transition record, its idempotency key and its outbox event.
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/services/supplier/internal/supply"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations creates the supplier tables.
+func Migrations() pgkit.Migrations {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return pgkit.Migrations{Table: "goose_supplier", FS: sub}
+}
+
+// Repo implements supply.Repository.
+type Repo struct {
+	Pool *pgxpool.Pool
+}
+
+var _ supply.Repository = (*Repo)(nil)
+
+// idempotent runs fn under key inside tx. The key is claimed first, so a concurrent duplicate
+// waits for this transaction and then finds the stored response; a request that fails rolls its
+// key back with everything else and may be retried afresh.
+func idempotent[T any](ctx context.Context, tx pgx.Tx, key *supply.IdempotencyKey, fn func() (T, error)) (T, error) {
+	var zero T
+	if key == nil || key.RequestID == "" {
+		return fn()
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (request_id, method, request_hash) VALUES ($1, $2, $3)
+		ON CONFLICT (request_id) DO NOTHING`, key.RequestID, key.Method, key.Hash)
+	if err != nil {
+		return zero, fmt.Errorf("claim request %s: %w", key.RequestID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		var method string
+		var hash, response []byte
+		if err := tx.QueryRow(ctx, `SELECT method, request_hash, response FROM idempotency_keys WHERE request_id = $1`,
+			key.RequestID).Scan(&method, &hash, &response); err != nil {
+			return zero, fmt.Errorf("read request %s: %w", key.RequestID, err)
+		}
+		if method != key.Method || !bytes.Equal(hash, key.Hash) {
+			return zero, fmt.Errorf("request_id %s was used for a different request: %w", key.RequestID, supply.ErrAlreadyExists)
+		}
+		var out T
+		if err := json.Unmarshal(response, &out); err != nil {
+			return zero, fmt.Errorf("stored response of request %s: %w", key.RequestID, err)
+		}
+		return out, nil
+	}
+	out, err := fn()
+	if err != nil {
+		return zero, err
+	}
+	response, err := json.Marshal(out)
+	if err != nil {
+		return zero, fmt.Errorf("encode response of request %s: %w", key.RequestID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response = $2 WHERE request_id = $1`, key.RequestID, response); err != nil {
+		return zero, fmt.Errorf("store response of request %s: %w", key.RequestID, err)
+	}
+	return out, nil
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, supply.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

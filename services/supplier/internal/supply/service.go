@@ -1,0 +1,244 @@
+package supply
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// IdempotencyKey identifies a mutating request: a retry with the same RequestID, Method and Hash
+// gets the first response back; the same RequestID with anything else is refused.
+type IdempotencyKey struct {
+	RequestID string
+	Method    string
+	Hash      []byte
+}
+
+// ParcelRef names a parcel; SupplierID, when set, must own it (another supplier's parcel is not
+// found, so suppliers cannot probe each other's queues).
+type ParcelRef struct {
+	ID         string
+	SupplierID string
+}
+
+// ParcelChange decides a change to a parcel whose row and items (when asked for) the repository
+// holds locked. It mutates p and the items' stock and returns the transition to record; a zero
+// Transition stores nothing.
+type ParcelChange func(p *Parcel, items map[string]*Item) (Transition, error)
+
+// Repository stores suppliers, catalogs and parcels. Every method that takes an
+// IdempotencyKey (nil: none) runs the change and the key in one transaction.
+type Repository interface {
+	CreateSupplier(ctx context.Context, key *IdempotencyKey, s Supplier) (Supplier, error)
+	ListSuppliers(ctx context.Context, compound string) ([]Supplier, error)
+	// UpsertItem creates or replaces an item; its compound is its supplier's.
+	UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error)
+	// ListItems lists a compound's items, only supplierID's when set, in supplier and item order.
+	ListItems(ctx context.Context, compound, supplierID string) ([]Item, error)
+	// GetItems returns those of ids that exist.
+	GetItems(ctx context.Context, ids []string) ([]Item, error)
+	// Reserve returns the stored parcel when r.ParcelID exists; otherwise it locks the supplier's
+	// items named by r in item id order, reads the household's ration use for today and lets
+	// decide build the parcel, then stores it with the items' new stock.
+	Reserve(ctx context.Context, r Reservation, day time.Time, decide func(sup Supplier, items map[string]*Item, rationUsed map[string]int64) (Parcel, Transition, error)) (Parcel, error)
+	// ChangeParcel locks the parcel (and its items in id order when lockItems), applies change and
+	// stores the result, the transition and, when announced, its event.
+	ChangeParcel(ctx context.Context, key *IdempotencyKey, ref ParcelRef, lockItems bool, change ParcelChange) (Parcel, error)
+	// ListParcels is a supplier's parcels, oldest first, in state when set.
+	ListParcels(ctx context.Context, supplierID string, state State) ([]Parcel, error)
+}
+
+// Service is the supplier's use cases over a Repository.
+type Service struct {
+	Repo Repository
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// CreateSupplier registers a supplier; an empty ID gets a generated one.
+func (s *Service) CreateSupplier(ctx context.Context, key *IdempotencyKey, sup Supplier) (Supplier, error) {
+	sup.Name = strings.TrimSpace(sup.Name)
+	if err := sup.Validate(); err != nil {
+		return Supplier{}, err
+	}
+	if sup.ID == "" {
+		sup.ID = newID()
+	}
+	return s.Repo.CreateSupplier(ctx, key, sup)
+}
+
+// ListSuppliers lists a compound's suppliers.
+func (s *Service) ListSuppliers(ctx context.Context, compound string) ([]Supplier, error) {
+	if !ValidSlug(compound) {
+		return nil, Invalid("compound", "must be a compound slug")
+	}
+	return s.Repo.ListSuppliers(ctx, compound)
+}
+
+// UpsertItem creates (empty ID: generated) or replaces a catalog item.
+func (s *Service) UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error) {
+	it.Normalize()
+	if err := it.Validate(); err != nil {
+		return Item{}, err
+	}
+	if it.ID == "" {
+		it.ID = newID()
+	}
+	return s.Repo.UpsertItem(ctx, key, it)
+}
+
+// ListItems lists a compound's catalog, or one supplier's part of it.
+func (s *Service) ListItems(ctx context.Context, compound, supplierID string) ([]Item, error) {
+	if !ValidSlug(compound) {
+		return nil, Invalid("compound", "must be a compound slug")
+	}
+	return s.Repo.ListItems(ctx, compound, supplierID)
+}
+
+// MaxBatch bounds BatchGetItems.
+const MaxBatch = 1000
+
+// BatchGetItems returns every named item in the order asked (duplicates once), or ErrNotFound
+// naming the missing ones.
+func (s *Service) BatchGetItems(ctx context.Context, ids []string) ([]Item, error) {
+	var v violations
+	v.check(len(ids) > 0, "item_ids", "must name at least one item")
+	v.check(len(ids) <= MaxBatch, "item_ids", "must name at most %d items", MaxBatch)
+	for i, id := range ids {
+		v.required(id, fmt.Sprintf("item_ids[%d]", i))
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	var uniq []string
+	for _, id := range ids {
+		if !slices.Contains(uniq, id) {
+			uniq = append(uniq, id)
+		}
+	}
+	found, err := s.Repo.GetItems(ctx, uniq)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]Item, len(found))
+	for _, it := range found {
+		byID[it.ID] = it
+	}
+	out := make([]Item, 0, len(uniq))
+	var missing []string
+	for _, id := range uniq {
+		it, ok := byID[id]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		out = append(out, it)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("items %s: %w", strings.Join(missing, ", "), ErrNotFound)
+	}
+	return out, nil
+}
+
+// Reserve holds stock for one parcel; a retry of the same reservation returns the stored parcel.
+func (s *Service) Reserve(ctx context.Context, r Reservation) (Parcel, error) {
+	if err := r.Validate(); err != nil {
+		return Parcel{}, err
+	}
+	now := s.now()
+	return s.Repo.Reserve(ctx, r, ServiceDay(now), func(sup Supplier, items map[string]*Item, used map[string]int64) (Parcel, Transition, error) {
+		return NewParcel(r, sup, items, used, now)
+	})
+}
+
+// Release cancels an unconfirmed parcel for the order service and restocks it.
+func (s *Service) Release(ctx context.Context, parcelID string, actor Actor, reason string) (Parcel, error) {
+	var v violations
+	v.id(parcelID, "parcel_id")
+	v.maxLen(reason, "reason", MaxReason)
+	if err := v.err(); err != nil {
+		return Parcel{}, err
+	}
+	now := s.now()
+	return s.Repo.ChangeParcel(ctx, nil, ParcelRef{ID: parcelID}, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+		return p.Release(items, actor, reason, now)
+	})
+}
+
+func supplierRef(supplierID, parcelID string) (ParcelRef, violations) {
+	var v violations
+	v.required(supplierID, "supplier_id")
+	v.id(parcelID, "parcel_id")
+	return ParcelRef{ID: parcelID, SupplierID: supplierID}, v
+}
+
+// Confirm records the supplier's confirmation, with actual weights or partial quantities.
+func (s *Service) Confirm(ctx context.Context, key *IdempotencyKey, supplierID, parcelID string, lines []ConfirmLine) (Parcel, error) {
+	ref, v := supplierRef(supplierID, parcelID)
+	v.check(len(lines) <= MaxLines, "lines", "must hold at most %d lines", MaxLines)
+	for i, l := range lines {
+		v.required(l.ItemID, fmt.Sprintf("lines[%d].item_id", i))
+		v.check(l.Quantity >= 0, fmt.Sprintf("lines[%d].quantity", i), "must not be negative")
+		v.check(l.Quantity <= MaxQuantity, fmt.Sprintf("lines[%d].quantity", i), "must be at most %d", MaxQuantity)
+	}
+	if err := v.err(); err != nil {
+		return Parcel{}, err
+	}
+	now := s.now()
+	actor := Actor{Role: RoleSupplier, ID: supplierID}
+	return s.Repo.ChangeParcel(ctx, key, ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+		return p.Confirm(items, lines, actor, now)
+	})
+}
+
+// Reject refuses a parcel with a reason and restocks it.
+func (s *Service) Reject(ctx context.Context, key *IdempotencyKey, supplierID, parcelID, reason string) (Parcel, error) {
+	ref, v := supplierRef(supplierID, parcelID)
+	v.required(reason, "reason")
+	v.maxLen(reason, "reason", MaxReason)
+	if err := v.err(); err != nil {
+		return Parcel{}, err
+	}
+	now := s.now()
+	actor := Actor{Role: RoleSupplier, ID: supplierID}
+	return s.Repo.ChangeParcel(ctx, key, ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+		return p.Reject(items, actor, strings.TrimSpace(reason), now)
+	})
+}
+
+// MarkReady records a confirmed parcel handed over at the gate.
+func (s *Service) MarkReady(ctx context.Context, key *IdempotencyKey, supplierID, parcelID string) (Parcel, error) {
+	ref, v := supplierRef(supplierID, parcelID)
+	if err := v.err(); err != nil {
+		return Parcel{}, err
+	}
+	now := s.now()
+	actor := Actor{Role: RoleSupplier, ID: supplierID}
+	return s.Repo.ChangeParcel(ctx, key, ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
+		return p.MarkReady(actor, now)
+	})
+}
+
+// ListParcels is a supplier's parcel queue, optionally in one state.
+func (s *Service) ListParcels(ctx context.Context, supplierID string, state State) ([]Parcel, error) {
+	var v violations
+	v.required(supplierID, "supplier_id")
+	v.check(state == "" || state.Valid(), "state", "is not a parcel state")
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return s.Repo.ListParcels(ctx, supplierID, state)
+}
