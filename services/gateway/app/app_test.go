@@ -1,0 +1,437 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doorstep/doorstep/services/gateway/app"
+)
+
+const callTimeout = 2 * time.Second
+
+type gateway struct {
+	url   string
+	peers *peers
+}
+
+// start runs the real gateway (app.Run) on 127.0.0.1:0 against fake peers.
+func start(t *testing.T, edit func(*app.Config)) *gateway {
+	t.Helper()
+	p := startPeers(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := app.Config{OrderAddr: p.orderAddr, SupplierAddr: p.supplierAddr, TrackingAddr: p.trackingAddr,
+		Compound: "haixin", CallTimeout: callTimeout, Listener: lis}
+	if edit != nil {
+		edit(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return &gateway{url: "http://" + lis.Addr().String(), peers: p}
+}
+
+type response struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+}
+
+func (g *gateway) do(t *testing.T, method, path, body string) response {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, g.url+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := response{status: res.StatusCode, header: res.Header, raw: raw}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // so the tests see that money is a JSON integer, not a string or a float
+		if err := dec.Decode(&out.body); err != nil {
+			t.Fatalf("%s %s: body %s is not a JSON object: %v", method, path, raw, err)
+		}
+	}
+	return out
+}
+
+// expectError checks an error response's status, code and (when given) the field it names.
+func expectError(t *testing.T, r response, status int, code, field string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.raw)
+	}
+	e, ok := r.body["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("body %s has no error object", r.raw)
+	}
+	if e["code"] != code {
+		t.Errorf("code = %v, want %s; body %s", e["code"], code, r.raw)
+	}
+	if msg, _ := e["message"].(string); msg == "" {
+		t.Errorf("error has no message: %s", r.raw)
+	}
+	if field != "" {
+		fields, _ := e["fields"].(map[string]any)
+		if why, _ := fields[field].(string); why == "" {
+			t.Errorf("fields %v do not name %q; body %s", fields, field, r.raw)
+		}
+	}
+}
+
+// get walks a decoded JSON value: get(v, "orders", 0, "parcels", 0, "state").
+func get(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
+
+func integer(t *testing.T, v any) int64 {
+	t.Helper()
+	n, ok := v.(json.Number)
+	if !ok {
+		t.Fatalf("%v (%T) is not a JSON number", v, v)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		t.Fatalf("%v is not an integer: %v", v, err)
+	}
+	return i
+}
+
+const placeBody = `{"request_id":"r-1","household_id":"haixin-1-1-101","lines":[{"item_id":"cabbage","quantity":500},{"item_id":"masks","quantity":2}]}`
+
+func TestHealthz(t *testing.T) {
+	g := start(t, nil)
+	r := g.do(t, "GET", "/healthz", "")
+	if r.status != http.StatusOK || r.body["status"] != "ok" {
+		t.Fatalf("healthz = %d %s", r.status, r.raw)
+	}
+}
+
+func TestCatalogGroupsItemsBySupplier(t *testing.T) {
+	g := start(t, nil)
+	for _, path := range []string{"/api/v1/catalog", "/api/v1/catalog?compound=haixin"} {
+		r := g.do(t, "GET", path, "")
+		if r.status != http.StatusOK {
+			t.Fatalf("%s = %d %s", path, r.status, r.raw)
+		}
+		if get(r.body, "compound") != "haixin" {
+			t.Errorf("compound = %v", get(r.body, "compound"))
+		}
+		if n := len(get(r.body, "suppliers").([]any)); n != 2 {
+			t.Fatalf("%d suppliers, want 2: %s", n, r.raw)
+		}
+		fresh := get(r.body, "suppliers", 0)
+		if get(fresh, "supplier_id") != "haixin-freshmart" || get(fresh, "kind") != "supermarket" || len(get(fresh, "items").([]any)) != 2 {
+			t.Errorf("first supplier = %v", fresh)
+		}
+		cabbage := get(fresh, "items", 0)
+		if get(cabbage, "weighed") != true || get(cabbage, "unit") != "kg" ||
+			integer(t, get(cabbage, "current_price_fen")) != 350 || integer(t, get(cabbage, "reference_price_fen")) != 400 ||
+			integer(t, get(cabbage, "stock")) != 200000 {
+			t.Errorf("cabbage = %v", cabbage)
+		}
+		pack := get(fresh, "items", 1)
+		if get(pack, "bundle") != true || get(pack, "bundle_contents") != "白菜 1 kg, 土豆 1 kg, 胡萝卜 500 g" {
+			t.Errorf("bundle = %v", pack)
+		}
+		masks := get(r.body, "suppliers", 1, "items", 0)
+		if integer(t, get(masks, "ration_per_day")) != 2 || get(masks, "weighed") != false {
+			t.Errorf("masks = %v", masks)
+		}
+	}
+	if r := g.do(t, "GET", "/api/v1/catalog?compound=elsewhere", ""); r.status != http.StatusOK || len(get(r.body, "suppliers").([]any)) != 0 {
+		t.Errorf("other compound = %d %s", r.status, r.raw)
+	}
+	expectError(t, g.do(t, "GET", "/api/v1/catalog?compound=No%20Such!", ""), http.StatusBadRequest, "INVALID_ARGUMENT", "compound")
+}
+
+func TestPlaceOrder(t *testing.T) {
+	g := start(t, nil)
+	r := g.do(t, "POST", "/api/v1/orders", placeBody)
+	if r.status != http.StatusCreated {
+		t.Fatalf("place = %d %s", r.status, r.raw)
+	}
+	id, _ := get(r.body, "order_id").(string)
+	if id == "" || r.header.Get("Location") != "/api/v1/orders/"+id {
+		t.Errorf("order_id %q, Location %q", id, r.header.Get("Location"))
+	}
+	if get(r.body, "status") != "PLACED" || get(r.body, "channel") != "APP" || get(r.body, "household_id") != "haixin-1-1-101" ||
+		get(r.body, "placed_by", "role") != "RESIDENT" || get(r.body, "placed_by", "id") != "haixin-1-1-101" ||
+		get(r.body, "placed_at") != "2022-04-10T01:30:00Z" {
+		t.Errorf("order = %s", r.raw)
+	}
+	// 500 g of cabbage at 350 fen/kg is 175 fen; two boxes of masks 4000.
+	if integer(t, get(r.body, "total_fen")) != 4175 || integer(t, get(r.body, "parcels", 0, "lines", 0, "amount_fen")) != 175 ||
+		get(r.body, "parcels", 0, "state") != "PLACED" || get(r.body, "parcels", 0, "lines", 0, "weighed") != true {
+		t.Errorf("amounts = %s", r.raw)
+	}
+	// Every field is present even when empty, with snake_case names.
+	for _, f := range []string{"reason", "weight_grams", "contactless", "updated_at", "supplier_id", "parcel_id"} {
+		if _, ok := get(r.body, "parcels", 0).(map[string]any)[f]; !ok {
+			t.Errorf("parcel has no %q: %s", f, r.raw)
+		}
+	}
+
+	// A retry with the same request id returns the first order; another basket under it is refused.
+	again := g.do(t, "POST", "/api/v1/orders", placeBody)
+	if again.status != http.StatusCreated || get(again.body, "order_id") != id {
+		t.Errorf("retry = %d %s, want the same order %s", again.status, again.raw, id)
+	}
+	expectError(t, g.do(t, "POST", "/api/v1/orders",
+		`{"request_id":"r-1","household_id":"haixin-1-1-101","lines":[{"item_id":"masks","quantity":1}]}`),
+		http.StatusConflict, "ALREADY_EXISTS", "")
+
+	g.peers.calls.mu.Lock()
+	defer g.peers.calls.mu.Unlock()
+	first := g.peers.calls.place[0]
+	if first.GetChannel().String() != "CHANNEL_APP" || first.GetPlacedBy().GetRole().String() != "ROLE_RESIDENT" ||
+		first.GetPlacedBy().GetId() != "haixin-1-1-101" || len(first.GetLines()) != 2 || first.GetLines()[1].GetQuantity() != 2 {
+		t.Errorf("PlaceOrder request = %v", first)
+	}
+}
+
+func TestPlaceOrderRefusals(t *testing.T) {
+	g := start(t, nil)
+	big := `{"request_id":"r","household_id":"h","lines":[],"x":"` + strings.Repeat("a", 1<<20) + `"}`
+	for _, tc := range []struct {
+		name, body  string
+		status      int
+		code, field string
+	}{
+		// Found by the order service and passed through with its field names.
+		{"zero quantity", `{"request_id":"r","household_id":"haixin-1-1-101","lines":[{"item_id":"cabbage","quantity":500},{"item_id":"masks","quantity":0}]}`,
+			400, "INVALID_ARGUMENT", "lines[1].quantity"},
+		{"missing request id", `{"household_id":"haixin-1-1-101","lines":[{"item_id":"masks","quantity":1}]}`, 400, "INVALID_ARGUMENT", "request_id"},
+		{"no lines", `{"request_id":"r","household_id":"haixin-1-1-101"}`, 400, "INVALID_ARGUMENT", "lines"},
+		{"out of stock", `{"request_id":"r","household_id":"haixin-1-1-101","lines":[{"item_id":"masks","quantity":3},{"item_id":"veg-pack","quantity":41}]}`,
+			409, "FAILED_PRECONDITION", ""},
+		{"unknown item", `{"request_id":"r","household_id":"haixin-1-1-101","lines":[{"item_id":"caviar","quantity":1}]}`, 404, "NOT_FOUND", ""},
+		// Found by the gateway's own parsing.
+		{"unknown field", `{"request_id":"r","household_id":"h","lines":[],"colour":"red"}`, 400, "INVALID_ARGUMENT", "colour"},
+		{"unknown line field", `{"request_id":"r","household_id":"h","lines":[{"item_id":"masks","quantity":1},{"item_id":"masks","qty":1}]}`,
+			400, "INVALID_ARGUMENT", "lines[1].qty"},
+		{"quantity as string", `{"request_id":"r","household_id":"h","lines":[{"item_id":"masks","quantity":"1"}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
+		{"fractional quantity", `{"request_id":"r","household_id":"h","lines":[{"item_id":"cabbage","quantity":0.5}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
+		{"request id as number", `{"request_id":7,"household_id":"h","lines":[]}`, 400, "INVALID_ARGUMENT", "request_id"},
+		{"lines not an array", `{"request_id":"r","household_id":"h","lines":{"item_id":"masks"}}`, 400, "INVALID_ARGUMENT", "lines"},
+		{"line not an object", `{"request_id":"r","household_id":"h","lines":[3]}`, 400, "INVALID_ARGUMENT", "lines[0]"},
+		{"malformed", `{"request_id":"r",`, 400, "INVALID_ARGUMENT", "body"},
+		{"not an object", `[1,2]`, 400, "INVALID_ARGUMENT", "body"},
+		{"two objects", `{} {}`, 400, "INVALID_ARGUMENT", "body"},
+		{"empty", ``, 400, "INVALID_ARGUMENT", "body"},
+		{"over 1 MiB", big, 413, "PAYLOAD_TOO_LARGE", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			expectError(t, g.do(t, "POST", "/api/v1/orders", tc.body), tc.status, tc.code, tc.field)
+		})
+	}
+}
+
+func TestGetOrderAndTimeline(t *testing.T) {
+	g := start(t, nil)
+	placed := g.do(t, "POST", "/api/v1/orders", placeBody)
+	id := get(placed.body, "order_id").(string)
+
+	r := g.do(t, "GET", "/api/v1/orders/"+id, "")
+	if r.status != http.StatusOK || get(r.body, "order_id") != id || get(r.body, "parcels", 0, "state") != "PLACED" {
+		t.Fatalf("get = %d %s", r.status, r.raw)
+	}
+	tl := g.do(t, "GET", "/api/v1/orders/"+id+"/timeline", "")
+	if tl.status != http.StatusOK || get(tl.body, "order_id") != id {
+		t.Fatalf("timeline = %d %s", tl.status, tl.raw)
+	}
+	first, second := get(tl.body, "entries", 0), get(tl.body, "entries", 1)
+	if get(first, "kind") != "order.placed" || get(first, "state") != "" || get(first, "actor", "role") != "RESIDENT" ||
+		get(first, "occurred_at") != "2022-04-10T01:30:00Z" || get(first, "detail") != "1 parcel, total ¥1.75, via app" {
+		t.Errorf("first entry = %v", first)
+	}
+	if get(second, "kind") != "parcel.placed" || get(second, "state") != "PLACED" || get(second, "parcel_id") == "" {
+		t.Errorf("second entry = %v", second)
+	}
+
+	unknown := "019a0000-0000-7000-8000-999999999999"
+	expectError(t, g.do(t, "GET", "/api/v1/orders/"+unknown, ""), 404, "NOT_FOUND", "")
+	expectError(t, g.do(t, "GET", "/api/v1/orders/"+unknown+"/timeline", ""), 404, "NOT_FOUND", "")
+}
+
+func TestListHouseholdOrders(t *testing.T) {
+	g := start(t, nil)
+	first := get(g.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id")
+	second := get(g.do(t, "POST", "/api/v1/orders", strings.Replace(placeBody, "r-1", "r-2", 1)).body, "order_id")
+	g.do(t, "POST", "/api/v1/orders", `{"request_id":"r-3","household_id":"haixin-2-1-301","lines":[{"item_id":"masks","quantity":1}]}`)
+
+	r := g.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders?page_size=10", "")
+	if r.status != http.StatusOK || get(r.body, "household_id") != "haixin-1-1-101" {
+		t.Fatalf("list = %d %s", r.status, r.raw)
+	}
+	if got := get(r.body, "orders").([]any); len(got) != 2 || get(got[0], "order_id") != second || get(got[1], "order_id") != first {
+		t.Errorf("orders = %s, want %v then %v", r.raw, second, first)
+	}
+	if r := g.do(t, "GET", "/api/v1/households/haixin-9-9-909/orders", ""); r.status != 200 || len(get(r.body, "orders").([]any)) != 0 {
+		t.Errorf("empty household = %d %s", r.status, r.raw)
+	}
+	expectError(t, g.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders?page_size=many", ""), 400, "INVALID_ARGUMENT", "page_size")
+}
+
+func TestCancelOrder(t *testing.T) {
+	g := start(t, nil)
+	id := get(g.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
+	r := g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-1","reason":"ordered twice"}`)
+	if r.status != http.StatusOK || get(r.body, "parcels", 0, "state") != "CANCELLED" || get(r.body, "parcels", 0, "reason") != "ordered twice" ||
+		get(r.body, "status") != "CLOSED" {
+		t.Fatalf("cancel = %d %s", r.status, r.raw)
+	}
+	g.peers.calls.mu.Lock()
+	req := g.peers.calls.cancel[0]
+	g.peers.calls.mu.Unlock()
+	if req.GetRequestId() != "c-1" || req.GetActor().GetRole().String() != "ROLE_RESIDENT" || req.GetActor().GetId() != "haixin-1-1-101" {
+		t.Errorf("CancelOrder request = %v", req)
+	}
+
+	confirmed := get(g.do(t, "POST", "/api/v1/orders", strings.Replace(placeBody, "r-1", "r-2", 1)).body, "order_id").(string)
+	g.peers.order.confirm(confirmed)
+	expectError(t, g.do(t, "POST", "/api/v1/orders/"+confirmed+"/cancel", `{"request_id":"c-2","reason":"late"}`), 409, "FAILED_PRECONDITION", "")
+	expectError(t, g.do(t, "POST", "/api/v1/orders/019a0000-0000-7000-8000-999999999999/cancel", `{"request_id":"c-3"}`), 404, "NOT_FOUND", "")
+	expectError(t, g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-4","why":"x"}`), 400, "INVALID_ARGUMENT", "why")
+	expectError(t, g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"reason":"x"}`), 400, "INVALID_ARGUMENT", "request_id")
+}
+
+func TestEveryCallHasTheGatewaysDeadline(t *testing.T) {
+	g := start(t, nil)
+	id := get(g.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
+	g.do(t, "GET", "/api/v1/catalog", "")
+	g.do(t, "GET", "/api/v1/orders/"+id+"/timeline", "")
+	g.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders", "")
+	g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-1"}`)
+	g.peers.calls.mu.Lock()
+	defer g.peers.calls.mu.Unlock()
+	for _, m := range []string{"PlaceOrder", "GetOrder", "ListOrders", "CancelOrder", "ListSuppliers", "ListItems", "GetOrderTimeline"} {
+		left, ok := g.peers.calls.deadlines[m]
+		if !ok {
+			t.Errorf("%s was not called", m)
+			continue
+		}
+		// The gRPC client's own default is 5 s; the gateway's tighter bound must be what arrives.
+		if left <= 0 || left > callTimeout {
+			t.Errorf("%s arrived with %v left, want (0, %v]", m, left, callTimeout)
+		}
+	}
+}
+
+func TestPeerFailuresMapToStatuses(t *testing.T) {
+	t.Run("deadline exceeded is 504", func(t *testing.T) {
+		g := start(t, func(c *app.Config) { c.CallTimeout = 200 * time.Millisecond })
+		expectError(t, g.do(t, "GET", "/api/v1/orders/"+slowOrderID, ""), http.StatusGatewayTimeout, "DEADLINE_EXCEEDED", "")
+	})
+	t.Run("unavailable is 503", func(t *testing.T) {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := lis.Addr().String()
+		lis.Close() // nothing listens there now
+		g := start(t, func(c *app.Config) { c.TrackingAddr = down })
+		expectError(t, g.do(t, "GET", "/api/v1/orders/019a0000-0000-7000-8000-000000000001/timeline", ""),
+			http.StatusServiceUnavailable, "UNAVAILABLE", "")
+	})
+	t.Run("internal errors are hidden", func(t *testing.T) {
+		g := start(t, nil)
+		r := g.do(t, "GET", "/api/v1/orders/"+brokenOrderID, "")
+		expectError(t, r, http.StatusInternalServerError, "INTERNAL", "")
+		if bytes.Contains(r.raw, []byte("secret")) {
+			t.Errorf("internal detail leaked: %s", r.raw)
+		}
+	})
+}
+
+func TestUnknownAPIPathsAnswerJSON(t *testing.T) {
+	g := start(t, nil)
+	expectError(t, g.do(t, "GET", "/api/v1/nothing", ""), 404, "NOT_FOUND", "")
+	expectError(t, g.do(t, "DELETE", "/api/v1/catalog", ""), 404, "NOT_FOUND", "")
+}
+
+func TestPageAndAssetsAreServed(t *testing.T) {
+	g := start(t, nil)
+	page := g.do(t, "GET", "/", "")
+	if page.status != 200 || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("page = %d %s", page.status, page.header.Get("Content-Type"))
+	}
+	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	html := string(page.raw)
+	for _, want := range []string{`href="/app.css"`, `src="/app.js"`, "下单", "Place order", "我的订单", "My orders", `name="viewport"`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for path, ctype := range map[string]string{"/app.js": "text/javascript", "/app.css": "text/css"} {
+		r := g.do(t, "GET", path, "")
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), ctype) || len(r.raw) == 0 {
+			t.Errorf("%s = %d %q (%d bytes)", path, r.status, r.header.Get("Content-Type"), len(r.raw))
+		}
+	}
+	js := string(g.do(t, "GET", "/app.js", "").raw)
+	for _, want := range []string{"crypto.randomUUID", "/api/v1/orders", "/timeline", "REFRESH_MS = 3000", "WEIGHT_STEP_GRAMS = 500", "haixin-1-1-101"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("app.js lacks %q", want)
+		}
+	}
+	// Every asset is local: nothing is fetched from another origin.
+	for _, asset := range []string{html, js, string(g.do(t, "GET", "/app.css", "").raw)} {
+		if strings.Contains(asset, "http://") || strings.Contains(asset, "https://") || strings.Contains(asset, `src="//`) {
+			t.Errorf("an asset refers to another origin")
+		}
+	}
+	if r := g.do(t, "GET", "/missing.js", ""); r.status != 404 {
+		t.Errorf("missing asset = %d", r.status)
+	}
+	if r := g.do(t, "POST", "/", "x"); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST / = %d", r.status)
+	}
+}

@@ -1,0 +1,295 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// The gateway's peers are faked as real gRPC servers on 127.0.0.1:0: small, in memory, and
+// behaving as the contract says (field violations, idempotency, NOT_FOUND, FAILED_PRECONDITION),
+// so the gateway is tested through the same wire it uses in production.
+
+// Order ids the fakes treat specially.
+const (
+	slowOrderID   = "019a0000-0000-7000-8000-00000000510w" // blocks until the caller's deadline
+	brokenOrderID = "019a0000-0000-7000-8000-0000000b0c0e" // fails with an internal error
+)
+
+var placedAt = time.Date(2022, 4, 10, 1, 30, 0, 0, time.UTC)
+
+// calls records what the gateway sent, for assertions about mapping and deadlines.
+type calls struct {
+	mu        sync.Mutex
+	deadlines map[string]time.Duration // method -> time left when the call arrived
+	place     []*orderv1.PlaceOrderRequest
+	cancel    []*orderv1.CancelOrderRequest
+}
+
+func (c *calls) record(ctx context.Context, method string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	left := time.Duration(-1)
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	c.deadlines[method] = left
+}
+
+type fakeOrder struct {
+	orderv1.UnimplementedOrderServiceServer
+	calls    *calls
+	mu       sync.Mutex
+	orders   map[string]*orderv1.Order
+	requests map[string]*orderv1.PlaceOrderRequest // request id -> first request
+	byReq    map[string]string                     // request id -> order id
+	nextID   int
+}
+
+func (f *fakeOrder) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
+	f.calls.record(ctx, "PlaceOrder")
+	var v grpcx.Violations
+	v.Required(req.GetRequestId(), "request_id")
+	v.Required(req.GetHouseholdId(), "household_id")
+	v.Check(len(req.GetLines()) > 0, "lines", "must hold at least one line")
+	for i, l := range req.GetLines() {
+		v.Required(l.GetItemId(), fmt.Sprintf("lines[%d].item_id", i))
+		v.Check(l.GetQuantity() > 0, fmt.Sprintf("lines[%d].quantity", i), "must be positive")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls.mu.Lock()
+	f.calls.place = append(f.calls.place, req)
+	f.calls.mu.Unlock()
+	if first, ok := f.requests[req.GetRequestId()]; ok {
+		if !proto.Equal(first, req) {
+			return nil, status.Error(codes.AlreadyExists, "request_id "+req.GetRequestId()+" was used for another order")
+		}
+		return &orderv1.PlaceOrderResponse{Order: f.orders[f.byReq[req.GetRequestId()]]}, nil
+	}
+	parcel := &orderv1.Parcel{SupplierId: "haixin-freshmart", HouseholdId: req.GetHouseholdId(),
+		State: typesv1.ParcelState_PARCEL_STATE_PLACED, UpdatedAt: timestamppb.New(placedAt)}
+	for _, l := range req.GetLines() {
+		it, ok := catalogItems[l.GetItemId()]
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "item %s not found", l.GetItemId())
+		}
+		if l.GetQuantity() > it.GetStock() {
+			return nil, status.Errorf(codes.FailedPrecondition, "out of stock: %s (%d left)", it.GetName(), it.GetStock())
+		}
+		amount := it.GetCurrentPriceFen() * l.GetQuantity()
+		if it.GetWeighed() {
+			amount = (it.GetCurrentPriceFen()*l.GetQuantity() + 500) / 1000
+		}
+		parcel.Lines = append(parcel.Lines, &orderv1.OrderLine{ItemId: it.GetItemId(), Name: it.GetName(), Unit: it.GetUnit(),
+			Weighed: it.GetWeighed(), Quantity: l.GetQuantity(), UnitPriceFen: it.GetCurrentPriceFen(), AmountFen: amount})
+		parcel.TotalFen += amount
+	}
+	f.nextID++
+	id := fmt.Sprintf("019a0000-0000-7000-8000-%012d", f.nextID)
+	parcel.ParcelId = fmt.Sprintf("019a0000-0000-7000-9000-%012d", f.nextID)
+	parcel.OrderId = id
+	o := &orderv1.Order{OrderId: id, HouseholdId: req.GetHouseholdId(), Status: orderv1.OrderStatus_ORDER_STATUS_PLACED,
+		Parcels: []*orderv1.Parcel{parcel}, TotalFen: parcel.GetTotalFen(), Channel: req.GetChannel(),
+		PlacedBy: req.GetPlacedBy(), PlacedAt: timestamppb.New(placedAt)}
+	f.orders[id] = o
+	f.requests[req.GetRequestId()] = req
+	f.byReq[req.GetRequestId()] = id
+	return &orderv1.PlaceOrderResponse{Order: o}, nil
+}
+
+func (f *fakeOrder) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
+	f.calls.record(ctx, "GetOrder")
+	switch req.GetOrderId() {
+	case slowOrderID:
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case brokenOrderID:
+		return nil, status.Error(codes.Internal, "pq: connection to 10.0.0.7 refused (secret detail)")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.orders[req.GetOrderId()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "order %s not found", req.GetOrderId())
+	}
+	return &orderv1.GetOrderResponse{Order: o}, nil
+}
+
+func (f *fakeOrder) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
+	f.calls.record(ctx, "ListOrders")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &orderv1.ListOrdersResponse{}
+	for i := f.nextID; i > 0; i-- { // newest first
+		if o := f.orders[fmt.Sprintf("019a0000-0000-7000-8000-%012d", i)]; o != nil && o.GetHouseholdId() == req.GetHouseholdId() {
+			resp.Orders = append(resp.Orders, o)
+		}
+	}
+	return resp, nil
+}
+
+func (f *fakeOrder) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
+	f.calls.record(ctx, "CancelOrder")
+	var v grpcx.Violations
+	v.Required(req.GetRequestId(), "request_id")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls.mu.Lock()
+	f.calls.cancel = append(f.calls.cancel, req)
+	f.calls.mu.Unlock()
+	o, ok := f.orders[req.GetOrderId()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "order %s not found", req.GetOrderId())
+	}
+	for _, p := range o.GetParcels() {
+		if p.GetState() != typesv1.ParcelState_PARCEL_STATE_PLACED && p.GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+			return nil, status.Errorf(codes.FailedPrecondition, "parcel %s is %s: the supplier has confirmed it", p.GetParcelId(), p.GetState())
+		}
+	}
+	for _, p := range o.GetParcels() {
+		p.State, p.Reason = typesv1.ParcelState_PARCEL_STATE_CANCELLED, req.GetReason()
+	}
+	o.Status = orderv1.OrderStatus_ORDER_STATUS_CLOSED
+	return &orderv1.CancelOrderResponse{Order: o}, nil
+}
+
+// confirm moves an order's parcels on, as the supplier would.
+func (f *fakeOrder) confirm(orderID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.orders[orderID].GetParcels() {
+		p.State = typesv1.ParcelState_PARCEL_STATE_CONFIRMED
+	}
+	f.orders[orderID].Status = orderv1.OrderStatus_ORDER_STATUS_IN_PROGRESS
+}
+
+var (
+	catalogSuppliers = []*supplierv1.Supplier{
+		{SupplierId: "haixin-freshmart", Compound: "haixin", Name: "鲜丰超市 FreshMart", Kind: "supermarket"},
+		{SupplierId: "haixin-pharmacy", Compound: "haixin", Name: "益民药房 Yimin Pharmacy", Kind: "pharmacy"},
+	}
+	catalogItems = map[string]*supplierv1.Item{
+		"cabbage": {ItemId: "cabbage", SupplierId: "haixin-freshmart", Name: "大白菜 Napa cabbage", Unit: "kg", Weighed: true,
+			ReferencePriceFen: 400, CurrentPriceFen: 350, Stock: 200000, UnitWeightGrams: 1000, Category: "vegetables"},
+		"veg-pack": {ItemId: "veg-pack", SupplierId: "haixin-freshmart", Name: "蔬菜套餐 Vegetable pack", Unit: "bag",
+			ReferencePriceFen: 5000, CurrentPriceFen: 4800, Stock: 40, Bundle: true, BundleContents: "白菜 1 kg, 土豆 1 kg, 胡萝卜 500 g",
+			UnitWeightGrams: 2500},
+		"masks": {ItemId: "masks", SupplierId: "haixin-pharmacy", Name: "口罩 Masks (10)", Unit: "box",
+			ReferencePriceFen: 2000, CurrentPriceFen: 2000, Stock: 3, RationPerDay: 2, UnitWeightGrams: 100},
+	}
+	catalogOrder = []string{"cabbage", "veg-pack", "masks"}
+)
+
+type fakeSupplier struct {
+	supplierv1.UnimplementedSupplierServiceServer
+	calls *calls
+}
+
+func (f *fakeSupplier) ListSuppliers(ctx context.Context, req *supplierv1.ListSuppliersRequest) (*supplierv1.ListSuppliersResponse, error) {
+	f.calls.record(ctx, "ListSuppliers")
+	if req.GetCompound() != "haixin" {
+		return &supplierv1.ListSuppliersResponse{}, nil
+	}
+	return &supplierv1.ListSuppliersResponse{Suppliers: catalogSuppliers}, nil
+}
+
+func (f *fakeSupplier) ListItems(ctx context.Context, req *supplierv1.ListItemsRequest) (*supplierv1.ListItemsResponse, error) {
+	f.calls.record(ctx, "ListItems")
+	if req.GetCompound() != "haixin" {
+		return &supplierv1.ListItemsResponse{}, nil
+	}
+	resp := &supplierv1.ListItemsResponse{}
+	for _, id := range catalogOrder {
+		resp.Items = append(resp.Items, catalogItems[id])
+	}
+	return resp, nil
+}
+
+type fakeTracking struct {
+	trackingv1.UnimplementedTrackingServiceServer
+	calls  *calls
+	orders *fakeOrder
+}
+
+// GetOrderTimeline answers for every order the fake order service knows: placed, then each
+// parcel's current state.
+func (f *fakeTracking) GetOrderTimeline(ctx context.Context, req *trackingv1.GetOrderTimelineRequest) (*trackingv1.GetOrderTimelineResponse, error) {
+	f.calls.record(ctx, "GetOrderTimeline")
+	if req.GetOrderId() == "" {
+		return nil, grpcx.InvalidField("order_id", "is required")
+	}
+	f.orders.mu.Lock()
+	defer f.orders.mu.Unlock()
+	o, ok := f.orders.orders[req.GetOrderId()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no timeline for order %s", req.GetOrderId())
+	}
+	resp := &trackingv1.GetOrderTimelineResponse{OrderId: o.GetOrderId(), Entries: []*trackingv1.TimelineEntry{{
+		EventId: "019a0000-0000-7000-a000-000000000001", OccurredAt: timestamppb.New(placedAt), Kind: "order.placed",
+		Actor: o.GetPlacedBy(), Detail: "1 parcel, total ¥1.75, via app",
+	}}}
+	for _, p := range o.GetParcels() {
+		resp.Entries = append(resp.Entries, &trackingv1.TimelineEntry{
+			EventId: "019a0000-0000-7000-a000-000000000002", OccurredAt: timestamppb.New(placedAt.Add(time.Minute)),
+			Kind: "parcel.placed", ParcelId: p.GetParcelId(), State: typesv1.ParcelState_PARCEL_STATE_PLACED,
+			Actor: o.GetPlacedBy(),
+		})
+	}
+	return resp, nil
+}
+
+type peers struct {
+	calls                                 *calls
+	order                                 *fakeOrder
+	orderAddr, supplierAddr, trackingAddr string
+}
+
+// startPeers serves the three fakes on their own 127.0.0.1:0 listeners.
+func startPeers(t *testing.T) *peers {
+	t.Helper()
+	c := &calls{deadlines: map[string]time.Duration{}}
+	order := &fakeOrder{calls: c, orders: map[string]*orderv1.Order{}, requests: map[string]*orderv1.PlaceOrderRequest{}, byReq: map[string]string{}}
+	serve := func(register func(*grpc.Server)) string {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := grpc.NewServer()
+		register(s)
+		go func() { _ = s.Serve(lis) }()
+		t.Cleanup(s.Stop)
+		return lis.Addr().String()
+	}
+	return &peers{
+		calls:     c,
+		order:     order,
+		orderAddr: serve(func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, order) }),
+		supplierAddr: serve(func(s *grpc.Server) {
+			supplierv1.RegisterSupplierServiceServer(s, &fakeSupplier{calls: c})
+		}),
+		trackingAddr: serve(func(s *grpc.Server) {
+			trackingv1.RegisterTrackingServiceServer(s, &fakeTracking{calls: c, orders: order})
+		}),
+	}
+}
