@@ -1,0 +1,180 @@
+// Package dispatch is the dispatch service's domain: the compound's site plan and couriers, the
+// day's delivery rounds, parcels checked in at the gate, and the routes planned for a round. It
+// owns the rules (which round a parcel joins, when a round can be planned, what happens to a parcel
+// that failed at the door) and the repository and peer interfaces it needs; it imports neither
+// gRPC, pgx nor generated protobuf code.
+package dispatch
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors; the transport maps each to one status code.
+var (
+	// ErrNotFound: the round, parcel or other thing named does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrCannotPlan: the round's parcels cannot be planned with this site plan and these couriers.
+	ErrCannotPlan = errors.New("cannot plan round")
+	// ErrNoOpenRound: no round is open for check-in within the planning horizon.
+	ErrNoOpenRound = errors.New("no open round")
+	// ErrRequestConflict: a request id was reused for a different request.
+	ErrRequestConflict = errors.New("request id already used for a different request")
+	// ErrPeerUnavailable: the order service could not be asked; the caller may retry.
+	ErrPeerUnavailable = errors.New("order service unavailable")
+	// ErrInvalid: input the domain cannot accept (the transport validates most of it first).
+	ErrInvalid = errors.New("invalid")
+)
+
+// Address is a household's structured place in a compound.
+type Address struct {
+	Compound string
+	Building string
+	Unit     string
+	Floor    int
+	Room     string
+}
+
+// Building is one building of a compound's site plan.
+type Building struct {
+	Compound string
+	Name     string
+	// Units (stairwells) in walking order.
+	Units     []string
+	Floors    int
+	HasLift   bool
+	DistanceM int
+}
+
+// Courier carries parcels from the gate to the doors of the buildings they serve.
+type Courier struct {
+	ID       string
+	Compound string
+	Name     string
+	// Buildings served; empty means anywhere.
+	Buildings []string
+	// What one trip can carry.
+	MaxParcels int
+	MaxGrams   int64
+	OnDuty     bool
+}
+
+// RoundState is a round's life: open for check-in until planned.
+type RoundState string
+
+const (
+	RoundOpen    RoundState = "open"
+	RoundPlanned RoundState = "planned"
+)
+
+// Cost is what a plan or route costs couriers; see package planner for the model.
+type Cost struct {
+	Metres int64
+	Floors int64
+	Trips  int
+}
+
+// Round is one delivery round of a compound's day.
+type Round struct {
+	ID       string
+	Compound string
+	// Asia/Shanghai date, YYYY-MM-DD.
+	Date   string
+	Slot   string
+	Cutoff time.Time
+	State  RoundState
+	// Parcels that joined the round.
+	Parcels int
+	// Set once planned.
+	Cost       Cost
+	LowerBound Cost
+}
+
+// ParcelStatus is where a parcel is as far as dispatch is concerned.
+type ParcelStatus string
+
+const (
+	// StatusPooled: at the gate, waiting for its round to be planned.
+	StatusPooled ParcelStatus = "pooled"
+	// StatusAssigned: on a planned route.
+	StatusAssigned ParcelStatus = "assigned"
+)
+
+// Parcel is a parcel checked in at the gate, with what the planner needs to know about it.
+type Parcel struct {
+	ID          string
+	OrderID     string
+	HouseholdID string
+	Address     Address
+	Priority    bool
+	Contactless bool
+	WeightGrams int64
+	// The round it is in now (a failed parcel moves on to a later one).
+	RoundID   string
+	Status    ParcelStatus
+	RouteID   string
+	CourierID string
+	// Why it last failed at the door, if it did.
+	Reason      string
+	CheckedInAt time.Time
+}
+
+// StopParcel is one parcel of a stop with the order it belongs to.
+type StopParcel struct {
+	ParcelID string
+	OrderID  string
+}
+
+// Stop is one door on a route.
+type Stop struct {
+	Sequence    int
+	Trip        int
+	HouseholdID string
+	Address     Address
+	Parcels     []StopParcel
+	Priority    bool
+	Contactless bool
+	WeightGrams int64
+}
+
+// Route is one courier's stops in a round.
+type Route struct {
+	ID        string
+	RoundID   string
+	CourierID string
+	Stops     []Stop
+	Cost      Cost
+}
+
+// Plan is a planned round.
+type Plan struct {
+	Round      Round
+	Routes     []Route
+	Cost       Cost
+	LowerBound Cost
+}
+
+// CheckInResult says what happened to one parcel at the gate.
+type CheckInResult struct {
+	ParcelID  string
+	CheckedIn bool
+	RoundID   string
+	// Why it was not checked in.
+	Error string
+}
+
+// OrderParcel is a parcel as the order service sees it.
+type OrderParcel struct {
+	ID          string
+	OrderID     string
+	HouseholdID string
+	// The order service's parcel state, e.g. "READY".
+	State       string
+	Address     Address
+	Priority    bool
+	Contactless bool
+	WeightGrams int64
+}
+
+// StateReady is the order service's state of a parcel handed over at the gate by its supplier.
+const StateReady = "READY"
