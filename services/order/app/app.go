@@ -73,6 +73,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(ctx) })
-	g.Go(func() error { return kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Handler(store)).Run(ctx) })
+	g.Go(func() error {
+		return kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Handler(store)).Run(ctx)
+	})
 	return g.Wait()
 }

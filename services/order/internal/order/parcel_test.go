@@ -11,10 +11,10 @@ import (
 func TestCanMove(t *testing.T) {
 	legal := map[[2]State]bool{
 		{Placed, Confirmed}: true, {Placed, Rejected}: true, {Placed, Cancelled}: true, {Placed, Expired}: true,
-		{Confirmed, Ready}: true,
-		{Ready, AtGate}: true,
-		{AtGate, Assigned}: true,
-		{Assigned, OutForDelivery}: true,
+		{Confirmed, Ready}:          true,
+		{Ready, AtGate}:             true,
+		{AtGate, Assigned}:          true,
+		{Assigned, OutForDelivery}:  true,
 		{OutForDelivery, Delivered}: true, {OutForDelivery, Failed}: true,
 		{Failed, Assigned}: true, {Failed, Cancelled}: true,
 	}

@@ -71,7 +71,9 @@ func (s *Service) Orders(ctx context.Context, householdID string, limit int) ([]
 }
 
 // Parcel returns one parcel.
-func (s *Service) Parcel(ctx context.Context, id string) (Parcel, error) { return s.store.Parcel(ctx, id) }
+func (s *Service) Parcel(ctx context.Context, id string) (Parcel, error) {
+	return s.store.Parcel(ctx, id)
+}
 
 // authorize keeps a household to its own orders; workers (proxy orders) and the system may act
 // for any household.
@@ -176,6 +178,9 @@ func (s *Service) group(ctx context.Context, lines []BasketLine) (map[string][]B
 		ids[i] = l.ItemID
 	}
 	items, err := s.suppliers.Items(ctx, ids)
+	if errors.Is(err, ErrNotFound) {
+		return nil, s.unknownItem(ctx, ids, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up items: %w", err)
 	}
@@ -188,6 +193,17 @@ func (s *Service) group(ctx context.Context, lines []BasketLine) (map[string][]B
 		groups[it.SupplierID] = append(groups[it.SupplierID], l)
 	}
 	return groups, nil
+}
+
+// unknownItem names the first line whose item does not exist. The supplier's batch look-up is all
+// or nothing, so on NOT_FOUND each item is asked for alone (a rare path: a stale basket).
+func (s *Service) unknownItem(ctx context.Context, ids []string, batchErr error) error {
+	for i, id := range ids {
+		if _, err := s.suppliers.Items(ctx, []string{id}); errors.Is(err, ErrNotFound) {
+			return &FieldError{Field: fmt.Sprintf("lines[%d].item_id", i), Reason: fmt.Sprintf("no item %q", id)}
+		}
+	}
+	return fmt.Errorf("look up items: %w", batchErr)
 }
 
 func sameLines(want []BasketLine, got []Line) bool {

@@ -1,0 +1,173 @@
+package app_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/testkit"
+
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+)
+
+// The suppliers', dispatch's and the courier's events carry a parcel to the door, and the order's
+// status follows its parcels.
+func TestConsumerAppliesParcelLife(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	o := e.place("req-1", hh, basket())
+	fresh, pharmacy := parcelOf(o, "freshmart"), parcelOf(o, "pharmacy")
+	pub := func(p *orderv1.Parcel, st typesv1.ParcelState, role typesv1.Role, who string, fill func(*eventsv1.ParcelStateChanged)) {
+		ev := parcelEvent(o, p, st, role, who, fill)
+		e.publish(ev, ev.EventId)
+	}
+
+	// The butcher weighed 550 g instead of 500 g.
+	pub(fresh, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.Role_ROLE_SUPPLIER, "freshmart", func(sc *eventsv1.ParcelStateChanged) {
+		sc.ConfirmedLines = []*eventsv1.EventLine{{ItemId: "rice-5kg", Quantity: 2, AmountFen: 6000}, {ItemId: "pork", Quantity: 550, AmountFen: 1980}}
+		sc.ConfirmedTotalFen = 7980
+	})
+	p := e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
+	if p.TotalFen != 7980 || p.WeightGrams != 10550 {
+		t.Errorf("confirmed parcel total %d weight %d, want 7980 and 10550", p.TotalFen, p.WeightGrams)
+	}
+	if got := e.getOrder(o.OrderId).Status; got != orderv1.OrderStatus_ORDER_STATUS_PLACED {
+		t.Errorf("status with a parcel still waiting for its supplier: %v", got)
+	}
+	pub(pharmacy, typesv1.ParcelState_PARCEL_STATE_REJECTED, typesv1.Role_ROLE_SUPPLIER, "pharmacy", func(sc *eventsv1.ParcelStateChanged) {
+		sc.Reason = "masks sold out"
+	})
+	if p := e.waitParcel(pharmacy.ParcelId, typesv1.ParcelState_PARCEL_STATE_REJECTED); p.Reason != "masks sold out" {
+		t.Errorf("rejected parcel reason %q", p.Reason)
+	}
+	if got := e.getOrder(o.OrderId); got.Status != orderv1.OrderStatus_ORDER_STATUS_IN_PROGRESS || got.TotalFen != 7980 {
+		t.Errorf("order %v %d, want IN_PROGRESS 7980", got.Status, got.TotalFen)
+	}
+
+	pub(fresh, typesv1.ParcelState_PARCEL_STATE_READY, typesv1.Role_ROLE_SUPPLIER, "freshmart", nil)
+	pub(fresh, typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.Role_ROLE_DISPATCHER, "gate-wang", func(sc *eventsv1.ParcelStateChanged) { sc.RoundId = "r1" })
+	pub(fresh, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, typesv1.Role_ROLE_DISPATCHER, "dispatch", func(sc *eventsv1.ParcelStateChanged) {
+		sc.RoundId, sc.RouteId, sc.CourierId = "r1", "route-1", "haixin-courier-01"
+	})
+	pub(fresh, typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.Role_ROLE_COURIER, "haixin-courier-01", nil)
+	pub(fresh, typesv1.ParcelState_PARCEL_STATE_DELIVERED, typesv1.Role_ROLE_COURIER, "haixin-courier-01", func(sc *eventsv1.ParcelStateChanged) {
+		sc.DeliveryMethod = "left_at_door"
+	})
+	e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_DELIVERED)
+	if got := e.getOrder(o.OrderId); got.Status != orderv1.OrderStatus_ORDER_STATUS_DELIVERED {
+		t.Errorf("status %v, want DELIVERED", got.Status)
+	}
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1`, fresh.ParcelId); n != 7 {
+		t.Errorf("%d transitions recorded, want 7 (placed + 6 moves)", n)
+	}
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND to_state = 'DELIVERED'
+		AND actor_role = 'COURIER' AND actor_id = 'haixin-courier-01' AND delivery_method = 'left_at_door' AND event_id IS NOT NULL`, fresh.ParcelId); n != 1 {
+		t.Error("the delivery is not recorded with its courier, method and event")
+	}
+}
+
+// drive publishes one event per state for p, in order, and returns them.
+func (e *env) drive(o *orderv1.Order, p *orderv1.Parcel, states ...typesv1.ParcelState) []*eventsv1.Event {
+	var evs []*eventsv1.Event
+	for _, st := range states {
+		ev := parcelEvent(o, p, st, typesv1.Role_ROLE_SYSTEM, "test", func(sc *eventsv1.ParcelStateChanged) { sc.RoundId = "r1" })
+		e.publish(ev, ev.EventId)
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// A redelivered event (here: the same event id past the broker's duplicate window) is applied once,
+// even where applying it again would be a legal move: FAILED -> ASSIGNED.
+func TestConsumerAppliesRedeliveredEventOnce(t *testing.T) {
+	e := start(t)
+	o := e.place("req-1", e.household(), basket())
+	p := parcelOf(o, "freshmart")
+	evs := e.drive(o, p, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY,
+		typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.ParcelState_PARCEL_STATE_ASSIGNED,
+		typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.ParcelState_PARCEL_STATE_FAILED)
+	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
+
+	assigned := evs[3]
+	e.waitConsumed(e.publish(assigned, "redelivery-"+assigned.EventId))
+	if got := e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED); got.State != typesv1.ParcelState_PARCEL_STATE_FAILED {
+		t.Fatal("unreachable")
+	}
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND to_state = 'ASSIGNED'`, p.ParcelId); n != 1 {
+		t.Errorf("ASSIGNED recorded %d times, want 1", n)
+	}
+	// The next round's assignment is a new event and is applied.
+	next := parcelEvent(o, p, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, typesv1.Role_ROLE_DISPATCHER, "dispatch",
+		func(sc *eventsv1.ParcelStateChanged) { sc.RoundId = "r2" })
+	e.publish(next, next.EventId)
+	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_ASSIGNED)
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND to_state = 'ASSIGNED' AND from_state = 'FAILED' AND round_id = 'r2'`, p.ParcelId); n != 1 {
+		t.Errorf("next round's assignment recorded %d times, want 1", n)
+	}
+	// A state the parcel is already in changes nothing (a second publisher's duplicate report).
+	dup := parcelEvent(o, p, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, typesv1.Role_ROLE_DISPATCHER, "dispatch", nil)
+	e.waitConsumed(e.publish(dup, dup.EventId))
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1`, p.ParcelId); n != 8 {
+		t.Errorf("%d transitions, want 8", n)
+	}
+}
+
+// Events of different publishers arrive out of order: dispatch's check-in before the supplier's
+// confirmation and ready. The early one is retried until it is legal.
+func TestConsumerRetriesOutOfOrderEvent(t *testing.T) {
+	e := start(t)
+	o := e.place("req-1", e.household(), basket())
+	p := parcelOf(o, "pharmacy")
+	atGate := parcelEvent(o, p, typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.Role_ROLE_DISPATCHER, "gate-wang", nil)
+	e.publish(atGate, atGate.EventId)
+	// Wait until the consumer has tried and refused it, so the order really is reversed.
+	e.waitRedelivered()
+	if got := e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_PLACED); got == nil {
+		t.Fatal("unreachable")
+	}
+	e.drive(o, p, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY)
+	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_AT_GATE)
+	rows, err := e.pool.Query(e.ctx, `SELECT coalesce(from_state, ''), to_state FROM parcel_transitions WHERE parcel_id = $1 ORDER BY id`, p.ParcelId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moves []string
+	for rows.Next() {
+		var from, to string
+		if err := rows.Scan(&from, &to); err != nil {
+			t.Fatal(err)
+		}
+		moves = append(moves, from+">"+to)
+	}
+	want := []string{">PLACED", "PLACED>CONFIRMED", "CONFIRMED>READY", "READY>AT_GATE"}
+	if len(moves) != len(want) {
+		t.Fatalf("moves %v, want %v", moves, want)
+	}
+	for i := range want {
+		if moves[i] != want[i] {
+			t.Fatalf("moves %v, want %v", moves, want)
+		}
+	}
+}
+
+// waitRedelivered waits until the consumer has been handed some message more than once.
+func (e *env) waitRedelivered() {
+	e.t.Helper()
+	testkit.Eventually(e.t, 20*time.Second, func() error {
+		c, err := e.js.Consumer(e.ctx, events.Stream, "order-parcels")
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(e.ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumRedelivered == 0 {
+			return fmt.Errorf("nothing redelivered yet")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,296 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/natsx"
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/pkg/testkit"
+	"github.com/doorstep/doorstep/services/order/app"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// env is one running order service on a fresh database and broker, with a fake supplier peer.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	client orderv1.OrderServiceClient
+	sup    *fakeSupplier
+	pool   *pgxpool.Pool // for looking at what the service stored
+	js     jetstream.JetStream
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	dbURL, natsURL := testkit.Postgres(t), testkit.NATS(t)
+	sup, supAddr := newFakeSupplier(t)
+	sup.seed()
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out io.Writer = io.Discard
+	if os.Getenv("ORDER_TEST_LOG") != "" {
+		out = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Each call of the clock is a second later, so "newest first" does not depend on timing.
+	var tick atomic.Int64
+	base := time.Date(2022, 4, 10, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return base.Add(time.Duration(tick.Add(1)) * time.Second) }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Config{DatabaseURL: dbURL, NATSURL: natsURL, SupplierAddr: supAddr, Listener: lis, Now: now}, log)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("app.Run: %v", err)
+		}
+	})
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	health := healthpb.NewHealthClient(conn)
+	testkit.Eventually(t, 30*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("app.Run ended early: %v", err)
+		default:
+		}
+		cctx, cc := context.WithTimeout(ctx, time.Second)
+		defer cc()
+		resp, err := health.Check(cctx, &healthpb.HealthCheckRequest{Service: orderv1.OrderService_ServiceDesc.ServiceName})
+		if err != nil {
+			return err
+		}
+		if resp.Status != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("status %v", resp.Status)
+		}
+		return nil
+	})
+
+	pool, err := pgkit.Open(ctx, dbURL, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	nc, js, err := natsx.Connect(natsURL, "order-test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return &env{t: t, ctx: ctx, client: orderv1.NewOrderServiceClient(conn), sup: sup, pool: pool, js: js}
+}
+
+// household registers haixin 3-2-302 (quarantined, priority) and returns its id.
+func (e *env) household() string {
+	e.t.Helper()
+	resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
+		Address:   &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
+		Residents: 1, Priority: true, Quarantined: true, Occupied: true,
+	}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.Household.HouseholdId
+}
+
+// basket is two suppliers' goods: rice and pork from freshmart, masks from the pharmacy.
+func basket() []*orderv1.BasketLine {
+	return []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 2}, {ItemId: "masks-10", Quantity: 3}, {ItemId: "pork", Quantity: 500}}
+}
+
+func (e *env) place(requestID, household string, lines []*orderv1.BasketLine) *orderv1.Order {
+	e.t.Helper()
+	resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: requestID, HouseholdId: household, Lines: lines})
+	if err != nil {
+		e.t.Fatalf("PlaceOrder: %v", err)
+	}
+	return resp.Order
+}
+
+func (e *env) getOrder(id string) *orderv1.Order {
+	e.t.Helper()
+	resp, err := e.client.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: id})
+	if err != nil {
+		e.t.Fatalf("GetOrder: %v", err)
+	}
+	return resp.Order
+}
+
+func parcelOf(o *orderv1.Order, supplier string) *orderv1.Parcel {
+	for _, p := range o.Parcels {
+		if p.SupplierId == supplier {
+			return p
+		}
+	}
+	return nil
+}
+
+func (e *env) count(query string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.pool.QueryRow(e.ctx, query, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// streamEvent is a message of the event stream.
+type streamEvent struct {
+	subject string
+	msgID   string
+	event   *eventsv1.Event
+}
+
+// stream reads every message of the event stream.
+func (e *env) stream() []streamEvent {
+	e.t.Helper()
+	s, err := e.js.Stream(e.ctx, events.Stream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []streamEvent
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(e.ctx, seq)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ev := &eventsv1.Event{}
+		if err := proto.Unmarshal(m.Data, ev); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, streamEvent{subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), event: ev})
+	}
+	return out
+}
+
+// waitStream waits until the stream holds want messages on subject.
+func (e *env) waitStream(subject string, want int) []streamEvent {
+	e.t.Helper()
+	var got []streamEvent
+	testkit.Eventually(e.t, 10*time.Second, func() error {
+		got = got[:0]
+		for _, m := range e.stream() {
+			if m.subject == subject {
+				got = append(got, m)
+			}
+		}
+		if len(got) != want {
+			return fmt.Errorf("%d messages on %s, want %d", len(got), subject, want)
+		}
+		return nil
+	})
+	return got
+}
+
+// parcelEvent is a transition as another service publishes it.
+func parcelEvent(o *orderv1.Order, p *orderv1.Parcel, state typesv1.ParcelState, role typesv1.Role, actorID string,
+	fill func(*eventsv1.ParcelStateChanged)) *eventsv1.Event {
+	ev := events.New("haixin", &typesv1.Actor{Role: role, Id: actorID}, o.OrderId, time.Now())
+	sc := &eventsv1.ParcelStateChanged{ParcelId: p.ParcelId, State: state, HouseholdId: o.HouseholdId}
+	if fill != nil {
+		fill(sc)
+	}
+	ev.Payload = &eventsv1.Event_ParcelStateChanged{ParcelStateChanged: sc}
+	return ev
+}
+
+// publish puts ev on the stream under msgID (normally its event id) and returns its sequence.
+func (e *env) publish(ev *eventsv1.Event, msgID string) uint64 {
+	e.t.Helper()
+	subject, err := events.Subject(ev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	ack, err := e.js.PublishMsg(e.ctx, msg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// waitParcel waits until the parcel is in state.
+func (e *env) waitParcel(id string, state typesv1.ParcelState) *orderv1.Parcel {
+	e.t.Helper()
+	var p *orderv1.Parcel
+	testkit.Eventually(e.t, 20*time.Second, func() error {
+		resp, err := e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: id})
+		if err != nil {
+			return err
+		}
+		p = resp.Parcel
+		if p.State != state {
+			return fmt.Errorf("parcel %s is %v, want %v", id, p.State, state)
+		}
+		return nil
+	})
+	return p
+}
+
+// waitConsumed waits until the order service's consumer has acknowledged every message up to seq.
+func (e *env) waitConsumed(seq uint64) {
+	e.t.Helper()
+	testkit.Eventually(e.t, 20*time.Second, func() error {
+		c, err := e.js.Consumer(e.ctx, events.Stream, "order-parcels")
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(e.ctx)
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < seq {
+			return fmt.Errorf("consumer acknowledged up to %d, want %d", info.AckFloor.Stream, seq)
+		}
+		return nil
+	})
+}
+
+func wantCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("got %v, want %v", err, code)
+	}
+}

@@ -1,0 +1,136 @@
+package app_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"google.golang.org/grpc/codes"
+
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+)
+
+func TestHouseholds(t *testing.T) {
+	e := start(t)
+	id := e.household()
+	if id != "haixin-3-2-302" {
+		t.Fatalf("generated id %q, want haixin-3-2-302", id)
+	}
+	got, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := got.Household; !h.Quarantined || !h.Priority || h.Address.Floor != 3 || h.Address.Room != "302" {
+		t.Errorf("household %v", h)
+	}
+
+	t.Run("retry returns the first result, reuse is refused", func(t *testing.T) {
+		again := e.household()
+		if again != id {
+			t.Errorf("retry gave %q", again)
+		}
+		_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
+			HouseholdId: id, Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"}, Residents: 4}})
+		wantCode(t, err, codes.AlreadyExists)
+	})
+
+	t.Run("update keeps the id", func(t *testing.T) {
+		resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-2", Household: &orderv1.Household{
+			HouseholdId: id, Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
+			Residents: 2, Occupied: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Household.Residents != 2 || resp.Household.Quarantined {
+			t.Errorf("updated household %v", resp.Household)
+		}
+	})
+
+	t.Run("one room is one household", func(t *testing.T) {
+		_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+			HouseholdId: "someone-else", Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"}}})
+		wantCode(t, err, codes.AlreadyExists)
+	})
+
+	t.Run("not found", func(t *testing.T) {
+		_, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-9-9-999"})
+		wantCode(t, err, codes.NotFound)
+	})
+
+	t.Run("validation names the fields", func(t *testing.T) {
+		tests := []struct {
+			name  string
+			h     *orderv1.Household
+			field string
+		}{
+			{"no household", nil, "household"},
+			{"no address", &orderv1.Household{}, "household.address"},
+			{"bad compound", &orderv1.Household{Address: &typesv1.Address{Compound: "Hai Xin", Building: "1", Unit: "1", Floor: 1, Room: "101"}}, "household.address.compound"},
+			{"no building", &orderv1.Household{Address: &typesv1.Address{Compound: "haixin", Unit: "1", Floor: 1, Room: "101"}}, "household.address.building"},
+			{"no unit", &orderv1.Household{Address: &typesv1.Address{Compound: "haixin", Building: "1", Floor: 1, Room: "101"}}, "household.address.unit"},
+			{"no room", &orderv1.Household{Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1}}, "household.address.room"},
+			{"room with a dash", &orderv1.Household{Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1, Room: "1-01"}}, "household.address.room"},
+			{"floor 0", &orderv1.Household{Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 0, Room: "101"}}, "household.address.floor"},
+			{"floor 61", &orderv1.Household{Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 61, Room: "101"}}, "household.address.floor"},
+			{"negative residents", &orderv1.Household{Residents: -1, Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1, Room: "101"}}, "household.residents"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: tt.h})
+				wantCode(t, err, codes.InvalidArgument)
+				if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
+					t.Errorf("violations %v do not name %s", grpcx.FieldViolations(err), tt.field)
+				}
+			})
+		}
+	})
+
+	t.Run("list pages through a compound", func(t *testing.T) {
+		for i := 1; i <= 4; i++ {
+			_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+				Address: &typesv1.Address{Compound: "haixin", Building: "5", Unit: "1", Floor: int32(i), Room: fmt.Sprintf("%d01", i)}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+			Address: &typesv1.Address{Compound: "other", Building: "1", Unit: "1", Floor: 1, Room: "101"}}}); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		token := ""
+		for pages := 0; ; pages++ {
+			resp, err := e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: 2, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range resp.Households {
+				ids = append(ids, h.HouseholdId)
+			}
+			if token = resp.NextPageToken; token == "" {
+				break
+			}
+			if pages > 5 {
+				t.Fatal("paging does not end")
+			}
+		}
+		want := []string{"haixin-3-2-302", "haixin-5-1-101", "haixin-5-1-201", "haixin-5-1-301", "haixin-5-1-401"}
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Errorf("listed %v, want %v", ids, want)
+		}
+		all, err := e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin"})
+		if err != nil || len(all.Households) != 5 || all.NextPageToken != "" {
+			t.Errorf("default page: %v %v", all, err)
+		}
+		_, err = e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageToken: "garbage!"})
+		wantCode(t, err, codes.InvalidArgument)
+		if _, ok := grpcx.FieldViolations(err)["page_token"]; !ok {
+			t.Errorf("bad token: %v", err)
+		}
+		_, err = e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: -1})
+		if _, ok := grpcx.FieldViolations(err)["page_size"]; !ok {
+			t.Errorf("negative page size: %v", err)
+		}
+	})
+}

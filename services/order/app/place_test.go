@@ -1,0 +1,279 @@
+package app_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+)
+
+func TestPlaceOrderValidation(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	many := make([]*orderv1.BasketLine, 51)
+	for i := range many {
+		many[i] = &orderv1.BasketLine{ItemId: "rice-5kg", Quantity: 1}
+	}
+	tests := []struct {
+		name  string
+		req   *orderv1.PlaceOrderRequest
+		field string
+	}{
+		{"no request id", &orderv1.PlaceOrderRequest{HouseholdId: hh, Lines: basket()}, "request_id"},
+		{"no household", &orderv1.PlaceOrderRequest{RequestId: "r", Lines: basket()}, "household_id"},
+		{"no lines", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh}, "lines"},
+		{"51 lines", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: many}, "lines"},
+		{"no item id", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: []*orderv1.BasketLine{{Quantity: 1}}}, "lines[0].item_id"},
+		{"zero quantity", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: []*orderv1.BasketLine{{ItemId: "pork"}}}, "lines[0].quantity"},
+		{"negative quantity", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: []*orderv1.BasketLine{{ItemId: "pork", Quantity: -5}}}, "lines[0].quantity"},
+		{"duplicate item", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: []*orderv1.BasketLine{
+			{ItemId: "pork", Quantity: 100}, {ItemId: "rice-5kg", Quantity: 1}, {ItemId: "pork", Quantity: 200}}}, "lines[2].item_id"},
+		{"unknown channel", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket(), Channel: 99}, "channel"},
+		{"actor without id", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket(),
+			PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER}}, "placed_by.id"},
+		{"courier cannot order", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket(),
+			PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_COURIER, Id: "c1"}}, "placed_by.role"},
+		{"unknown item", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: []*orderv1.BasketLine{
+			{ItemId: "rice-5kg", Quantity: 1}, {ItemId: "caviar", Quantity: 1}}}, "lines[1].item_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.client.PlaceOrder(e.ctx, tt.req)
+			wantCode(t, err, codes.InvalidArgument)
+			if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
+				t.Errorf("violations %v do not name %s", grpcx.FieldViolations(err), tt.field)
+			}
+		})
+	}
+	t.Run("unknown household", func(t *testing.T) {
+		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: "haixin-9-9-999", Lines: basket()})
+		wantCode(t, err, codes.NotFound)
+	})
+	t.Run("a resident orders only for their own household", func(t *testing.T) {
+		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket(),
+			PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: "haixin-1-1-101"}})
+		wantCode(t, err, codes.PermissionDenied)
+	})
+	if n := e.sup.reservations(); n != 0 {
+		t.Errorf("invalid requests reserved %d parcels", n)
+	}
+}
+
+func TestPlaceOrderSplitsBySupplier(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	o := e.place("req-1", hh, basket())
+
+	if len(o.Parcels) != 2 {
+		t.Fatalf("%d parcels, want 2", len(o.Parcels))
+	}
+	if o.Status != orderv1.OrderStatus_ORDER_STATUS_PLACED || o.Channel != orderv1.Channel_CHANNEL_APP ||
+		o.PlacedBy.GetRole() != typesv1.Role_ROLE_RESIDENT || o.PlacedBy.GetId() != hh {
+		t.Errorf("order %v", o)
+	}
+	fresh, pharmacy := parcelOf(o, "freshmart"), parcelOf(o, "pharmacy")
+	if fresh == nil || pharmacy == nil {
+		t.Fatalf("parcels %v", o.Parcels)
+	}
+	// Rice 2 x 3000 + pork 500 g at 3600/kg = 6000 + 1800; weight 2 x 5000 g + 500 g.
+	if fresh.TotalFen != 7800 || fresh.WeightGrams != 10500 || len(fresh.Lines) != 2 {
+		t.Errorf("freshmart parcel %v", fresh)
+	}
+	if pharmacy.TotalFen != 4500 || pharmacy.WeightGrams != 120 || o.TotalFen != 12300 {
+		t.Errorf("pharmacy parcel %v, order total %d", pharmacy, o.TotalFen)
+	}
+	for _, p := range o.Parcels {
+		if p.State != typesv1.ParcelState_PARCEL_STATE_PLACED || p.OrderId != o.OrderId || p.HouseholdId != hh {
+			t.Errorf("parcel %v", p)
+		}
+	}
+	if got := e.sup.stock("rice-5kg"); got != 98 {
+		t.Errorf("rice stock %d, want 98", got)
+	}
+
+	got, err := e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: fresh.ParcelId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.Parcel
+	if p.Address.GetBuilding() != "3" || p.Address.GetFloor() != 3 || !p.Priority || !p.Contactless || p.WeightGrams != 10500 {
+		t.Errorf("GetParcel %v", p)
+	}
+	if !proto.Equal(e.getOrder(o.OrderId), o) {
+		t.Errorf("GetOrder differs from the placed order")
+	}
+
+	placed := e.waitStream("doorstep.haixin.order.placed", 1)
+	ev := placed[0].event
+	if placed[0].msgID != ev.EventId || ev.OrderId != o.OrderId || ev.Actor.GetId() != hh {
+		t.Errorf("order.placed msg id %q event %v", placed[0].msgID, ev)
+	}
+	op := ev.GetOrderPlaced()
+	if op.GetHouseholdId() != hh || len(op.GetParcels()) != 2 || op.GetTotalFen() != 12300 || op.GetChannel() != "app" ||
+		op.GetAddress().GetRoom() != "302" {
+		t.Errorf("order.placed %v", op)
+	}
+	parcels := e.waitStream("doorstep.haixin.parcel.placed", 2)
+	seen := map[string]bool{}
+	for _, m := range parcels {
+		sc := m.event.GetParcelStateChanged()
+		if m.msgID != m.event.EventId || m.event.OrderId != o.OrderId || sc.GetHouseholdId() != hh {
+			t.Errorf("parcel.placed msg id %q event %v", m.msgID, m.event)
+		}
+		seen[sc.GetParcelId()] = true
+	}
+	if !seen[fresh.ParcelId] || !seen[pharmacy.ParcelId] {
+		t.Errorf("parcel.placed for %v, want both parcels", seen)
+	}
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE from_state IS NULL AND to_state = 'PLACED' AND actor_role = 'RESIDENT'`); n != 2 {
+		t.Errorf("%d creation transitions, want 2", n)
+	}
+
+	t.Run("a worker's proxy order records who placed it", func(t *testing.T) {
+		resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "proxy-1", HouseholdId: hh,
+			Lines: []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}}, Channel: orderv1.Channel_CHANNEL_WORKER,
+			PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER, Id: "worker-li"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Order.PlacedBy.GetId() != "worker-li" || resp.Order.Channel != orderv1.Channel_CHANNEL_WORKER {
+			t.Errorf("proxy order %v", resp.Order)
+		}
+		if n := e.count(`SELECT count(*) FROM orders WHERE proxy AND placed_by_id = 'worker-li'`); n != 1 {
+			t.Errorf("proxy orders: %d", n)
+		}
+		list, err := e.client.ListOrders(e.ctx, &orderv1.ListOrdersRequest{HouseholdId: hh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Orders) != 2 || list.Orders[0].OrderId != resp.Order.OrderId || list.Orders[1].OrderId != o.OrderId {
+			t.Errorf("ListOrders not newest first: %v", list.Orders)
+		}
+	})
+
+	t.Run("not found", func(t *testing.T) {
+		_, err := e.client.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: "0190f1f6-3c1e-7000-8000-000000000000"})
+		wantCode(t, err, codes.NotFound)
+		_, err = e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: "0190f1f6-3c1e-7000-8000-000000000000"})
+		wantCode(t, err, codes.NotFound)
+		_, err = e.client.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: "nope"})
+		if _, ok := grpcx.FieldViolations(err)["order_id"]; !ok {
+			t.Errorf("malformed order id: %v", err)
+		}
+		_, err = e.client.ListOrders(e.ctx, &orderv1.ListOrdersRequest{HouseholdId: "haixin-9-9-999"})
+		wantCode(t, err, codes.NotFound)
+	})
+}
+
+// Thirty concurrent retries of one request make one order and one reservation per supplier,
+// and every caller gets that order.
+func TestPlaceOrderConcurrentRetries(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	const n = 30
+	orders := make([]*orderv1.Order, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "tap-tap-tap", HouseholdId: hh, Lines: basket()})
+			orders[i], errs[i] = resp.GetOrder(), err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("retry %d: %v", i, errs[i])
+		}
+		if !proto.Equal(orders[i], orders[0]) {
+			t.Fatalf("retry %d got a different order:\n%v\n%v", i, orders[i], orders[0])
+		}
+	}
+	if got := e.sup.reservations(); got != 2 {
+		t.Errorf("%d reservations at the suppliers, want 2", got)
+	}
+	if got := e.sup.stock("rice-5kg"); got != 98 {
+		t.Errorf("rice stock %d, want 98 (reserved once)", got)
+	}
+	if got := e.sup.stock("masks-10"); got != 47 {
+		t.Errorf("mask stock %d, want 47 (reserved once)", got)
+	}
+	if got := e.count(`SELECT count(*) FROM orders`); got != 1 {
+		t.Errorf("%d orders stored, want 1", got)
+	}
+	if got := e.count(`SELECT count(*) FROM parcels`); got != 2 {
+		t.Errorf("%d parcels stored, want 2", got)
+	}
+	if got := e.count(`SELECT count(*) FROM outbox`); got != 3 {
+		t.Errorf("%d events written, want 3", got)
+	}
+	if got := e.sup.releasedParcels(); len(got) != 0 {
+		t.Errorf("retries released %v", got)
+	}
+
+	again := e.place("tap-tap-tap", hh, basket())
+	if !proto.Equal(again, orders[0]) {
+		t.Errorf("a later retry got %v", again)
+	}
+}
+
+func TestPlaceOrderSameRequestOtherBasket(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	e.place("req-1", hh, basket())
+	other := basket()
+	other[0].Quantity = 3
+	_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "req-1", HouseholdId: hh, Lines: other})
+	wantCode(t, err, codes.AlreadyExists)
+	if got := e.sup.reservations(); got != 2 {
+		t.Errorf("%d reservations, want the first request's 2", got)
+	}
+	// The same basket in another line order is the same request.
+	reordered := basket()
+	reordered[0], reordered[2] = reordered[2], reordered[0]
+	e.place("req-1", hh, reordered)
+}
+
+// A reservation refused at the second supplier gives back the first supplier's reservation and
+// stores nothing.
+func TestPlaceOrderFailedReservationReleases(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	lines := []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 2}, {ItemId: "masks-10", Quantity: 60}}
+	_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
+	wantCode(t, err, codes.FailedPrecondition)
+	if !strings.Contains(status.Convert(err).Message(), "masks-10") {
+		t.Errorf("message does not name the item: %v", err)
+	}
+	if got := e.sup.releasedParcels(); len(got) != 1 || e.sup.parcelState(got[0]) != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+		t.Fatalf("released %v, want the freshmart parcel", got)
+	}
+	if got := e.sup.stock("rice-5kg"); got != 100 {
+		t.Errorf("rice stock %d, want 100 (given back)", got)
+	}
+	if got := e.count(`SELECT count(*) FROM orders`) + e.count(`SELECT count(*) FROM outbox`); got != 0 {
+		t.Errorf("a failed placement stored %d rows", got)
+	}
+
+	t.Run("an unreachable supplier is UNAVAILABLE and releases too", func(t *testing.T) {
+		e.sup.mu.Lock()
+		e.sup.failReserve["pharmacy"] = status.Error(codes.Unavailable, "pharmacy is down")
+		e.sup.mu.Unlock()
+		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "down", HouseholdId: hh,
+			Lines: []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}, {ItemId: "masks-10", Quantity: 1}}})
+		wantCode(t, err, codes.Unavailable)
+		if got := e.sup.releasedParcels(); len(got) != 2 {
+			t.Errorf("released %v, want two parcels", got)
+		}
+		if got := e.sup.stock("rice-5kg"); got != 100 {
+			t.Errorf("rice stock %d, want 100", got)
+		}
+	})
+}
