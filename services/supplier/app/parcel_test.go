@@ -1,0 +1,361 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+)
+
+func confirmReq(p *supplierv1.SupplierParcel, lines ...*supplierv1.ConfirmLine) *supplierv1.ConfirmParcelRequest {
+	return &supplierv1.ConfirmParcelRequest{SupplierId: p.GetSupplierId(), ParcelId: p.GetParcelId(), Lines: lines}
+}
+
+func confirmLine(item string, q int64) *supplierv1.ConfirmLine {
+	return &supplierv1.ConfirmLine{ItemId: item, Quantity: q}
+}
+
+func (e *env) transitions(parcelID string) []string {
+	e.t.Helper()
+	rows, err := e.pool.Query(e.ctx, `SELECT coalesce(from_state, '') || '>' || to_state || ' by ' || actor_role || ':' || actor_id
+		|| CASE WHEN reason = '' THEN '' ELSE ' (' || reason || ')' END
+		FROM parcel_transitions WHERE parcel_id = $1 ORDER BY id`, parcelID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestConfirmWeighedWithinTolerance(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(weighed("freshmart", "pork", 3000, 10000))
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	p := e.mustReserve("freshmart", "302", line("pork", 1000), line("rice", 1))
+	e.wantStock("pork", 9000)
+
+	for _, grams := range []int64{1101, 899} {
+		_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("rice", 0), confirmLine("pork", grams)))
+		wantField(t, err, "lines[1].quantity")
+	}
+	e.wantStock("pork", 9000)
+
+	res, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("pork", 1100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.GetParcel()
+	pork := c.GetLines()[0]
+	if c.GetState() != typesv1.ParcelState_PARCEL_STATE_CONFIRMED || pork.GetConfirmedQuantity() != 1100 ||
+		pork.GetConfirmedAmountFen() != 3300 || pork.GetAmountFen() != 3000 || c.GetTotalFen() != 3300+4500 {
+		t.Fatalf("confirmed %v", c)
+	}
+	e.wantStock("pork", 8900) // the extra 100 g came out of stock
+
+	ev := e.onlyEvent("doorstep.haixin.parcel.confirmed", p.GetParcelId())
+	ch := ev.GetParcelStateChanged()
+	if ev.GetOrderId() != p.GetOrderId() || ev.GetCompound() != compound || ch.GetHouseholdId() != p.GetHouseholdId() ||
+		ch.GetState() != typesv1.ParcelState_PARCEL_STATE_CONFIRMED || ch.GetConfirmedTotalFen() != 7800 ||
+		len(ch.GetConfirmedLines()) != 2 || ch.GetConfirmedLines()[0].GetQuantity() != 1100 ||
+		ch.GetConfirmedLines()[0].GetAmountFen() != 3300 {
+		t.Fatalf("event %v", ev)
+	}
+	if ev.GetActor().GetRole() != typesv1.Role_ROLE_SUPPLIER || ev.GetActor().GetId() != "freshmart" {
+		t.Fatalf("actor %v", ev.GetActor())
+	}
+
+	// A lighter confirmation gives the difference back.
+	q := e.mustReserve("freshmart", "303", line("pork", 2000))
+	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(q, confirmLine("pork", 1850))); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock("pork", 8900-2000+150)
+}
+
+func TestConfirmHeavierNeedsStock(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(weighed("freshmart", "pork", 3000, 1050))
+	p := e.mustReserve("freshmart", "302", line("pork", 1000))
+	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("pork", 1100)))
+	wantItemRefused(t, err, "OUT_OF_STOCK", "pork")
+	e.wantStock("pork", 50)
+	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("pork", 1050))); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock("pork", 0)
+}
+
+func TestPartialConfirmReleasesStock(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "eggs", 1500, 10, 0))
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	p := e.mustReserve("freshmart", "302", line("eggs", 6), line("rice", 2))
+	e.wantStock("eggs", 4)
+
+	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", 7)))
+	wantField(t, err, "lines[0].quantity")
+	_, err = e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("masks", 1)))
+	wantField(t, err, "lines[0].item_id")
+	_, err = e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", -1)))
+	wantField(t, err, "lines[0].quantity")
+
+	res, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eggs, rice := res.GetParcel().GetLines()[0], res.GetParcel().GetLines()[1]
+	if eggs.GetConfirmedQuantity() != 4 || eggs.GetConfirmedAmountFen() != 6000 || rice.GetConfirmedQuantity() != 2 ||
+		res.GetParcel().GetTotalFen() != 6000+9000 {
+		t.Fatalf("confirmed %v", res.GetParcel())
+	}
+	e.wantStock("eggs", 6) // two eggs back on the shelf
+	e.wantStock("rice", 8)
+	ev := e.onlyEvent("doorstep.haixin.parcel.confirmed", p.GetParcelId())
+	if ev.GetParcelStateChanged().GetConfirmedTotalFen() != 15000 {
+		t.Fatalf("event %v", ev)
+	}
+}
+
+func TestRejectReleasesStock(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	p := e.mustReserve("freshmart", "302", line("rice", 4))
+	e.wantStock("rice", 6)
+
+	reject := &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}
+	_, err := e.client.RejectParcel(e.ctx, reject)
+	wantField(t, err, "reason")
+	reject.Reason = "rice delivery did not arrive"
+	res, err := e.client.RejectParcel(e.ctx, reject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetParcel().GetState() != typesv1.ParcelState_PARCEL_STATE_REJECTED || res.GetParcel().GetReason() != reject.Reason {
+		t.Fatalf("rejected %v", res.GetParcel())
+	}
+	e.wantStock("rice", 10)
+	ev := e.onlyEvent("doorstep.haixin.parcel.rejected", p.GetParcelId())
+	if ev.GetParcelStateChanged().GetReason() != reject.Reason || ev.GetOrderId() != p.GetOrderId() {
+		t.Fatalf("event %v", ev)
+	}
+	_, err = e.client.RejectParcel(e.ctx, reject)
+	wantCode(t, err, codes.FailedPrecondition)
+	e.wantStock("rice", 10)
+	if got := e.transitions(p.GetParcelId()); len(got) != 2 ||
+		got[1] != "placed>rejected by supplier:freshmart (rice delivery did not arrive)" {
+		t.Fatalf("transitions %q", got)
+	}
+}
+
+func TestReleaseReservation(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	p := e.mustReserve("freshmart", "302", line("rice", 4))
+
+	release := &supplierv1.ReleaseReservationRequest{ParcelId: p.GetParcelId(), Reason: "resident cancelled",
+		Actor: &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: p.GetHouseholdId()}}
+	for range 2 { // releasing twice gives the stock back once
+		res, err := e.client.ReleaseReservation(e.ctx, release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.GetParcel().GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+			t.Fatalf("released %v", res.GetParcel())
+		}
+	}
+	e.wantStock("rice", 10)
+	if got := e.transitions(p.GetParcelId()); len(got) != 2 || got[1] != "placed>cancelled by resident:haixin-3-2-302 (resident cancelled)" {
+		t.Fatalf("transitions %q", got)
+	}
+	// The order service announces cancellations, not the supplier.
+	if evs := e.published("doorstep.>"); len(evs) != 0 {
+		t.Fatalf("release published %d events", len(evs))
+	}
+	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p))
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: newID()})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: "not-a-uuid"})
+	wantField(t, err, "parcel_id")
+
+	q := e.mustReserve("freshmart", "302", line("rice", 1))
+	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(q)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: q.GetParcelId()})
+	wantCode(t, err, codes.FailedPrecondition)
+	e.wantStock("rice", 9)
+}
+
+func TestReadyAndIllegalTransitions(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.supplier("pharmacy")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	p := e.mustReserve("freshmart", "302", line("rice", 1))
+	ready := &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}
+
+	_, err := e.client.MarkParcelReady(e.ctx, ready)
+	wantCode(t, err, codes.FailedPrecondition)
+
+	// Another supplier cannot see, let alone decide, this parcel.
+	_, err = e.client.ConfirmParcel(e.ctx, &supplierv1.ConfirmParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.client.ConfirmParcel(e.ctx, &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: newID()})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.client.ConfirmParcel(e.ctx, &supplierv1.ConfirmParcelRequest{ParcelId: p.GetParcelId()})
+	wantField(t, err, "supplier_id")
+
+	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(p)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.ConfirmParcel(e.ctx, confirmReq(p))
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "x"})
+	wantCode(t, err, codes.FailedPrecondition)
+
+	res, err := e.client.MarkParcelReady(e.ctx, ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetParcel().GetState() != typesv1.ParcelState_PARCEL_STATE_READY {
+		t.Fatalf("state %v", res.GetParcel().GetState())
+	}
+	_, err = e.client.MarkParcelReady(e.ctx, ready)
+	wantCode(t, err, codes.FailedPrecondition)
+	if !strings.Contains(err.Error(), "ready") {
+		t.Fatalf("message %v", err)
+	}
+
+	ev := e.onlyEvent("doorstep.haixin.parcel.ready", p.GetParcelId())
+	if ev.GetParcelStateChanged().GetHouseholdId() != "haixin-3-2-302" || ev.GetOrderId() != p.GetOrderId() {
+		t.Fatalf("event %v", ev)
+	}
+	e.onlyEvent("doorstep.haixin.parcel.confirmed", p.GetParcelId())
+	if n := len(e.published("doorstep.>")); n != 2 {
+		t.Fatalf("%d events, want confirmed and ready", n)
+	}
+	want := []string{"placed>confirmed by supplier:freshmart", "confirmed>ready by supplier:freshmart"}
+	if got := e.transitions(p.GetParcelId()); len(got) != 3 || got[1] != want[0] || got[2] != want[1] {
+		t.Fatalf("transitions %q", got)
+	}
+}
+
+// Retried decisions answer with the first response and announce once; the same request id on a
+// different decision is refused.
+func TestDecisionsAreIdempotent(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(weighed("freshmart", "pork", 3000, 10000))
+	p := e.mustReserve("freshmart", "302", line("pork", 1000))
+
+	confirm := confirmReq(p, confirmLine("pork", 1050))
+	confirm.RequestId = "confirm-1"
+	first, err := e.client.ConfirmParcel(e.ctx, confirm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.client.ConfirmParcel(e.ctx, confirm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(first, again) {
+		t.Fatalf("retry answered %v, first %v", again, first)
+	}
+	e.wantStock("pork", 10000-1050)
+	changed := proto.Clone(confirm).(*supplierv1.ConfirmParcelRequest)
+	changed.Lines[0].Quantity = 1000
+	_, err = e.client.ConfirmParcel(e.ctx, changed)
+	wantCode(t, err, codes.AlreadyExists)
+	_, err = e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "confirm-1", SupplierId: "freshmart", ParcelId: p.GetParcelId()})
+	wantCode(t, err, codes.AlreadyExists)
+
+	ready := &supplierv1.MarkParcelReadyRequest{RequestId: "ready-1", SupplierId: "freshmart", ParcelId: p.GetParcelId()}
+	for range 3 {
+		if _, err := e.client.MarkParcelReady(e.ctx, ready); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.onlyEvent("doorstep.haixin.parcel.confirmed", p.GetParcelId())
+	e.onlyEvent("doorstep.haixin.parcel.ready", p.GetParcelId())
+
+	q := e.mustReserve("freshmart", "303", line("pork", 500))
+	reject := &supplierv1.RejectParcelRequest{RequestId: "reject-1", SupplierId: "freshmart", ParcelId: q.GetParcelId(), Reason: "sold out"}
+	for range 2 {
+		if _, err := e.client.RejectParcel(e.ctx, reject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.onlyEvent("doorstep.haixin.parcel.rejected", q.GetParcelId())
+	e.wantStock("pork", 10000-1050)
+	if n := len(e.transitions(q.GetParcelId())); n != 2 {
+		t.Fatalf("%d transitions after a retried rejection", n)
+	}
+}
+
+func TestListParcels(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.supplier("pharmacy")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	e.item(counted("pharmacy", "masks", 2000, 10, 0))
+	a := e.mustReserve("freshmart", "301", line("rice", 1))
+	b := e.mustReserve("freshmart", "302", line("rice", 2))
+	e.mustReserve("pharmacy", "302", line("masks", 1))
+	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(b)); err != nil {
+		t.Fatal(err)
+	}
+
+	list := func(state typesv1.ParcelState) []*supplierv1.SupplierParcel {
+		t.Helper()
+		res, err := e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "freshmart", State: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.GetParcels()
+	}
+	if all := list(typesv1.ParcelState_PARCEL_STATE_UNSPECIFIED); len(all) != 2 || all[0].GetParcelId() != a.GetParcelId() ||
+		len(all[1].GetLines()) != 1 || all[1].GetLines()[0].GetConfirmedQuantity() != 2 {
+		t.Fatalf("all parcels %v", all)
+	}
+	if placed := list(typesv1.ParcelState_PARCEL_STATE_PLACED); len(placed) != 1 || placed[0].GetParcelId() != a.GetParcelId() {
+		t.Fatalf("placed parcels %v", placed)
+	}
+	if ready := list(typesv1.ParcelState_PARCEL_STATE_READY); len(ready) != 0 {
+		t.Fatalf("ready parcels %v", ready)
+	}
+	_, err := e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{})
+	wantField(t, err, "supplier_id")
+	_, err = e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "freshmart", State: 99})
+	wantField(t, err, "state")
+	_, err = e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "nobody"})
+	wantCode(t, err, codes.NotFound)
+}
