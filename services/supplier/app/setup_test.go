@@ -61,8 +61,8 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// 10:00 in Shanghai.
-	clk := newClock(time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC))
+	// 10:00 in Shanghai, with nanoseconds PostgreSQL cannot store.
+	clk := newClock(time.Date(2026, 3, 1, 2, 0, 0, 123456789, time.UTC))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

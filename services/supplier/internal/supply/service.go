@@ -59,11 +59,13 @@ type Service struct {
 	Now func() time.Time
 }
 
+// now is truncated to PostgreSQL's microseconds, so a first answer and a stored one agree.
 func (s *Service) now() time.Time {
+	now := time.Now
 	if s.Now != nil {
-		return s.Now().UTC()
+		now = s.Now
 	}
-	return time.Now().UTC()
+	return now().UTC().Truncate(time.Microsecond)
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
