@@ -7,6 +7,7 @@ import (
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/testkit"
+	"github.com/doorstep/doorstep/services/order/internal/order"
 
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
@@ -170,4 +171,23 @@ func (e *env) waitRedelivered() {
 		}
 		return nil
 	})
+}
+
+// A supplier can confirm a parcel before the order holding it has committed (the reservation
+// comes first). The event for the not-yet-known parcel is retried until the order exists.
+func TestConsumerRetriesEventForUnknownParcel(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	orderID := order.OrderID(hh, "req-1")
+	early := &orderv1.Order{OrderId: orderID, HouseholdId: hh}
+	p := &orderv1.Parcel{ParcelId: order.ParcelID(orderID, "freshmart")}
+	ev := parcelEvent(early, p, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.Role_ROLE_SUPPLIER, "freshmart", nil)
+	e.publish(ev, ev.EventId)
+	e.waitRedelivered()
+
+	o := e.place("req-1", hh, basket())
+	if got := parcelOf(o, "freshmart").ParcelId; got != p.ParcelId {
+		t.Fatalf("parcel id %s, want the derived %s", got, p.ParcelId)
+	}
+	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
 }

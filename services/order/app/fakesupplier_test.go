@@ -173,4 +173,6 @@ func (f *fakeSupplier) seed() {
 		ReferencePriceFen: 1500, CurrentPriceFen: 1500, Stock: 50, UnitWeightGrams: 40})
 }
 
-func (f *fakeSupplier) String() string { return fmt.Sprintf("fakeSupplier(%d parcels)", f.reservations()) }
+func (f *fakeSupplier) String() string {
+	return fmt.Sprintf("fakeSupplier(%d parcels)", f.reservations())
+}

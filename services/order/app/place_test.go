@@ -262,6 +262,30 @@ func TestPlaceOrderFailedReservationReleases(t *testing.T) {
 		t.Errorf("a failed placement stored %d rows", got)
 	}
 
+	t.Run("a retry after the failure does not resurrect the released reservation", func(t *testing.T) {
+		e.sup.mu.Lock()
+		e.sup.items["masks-10"].Stock = 100
+		e.sup.mu.Unlock()
+		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
+		wantCode(t, err, codes.FailedPrecondition)
+		if !strings.Contains(status.Convert(err).Message(), "new request id") {
+			t.Errorf("message does not tell what to do: %v", err)
+		}
+		if got := e.sup.stock("masks-10"); got != 100 {
+			t.Errorf("mask stock %d, want 100 (nothing left reserved)", got)
+		}
+		if got := e.count(`SELECT count(*) FROM orders`); got != 0 {
+			t.Errorf("%d orders stored", got)
+		}
+		o := e.place("greedy-2", hh, lines)
+		if len(o.Parcels) != 2 {
+			t.Errorf("new request: %v", o)
+		}
+		e.sup.mu.Lock()
+		e.sup.items["rice-5kg"].Stock, e.sup.items["masks-10"].Stock = 100, 50
+		e.sup.mu.Unlock()
+	})
+
 	t.Run("an unreachable supplier is UNAVAILABLE and releases too", func(t *testing.T) {
 		e.sup.mu.Lock()
 		e.sup.failReserve["pharmacy"] = status.Error(codes.Unavailable, "pharmacy is down")
@@ -270,7 +294,7 @@ func TestPlaceOrderFailedReservationReleases(t *testing.T) {
 			Lines: []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}, {ItemId: "masks-10", Quantity: 1}}})
 		wantCode(t, err, codes.Unavailable)
 		if got := e.sup.releasedParcels(); len(got) != 2 {
-			t.Errorf("released %v, want two parcels", got)
+			t.Errorf("released %v, want the earlier one and this request's freshmart parcel", got)
 		}
 		if got := e.sup.stock("rice-5kg"); got != 100 {
 			t.Errorf("rice stock %d, want 100", got)

@@ -268,22 +268,6 @@ func insertTransition(ctx context.Context, tx pgx.Tx, t order.Transition) error 
 	return nil
 }
 
-// Transitions returns a parcel's recorded transitions, oldest first.
-func (s *Store) Transitions(ctx context.Context, parcelID string) ([]order.Transition, error) {
-	rows, err := s.pool.Query(ctx, `SELECT parcel_id::text, coalesce(from_state, ''), to_state, actor_role, actor_id, at, reason,
-			coalesce(event_id::text, ''), round_id, route_id, courier_id, delivery_method
-		FROM parcel_transitions WHERE parcel_id = $1 ORDER BY id`, parcelID)
-	if err != nil {
-		return nil, fmt.Errorf("list transitions: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Transition, error) {
-		var t order.Transition
-		err := r.Scan(&t.ParcelID, &t.From, &t.To, &t.Actor.Role, &t.Actor.ID, &t.At, &t.Reason, &t.EventID,
-			&t.RoundID, &t.RouteID, &t.CourierID, &t.DeliveryMethod)
-		return t, err
-	})
-}
-
 // Order implements order.Store.
 func (s *Store) Order(ctx context.Context, id string) (order.Order, error) {
 	return loadOrder(ctx, s.pool, id)
