@@ -196,9 +196,11 @@ func (t txn) Round(ctx context.Context, id string) (dispatch.Round, error) {
 }
 
 func (t txn) round(ctx context.Context, id, lock string) (dispatch.Round, error) {
+	var n int
 	r, err := scanRound(t.tx.QueryRow(ctx, `SELECT `+roundColumns+`,
 		(SELECT count(*) FROM round_parcels rp WHERE rp.round_id = r.round_id)
-		FROM rounds r WHERE r.round_id = $1 `+lock, id), new(int))
+		FROM rounds r WHERE r.round_id = $1 `+lock, id), &n)
+	r.Parcels = n
 	if errors.Is(err, pgx.ErrNoRows) {
 		return dispatch.Round{}, fmt.Errorf("round %s: %w", id, dispatch.ErrNotFound)
 	}
