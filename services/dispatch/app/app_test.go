@@ -716,4 +716,3 @@ func publish(t *testing.T, h *harness, ev *eventsv1.Event) {
 		t.Fatal(err)
 	}
 }
-

@@ -50,7 +50,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // fakeOrders is the order service's GetParcel, answering from a map the test fills.
@@ -100,9 +100,9 @@ func (f *fakeOrders) callCount() int {
 type parcelOpt func(*orderv1.Parcel)
 
 func state(s typesv1.ParcelState) parcelOpt { return func(p *orderv1.Parcel) { p.State = s } }
-func grams(g int64) parcelOpt             { return func(p *orderv1.Parcel) { p.WeightGrams = g } }
-func priority() parcelOpt                 { return func(p *orderv1.Parcel) { p.Priority = true } }
-func contactless() parcelOpt              { return func(p *orderv1.Parcel) { p.Contactless = true } }
+func grams(g int64) parcelOpt               { return func(p *orderv1.Parcel) { p.WeightGrams = g } }
+func priority() parcelOpt                   { return func(p *orderv1.Parcel) { p.Priority = true } }
+func contactless() parcelOpt                { return func(p *orderv1.Parcel) { p.Contactless = true } }
 
 // ready is a READY parcel of household haixin-<building>-<unit>-<room>, on the floor its room
 // number starts with.
