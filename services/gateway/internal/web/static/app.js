@@ -147,11 +147,11 @@
   function showMessage(target, kind, parts) {
     const [zh, enText, detail, fields] = parts;
     target.className = `message ${kind}`;
-    target.replaceChildren(
-      el('div', null, zh, ' ', en(enText)),
-      detail && !(fields && fields.length) ? el('div', null, detail) : null,
-      fields && fields.length ? el('ul', null, fields.map((f) => el('li', null, f))) : null,
-    );
+    const hasFields = Boolean(fields && fields.length);
+    const nodes = [el('div', null, zh, ' ', en(enText))];
+    if (detail && !hasFields) nodes.push(el('div', null, detail));
+    if (hasFields) nodes.push(el('ul', null, fields.map((f) => el('li', null, f))));
+    target.replaceChildren(...nodes);
   }
 
   // ---- household ----
