@@ -716,3 +716,62 @@ func publish(t *testing.T, h *harness, ev *eventsv1.Event) {
 		t.Fatal(err)
 	}
 }
+
+// Check-ins racing the plan of their round: each parcel ends either on the plan or in the next
+// round, never stranded at the gate of a round that is already planned.
+func TestCheckInRacingPlanLosesNoParcel(t *testing.T) {
+	h := start(t, at("2026-03-02", "08:00"))
+	h.sitePlan(t)
+	var parcels []*orderv1.Parcel
+	for i := range 40 {
+		parcels = append(parcels, h.orders.ready("2", "1", 1+i%6))
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i, p := range parcels {
+			if _, err := h.client.CheckInParcels(h.ctx, &dispatchv1.CheckInParcelsRequest{RequestId: fmt.Sprint("in-", i),
+				Compound: "haixin", ParcelIds: []string{p.GetParcelId()}}); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var plan *dispatchv1.PlanRoundResponse
+	go func() {
+		defer wg.Done()
+		// Plan once some parcels are in.
+		testkit.Eventually(t, 10*time.Second, func() error {
+			var n int
+			if err := h.pool.QueryRow(h.ctx, `SELECT count(*) FROM parcels`).Scan(&n); err != nil || n < 10 {
+				return fmt.Errorf("%d parcels in (%v)", n, err)
+			}
+			return nil
+		})
+		var err error
+		plan, err = h.client.PlanRound(h.ctx, &dispatchv1.PlanRoundRequest{RequestId: "plan", RoundId: "haixin-2026-03-02-am"})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	planned := 0
+	for _, r := range plan.GetRoutes() {
+		for _, s := range r.GetStops() {
+			planned += len(s.GetParcelIds())
+		}
+	}
+	var stranded, later int
+	if err := h.pool.QueryRow(h.ctx, `
+		SELECT count(*) FILTER (WHERE round_id = 'haixin-2026-03-02-am' AND status = 'pooled'),
+		       count(*) FILTER (WHERE round_id = 'haixin-2026-03-02-pm' AND status = 'pooled')
+		FROM parcels`).Scan(&stranded, &later); err != nil {
+		t.Fatal(err)
+	}
+	if stranded != 0 || planned+later != len(parcels) || planned == 0 {
+		t.Fatalf("%d planned, %d in the next round, %d stranded; want %d in all, none stranded", planned, later, stranded, len(parcels))
+	}
+}
