@@ -19,6 +19,10 @@ run: ## start the whole system with the seeded demo compound (Ctrl-C stops)
 demo: ## simulate a lockdown day against the running system (make run in another terminal)
 	go run ./services/devstack/cmd/doorstep-demo $(DEMO_FLAGS)
 
+.PHONY: deadletter
+deadletter: ## list dead-lettered events, or replay one: make deadletter ARGS='replay 3'
+	go run ./services/devstack/cmd/doorstep-deadletter $(or $(ARGS),list)
+
 .PHONY: test
 test: check-generate lint-proto vet ## everything CI checks: generated-code drift, proto lint, vet, all tests of all modules
 	go test $(GO_TEST_FLAGS) work
