@@ -727,16 +727,19 @@ func TestCheckInRacingPlanLosesNoParcel(t *testing.T) {
 		parcels = append(parcels, h.orders.ready("2", "1", 1+i%6))
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for i, p := range parcels {
-			if _, err := h.client.CheckInParcels(h.ctx, &dispatchv1.CheckInParcelsRequest{RequestId: fmt.Sprint("in-", i),
-				Compound: "haixin", ParcelIds: []string{p.GetParcelId()}}); err != nil {
-				t.Error(err)
+	for w := range 4 { // four gates' worth of check-ins at once
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(parcels); i += 4 {
+				if _, err := h.client.CheckInParcels(h.ctx, &dispatchv1.CheckInParcelsRequest{RequestId: fmt.Sprint("in-", i),
+					Compound: "haixin", ParcelIds: []string{parcels[i].GetParcelId()}}); err != nil {
+					t.Error(err)
+				}
 			}
-		}
-	}()
+		}()
+	}
+	wg.Add(1)
 	var plan *dispatchv1.PlanRoundResponse
 	go func() {
 		defer wg.Done()
@@ -773,5 +776,51 @@ func TestCheckInRacingPlanLosesNoParcel(t *testing.T) {
 	}
 	if stranded != 0 || planned+later != len(parcels) || planned == 0 {
 		t.Fatalf("%d planned, %d in the next round, %d stranded; want %d in all, none stranded", planned, later, stranded, len(parcels))
+	}
+}
+
+// A check-in that waits for a plan of its round in progress joins the day's next round once the
+// plan commits, not a later day's.
+func TestCheckInWaitingOnAPlanJoinsTheNextRound(t *testing.T) {
+	h := start(t, at("2026-03-02", "08:00"))
+	if _, err := h.client.ListRounds(h.ctx, &dispatchv1.ListRoundsRequest{Compound: "haixin"}); err != nil {
+		t.Fatal(err)
+	}
+	// Play the planner: hold the am round as PlanRound does.
+	plan, err := h.pool.Begin(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Rollback(h.ctx)
+	if _, err := plan.Exec(h.ctx, `SELECT 1 FROM rounds WHERE round_id = 'haixin-2026-03-02-am' FOR NO KEY UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	p := h.orders.ready("1", "1", 1)
+	done := make(chan []*dispatchv1.CheckInResult, 1)
+	go func() {
+		resp, err := h.client.CheckInParcels(h.ctx, &dispatchv1.CheckInParcelsRequest{RequestId: "in", Compound: "haixin",
+			ParcelIds: []string{p.GetParcelId()}})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp.GetResults()
+	}()
+	testkit.Eventually(t, 10*time.Second, func() error {
+		var waiting int
+		err := h.pool.QueryRow(h.ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		if err == nil && waiting == 0 {
+			err = fmt.Errorf("check-in not waiting for the round yet")
+		}
+		return err
+	})
+	if _, err := plan.Exec(h.ctx, `UPDATE rounds SET state = 'planned' WHERE round_id = 'haixin-2026-03-02-am'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Commit(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if len(res) != 1 || res[0].GetRoundId() != "haixin-2026-03-02-pm" {
+		t.Fatalf("check-in = %v, want the pm round", res)
 	}
 }

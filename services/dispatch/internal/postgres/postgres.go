@@ -171,24 +171,34 @@ func (t txn) RoundsOn(ctx context.Context, compound, date string) ([]dispatch.Ro
 }
 
 func (t txn) FirstOpenRound(ctx context.Context, compound, date string, after time.Time) (dispatch.Round, bool, error) {
-	// FOR SHARE: planning takes the round's row exclusively, so a round cannot be planned while a
-	// parcel is joining it, and a parcel never joins a round that got planned meanwhile (the row
-	// is read again once the planner's lock is released, and no longer matches).
-	r, err := scanRound(t.tx.QueryRow(ctx, `
-		SELECT `+roundColumns+` FROM rounds r
-		WHERE r.compound = $1 AND r.day = $2 AND r.state = 'open' AND r.cutoff > $3
-		ORDER BY r.cutoff LIMIT 1 FOR SHARE`, compound, date, after))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return dispatch.Round{}, false, nil
-	}
+	// Candidates first, then each one locked FOR SHARE and read again: planning takes the round's
+	// row exclusively, so a round cannot be planned while a parcel is joining it, and a round
+	// planned while we waited for its lock shows up as planned and is passed over for the next.
+	rows, err := t.tx.Query(ctx, `
+		SELECT round_id FROM rounds
+		WHERE compound = $1 AND day = $2 AND state = 'open' AND cutoff > $3
+		ORDER BY cutoff`, compound, date, after)
 	if err != nil {
-		return dispatch.Round{}, false, fmt.Errorf("find open round: %w", err)
+		return dispatch.Round{}, false, fmt.Errorf("find open rounds: %w", err)
 	}
-	return r, true, nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return dispatch.Round{}, false, fmt.Errorf("find open rounds: %w", err)
+	}
+	for _, id := range ids {
+		r, err := t.round(ctx, id, "FOR SHARE OF r")
+		if err != nil {
+			return dispatch.Round{}, false, err
+		}
+		if r.State == dispatch.RoundOpen {
+			return r, true, nil
+		}
+	}
+	return dispatch.Round{}, false, nil
 }
 
 func (t txn) LockRound(ctx context.Context, id string) (dispatch.Round, error) {
-	return t.round(ctx, id, "FOR NO KEY UPDATE")
+	return t.round(ctx, id, "FOR NO KEY UPDATE OF r")
 }
 
 func (t txn) Round(ctx context.Context, id string) (dispatch.Round, error) {
