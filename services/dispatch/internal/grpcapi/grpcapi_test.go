@@ -1,0 +1,40 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Expected failures never surface as INTERNAL, and wrapped sentinels keep their code and message.
+func TestToStatus(t *testing.T) {
+	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tests := []struct {
+		err  error
+		code codes.Code
+		msg  string
+	}{
+		{fmt.Errorf("round haixin-2026-03-02-am: %w", dispatch.ErrNotFound), codes.NotFound, "round haixin-2026-03-02-am: not found"},
+		{fmt.Errorf("%w haixin-2026-03-02-am: no on-duty courier serves building 7", dispatch.ErrCannotPlan), codes.FailedPrecondition,
+			"cannot plan round haixin-2026-03-02-am: no on-duty courier serves building 7"},
+		{fmt.Errorf("%w: compound haixin", dispatch.ErrNoOpenRound), codes.FailedPrecondition, "no open round: compound haixin"},
+		{fmt.Errorf("%w: request_id r1", dispatch.ErrRequestConflict), codes.AlreadyExists, ""},
+		{fmt.Errorf("%w: GetParcel p: boom", dispatch.ErrPeerUnavailable), codes.Unavailable, ""},
+		{fmt.Errorf("%w: date", dispatch.ErrInvalid), codes.InvalidArgument, ""},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), codes.DeadlineExceeded, ""},
+		{fmt.Errorf("query: %w", context.Canceled), codes.Canceled, ""},
+		{fmt.Errorf("connection reset"), codes.Internal, "internal error"},
+	}
+	for _, tc := range tests {
+		st := status.Convert(s.toStatus(context.Background(), tc.err))
+		if st.Code() != tc.code || tc.msg != "" && st.Message() != tc.msg {
+			t.Errorf("toStatus(%v) = %s %q, want %s %q", tc.err, st.Code(), st.Message(), tc.code, tc.msg)
+		}
+	}
+}
