@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Tools are pinned in tools/go.mod and run from there; that module stays outside go.work (see go.work).
-TOOL := GOWORK=off go -C tools tool
+# Tools are pinned in tools/go.mod and run from there, in tools/go.work (the root go.work leaves them out).
+TOOL := go -C tools tool
 SERVICES := order supplier dispatch courier tracking gateway
 GO_TEST_FLAGS ?= -race -timeout 15m
 
@@ -13,15 +13,18 @@ help: ## list the targets
 
 .PHONY: run
 run: ## start the whole system with the seeded demo compound (Ctrl-C stops)
-	go run ./services/devstack/cmd/doorstep
+	@mkdir -p bin && go build -o bin/doorstep ./services/devstack/cmd/doorstep
+	@exec bin/doorstep
 
 .PHONY: demo
 demo: ## simulate a lockdown day against the running system (make run in another terminal)
-	go run ./services/devstack/cmd/doorstep-demo $(DEMO_FLAGS)
+	@mkdir -p bin && go build -o bin/doorstep-demo ./services/devstack/cmd/doorstep-demo
+	@exec bin/doorstep-demo $(DEMO_FLAGS)
 
 .PHONY: deadletter
 deadletter: ## list dead-lettered events, or replay one: make deadletter ARGS='replay 3'
-	go run ./services/devstack/cmd/doorstep-deadletter $(or $(ARGS),list)
+	@mkdir -p bin && go build -o bin/doorstep-deadletter ./services/devstack/cmd/doorstep-deadletter
+	@bin/doorstep-deadletter $(or $(ARGS),list)
 
 .PHONY: test
 test: check-generate lint-proto vet ## everything CI checks: generated-code drift, proto lint, vet, all tests of all modules

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"math/rand/v2"
 	"time"
@@ -64,21 +65,29 @@ type Migrations struct {
 	FS    fs.FS
 }
 
-// Migrate applies every set in order. A PostgreSQL session lock keeps two replicas from migrating
-// at the same time.
+// Migrate applies every set in order. A PostgreSQL session lock keeps two replicas of a service
+// from migrating at the same time; its id is derived from the schema and the set, so different
+// services sharing one database migrate side by side instead of queueing behind one lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, sets ...Migrations) error {
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("current schema: %w", err)
+	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	for _, set := range sets {
-		if err := migrate(ctx, db, set); err != nil {
-			return fmt.Errorf("migrate %s: %w", set.Table, err)
+		if err := migrate(ctx, db, schema, set); err != nil {
+			return fmt.Errorf("migrate %s.%s: %w", schema, set.Table, err)
 		}
 	}
 	return nil
 }
 
-func migrate(ctx context.Context, db *sql.DB, set Migrations) error {
-	locker, err := lock.NewPostgresSessionLocker()
+func migrate(ctx context.Context, db *sql.DB, schema string, set Migrations) error {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(schema + "." + set.Table))
+	// Poll the lock every second (goose's default is every five) for up to five minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,11 @@ type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	NATSURL     string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 
+	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
+	// letters) on /metrics; 0 turns them off.
+	MetricsPort int `env:"COURIER_METRICS_PORT" envDefault:"9054"`
+	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
+	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 	// Listener, when set (tests, dev stack), is used instead of Port.
 	Listener net.Listener `env:"-"`
 	// Now is the clock; nil means time.Now. Tests inject one.
@@ -44,6 +49,7 @@ func ConfigFromEnv() (Config, error) {
 
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log = log.With("service", "courier")
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -53,8 +59,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Schema:      "courier",
 		DatabaseURL: cfg.DatabaseURL,
 		NATSURL:     cfg.NATSURL,
-		Migrations:  postgres.Migrations(),
-		Log:         log,
+		Migrations:  postgres.Migrations(), StreamReplicas: cfg.StreamReplicas,
+		Log: log,
 	})
 	if err != nil {
 		return err
@@ -74,6 +80,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(ctx) })
+	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
 	g.Go(func() error { return routes.Run(ctx) })
 	return g.Wait()
 }

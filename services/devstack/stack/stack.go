@@ -31,16 +31,19 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// Ports of the stack; 0 picks a free port.
+// Ports of the stack; 0 picks a free port, except for metrics, where 0 serves none.
 type Ports struct {
 	Order, Supplier, Dispatch, Courier, Tracking, Gateway int
 	NATS, Postgres                                        int
+	// Prometheus metrics of the services' event pipelines.
+	OrderMetrics, SupplierMetrics, DispatchMetrics, CourierMetrics, TrackingMetrics int
 }
 
 // DefaultPorts are SPEC.md's service ports, and NATS and PostgreSQL ports that stay clear of the
 // machine's own servers on 4222 and 5432.
 var DefaultPorts = Ports{Order: 50051, Supplier: 50052, Dispatch: 50053, Courier: 50054, Tracking: 50055,
-	Gateway: 8080, NATS: 14222, Postgres: 15432}
+	Gateway: 8080, NATS: 14222, Postgres: 15432,
+	OrderMetrics: 9051, SupplierMetrics: 9052, DispatchMetrics: 9053, CourierMetrics: 9054, TrackingMetrics: 9055}
 
 // Options configure a stack.
 type Options struct {
@@ -129,9 +132,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.cancel = cancel
 	s.group, runCtx = errgroup.WithContext(runCtx)
 	run := func(name string, fn func(context.Context, *slog.Logger) error) {
-		l := log.With("service", name)
 		s.group.Go(func() error {
-			if err := fn(runCtx, l); err != nil {
+			if err := fn(runCtx, log); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			return nil
@@ -139,19 +141,19 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	db, nc := s.DatabaseURL, s.NATS
 	run("supplier", func(ctx context.Context, l *slog.Logger) error {
-		return supplier.Run(ctx, supplier.Config{DatabaseURL: db, NATSURL: nc, Listener: lis["supplier"], Now: o.Now}, l)
+		return supplier.Run(ctx, supplier.Config{MetricsPort: o.Ports.SupplierMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["supplier"], Now: o.Now}, l)
 	})
 	run("order", func(ctx context.Context, l *slog.Logger) error {
-		return order.Run(ctx, order.Config{DatabaseURL: db, NATSURL: nc, SupplierAddr: s.Supplier, Listener: lis["order"], Now: o.Now}, l)
+		return order.Run(ctx, order.Config{MetricsPort: o.Ports.OrderMetrics, DatabaseURL: db, NATSURL: nc, SupplierAddr: s.Supplier, Listener: lis["order"], Now: o.Now}, l)
 	})
 	run("dispatch", func(ctx context.Context, l *slog.Logger) error {
-		return dispatch.Run(ctx, dispatch.Config{DatabaseURL: db, NATSURL: nc, OrderAddr: s.Order, Listener: lis["dispatch"], Now: o.Now}, l)
+		return dispatch.Run(ctx, dispatch.Config{MetricsPort: o.Ports.DispatchMetrics, DatabaseURL: db, NATSURL: nc, OrderAddr: s.Order, Listener: lis["dispatch"], Now: o.Now}, l)
 	})
 	run("courier", func(ctx context.Context, l *slog.Logger) error {
-		return courier.Run(ctx, courier.Config{DatabaseURL: db, NATSURL: nc, Listener: lis["courier"], Now: o.Now}, l)
+		return courier.Run(ctx, courier.Config{MetricsPort: o.Ports.CourierMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["courier"], Now: o.Now}, l)
 	})
 	run("tracking", func(ctx context.Context, l *slog.Logger) error {
-		return tracking.Run(ctx, tracking.Config{DatabaseURL: db, NATSURL: nc, Listener: lis["tracking"], Now: o.Now}, l)
+		return tracking.Run(ctx, tracking.Config{MetricsPort: o.Ports.TrackingMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["tracking"], Now: o.Now}, l)
 	})
 	run("gateway", func(ctx context.Context, l *slog.Logger) error {
 		return gateway.Run(ctx, gateway.Config{OrderAddr: s.Order, SupplierAddr: s.Supplier, TrackingAddr: s.Tracking,

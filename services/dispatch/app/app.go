@@ -40,6 +40,9 @@ type Config struct {
 	PMCutoff string `env:"DISPATCH_PM_CUTOFF" envDefault:"15:00"`
 	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
+	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
+	// letters) on /metrics; 0 turns them off.
+	MetricsPort int `env:"DISPATCH_METRICS_PORT" envDefault:"9053"`
 
 	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
 	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
@@ -93,6 +96,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(ctx) })
+	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
 	g.Go(func() error {
 		return kit.Consumer(FailedPurpose, FailedSubjects, FailedHandler(svc)).Run(ctx)
 	})

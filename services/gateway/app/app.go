@@ -42,6 +42,7 @@ func ConfigFromEnv() (Config, error) {
 
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log = log.With("service", "gateway")
 	if cfg.Compound == "" {
 		cfg.Compound = "haixin"
 	}

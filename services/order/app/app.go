@@ -30,6 +30,11 @@ type Config struct {
 	DatabaseURL  string `env:"DATABASE_URL"`
 	NATSURL      string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	SupplierAddr string `env:"SUPPLIER_ADDR" envDefault:"127.0.0.1:50052"`
+	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
+	// letters) on /metrics; 0 turns them off.
+	MetricsPort int `env:"ORDER_METRICS_PORT" envDefault:"9051"`
+	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
+	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 
 	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
 	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
@@ -48,7 +53,7 @@ func ConfigFromEnv() (Config, error) {
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "order")
 	kit, err := servicekit.Open(ctx, servicekit.Options{Name: "order", Schema: "orders", DatabaseURL: cfg.DatabaseURL,
-		NATSURL: cfg.NATSURL, Migrations: postgres.Migrations(), Log: log})
+		NATSURL: cfg.NATSURL, Migrations: postgres.Migrations(), StreamReplicas: cfg.StreamReplicas, Log: log})
 	if err != nil {
 		return err
 	}
@@ -73,6 +78,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(ctx) })
+	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
 	g.Go(func() error {
 		return kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Handler(store)).Run(ctx)
 	})

@@ -25,6 +25,11 @@ type Config struct {
 	Port        int    `env:"SUPPLIER_PORT" envDefault:"50052"`
 	DatabaseURL string `env:"DATABASE_URL"`
 	NATSURL     string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
+	// letters) on /metrics; 0 turns them off.
+	MetricsPort int `env:"SUPPLIER_METRICS_PORT" envDefault:"9052"`
+	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
+	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 
 	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
 	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
@@ -42,13 +47,14 @@ func ConfigFromEnv() (Config, error) {
 // Run serves until ctx is done, then stops accepting calls, drains those in flight, stops the
 // relay and closes the connections.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log = log.With("service", "supplier")
 	kit, err := servicekit.Open(ctx, servicekit.Options{
 		Name:        "supplier",
 		Schema:      "supplier",
 		DatabaseURL: cfg.DatabaseURL,
 		NATSURL:     cfg.NATSURL,
-		Migrations:  postgres.Migrations(),
-		Log:         log,
+		Migrations:  postgres.Migrations(), StreamReplicas: cfg.StreamReplicas,
+		Log: log,
 	})
 	if err != nil {
 		return err
@@ -69,5 +75,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(gctx) })
+	g.Go(func() error { return kit.ServeMetrics(gctx, cfg.MetricsPort) })
 	return g.Wait()
 }

@@ -35,6 +35,12 @@ type config struct {
 	Gateway     int    `env:"GATEWAY_PORT" envDefault:"8080"`
 	NATS        int    `env:"NATS_PORT" envDefault:"14222"`
 	Postgres    int    `env:"PG_PORT" envDefault:"15432"`
+	// Metrics ports, as each service reads them when it runs alone.
+	OrderMetrics    int `env:"ORDER_METRICS_PORT" envDefault:"9051"`
+	SupplierMetrics int `env:"SUPPLIER_METRICS_PORT" envDefault:"9052"`
+	DispatchMetrics int `env:"DISPATCH_METRICS_PORT" envDefault:"9053"`
+	CourierMetrics  int `env:"COURIER_METRICS_PORT" envDefault:"9054"`
+	TrackingMetrics int `env:"TRACKING_METRICS_PORT" envDefault:"9055"`
 }
 
 func main() {
@@ -64,7 +70,9 @@ func run(ctx context.Context) error {
 	started := time.Now()
 	s, err := stack.Start(ctx, stack.Options{DataDir: dataDir, DatabaseURL: cfg.DatabaseURL, Log: log,
 		Ports: stack.Ports{Order: cfg.Order, Supplier: cfg.Supplier, Dispatch: cfg.Dispatch, Courier: cfg.Courier,
-			Tracking: cfg.Tracking, Gateway: cfg.Gateway, NATS: cfg.NATS, Postgres: cfg.Postgres}})
+			Tracking: cfg.Tracking, Gateway: cfg.Gateway, NATS: cfg.NATS, Postgres: cfg.Postgres,
+			OrderMetrics: cfg.OrderMetrics, SupplierMetrics: cfg.SupplierMetrics, DispatchMetrics: cfg.DispatchMetrics,
+			CourierMetrics: cfg.CourierMetrics, TrackingMetrics: cfg.TrackingMetrics}})
 	if err != nil {
 		return err
 	}
@@ -123,6 +131,7 @@ Doorstep is running (started in %s); %s.
   resident page  http://%[3]s/
   HTTP API       http://%[3]s/api/v1/
   gRPC           order %[4]s  supplier %[5]s  dispatch %[6]s  courier %[7]s  tracking %[8]s
+  metrics        http://localhost:9051/metrics … 9055 (order, supplier, dispatch, courier, tracking)
   NATS           %[9]s (JetStream; subjects doorstep.haixin.>)
   PostgreSQL     %[10]s
 

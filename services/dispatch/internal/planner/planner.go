@@ -39,7 +39,8 @@
 // dispatcher can see how far from ideal it is. Each part is bounded on its own:
 //
 //   - Trips ≥ max(⌈parcels / C⌉, ⌈grams / G⌉), where C and G are the largest per-trip parcel and
-//     gram capacities among the couriers.
+//     gram capacities among the couriers, and a parcel heavier than G (carried on a trip of its
+//     own) counts as G grams.
 //   - Metres: take parcels in order of distance, farthest first, and let need(i) be the trips the
 //     i farthest parcels need at least (the bound above applied to them). Every point at distance
 //     x from the gate lies on the way of at least need(i) trips when x ≤ d(i), and each trip walks
@@ -163,18 +164,6 @@ func (e *NoCourierError) Error() string {
 	return fmt.Sprintf("no on-duty courier serves building %s", e.Building)
 }
 func (e *NoCourierError) Unwrap() error { return ErrUnplannable }
-
-// TooHeavyError: a parcel weighs more than any courier serving its building can carry.
-type TooHeavyError struct {
-	ParcelID, Building string
-	Grams              int64
-}
-
-func (e *TooHeavyError) Error() string {
-	return fmt.Sprintf("parcel %s (%d g) is heavier than any courier serving building %s can carry",
-		e.ParcelID, e.Grams, e.Building)
-}
-func (e *TooHeavyError) Unwrap() error { return ErrUnplannable }
 
 // household is one door's parcels with where it is in sweep order.
 type household struct {
@@ -367,8 +356,14 @@ func assign(households []*household, couriers []Courier, eligible map[string][]i
 				}
 			}
 			if best < 0 {
-				p := c.pieces[0].parcels[0]
-				return nil, &TooHeavyError{ParcelID: p.ID, Building: p.Building, Grams: p.WeightGrams}
+				// A single parcel heavier than anyone here carries per trip (two 10 kg bags of rice
+				// and more). Refusing it would hold up the whole round; instead the least-loaded
+				// courier takes it as a trip of its own, with a trolley or in two goes.
+				for _, ci := range g.eligible {
+					if best < 0 || load[ci] < load[best] {
+						best = ci
+					}
+				}
 			}
 			out[best] = append(out[best], c.pieces...)
 			load[best] += c.parcels
@@ -413,7 +408,7 @@ func chunks(households []*household, maxParcels int, maxGrams int64) []chunk {
 }
 
 // pack orders one courier's pieces (priority households first, then sweep order) and fills trips
-// next-fit. Every piece fits the courier on its own: assign only gives a courier chunks it can carry.
+// next-fit. A piece over the courier's capacity (one over-heavy parcel) fills a trip on its own.
 func pack(pieces []piece, c Courier) []Stop {
 	slices.SortFunc(pieces, func(a, b piece) int {
 		if pa, pb := a.h.priority, b.h.priority; pa != pb {
@@ -530,7 +525,9 @@ func LowerBound(buildings []Building, couriers []Courier, parcels []Parcel) Cost
 	var lb Cost
 	var grams int64
 	for i, p := range far {
-		grams += max(p.WeightGrams, 0)
+		// A parcel heavier than a trip's capacity still takes one trip (see assign), so it
+		// counts at most a full trip's grams here; otherwise the bound could exceed the plan.
+		grams += min(max(p.WeightGrams, 0), maxGrams)
 		d := int64(byName[p.Building].DistanceM)
 		next := int64(0)
 		if i+1 < len(far) {

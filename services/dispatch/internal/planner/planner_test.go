@@ -258,12 +258,6 @@ func TestPlanRoundRefusesWhatCannotBeDelivered(t *testing.T) {
 		in: Input{Buildings: []Building{walkUp("1", 10, "1")}, Couriers: []Courier{anywhere("c1", 5, 9000)},
 			Parcels: []Parcel{parcel("p1", "7", "1", "101")}},
 		want: "building 7 (parcel p1) is not on the site plan",
-	}, {
-		name: "too heavy for anyone serving the building",
-		in: Input{Buildings: []Building{walkUp("2", 10, "1")},
-			Couriers: []Courier{anywhere("c1", 5, 9000), {ID: "c2", Buildings: []string{"1"}, MaxParcels: 5, MaxGrams: 50000}},
-			Parcels:  []Parcel{heavy}},
-		want: "parcel p9 (30000 g) is heavier than any courier serving building 2 can carry",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,6 +269,38 @@ func TestPlanRoundRefusesWhatCannotBeDelivered(t *testing.T) {
 				t.Fatalf("%v does not wrap ErrUnplannable", err)
 			}
 		})
+	}
+}
+
+// A parcel heavier than anyone serving its building can carry gets a trip of its own rather than
+// blocking the round.
+func TestPlanRoundOverweightParcelGetsItsOwnTrip(t *testing.T) {
+	light := parcel("p1", "2", "1", "101")
+	heavy := parcel("p9", "2", "1", "102")
+	heavy.WeightGrams = 30000
+	next := parcel("p2", "2", "1", "201")
+	next.Floor = 2
+	in := Input{Buildings: []Building{walkUp("2", 10, "1")},
+		Couriers: []Courier{anywhere("c1", 5, 9000), {ID: "c2", Buildings: []string{"1"}, MaxParcels: 5, MaxGrams: 50000}},
+		Parcels:  []Parcel{light, heavy, next}}
+	plan, err := PlanRound(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Routes) != 1 || plan.Routes[0].CourierID != "c1" {
+		t.Fatalf("routes = %+v, want one for c1", plan.Routes)
+	}
+	trips := map[int][]string{}
+	for _, s := range plan.Routes[0].Stops {
+		trips[s.Trip] = append(trips[s.Trip], s.ParcelIDs...)
+	}
+	for trip, ids := range trips {
+		if slices.Contains(ids, heavy.ID) && len(ids) != 1 {
+			t.Fatalf("trip %d carries the 30 kg parcel with others: %v", trip, ids)
+		}
+	}
+	if plan.LowerBound.Trips > plan.Cost.Trips || plan.LowerBound.Metres > plan.Cost.Metres {
+		t.Fatalf("lower bound %+v exceeds cost %+v", plan.LowerBound, plan.Cost)
 	}
 }
 
