@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Clients are the services the day is driven through.
@@ -269,7 +270,7 @@ func supplierDecisions(ctx context.Context, c Clients, cfg Config, rng *rand.Ran
 			for _, l := range p.GetLines() {
 				if l.GetWeighed() {
 					actual := l.GetQuantity() * int64(95+rng.IntN(11)) / 100
-					lines = append(lines, &supplierv1.ConfirmLine{ItemId: l.GetItemId(), Quantity: actual})
+					lines = append(lines, &supplierv1.ConfirmLine{ItemId: l.GetItemId(), Quantity: proto.Int64(actual)})
 				}
 			}
 			if _, err := c.Supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "confirm-" + p.GetParcelId(),

@@ -109,7 +109,7 @@ func TestBasketToDoor(t *testing.T) {
 
 	// Suppliers confirm (FreshMart weighs 1,040 g of cabbage) and hand over at the gate.
 	mustOK(t)(c.supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "e2e-c1", SupplierId: "haixin-freshmart", ParcelId: fm,
-		Lines: []*supplierv1.ConfirmLine{{ItemId: "fm-cabbage", Quantity: 1040}}}))
+		Lines: []*supplierv1.ConfirmLine{{ItemId: "fm-cabbage", Quantity: proto.Int64(1040)}}}))
 	mustOK(t)(c.supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "e2e-c2", SupplierId: "haixin-pharmacy", ParcelId: ph}))
 	mustOK(t)(c.supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "e2e-r1", SupplierId: "haixin-freshmart", ParcelId: fm}))
 	mustOK(t)(c.supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "e2e-r2", SupplierId: "haixin-pharmacy", ParcelId: ph}))

@@ -15,7 +15,7 @@ func confirmReq(p *supplierv1.SupplierParcel, lines ...*supplierv1.ConfirmLine) 
 }
 
 func confirmLine(item string, q int64) *supplierv1.ConfirmLine {
-	return &supplierv1.ConfirmLine{ItemId: item, Quantity: q}
+	return &supplierv1.ConfirmLine{ItemId: item, Quantity: proto.Int64(q)}
 }
 
 func (e *env) transitions(parcelID string) []string {
@@ -291,7 +291,7 @@ func TestDecisionsAreIdempotent(t *testing.T) {
 	}
 	e.wantStock("pork", 10000-1050)
 	changed := proto.Clone(confirm).(*supplierv1.ConfirmParcelRequest)
-	changed.Lines[0].Quantity = 1000
+	changed.Lines[0].Quantity = proto.Int64(1000)
 	_, err = e.client.ConfirmParcel(e.ctx, changed)
 	wantCode(t, err, codes.AlreadyExists)
 	_, err = e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "confirm-1", SupplierId: "freshmart", ParcelId: p.GetParcelId()})

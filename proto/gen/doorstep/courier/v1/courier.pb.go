@@ -339,11 +339,13 @@ func (x *CourierStop) GetContactless() bool {
 }
 
 type CourierRoute struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RouteId       string                 `protobuf:"bytes,1,opt,name=route_id,json=routeId,proto3" json:"route_id,omitempty"`
-	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
-	CourierId     string                 `protobuf:"bytes,3,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
-	Stops         []*CourierStop         `protobuf:"bytes,4,rep,name=stops,proto3" json:"stops,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RouteId   string                 `protobuf:"bytes,1,opt,name=route_id,json=routeId,proto3" json:"route_id,omitempty"`
+	RoundId   string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	CourierId string                 `protobuf:"bytes,3,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	Stops     []*CourierStop         `protobuf:"bytes,4,rep,name=stops,proto3" json:"stops,omitempty"`
+	// The plan's version; a newer one replaces the route.
+	Version       int32 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -404,6 +406,13 @@ func (x *CourierRoute) GetStops() []*CourierStop {
 		return x.Stops
 	}
 	return nil
+}
+
+func (x *CourierRoute) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 type GetRouteRequest struct {
@@ -848,6 +857,474 @@ func (x *MarkFailedResponse) GetParcel() *CourierParcel {
 	return nil
 }
 
+// StopOutcome is what happened to one parcel.
+type StopOutcome struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ParcelId string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*StopOutcome_Delivered
+	//	*StopOutcome_Failed
+	Outcome       isStopOutcome_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopOutcome) Reset() {
+	*x = StopOutcome{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopOutcome) ProtoMessage() {}
+
+func (x *StopOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopOutcome.ProtoReflect.Descriptor instead.
+func (*StopOutcome) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StopOutcome) GetParcelId() string {
+	if x != nil {
+		return x.ParcelId
+	}
+	return ""
+}
+
+func (x *StopOutcome) GetOutcome() isStopOutcome_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *StopOutcome) GetDelivered() *DeliveredOutcome {
+	if x != nil {
+		if x, ok := x.Outcome.(*StopOutcome_Delivered); ok {
+			return x.Delivered
+		}
+	}
+	return nil
+}
+
+func (x *StopOutcome) GetFailed() *FailedOutcome {
+	if x != nil {
+		if x, ok := x.Outcome.(*StopOutcome_Failed); ok {
+			return x.Failed
+		}
+	}
+	return nil
+}
+
+type isStopOutcome_Outcome interface {
+	isStopOutcome_Outcome()
+}
+
+type StopOutcome_Delivered struct {
+	Delivered *DeliveredOutcome `protobuf:"bytes,2,opt,name=delivered,proto3,oneof"`
+}
+
+type StopOutcome_Failed struct {
+	Failed *FailedOutcome `protobuf:"bytes,3,opt,name=failed,proto3,oneof"`
+}
+
+func (*StopOutcome_Delivered) isStopOutcome_Outcome() {}
+
+func (*StopOutcome_Failed) isStopOutcome_Outcome() {}
+
+// DeliveredOutcome is a delivery.
+type DeliveredOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Method        DeliveryMethod         `protobuf:"varint,1,opt,name=method,proto3,enum=doorstep.courier.v1.DeliveryMethod" json:"method,omitempty"`
+	PhotoRef      string                 `protobuf:"bytes,2,opt,name=photo_ref,json=photoRef,proto3" json:"photo_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveredOutcome) Reset() {
+	*x = DeliveredOutcome{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveredOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveredOutcome) ProtoMessage() {}
+
+func (x *DeliveredOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveredOutcome.ProtoReflect.Descriptor instead.
+func (*DeliveredOutcome) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeliveredOutcome) GetMethod() DeliveryMethod {
+	if x != nil {
+		return x.Method
+	}
+	return DeliveryMethod_DELIVERY_METHOD_UNSPECIFIED
+}
+
+func (x *DeliveredOutcome) GetPhotoRef() string {
+	if x != nil {
+		return x.PhotoRef
+	}
+	return ""
+}
+
+// FailedOutcome is a failed delivery.
+type FailedOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        FailureReason          `protobuf:"varint,1,opt,name=reason,proto3,enum=doorstep.courier.v1.FailureReason" json:"reason,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailedOutcome) Reset() {
+	*x = FailedOutcome{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailedOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailedOutcome) ProtoMessage() {}
+
+func (x *FailedOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailedOutcome.ProtoReflect.Descriptor instead.
+func (*FailedOutcome) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FailedOutcome) GetReason() FailureReason {
+	if x != nil {
+		return x.Reason
+	}
+	return FailureReason_FAILURE_REASON_UNSPECIFIED
+}
+
+func (x *FailedOutcome) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type CompleteStopsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CourierId     string                 `protobuf:"bytes,2,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	Outcomes      []*StopOutcome         `protobuf:"bytes,3,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteStopsRequest) Reset() {
+	*x = CompleteStopsRequest{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteStopsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteStopsRequest) ProtoMessage() {}
+
+func (x *CompleteStopsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteStopsRequest.ProtoReflect.Descriptor instead.
+func (*CompleteStopsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CompleteStopsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CompleteStopsRequest) GetCourierId() string {
+	if x != nil {
+		return x.CourierId
+	}
+	return ""
+}
+
+func (x *CompleteStopsRequest) GetOutcomes() []*StopOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// OutcomeResult says whether one outcome was recorded.
+type OutcomeResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ParcelId string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	Recorded bool                   `protobuf:"varint,2,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	// Why not.
+	Error         string         `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Parcel        *CourierParcel `protobuf:"bytes,4,opt,name=parcel,proto3" json:"parcel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutcomeResult) Reset() {
+	*x = OutcomeResult{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutcomeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutcomeResult) ProtoMessage() {}
+
+func (x *OutcomeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutcomeResult.ProtoReflect.Descriptor instead.
+func (*OutcomeResult) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OutcomeResult) GetParcelId() string {
+	if x != nil {
+		return x.ParcelId
+	}
+	return ""
+}
+
+func (x *OutcomeResult) GetRecorded() bool {
+	if x != nil {
+		return x.Recorded
+	}
+	return false
+}
+
+func (x *OutcomeResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *OutcomeResult) GetParcel() *CourierParcel {
+	if x != nil {
+		return x.Parcel
+	}
+	return nil
+}
+
+type CompleteStopsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*OutcomeResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteStopsResponse) Reset() {
+	*x = CompleteStopsResponse{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteStopsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteStopsResponse) ProtoMessage() {}
+
+func (x *CompleteStopsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteStopsResponse.ProtoReflect.Descriptor instead.
+func (*CompleteStopsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CompleteStopsResponse) GetResults() []*OutcomeResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type WatchRouteRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CourierId string                 `protobuf:"bytes,1,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	// Optional: a round; the newest route otherwise.
+	RoundId       string `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRouteRequest) Reset() {
+	*x = WatchRouteRequest{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRouteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRouteRequest) ProtoMessage() {}
+
+func (x *WatchRouteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRouteRequest.ProtoReflect.Descriptor instead.
+func (*WatchRouteRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WatchRouteRequest) GetCourierId() string {
+	if x != nil {
+		return x.CourierId
+	}
+	return ""
+}
+
+func (x *WatchRouteRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+type WatchRouteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Route         *CourierRoute          `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRouteResponse) Reset() {
+	*x = WatchRouteResponse{}
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRouteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRouteResponse) ProtoMessage() {}
+
+func (x *WatchRouteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_courier_v1_courier_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRouteResponse.ProtoReflect.Descriptor instead.
+func (*WatchRouteResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_courier_v1_courier_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchRouteResponse) GetRoute() *CourierRoute {
+	if x != nil {
+		return x.Route
+	}
+	return nil
+}
+
 var File_doorstep_courier_v1_courier_proto protoreflect.FileDescriptor
 
 const file_doorstep_courier_v1_courier_proto_rawDesc = "" +
@@ -864,13 +1341,14 @@ const file_doorstep_courier_v1_courier_proto_rawDesc = "" +
 	"\aaddress\x18\x04 \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x12<\n" +
 	"\aparcels\x18\x05 \x03(\v2\".doorstep.courier.v1.CourierParcelR\aparcels\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\bR\bpriority\x12 \n" +
-	"\vcontactless\x18\a \x01(\bR\vcontactless\"\x9b\x01\n" +
+	"\vcontactless\x18\a \x01(\bR\vcontactless\"\xb5\x01\n" +
 	"\fCourierRoute\x12\x19\n" +
 	"\broute_id\x18\x01 \x01(\tR\arouteId\x12\x19\n" +
 	"\bround_id\x18\x02 \x01(\tR\aroundId\x12\x1d\n" +
 	"\n" +
 	"courier_id\x18\x03 \x01(\tR\tcourierId\x126\n" +
-	"\x05stops\x18\x04 \x03(\v2 .doorstep.courier.v1.CourierStopR\x05stops\"K\n" +
+	"\x05stops\x18\x04 \x03(\v2 .doorstep.courier.v1.CourierStopR\x05stops\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x05R\aversion\"K\n" +
 	"\x0fGetRouteRequest\x12\x1d\n" +
 	"\n" +
 	"courier_id\x18\x01 \x01(\tR\tcourierId\x12\x19\n" +
@@ -904,7 +1382,37 @@ const file_doorstep_courier_v1_courier_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\x0e2\".doorstep.courier.v1.FailureReasonR\x06reason\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04note\"P\n" +
 	"\x12MarkFailedResponse\x12:\n" +
-	"\x06parcel\x18\x01 \x01(\v2\".doorstep.courier.v1.CourierParcelR\x06parcel*\x97\x01\n" +
+	"\x06parcel\x18\x01 \x01(\v2\".doorstep.courier.v1.CourierParcelR\x06parcel\"\xba\x01\n" +
+	"\vStopOutcome\x12\x1b\n" +
+	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12E\n" +
+	"\tdelivered\x18\x02 \x01(\v2%.doorstep.courier.v1.DeliveredOutcomeH\x00R\tdelivered\x12<\n" +
+	"\x06failed\x18\x03 \x01(\v2\".doorstep.courier.v1.FailedOutcomeH\x00R\x06failedB\t\n" +
+	"\aoutcome\"l\n" +
+	"\x10DeliveredOutcome\x12;\n" +
+	"\x06method\x18\x01 \x01(\x0e2#.doorstep.courier.v1.DeliveryMethodR\x06method\x12\x1b\n" +
+	"\tphoto_ref\x18\x02 \x01(\tR\bphotoRef\"_\n" +
+	"\rFailedOutcome\x12:\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\".doorstep.courier.v1.FailureReasonR\x06reason\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"\x92\x01\n" +
+	"\x14CompleteStopsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"courier_id\x18\x02 \x01(\tR\tcourierId\x12<\n" +
+	"\boutcomes\x18\x03 \x03(\v2 .doorstep.courier.v1.StopOutcomeR\boutcomes\"\x9a\x01\n" +
+	"\rOutcomeResult\x12\x1b\n" +
+	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x1a\n" +
+	"\brecorded\x18\x02 \x01(\bR\brecorded\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12:\n" +
+	"\x06parcel\x18\x04 \x01(\v2\".doorstep.courier.v1.CourierParcelR\x06parcel\"U\n" +
+	"\x15CompleteStopsResponse\x12<\n" +
+	"\aresults\x18\x01 \x03(\v2\".doorstep.courier.v1.OutcomeResultR\aresults\"M\n" +
+	"\x11WatchRouteRequest\x12\x1d\n" +
+	"\n" +
+	"courier_id\x18\x01 \x01(\tR\tcourierId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\"M\n" +
+	"\x12WatchRouteResponse\x127\n" +
+	"\x05route\x18\x01 \x01(\v2!.doorstep.courier.v1.CourierRouteR\x05route*\x97\x01\n" +
 	"\n" +
 	"StopStatus\x12\x1b\n" +
 	"\x17STOP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -921,13 +1429,16 @@ const file_doorstep_courier_v1_courier_proto_rawDesc = "" +
 	"\x17FAILURE_REASON_NOT_HOME\x10\x01\x12\x1a\n" +
 	"\x16FAILURE_REASON_REFUSED\x10\x02\x12 \n" +
 	"\x1cFAILURE_REASON_WRONG_ADDRESS\x10\x03\x12\x18\n" +
-	"\x14FAILURE_REASON_OTHER\x10\x042\x83\x03\n" +
+	"\x14FAILURE_REASON_OTHER\x10\x042\xcc\x04\n" +
 	"\x0eCourierService\x12W\n" +
 	"\bGetRoute\x12$.doorstep.courier.v1.GetRouteRequest\x1a%.doorstep.courier.v1.GetRouteResponse\x12Q\n" +
 	"\x06PickUp\x12\".doorstep.courier.v1.PickUpRequest\x1a#.doorstep.courier.v1.PickUpResponse\x12f\n" +
 	"\rMarkDelivered\x12).doorstep.courier.v1.MarkDeliveredRequest\x1a*.doorstep.courier.v1.MarkDeliveredResponse\x12]\n" +
 	"\n" +
-	"MarkFailed\x12&.doorstep.courier.v1.MarkFailedRequest\x1a'.doorstep.courier.v1.MarkFailedResponseBFZDgithub.com/doorstep/doorstep/proto/gen/doorstep/courier/v1;courierv1b\x06proto3"
+	"MarkFailed\x12&.doorstep.courier.v1.MarkFailedRequest\x1a'.doorstep.courier.v1.MarkFailedResponse\x12f\n" +
+	"\rCompleteStops\x12).doorstep.courier.v1.CompleteStopsRequest\x1a*.doorstep.courier.v1.CompleteStopsResponse\x12_\n" +
+	"\n" +
+	"WatchRoute\x12&.doorstep.courier.v1.WatchRouteRequest\x1a'.doorstep.courier.v1.WatchRouteResponse0\x01BFZDgithub.com/doorstep/doorstep/proto/gen/doorstep/courier/v1;courierv1b\x06proto3"
 
 var (
 	file_doorstep_courier_v1_courier_proto_rawDescOnce sync.Once
@@ -942,7 +1453,7 @@ func file_doorstep_courier_v1_courier_proto_rawDescGZIP() []byte {
 }
 
 var file_doorstep_courier_v1_courier_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_doorstep_courier_v1_courier_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_doorstep_courier_v1_courier_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_doorstep_courier_v1_courier_proto_goTypes = []any{
 	(StopStatus)(0),               // 0: doorstep.courier.v1.StopStatus
 	(DeliveryMethod)(0),           // 1: doorstep.courier.v1.DeliveryMethod
@@ -958,11 +1469,19 @@ var file_doorstep_courier_v1_courier_proto_goTypes = []any{
 	(*MarkDeliveredResponse)(nil), // 11: doorstep.courier.v1.MarkDeliveredResponse
 	(*MarkFailedRequest)(nil),     // 12: doorstep.courier.v1.MarkFailedRequest
 	(*MarkFailedResponse)(nil),    // 13: doorstep.courier.v1.MarkFailedResponse
-	(*v1.Address)(nil),            // 14: doorstep.types.v1.Address
+	(*StopOutcome)(nil),           // 14: doorstep.courier.v1.StopOutcome
+	(*DeliveredOutcome)(nil),      // 15: doorstep.courier.v1.DeliveredOutcome
+	(*FailedOutcome)(nil),         // 16: doorstep.courier.v1.FailedOutcome
+	(*CompleteStopsRequest)(nil),  // 17: doorstep.courier.v1.CompleteStopsRequest
+	(*OutcomeResult)(nil),         // 18: doorstep.courier.v1.OutcomeResult
+	(*CompleteStopsResponse)(nil), // 19: doorstep.courier.v1.CompleteStopsResponse
+	(*WatchRouteRequest)(nil),     // 20: doorstep.courier.v1.WatchRouteRequest
+	(*WatchRouteResponse)(nil),    // 21: doorstep.courier.v1.WatchRouteResponse
+	(*v1.Address)(nil),            // 22: doorstep.types.v1.Address
 }
 var file_doorstep_courier_v1_courier_proto_depIdxs = []int32{
 	0,  // 0: doorstep.courier.v1.CourierParcel.status:type_name -> doorstep.courier.v1.StopStatus
-	14, // 1: doorstep.courier.v1.CourierStop.address:type_name -> doorstep.types.v1.Address
+	22, // 1: doorstep.courier.v1.CourierStop.address:type_name -> doorstep.types.v1.Address
 	3,  // 2: doorstep.courier.v1.CourierStop.parcels:type_name -> doorstep.courier.v1.CourierParcel
 	4,  // 3: doorstep.courier.v1.CourierRoute.stops:type_name -> doorstep.courier.v1.CourierStop
 	5,  // 4: doorstep.courier.v1.GetRouteResponse.route:type_name -> doorstep.courier.v1.CourierRoute
@@ -971,19 +1490,31 @@ var file_doorstep_courier_v1_courier_proto_depIdxs = []int32{
 	3,  // 7: doorstep.courier.v1.MarkDeliveredResponse.parcel:type_name -> doorstep.courier.v1.CourierParcel
 	2,  // 8: doorstep.courier.v1.MarkFailedRequest.reason:type_name -> doorstep.courier.v1.FailureReason
 	3,  // 9: doorstep.courier.v1.MarkFailedResponse.parcel:type_name -> doorstep.courier.v1.CourierParcel
-	6,  // 10: doorstep.courier.v1.CourierService.GetRoute:input_type -> doorstep.courier.v1.GetRouteRequest
-	8,  // 11: doorstep.courier.v1.CourierService.PickUp:input_type -> doorstep.courier.v1.PickUpRequest
-	10, // 12: doorstep.courier.v1.CourierService.MarkDelivered:input_type -> doorstep.courier.v1.MarkDeliveredRequest
-	12, // 13: doorstep.courier.v1.CourierService.MarkFailed:input_type -> doorstep.courier.v1.MarkFailedRequest
-	7,  // 14: doorstep.courier.v1.CourierService.GetRoute:output_type -> doorstep.courier.v1.GetRouteResponse
-	9,  // 15: doorstep.courier.v1.CourierService.PickUp:output_type -> doorstep.courier.v1.PickUpResponse
-	11, // 16: doorstep.courier.v1.CourierService.MarkDelivered:output_type -> doorstep.courier.v1.MarkDeliveredResponse
-	13, // 17: doorstep.courier.v1.CourierService.MarkFailed:output_type -> doorstep.courier.v1.MarkFailedResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 10: doorstep.courier.v1.StopOutcome.delivered:type_name -> doorstep.courier.v1.DeliveredOutcome
+	16, // 11: doorstep.courier.v1.StopOutcome.failed:type_name -> doorstep.courier.v1.FailedOutcome
+	1,  // 12: doorstep.courier.v1.DeliveredOutcome.method:type_name -> doorstep.courier.v1.DeliveryMethod
+	2,  // 13: doorstep.courier.v1.FailedOutcome.reason:type_name -> doorstep.courier.v1.FailureReason
+	14, // 14: doorstep.courier.v1.CompleteStopsRequest.outcomes:type_name -> doorstep.courier.v1.StopOutcome
+	3,  // 15: doorstep.courier.v1.OutcomeResult.parcel:type_name -> doorstep.courier.v1.CourierParcel
+	18, // 16: doorstep.courier.v1.CompleteStopsResponse.results:type_name -> doorstep.courier.v1.OutcomeResult
+	5,  // 17: doorstep.courier.v1.WatchRouteResponse.route:type_name -> doorstep.courier.v1.CourierRoute
+	6,  // 18: doorstep.courier.v1.CourierService.GetRoute:input_type -> doorstep.courier.v1.GetRouteRequest
+	8,  // 19: doorstep.courier.v1.CourierService.PickUp:input_type -> doorstep.courier.v1.PickUpRequest
+	10, // 20: doorstep.courier.v1.CourierService.MarkDelivered:input_type -> doorstep.courier.v1.MarkDeliveredRequest
+	12, // 21: doorstep.courier.v1.CourierService.MarkFailed:input_type -> doorstep.courier.v1.MarkFailedRequest
+	17, // 22: doorstep.courier.v1.CourierService.CompleteStops:input_type -> doorstep.courier.v1.CompleteStopsRequest
+	20, // 23: doorstep.courier.v1.CourierService.WatchRoute:input_type -> doorstep.courier.v1.WatchRouteRequest
+	7,  // 24: doorstep.courier.v1.CourierService.GetRoute:output_type -> doorstep.courier.v1.GetRouteResponse
+	9,  // 25: doorstep.courier.v1.CourierService.PickUp:output_type -> doorstep.courier.v1.PickUpResponse
+	11, // 26: doorstep.courier.v1.CourierService.MarkDelivered:output_type -> doorstep.courier.v1.MarkDeliveredResponse
+	13, // 27: doorstep.courier.v1.CourierService.MarkFailed:output_type -> doorstep.courier.v1.MarkFailedResponse
+	19, // 28: doorstep.courier.v1.CourierService.CompleteStops:output_type -> doorstep.courier.v1.CompleteStopsResponse
+	21, // 29: doorstep.courier.v1.CourierService.WatchRoute:output_type -> doorstep.courier.v1.WatchRouteResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_courier_v1_courier_proto_init() }
@@ -991,13 +1522,17 @@ func file_doorstep_courier_v1_courier_proto_init() {
 	if File_doorstep_courier_v1_courier_proto != nil {
 		return
 	}
+	file_doorstep_courier_v1_courier_proto_msgTypes[11].OneofWrappers = []any{
+		(*StopOutcome_Delivered)(nil),
+		(*StopOutcome_Failed)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_courier_v1_courier_proto_rawDesc), len(file_doorstep_courier_v1_courier_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,8 @@ const (
 	CourierService_PickUp_FullMethodName        = "/doorstep.courier.v1.CourierService/PickUp"
 	CourierService_MarkDelivered_FullMethodName = "/doorstep.courier.v1.CourierService/MarkDelivered"
 	CourierService_MarkFailed_FullMethodName    = "/doorstep.courier.v1.CourierService/MarkFailed"
+	CourierService_CompleteStops_FullMethodName = "/doorstep.courier.v1.CourierService/CompleteStops"
+	CourierService_WatchRoute_FullMethodName    = "/doorstep.courier.v1.CourierService/WatchRoute"
 )
 
 // CourierServiceClient is the client API for CourierService service.
@@ -39,6 +41,12 @@ type CourierServiceClient interface {
 	MarkDelivered(ctx context.Context, in *MarkDeliveredRequest, opts ...grpc.CallOption) (*MarkDeliveredResponse, error)
 	// MarkFailed records a failed delivery with its reason; the parcel goes to the next round.
 	MarkFailed(ctx context.Context, in *MarkFailedRequest, opts ...grpc.CallOption) (*MarkFailedResponse, error)
+	// CompleteStops records several parcels delivered or failed in one call (a courier back in
+	// signal after a floor without any); each outcome succeeds or fails on its own.
+	CompleteStops(ctx context.Context, in *CompleteStopsRequest, opts ...grpc.CallOption) (*CompleteStopsResponse, error)
+	// WatchRoute streams the courier's route: the current one first, then every change (a stop
+	// moved to or from them, a re-plan) as it happens.
+	WatchRoute(ctx context.Context, in *WatchRouteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRouteResponse], error)
 }
 
 type courierServiceClient struct {
@@ -89,6 +97,35 @@ func (c *courierServiceClient) MarkFailed(ctx context.Context, in *MarkFailedReq
 	return out, nil
 }
 
+func (c *courierServiceClient) CompleteStops(ctx context.Context, in *CompleteStopsRequest, opts ...grpc.CallOption) (*CompleteStopsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteStopsResponse)
+	err := c.cc.Invoke(ctx, CourierService_CompleteStops_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *courierServiceClient) WatchRoute(ctx context.Context, in *WatchRouteRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRouteResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CourierService_ServiceDesc.Streams[0], CourierService_WatchRoute_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRouteRequest, WatchRouteResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CourierService_WatchRouteClient = grpc.ServerStreamingClient[WatchRouteResponse]
+
 // CourierServiceServer is the server API for CourierService service.
 // All implementations must embed UnimplementedCourierServiceServer
 // for forward compatibility.
@@ -103,6 +140,12 @@ type CourierServiceServer interface {
 	MarkDelivered(context.Context, *MarkDeliveredRequest) (*MarkDeliveredResponse, error)
 	// MarkFailed records a failed delivery with its reason; the parcel goes to the next round.
 	MarkFailed(context.Context, *MarkFailedRequest) (*MarkFailedResponse, error)
+	// CompleteStops records several parcels delivered or failed in one call (a courier back in
+	// signal after a floor without any); each outcome succeeds or fails on its own.
+	CompleteStops(context.Context, *CompleteStopsRequest) (*CompleteStopsResponse, error)
+	// WatchRoute streams the courier's route: the current one first, then every change (a stop
+	// moved to or from them, a re-plan) as it happens.
+	WatchRoute(*WatchRouteRequest, grpc.ServerStreamingServer[WatchRouteResponse]) error
 	mustEmbedUnimplementedCourierServiceServer()
 }
 
@@ -124,6 +167,12 @@ func (UnimplementedCourierServiceServer) MarkDelivered(context.Context, *MarkDel
 }
 func (UnimplementedCourierServiceServer) MarkFailed(context.Context, *MarkFailedRequest) (*MarkFailedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MarkFailed not implemented")
+}
+func (UnimplementedCourierServiceServer) CompleteStops(context.Context, *CompleteStopsRequest) (*CompleteStopsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteStops not implemented")
+}
+func (UnimplementedCourierServiceServer) WatchRoute(*WatchRouteRequest, grpc.ServerStreamingServer[WatchRouteResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchRoute not implemented")
 }
 func (UnimplementedCourierServiceServer) mustEmbedUnimplementedCourierServiceServer() {}
 func (UnimplementedCourierServiceServer) testEmbeddedByValue()                        {}
@@ -218,6 +267,35 @@ func _CourierService_MarkFailed_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CourierService_CompleteStops_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteStopsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CourierServiceServer).CompleteStops(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CourierService_CompleteStops_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CourierServiceServer).CompleteStops(ctx, req.(*CompleteStopsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CourierService_WatchRoute_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRouteRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CourierServiceServer).WatchRoute(m, &grpc.GenericServerStream[WatchRouteRequest, WatchRouteResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CourierService_WatchRouteServer = grpc.ServerStreamingServer[WatchRouteResponse]
+
 // CourierService_ServiceDesc is the grpc.ServiceDesc for CourierService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -241,7 +319,17 @@ var CourierService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "MarkFailed",
 			Handler:    _CourierService_MarkFailed_Handler,
 		},
+		{
+			MethodName: "CompleteStops",
+			Handler:    _CourierService_CompleteStops_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRoute",
+			Handler:       _CourierService_WatchRoute_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "doorstep/courier/v1/courier.proto",
 }

@@ -23,7 +23,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// RoundState is a round's life.
+// RoundState is a round's life: OPEN → CLOSED (cutoff passed or closed by hand) → PLANNED → DONE.
 type RoundState int32
 
 const (
@@ -32,6 +32,10 @@ const (
 	RoundState_ROUND_STATE_OPEN RoundState = 1
 	// Routes planned and published.
 	RoundState_ROUND_STATE_PLANNED RoundState = 2
+	// No longer taking parcels, not planned yet.
+	RoundState_ROUND_STATE_CLOSED RoundState = 3
+	// Every parcel delivered or failed.
+	RoundState_ROUND_STATE_DONE RoundState = 4
 )
 
 // Enum value maps for RoundState.
@@ -40,11 +44,15 @@ var (
 		0: "ROUND_STATE_UNSPECIFIED",
 		1: "ROUND_STATE_OPEN",
 		2: "ROUND_STATE_PLANNED",
+		3: "ROUND_STATE_CLOSED",
+		4: "ROUND_STATE_DONE",
 	}
 	RoundState_value = map[string]int32{
 		"ROUND_STATE_UNSPECIFIED": 0,
 		"ROUND_STATE_OPEN":        1,
 		"ROUND_STATE_PLANNED":     2,
+		"ROUND_STATE_CLOSED":      3,
+		"ROUND_STATE_DONE":        4,
 	}
 )
 
@@ -355,9 +363,11 @@ type Courier struct {
 	// Buildings this courier serves (按楼层分配); empty means anywhere.
 	Buildings []string `protobuf:"bytes,4,rep,name=buildings,proto3" json:"buildings,omitempty"`
 	// What one trip can carry.
-	MaxParcels    int32 `protobuf:"varint,5,opt,name=max_parcels,json=maxParcels,proto3" json:"max_parcels,omitempty"`
-	MaxGrams      int64 `protobuf:"varint,6,opt,name=max_grams,json=maxGrams,proto3" json:"max_grams,omitempty"`
-	OnDuty        bool  `protobuf:"varint,7,opt,name=on_duty,json=onDuty,proto3" json:"on_duty,omitempty"`
+	MaxParcels int32 `protobuf:"varint,5,opt,name=max_parcels,json=maxParcels,proto3" json:"max_parcels,omitempty"`
+	MaxGrams   int64 `protobuf:"varint,6,opt,name=max_grams,json=maxGrams,proto3" json:"max_grams,omitempty"`
+	OnDuty     bool  `protobuf:"varint,7,opt,name=on_duty,json=onDuty,proto3" json:"on_duty,omitempty"`
+	// Finer assignments than whole buildings; when set they replace `buildings`.
+	FloorRanges   []*FloorRange `protobuf:"bytes,8,rep,name=floor_ranges,json=floorRanges,proto3" json:"floor_ranges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +451,75 @@ func (x *Courier) GetOnDuty() bool {
 	return false
 }
 
+func (x *Courier) GetFloorRanges() []*FloorRange {
+	if x != nil {
+		return x.FloorRanges
+	}
+	return nil
+}
+
+// FloorRange limits a courier to some floors of a building (按楼层分配).
+type FloorRange struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Building string                 `protobuf:"bytes,1,opt,name=building,proto3" json:"building,omitempty"`
+	// Inclusive; 0 means from the ground floor / to the top.
+	MinFloor      int32 `protobuf:"varint,2,opt,name=min_floor,json=minFloor,proto3" json:"min_floor,omitempty"`
+	MaxFloor      int32 `protobuf:"varint,3,opt,name=max_floor,json=maxFloor,proto3" json:"max_floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FloorRange) Reset() {
+	*x = FloorRange{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FloorRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FloorRange) ProtoMessage() {}
+
+func (x *FloorRange) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FloorRange.ProtoReflect.Descriptor instead.
+func (*FloorRange) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FloorRange) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+func (x *FloorRange) GetMinFloor() int32 {
+	if x != nil {
+		return x.MinFloor
+	}
+	return 0
+}
+
+func (x *FloorRange) GetMaxFloor() int32 {
+	if x != nil {
+		return x.MaxFloor
+	}
+	return 0
+}
+
 type UpsertCourierRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -451,7 +530,7 @@ type UpsertCourierRequest struct {
 
 func (x *UpsertCourierRequest) Reset() {
 	*x = UpsertCourierRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[6]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +542,7 @@ func (x *UpsertCourierRequest) String() string {
 func (*UpsertCourierRequest) ProtoMessage() {}
 
 func (x *UpsertCourierRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[6]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +555,7 @@ func (x *UpsertCourierRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCourierRequest.ProtoReflect.Descriptor instead.
 func (*UpsertCourierRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{6}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpsertCourierRequest) GetRequestId() string {
@@ -502,7 +581,7 @@ type UpsertCourierResponse struct {
 
 func (x *UpsertCourierResponse) Reset() {
 	*x = UpsertCourierResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[7]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +593,7 @@ func (x *UpsertCourierResponse) String() string {
 func (*UpsertCourierResponse) ProtoMessage() {}
 
 func (x *UpsertCourierResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[7]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +606,7 @@ func (x *UpsertCourierResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCourierResponse.ProtoReflect.Descriptor instead.
 func (*UpsertCourierResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{7}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpsertCourierResponse) GetCourier() *Courier {
@@ -546,7 +625,7 @@ type ListCouriersRequest struct {
 
 func (x *ListCouriersRequest) Reset() {
 	*x = ListCouriersRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[8]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +637,7 @@ func (x *ListCouriersRequest) String() string {
 func (*ListCouriersRequest) ProtoMessage() {}
 
 func (x *ListCouriersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[8]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +650,7 @@ func (x *ListCouriersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCouriersRequest.ProtoReflect.Descriptor instead.
 func (*ListCouriersRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{8}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListCouriersRequest) GetCompound() string {
@@ -590,7 +669,7 @@ type ListCouriersResponse struct {
 
 func (x *ListCouriersResponse) Reset() {
 	*x = ListCouriersResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[9]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +681,7 @@ func (x *ListCouriersResponse) String() string {
 func (*ListCouriersResponse) ProtoMessage() {}
 
 func (x *ListCouriersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[9]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,12 +694,904 @@ func (x *ListCouriersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCouriersResponse.ProtoReflect.Descriptor instead.
 func (*ListCouriersResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{9}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListCouriersResponse) GetCouriers() []*Courier {
 	if x != nil {
 		return x.Couriers
+	}
+	return nil
+}
+
+// RoundSlot is one of a compound's daily rounds.
+type RoundSlot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "am", "pm" or another short lower-case name; part of round ids.
+	Slot string `protobuf:"bytes,1,opt,name=slot,proto3" json:"slot,omitempty"`
+	// HH:MM Asia/Shanghai: parcels at the gate by then go into this round.
+	Cutoff string `protobuf:"bytes,2,opt,name=cutoff,proto3" json:"cutoff,omitempty"`
+	// HH:MM Asia/Shanghai: when couriers set out.
+	Departs       string `protobuf:"bytes,3,opt,name=departs,proto3" json:"departs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoundSlot) Reset() {
+	*x = RoundSlot{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoundSlot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoundSlot) ProtoMessage() {}
+
+func (x *RoundSlot) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoundSlot.ProtoReflect.Descriptor instead.
+func (*RoundSlot) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RoundSlot) GetSlot() string {
+	if x != nil {
+		return x.Slot
+	}
+	return ""
+}
+
+func (x *RoundSlot) GetCutoff() string {
+	if x != nil {
+		return x.Cutoff
+	}
+	return ""
+}
+
+func (x *RoundSlot) GetDeparts() string {
+	if x != nil {
+		return x.Departs
+	}
+	return ""
+}
+
+// CompoundSettings are a compound's round rules.
+type CompoundSettings struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Compound string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	// In the order of the day.
+	Slots []*RoundSlot `protobuf:"bytes,2,rep,name=slots,proto3" json:"slots,omitempty"`
+	// Most parcels one round takes; later check-ins roll to the next round. 0 means no cap.
+	RoundCapacity int32 `protobuf:"varint,3,opt,name=round_capacity,json=roundCapacity,proto3" json:"round_capacity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompoundSettings) Reset() {
+	*x = CompoundSettings{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompoundSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompoundSettings) ProtoMessage() {}
+
+func (x *CompoundSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompoundSettings.ProtoReflect.Descriptor instead.
+func (*CompoundSettings) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CompoundSettings) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *CompoundSettings) GetSlots() []*RoundSlot {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
+func (x *CompoundSettings) GetRoundCapacity() int32 {
+	if x != nil {
+		return x.RoundCapacity
+	}
+	return 0
+}
+
+type UpdateCompoundSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Settings      *CompoundSettings      `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCompoundSettingsRequest) Reset() {
+	*x = UpdateCompoundSettingsRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCompoundSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCompoundSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateCompoundSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCompoundSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCompoundSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateCompoundSettingsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UpdateCompoundSettingsRequest) GetSettings() *CompoundSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type UpdateCompoundSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *CompoundSettings      `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCompoundSettingsResponse) Reset() {
+	*x = UpdateCompoundSettingsResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCompoundSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCompoundSettingsResponse) ProtoMessage() {}
+
+func (x *UpdateCompoundSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCompoundSettingsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateCompoundSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpdateCompoundSettingsResponse) GetSettings() *CompoundSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type GetCompoundSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Compound      string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCompoundSettingsRequest) Reset() {
+	*x = GetCompoundSettingsRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCompoundSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCompoundSettingsRequest) ProtoMessage() {}
+
+func (x *GetCompoundSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCompoundSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetCompoundSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetCompoundSettingsRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+type GetCompoundSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *CompoundSettings      `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCompoundSettingsResponse) Reset() {
+	*x = GetCompoundSettingsResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCompoundSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCompoundSettingsResponse) ProtoMessage() {}
+
+func (x *GetCompoundSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCompoundSettingsResponse.ProtoReflect.Descriptor instead.
+func (*GetCompoundSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetCompoundSettingsResponse) GetSettings() *CompoundSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type SetCourierDutyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	CourierId     string                 `protobuf:"bytes,3,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	OnDuty        bool                   `protobuf:"varint,4,opt,name=on_duty,json=onDuty,proto3" json:"on_duty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCourierDutyRequest) Reset() {
+	*x = SetCourierDutyRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCourierDutyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCourierDutyRequest) ProtoMessage() {}
+
+func (x *SetCourierDutyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCourierDutyRequest.ProtoReflect.Descriptor instead.
+func (*SetCourierDutyRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetCourierDutyRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetCourierDutyRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *SetCourierDutyRequest) GetCourierId() string {
+	if x != nil {
+		return x.CourierId
+	}
+	return ""
+}
+
+func (x *SetCourierDutyRequest) GetOnDuty() bool {
+	if x != nil {
+		return x.OnDuty
+	}
+	return false
+}
+
+type SetCourierDutyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoundId       string                 `protobuf:"bytes,1,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	CourierId     string                 `protobuf:"bytes,2,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	OnDuty        bool                   `protobuf:"varint,3,opt,name=on_duty,json=onDuty,proto3" json:"on_duty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCourierDutyResponse) Reset() {
+	*x = SetCourierDutyResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCourierDutyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCourierDutyResponse) ProtoMessage() {}
+
+func (x *SetCourierDutyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCourierDutyResponse.ProtoReflect.Descriptor instead.
+func (*SetCourierDutyResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SetCourierDutyResponse) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *SetCourierDutyResponse) GetCourierId() string {
+	if x != nil {
+		return x.CourierId
+	}
+	return ""
+}
+
+func (x *SetCourierDutyResponse) GetOnDuty() bool {
+	if x != nil {
+		return x.OnDuty
+	}
+	return false
+}
+
+type MoveStopRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RoundId   string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	// The stop's household.
+	HouseholdId   string `protobuf:"bytes,3,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	ToCourierId   string `protobuf:"bytes,4,opt,name=to_courier_id,json=toCourierId,proto3" json:"to_courier_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveStopRequest) Reset() {
+	*x = MoveStopRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveStopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveStopRequest) ProtoMessage() {}
+
+func (x *MoveStopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveStopRequest.ProtoReflect.Descriptor instead.
+func (*MoveStopRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MoveStopRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *MoveStopRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *MoveStopRequest) GetHouseholdId() string {
+	if x != nil {
+		return x.HouseholdId
+	}
+	return ""
+}
+
+func (x *MoveStopRequest) GetToCourierId() string {
+	if x != nil {
+		return x.ToCourierId
+	}
+	return ""
+}
+
+type MoveStopResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The routes that changed.
+	Routes        []*Route `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveStopResponse) Reset() {
+	*x = MoveStopResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveStopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveStopResponse) ProtoMessage() {}
+
+func (x *MoveStopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveStopResponse.ProtoReflect.Descriptor instead.
+func (*MoveStopResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MoveStopResponse) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type ReassignCourierRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	FromCourierId string                 `protobuf:"bytes,3,opt,name=from_courier_id,json=fromCourierId,proto3" json:"from_courier_id,omitempty"`
+	// Optional: one courier takes everything; empty spreads the stops over the couriers who serve
+	// their buildings.
+	ToCourierId string `protobuf:"bytes,4,opt,name=to_courier_id,json=toCourierId,proto3" json:"to_courier_id,omitempty"`
+	// Why, for the record ("sick").
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignCourierRequest) Reset() {
+	*x = ReassignCourierRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignCourierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignCourierRequest) ProtoMessage() {}
+
+func (x *ReassignCourierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignCourierRequest.ProtoReflect.Descriptor instead.
+func (*ReassignCourierRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReassignCourierRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReassignCourierRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *ReassignCourierRequest) GetFromCourierId() string {
+	if x != nil {
+		return x.FromCourierId
+	}
+	return ""
+}
+
+func (x *ReassignCourierRequest) GetToCourierId() string {
+	if x != nil {
+		return x.ToCourierId
+	}
+	return ""
+}
+
+func (x *ReassignCourierRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReassignCourierResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Routes        []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignCourierResponse) Reset() {
+	*x = ReassignCourierResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignCourierResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignCourierResponse) ProtoMessage() {}
+
+func (x *ReassignCourierResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignCourierResponse.ProtoReflect.Descriptor instead.
+func (*ReassignCourierResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReassignCourierResponse) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type ReplanRoundRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplanRoundRequest) Reset() {
+	*x = ReplanRoundRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplanRoundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplanRoundRequest) ProtoMessage() {}
+
+func (x *ReplanRoundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplanRoundRequest.ProtoReflect.Descriptor instead.
+func (*ReplanRoundRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReplanRoundRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReplanRoundRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+type ReplanRoundResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         *Round                 `protobuf:"bytes,1,opt,name=round,proto3" json:"round,omitempty"`
+	Routes        []*Route               `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	Cost          *PlanCost              `protobuf:"bytes,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	LowerBound    *PlanCost              `protobuf:"bytes,4,opt,name=lower_bound,json=lowerBound,proto3" json:"lower_bound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplanRoundResponse) Reset() {
+	*x = ReplanRoundResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplanRoundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplanRoundResponse) ProtoMessage() {}
+
+func (x *ReplanRoundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplanRoundResponse.ProtoReflect.Descriptor instead.
+func (*ReplanRoundResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReplanRoundResponse) GetRound() *Round {
+	if x != nil {
+		return x.Round
+	}
+	return nil
+}
+
+func (x *ReplanRoundResponse) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *ReplanRoundResponse) GetCost() *PlanCost {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+func (x *ReplanRoundResponse) GetLowerBound() *PlanCost {
+	if x != nil {
+		return x.LowerBound
+	}
+	return nil
+}
+
+type CloseRoundRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseRoundRequest) Reset() {
+	*x = CloseRoundRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseRoundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseRoundRequest) ProtoMessage() {}
+
+func (x *CloseRoundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseRoundRequest.ProtoReflect.Descriptor instead.
+func (*CloseRoundRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CloseRoundRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CloseRoundRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+type CloseRoundResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         *Round                 `protobuf:"bytes,1,opt,name=round,proto3" json:"round,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseRoundResponse) Reset() {
+	*x = CloseRoundResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseRoundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseRoundResponse) ProtoMessage() {}
+
+func (x *CloseRoundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseRoundResponse.ProtoReflect.Descriptor instead.
+func (*CloseRoundResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CloseRoundResponse) GetRound() *Round {
+	if x != nil {
+		return x.Round
 	}
 	return nil
 }
@@ -643,7 +1614,7 @@ type Round struct {
 
 func (x *Round) Reset() {
 	*x = Round{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[10]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +1626,7 @@ func (x *Round) String() string {
 func (*Round) ProtoMessage() {}
 
 func (x *Round) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[10]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +1639,7 @@ func (x *Round) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Round.ProtoReflect.Descriptor instead.
 func (*Round) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{10}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Round) GetRoundId() string {
@@ -731,7 +1702,7 @@ type ListRoundsRequest struct {
 
 func (x *ListRoundsRequest) Reset() {
 	*x = ListRoundsRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[11]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +1714,7 @@ func (x *ListRoundsRequest) String() string {
 func (*ListRoundsRequest) ProtoMessage() {}
 
 func (x *ListRoundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[11]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +1727,7 @@ func (x *ListRoundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoundsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoundsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{11}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListRoundsRequest) GetCompound() string {
@@ -782,7 +1753,7 @@ type ListRoundsResponse struct {
 
 func (x *ListRoundsResponse) Reset() {
 	*x = ListRoundsResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[12]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +1765,7 @@ func (x *ListRoundsResponse) String() string {
 func (*ListRoundsResponse) ProtoMessage() {}
 
 func (x *ListRoundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[12]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +1778,7 @@ func (x *ListRoundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoundsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoundsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{12}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListRoundsResponse) GetRounds() []*Round {
@@ -818,17 +1789,19 @@ func (x *ListRoundsResponse) GetRounds() []*Round {
 }
 
 type CheckInParcelsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Compound      string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
-	ParcelIds     []string               `protobuf:"bytes,3,rep,name=parcel_ids,json=parcelIds,proto3" json:"parcel_ids,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Compound  string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	ParcelIds []string               `protobuf:"bytes,3,rep,name=parcel_ids,json=parcelIds,proto3" json:"parcel_ids,omitempty"`
+	// Shortages found when checking the supplier's batch against its list.
+	Shortages     []*Shortage `protobuf:"bytes,4,rep,name=shortages,proto3" json:"shortages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckInParcelsRequest) Reset() {
 	*x = CheckInParcelsRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[13]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1813,7 @@ func (x *CheckInParcelsRequest) String() string {
 func (*CheckInParcelsRequest) ProtoMessage() {}
 
 func (x *CheckInParcelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[13]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1826,7 @@ func (x *CheckInParcelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInParcelsRequest.ProtoReflect.Descriptor instead.
 func (*CheckInParcelsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{13}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckInParcelsRequest) GetRequestId() string {
@@ -877,6 +1850,91 @@ func (x *CheckInParcelsRequest) GetParcelIds() []string {
 	return nil
 }
 
+func (x *CheckInParcelsRequest) GetShortages() []*Shortage {
+	if x != nil {
+		return x.Shortages
+	}
+	return nil
+}
+
+// Shortage records items of a parcel missing or damaged at the gate. The parcel is still checked
+// in (what is there is delivered), flagged, and its household sees why.
+type Shortage struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ParcelId        string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	ItemId          string                 `protobuf:"bytes,2,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	MissingQuantity int64                  `protobuf:"varint,3,opt,name=missing_quantity,json=missingQuantity,proto3" json:"missing_quantity,omitempty"`
+	DamagedQuantity int64                  `protobuf:"varint,4,opt,name=damaged_quantity,json=damagedQuantity,proto3" json:"damaged_quantity,omitempty"`
+	Note            string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Shortage) Reset() {
+	*x = Shortage{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Shortage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Shortage) ProtoMessage() {}
+
+func (x *Shortage) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Shortage.ProtoReflect.Descriptor instead.
+func (*Shortage) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Shortage) GetParcelId() string {
+	if x != nil {
+		return x.ParcelId
+	}
+	return ""
+}
+
+func (x *Shortage) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *Shortage) GetMissingQuantity() int64 {
+	if x != nil {
+		return x.MissingQuantity
+	}
+	return 0
+}
+
+func (x *Shortage) GetDamagedQuantity() int64 {
+	if x != nil {
+		return x.DamagedQuantity
+	}
+	return 0
+}
+
+func (x *Shortage) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // CheckInResult says what happened to one parcel at the gate.
 type CheckInResult struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -884,14 +1942,16 @@ type CheckInResult struct {
 	CheckedIn bool                   `protobuf:"varint,2,opt,name=checked_in,json=checkedIn,proto3" json:"checked_in,omitempty"`
 	RoundId   string                 `protobuf:"bytes,3,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
 	// Why it was not checked in.
-	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// Shortages recorded for it.
+	Shortages     []*Shortage `protobuf:"bytes,5,rep,name=shortages,proto3" json:"shortages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckInResult) Reset() {
 	*x = CheckInResult{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[14]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1963,7 @@ func (x *CheckInResult) String() string {
 func (*CheckInResult) ProtoMessage() {}
 
 func (x *CheckInResult) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[14]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1976,7 @@ func (x *CheckInResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInResult.ProtoReflect.Descriptor instead.
 func (*CheckInResult) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{14}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CheckInResult) GetParcelId() string {
@@ -947,6 +2007,13 @@ func (x *CheckInResult) GetError() string {
 	return ""
 }
 
+func (x *CheckInResult) GetShortages() []*Shortage {
+	if x != nil {
+		return x.Shortages
+	}
+	return nil
+}
+
 type CheckInParcelsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Results       []*CheckInResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
@@ -956,7 +2023,7 @@ type CheckInParcelsResponse struct {
 
 func (x *CheckInParcelsResponse) Reset() {
 	*x = CheckInParcelsResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[15]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +2035,7 @@ func (x *CheckInParcelsResponse) String() string {
 func (*CheckInParcelsResponse) ProtoMessage() {}
 
 func (x *CheckInParcelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[15]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +2048,7 @@ func (x *CheckInParcelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInParcelsResponse.ProtoReflect.Descriptor instead.
 func (*CheckInParcelsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{15}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CheckInParcelsResponse) GetResults() []*CheckInResult {
@@ -1001,7 +2068,7 @@ type PlanRoundRequest struct {
 
 func (x *PlanRoundRequest) Reset() {
 	*x = PlanRoundRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[16]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +2080,7 @@ func (x *PlanRoundRequest) String() string {
 func (*PlanRoundRequest) ProtoMessage() {}
 
 func (x *PlanRoundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[16]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +2093,7 @@ func (x *PlanRoundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRoundRequest.ProtoReflect.Descriptor instead.
 func (*PlanRoundRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{16}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PlanRoundRequest) GetRequestId() string {
@@ -1055,7 +2122,7 @@ type PlanRoundResponse struct {
 
 func (x *PlanRoundResponse) Reset() {
 	*x = PlanRoundResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[17]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +2134,7 @@ func (x *PlanRoundResponse) String() string {
 func (*PlanRoundResponse) ProtoMessage() {}
 
 func (x *PlanRoundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[17]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +2147,7 @@ func (x *PlanRoundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRoundResponse.ProtoReflect.Descriptor instead.
 func (*PlanRoundResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{17}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PlanRoundResponse) GetRound() *Round {
@@ -1123,7 +2190,7 @@ type PlanCost struct {
 
 func (x *PlanCost) Reset() {
 	*x = PlanCost{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[18]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +2202,7 @@ func (x *PlanCost) String() string {
 func (*PlanCost) ProtoMessage() {}
 
 func (x *PlanCost) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[18]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +2215,7 @@ func (x *PlanCost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanCost.ProtoReflect.Descriptor instead.
 func (*PlanCost) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{18}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PlanCost) GetMetres() int64 {
@@ -1177,20 +2244,22 @@ type Stop struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Sequence int32                  `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// Trip number, from 1: each trip starts and ends at the gate.
-	Trip          int32       `protobuf:"varint,2,opt,name=trip,proto3" json:"trip,omitempty"`
-	HouseholdId   string      `protobuf:"bytes,3,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	Address       *v1.Address `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
-	ParcelIds     []string    `protobuf:"bytes,5,rep,name=parcel_ids,json=parcelIds,proto3" json:"parcel_ids,omitempty"`
-	Priority      bool        `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
-	Contactless   bool        `protobuf:"varint,7,opt,name=contactless,proto3" json:"contactless,omitempty"`
-	WeightGrams   int64       `protobuf:"varint,8,opt,name=weight_grams,json=weightGrams,proto3" json:"weight_grams,omitempty"`
+	Trip        int32       `protobuf:"varint,2,opt,name=trip,proto3" json:"trip,omitempty"`
+	HouseholdId string      `protobuf:"bytes,3,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	Address     *v1.Address `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	ParcelIds   []string    `protobuf:"bytes,5,rep,name=parcel_ids,json=parcelIds,proto3" json:"parcel_ids,omitempty"`
+	Priority    bool        `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
+	Contactless bool        `protobuf:"varint,7,opt,name=contactless,proto3" json:"contactless,omitempty"`
+	WeightGrams int64       `protobuf:"varint,8,opt,name=weight_grams,json=weightGrams,proto3" json:"weight_grams,omitempty"`
+	// Moved here by a dispatcher: re-planning keeps it with this courier.
+	Pinned        bool `protobuf:"varint,9,opt,name=pinned,proto3" json:"pinned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[19]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +2271,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[19]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +2284,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{19}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Stop) GetSequence() int32 {
@@ -1274,21 +2343,30 @@ func (x *Stop) GetWeightGrams() int64 {
 	return 0
 }
 
+func (x *Stop) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
 // Route is one courier's stops in a round.
 type Route struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RouteId       string                 `protobuf:"bytes,1,opt,name=route_id,json=routeId,proto3" json:"route_id,omitempty"`
-	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
-	CourierId     string                 `protobuf:"bytes,3,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
-	Stops         []*Stop                `protobuf:"bytes,4,rep,name=stops,proto3" json:"stops,omitempty"`
-	Cost          *PlanCost              `protobuf:"bytes,5,opt,name=cost,proto3" json:"cost,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RouteId   string                 `protobuf:"bytes,1,opt,name=route_id,json=routeId,proto3" json:"route_id,omitempty"`
+	RoundId   string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	CourierId string                 `protobuf:"bytes,3,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	Stops     []*Stop                `protobuf:"bytes,4,rep,name=stops,proto3" json:"stops,omitempty"`
+	Cost      *PlanCost              `protobuf:"bytes,5,opt,name=cost,proto3" json:"cost,omitempty"`
+	// Increases with every change; the courier's app shows the newest.
+	Version       int32 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[20]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +2378,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[20]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +2391,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{20}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Route) GetRouteId() string {
@@ -1351,6 +2429,13 @@ func (x *Route) GetCost() *PlanCost {
 	return nil
 }
 
+func (x *Route) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type ListRoutesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RoundId       string                 `protobuf:"bytes,1,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
@@ -1360,7 +2445,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[21]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +2457,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[21]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +2470,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{21}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRoutesRequest) GetRoundId() string {
@@ -1404,7 +2489,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[22]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +2501,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[22]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +2514,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{22}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -1461,7 +2546,7 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x14ListBuildingsRequest\x12\x1a\n" +
 	"\bcompound\x18\x01 \x01(\tR\bcompound\"U\n" +
 	"\x15ListBuildingsResponse\x12<\n" +
-	"\tbuildings\x18\x01 \x03(\v2\x1e.doorstep.dispatch.v1.BuildingR\tbuildings\"\xcd\x01\n" +
+	"\tbuildings\x18\x01 \x03(\v2\x1e.doorstep.dispatch.v1.BuildingR\tbuildings\"\x92\x02\n" +
 	"\aCourier\x12\x1d\n" +
 	"\n" +
 	"courier_id\x18\x01 \x01(\tR\tcourierId\x12\x1a\n" +
@@ -1471,7 +2556,13 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\vmax_parcels\x18\x05 \x01(\x05R\n" +
 	"maxParcels\x12\x1b\n" +
 	"\tmax_grams\x18\x06 \x01(\x03R\bmaxGrams\x12\x17\n" +
-	"\aon_duty\x18\a \x01(\bR\x06onDuty\"n\n" +
+	"\aon_duty\x18\a \x01(\bR\x06onDuty\x12C\n" +
+	"\ffloor_ranges\x18\b \x03(\v2 .doorstep.dispatch.v1.FloorRangeR\vfloorRanges\"b\n" +
+	"\n" +
+	"FloorRange\x12\x1a\n" +
+	"\bbuilding\x18\x01 \x01(\tR\bbuilding\x12\x1b\n" +
+	"\tmin_floor\x18\x02 \x01(\x05R\bminFloor\x12\x1b\n" +
+	"\tmax_floor\x18\x03 \x01(\x05R\bmaxFloor\"n\n" +
 	"\x14UpsertCourierRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x127\n" +
@@ -1481,7 +2572,70 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x13ListCouriersRequest\x12\x1a\n" +
 	"\bcompound\x18\x01 \x01(\tR\bcompound\"Q\n" +
 	"\x14ListCouriersResponse\x129\n" +
-	"\bcouriers\x18\x01 \x03(\v2\x1d.doorstep.dispatch.v1.CourierR\bcouriers\"\xec\x01\n" +
+	"\bcouriers\x18\x01 \x03(\v2\x1d.doorstep.dispatch.v1.CourierR\bcouriers\"Q\n" +
+	"\tRoundSlot\x12\x12\n" +
+	"\x04slot\x18\x01 \x01(\tR\x04slot\x12\x16\n" +
+	"\x06cutoff\x18\x02 \x01(\tR\x06cutoff\x12\x18\n" +
+	"\adeparts\x18\x03 \x01(\tR\adeparts\"\x8c\x01\n" +
+	"\x10CompoundSettings\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\x125\n" +
+	"\x05slots\x18\x02 \x03(\v2\x1f.doorstep.dispatch.v1.RoundSlotR\x05slots\x12%\n" +
+	"\x0eround_capacity\x18\x03 \x01(\x05R\rroundCapacity\"\x82\x01\n" +
+	"\x1dUpdateCompoundSettingsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12B\n" +
+	"\bsettings\x18\x02 \x01(\v2&.doorstep.dispatch.v1.CompoundSettingsR\bsettings\"d\n" +
+	"\x1eUpdateCompoundSettingsResponse\x12B\n" +
+	"\bsettings\x18\x01 \x01(\v2&.doorstep.dispatch.v1.CompoundSettingsR\bsettings\"8\n" +
+	"\x1aGetCompoundSettingsRequest\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\"a\n" +
+	"\x1bGetCompoundSettingsResponse\x12B\n" +
+	"\bsettings\x18\x01 \x01(\v2&.doorstep.dispatch.v1.CompoundSettingsR\bsettings\"\x89\x01\n" +
+	"\x15SetCourierDutyRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\x12\x1d\n" +
+	"\n" +
+	"courier_id\x18\x03 \x01(\tR\tcourierId\x12\x17\n" +
+	"\aon_duty\x18\x04 \x01(\bR\x06onDuty\"k\n" +
+	"\x16SetCourierDutyResponse\x12\x19\n" +
+	"\bround_id\x18\x01 \x01(\tR\aroundId\x12\x1d\n" +
+	"\n" +
+	"courier_id\x18\x02 \x01(\tR\tcourierId\x12\x17\n" +
+	"\aon_duty\x18\x03 \x01(\bR\x06onDuty\"\x92\x01\n" +
+	"\x0fMoveStopRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\x12!\n" +
+	"\fhousehold_id\x18\x03 \x01(\tR\vhouseholdId\x12\"\n" +
+	"\rto_courier_id\x18\x04 \x01(\tR\vtoCourierId\"G\n" +
+	"\x10MoveStopResponse\x123\n" +
+	"\x06routes\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes\"\xb6\x01\n" +
+	"\x16ReassignCourierRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\x12&\n" +
+	"\x0ffrom_courier_id\x18\x03 \x01(\tR\rfromCourierId\x12\"\n" +
+	"\rto_courier_id\x18\x04 \x01(\tR\vtoCourierId\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"N\n" +
+	"\x17ReassignCourierResponse\x123\n" +
+	"\x06routes\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes\"N\n" +
+	"\x12ReplanRoundRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\"\xf2\x01\n" +
+	"\x13ReplanRoundResponse\x121\n" +
+	"\x05round\x18\x01 \x01(\v2\x1b.doorstep.dispatch.v1.RoundR\x05round\x123\n" +
+	"\x06routes\x18\x02 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes\x122\n" +
+	"\x04cost\x18\x03 \x01(\v2\x1e.doorstep.dispatch.v1.PlanCostR\x04cost\x12?\n" +
+	"\vlower_bound\x18\x04 \x01(\v2\x1e.doorstep.dispatch.v1.PlanCostR\n" +
+	"lowerBound\"M\n" +
+	"\x11CloseRoundRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\"G\n" +
+	"\x12CloseRoundResponse\x121\n" +
+	"\x05round\x18\x01 \x01(\v2\x1b.doorstep.dispatch.v1.RoundR\x05round\"\xec\x01\n" +
 	"\x05Round\x12\x19\n" +
 	"\bround_id\x18\x01 \x01(\tR\aroundId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +
@@ -1494,19 +2648,27 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\bcompound\x18\x01 \x01(\tR\bcompound\x12\x12\n" +
 	"\x04date\x18\x02 \x01(\tR\x04date\"I\n" +
 	"\x12ListRoundsResponse\x123\n" +
-	"\x06rounds\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RoundR\x06rounds\"q\n" +
+	"\x06rounds\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RoundR\x06rounds\"\xaf\x01\n" +
 	"\x15CheckInParcelsRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x1d\n" +
 	"\n" +
-	"parcel_ids\x18\x03 \x03(\tR\tparcelIds\"|\n" +
+	"parcel_ids\x18\x03 \x03(\tR\tparcelIds\x12<\n" +
+	"\tshortages\x18\x04 \x03(\v2\x1e.doorstep.dispatch.v1.ShortageR\tshortages\"\xaa\x01\n" +
+	"\bShortage\x12\x1b\n" +
+	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x17\n" +
+	"\aitem_id\x18\x02 \x01(\tR\x06itemId\x12)\n" +
+	"\x10missing_quantity\x18\x03 \x01(\x03R\x0fmissingQuantity\x12)\n" +
+	"\x10damaged_quantity\x18\x04 \x01(\x03R\x0fdamagedQuantity\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"\xba\x01\n" +
 	"\rCheckInResult\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x1d\n" +
 	"\n" +
 	"checked_in\x18\x02 \x01(\bR\tcheckedIn\x12\x19\n" +
 	"\bround_id\x18\x03 \x01(\tR\aroundId\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"W\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12<\n" +
+	"\tshortages\x18\x05 \x03(\v2\x1e.doorstep.dispatch.v1.ShortageR\tshortages\"W\n" +
 	"\x16CheckInParcelsResponse\x12=\n" +
 	"\aresults\x18\x01 \x03(\v2#.doorstep.dispatch.v1.CheckInResultR\aresults\"L\n" +
 	"\x10PlanRoundRequest\x12\x1d\n" +
@@ -1522,7 +2684,7 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\bPlanCost\x12\x16\n" +
 	"\x06metres\x18\x01 \x01(\x03R\x06metres\x12\x16\n" +
 	"\x06floors\x18\x02 \x01(\x03R\x06floors\x12\x14\n" +
-	"\x05trips\x18\x03 \x01(\x05R\x05trips\"\x8f\x02\n" +
+	"\x05trips\x18\x03 \x01(\x05R\x05trips\"\xa7\x02\n" +
 	"\x04Stop\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x05R\bsequence\x12\x12\n" +
 	"\x04trip\x18\x02 \x01(\x05R\x04trip\x12!\n" +
@@ -1532,23 +2694,27 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"parcel_ids\x18\x05 \x03(\tR\tparcelIds\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\bR\bpriority\x12 \n" +
 	"\vcontactless\x18\a \x01(\bR\vcontactless\x12!\n" +
-	"\fweight_grams\x18\b \x01(\x03R\vweightGrams\"\xc2\x01\n" +
+	"\fweight_grams\x18\b \x01(\x03R\vweightGrams\x12\x16\n" +
+	"\x06pinned\x18\t \x01(\bR\x06pinned\"\xdc\x01\n" +
 	"\x05Route\x12\x19\n" +
 	"\broute_id\x18\x01 \x01(\tR\arouteId\x12\x19\n" +
 	"\bround_id\x18\x02 \x01(\tR\aroundId\x12\x1d\n" +
 	"\n" +
 	"courier_id\x18\x03 \x01(\tR\tcourierId\x120\n" +
 	"\x05stops\x18\x04 \x03(\v2\x1a.doorstep.dispatch.v1.StopR\x05stops\x122\n" +
-	"\x04cost\x18\x05 \x01(\v2\x1e.doorstep.dispatch.v1.PlanCostR\x04cost\".\n" +
+	"\x04cost\x18\x05 \x01(\v2\x1e.doorstep.dispatch.v1.PlanCostR\x04cost\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x05R\aversion\".\n" +
 	"\x11ListRoutesRequest\x12\x19\n" +
 	"\bround_id\x18\x01 \x01(\tR\aroundId\"I\n" +
 	"\x12ListRoutesResponse\x123\n" +
-	"\x06routes\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes*X\n" +
+	"\x06routes\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes*\x86\x01\n" +
 	"\n" +
 	"RoundState\x12\x1b\n" +
 	"\x17ROUND_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ROUND_STATE_OPEN\x10\x01\x12\x17\n" +
-	"\x13ROUND_STATE_PLANNED\x10\x022\xc6\x06\n" +
+	"\x13ROUND_STATE_PLANNED\x10\x02\x12\x16\n" +
+	"\x12ROUND_STATE_CLOSED\x10\x03\x12\x14\n" +
+	"\x10ROUND_STATE_DONE\x10\x042\xc5\f\n" +
 	"\x0fDispatchService\x12k\n" +
 	"\x0eUpsertBuilding\x12+.doorstep.dispatch.v1.UpsertBuildingRequest\x1a,.doorstep.dispatch.v1.UpsertBuildingResponse\x12h\n" +
 	"\rListBuildings\x12*.doorstep.dispatch.v1.ListBuildingsRequest\x1a+.doorstep.dispatch.v1.ListBuildingsResponse\x12h\n" +
@@ -1559,7 +2725,15 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x0eCheckInParcels\x12+.doorstep.dispatch.v1.CheckInParcelsRequest\x1a,.doorstep.dispatch.v1.CheckInParcelsResponse\x12\\\n" +
 	"\tPlanRound\x12&.doorstep.dispatch.v1.PlanRoundRequest\x1a'.doorstep.dispatch.v1.PlanRoundResponse\x12_\n" +
 	"\n" +
-	"ListRoutes\x12'.doorstep.dispatch.v1.ListRoutesRequest\x1a(.doorstep.dispatch.v1.ListRoutesResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1;dispatchv1b\x06proto3"
+	"ListRoutes\x12'.doorstep.dispatch.v1.ListRoutesRequest\x1a(.doorstep.dispatch.v1.ListRoutesResponse\x12\x83\x01\n" +
+	"\x16UpdateCompoundSettings\x123.doorstep.dispatch.v1.UpdateCompoundSettingsRequest\x1a4.doorstep.dispatch.v1.UpdateCompoundSettingsResponse\x12z\n" +
+	"\x13GetCompoundSettings\x120.doorstep.dispatch.v1.GetCompoundSettingsRequest\x1a1.doorstep.dispatch.v1.GetCompoundSettingsResponse\x12k\n" +
+	"\x0eSetCourierDuty\x12+.doorstep.dispatch.v1.SetCourierDutyRequest\x1a,.doorstep.dispatch.v1.SetCourierDutyResponse\x12Y\n" +
+	"\bMoveStop\x12%.doorstep.dispatch.v1.MoveStopRequest\x1a&.doorstep.dispatch.v1.MoveStopResponse\x12n\n" +
+	"\x0fReassignCourier\x12,.doorstep.dispatch.v1.ReassignCourierRequest\x1a-.doorstep.dispatch.v1.ReassignCourierResponse\x12b\n" +
+	"\vReplanRound\x12(.doorstep.dispatch.v1.ReplanRoundRequest\x1a).doorstep.dispatch.v1.ReplanRoundResponse\x12_\n" +
+	"\n" +
+	"CloseRound\x12'.doorstep.dispatch.v1.CloseRoundRequest\x1a(.doorstep.dispatch.v1.CloseRoundResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1;dispatchv1b\x06proto3"
 
 var (
 	file_doorstep_dispatch_v1_dispatch_proto_rawDescOnce sync.Once
@@ -1574,75 +2748,121 @@ func file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP() []byte {
 }
 
 var file_doorstep_dispatch_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_doorstep_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_doorstep_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_doorstep_dispatch_v1_dispatch_proto_goTypes = []any{
-	(RoundState)(0),                // 0: doorstep.dispatch.v1.RoundState
-	(*Building)(nil),               // 1: doorstep.dispatch.v1.Building
-	(*UpsertBuildingRequest)(nil),  // 2: doorstep.dispatch.v1.UpsertBuildingRequest
-	(*UpsertBuildingResponse)(nil), // 3: doorstep.dispatch.v1.UpsertBuildingResponse
-	(*ListBuildingsRequest)(nil),   // 4: doorstep.dispatch.v1.ListBuildingsRequest
-	(*ListBuildingsResponse)(nil),  // 5: doorstep.dispatch.v1.ListBuildingsResponse
-	(*Courier)(nil),                // 6: doorstep.dispatch.v1.Courier
-	(*UpsertCourierRequest)(nil),   // 7: doorstep.dispatch.v1.UpsertCourierRequest
-	(*UpsertCourierResponse)(nil),  // 8: doorstep.dispatch.v1.UpsertCourierResponse
-	(*ListCouriersRequest)(nil),    // 9: doorstep.dispatch.v1.ListCouriersRequest
-	(*ListCouriersResponse)(nil),   // 10: doorstep.dispatch.v1.ListCouriersResponse
-	(*Round)(nil),                  // 11: doorstep.dispatch.v1.Round
-	(*ListRoundsRequest)(nil),      // 12: doorstep.dispatch.v1.ListRoundsRequest
-	(*ListRoundsResponse)(nil),     // 13: doorstep.dispatch.v1.ListRoundsResponse
-	(*CheckInParcelsRequest)(nil),  // 14: doorstep.dispatch.v1.CheckInParcelsRequest
-	(*CheckInResult)(nil),          // 15: doorstep.dispatch.v1.CheckInResult
-	(*CheckInParcelsResponse)(nil), // 16: doorstep.dispatch.v1.CheckInParcelsResponse
-	(*PlanRoundRequest)(nil),       // 17: doorstep.dispatch.v1.PlanRoundRequest
-	(*PlanRoundResponse)(nil),      // 18: doorstep.dispatch.v1.PlanRoundResponse
-	(*PlanCost)(nil),               // 19: doorstep.dispatch.v1.PlanCost
-	(*Stop)(nil),                   // 20: doorstep.dispatch.v1.Stop
-	(*Route)(nil),                  // 21: doorstep.dispatch.v1.Route
-	(*ListRoutesRequest)(nil),      // 22: doorstep.dispatch.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),     // 23: doorstep.dispatch.v1.ListRoutesResponse
-	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
-	(*v1.Address)(nil),             // 25: doorstep.types.v1.Address
+	(RoundState)(0),                        // 0: doorstep.dispatch.v1.RoundState
+	(*Building)(nil),                       // 1: doorstep.dispatch.v1.Building
+	(*UpsertBuildingRequest)(nil),          // 2: doorstep.dispatch.v1.UpsertBuildingRequest
+	(*UpsertBuildingResponse)(nil),         // 3: doorstep.dispatch.v1.UpsertBuildingResponse
+	(*ListBuildingsRequest)(nil),           // 4: doorstep.dispatch.v1.ListBuildingsRequest
+	(*ListBuildingsResponse)(nil),          // 5: doorstep.dispatch.v1.ListBuildingsResponse
+	(*Courier)(nil),                        // 6: doorstep.dispatch.v1.Courier
+	(*FloorRange)(nil),                     // 7: doorstep.dispatch.v1.FloorRange
+	(*UpsertCourierRequest)(nil),           // 8: doorstep.dispatch.v1.UpsertCourierRequest
+	(*UpsertCourierResponse)(nil),          // 9: doorstep.dispatch.v1.UpsertCourierResponse
+	(*ListCouriersRequest)(nil),            // 10: doorstep.dispatch.v1.ListCouriersRequest
+	(*ListCouriersResponse)(nil),           // 11: doorstep.dispatch.v1.ListCouriersResponse
+	(*RoundSlot)(nil),                      // 12: doorstep.dispatch.v1.RoundSlot
+	(*CompoundSettings)(nil),               // 13: doorstep.dispatch.v1.CompoundSettings
+	(*UpdateCompoundSettingsRequest)(nil),  // 14: doorstep.dispatch.v1.UpdateCompoundSettingsRequest
+	(*UpdateCompoundSettingsResponse)(nil), // 15: doorstep.dispatch.v1.UpdateCompoundSettingsResponse
+	(*GetCompoundSettingsRequest)(nil),     // 16: doorstep.dispatch.v1.GetCompoundSettingsRequest
+	(*GetCompoundSettingsResponse)(nil),    // 17: doorstep.dispatch.v1.GetCompoundSettingsResponse
+	(*SetCourierDutyRequest)(nil),          // 18: doorstep.dispatch.v1.SetCourierDutyRequest
+	(*SetCourierDutyResponse)(nil),         // 19: doorstep.dispatch.v1.SetCourierDutyResponse
+	(*MoveStopRequest)(nil),                // 20: doorstep.dispatch.v1.MoveStopRequest
+	(*MoveStopResponse)(nil),               // 21: doorstep.dispatch.v1.MoveStopResponse
+	(*ReassignCourierRequest)(nil),         // 22: doorstep.dispatch.v1.ReassignCourierRequest
+	(*ReassignCourierResponse)(nil),        // 23: doorstep.dispatch.v1.ReassignCourierResponse
+	(*ReplanRoundRequest)(nil),             // 24: doorstep.dispatch.v1.ReplanRoundRequest
+	(*ReplanRoundResponse)(nil),            // 25: doorstep.dispatch.v1.ReplanRoundResponse
+	(*CloseRoundRequest)(nil),              // 26: doorstep.dispatch.v1.CloseRoundRequest
+	(*CloseRoundResponse)(nil),             // 27: doorstep.dispatch.v1.CloseRoundResponse
+	(*Round)(nil),                          // 28: doorstep.dispatch.v1.Round
+	(*ListRoundsRequest)(nil),              // 29: doorstep.dispatch.v1.ListRoundsRequest
+	(*ListRoundsResponse)(nil),             // 30: doorstep.dispatch.v1.ListRoundsResponse
+	(*CheckInParcelsRequest)(nil),          // 31: doorstep.dispatch.v1.CheckInParcelsRequest
+	(*Shortage)(nil),                       // 32: doorstep.dispatch.v1.Shortage
+	(*CheckInResult)(nil),                  // 33: doorstep.dispatch.v1.CheckInResult
+	(*CheckInParcelsResponse)(nil),         // 34: doorstep.dispatch.v1.CheckInParcelsResponse
+	(*PlanRoundRequest)(nil),               // 35: doorstep.dispatch.v1.PlanRoundRequest
+	(*PlanRoundResponse)(nil),              // 36: doorstep.dispatch.v1.PlanRoundResponse
+	(*PlanCost)(nil),                       // 37: doorstep.dispatch.v1.PlanCost
+	(*Stop)(nil),                           // 38: doorstep.dispatch.v1.Stop
+	(*Route)(nil),                          // 39: doorstep.dispatch.v1.Route
+	(*ListRoutesRequest)(nil),              // 40: doorstep.dispatch.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),             // 41: doorstep.dispatch.v1.ListRoutesResponse
+	(*timestamppb.Timestamp)(nil),          // 42: google.protobuf.Timestamp
+	(*v1.Address)(nil),                     // 43: doorstep.types.v1.Address
 }
 var file_doorstep_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	1,  // 0: doorstep.dispatch.v1.UpsertBuildingRequest.building:type_name -> doorstep.dispatch.v1.Building
 	1,  // 1: doorstep.dispatch.v1.UpsertBuildingResponse.building:type_name -> doorstep.dispatch.v1.Building
 	1,  // 2: doorstep.dispatch.v1.ListBuildingsResponse.buildings:type_name -> doorstep.dispatch.v1.Building
-	6,  // 3: doorstep.dispatch.v1.UpsertCourierRequest.courier:type_name -> doorstep.dispatch.v1.Courier
-	6,  // 4: doorstep.dispatch.v1.UpsertCourierResponse.courier:type_name -> doorstep.dispatch.v1.Courier
-	6,  // 5: doorstep.dispatch.v1.ListCouriersResponse.couriers:type_name -> doorstep.dispatch.v1.Courier
-	24, // 6: doorstep.dispatch.v1.Round.cutoff:type_name -> google.protobuf.Timestamp
-	0,  // 7: doorstep.dispatch.v1.Round.state:type_name -> doorstep.dispatch.v1.RoundState
-	11, // 8: doorstep.dispatch.v1.ListRoundsResponse.rounds:type_name -> doorstep.dispatch.v1.Round
-	15, // 9: doorstep.dispatch.v1.CheckInParcelsResponse.results:type_name -> doorstep.dispatch.v1.CheckInResult
-	11, // 10: doorstep.dispatch.v1.PlanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
-	21, // 11: doorstep.dispatch.v1.PlanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
-	19, // 12: doorstep.dispatch.v1.PlanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
-	19, // 13: doorstep.dispatch.v1.PlanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
-	25, // 14: doorstep.dispatch.v1.Stop.address:type_name -> doorstep.types.v1.Address
-	20, // 15: doorstep.dispatch.v1.Route.stops:type_name -> doorstep.dispatch.v1.Stop
-	19, // 16: doorstep.dispatch.v1.Route.cost:type_name -> doorstep.dispatch.v1.PlanCost
-	21, // 17: doorstep.dispatch.v1.ListRoutesResponse.routes:type_name -> doorstep.dispatch.v1.Route
-	2,  // 18: doorstep.dispatch.v1.DispatchService.UpsertBuilding:input_type -> doorstep.dispatch.v1.UpsertBuildingRequest
-	4,  // 19: doorstep.dispatch.v1.DispatchService.ListBuildings:input_type -> doorstep.dispatch.v1.ListBuildingsRequest
-	7,  // 20: doorstep.dispatch.v1.DispatchService.UpsertCourier:input_type -> doorstep.dispatch.v1.UpsertCourierRequest
-	9,  // 21: doorstep.dispatch.v1.DispatchService.ListCouriers:input_type -> doorstep.dispatch.v1.ListCouriersRequest
-	12, // 22: doorstep.dispatch.v1.DispatchService.ListRounds:input_type -> doorstep.dispatch.v1.ListRoundsRequest
-	14, // 23: doorstep.dispatch.v1.DispatchService.CheckInParcels:input_type -> doorstep.dispatch.v1.CheckInParcelsRequest
-	17, // 24: doorstep.dispatch.v1.DispatchService.PlanRound:input_type -> doorstep.dispatch.v1.PlanRoundRequest
-	22, // 25: doorstep.dispatch.v1.DispatchService.ListRoutes:input_type -> doorstep.dispatch.v1.ListRoutesRequest
-	3,  // 26: doorstep.dispatch.v1.DispatchService.UpsertBuilding:output_type -> doorstep.dispatch.v1.UpsertBuildingResponse
-	5,  // 27: doorstep.dispatch.v1.DispatchService.ListBuildings:output_type -> doorstep.dispatch.v1.ListBuildingsResponse
-	8,  // 28: doorstep.dispatch.v1.DispatchService.UpsertCourier:output_type -> doorstep.dispatch.v1.UpsertCourierResponse
-	10, // 29: doorstep.dispatch.v1.DispatchService.ListCouriers:output_type -> doorstep.dispatch.v1.ListCouriersResponse
-	13, // 30: doorstep.dispatch.v1.DispatchService.ListRounds:output_type -> doorstep.dispatch.v1.ListRoundsResponse
-	16, // 31: doorstep.dispatch.v1.DispatchService.CheckInParcels:output_type -> doorstep.dispatch.v1.CheckInParcelsResponse
-	18, // 32: doorstep.dispatch.v1.DispatchService.PlanRound:output_type -> doorstep.dispatch.v1.PlanRoundResponse
-	23, // 33: doorstep.dispatch.v1.DispatchService.ListRoutes:output_type -> doorstep.dispatch.v1.ListRoutesResponse
-	26, // [26:34] is the sub-list for method output_type
-	18, // [18:26] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	7,  // 3: doorstep.dispatch.v1.Courier.floor_ranges:type_name -> doorstep.dispatch.v1.FloorRange
+	6,  // 4: doorstep.dispatch.v1.UpsertCourierRequest.courier:type_name -> doorstep.dispatch.v1.Courier
+	6,  // 5: doorstep.dispatch.v1.UpsertCourierResponse.courier:type_name -> doorstep.dispatch.v1.Courier
+	6,  // 6: doorstep.dispatch.v1.ListCouriersResponse.couriers:type_name -> doorstep.dispatch.v1.Courier
+	12, // 7: doorstep.dispatch.v1.CompoundSettings.slots:type_name -> doorstep.dispatch.v1.RoundSlot
+	13, // 8: doorstep.dispatch.v1.UpdateCompoundSettingsRequest.settings:type_name -> doorstep.dispatch.v1.CompoundSettings
+	13, // 9: doorstep.dispatch.v1.UpdateCompoundSettingsResponse.settings:type_name -> doorstep.dispatch.v1.CompoundSettings
+	13, // 10: doorstep.dispatch.v1.GetCompoundSettingsResponse.settings:type_name -> doorstep.dispatch.v1.CompoundSettings
+	39, // 11: doorstep.dispatch.v1.MoveStopResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	39, // 12: doorstep.dispatch.v1.ReassignCourierResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	28, // 13: doorstep.dispatch.v1.ReplanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
+	39, // 14: doorstep.dispatch.v1.ReplanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	37, // 15: doorstep.dispatch.v1.ReplanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
+	37, // 16: doorstep.dispatch.v1.ReplanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
+	28, // 17: doorstep.dispatch.v1.CloseRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
+	42, // 18: doorstep.dispatch.v1.Round.cutoff:type_name -> google.protobuf.Timestamp
+	0,  // 19: doorstep.dispatch.v1.Round.state:type_name -> doorstep.dispatch.v1.RoundState
+	28, // 20: doorstep.dispatch.v1.ListRoundsResponse.rounds:type_name -> doorstep.dispatch.v1.Round
+	32, // 21: doorstep.dispatch.v1.CheckInParcelsRequest.shortages:type_name -> doorstep.dispatch.v1.Shortage
+	32, // 22: doorstep.dispatch.v1.CheckInResult.shortages:type_name -> doorstep.dispatch.v1.Shortage
+	33, // 23: doorstep.dispatch.v1.CheckInParcelsResponse.results:type_name -> doorstep.dispatch.v1.CheckInResult
+	28, // 24: doorstep.dispatch.v1.PlanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
+	39, // 25: doorstep.dispatch.v1.PlanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	37, // 26: doorstep.dispatch.v1.PlanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
+	37, // 27: doorstep.dispatch.v1.PlanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
+	43, // 28: doorstep.dispatch.v1.Stop.address:type_name -> doorstep.types.v1.Address
+	38, // 29: doorstep.dispatch.v1.Route.stops:type_name -> doorstep.dispatch.v1.Stop
+	37, // 30: doorstep.dispatch.v1.Route.cost:type_name -> doorstep.dispatch.v1.PlanCost
+	39, // 31: doorstep.dispatch.v1.ListRoutesResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	2,  // 32: doorstep.dispatch.v1.DispatchService.UpsertBuilding:input_type -> doorstep.dispatch.v1.UpsertBuildingRequest
+	4,  // 33: doorstep.dispatch.v1.DispatchService.ListBuildings:input_type -> doorstep.dispatch.v1.ListBuildingsRequest
+	8,  // 34: doorstep.dispatch.v1.DispatchService.UpsertCourier:input_type -> doorstep.dispatch.v1.UpsertCourierRequest
+	10, // 35: doorstep.dispatch.v1.DispatchService.ListCouriers:input_type -> doorstep.dispatch.v1.ListCouriersRequest
+	29, // 36: doorstep.dispatch.v1.DispatchService.ListRounds:input_type -> doorstep.dispatch.v1.ListRoundsRequest
+	31, // 37: doorstep.dispatch.v1.DispatchService.CheckInParcels:input_type -> doorstep.dispatch.v1.CheckInParcelsRequest
+	35, // 38: doorstep.dispatch.v1.DispatchService.PlanRound:input_type -> doorstep.dispatch.v1.PlanRoundRequest
+	40, // 39: doorstep.dispatch.v1.DispatchService.ListRoutes:input_type -> doorstep.dispatch.v1.ListRoutesRequest
+	14, // 40: doorstep.dispatch.v1.DispatchService.UpdateCompoundSettings:input_type -> doorstep.dispatch.v1.UpdateCompoundSettingsRequest
+	16, // 41: doorstep.dispatch.v1.DispatchService.GetCompoundSettings:input_type -> doorstep.dispatch.v1.GetCompoundSettingsRequest
+	18, // 42: doorstep.dispatch.v1.DispatchService.SetCourierDuty:input_type -> doorstep.dispatch.v1.SetCourierDutyRequest
+	20, // 43: doorstep.dispatch.v1.DispatchService.MoveStop:input_type -> doorstep.dispatch.v1.MoveStopRequest
+	22, // 44: doorstep.dispatch.v1.DispatchService.ReassignCourier:input_type -> doorstep.dispatch.v1.ReassignCourierRequest
+	24, // 45: doorstep.dispatch.v1.DispatchService.ReplanRound:input_type -> doorstep.dispatch.v1.ReplanRoundRequest
+	26, // 46: doorstep.dispatch.v1.DispatchService.CloseRound:input_type -> doorstep.dispatch.v1.CloseRoundRequest
+	3,  // 47: doorstep.dispatch.v1.DispatchService.UpsertBuilding:output_type -> doorstep.dispatch.v1.UpsertBuildingResponse
+	5,  // 48: doorstep.dispatch.v1.DispatchService.ListBuildings:output_type -> doorstep.dispatch.v1.ListBuildingsResponse
+	9,  // 49: doorstep.dispatch.v1.DispatchService.UpsertCourier:output_type -> doorstep.dispatch.v1.UpsertCourierResponse
+	11, // 50: doorstep.dispatch.v1.DispatchService.ListCouriers:output_type -> doorstep.dispatch.v1.ListCouriersResponse
+	30, // 51: doorstep.dispatch.v1.DispatchService.ListRounds:output_type -> doorstep.dispatch.v1.ListRoundsResponse
+	34, // 52: doorstep.dispatch.v1.DispatchService.CheckInParcels:output_type -> doorstep.dispatch.v1.CheckInParcelsResponse
+	36, // 53: doorstep.dispatch.v1.DispatchService.PlanRound:output_type -> doorstep.dispatch.v1.PlanRoundResponse
+	41, // 54: doorstep.dispatch.v1.DispatchService.ListRoutes:output_type -> doorstep.dispatch.v1.ListRoutesResponse
+	15, // 55: doorstep.dispatch.v1.DispatchService.UpdateCompoundSettings:output_type -> doorstep.dispatch.v1.UpdateCompoundSettingsResponse
+	17, // 56: doorstep.dispatch.v1.DispatchService.GetCompoundSettings:output_type -> doorstep.dispatch.v1.GetCompoundSettingsResponse
+	19, // 57: doorstep.dispatch.v1.DispatchService.SetCourierDuty:output_type -> doorstep.dispatch.v1.SetCourierDutyResponse
+	21, // 58: doorstep.dispatch.v1.DispatchService.MoveStop:output_type -> doorstep.dispatch.v1.MoveStopResponse
+	23, // 59: doorstep.dispatch.v1.DispatchService.ReassignCourier:output_type -> doorstep.dispatch.v1.ReassignCourierResponse
+	25, // 60: doorstep.dispatch.v1.DispatchService.ReplanRound:output_type -> doorstep.dispatch.v1.ReplanRoundResponse
+	27, // 61: doorstep.dispatch.v1.DispatchService.CloseRound:output_type -> doorstep.dispatch.v1.CloseRoundResponse
+	47, // [47:62] is the sub-list for method output_type
+	32, // [32:47] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_dispatch_v1_dispatch_proto_init() }
@@ -1656,7 +2876,7 @@ func file_doorstep_dispatch_v1_dispatch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_dispatch_v1_dispatch_proto_rawDesc), len(file_doorstep_dispatch_v1_dispatch_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DispatchService_UpsertBuilding_FullMethodName = "/doorstep.dispatch.v1.DispatchService/UpsertBuilding"
-	DispatchService_ListBuildings_FullMethodName  = "/doorstep.dispatch.v1.DispatchService/ListBuildings"
-	DispatchService_UpsertCourier_FullMethodName  = "/doorstep.dispatch.v1.DispatchService/UpsertCourier"
-	DispatchService_ListCouriers_FullMethodName   = "/doorstep.dispatch.v1.DispatchService/ListCouriers"
-	DispatchService_ListRounds_FullMethodName     = "/doorstep.dispatch.v1.DispatchService/ListRounds"
-	DispatchService_CheckInParcels_FullMethodName = "/doorstep.dispatch.v1.DispatchService/CheckInParcels"
-	DispatchService_PlanRound_FullMethodName      = "/doorstep.dispatch.v1.DispatchService/PlanRound"
-	DispatchService_ListRoutes_FullMethodName     = "/doorstep.dispatch.v1.DispatchService/ListRoutes"
+	DispatchService_UpsertBuilding_FullMethodName         = "/doorstep.dispatch.v1.DispatchService/UpsertBuilding"
+	DispatchService_ListBuildings_FullMethodName          = "/doorstep.dispatch.v1.DispatchService/ListBuildings"
+	DispatchService_UpsertCourier_FullMethodName          = "/doorstep.dispatch.v1.DispatchService/UpsertCourier"
+	DispatchService_ListCouriers_FullMethodName           = "/doorstep.dispatch.v1.DispatchService/ListCouriers"
+	DispatchService_ListRounds_FullMethodName             = "/doorstep.dispatch.v1.DispatchService/ListRounds"
+	DispatchService_CheckInParcels_FullMethodName         = "/doorstep.dispatch.v1.DispatchService/CheckInParcels"
+	DispatchService_PlanRound_FullMethodName              = "/doorstep.dispatch.v1.DispatchService/PlanRound"
+	DispatchService_ListRoutes_FullMethodName             = "/doorstep.dispatch.v1.DispatchService/ListRoutes"
+	DispatchService_UpdateCompoundSettings_FullMethodName = "/doorstep.dispatch.v1.DispatchService/UpdateCompoundSettings"
+	DispatchService_GetCompoundSettings_FullMethodName    = "/doorstep.dispatch.v1.DispatchService/GetCompoundSettings"
+	DispatchService_SetCourierDuty_FullMethodName         = "/doorstep.dispatch.v1.DispatchService/SetCourierDuty"
+	DispatchService_MoveStop_FullMethodName               = "/doorstep.dispatch.v1.DispatchService/MoveStop"
+	DispatchService_ReassignCourier_FullMethodName        = "/doorstep.dispatch.v1.DispatchService/ReassignCourier"
+	DispatchService_ReplanRound_FullMethodName            = "/doorstep.dispatch.v1.DispatchService/ReplanRound"
+	DispatchService_CloseRound_FullMethodName             = "/doorstep.dispatch.v1.DispatchService/CloseRound"
 )
 
 // DispatchServiceClient is the client API for DispatchService service.
@@ -51,6 +58,22 @@ type DispatchServiceClient interface {
 	PlanRound(ctx context.Context, in *PlanRoundRequest, opts ...grpc.CallOption) (*PlanRoundResponse, error)
 	// ListRoutes returns a round's routes.
 	ListRoutes(ctx context.Context, in *ListRoutesRequest, opts ...grpc.CallOption) (*ListRoutesResponse, error)
+	// UpdateCompoundSettings sets a compound's round times, cutoffs and capacity.
+	UpdateCompoundSettings(ctx context.Context, in *UpdateCompoundSettingsRequest, opts ...grpc.CallOption) (*UpdateCompoundSettingsResponse, error)
+	// GetCompoundSettings returns a compound's round settings (the defaults when never set).
+	GetCompoundSettings(ctx context.Context, in *GetCompoundSettingsRequest, opts ...grpc.CallOption) (*GetCompoundSettingsResponse, error)
+	// SetCourierDuty puts a courier on or off duty for one round.
+	SetCourierDuty(ctx context.Context, in *SetCourierDutyRequest, opts ...grpc.CallOption) (*SetCourierDutyResponse, error)
+	// MoveStop moves one household's stop in a planned round to another courier.
+	MoveStop(ctx context.Context, in *MoveStopRequest, opts ...grpc.CallOption) (*MoveStopResponse, error)
+	// ReassignCourier hands all of one courier's undelivered stops in a round to others (a sick
+	// courier) in one action.
+	ReassignCourier(ctx context.Context, in *ReassignCourierRequest, opts ...grpc.CallOption) (*ReassignCourierResponse, error)
+	// ReplanRound plans a planned round again (after late check-ins or duty changes), keeping the
+	// dispatcher's manual moves.
+	ReplanRound(ctx context.Context, in *ReplanRoundRequest, opts ...grpc.CallOption) (*ReplanRoundResponse, error)
+	// CloseRound stops a round taking parcels before its cutoff.
+	CloseRound(ctx context.Context, in *CloseRoundRequest, opts ...grpc.CallOption) (*CloseRoundResponse, error)
 }
 
 type dispatchServiceClient struct {
@@ -141,6 +164,76 @@ func (c *dispatchServiceClient) ListRoutes(ctx context.Context, in *ListRoutesRe
 	return out, nil
 }
 
+func (c *dispatchServiceClient) UpdateCompoundSettings(ctx context.Context, in *UpdateCompoundSettingsRequest, opts ...grpc.CallOption) (*UpdateCompoundSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateCompoundSettingsResponse)
+	err := c.cc.Invoke(ctx, DispatchService_UpdateCompoundSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) GetCompoundSettings(ctx context.Context, in *GetCompoundSettingsRequest, opts ...grpc.CallOption) (*GetCompoundSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCompoundSettingsResponse)
+	err := c.cc.Invoke(ctx, DispatchService_GetCompoundSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) SetCourierDuty(ctx context.Context, in *SetCourierDutyRequest, opts ...grpc.CallOption) (*SetCourierDutyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetCourierDutyResponse)
+	err := c.cc.Invoke(ctx, DispatchService_SetCourierDuty_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) MoveStop(ctx context.Context, in *MoveStopRequest, opts ...grpc.CallOption) (*MoveStopResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MoveStopResponse)
+	err := c.cc.Invoke(ctx, DispatchService_MoveStop_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ReassignCourier(ctx context.Context, in *ReassignCourierRequest, opts ...grpc.CallOption) (*ReassignCourierResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReassignCourierResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ReassignCourier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) ReplanRound(ctx context.Context, in *ReplanRoundRequest, opts ...grpc.CallOption) (*ReplanRoundResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplanRoundResponse)
+	err := c.cc.Invoke(ctx, DispatchService_ReplanRound_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dispatchServiceClient) CloseRound(ctx context.Context, in *CloseRoundRequest, opts ...grpc.CallOption) (*CloseRoundResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloseRoundResponse)
+	err := c.cc.Invoke(ctx, DispatchService_CloseRound_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatchServiceServer is the server API for DispatchService service.
 // All implementations must embed UnimplementedDispatchServiceServer
 // for forward compatibility.
@@ -163,6 +256,22 @@ type DispatchServiceServer interface {
 	PlanRound(context.Context, *PlanRoundRequest) (*PlanRoundResponse, error)
 	// ListRoutes returns a round's routes.
 	ListRoutes(context.Context, *ListRoutesRequest) (*ListRoutesResponse, error)
+	// UpdateCompoundSettings sets a compound's round times, cutoffs and capacity.
+	UpdateCompoundSettings(context.Context, *UpdateCompoundSettingsRequest) (*UpdateCompoundSettingsResponse, error)
+	// GetCompoundSettings returns a compound's round settings (the defaults when never set).
+	GetCompoundSettings(context.Context, *GetCompoundSettingsRequest) (*GetCompoundSettingsResponse, error)
+	// SetCourierDuty puts a courier on or off duty for one round.
+	SetCourierDuty(context.Context, *SetCourierDutyRequest) (*SetCourierDutyResponse, error)
+	// MoveStop moves one household's stop in a planned round to another courier.
+	MoveStop(context.Context, *MoveStopRequest) (*MoveStopResponse, error)
+	// ReassignCourier hands all of one courier's undelivered stops in a round to others (a sick
+	// courier) in one action.
+	ReassignCourier(context.Context, *ReassignCourierRequest) (*ReassignCourierResponse, error)
+	// ReplanRound plans a planned round again (after late check-ins or duty changes), keeping the
+	// dispatcher's manual moves.
+	ReplanRound(context.Context, *ReplanRoundRequest) (*ReplanRoundResponse, error)
+	// CloseRound stops a round taking parcels before its cutoff.
+	CloseRound(context.Context, *CloseRoundRequest) (*CloseRoundResponse, error)
 	mustEmbedUnimplementedDispatchServiceServer()
 }
 
@@ -196,6 +305,27 @@ func (UnimplementedDispatchServiceServer) PlanRound(context.Context, *PlanRoundR
 }
 func (UnimplementedDispatchServiceServer) ListRoutes(context.Context, *ListRoutesRequest) (*ListRoutesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRoutes not implemented")
+}
+func (UnimplementedDispatchServiceServer) UpdateCompoundSettings(context.Context, *UpdateCompoundSettingsRequest) (*UpdateCompoundSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCompoundSettings not implemented")
+}
+func (UnimplementedDispatchServiceServer) GetCompoundSettings(context.Context, *GetCompoundSettingsRequest) (*GetCompoundSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCompoundSettings not implemented")
+}
+func (UnimplementedDispatchServiceServer) SetCourierDuty(context.Context, *SetCourierDutyRequest) (*SetCourierDutyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetCourierDuty not implemented")
+}
+func (UnimplementedDispatchServiceServer) MoveStop(context.Context, *MoveStopRequest) (*MoveStopResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MoveStop not implemented")
+}
+func (UnimplementedDispatchServiceServer) ReassignCourier(context.Context, *ReassignCourierRequest) (*ReassignCourierResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReassignCourier not implemented")
+}
+func (UnimplementedDispatchServiceServer) ReplanRound(context.Context, *ReplanRoundRequest) (*ReplanRoundResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplanRound not implemented")
+}
+func (UnimplementedDispatchServiceServer) CloseRound(context.Context, *CloseRoundRequest) (*CloseRoundResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseRound not implemented")
 }
 func (UnimplementedDispatchServiceServer) mustEmbedUnimplementedDispatchServiceServer() {}
 func (UnimplementedDispatchServiceServer) testEmbeddedByValue()                         {}
@@ -362,6 +492,132 @@ func _DispatchService_ListRoutes_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatchService_UpdateCompoundSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCompoundSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).UpdateCompoundSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_UpdateCompoundSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).UpdateCompoundSettings(ctx, req.(*UpdateCompoundSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_GetCompoundSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCompoundSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).GetCompoundSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_GetCompoundSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).GetCompoundSettings(ctx, req.(*GetCompoundSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_SetCourierDuty_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetCourierDutyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).SetCourierDuty(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_SetCourierDuty_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).SetCourierDuty(ctx, req.(*SetCourierDutyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_MoveStop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveStopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).MoveStop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_MoveStop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).MoveStop(ctx, req.(*MoveStopRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ReassignCourier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReassignCourierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ReassignCourier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ReassignCourier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ReassignCourier(ctx, req.(*ReassignCourierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_ReplanRound_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplanRoundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).ReplanRound(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_ReplanRound_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).ReplanRound(ctx, req.(*ReplanRoundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DispatchService_CloseRound_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseRoundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).CloseRound(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_CloseRound_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).CloseRound(ctx, req.(*CloseRoundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DispatchService_ServiceDesc is the grpc.ServiceDesc for DispatchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -400,6 +656,34 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRoutes",
 			Handler:    _DispatchService_ListRoutes_Handler,
+		},
+		{
+			MethodName: "UpdateCompoundSettings",
+			Handler:    _DispatchService_UpdateCompoundSettings_Handler,
+		},
+		{
+			MethodName: "GetCompoundSettings",
+			Handler:    _DispatchService_GetCompoundSettings_Handler,
+		},
+		{
+			MethodName: "SetCourierDuty",
+			Handler:    _DispatchService_SetCourierDuty_Handler,
+		},
+		{
+			MethodName: "MoveStop",
+			Handler:    _DispatchService_MoveStop_Handler,
+		},
+		{
+			MethodName: "ReassignCourier",
+			Handler:    _DispatchService_ReassignCourier_Handler,
+		},
+		{
+			MethodName: "ReplanRound",
+			Handler:    _DispatchService_ReplanRound_Handler,
+		},
+		{
+			MethodName: "CloseRound",
+			Handler:    _DispatchService_CloseRound_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

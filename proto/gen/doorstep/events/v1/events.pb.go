@@ -398,8 +398,12 @@ type ParcelStateChanged struct {
 	// "left_at_door" or "handed_over" (DELIVERED).
 	DeliveryMethod string `protobuf:"bytes,9,opt,name=delivery_method,json=deliveryMethod,proto3" json:"delivery_method,omitempty"`
 	HouseholdId    string `protobuf:"bytes,10,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Reference to a delivery photo kept elsewhere (DELIVERED).
+	PhotoRef string `protobuf:"bytes,11,opt,name=photo_ref,json=photoRef,proto3" json:"photo_ref,omitempty"`
+	// Items missing or damaged at gate check-in (AT_GATE).
+	Shortages     []*EventShortage `protobuf:"bytes,12,rep,name=shortages,proto3" json:"shortages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ParcelStateChanged) Reset() {
@@ -502,20 +506,106 @@ func (x *ParcelStateChanged) GetHouseholdId() string {
 	return ""
 }
 
-// RoutePlanned: doorstep.<compound>.route.planned, a courier's whole route for a round.
+func (x *ParcelStateChanged) GetPhotoRef() string {
+	if x != nil {
+		return x.PhotoRef
+	}
+	return ""
+}
+
+func (x *ParcelStateChanged) GetShortages() []*EventShortage {
+	if x != nil {
+		return x.Shortages
+	}
+	return nil
+}
+
+// EventShortage is an item missing or damaged at the gate.
+type EventShortage struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ItemId          string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	MissingQuantity int64                  `protobuf:"varint,2,opt,name=missing_quantity,json=missingQuantity,proto3" json:"missing_quantity,omitempty"`
+	DamagedQuantity int64                  `protobuf:"varint,3,opt,name=damaged_quantity,json=damagedQuantity,proto3" json:"damaged_quantity,omitempty"`
+	Note            string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *EventShortage) Reset() {
+	*x = EventShortage{}
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventShortage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventShortage) ProtoMessage() {}
+
+func (x *EventShortage) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventShortage.ProtoReflect.Descriptor instead.
+func (*EventShortage) Descriptor() ([]byte, []int) {
+	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EventShortage) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *EventShortage) GetMissingQuantity() int64 {
+	if x != nil {
+		return x.MissingQuantity
+	}
+	return 0
+}
+
+func (x *EventShortage) GetDamagedQuantity() int64 {
+	if x != nil {
+		return x.DamagedQuantity
+	}
+	return 0
+}
+
+func (x *EventShortage) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// RoutePlanned: doorstep.<compound>.route.planned, a courier's whole route for a round. A route
+// re-published with a higher version (a moved stop, a reassignment, a re-plan) replaces the
+// earlier one; an empty route withdraws it.
 type RoutePlanned struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RouteId       string                 `protobuf:"bytes,1,opt,name=route_id,json=routeId,proto3" json:"route_id,omitempty"`
 	RoundId       string                 `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
 	CourierId     string                 `protobuf:"bytes,3,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
 	Stops         []*RouteStop           `protobuf:"bytes,4,rep,name=stops,proto3" json:"stops,omitempty"`
+	Version       int32                  `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoutePlanned) Reset() {
 	*x = RoutePlanned{}
-	mi := &file_doorstep_events_v1_events_proto_msgTypes[5]
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +617,7 @@ func (x *RoutePlanned) String() string {
 func (*RoutePlanned) ProtoMessage() {}
 
 func (x *RoutePlanned) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_events_v1_events_proto_msgTypes[5]
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +630,7 @@ func (x *RoutePlanned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoutePlanned.ProtoReflect.Descriptor instead.
 func (*RoutePlanned) Descriptor() ([]byte, []int) {
-	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RoutePlanned) GetRouteId() string {
@@ -571,6 +661,13 @@ func (x *RoutePlanned) GetStops() []*RouteStop {
 	return nil
 }
 
+func (x *RoutePlanned) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 // RouteStop is one door of a planned route.
 type RouteStop struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -587,7 +684,7 @@ type RouteStop struct {
 
 func (x *RouteStop) Reset() {
 	*x = RouteStop{}
-	mi := &file_doorstep_events_v1_events_proto_msgTypes[6]
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +696,7 @@ func (x *RouteStop) String() string {
 func (*RouteStop) ProtoMessage() {}
 
 func (x *RouteStop) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_events_v1_events_proto_msgTypes[6]
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +709,7 @@ func (x *RouteStop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteStop.ProtoReflect.Descriptor instead.
 func (*RouteStop) Descriptor() ([]byte, []int) {
-	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RouteStop) GetSequence() int32 {
@@ -675,7 +772,7 @@ type RouteParcel struct {
 
 func (x *RouteParcel) Reset() {
 	*x = RouteParcel{}
-	mi := &file_doorstep_events_v1_events_proto_msgTypes[7]
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +784,7 @@ func (x *RouteParcel) String() string {
 func (*RouteParcel) ProtoMessage() {}
 
 func (x *RouteParcel) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_events_v1_events_proto_msgTypes[7]
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +797,7 @@ func (x *RouteParcel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteParcel.ProtoReflect.Descriptor instead.
 func (*RouteParcel) Descriptor() ([]byte, []int) {
-	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RouteParcel) GetParcelId() string {
@@ -751,7 +848,7 @@ const file_doorstep_events_v1_events_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x129\n" +
 	"\aparcels\x18\x03 \x03(\v2\x1f.doorstep.events.v1.EventParcelR\aparcels\x12\x1b\n" +
 	"\ttotal_fen\x18\x04 \x01(\x03R\btotalFen\x12\x18\n" +
-	"\achannel\x18\x05 \x01(\tR\achannel\"\x98\x03\n" +
+	"\achannel\x18\x05 \x01(\tR\achannel\"\xf6\x03\n" +
 	"\x12ParcelStateChanged\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\x12\x16\n" +
@@ -764,13 +861,21 @@ const file_doorstep_events_v1_events_proto_rawDesc = "" +
 	"courier_id\x18\b \x01(\tR\tcourierId\x12'\n" +
 	"\x0fdelivery_method\x18\t \x01(\tR\x0edeliveryMethod\x12!\n" +
 	"\fhousehold_id\x18\n" +
-	" \x01(\tR\vhouseholdId\"\x98\x01\n" +
+	" \x01(\tR\vhouseholdId\x12\x1b\n" +
+	"\tphoto_ref\x18\v \x01(\tR\bphotoRef\x12?\n" +
+	"\tshortages\x18\f \x03(\v2!.doorstep.events.v1.EventShortageR\tshortages\"\x92\x01\n" +
+	"\rEventShortage\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12)\n" +
+	"\x10missing_quantity\x18\x02 \x01(\x03R\x0fmissingQuantity\x12)\n" +
+	"\x10damaged_quantity\x18\x03 \x01(\x03R\x0fdamagedQuantity\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xb2\x01\n" +
 	"\fRoutePlanned\x12\x19\n" +
 	"\broute_id\x18\x01 \x01(\tR\arouteId\x12\x19\n" +
 	"\bround_id\x18\x02 \x01(\tR\aroundId\x12\x1d\n" +
 	"\n" +
 	"courier_id\x18\x03 \x01(\tR\tcourierId\x123\n" +
-	"\x05stops\x18\x04 \x03(\v2\x1d.doorstep.events.v1.RouteStopR\x05stops\"\x8d\x02\n" +
+	"\x05stops\x18\x04 \x03(\v2\x1d.doorstep.events.v1.RouteStopR\x05stops\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x05R\aversion\"\x8d\x02\n" +
 	"\tRouteStop\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x05R\bsequence\x12\x12\n" +
 	"\x04trip\x18\x02 \x01(\x05R\x04trip\x12!\n" +
@@ -795,40 +900,42 @@ func file_doorstep_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_doorstep_events_v1_events_proto_rawDescData
 }
 
-var file_doorstep_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_doorstep_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_doorstep_events_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: doorstep.events.v1.Event
 	(*EventLine)(nil),             // 1: doorstep.events.v1.EventLine
 	(*EventParcel)(nil),           // 2: doorstep.events.v1.EventParcel
 	(*OrderPlaced)(nil),           // 3: doorstep.events.v1.OrderPlaced
 	(*ParcelStateChanged)(nil),    // 4: doorstep.events.v1.ParcelStateChanged
-	(*RoutePlanned)(nil),          // 5: doorstep.events.v1.RoutePlanned
-	(*RouteStop)(nil),             // 6: doorstep.events.v1.RouteStop
-	(*RouteParcel)(nil),           // 7: doorstep.events.v1.RouteParcel
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*v1.Actor)(nil),              // 9: doorstep.types.v1.Actor
-	(*v1.Address)(nil),            // 10: doorstep.types.v1.Address
-	(v1.ParcelState)(0),           // 11: doorstep.types.v1.ParcelState
+	(*EventShortage)(nil),         // 5: doorstep.events.v1.EventShortage
+	(*RoutePlanned)(nil),          // 6: doorstep.events.v1.RoutePlanned
+	(*RouteStop)(nil),             // 7: doorstep.events.v1.RouteStop
+	(*RouteParcel)(nil),           // 8: doorstep.events.v1.RouteParcel
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*v1.Actor)(nil),              // 10: doorstep.types.v1.Actor
+	(*v1.Address)(nil),            // 11: doorstep.types.v1.Address
+	(v1.ParcelState)(0),           // 12: doorstep.types.v1.ParcelState
 }
 var file_doorstep_events_v1_events_proto_depIdxs = []int32{
-	8,  // 0: doorstep.events.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	9,  // 1: doorstep.events.v1.Event.actor:type_name -> doorstep.types.v1.Actor
+	9,  // 0: doorstep.events.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	10, // 1: doorstep.events.v1.Event.actor:type_name -> doorstep.types.v1.Actor
 	3,  // 2: doorstep.events.v1.Event.order_placed:type_name -> doorstep.events.v1.OrderPlaced
 	4,  // 3: doorstep.events.v1.Event.parcel_state_changed:type_name -> doorstep.events.v1.ParcelStateChanged
-	5,  // 4: doorstep.events.v1.Event.route_planned:type_name -> doorstep.events.v1.RoutePlanned
+	6,  // 4: doorstep.events.v1.Event.route_planned:type_name -> doorstep.events.v1.RoutePlanned
 	1,  // 5: doorstep.events.v1.EventParcel.lines:type_name -> doorstep.events.v1.EventLine
-	10, // 6: doorstep.events.v1.OrderPlaced.address:type_name -> doorstep.types.v1.Address
+	11, // 6: doorstep.events.v1.OrderPlaced.address:type_name -> doorstep.types.v1.Address
 	2,  // 7: doorstep.events.v1.OrderPlaced.parcels:type_name -> doorstep.events.v1.EventParcel
-	11, // 8: doorstep.events.v1.ParcelStateChanged.state:type_name -> doorstep.types.v1.ParcelState
+	12, // 8: doorstep.events.v1.ParcelStateChanged.state:type_name -> doorstep.types.v1.ParcelState
 	1,  // 9: doorstep.events.v1.ParcelStateChanged.confirmed_lines:type_name -> doorstep.events.v1.EventLine
-	6,  // 10: doorstep.events.v1.RoutePlanned.stops:type_name -> doorstep.events.v1.RouteStop
-	10, // 11: doorstep.events.v1.RouteStop.address:type_name -> doorstep.types.v1.Address
-	7,  // 12: doorstep.events.v1.RouteStop.parcels:type_name -> doorstep.events.v1.RouteParcel
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 10: doorstep.events.v1.ParcelStateChanged.shortages:type_name -> doorstep.events.v1.EventShortage
+	7,  // 11: doorstep.events.v1.RoutePlanned.stops:type_name -> doorstep.events.v1.RouteStop
+	11, // 12: doorstep.events.v1.RouteStop.address:type_name -> doorstep.types.v1.Address
+	8,  // 13: doorstep.events.v1.RouteStop.parcels:type_name -> doorstep.events.v1.RouteParcel
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_events_v1_events_proto_init() }
@@ -847,7 +954,7 @@ func file_doorstep_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_events_v1_events_proto_rawDesc), len(file_doorstep_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

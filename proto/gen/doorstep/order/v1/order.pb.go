@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Occupancy says whether anyone lives in a flat.
+type Occupancy int32
+
+const (
+	Occupancy_OCCUPANCY_UNSPECIFIED Occupancy = 0
+	Occupancy_OCCUPANCY_OCCUPIED    Occupancy = 1
+	Occupancy_OCCUPANCY_EMPTY       Occupancy = 2
+	Occupancy_OCCUPANCY_UNKNOWN     Occupancy = 3
+)
+
+// Enum value maps for Occupancy.
+var (
+	Occupancy_name = map[int32]string{
+		0: "OCCUPANCY_UNSPECIFIED",
+		1: "OCCUPANCY_OCCUPIED",
+		2: "OCCUPANCY_EMPTY",
+		3: "OCCUPANCY_UNKNOWN",
+	}
+	Occupancy_value = map[string]int32{
+		"OCCUPANCY_UNSPECIFIED": 0,
+		"OCCUPANCY_OCCUPIED":    1,
+		"OCCUPANCY_EMPTY":       2,
+		"OCCUPANCY_UNKNOWN":     3,
+	}
+)
+
+func (x Occupancy) Enum() *Occupancy {
+	p := new(Occupancy)
+	*p = x
+	return p
+}
+
+func (x Occupancy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Occupancy) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorstep_order_v1_order_proto_enumTypes[0].Descriptor()
+}
+
+func (Occupancy) Type() protoreflect.EnumType {
+	return &file_doorstep_order_v1_order_proto_enumTypes[0]
+}
+
+func (x Occupancy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Occupancy.Descriptor instead.
+func (Occupancy) EnumDescriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{0}
+}
+
 // Channel is how an order reached Doorstep.
 type Channel int32
 
@@ -60,11 +113,11 @@ func (x Channel) String() string {
 }
 
 func (Channel) Descriptor() protoreflect.EnumDescriptor {
-	return file_doorstep_order_v1_order_proto_enumTypes[0].Descriptor()
+	return file_doorstep_order_v1_order_proto_enumTypes[1].Descriptor()
 }
 
 func (Channel) Type() protoreflect.EnumType {
-	return &file_doorstep_order_v1_order_proto_enumTypes[0]
+	return &file_doorstep_order_v1_order_proto_enumTypes[1]
 }
 
 func (x Channel) Number() protoreflect.EnumNumber {
@@ -73,7 +126,7 @@ func (x Channel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Channel.Descriptor instead.
 func (Channel) EnumDescriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{0}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{1}
 }
 
 // OrderStatus is derived from the order's parcels.
@@ -120,11 +173,11 @@ func (x OrderStatus) String() string {
 }
 
 func (OrderStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_doorstep_order_v1_order_proto_enumTypes[1].Descriptor()
+	return file_doorstep_order_v1_order_proto_enumTypes[2].Descriptor()
 }
 
 func (OrderStatus) Type() protoreflect.EnumType {
-	return &file_doorstep_order_v1_order_proto_enumTypes[1]
+	return &file_doorstep_order_v1_order_proto_enumTypes[2]
 }
 
 func (x OrderStatus) Number() protoreflect.EnumNumber {
@@ -133,7 +186,7 @@ func (x OrderStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OrderStatus.Descriptor instead.
 func (OrderStatus) EnumDescriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{1}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{2}
 }
 
 // Household is one home of the roster.
@@ -142,13 +195,23 @@ type Household struct {
 	HouseholdId string                 `protobuf:"bytes,1,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
 	Address     *v1.Address            `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	Residents   int32                  `protobuf:"varint,3,opt,name=residents,proto3" json:"residents,omitempty"`
-	// Served first within a round: over 80, living alone, chronically ill, quarantined.
+	// Output only: served first within a round (over 80, living alone, chronically ill or
+	// quarantined). Derived from the flags below.
 	Priority bool `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Output only: under quarantine today (quarantined_until is today or later, Asia/Shanghai).
 	// Quarantined households get contactless delivery.
-	Quarantined   bool `protobuf:"varint,5,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
-	Occupied      bool `protobuf:"varint,6,opt,name=occupied,proto3" json:"occupied,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Quarantined bool `protobuf:"varint,5,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
+	// Output only: occupancy == OCCUPIED.
+	Occupied       bool      `protobuf:"varint,6,opt,name=occupied,proto3" json:"occupied,omitempty"`
+	Occupancy      Occupancy `protobuf:"varint,7,opt,name=occupancy,proto3,enum=doorstep.order.v1.Occupancy" json:"occupancy,omitempty"`
+	Phone          string    `protobuf:"bytes,8,opt,name=phone,proto3" json:"phone,omitempty"`
+	Over_80        bool      `protobuf:"varint,9,opt,name=over_80,json=over80,proto3" json:"over_80,omitempty"`
+	LivesAlone     bool      `protobuf:"varint,10,opt,name=lives_alone,json=livesAlone,proto3" json:"lives_alone,omitempty"`
+	ChronicallyIll bool      `protobuf:"varint,11,opt,name=chronically_ill,json=chronicallyIll,proto3" json:"chronically_ill,omitempty"`
+	// Last day of quarantine, YYYY-MM-DD (Asia/Shanghai); empty when not quarantined.
+	QuarantinedUntil string `protobuf:"bytes,12,opt,name=quarantined_until,json=quarantinedUntil,proto3" json:"quarantined_until,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Household) Reset() {
@@ -223,6 +286,353 @@ func (x *Household) GetOccupied() bool {
 	return false
 }
 
+func (x *Household) GetOccupancy() Occupancy {
+	if x != nil {
+		return x.Occupancy
+	}
+	return Occupancy_OCCUPANCY_UNSPECIFIED
+}
+
+func (x *Household) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *Household) GetOver_80() bool {
+	if x != nil {
+		return x.Over_80
+	}
+	return false
+}
+
+func (x *Household) GetLivesAlone() bool {
+	if x != nil {
+		return x.LivesAlone
+	}
+	return false
+}
+
+func (x *Household) GetChronicallyIll() bool {
+	if x != nil {
+		return x.ChronicallyIll
+	}
+	return false
+}
+
+func (x *Household) GetQuarantinedUntil() string {
+	if x != nil {
+		return x.QuarantinedUntil
+	}
+	return ""
+}
+
+type ImportHouseholdsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Compound  string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	// The spreadsheet exported as CSV, UTF-8 (a byte-order mark is accepted).
+	Csv           []byte `protobuf:"bytes,3,opt,name=csv,proto3" json:"csv,omitempty"`
+	DryRun        bool   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportHouseholdsRequest) Reset() {
+	*x = ImportHouseholdsRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportHouseholdsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportHouseholdsRequest) ProtoMessage() {}
+
+func (x *ImportHouseholdsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportHouseholdsRequest.ProtoReflect.Descriptor instead.
+func (*ImportHouseholdsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ImportHouseholdsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ImportHouseholdsRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *ImportHouseholdsRequest) GetCsv() []byte {
+	if x != nil {
+		return x.Csv
+	}
+	return nil
+}
+
+func (x *ImportHouseholdsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// RowError is one rejected row of an import.
+type RowError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-based line number in the file, the header being line 1.
+	Line int32 `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	// The column at fault, by its header, when one is.
+	Column        string `protobuf:"bytes,2,opt,name=column,proto3" json:"column,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RowError) Reset() {
+	*x = RowError{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RowError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RowError) ProtoMessage() {}
+
+func (x *RowError) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RowError.ProtoReflect.Descriptor instead.
+func (*RowError) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RowError) GetLine() int32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *RowError) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
+func (x *RowError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ImportHouseholdsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Rows      int32                  `protobuf:"varint,1,opt,name=rows,proto3" json:"rows,omitempty"`
+	Created   int32                  `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	Updated   int32                  `protobuf:"varint,3,opt,name=updated,proto3" json:"updated,omitempty"`
+	Unchanged int32                  `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	Errors    []*RowError            `protobuf:"bytes,5,rep,name=errors,proto3" json:"errors,omitempty"`
+	// True when the rows were written: never on a dry run, never when any row was rejected.
+	Applied       bool `protobuf:"varint,6,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportHouseholdsResponse) Reset() {
+	*x = ImportHouseholdsResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportHouseholdsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportHouseholdsResponse) ProtoMessage() {}
+
+func (x *ImportHouseholdsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportHouseholdsResponse.ProtoReflect.Descriptor instead.
+func (*ImportHouseholdsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ImportHouseholdsResponse) GetRows() int32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *ImportHouseholdsResponse) GetCreated() int32 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *ImportHouseholdsResponse) GetUpdated() int32 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
+func (x *ImportHouseholdsResponse) GetUnchanged() int32 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
+func (x *ImportHouseholdsResponse) GetErrors() []*RowError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ImportHouseholdsResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+type ExportHouseholdsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Compound      string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportHouseholdsRequest) Reset() {
+	*x = ExportHouseholdsRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportHouseholdsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportHouseholdsRequest) ProtoMessage() {}
+
+func (x *ExportHouseholdsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportHouseholdsRequest.ProtoReflect.Descriptor instead.
+func (*ExportHouseholdsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExportHouseholdsRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+type ExportHouseholdsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Csv           []byte                 `protobuf:"bytes,1,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportHouseholdsResponse) Reset() {
+	*x = ExportHouseholdsResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportHouseholdsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportHouseholdsResponse) ProtoMessage() {}
+
+func (x *ExportHouseholdsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportHouseholdsResponse.ProtoReflect.Descriptor instead.
+func (*ExportHouseholdsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExportHouseholdsResponse) GetCsv() []byte {
+	if x != nil {
+		return x.Csv
+	}
+	return nil
+}
+
 type UpsertHouseholdRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -233,7 +643,7 @@ type UpsertHouseholdRequest struct {
 
 func (x *UpsertHouseholdRequest) Reset() {
 	*x = UpsertHouseholdRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[1]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +655,7 @@ func (x *UpsertHouseholdRequest) String() string {
 func (*UpsertHouseholdRequest) ProtoMessage() {}
 
 func (x *UpsertHouseholdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[1]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +668,7 @@ func (x *UpsertHouseholdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertHouseholdRequest.ProtoReflect.Descriptor instead.
 func (*UpsertHouseholdRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{1}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpsertHouseholdRequest) GetRequestId() string {
@@ -284,7 +694,7 @@ type UpsertHouseholdResponse struct {
 
 func (x *UpsertHouseholdResponse) Reset() {
 	*x = UpsertHouseholdResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[2]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +706,7 @@ func (x *UpsertHouseholdResponse) String() string {
 func (*UpsertHouseholdResponse) ProtoMessage() {}
 
 func (x *UpsertHouseholdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[2]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +719,7 @@ func (x *UpsertHouseholdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertHouseholdResponse.ProtoReflect.Descriptor instead.
 func (*UpsertHouseholdResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{2}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpsertHouseholdResponse) GetHousehold() *Household {
@@ -328,7 +738,7 @@ type GetHouseholdRequest struct {
 
 func (x *GetHouseholdRequest) Reset() {
 	*x = GetHouseholdRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[3]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +750,7 @@ func (x *GetHouseholdRequest) String() string {
 func (*GetHouseholdRequest) ProtoMessage() {}
 
 func (x *GetHouseholdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[3]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +763,7 @@ func (x *GetHouseholdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHouseholdRequest.ProtoReflect.Descriptor instead.
 func (*GetHouseholdRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetHouseholdRequest) GetHouseholdId() string {
@@ -372,7 +782,7 @@ type GetHouseholdResponse struct {
 
 func (x *GetHouseholdResponse) Reset() {
 	*x = GetHouseholdResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[4]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +794,7 @@ func (x *GetHouseholdResponse) String() string {
 func (*GetHouseholdResponse) ProtoMessage() {}
 
 func (x *GetHouseholdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[4]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +807,7 @@ func (x *GetHouseholdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHouseholdResponse.ProtoReflect.Descriptor instead.
 func (*GetHouseholdResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetHouseholdResponse) GetHousehold() *Household {
@@ -418,7 +828,7 @@ type ListHouseholdsRequest struct {
 
 func (x *ListHouseholdsRequest) Reset() {
 	*x = ListHouseholdsRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[5]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +840,7 @@ func (x *ListHouseholdsRequest) String() string {
 func (*ListHouseholdsRequest) ProtoMessage() {}
 
 func (x *ListHouseholdsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[5]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +853,7 @@ func (x *ListHouseholdsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHouseholdsRequest.ProtoReflect.Descriptor instead.
 func (*ListHouseholdsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{5}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListHouseholdsRequest) GetCompound() string {
@@ -477,7 +887,7 @@ type ListHouseholdsResponse struct {
 
 func (x *ListHouseholdsResponse) Reset() {
 	*x = ListHouseholdsResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[6]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +899,7 @@ func (x *ListHouseholdsResponse) String() string {
 func (*ListHouseholdsResponse) ProtoMessage() {}
 
 func (x *ListHouseholdsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[6]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +912,7 @@ func (x *ListHouseholdsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHouseholdsResponse.ProtoReflect.Descriptor instead.
 func (*ListHouseholdsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{6}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListHouseholdsResponse) GetHouseholds() []*Household {
@@ -531,7 +941,7 @@ type BasketLine struct {
 
 func (x *BasketLine) Reset() {
 	*x = BasketLine{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[7]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +953,7 @@ func (x *BasketLine) String() string {
 func (*BasketLine) ProtoMessage() {}
 
 func (x *BasketLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[7]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +966,7 @@ func (x *BasketLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BasketLine.ProtoReflect.Descriptor instead.
 func (*BasketLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BasketLine) GetItemId() string {
@@ -588,7 +998,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[8]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +1010,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[8]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +1023,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{8}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PlaceOrderRequest) GetRequestId() string {
@@ -660,7 +1070,7 @@ type PlaceOrderResponse struct {
 
 func (x *PlaceOrderResponse) Reset() {
 	*x = PlaceOrderResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[9]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +1082,7 @@ func (x *PlaceOrderResponse) String() string {
 func (*PlaceOrderResponse) ProtoMessage() {}
 
 func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[9]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +1095,7 @@ func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderResponse.ProtoReflect.Descriptor instead.
 func (*PlaceOrderResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{9}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PlaceOrderResponse) GetOrder() *Order {
@@ -715,7 +1125,7 @@ type OrderLine struct {
 
 func (x *OrderLine) Reset() {
 	*x = OrderLine{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[10]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +1137,7 @@ func (x *OrderLine) String() string {
 func (*OrderLine) ProtoMessage() {}
 
 func (x *OrderLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[10]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +1150,7 @@ func (x *OrderLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderLine.ProtoReflect.Descriptor instead.
 func (*OrderLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{10}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OrderLine) GetItemId() string {
@@ -837,7 +1247,7 @@ type Parcel struct {
 
 func (x *Parcel) Reset() {
 	*x = Parcel{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[11]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1259,7 @@ func (x *Parcel) String() string {
 func (*Parcel) ProtoMessage() {}
 
 func (x *Parcel) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[11]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1272,7 @@ func (x *Parcel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Parcel.ProtoReflect.Descriptor instead.
 func (*Parcel) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{11}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Parcel) GetParcelId() string {
@@ -972,7 +1382,7 @@ type Order struct {
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[12]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1394,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[12]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1407,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{12}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Order) GetOrderId() string {
@@ -1065,7 +1475,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[13]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1487,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[13]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1500,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{13}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -1109,7 +1519,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[14]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1531,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[14]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1544,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{14}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -1154,7 +1564,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[15]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1576,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[15]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1589,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListOrdersRequest) GetHouseholdId() string {
@@ -1205,7 +1615,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[16]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1627,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[16]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1640,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -1252,7 +1662,7 @@ type CancelOrderRequest struct {
 
 func (x *CancelOrderRequest) Reset() {
 	*x = CancelOrderRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[17]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1674,7 @@ func (x *CancelOrderRequest) String() string {
 func (*CancelOrderRequest) ProtoMessage() {}
 
 func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[17]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1687,7 @@ func (x *CancelOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderRequest.ProtoReflect.Descriptor instead.
 func (*CancelOrderRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelOrderRequest) GetRequestId() string {
@@ -1317,7 +1727,7 @@ type CancelOrderResponse struct {
 
 func (x *CancelOrderResponse) Reset() {
 	*x = CancelOrderResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[18]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1739,7 @@ func (x *CancelOrderResponse) String() string {
 func (*CancelOrderResponse) ProtoMessage() {}
 
 func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[18]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1752,7 @@ func (x *CancelOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrderResponse.ProtoReflect.Descriptor instead.
 func (*CancelOrderResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{18}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelOrderResponse) GetOrder() *Order {
@@ -1361,7 +1771,7 @@ type GetParcelRequest struct {
 
 func (x *GetParcelRequest) Reset() {
 	*x = GetParcelRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[19]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1783,7 @@ func (x *GetParcelRequest) String() string {
 func (*GetParcelRequest) ProtoMessage() {}
 
 func (x *GetParcelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[19]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1796,7 @@ func (x *GetParcelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetParcelRequest.ProtoReflect.Descriptor instead.
 func (*GetParcelRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{19}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetParcelRequest) GetParcelId() string {
@@ -1405,7 +1815,7 @@ type GetParcelResponse struct {
 
 func (x *GetParcelResponse) Reset() {
 	*x = GetParcelResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[20]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1827,7 @@ func (x *GetParcelResponse) String() string {
 func (*GetParcelResponse) ProtoMessage() {}
 
 func (x *GetParcelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[20]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1840,7 @@ func (x *GetParcelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetParcelResponse.ProtoReflect.Descriptor instead.
 func (*GetParcelResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{20}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetParcelResponse) GetParcel() *Parcel {
@@ -1444,14 +1854,43 @@ var File_doorstep_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1ddoorstep/order/v1/order.proto\x12\x11doorstep.order.v1\x1a\x1ddoorstep/types/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n" +
+	"\x1ddoorstep/order/v1/order.proto\x12\x11doorstep.order.v1\x1a\x1ddoorstep/types/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x03\n" +
 	"\tHousehold\x12!\n" +
 	"\fhousehold_id\x18\x01 \x01(\tR\vhouseholdId\x124\n" +
 	"\aaddress\x18\x02 \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x12\x1c\n" +
 	"\tresidents\x18\x03 \x01(\x05R\tresidents\x12\x1a\n" +
 	"\bpriority\x18\x04 \x01(\bR\bpriority\x12 \n" +
 	"\vquarantined\x18\x05 \x01(\bR\vquarantined\x12\x1a\n" +
-	"\boccupied\x18\x06 \x01(\bR\boccupied\"s\n" +
+	"\boccupied\x18\x06 \x01(\bR\boccupied\x12:\n" +
+	"\toccupancy\x18\a \x01(\x0e2\x1c.doorstep.order.v1.OccupancyR\toccupancy\x12\x14\n" +
+	"\x05phone\x18\b \x01(\tR\x05phone\x12\x17\n" +
+	"\aover_80\x18\t \x01(\bR\x06over80\x12\x1f\n" +
+	"\vlives_alone\x18\n" +
+	" \x01(\bR\n" +
+	"livesAlone\x12'\n" +
+	"\x0fchronically_ill\x18\v \x01(\bR\x0echronicallyIll\x12+\n" +
+	"\x11quarantined_until\x18\f \x01(\tR\x10quarantinedUntil\"\x7f\n" +
+	"\x17ImportHouseholdsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x10\n" +
+	"\x03csv\x18\x03 \x01(\fR\x03csv\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"P\n" +
+	"\bRowError\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\x05R\x04line\x12\x16\n" +
+	"\x06column\x18\x02 \x01(\tR\x06column\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xcf\x01\n" +
+	"\x18ImportHouseholdsResponse\x12\x12\n" +
+	"\x04rows\x18\x01 \x01(\x05R\x04rows\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\x05R\acreated\x12\x18\n" +
+	"\aupdated\x18\x03 \x01(\x05R\aupdated\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x01(\x05R\tunchanged\x123\n" +
+	"\x06errors\x18\x05 \x03(\v2\x1b.doorstep.order.v1.RowErrorR\x06errors\x12\x18\n" +
+	"\aapplied\x18\x06 \x01(\bR\aapplied\"5\n" +
+	"\x17ExportHouseholdsRequest\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\",\n" +
+	"\x18ExportHouseholdsResponse\x12\x10\n" +
+	"\x03csv\x18\x01 \x01(\fR\x03csv\"s\n" +
 	"\x16UpsertHouseholdRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12:\n" +
@@ -1544,7 +1983,12 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\x10GetParcelRequest\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\"F\n" +
 	"\x11GetParcelResponse\x121\n" +
-	"\x06parcel\x18\x01 \x01(\v2\x19.doorstep.order.v1.ParcelR\x06parcel*Z\n" +
+	"\x06parcel\x18\x01 \x01(\v2\x19.doorstep.order.v1.ParcelR\x06parcel*j\n" +
+	"\tOccupancy\x12\x19\n" +
+	"\x15OCCUPANCY_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12OCCUPANCY_OCCUPIED\x10\x01\x12\x13\n" +
+	"\x0fOCCUPANCY_EMPTY\x10\x02\x12\x15\n" +
+	"\x11OCCUPANCY_UNKNOWN\x10\x03*Z\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vCHANNEL_APP\x10\x01\x12\x11\n" +
@@ -1555,7 +1999,7 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_PLACED\x10\x01\x12\x1c\n" +
 	"\x18ORDER_STATUS_IN_PROGRESS\x10\x02\x12\x1a\n" +
 	"\x16ORDER_STATUS_DELIVERED\x10\x03\x12\x17\n" +
-	"\x13ORDER_STATUS_CLOSED\x10\x042\x81\x06\n" +
+	"\x13ORDER_STATUS_CLOSED\x10\x042\xdb\a\n" +
 	"\fOrderService\x12h\n" +
 	"\x0fUpsertHousehold\x12).doorstep.order.v1.UpsertHouseholdRequest\x1a*.doorstep.order.v1.UpsertHouseholdResponse\x12_\n" +
 	"\fGetHousehold\x12&.doorstep.order.v1.GetHouseholdRequest\x1a'.doorstep.order.v1.GetHouseholdResponse\x12e\n" +
@@ -1566,7 +2010,9 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"ListOrders\x12$.doorstep.order.v1.ListOrdersRequest\x1a%.doorstep.order.v1.ListOrdersResponse\x12\\\n" +
 	"\vCancelOrder\x12%.doorstep.order.v1.CancelOrderRequest\x1a&.doorstep.order.v1.CancelOrderResponse\x12V\n" +
-	"\tGetParcel\x12#.doorstep.order.v1.GetParcelRequest\x1a$.doorstep.order.v1.GetParcelResponseBBZ@github.com/doorstep/doorstep/proto/gen/doorstep/order/v1;orderv1b\x06proto3"
+	"\tGetParcel\x12#.doorstep.order.v1.GetParcelRequest\x1a$.doorstep.order.v1.GetParcelResponse\x12k\n" +
+	"\x10ImportHouseholds\x12*.doorstep.order.v1.ImportHouseholdsRequest\x1a+.doorstep.order.v1.ImportHouseholdsResponse\x12k\n" +
+	"\x10ExportHouseholds\x12*.doorstep.order.v1.ExportHouseholdsRequest\x1a+.doorstep.order.v1.ExportHouseholdsResponseBBZ@github.com/doorstep/doorstep/proto/gen/doorstep/order/v1;orderv1b\x06proto3"
 
 var (
 	file_doorstep_order_v1_order_proto_rawDescOnce sync.Once
@@ -1580,82 +2026,94 @@ func file_doorstep_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_doorstep_order_v1_order_proto_rawDescData
 }
 
-var file_doorstep_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_doorstep_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_doorstep_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_doorstep_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_doorstep_order_v1_order_proto_goTypes = []any{
-	(Channel)(0),                    // 0: doorstep.order.v1.Channel
-	(OrderStatus)(0),                // 1: doorstep.order.v1.OrderStatus
-	(*Household)(nil),               // 2: doorstep.order.v1.Household
-	(*UpsertHouseholdRequest)(nil),  // 3: doorstep.order.v1.UpsertHouseholdRequest
-	(*UpsertHouseholdResponse)(nil), // 4: doorstep.order.v1.UpsertHouseholdResponse
-	(*GetHouseholdRequest)(nil),     // 5: doorstep.order.v1.GetHouseholdRequest
-	(*GetHouseholdResponse)(nil),    // 6: doorstep.order.v1.GetHouseholdResponse
-	(*ListHouseholdsRequest)(nil),   // 7: doorstep.order.v1.ListHouseholdsRequest
-	(*ListHouseholdsResponse)(nil),  // 8: doorstep.order.v1.ListHouseholdsResponse
-	(*BasketLine)(nil),              // 9: doorstep.order.v1.BasketLine
-	(*PlaceOrderRequest)(nil),       // 10: doorstep.order.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),      // 11: doorstep.order.v1.PlaceOrderResponse
-	(*OrderLine)(nil),               // 12: doorstep.order.v1.OrderLine
-	(*Parcel)(nil),                  // 13: doorstep.order.v1.Parcel
-	(*Order)(nil),                   // 14: doorstep.order.v1.Order
-	(*GetOrderRequest)(nil),         // 15: doorstep.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),        // 16: doorstep.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),       // 17: doorstep.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),      // 18: doorstep.order.v1.ListOrdersResponse
-	(*CancelOrderRequest)(nil),      // 19: doorstep.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),     // 20: doorstep.order.v1.CancelOrderResponse
-	(*GetParcelRequest)(nil),        // 21: doorstep.order.v1.GetParcelRequest
-	(*GetParcelResponse)(nil),       // 22: doorstep.order.v1.GetParcelResponse
-	(*v1.Address)(nil),              // 23: doorstep.types.v1.Address
-	(*v1.Actor)(nil),                // 24: doorstep.types.v1.Actor
-	(v1.ParcelState)(0),             // 25: doorstep.types.v1.ParcelState
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(Occupancy)(0),                   // 0: doorstep.order.v1.Occupancy
+	(Channel)(0),                     // 1: doorstep.order.v1.Channel
+	(OrderStatus)(0),                 // 2: doorstep.order.v1.OrderStatus
+	(*Household)(nil),                // 3: doorstep.order.v1.Household
+	(*ImportHouseholdsRequest)(nil),  // 4: doorstep.order.v1.ImportHouseholdsRequest
+	(*RowError)(nil),                 // 5: doorstep.order.v1.RowError
+	(*ImportHouseholdsResponse)(nil), // 6: doorstep.order.v1.ImportHouseholdsResponse
+	(*ExportHouseholdsRequest)(nil),  // 7: doorstep.order.v1.ExportHouseholdsRequest
+	(*ExportHouseholdsResponse)(nil), // 8: doorstep.order.v1.ExportHouseholdsResponse
+	(*UpsertHouseholdRequest)(nil),   // 9: doorstep.order.v1.UpsertHouseholdRequest
+	(*UpsertHouseholdResponse)(nil),  // 10: doorstep.order.v1.UpsertHouseholdResponse
+	(*GetHouseholdRequest)(nil),      // 11: doorstep.order.v1.GetHouseholdRequest
+	(*GetHouseholdResponse)(nil),     // 12: doorstep.order.v1.GetHouseholdResponse
+	(*ListHouseholdsRequest)(nil),    // 13: doorstep.order.v1.ListHouseholdsRequest
+	(*ListHouseholdsResponse)(nil),   // 14: doorstep.order.v1.ListHouseholdsResponse
+	(*BasketLine)(nil),               // 15: doorstep.order.v1.BasketLine
+	(*PlaceOrderRequest)(nil),        // 16: doorstep.order.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),       // 17: doorstep.order.v1.PlaceOrderResponse
+	(*OrderLine)(nil),                // 18: doorstep.order.v1.OrderLine
+	(*Parcel)(nil),                   // 19: doorstep.order.v1.Parcel
+	(*Order)(nil),                    // 20: doorstep.order.v1.Order
+	(*GetOrderRequest)(nil),          // 21: doorstep.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),         // 22: doorstep.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),        // 23: doorstep.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),       // 24: doorstep.order.v1.ListOrdersResponse
+	(*CancelOrderRequest)(nil),       // 25: doorstep.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),      // 26: doorstep.order.v1.CancelOrderResponse
+	(*GetParcelRequest)(nil),         // 27: doorstep.order.v1.GetParcelRequest
+	(*GetParcelResponse)(nil),        // 28: doorstep.order.v1.GetParcelResponse
+	(*v1.Address)(nil),               // 29: doorstep.types.v1.Address
+	(*v1.Actor)(nil),                 // 30: doorstep.types.v1.Actor
+	(v1.ParcelState)(0),              // 31: doorstep.types.v1.ParcelState
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
 }
 var file_doorstep_order_v1_order_proto_depIdxs = []int32{
-	23, // 0: doorstep.order.v1.Household.address:type_name -> doorstep.types.v1.Address
-	2,  // 1: doorstep.order.v1.UpsertHouseholdRequest.household:type_name -> doorstep.order.v1.Household
-	2,  // 2: doorstep.order.v1.UpsertHouseholdResponse.household:type_name -> doorstep.order.v1.Household
-	2,  // 3: doorstep.order.v1.GetHouseholdResponse.household:type_name -> doorstep.order.v1.Household
-	2,  // 4: doorstep.order.v1.ListHouseholdsResponse.households:type_name -> doorstep.order.v1.Household
-	9,  // 5: doorstep.order.v1.PlaceOrderRequest.lines:type_name -> doorstep.order.v1.BasketLine
-	0,  // 6: doorstep.order.v1.PlaceOrderRequest.channel:type_name -> doorstep.order.v1.Channel
-	24, // 7: doorstep.order.v1.PlaceOrderRequest.placed_by:type_name -> doorstep.types.v1.Actor
-	14, // 8: doorstep.order.v1.PlaceOrderResponse.order:type_name -> doorstep.order.v1.Order
-	25, // 9: doorstep.order.v1.Parcel.state:type_name -> doorstep.types.v1.ParcelState
-	12, // 10: doorstep.order.v1.Parcel.lines:type_name -> doorstep.order.v1.OrderLine
-	26, // 11: doorstep.order.v1.Parcel.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 12: doorstep.order.v1.Parcel.address:type_name -> doorstep.types.v1.Address
-	1,  // 13: doorstep.order.v1.Order.status:type_name -> doorstep.order.v1.OrderStatus
-	13, // 14: doorstep.order.v1.Order.parcels:type_name -> doorstep.order.v1.Parcel
-	0,  // 15: doorstep.order.v1.Order.channel:type_name -> doorstep.order.v1.Channel
-	24, // 16: doorstep.order.v1.Order.placed_by:type_name -> doorstep.types.v1.Actor
-	26, // 17: doorstep.order.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
-	14, // 18: doorstep.order.v1.GetOrderResponse.order:type_name -> doorstep.order.v1.Order
-	14, // 19: doorstep.order.v1.ListOrdersResponse.orders:type_name -> doorstep.order.v1.Order
-	24, // 20: doorstep.order.v1.CancelOrderRequest.actor:type_name -> doorstep.types.v1.Actor
-	14, // 21: doorstep.order.v1.CancelOrderResponse.order:type_name -> doorstep.order.v1.Order
-	13, // 22: doorstep.order.v1.GetParcelResponse.parcel:type_name -> doorstep.order.v1.Parcel
-	3,  // 23: doorstep.order.v1.OrderService.UpsertHousehold:input_type -> doorstep.order.v1.UpsertHouseholdRequest
-	5,  // 24: doorstep.order.v1.OrderService.GetHousehold:input_type -> doorstep.order.v1.GetHouseholdRequest
-	7,  // 25: doorstep.order.v1.OrderService.ListHouseholds:input_type -> doorstep.order.v1.ListHouseholdsRequest
-	10, // 26: doorstep.order.v1.OrderService.PlaceOrder:input_type -> doorstep.order.v1.PlaceOrderRequest
-	15, // 27: doorstep.order.v1.OrderService.GetOrder:input_type -> doorstep.order.v1.GetOrderRequest
-	17, // 28: doorstep.order.v1.OrderService.ListOrders:input_type -> doorstep.order.v1.ListOrdersRequest
-	19, // 29: doorstep.order.v1.OrderService.CancelOrder:input_type -> doorstep.order.v1.CancelOrderRequest
-	21, // 30: doorstep.order.v1.OrderService.GetParcel:input_type -> doorstep.order.v1.GetParcelRequest
-	4,  // 31: doorstep.order.v1.OrderService.UpsertHousehold:output_type -> doorstep.order.v1.UpsertHouseholdResponse
-	6,  // 32: doorstep.order.v1.OrderService.GetHousehold:output_type -> doorstep.order.v1.GetHouseholdResponse
-	8,  // 33: doorstep.order.v1.OrderService.ListHouseholds:output_type -> doorstep.order.v1.ListHouseholdsResponse
-	11, // 34: doorstep.order.v1.OrderService.PlaceOrder:output_type -> doorstep.order.v1.PlaceOrderResponse
-	16, // 35: doorstep.order.v1.OrderService.GetOrder:output_type -> doorstep.order.v1.GetOrderResponse
-	18, // 36: doorstep.order.v1.OrderService.ListOrders:output_type -> doorstep.order.v1.ListOrdersResponse
-	20, // 37: doorstep.order.v1.OrderService.CancelOrder:output_type -> doorstep.order.v1.CancelOrderResponse
-	22, // 38: doorstep.order.v1.OrderService.GetParcel:output_type -> doorstep.order.v1.GetParcelResponse
-	31, // [31:39] is the sub-list for method output_type
-	23, // [23:31] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	29, // 0: doorstep.order.v1.Household.address:type_name -> doorstep.types.v1.Address
+	0,  // 1: doorstep.order.v1.Household.occupancy:type_name -> doorstep.order.v1.Occupancy
+	5,  // 2: doorstep.order.v1.ImportHouseholdsResponse.errors:type_name -> doorstep.order.v1.RowError
+	3,  // 3: doorstep.order.v1.UpsertHouseholdRequest.household:type_name -> doorstep.order.v1.Household
+	3,  // 4: doorstep.order.v1.UpsertHouseholdResponse.household:type_name -> doorstep.order.v1.Household
+	3,  // 5: doorstep.order.v1.GetHouseholdResponse.household:type_name -> doorstep.order.v1.Household
+	3,  // 6: doorstep.order.v1.ListHouseholdsResponse.households:type_name -> doorstep.order.v1.Household
+	15, // 7: doorstep.order.v1.PlaceOrderRequest.lines:type_name -> doorstep.order.v1.BasketLine
+	1,  // 8: doorstep.order.v1.PlaceOrderRequest.channel:type_name -> doorstep.order.v1.Channel
+	30, // 9: doorstep.order.v1.PlaceOrderRequest.placed_by:type_name -> doorstep.types.v1.Actor
+	20, // 10: doorstep.order.v1.PlaceOrderResponse.order:type_name -> doorstep.order.v1.Order
+	31, // 11: doorstep.order.v1.Parcel.state:type_name -> doorstep.types.v1.ParcelState
+	18, // 12: doorstep.order.v1.Parcel.lines:type_name -> doorstep.order.v1.OrderLine
+	32, // 13: doorstep.order.v1.Parcel.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 14: doorstep.order.v1.Parcel.address:type_name -> doorstep.types.v1.Address
+	2,  // 15: doorstep.order.v1.Order.status:type_name -> doorstep.order.v1.OrderStatus
+	19, // 16: doorstep.order.v1.Order.parcels:type_name -> doorstep.order.v1.Parcel
+	1,  // 17: doorstep.order.v1.Order.channel:type_name -> doorstep.order.v1.Channel
+	30, // 18: doorstep.order.v1.Order.placed_by:type_name -> doorstep.types.v1.Actor
+	32, // 19: doorstep.order.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
+	20, // 20: doorstep.order.v1.GetOrderResponse.order:type_name -> doorstep.order.v1.Order
+	20, // 21: doorstep.order.v1.ListOrdersResponse.orders:type_name -> doorstep.order.v1.Order
+	30, // 22: doorstep.order.v1.CancelOrderRequest.actor:type_name -> doorstep.types.v1.Actor
+	20, // 23: doorstep.order.v1.CancelOrderResponse.order:type_name -> doorstep.order.v1.Order
+	19, // 24: doorstep.order.v1.GetParcelResponse.parcel:type_name -> doorstep.order.v1.Parcel
+	9,  // 25: doorstep.order.v1.OrderService.UpsertHousehold:input_type -> doorstep.order.v1.UpsertHouseholdRequest
+	11, // 26: doorstep.order.v1.OrderService.GetHousehold:input_type -> doorstep.order.v1.GetHouseholdRequest
+	13, // 27: doorstep.order.v1.OrderService.ListHouseholds:input_type -> doorstep.order.v1.ListHouseholdsRequest
+	16, // 28: doorstep.order.v1.OrderService.PlaceOrder:input_type -> doorstep.order.v1.PlaceOrderRequest
+	21, // 29: doorstep.order.v1.OrderService.GetOrder:input_type -> doorstep.order.v1.GetOrderRequest
+	23, // 30: doorstep.order.v1.OrderService.ListOrders:input_type -> doorstep.order.v1.ListOrdersRequest
+	25, // 31: doorstep.order.v1.OrderService.CancelOrder:input_type -> doorstep.order.v1.CancelOrderRequest
+	27, // 32: doorstep.order.v1.OrderService.GetParcel:input_type -> doorstep.order.v1.GetParcelRequest
+	4,  // 33: doorstep.order.v1.OrderService.ImportHouseholds:input_type -> doorstep.order.v1.ImportHouseholdsRequest
+	7,  // 34: doorstep.order.v1.OrderService.ExportHouseholds:input_type -> doorstep.order.v1.ExportHouseholdsRequest
+	10, // 35: doorstep.order.v1.OrderService.UpsertHousehold:output_type -> doorstep.order.v1.UpsertHouseholdResponse
+	12, // 36: doorstep.order.v1.OrderService.GetHousehold:output_type -> doorstep.order.v1.GetHouseholdResponse
+	14, // 37: doorstep.order.v1.OrderService.ListHouseholds:output_type -> doorstep.order.v1.ListHouseholdsResponse
+	17, // 38: doorstep.order.v1.OrderService.PlaceOrder:output_type -> doorstep.order.v1.PlaceOrderResponse
+	22, // 39: doorstep.order.v1.OrderService.GetOrder:output_type -> doorstep.order.v1.GetOrderResponse
+	24, // 40: doorstep.order.v1.OrderService.ListOrders:output_type -> doorstep.order.v1.ListOrdersResponse
+	26, // 41: doorstep.order.v1.OrderService.CancelOrder:output_type -> doorstep.order.v1.CancelOrderResponse
+	28, // 42: doorstep.order.v1.OrderService.GetParcel:output_type -> doorstep.order.v1.GetParcelResponse
+	6,  // 43: doorstep.order.v1.OrderService.ImportHouseholds:output_type -> doorstep.order.v1.ImportHouseholdsResponse
+	8,  // 44: doorstep.order.v1.OrderService.ExportHouseholds:output_type -> doorstep.order.v1.ExportHouseholdsResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_order_v1_order_proto_init() }
@@ -1668,8 +2126,8 @@ func file_doorstep_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_order_v1_order_proto_rawDesc), len(file_doorstep_order_v1_order_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   21,
+			NumEnums:      3,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

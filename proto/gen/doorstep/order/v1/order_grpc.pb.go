@@ -19,14 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrderService_UpsertHousehold_FullMethodName = "/doorstep.order.v1.OrderService/UpsertHousehold"
-	OrderService_GetHousehold_FullMethodName    = "/doorstep.order.v1.OrderService/GetHousehold"
-	OrderService_ListHouseholds_FullMethodName  = "/doorstep.order.v1.OrderService/ListHouseholds"
-	OrderService_PlaceOrder_FullMethodName      = "/doorstep.order.v1.OrderService/PlaceOrder"
-	OrderService_GetOrder_FullMethodName        = "/doorstep.order.v1.OrderService/GetOrder"
-	OrderService_ListOrders_FullMethodName      = "/doorstep.order.v1.OrderService/ListOrders"
-	OrderService_CancelOrder_FullMethodName     = "/doorstep.order.v1.OrderService/CancelOrder"
-	OrderService_GetParcel_FullMethodName       = "/doorstep.order.v1.OrderService/GetParcel"
+	OrderService_UpsertHousehold_FullMethodName  = "/doorstep.order.v1.OrderService/UpsertHousehold"
+	OrderService_GetHousehold_FullMethodName     = "/doorstep.order.v1.OrderService/GetHousehold"
+	OrderService_ListHouseholds_FullMethodName   = "/doorstep.order.v1.OrderService/ListHouseholds"
+	OrderService_PlaceOrder_FullMethodName       = "/doorstep.order.v1.OrderService/PlaceOrder"
+	OrderService_GetOrder_FullMethodName         = "/doorstep.order.v1.OrderService/GetOrder"
+	OrderService_ListOrders_FullMethodName       = "/doorstep.order.v1.OrderService/ListOrders"
+	OrderService_CancelOrder_FullMethodName      = "/doorstep.order.v1.OrderService/CancelOrder"
+	OrderService_GetParcel_FullMethodName        = "/doorstep.order.v1.OrderService/GetParcel"
+	OrderService_ImportHouseholds_FullMethodName = "/doorstep.order.v1.OrderService/ImportHouseholds"
+	OrderService_ExportHouseholds_FullMethodName = "/doorstep.order.v1.OrderService/ExportHouseholds"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -52,6 +54,11 @@ type OrderServiceClient interface {
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
 	// GetParcel returns one parcel with its household's address, for dispatch.
 	GetParcel(ctx context.Context, in *GetParcelRequest, opts ...grpc.CallOption) (*GetParcelResponse, error)
+	// ImportHouseholds reads the community's roster spreadsheet (CSV, UTF-8). A dry run reports
+	// every row it would reject and why; a real import applies all rows or none.
+	ImportHouseholds(ctx context.Context, in *ImportHouseholdsRequest, opts ...grpc.CallOption) (*ImportHouseholdsResponse, error)
+	// ExportHouseholds writes a compound's roster as CSV in the import's format.
+	ExportHouseholds(ctx context.Context, in *ExportHouseholdsRequest, opts ...grpc.CallOption) (*ExportHouseholdsResponse, error)
 }
 
 type orderServiceClient struct {
@@ -142,6 +149,26 @@ func (c *orderServiceClient) GetParcel(ctx context.Context, in *GetParcelRequest
 	return out, nil
 }
 
+func (c *orderServiceClient) ImportHouseholds(ctx context.Context, in *ImportHouseholdsRequest, opts ...grpc.CallOption) (*ImportHouseholdsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportHouseholdsResponse)
+	err := c.cc.Invoke(ctx, OrderService_ImportHouseholds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) ExportHouseholds(ctx context.Context, in *ExportHouseholdsRequest, opts ...grpc.CallOption) (*ExportHouseholdsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportHouseholdsResponse)
+	err := c.cc.Invoke(ctx, OrderService_ExportHouseholds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -165,6 +192,11 @@ type OrderServiceServer interface {
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
 	// GetParcel returns one parcel with its household's address, for dispatch.
 	GetParcel(context.Context, *GetParcelRequest) (*GetParcelResponse, error)
+	// ImportHouseholds reads the community's roster spreadsheet (CSV, UTF-8). A dry run reports
+	// every row it would reject and why; a real import applies all rows or none.
+	ImportHouseholds(context.Context, *ImportHouseholdsRequest) (*ImportHouseholdsResponse, error)
+	// ExportHouseholds writes a compound's roster as CSV in the import's format.
+	ExportHouseholds(context.Context, *ExportHouseholdsRequest) (*ExportHouseholdsResponse, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -198,6 +230,12 @@ func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrder
 }
 func (UnimplementedOrderServiceServer) GetParcel(context.Context, *GetParcelRequest) (*GetParcelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetParcel not implemented")
+}
+func (UnimplementedOrderServiceServer) ImportHouseholds(context.Context, *ImportHouseholdsRequest) (*ImportHouseholdsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportHouseholds not implemented")
+}
+func (UnimplementedOrderServiceServer) ExportHouseholds(context.Context, *ExportHouseholdsRequest) (*ExportHouseholdsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportHouseholds not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -364,6 +402,42 @@ func _OrderService_GetParcel_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_ImportHouseholds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportHouseholdsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ImportHouseholds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ImportHouseholds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ImportHouseholds(ctx, req.(*ImportHouseholdsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_ExportHouseholds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportHouseholdsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ExportHouseholds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ExportHouseholds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ExportHouseholds(ctx, req.(*ExportHouseholdsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -402,6 +476,14 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetParcel",
 			Handler:    _OrderService_GetParcel_Handler,
+		},
+		{
+			MethodName: "ImportHouseholds",
+			Handler:    _OrderService_ImportHouseholds_Handler,
+		},
+		{
+			MethodName: "ExportHouseholds",
+			Handler:    _OrderService_ExportHouseholds_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -30,9 +30,17 @@ type Supplier struct {
 	Compound   string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
 	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// "supermarket" or "pharmacy".
-	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Kind             string        `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Credentials      []*Credential `protobuf:"bytes,5,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	Suspended        bool          `protobuf:"varint,6,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	SuspensionReason string        `protobuf:"bytes,7,opt,name=suspension_reason,json=suspensionReason,proto3" json:"suspension_reason,omitempty"`
+	// Output only: false while suspended or while a required credential is missing or expired. A
+	// supplier not accepting orders gets no new reservations; existing parcels can still be filled.
+	AcceptingOrders bool `protobuf:"varint,8,opt,name=accepting_orders,json=acceptingOrders,proto3" json:"accepting_orders,omitempty"`
+	// Output only: why accepting_orders is false.
+	NotAcceptingReason string `protobuf:"bytes,9,opt,name=not_accepting_reason,json=notAcceptingReason,proto3" json:"not_accepting_reason,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Supplier) Reset() {
@@ -93,6 +101,330 @@ func (x *Supplier) GetKind() string {
 	return ""
 }
 
+func (x *Supplier) GetCredentials() []*Credential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *Supplier) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
+}
+
+func (x *Supplier) GetSuspensionReason() string {
+	if x != nil {
+		return x.SuspensionReason
+	}
+	return ""
+}
+
+func (x *Supplier) GetAcceptingOrders() bool {
+	if x != nil {
+		return x.AcceptingOrders
+	}
+	return false
+}
+
+func (x *Supplier) GetNotAcceptingReason() string {
+	if x != nil {
+		return x.NotAcceptingReason
+	}
+	return ""
+}
+
+// Credential is a licence or permit a supplier must hold: a business licence for everyone, a
+// food permit for supermarkets, a drug permit for pharmacies.
+type Credential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "business_licence", "food_permit" or "drug_permit".
+	Kind   string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Number string `protobuf:"bytes,2,opt,name=number,proto3" json:"number,omitempty"`
+	// Last valid day, YYYY-MM-DD in Asia/Shanghai.
+	ExpiresOn     string `protobuf:"bytes,3,opt,name=expires_on,json=expiresOn,proto3" json:"expires_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Credential) Reset() {
+	*x = Credential{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Credential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credential) ProtoMessage() {}
+
+func (x *Credential) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credential.ProtoReflect.Descriptor instead.
+func (*Credential) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Credential) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Credential) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *Credential) GetExpiresOn() string {
+	if x != nil {
+		return x.ExpiresOn
+	}
+	return ""
+}
+
+type UpdateCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	SupplierId    string                 `protobuf:"bytes,2,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	Credentials   []*Credential          `protobuf:"bytes,3,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCredentialsRequest) Reset() {
+	*x = UpdateCredentialsRequest{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCredentialsRequest) ProtoMessage() {}
+
+func (x *UpdateCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateCredentialsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UpdateCredentialsRequest) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+func (x *UpdateCredentialsRequest) GetCredentials() []*Credential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+type UpdateCredentialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Supplier      *Supplier              `protobuf:"bytes,1,opt,name=supplier,proto3" json:"supplier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCredentialsResponse) Reset() {
+	*x = UpdateCredentialsResponse{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCredentialsResponse) ProtoMessage() {}
+
+func (x *UpdateCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UpdateCredentialsResponse) GetSupplier() *Supplier {
+	if x != nil {
+		return x.Supplier
+	}
+	return nil
+}
+
+type SetSupplierSuspendedRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	SupplierId string                 `protobuf:"bytes,2,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	Suspended  bool                   `protobuf:"varint,3,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	// Required when suspending.
+	Reason        string    `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Actor         *v1.Actor `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSupplierSuspendedRequest) Reset() {
+	*x = SetSupplierSuspendedRequest{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSupplierSuspendedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSupplierSuspendedRequest) ProtoMessage() {}
+
+func (x *SetSupplierSuspendedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSupplierSuspendedRequest.ProtoReflect.Descriptor instead.
+func (*SetSupplierSuspendedRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetSupplierSuspendedRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetSupplierSuspendedRequest) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+func (x *SetSupplierSuspendedRequest) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
+}
+
+func (x *SetSupplierSuspendedRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SetSupplierSuspendedRequest) GetActor() *v1.Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+type SetSupplierSuspendedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Supplier      *Supplier              `protobuf:"bytes,1,opt,name=supplier,proto3" json:"supplier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSupplierSuspendedResponse) Reset() {
+	*x = SetSupplierSuspendedResponse{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSupplierSuspendedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSupplierSuspendedResponse) ProtoMessage() {}
+
+func (x *SetSupplierSuspendedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSupplierSuspendedResponse.ProtoReflect.Descriptor instead.
+func (*SetSupplierSuspendedResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetSupplierSuspendedResponse) GetSupplier() *Supplier {
+	if x != nil {
+		return x.Supplier
+	}
+	return nil
+}
+
 // Item is one catalog entry.
 type Item struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -124,7 +456,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[1]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -136,7 +468,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[1]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -149,7 +481,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{1}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Item) GetItemId() string {
@@ -257,7 +589,7 @@ type CreateSupplierRequest struct {
 
 func (x *CreateSupplierRequest) Reset() {
 	*x = CreateSupplierRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[2]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +601,7 @@ func (x *CreateSupplierRequest) String() string {
 func (*CreateSupplierRequest) ProtoMessage() {}
 
 func (x *CreateSupplierRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[2]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +614,7 @@ func (x *CreateSupplierRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSupplierRequest.ProtoReflect.Descriptor instead.
 func (*CreateSupplierRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{2}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateSupplierRequest) GetRequestId() string {
@@ -329,7 +661,7 @@ type CreateSupplierResponse struct {
 
 func (x *CreateSupplierResponse) Reset() {
 	*x = CreateSupplierResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[3]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +673,7 @@ func (x *CreateSupplierResponse) String() string {
 func (*CreateSupplierResponse) ProtoMessage() {}
 
 func (x *CreateSupplierResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[3]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +686,7 @@ func (x *CreateSupplierResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSupplierResponse.ProtoReflect.Descriptor instead.
 func (*CreateSupplierResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{3}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateSupplierResponse) GetSupplier() *Supplier {
@@ -373,7 +705,7 @@ type ListSuppliersRequest struct {
 
 func (x *ListSuppliersRequest) Reset() {
 	*x = ListSuppliersRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[4]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +717,7 @@ func (x *ListSuppliersRequest) String() string {
 func (*ListSuppliersRequest) ProtoMessage() {}
 
 func (x *ListSuppliersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[4]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +730,7 @@ func (x *ListSuppliersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSuppliersRequest.ProtoReflect.Descriptor instead.
 func (*ListSuppliersRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{4}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSuppliersRequest) GetCompound() string {
@@ -417,7 +749,7 @@ type ListSuppliersResponse struct {
 
 func (x *ListSuppliersResponse) Reset() {
 	*x = ListSuppliersResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[5]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +761,7 @@ func (x *ListSuppliersResponse) String() string {
 func (*ListSuppliersResponse) ProtoMessage() {}
 
 func (x *ListSuppliersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[5]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +774,7 @@ func (x *ListSuppliersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSuppliersResponse.ProtoReflect.Descriptor instead.
 func (*ListSuppliersResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{5}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListSuppliersResponse) GetSuppliers() []*Supplier {
@@ -463,7 +795,7 @@ type UpsertItemRequest struct {
 
 func (x *UpsertItemRequest) Reset() {
 	*x = UpsertItemRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[6]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +807,7 @@ func (x *UpsertItemRequest) String() string {
 func (*UpsertItemRequest) ProtoMessage() {}
 
 func (x *UpsertItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[6]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +820,7 @@ func (x *UpsertItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertItemRequest.ProtoReflect.Descriptor instead.
 func (*UpsertItemRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{6}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpsertItemRequest) GetRequestId() string {
@@ -514,7 +846,7 @@ type UpsertItemResponse struct {
 
 func (x *UpsertItemResponse) Reset() {
 	*x = UpsertItemResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[7]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +858,7 @@ func (x *UpsertItemResponse) String() string {
 func (*UpsertItemResponse) ProtoMessage() {}
 
 func (x *UpsertItemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[7]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +871,7 @@ func (x *UpsertItemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertItemResponse.ProtoReflect.Descriptor instead.
 func (*UpsertItemResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{7}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpsertItemResponse) GetItem() *Item {
@@ -560,7 +892,7 @@ type ListItemsRequest struct {
 
 func (x *ListItemsRequest) Reset() {
 	*x = ListItemsRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[8]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +904,7 @@ func (x *ListItemsRequest) String() string {
 func (*ListItemsRequest) ProtoMessage() {}
 
 func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[8]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +917,7 @@ func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListItemsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{8}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListItemsRequest) GetCompound() string {
@@ -611,7 +943,7 @@ type ListItemsResponse struct {
 
 func (x *ListItemsResponse) Reset() {
 	*x = ListItemsResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[9]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +955,7 @@ func (x *ListItemsResponse) String() string {
 func (*ListItemsResponse) ProtoMessage() {}
 
 func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[9]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +968,7 @@ func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListItemsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{9}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListItemsResponse) GetItems() []*Item {
@@ -655,7 +987,7 @@ type BatchGetItemsRequest struct {
 
 func (x *BatchGetItemsRequest) Reset() {
 	*x = BatchGetItemsRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[10]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +999,7 @@ func (x *BatchGetItemsRequest) String() string {
 func (*BatchGetItemsRequest) ProtoMessage() {}
 
 func (x *BatchGetItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[10]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +1012,7 @@ func (x *BatchGetItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetItemsRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetItemsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{10}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BatchGetItemsRequest) GetItemIds() []string {
@@ -699,7 +1031,7 @@ type BatchGetItemsResponse struct {
 
 func (x *BatchGetItemsResponse) Reset() {
 	*x = BatchGetItemsResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[11]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1043,7 @@ func (x *BatchGetItemsResponse) String() string {
 func (*BatchGetItemsResponse) ProtoMessage() {}
 
 func (x *BatchGetItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[11]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1056,7 @@ func (x *BatchGetItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetItemsResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetItemsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{11}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BatchGetItemsResponse) GetItems() []*Item {
@@ -746,7 +1078,7 @@ type ReservationLine struct {
 
 func (x *ReservationLine) Reset() {
 	*x = ReservationLine{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[12]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1090,7 @@ func (x *ReservationLine) String() string {
 func (*ReservationLine) ProtoMessage() {}
 
 func (x *ReservationLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[12]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1103,7 @@ func (x *ReservationLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationLine.ProtoReflect.Descriptor instead.
 func (*ReservationLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{12}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReservationLine) GetItemId() string {
@@ -812,7 +1144,7 @@ type ParcelLine struct {
 
 func (x *ParcelLine) Reset() {
 	*x = ParcelLine{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +1156,7 @@ func (x *ParcelLine) String() string {
 func (*ParcelLine) ProtoMessage() {}
 
 func (x *ParcelLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1169,7 @@ func (x *ParcelLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParcelLine.ProtoReflect.Descriptor instead.
 func (*ParcelLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{13}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ParcelLine) GetItemId() string {
@@ -924,7 +1256,7 @@ type ReserveStockRequest struct {
 
 func (x *ReserveStockRequest) Reset() {
 	*x = ReserveStockRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1268,7 @@ func (x *ReserveStockRequest) String() string {
 func (*ReserveStockRequest) ProtoMessage() {}
 
 func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1281,7 @@ func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockRequest.ProtoReflect.Descriptor instead.
 func (*ReserveStockRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{14}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReserveStockRequest) GetParcelId() string {
@@ -1003,7 +1335,7 @@ type ReserveStockResponse struct {
 
 func (x *ReserveStockResponse) Reset() {
 	*x = ReserveStockResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1347,7 @@ func (x *ReserveStockResponse) String() string {
 func (*ReserveStockResponse) ProtoMessage() {}
 
 func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1360,7 @@ func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockResponse.ProtoReflect.Descriptor instead.
 func (*ReserveStockResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{15}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReserveStockResponse) GetParcel() *SupplierParcel {
@@ -1049,7 +1381,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1393,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1406,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{16}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReleaseReservationRequest) GetParcelId() string {
@@ -1107,7 +1439,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1451,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1464,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{17}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReleaseReservationResponse) GetParcel() *SupplierParcel {
@@ -1142,19 +1474,21 @@ func (x *ReleaseReservationResponse) GetParcel() *SupplierParcel {
 	return nil
 }
 
-// ConfirmLine gives the actual weight and price of a weighed line.
+// ConfirmLine gives the actual weight of a weighed line, or the units a supplier can fill of a
+// counted line (a partial confirmation). Lines not named are confirmed as ordered.
 type ConfirmLine struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	ItemId string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
-	// Actual grams (weighed) or units; 0 keeps the ordered quantity.
-	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// Actual grams (weighed; within ±10 % of the estimate) or units (counted; 0 drops the line).
+	// Unset keeps the ordered quantity.
+	Quantity      *int64 `protobuf:"varint,2,opt,name=quantity,proto3,oneof" json:"quantity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfirmLine) Reset() {
 	*x = ConfirmLine{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1500,7 @@ func (x *ConfirmLine) String() string {
 func (*ConfirmLine) ProtoMessage() {}
 
 func (x *ConfirmLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1513,7 @@ func (x *ConfirmLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmLine.ProtoReflect.Descriptor instead.
 func (*ConfirmLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{18}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ConfirmLine) GetItemId() string {
@@ -1190,8 +1524,8 @@ func (x *ConfirmLine) GetItemId() string {
 }
 
 func (x *ConfirmLine) GetQuantity() int64 {
-	if x != nil {
-		return x.Quantity
+	if x != nil && x.Quantity != nil {
+		return *x.Quantity
 	}
 	return 0
 }
@@ -1208,7 +1542,7 @@ type ConfirmParcelRequest struct {
 
 func (x *ConfirmParcelRequest) Reset() {
 	*x = ConfirmParcelRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1554,7 @@ func (x *ConfirmParcelRequest) String() string {
 func (*ConfirmParcelRequest) ProtoMessage() {}
 
 func (x *ConfirmParcelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1567,7 @@ func (x *ConfirmParcelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmParcelRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmParcelRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{19}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConfirmParcelRequest) GetRequestId() string {
@@ -1273,7 +1607,7 @@ type ConfirmParcelResponse struct {
 
 func (x *ConfirmParcelResponse) Reset() {
 	*x = ConfirmParcelResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1619,7 @@ func (x *ConfirmParcelResponse) String() string {
 func (*ConfirmParcelResponse) ProtoMessage() {}
 
 func (x *ConfirmParcelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1632,7 @@ func (x *ConfirmParcelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmParcelResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmParcelResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{20}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ConfirmParcelResponse) GetParcel() *SupplierParcel {
@@ -1320,7 +1654,7 @@ type RejectParcelRequest struct {
 
 func (x *RejectParcelRequest) Reset() {
 	*x = RejectParcelRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1666,7 @@ func (x *RejectParcelRequest) String() string {
 func (*RejectParcelRequest) ProtoMessage() {}
 
 func (x *RejectParcelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1679,7 @@ func (x *RejectParcelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectParcelRequest.ProtoReflect.Descriptor instead.
 func (*RejectParcelRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{21}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RejectParcelRequest) GetRequestId() string {
@@ -1385,7 +1719,7 @@ type RejectParcelResponse struct {
 
 func (x *RejectParcelResponse) Reset() {
 	*x = RejectParcelResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1731,7 @@ func (x *RejectParcelResponse) String() string {
 func (*RejectParcelResponse) ProtoMessage() {}
 
 func (x *RejectParcelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1744,7 @@ func (x *RejectParcelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectParcelResponse.ProtoReflect.Descriptor instead.
 func (*RejectParcelResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{22}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RejectParcelResponse) GetParcel() *SupplierParcel {
@@ -1431,7 +1765,7 @@ type MarkParcelReadyRequest struct {
 
 func (x *MarkParcelReadyRequest) Reset() {
 	*x = MarkParcelReadyRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1777,7 @@ func (x *MarkParcelReadyRequest) String() string {
 func (*MarkParcelReadyRequest) ProtoMessage() {}
 
 func (x *MarkParcelReadyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1790,7 @@ func (x *MarkParcelReadyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkParcelReadyRequest.ProtoReflect.Descriptor instead.
 func (*MarkParcelReadyRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{23}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MarkParcelReadyRequest) GetRequestId() string {
@@ -1489,7 +1823,7 @@ type MarkParcelReadyResponse struct {
 
 func (x *MarkParcelReadyResponse) Reset() {
 	*x = MarkParcelReadyResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1835,7 @@ func (x *MarkParcelReadyResponse) String() string {
 func (*MarkParcelReadyResponse) ProtoMessage() {}
 
 func (x *MarkParcelReadyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1848,7 @@ func (x *MarkParcelReadyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkParcelReadyResponse.ProtoReflect.Descriptor instead.
 func (*MarkParcelReadyResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{24}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MarkParcelReadyResponse) GetParcel() *SupplierParcel {
@@ -1528,14 +1862,16 @@ type ListParcelsRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	SupplierId string                 `protobuf:"bytes,1,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
 	// Optional filter.
-	State         v1.ParcelState `protobuf:"varint,2,opt,name=state,proto3,enum=doorstep.types.v1.ParcelState" json:"state,omitempty"`
+	State v1.ParcelState `protobuf:"varint,2,opt,name=state,proto3,enum=doorstep.types.v1.ParcelState" json:"state,omitempty"`
+	// Optional filter: parcels due for this round (see SupplierParcel.round_id).
+	RoundId       string `protobuf:"bytes,3,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListParcelsRequest) Reset() {
 	*x = ListParcelsRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1883,7 @@ func (x *ListParcelsRequest) String() string {
 func (*ListParcelsRequest) ProtoMessage() {}
 
 func (x *ListParcelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1896,7 @@ func (x *ListParcelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListParcelsRequest.ProtoReflect.Descriptor instead.
 func (*ListParcelsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{25}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListParcelsRequest) GetSupplierId() string {
@@ -1577,6 +1913,13 @@ func (x *ListParcelsRequest) GetState() v1.ParcelState {
 	return v1.ParcelState(0)
 }
 
+func (x *ListParcelsRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
 type ListParcelsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parcels       []*SupplierParcel      `protobuf:"bytes,1,rep,name=parcels,proto3" json:"parcels,omitempty"`
@@ -1586,7 +1929,7 @@ type ListParcelsResponse struct {
 
 func (x *ListParcelsResponse) Reset() {
 	*x = ListParcelsResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1941,7 @@ func (x *ListParcelsResponse) String() string {
 func (*ListParcelsResponse) ProtoMessage() {}
 
 func (x *ListParcelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1954,7 @@ func (x *ListParcelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListParcelsResponse.ProtoReflect.Descriptor instead.
 func (*ListParcelsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{26}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListParcelsResponse) GetParcels() []*SupplierParcel {
@@ -1623,24 +1966,29 @@ func (x *ListParcelsResponse) GetParcels() []*SupplierParcel {
 
 // SupplierParcel is the supplier's view of a parcel: what to pack for which door.
 type SupplierParcel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ParcelId      string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
-	OrderId       string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	SupplierId    string                 `protobuf:"bytes,3,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
-	HouseholdId   string                 `protobuf:"bytes,4,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	Address       *v1.Address            `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
-	State         v1.ParcelState         `protobuf:"varint,6,opt,name=state,proto3,enum=doorstep.types.v1.ParcelState" json:"state,omitempty"`
-	Lines         []*ParcelLine          `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
-	TotalFen      int64                  `protobuf:"varint,8,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
-	Reason        string                 `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ParcelId    string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	OrderId     string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	SupplierId  string                 `protobuf:"bytes,3,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	HouseholdId string                 `protobuf:"bytes,4,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	Address     *v1.Address            `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	State       v1.ParcelState         `protobuf:"varint,6,opt,name=state,proto3,enum=doorstep.types.v1.ParcelState" json:"state,omitempty"`
+	Lines       []*ParcelLine          `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
+	TotalFen    int64                  `protobuf:"varint,8,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
+	Reason      string                 `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The round the parcel is due for, "<compound>-<YYYY-MM-DD>-<am|pm>": the first round whose
+	// cutoff is at least the lead time after the reservation.
+	RoundId string `protobuf:"bytes,11,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	// An unconfirmed reservation expires (EXPIRED, stock released) at its round's cutoff.
+	ConfirmBy     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=confirm_by,json=confirmBy,proto3" json:"confirm_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SupplierParcel) Reset() {
 	*x = SupplierParcel{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +2000,7 @@ func (x *SupplierParcel) String() string {
 func (*SupplierParcel) ProtoMessage() {}
 
 func (x *SupplierParcel) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +2013,7 @@ func (x *SupplierParcel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupplierParcel.ProtoReflect.Descriptor instead.
 func (*SupplierParcel) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{27}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SupplierParcel) GetParcelId() string {
@@ -1738,17 +2086,60 @@ func (x *SupplierParcel) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SupplierParcel) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *SupplierParcel) GetConfirmBy() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConfirmBy
+	}
+	return nil
+}
+
 var File_doorstep_supplier_v1_supplier_proto protoreflect.FileDescriptor
 
 const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"\n" +
-	"#doorstep/supplier/v1/supplier.proto\x12\x14doorstep.supplier.v1\x1a\x1ddoorstep/types/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n" +
+	"#doorstep/supplier/v1/supplier.proto\x12\x14doorstep.supplier.v1\x1a\x1ddoorstep/types/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n" +
 	"\bSupplier\x12\x1f\n" +
 	"\vsupplier_id\x18\x01 \x01(\tR\n" +
 	"supplierId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
-	"\x04kind\x18\x04 \x01(\tR\x04kind\"\xa3\x03\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12B\n" +
+	"\vcredentials\x18\x05 \x03(\v2 .doorstep.supplier.v1.CredentialR\vcredentials\x12\x1c\n" +
+	"\tsuspended\x18\x06 \x01(\bR\tsuspended\x12+\n" +
+	"\x11suspension_reason\x18\a \x01(\tR\x10suspensionReason\x12)\n" +
+	"\x10accepting_orders\x18\b \x01(\bR\x0facceptingOrders\x120\n" +
+	"\x14not_accepting_reason\x18\t \x01(\tR\x12notAcceptingReason\"W\n" +
+	"\n" +
+	"Credential\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\tR\x06number\x12\x1d\n" +
+	"\n" +
+	"expires_on\x18\x03 \x01(\tR\texpiresOn\"\x9e\x01\n" +
+	"\x18UpdateCredentialsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vsupplier_id\x18\x02 \x01(\tR\n" +
+	"supplierId\x12B\n" +
+	"\vcredentials\x18\x03 \x03(\v2 .doorstep.supplier.v1.CredentialR\vcredentials\"W\n" +
+	"\x19UpdateCredentialsResponse\x12:\n" +
+	"\bsupplier\x18\x01 \x01(\v2\x1e.doorstep.supplier.v1.SupplierR\bsupplier\"\xc3\x01\n" +
+	"\x1bSetSupplierSuspendedRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vsupplier_id\x18\x02 \x01(\tR\n" +
+	"supplierId\x12\x1c\n" +
+	"\tsuspended\x18\x03 \x01(\bR\tsuspended\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12.\n" +
+	"\x05actor\x18\x05 \x01(\v2\x18.doorstep.types.v1.ActorR\x05actor\"Z\n" +
+	"\x1cSetSupplierSuspendedResponse\x12:\n" +
+	"\bsupplier\x18\x01 \x01(\v2\x1e.doorstep.supplier.v1.SupplierR\bsupplier\"\xa3\x03\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1f\n" +
 	"\vsupplier_id\x18\x02 \x01(\tR\n" +
@@ -1827,10 +2218,11 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12.\n" +
 	"\x05actor\x18\x03 \x01(\v2\x18.doorstep.types.v1.ActorR\x05actor\"Z\n" +
 	"\x1aReleaseReservationResponse\x12<\n" +
-	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"B\n" +
+	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"T\n" +
 	"\vConfirmLine\x12\x17\n" +
-	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xac\x01\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1f\n" +
+	"\bquantity\x18\x02 \x01(\x03H\x00R\bquantity\x88\x01\x01B\v\n" +
+	"\t_quantity\"\xac\x01\n" +
 	"\x14ConfirmParcelRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
@@ -1856,13 +2248,14 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"supplierId\x12\x1b\n" +
 	"\tparcel_id\x18\x03 \x01(\tR\bparcelId\"W\n" +
 	"\x17MarkParcelReadyResponse\x12<\n" +
-	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"k\n" +
+	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\x86\x01\n" +
 	"\x12ListParcelsRequest\x12\x1f\n" +
 	"\vsupplier_id\x18\x01 \x01(\tR\n" +
 	"supplierId\x124\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\"U\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\x12\x19\n" +
+	"\bround_id\x18\x03 \x01(\tR\aroundId\"U\n" +
 	"\x13ListParcelsResponse\x12>\n" +
-	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\"\xa0\x03\n" +
+	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\"\xf6\x03\n" +
 	"\x0eSupplierParcel\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1f\n" +
@@ -1876,7 +2269,10 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt2\x96\t\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x19\n" +
+	"\bround_id\x18\v \x01(\tR\aroundId\x129\n" +
+	"\n" +
+	"confirm_by\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tconfirmBy2\x8b\v\n" +
 	"\x0fSupplierService\x12k\n" +
 	"\x0eCreateSupplier\x12+.doorstep.supplier.v1.CreateSupplierRequest\x1a,.doorstep.supplier.v1.CreateSupplierResponse\x12h\n" +
 	"\rListSuppliers\x12*.doorstep.supplier.v1.ListSuppliersRequest\x1a+.doorstep.supplier.v1.ListSuppliersResponse\x12_\n" +
@@ -1889,7 +2285,9 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"\rConfirmParcel\x12*.doorstep.supplier.v1.ConfirmParcelRequest\x1a+.doorstep.supplier.v1.ConfirmParcelResponse\x12e\n" +
 	"\fRejectParcel\x12).doorstep.supplier.v1.RejectParcelRequest\x1a*.doorstep.supplier.v1.RejectParcelResponse\x12n\n" +
 	"\x0fMarkParcelReady\x12,.doorstep.supplier.v1.MarkParcelReadyRequest\x1a-.doorstep.supplier.v1.MarkParcelReadyResponse\x12b\n" +
-	"\vListParcels\x12(.doorstep.supplier.v1.ListParcelsRequest\x1a).doorstep.supplier.v1.ListParcelsResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1;supplierv1b\x06proto3"
+	"\vListParcels\x12(.doorstep.supplier.v1.ListParcelsRequest\x1a).doorstep.supplier.v1.ListParcelsResponse\x12t\n" +
+	"\x11UpdateCredentials\x12..doorstep.supplier.v1.UpdateCredentialsRequest\x1a/.doorstep.supplier.v1.UpdateCredentialsResponse\x12}\n" +
+	"\x14SetSupplierSuspended\x121.doorstep.supplier.v1.SetSupplierSuspendedRequest\x1a2.doorstep.supplier.v1.SetSupplierSuspendedResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1;supplierv1b\x06proto3"
 
 var (
 	file_doorstep_supplier_v1_supplier_proto_rawDescOnce sync.Once
@@ -1903,90 +2301,105 @@ func file_doorstep_supplier_v1_supplier_proto_rawDescGZIP() []byte {
 	return file_doorstep_supplier_v1_supplier_proto_rawDescData
 }
 
-var file_doorstep_supplier_v1_supplier_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_doorstep_supplier_v1_supplier_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_doorstep_supplier_v1_supplier_proto_goTypes = []any{
-	(*Supplier)(nil),                   // 0: doorstep.supplier.v1.Supplier
-	(*Item)(nil),                       // 1: doorstep.supplier.v1.Item
-	(*CreateSupplierRequest)(nil),      // 2: doorstep.supplier.v1.CreateSupplierRequest
-	(*CreateSupplierResponse)(nil),     // 3: doorstep.supplier.v1.CreateSupplierResponse
-	(*ListSuppliersRequest)(nil),       // 4: doorstep.supplier.v1.ListSuppliersRequest
-	(*ListSuppliersResponse)(nil),      // 5: doorstep.supplier.v1.ListSuppliersResponse
-	(*UpsertItemRequest)(nil),          // 6: doorstep.supplier.v1.UpsertItemRequest
-	(*UpsertItemResponse)(nil),         // 7: doorstep.supplier.v1.UpsertItemResponse
-	(*ListItemsRequest)(nil),           // 8: doorstep.supplier.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),          // 9: doorstep.supplier.v1.ListItemsResponse
-	(*BatchGetItemsRequest)(nil),       // 10: doorstep.supplier.v1.BatchGetItemsRequest
-	(*BatchGetItemsResponse)(nil),      // 11: doorstep.supplier.v1.BatchGetItemsResponse
-	(*ReservationLine)(nil),            // 12: doorstep.supplier.v1.ReservationLine
-	(*ParcelLine)(nil),                 // 13: doorstep.supplier.v1.ParcelLine
-	(*ReserveStockRequest)(nil),        // 14: doorstep.supplier.v1.ReserveStockRequest
-	(*ReserveStockResponse)(nil),       // 15: doorstep.supplier.v1.ReserveStockResponse
-	(*ReleaseReservationRequest)(nil),  // 16: doorstep.supplier.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil), // 17: doorstep.supplier.v1.ReleaseReservationResponse
-	(*ConfirmLine)(nil),                // 18: doorstep.supplier.v1.ConfirmLine
-	(*ConfirmParcelRequest)(nil),       // 19: doorstep.supplier.v1.ConfirmParcelRequest
-	(*ConfirmParcelResponse)(nil),      // 20: doorstep.supplier.v1.ConfirmParcelResponse
-	(*RejectParcelRequest)(nil),        // 21: doorstep.supplier.v1.RejectParcelRequest
-	(*RejectParcelResponse)(nil),       // 22: doorstep.supplier.v1.RejectParcelResponse
-	(*MarkParcelReadyRequest)(nil),     // 23: doorstep.supplier.v1.MarkParcelReadyRequest
-	(*MarkParcelReadyResponse)(nil),    // 24: doorstep.supplier.v1.MarkParcelReadyResponse
-	(*ListParcelsRequest)(nil),         // 25: doorstep.supplier.v1.ListParcelsRequest
-	(*ListParcelsResponse)(nil),        // 26: doorstep.supplier.v1.ListParcelsResponse
-	(*SupplierParcel)(nil),             // 27: doorstep.supplier.v1.SupplierParcel
-	(*v1.Address)(nil),                 // 28: doorstep.types.v1.Address
-	(*v1.Actor)(nil),                   // 29: doorstep.types.v1.Actor
-	(v1.ParcelState)(0),                // 30: doorstep.types.v1.ParcelState
-	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
+	(*Supplier)(nil),                     // 0: doorstep.supplier.v1.Supplier
+	(*Credential)(nil),                   // 1: doorstep.supplier.v1.Credential
+	(*UpdateCredentialsRequest)(nil),     // 2: doorstep.supplier.v1.UpdateCredentialsRequest
+	(*UpdateCredentialsResponse)(nil),    // 3: doorstep.supplier.v1.UpdateCredentialsResponse
+	(*SetSupplierSuspendedRequest)(nil),  // 4: doorstep.supplier.v1.SetSupplierSuspendedRequest
+	(*SetSupplierSuspendedResponse)(nil), // 5: doorstep.supplier.v1.SetSupplierSuspendedResponse
+	(*Item)(nil),                         // 6: doorstep.supplier.v1.Item
+	(*CreateSupplierRequest)(nil),        // 7: doorstep.supplier.v1.CreateSupplierRequest
+	(*CreateSupplierResponse)(nil),       // 8: doorstep.supplier.v1.CreateSupplierResponse
+	(*ListSuppliersRequest)(nil),         // 9: doorstep.supplier.v1.ListSuppliersRequest
+	(*ListSuppliersResponse)(nil),        // 10: doorstep.supplier.v1.ListSuppliersResponse
+	(*UpsertItemRequest)(nil),            // 11: doorstep.supplier.v1.UpsertItemRequest
+	(*UpsertItemResponse)(nil),           // 12: doorstep.supplier.v1.UpsertItemResponse
+	(*ListItemsRequest)(nil),             // 13: doorstep.supplier.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),            // 14: doorstep.supplier.v1.ListItemsResponse
+	(*BatchGetItemsRequest)(nil),         // 15: doorstep.supplier.v1.BatchGetItemsRequest
+	(*BatchGetItemsResponse)(nil),        // 16: doorstep.supplier.v1.BatchGetItemsResponse
+	(*ReservationLine)(nil),              // 17: doorstep.supplier.v1.ReservationLine
+	(*ParcelLine)(nil),                   // 18: doorstep.supplier.v1.ParcelLine
+	(*ReserveStockRequest)(nil),          // 19: doorstep.supplier.v1.ReserveStockRequest
+	(*ReserveStockResponse)(nil),         // 20: doorstep.supplier.v1.ReserveStockResponse
+	(*ReleaseReservationRequest)(nil),    // 21: doorstep.supplier.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 22: doorstep.supplier.v1.ReleaseReservationResponse
+	(*ConfirmLine)(nil),                  // 23: doorstep.supplier.v1.ConfirmLine
+	(*ConfirmParcelRequest)(nil),         // 24: doorstep.supplier.v1.ConfirmParcelRequest
+	(*ConfirmParcelResponse)(nil),        // 25: doorstep.supplier.v1.ConfirmParcelResponse
+	(*RejectParcelRequest)(nil),          // 26: doorstep.supplier.v1.RejectParcelRequest
+	(*RejectParcelResponse)(nil),         // 27: doorstep.supplier.v1.RejectParcelResponse
+	(*MarkParcelReadyRequest)(nil),       // 28: doorstep.supplier.v1.MarkParcelReadyRequest
+	(*MarkParcelReadyResponse)(nil),      // 29: doorstep.supplier.v1.MarkParcelReadyResponse
+	(*ListParcelsRequest)(nil),           // 30: doorstep.supplier.v1.ListParcelsRequest
+	(*ListParcelsResponse)(nil),          // 31: doorstep.supplier.v1.ListParcelsResponse
+	(*SupplierParcel)(nil),               // 32: doorstep.supplier.v1.SupplierParcel
+	(*v1.Actor)(nil),                     // 33: doorstep.types.v1.Actor
+	(*v1.Address)(nil),                   // 34: doorstep.types.v1.Address
+	(v1.ParcelState)(0),                  // 35: doorstep.types.v1.ParcelState
+	(*timestamppb.Timestamp)(nil),        // 36: google.protobuf.Timestamp
 }
 var file_doorstep_supplier_v1_supplier_proto_depIdxs = []int32{
-	0,  // 0: doorstep.supplier.v1.CreateSupplierResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
-	0,  // 1: doorstep.supplier.v1.ListSuppliersResponse.suppliers:type_name -> doorstep.supplier.v1.Supplier
-	1,  // 2: doorstep.supplier.v1.UpsertItemRequest.item:type_name -> doorstep.supplier.v1.Item
-	1,  // 3: doorstep.supplier.v1.UpsertItemResponse.item:type_name -> doorstep.supplier.v1.Item
-	1,  // 4: doorstep.supplier.v1.ListItemsResponse.items:type_name -> doorstep.supplier.v1.Item
-	1,  // 5: doorstep.supplier.v1.BatchGetItemsResponse.items:type_name -> doorstep.supplier.v1.Item
-	28, // 6: doorstep.supplier.v1.ReserveStockRequest.address:type_name -> doorstep.types.v1.Address
-	12, // 7: doorstep.supplier.v1.ReserveStockRequest.lines:type_name -> doorstep.supplier.v1.ReservationLine
-	27, // 8: doorstep.supplier.v1.ReserveStockResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	29, // 9: doorstep.supplier.v1.ReleaseReservationRequest.actor:type_name -> doorstep.types.v1.Actor
-	27, // 10: doorstep.supplier.v1.ReleaseReservationResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	18, // 11: doorstep.supplier.v1.ConfirmParcelRequest.lines:type_name -> doorstep.supplier.v1.ConfirmLine
-	27, // 12: doorstep.supplier.v1.ConfirmParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	27, // 13: doorstep.supplier.v1.RejectParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	27, // 14: doorstep.supplier.v1.MarkParcelReadyResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	30, // 15: doorstep.supplier.v1.ListParcelsRequest.state:type_name -> doorstep.types.v1.ParcelState
-	27, // 16: doorstep.supplier.v1.ListParcelsResponse.parcels:type_name -> doorstep.supplier.v1.SupplierParcel
-	28, // 17: doorstep.supplier.v1.SupplierParcel.address:type_name -> doorstep.types.v1.Address
-	30, // 18: doorstep.supplier.v1.SupplierParcel.state:type_name -> doorstep.types.v1.ParcelState
-	13, // 19: doorstep.supplier.v1.SupplierParcel.lines:type_name -> doorstep.supplier.v1.ParcelLine
-	31, // 20: doorstep.supplier.v1.SupplierParcel.updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 21: doorstep.supplier.v1.SupplierService.CreateSupplier:input_type -> doorstep.supplier.v1.CreateSupplierRequest
-	4,  // 22: doorstep.supplier.v1.SupplierService.ListSuppliers:input_type -> doorstep.supplier.v1.ListSuppliersRequest
-	6,  // 23: doorstep.supplier.v1.SupplierService.UpsertItem:input_type -> doorstep.supplier.v1.UpsertItemRequest
-	8,  // 24: doorstep.supplier.v1.SupplierService.ListItems:input_type -> doorstep.supplier.v1.ListItemsRequest
-	10, // 25: doorstep.supplier.v1.SupplierService.BatchGetItems:input_type -> doorstep.supplier.v1.BatchGetItemsRequest
-	14, // 26: doorstep.supplier.v1.SupplierService.ReserveStock:input_type -> doorstep.supplier.v1.ReserveStockRequest
-	16, // 27: doorstep.supplier.v1.SupplierService.ReleaseReservation:input_type -> doorstep.supplier.v1.ReleaseReservationRequest
-	19, // 28: doorstep.supplier.v1.SupplierService.ConfirmParcel:input_type -> doorstep.supplier.v1.ConfirmParcelRequest
-	21, // 29: doorstep.supplier.v1.SupplierService.RejectParcel:input_type -> doorstep.supplier.v1.RejectParcelRequest
-	23, // 30: doorstep.supplier.v1.SupplierService.MarkParcelReady:input_type -> doorstep.supplier.v1.MarkParcelReadyRequest
-	25, // 31: doorstep.supplier.v1.SupplierService.ListParcels:input_type -> doorstep.supplier.v1.ListParcelsRequest
-	3,  // 32: doorstep.supplier.v1.SupplierService.CreateSupplier:output_type -> doorstep.supplier.v1.CreateSupplierResponse
-	5,  // 33: doorstep.supplier.v1.SupplierService.ListSuppliers:output_type -> doorstep.supplier.v1.ListSuppliersResponse
-	7,  // 34: doorstep.supplier.v1.SupplierService.UpsertItem:output_type -> doorstep.supplier.v1.UpsertItemResponse
-	9,  // 35: doorstep.supplier.v1.SupplierService.ListItems:output_type -> doorstep.supplier.v1.ListItemsResponse
-	11, // 36: doorstep.supplier.v1.SupplierService.BatchGetItems:output_type -> doorstep.supplier.v1.BatchGetItemsResponse
-	15, // 37: doorstep.supplier.v1.SupplierService.ReserveStock:output_type -> doorstep.supplier.v1.ReserveStockResponse
-	17, // 38: doorstep.supplier.v1.SupplierService.ReleaseReservation:output_type -> doorstep.supplier.v1.ReleaseReservationResponse
-	20, // 39: doorstep.supplier.v1.SupplierService.ConfirmParcel:output_type -> doorstep.supplier.v1.ConfirmParcelResponse
-	22, // 40: doorstep.supplier.v1.SupplierService.RejectParcel:output_type -> doorstep.supplier.v1.RejectParcelResponse
-	24, // 41: doorstep.supplier.v1.SupplierService.MarkParcelReady:output_type -> doorstep.supplier.v1.MarkParcelReadyResponse
-	26, // 42: doorstep.supplier.v1.SupplierService.ListParcels:output_type -> doorstep.supplier.v1.ListParcelsResponse
-	32, // [32:43] is the sub-list for method output_type
-	21, // [21:32] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	1,  // 0: doorstep.supplier.v1.Supplier.credentials:type_name -> doorstep.supplier.v1.Credential
+	1,  // 1: doorstep.supplier.v1.UpdateCredentialsRequest.credentials:type_name -> doorstep.supplier.v1.Credential
+	0,  // 2: doorstep.supplier.v1.UpdateCredentialsResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
+	33, // 3: doorstep.supplier.v1.SetSupplierSuspendedRequest.actor:type_name -> doorstep.types.v1.Actor
+	0,  // 4: doorstep.supplier.v1.SetSupplierSuspendedResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
+	0,  // 5: doorstep.supplier.v1.CreateSupplierResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
+	0,  // 6: doorstep.supplier.v1.ListSuppliersResponse.suppliers:type_name -> doorstep.supplier.v1.Supplier
+	6,  // 7: doorstep.supplier.v1.UpsertItemRequest.item:type_name -> doorstep.supplier.v1.Item
+	6,  // 8: doorstep.supplier.v1.UpsertItemResponse.item:type_name -> doorstep.supplier.v1.Item
+	6,  // 9: doorstep.supplier.v1.ListItemsResponse.items:type_name -> doorstep.supplier.v1.Item
+	6,  // 10: doorstep.supplier.v1.BatchGetItemsResponse.items:type_name -> doorstep.supplier.v1.Item
+	34, // 11: doorstep.supplier.v1.ReserveStockRequest.address:type_name -> doorstep.types.v1.Address
+	17, // 12: doorstep.supplier.v1.ReserveStockRequest.lines:type_name -> doorstep.supplier.v1.ReservationLine
+	32, // 13: doorstep.supplier.v1.ReserveStockResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	33, // 14: doorstep.supplier.v1.ReleaseReservationRequest.actor:type_name -> doorstep.types.v1.Actor
+	32, // 15: doorstep.supplier.v1.ReleaseReservationResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	23, // 16: doorstep.supplier.v1.ConfirmParcelRequest.lines:type_name -> doorstep.supplier.v1.ConfirmLine
+	32, // 17: doorstep.supplier.v1.ConfirmParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	32, // 18: doorstep.supplier.v1.RejectParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	32, // 19: doorstep.supplier.v1.MarkParcelReadyResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	35, // 20: doorstep.supplier.v1.ListParcelsRequest.state:type_name -> doorstep.types.v1.ParcelState
+	32, // 21: doorstep.supplier.v1.ListParcelsResponse.parcels:type_name -> doorstep.supplier.v1.SupplierParcel
+	34, // 22: doorstep.supplier.v1.SupplierParcel.address:type_name -> doorstep.types.v1.Address
+	35, // 23: doorstep.supplier.v1.SupplierParcel.state:type_name -> doorstep.types.v1.ParcelState
+	18, // 24: doorstep.supplier.v1.SupplierParcel.lines:type_name -> doorstep.supplier.v1.ParcelLine
+	36, // 25: doorstep.supplier.v1.SupplierParcel.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 26: doorstep.supplier.v1.SupplierParcel.confirm_by:type_name -> google.protobuf.Timestamp
+	7,  // 27: doorstep.supplier.v1.SupplierService.CreateSupplier:input_type -> doorstep.supplier.v1.CreateSupplierRequest
+	9,  // 28: doorstep.supplier.v1.SupplierService.ListSuppliers:input_type -> doorstep.supplier.v1.ListSuppliersRequest
+	11, // 29: doorstep.supplier.v1.SupplierService.UpsertItem:input_type -> doorstep.supplier.v1.UpsertItemRequest
+	13, // 30: doorstep.supplier.v1.SupplierService.ListItems:input_type -> doorstep.supplier.v1.ListItemsRequest
+	15, // 31: doorstep.supplier.v1.SupplierService.BatchGetItems:input_type -> doorstep.supplier.v1.BatchGetItemsRequest
+	19, // 32: doorstep.supplier.v1.SupplierService.ReserveStock:input_type -> doorstep.supplier.v1.ReserveStockRequest
+	21, // 33: doorstep.supplier.v1.SupplierService.ReleaseReservation:input_type -> doorstep.supplier.v1.ReleaseReservationRequest
+	24, // 34: doorstep.supplier.v1.SupplierService.ConfirmParcel:input_type -> doorstep.supplier.v1.ConfirmParcelRequest
+	26, // 35: doorstep.supplier.v1.SupplierService.RejectParcel:input_type -> doorstep.supplier.v1.RejectParcelRequest
+	28, // 36: doorstep.supplier.v1.SupplierService.MarkParcelReady:input_type -> doorstep.supplier.v1.MarkParcelReadyRequest
+	30, // 37: doorstep.supplier.v1.SupplierService.ListParcels:input_type -> doorstep.supplier.v1.ListParcelsRequest
+	2,  // 38: doorstep.supplier.v1.SupplierService.UpdateCredentials:input_type -> doorstep.supplier.v1.UpdateCredentialsRequest
+	4,  // 39: doorstep.supplier.v1.SupplierService.SetSupplierSuspended:input_type -> doorstep.supplier.v1.SetSupplierSuspendedRequest
+	8,  // 40: doorstep.supplier.v1.SupplierService.CreateSupplier:output_type -> doorstep.supplier.v1.CreateSupplierResponse
+	10, // 41: doorstep.supplier.v1.SupplierService.ListSuppliers:output_type -> doorstep.supplier.v1.ListSuppliersResponse
+	12, // 42: doorstep.supplier.v1.SupplierService.UpsertItem:output_type -> doorstep.supplier.v1.UpsertItemResponse
+	14, // 43: doorstep.supplier.v1.SupplierService.ListItems:output_type -> doorstep.supplier.v1.ListItemsResponse
+	16, // 44: doorstep.supplier.v1.SupplierService.BatchGetItems:output_type -> doorstep.supplier.v1.BatchGetItemsResponse
+	20, // 45: doorstep.supplier.v1.SupplierService.ReserveStock:output_type -> doorstep.supplier.v1.ReserveStockResponse
+	22, // 46: doorstep.supplier.v1.SupplierService.ReleaseReservation:output_type -> doorstep.supplier.v1.ReleaseReservationResponse
+	25, // 47: doorstep.supplier.v1.SupplierService.ConfirmParcel:output_type -> doorstep.supplier.v1.ConfirmParcelResponse
+	27, // 48: doorstep.supplier.v1.SupplierService.RejectParcel:output_type -> doorstep.supplier.v1.RejectParcelResponse
+	29, // 49: doorstep.supplier.v1.SupplierService.MarkParcelReady:output_type -> doorstep.supplier.v1.MarkParcelReadyResponse
+	31, // 50: doorstep.supplier.v1.SupplierService.ListParcels:output_type -> doorstep.supplier.v1.ListParcelsResponse
+	3,  // 51: doorstep.supplier.v1.SupplierService.UpdateCredentials:output_type -> doorstep.supplier.v1.UpdateCredentialsResponse
+	5,  // 52: doorstep.supplier.v1.SupplierService.SetSupplierSuspended:output_type -> doorstep.supplier.v1.SetSupplierSuspendedResponse
+	40, // [40:53] is the sub-list for method output_type
+	27, // [27:40] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_supplier_v1_supplier_proto_init() }
@@ -1994,13 +2407,14 @@ func file_doorstep_supplier_v1_supplier_proto_init() {
 	if File_doorstep_supplier_v1_supplier_proto != nil {
 		return
 	}
+	file_doorstep_supplier_v1_supplier_proto_msgTypes[23].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_supplier_v1_supplier_proto_rawDesc), len(file_doorstep_supplier_v1_supplier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

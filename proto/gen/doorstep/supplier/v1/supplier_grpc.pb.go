@@ -19,17 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SupplierService_CreateSupplier_FullMethodName     = "/doorstep.supplier.v1.SupplierService/CreateSupplier"
-	SupplierService_ListSuppliers_FullMethodName      = "/doorstep.supplier.v1.SupplierService/ListSuppliers"
-	SupplierService_UpsertItem_FullMethodName         = "/doorstep.supplier.v1.SupplierService/UpsertItem"
-	SupplierService_ListItems_FullMethodName          = "/doorstep.supplier.v1.SupplierService/ListItems"
-	SupplierService_BatchGetItems_FullMethodName      = "/doorstep.supplier.v1.SupplierService/BatchGetItems"
-	SupplierService_ReserveStock_FullMethodName       = "/doorstep.supplier.v1.SupplierService/ReserveStock"
-	SupplierService_ReleaseReservation_FullMethodName = "/doorstep.supplier.v1.SupplierService/ReleaseReservation"
-	SupplierService_ConfirmParcel_FullMethodName      = "/doorstep.supplier.v1.SupplierService/ConfirmParcel"
-	SupplierService_RejectParcel_FullMethodName       = "/doorstep.supplier.v1.SupplierService/RejectParcel"
-	SupplierService_MarkParcelReady_FullMethodName    = "/doorstep.supplier.v1.SupplierService/MarkParcelReady"
-	SupplierService_ListParcels_FullMethodName        = "/doorstep.supplier.v1.SupplierService/ListParcels"
+	SupplierService_CreateSupplier_FullMethodName       = "/doorstep.supplier.v1.SupplierService/CreateSupplier"
+	SupplierService_ListSuppliers_FullMethodName        = "/doorstep.supplier.v1.SupplierService/ListSuppliers"
+	SupplierService_UpsertItem_FullMethodName           = "/doorstep.supplier.v1.SupplierService/UpsertItem"
+	SupplierService_ListItems_FullMethodName            = "/doorstep.supplier.v1.SupplierService/ListItems"
+	SupplierService_BatchGetItems_FullMethodName        = "/doorstep.supplier.v1.SupplierService/BatchGetItems"
+	SupplierService_ReserveStock_FullMethodName         = "/doorstep.supplier.v1.SupplierService/ReserveStock"
+	SupplierService_ReleaseReservation_FullMethodName   = "/doorstep.supplier.v1.SupplierService/ReleaseReservation"
+	SupplierService_ConfirmParcel_FullMethodName        = "/doorstep.supplier.v1.SupplierService/ConfirmParcel"
+	SupplierService_RejectParcel_FullMethodName         = "/doorstep.supplier.v1.SupplierService/RejectParcel"
+	SupplierService_MarkParcelReady_FullMethodName      = "/doorstep.supplier.v1.SupplierService/MarkParcelReady"
+	SupplierService_ListParcels_FullMethodName          = "/doorstep.supplier.v1.SupplierService/ListParcels"
+	SupplierService_UpdateCredentials_FullMethodName    = "/doorstep.supplier.v1.SupplierService/UpdateCredentials"
+	SupplierService_SetSupplierSuspended_FullMethodName = "/doorstep.supplier.v1.SupplierService/SetSupplierSuspended"
 )
 
 // SupplierServiceClient is the client API for SupplierService service.
@@ -61,6 +63,10 @@ type SupplierServiceClient interface {
 	MarkParcelReady(ctx context.Context, in *MarkParcelReadyRequest, opts ...grpc.CallOption) (*MarkParcelReadyResponse, error)
 	// ListParcels is a supplier's parcel queue.
 	ListParcels(ctx context.Context, in *ListParcelsRequest, opts ...grpc.CallOption) (*ListParcelsResponse, error)
+	// UpdateCredentials replaces a supplier's licences and permits with their expiry dates.
+	UpdateCredentials(ctx context.Context, in *UpdateCredentialsRequest, opts ...grpc.CallOption) (*UpdateCredentialsResponse, error)
+	// SetSupplierSuspended suspends (or reinstates) a supplier; a worker's decision.
+	SetSupplierSuspended(ctx context.Context, in *SetSupplierSuspendedRequest, opts ...grpc.CallOption) (*SetSupplierSuspendedResponse, error)
 }
 
 type supplierServiceClient struct {
@@ -181,6 +187,26 @@ func (c *supplierServiceClient) ListParcels(ctx context.Context, in *ListParcels
 	return out, nil
 }
 
+func (c *supplierServiceClient) UpdateCredentials(ctx context.Context, in *UpdateCredentialsRequest, opts ...grpc.CallOption) (*UpdateCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateCredentialsResponse)
+	err := c.cc.Invoke(ctx, SupplierService_UpdateCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supplierServiceClient) SetSupplierSuspended(ctx context.Context, in *SetSupplierSuspendedRequest, opts ...grpc.CallOption) (*SetSupplierSuspendedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSupplierSuspendedResponse)
+	err := c.cc.Invoke(ctx, SupplierService_SetSupplierSuspended_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SupplierServiceServer is the server API for SupplierService service.
 // All implementations must embed UnimplementedSupplierServiceServer
 // for forward compatibility.
@@ -210,6 +236,10 @@ type SupplierServiceServer interface {
 	MarkParcelReady(context.Context, *MarkParcelReadyRequest) (*MarkParcelReadyResponse, error)
 	// ListParcels is a supplier's parcel queue.
 	ListParcels(context.Context, *ListParcelsRequest) (*ListParcelsResponse, error)
+	// UpdateCredentials replaces a supplier's licences and permits with their expiry dates.
+	UpdateCredentials(context.Context, *UpdateCredentialsRequest) (*UpdateCredentialsResponse, error)
+	// SetSupplierSuspended suspends (or reinstates) a supplier; a worker's decision.
+	SetSupplierSuspended(context.Context, *SetSupplierSuspendedRequest) (*SetSupplierSuspendedResponse, error)
 	mustEmbedUnimplementedSupplierServiceServer()
 }
 
@@ -252,6 +282,12 @@ func (UnimplementedSupplierServiceServer) MarkParcelReady(context.Context, *Mark
 }
 func (UnimplementedSupplierServiceServer) ListParcels(context.Context, *ListParcelsRequest) (*ListParcelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListParcels not implemented")
+}
+func (UnimplementedSupplierServiceServer) UpdateCredentials(context.Context, *UpdateCredentialsRequest) (*UpdateCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCredentials not implemented")
+}
+func (UnimplementedSupplierServiceServer) SetSupplierSuspended(context.Context, *SetSupplierSuspendedRequest) (*SetSupplierSuspendedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSupplierSuspended not implemented")
 }
 func (UnimplementedSupplierServiceServer) mustEmbedUnimplementedSupplierServiceServer() {}
 func (UnimplementedSupplierServiceServer) testEmbeddedByValue()                         {}
@@ -472,6 +508,42 @@ func _SupplierService_ListParcels_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SupplierService_UpdateCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupplierServiceServer).UpdateCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupplierService_UpdateCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupplierServiceServer).UpdateCredentials(ctx, req.(*UpdateCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupplierService_SetSupplierSuspended_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSupplierSuspendedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupplierServiceServer).SetSupplierSuspended(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupplierService_SetSupplierSuspended_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupplierServiceServer).SetSupplierSuspended(ctx, req.(*SetSupplierSuspendedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SupplierService_ServiceDesc is the grpc.ServiceDesc for SupplierService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -522,6 +594,14 @@ var SupplierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListParcels",
 			Handler:    _SupplierService_ListParcels_Handler,
+		},
+		{
+			MethodName: "UpdateCredentials",
+			Handler:    _SupplierService_UpdateCredentials_Handler,
+		},
+		{
+			MethodName: "SetSupplierSuspended",
+			Handler:    _SupplierService_SetSupplierSuspended_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
