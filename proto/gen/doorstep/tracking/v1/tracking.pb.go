@@ -215,6 +215,671 @@ func (x *GetOrderTimelineResponse) GetEntries() []*TimelineEntry {
 	return nil
 }
 
+type WatchOrderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderRequest) Reset() {
+	*x = WatchOrderRequest{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderRequest) ProtoMessage() {}
+
+func (x *WatchOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderRequest.ProtoReflect.Descriptor instead.
+func (*WatchOrderRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchOrderRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+type WatchOrderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *TimelineEntry         `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderResponse) Reset() {
+	*x = WatchOrderResponse{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderResponse) ProtoMessage() {}
+
+func (x *WatchOrderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderResponse.ProtoReflect.Descriptor instead.
+func (*WatchOrderResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchOrderResponse) GetEntry() *TimelineEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+// Progress counts parcels of a round by where they stand.
+type Progress struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Parcels        int32                  `protobuf:"varint,1,opt,name=parcels,proto3" json:"parcels,omitempty"`
+	Assigned       int32                  `protobuf:"varint,2,opt,name=assigned,proto3" json:"assigned,omitempty"`
+	OutForDelivery int32                  `protobuf:"varint,3,opt,name=out_for_delivery,json=outForDelivery,proto3" json:"out_for_delivery,omitempty"`
+	Delivered      int32                  `protobuf:"varint,4,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Failed         int32                  `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Progress) Reset() {
+	*x = Progress{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Progress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Progress) ProtoMessage() {}
+
+func (x *Progress) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Progress.ProtoReflect.Descriptor instead.
+func (*Progress) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Progress) GetParcels() int32 {
+	if x != nil {
+		return x.Parcels
+	}
+	return 0
+}
+
+func (x *Progress) GetAssigned() int32 {
+	if x != nil {
+		return x.Assigned
+	}
+	return 0
+}
+
+func (x *Progress) GetOutForDelivery() int32 {
+	if x != nil {
+		return x.OutForDelivery
+	}
+	return 0
+}
+
+func (x *Progress) GetDelivered() int32 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *Progress) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+// BuildingProgress is one building's share of a round.
+type BuildingProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Building      string                 `protobuf:"bytes,1,opt,name=building,proto3" json:"building,omitempty"`
+	Progress      *Progress              `protobuf:"bytes,2,opt,name=progress,proto3" json:"progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildingProgress) Reset() {
+	*x = BuildingProgress{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildingProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildingProgress) ProtoMessage() {}
+
+func (x *BuildingProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildingProgress.ProtoReflect.Descriptor instead.
+func (*BuildingProgress) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BuildingProgress) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+func (x *BuildingProgress) GetProgress() *Progress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+// CourierProgress is one courier's share of a round.
+type CourierProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CourierId     string                 `protobuf:"bytes,1,opt,name=courier_id,json=courierId,proto3" json:"courier_id,omitempty"`
+	Progress      *Progress              `protobuf:"bytes,2,opt,name=progress,proto3" json:"progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CourierProgress) Reset() {
+	*x = CourierProgress{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CourierProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CourierProgress) ProtoMessage() {}
+
+func (x *CourierProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CourierProgress.ProtoReflect.Descriptor instead.
+func (*CourierProgress) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CourierProgress) GetCourierId() string {
+	if x != nil {
+		return x.CourierId
+	}
+	return ""
+}
+
+func (x *CourierProgress) GetProgress() *Progress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+// RoundProgress is a round as a dispatcher watches it.
+type RoundProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoundId       string                 `protobuf:"bytes,1,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	Total         *Progress              `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	Buildings     []*BuildingProgress    `protobuf:"bytes,3,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	Couriers      []*CourierProgress     `protobuf:"bytes,4,rep,name=couriers,proto3" json:"couriers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoundProgress) Reset() {
+	*x = RoundProgress{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoundProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoundProgress) ProtoMessage() {}
+
+func (x *RoundProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoundProgress.ProtoReflect.Descriptor instead.
+func (*RoundProgress) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RoundProgress) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+func (x *RoundProgress) GetTotal() *Progress {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *RoundProgress) GetBuildings() []*BuildingProgress {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+func (x *RoundProgress) GetCouriers() []*CourierProgress {
+	if x != nil {
+		return x.Couriers
+	}
+	return nil
+}
+
+type GetRoundProgressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoundId       string                 `protobuf:"bytes,1,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRoundProgressRequest) Reset() {
+	*x = GetRoundProgressRequest{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRoundProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRoundProgressRequest) ProtoMessage() {}
+
+func (x *GetRoundProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRoundProgressRequest.ProtoReflect.Descriptor instead.
+func (*GetRoundProgressRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetRoundProgressRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+type GetRoundProgressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Progress      *RoundProgress         `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRoundProgressResponse) Reset() {
+	*x = GetRoundProgressResponse{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRoundProgressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRoundProgressResponse) ProtoMessage() {}
+
+func (x *GetRoundProgressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRoundProgressResponse.ProtoReflect.Descriptor instead.
+func (*GetRoundProgressResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetRoundProgressResponse) GetProgress() *RoundProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+type WatchRoundRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoundId       string                 `protobuf:"bytes,1,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRoundRequest) Reset() {
+	*x = WatchRoundRequest{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRoundRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRoundRequest) ProtoMessage() {}
+
+func (x *WatchRoundRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRoundRequest.ProtoReflect.Descriptor instead.
+func (*WatchRoundRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchRoundRequest) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
+type WatchRoundResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Progress      *RoundProgress         `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRoundResponse) Reset() {
+	*x = WatchRoundResponse{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRoundResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRoundResponse) ProtoMessage() {}
+
+func (x *WatchRoundResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRoundResponse.ProtoReflect.Descriptor instead.
+func (*WatchRoundResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchRoundResponse) GetProgress() *RoundProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+type GetSupplierQueueRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SupplierId    string                 `protobuf:"bytes,1,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSupplierQueueRequest) Reset() {
+	*x = GetSupplierQueueRequest{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSupplierQueueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSupplierQueueRequest) ProtoMessage() {}
+
+func (x *GetSupplierQueueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSupplierQueueRequest.ProtoReflect.Descriptor instead.
+func (*GetSupplierQueueRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetSupplierQueueRequest) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+// StateCount is how many parcels are in one state.
+type StateCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         v1.ParcelState         `protobuf:"varint,1,opt,name=state,proto3,enum=doorstep.types.v1.ParcelState" json:"state,omitempty"`
+	Parcels       int32                  `protobuf:"varint,2,opt,name=parcels,proto3" json:"parcels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateCount) Reset() {
+	*x = StateCount{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateCount) ProtoMessage() {}
+
+func (x *StateCount) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateCount.ProtoReflect.Descriptor instead.
+func (*StateCount) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StateCount) GetState() v1.ParcelState {
+	if x != nil {
+		return x.State
+	}
+	return v1.ParcelState(0)
+}
+
+func (x *StateCount) GetParcels() int32 {
+	if x != nil {
+		return x.Parcels
+	}
+	return 0
+}
+
+type GetSupplierQueueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SupplierId    string                 `protobuf:"bytes,1,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	States        []*StateCount          `protobuf:"bytes,2,rep,name=states,proto3" json:"states,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSupplierQueueResponse) Reset() {
+	*x = GetSupplierQueueResponse{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSupplierQueueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSupplierQueueResponse) ProtoMessage() {}
+
+func (x *GetSupplierQueueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSupplierQueueResponse.ProtoReflect.Descriptor instead.
+func (*GetSupplierQueueResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetSupplierQueueResponse) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+func (x *GetSupplierQueueResponse) GetStates() []*StateCount {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
 var File_doorstep_tracking_v1_tracking_proto protoreflect.FileDescriptor
 
 const file_doorstep_tracking_v1_tracking_proto_rawDesc = "" +
@@ -233,9 +898,56 @@ const file_doorstep_tracking_v1_tracking_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"t\n" +
 	"\x18GetOrderTimelineResponse\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12=\n" +
-	"\aentries\x18\x02 \x03(\v2#.doorstep.tracking.v1.TimelineEntryR\aentries2\x84\x01\n" +
+	"\aentries\x18\x02 \x03(\v2#.doorstep.tracking.v1.TimelineEntryR\aentries\".\n" +
+	"\x11WatchOrderRequest\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"O\n" +
+	"\x12WatchOrderResponse\x129\n" +
+	"\x05entry\x18\x01 \x01(\v2#.doorstep.tracking.v1.TimelineEntryR\x05entry\"\xa0\x01\n" +
+	"\bProgress\x12\x18\n" +
+	"\aparcels\x18\x01 \x01(\x05R\aparcels\x12\x1a\n" +
+	"\bassigned\x18\x02 \x01(\x05R\bassigned\x12(\n" +
+	"\x10out_for_delivery\x18\x03 \x01(\x05R\x0eoutForDelivery\x12\x1c\n" +
+	"\tdelivered\x18\x04 \x01(\x05R\tdelivered\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\x05R\x06failed\"j\n" +
+	"\x10BuildingProgress\x12\x1a\n" +
+	"\bbuilding\x18\x01 \x01(\tR\bbuilding\x12:\n" +
+	"\bprogress\x18\x02 \x01(\v2\x1e.doorstep.tracking.v1.ProgressR\bprogress\"l\n" +
+	"\x0fCourierProgress\x12\x1d\n" +
+	"\n" +
+	"courier_id\x18\x01 \x01(\tR\tcourierId\x12:\n" +
+	"\bprogress\x18\x02 \x01(\v2\x1e.doorstep.tracking.v1.ProgressR\bprogress\"\xe9\x01\n" +
+	"\rRoundProgress\x12\x19\n" +
+	"\bround_id\x18\x01 \x01(\tR\aroundId\x124\n" +
+	"\x05total\x18\x02 \x01(\v2\x1e.doorstep.tracking.v1.ProgressR\x05total\x12D\n" +
+	"\tbuildings\x18\x03 \x03(\v2&.doorstep.tracking.v1.BuildingProgressR\tbuildings\x12A\n" +
+	"\bcouriers\x18\x04 \x03(\v2%.doorstep.tracking.v1.CourierProgressR\bcouriers\"4\n" +
+	"\x17GetRoundProgressRequest\x12\x19\n" +
+	"\bround_id\x18\x01 \x01(\tR\aroundId\"[\n" +
+	"\x18GetRoundProgressResponse\x12?\n" +
+	"\bprogress\x18\x01 \x01(\v2#.doorstep.tracking.v1.RoundProgressR\bprogress\".\n" +
+	"\x11WatchRoundRequest\x12\x19\n" +
+	"\bround_id\x18\x01 \x01(\tR\aroundId\"U\n" +
+	"\x12WatchRoundResponse\x12?\n" +
+	"\bprogress\x18\x01 \x01(\v2#.doorstep.tracking.v1.RoundProgressR\bprogress\":\n" +
+	"\x17GetSupplierQueueRequest\x12\x1f\n" +
+	"\vsupplier_id\x18\x01 \x01(\tR\n" +
+	"supplierId\"\\\n" +
+	"\n" +
+	"StateCount\x124\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\x12\x18\n" +
+	"\aparcels\x18\x02 \x01(\x05R\aparcels\"u\n" +
+	"\x18GetSupplierQueueResponse\x12\x1f\n" +
+	"\vsupplier_id\x18\x01 \x01(\tR\n" +
+	"supplierId\x128\n" +
+	"\x06states\x18\x02 \x03(\v2 .doorstep.tracking.v1.StateCountR\x06states2\xb0\x04\n" +
 	"\x0fTrackingService\x12q\n" +
-	"\x10GetOrderTimeline\x12-.doorstep.tracking.v1.GetOrderTimelineRequest\x1a..doorstep.tracking.v1.GetOrderTimelineResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1;trackingv1b\x06proto3"
+	"\x10GetOrderTimeline\x12-.doorstep.tracking.v1.GetOrderTimelineRequest\x1a..doorstep.tracking.v1.GetOrderTimelineResponse\x12a\n" +
+	"\n" +
+	"WatchOrder\x12'.doorstep.tracking.v1.WatchOrderRequest\x1a(.doorstep.tracking.v1.WatchOrderResponse0\x01\x12q\n" +
+	"\x10GetRoundProgress\x12-.doorstep.tracking.v1.GetRoundProgressRequest\x1a..doorstep.tracking.v1.GetRoundProgressResponse\x12a\n" +
+	"\n" +
+	"WatchRound\x12'.doorstep.tracking.v1.WatchRoundRequest\x1a(.doorstep.tracking.v1.WatchRoundResponse0\x01\x12q\n" +
+	"\x10GetSupplierQueue\x12-.doorstep.tracking.v1.GetSupplierQueueRequest\x1a..doorstep.tracking.v1.GetSupplierQueueResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1;trackingv1b\x06proto3"
 
 var (
 	file_doorstep_tracking_v1_tracking_proto_rawDescOnce sync.Once
@@ -249,27 +961,58 @@ func file_doorstep_tracking_v1_tracking_proto_rawDescGZIP() []byte {
 	return file_doorstep_tracking_v1_tracking_proto_rawDescData
 }
 
-var file_doorstep_tracking_v1_tracking_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_doorstep_tracking_v1_tracking_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_doorstep_tracking_v1_tracking_proto_goTypes = []any{
 	(*TimelineEntry)(nil),            // 0: doorstep.tracking.v1.TimelineEntry
 	(*GetOrderTimelineRequest)(nil),  // 1: doorstep.tracking.v1.GetOrderTimelineRequest
 	(*GetOrderTimelineResponse)(nil), // 2: doorstep.tracking.v1.GetOrderTimelineResponse
-	(*timestamppb.Timestamp)(nil),    // 3: google.protobuf.Timestamp
-	(v1.ParcelState)(0),              // 4: doorstep.types.v1.ParcelState
-	(*v1.Actor)(nil),                 // 5: doorstep.types.v1.Actor
+	(*WatchOrderRequest)(nil),        // 3: doorstep.tracking.v1.WatchOrderRequest
+	(*WatchOrderResponse)(nil),       // 4: doorstep.tracking.v1.WatchOrderResponse
+	(*Progress)(nil),                 // 5: doorstep.tracking.v1.Progress
+	(*BuildingProgress)(nil),         // 6: doorstep.tracking.v1.BuildingProgress
+	(*CourierProgress)(nil),          // 7: doorstep.tracking.v1.CourierProgress
+	(*RoundProgress)(nil),            // 8: doorstep.tracking.v1.RoundProgress
+	(*GetRoundProgressRequest)(nil),  // 9: doorstep.tracking.v1.GetRoundProgressRequest
+	(*GetRoundProgressResponse)(nil), // 10: doorstep.tracking.v1.GetRoundProgressResponse
+	(*WatchRoundRequest)(nil),        // 11: doorstep.tracking.v1.WatchRoundRequest
+	(*WatchRoundResponse)(nil),       // 12: doorstep.tracking.v1.WatchRoundResponse
+	(*GetSupplierQueueRequest)(nil),  // 13: doorstep.tracking.v1.GetSupplierQueueRequest
+	(*StateCount)(nil),               // 14: doorstep.tracking.v1.StateCount
+	(*GetSupplierQueueResponse)(nil), // 15: doorstep.tracking.v1.GetSupplierQueueResponse
+	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
+	(v1.ParcelState)(0),              // 17: doorstep.types.v1.ParcelState
+	(*v1.Actor)(nil),                 // 18: doorstep.types.v1.Actor
 }
 var file_doorstep_tracking_v1_tracking_proto_depIdxs = []int32{
-	3, // 0: doorstep.tracking.v1.TimelineEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	4, // 1: doorstep.tracking.v1.TimelineEntry.state:type_name -> doorstep.types.v1.ParcelState
-	5, // 2: doorstep.tracking.v1.TimelineEntry.actor:type_name -> doorstep.types.v1.Actor
-	0, // 3: doorstep.tracking.v1.GetOrderTimelineResponse.entries:type_name -> doorstep.tracking.v1.TimelineEntry
-	1, // 4: doorstep.tracking.v1.TrackingService.GetOrderTimeline:input_type -> doorstep.tracking.v1.GetOrderTimelineRequest
-	2, // 5: doorstep.tracking.v1.TrackingService.GetOrderTimeline:output_type -> doorstep.tracking.v1.GetOrderTimelineResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	16, // 0: doorstep.tracking.v1.TimelineEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	17, // 1: doorstep.tracking.v1.TimelineEntry.state:type_name -> doorstep.types.v1.ParcelState
+	18, // 2: doorstep.tracking.v1.TimelineEntry.actor:type_name -> doorstep.types.v1.Actor
+	0,  // 3: doorstep.tracking.v1.GetOrderTimelineResponse.entries:type_name -> doorstep.tracking.v1.TimelineEntry
+	0,  // 4: doorstep.tracking.v1.WatchOrderResponse.entry:type_name -> doorstep.tracking.v1.TimelineEntry
+	5,  // 5: doorstep.tracking.v1.BuildingProgress.progress:type_name -> doorstep.tracking.v1.Progress
+	5,  // 6: doorstep.tracking.v1.CourierProgress.progress:type_name -> doorstep.tracking.v1.Progress
+	5,  // 7: doorstep.tracking.v1.RoundProgress.total:type_name -> doorstep.tracking.v1.Progress
+	6,  // 8: doorstep.tracking.v1.RoundProgress.buildings:type_name -> doorstep.tracking.v1.BuildingProgress
+	7,  // 9: doorstep.tracking.v1.RoundProgress.couriers:type_name -> doorstep.tracking.v1.CourierProgress
+	8,  // 10: doorstep.tracking.v1.GetRoundProgressResponse.progress:type_name -> doorstep.tracking.v1.RoundProgress
+	8,  // 11: doorstep.tracking.v1.WatchRoundResponse.progress:type_name -> doorstep.tracking.v1.RoundProgress
+	17, // 12: doorstep.tracking.v1.StateCount.state:type_name -> doorstep.types.v1.ParcelState
+	14, // 13: doorstep.tracking.v1.GetSupplierQueueResponse.states:type_name -> doorstep.tracking.v1.StateCount
+	1,  // 14: doorstep.tracking.v1.TrackingService.GetOrderTimeline:input_type -> doorstep.tracking.v1.GetOrderTimelineRequest
+	3,  // 15: doorstep.tracking.v1.TrackingService.WatchOrder:input_type -> doorstep.tracking.v1.WatchOrderRequest
+	9,  // 16: doorstep.tracking.v1.TrackingService.GetRoundProgress:input_type -> doorstep.tracking.v1.GetRoundProgressRequest
+	11, // 17: doorstep.tracking.v1.TrackingService.WatchRound:input_type -> doorstep.tracking.v1.WatchRoundRequest
+	13, // 18: doorstep.tracking.v1.TrackingService.GetSupplierQueue:input_type -> doorstep.tracking.v1.GetSupplierQueueRequest
+	2,  // 19: doorstep.tracking.v1.TrackingService.GetOrderTimeline:output_type -> doorstep.tracking.v1.GetOrderTimelineResponse
+	4,  // 20: doorstep.tracking.v1.TrackingService.WatchOrder:output_type -> doorstep.tracking.v1.WatchOrderResponse
+	10, // 21: doorstep.tracking.v1.TrackingService.GetRoundProgress:output_type -> doorstep.tracking.v1.GetRoundProgressResponse
+	12, // 22: doorstep.tracking.v1.TrackingService.WatchRound:output_type -> doorstep.tracking.v1.WatchRoundResponse
+	15, // 23: doorstep.tracking.v1.TrackingService.GetSupplierQueue:output_type -> doorstep.tracking.v1.GetSupplierQueueResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_tracking_v1_tracking_proto_init() }
@@ -283,7 +1026,7 @@ func file_doorstep_tracking_v1_tracking_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_tracking_v1_tracking_proto_rawDesc), len(file_doorstep_tracking_v1_tracking_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

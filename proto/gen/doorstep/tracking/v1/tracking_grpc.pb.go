@@ -20,16 +20,29 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	TrackingService_GetOrderTimeline_FullMethodName = "/doorstep.tracking.v1.TrackingService/GetOrderTimeline"
+	TrackingService_WatchOrder_FullMethodName       = "/doorstep.tracking.v1.TrackingService/WatchOrder"
+	TrackingService_GetRoundProgress_FullMethodName = "/doorstep.tracking.v1.TrackingService/GetRoundProgress"
+	TrackingService_WatchRound_FullMethodName       = "/doorstep.tracking.v1.TrackingService/WatchRound"
+	TrackingService_GetSupplierQueue_FullMethodName = "/doorstep.tracking.v1.TrackingService/GetSupplierQueue"
 )
 
 // TrackingServiceClient is the client API for TrackingService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// TrackingService keeps every event as a per-order timeline.
+// TrackingService keeps every event as a per-order timeline and as the read models people watch:
+// a round's progress by building and by courier, and each supplier's queue.
 type TrackingServiceClient interface {
 	// GetOrderTimeline returns an order's events, oldest first.
 	GetOrderTimeline(ctx context.Context, in *GetOrderTimelineRequest, opts ...grpc.CallOption) (*GetOrderTimelineResponse, error)
+	// WatchOrder streams an order's timeline: every entry so far, then each new one as it lands.
+	WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderResponse], error)
+	// GetRoundProgress is a round's progress by building and by courier.
+	GetRoundProgress(ctx context.Context, in *GetRoundProgressRequest, opts ...grpc.CallOption) (*GetRoundProgressResponse, error)
+	// WatchRound streams a round's progress: now, then after every change.
+	WatchRound(ctx context.Context, in *WatchRoundRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRoundResponse], error)
+	// GetSupplierQueue counts a supplier's parcels by state.
+	GetSupplierQueue(ctx context.Context, in *GetSupplierQueueRequest, opts ...grpc.CallOption) (*GetSupplierQueueResponse, error)
 }
 
 type trackingServiceClient struct {
@@ -50,14 +63,81 @@ func (c *trackingServiceClient) GetOrderTimeline(ctx context.Context, in *GetOrd
 	return out, nil
 }
 
+func (c *trackingServiceClient) WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TrackingService_ServiceDesc.Streams[0], TrackingService_WatchOrder_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchOrderRequest, WatchOrderResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrackingService_WatchOrderClient = grpc.ServerStreamingClient[WatchOrderResponse]
+
+func (c *trackingServiceClient) GetRoundProgress(ctx context.Context, in *GetRoundProgressRequest, opts ...grpc.CallOption) (*GetRoundProgressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRoundProgressResponse)
+	err := c.cc.Invoke(ctx, TrackingService_GetRoundProgress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trackingServiceClient) WatchRound(ctx context.Context, in *WatchRoundRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRoundResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TrackingService_ServiceDesc.Streams[1], TrackingService_WatchRound_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRoundRequest, WatchRoundResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrackingService_WatchRoundClient = grpc.ServerStreamingClient[WatchRoundResponse]
+
+func (c *trackingServiceClient) GetSupplierQueue(ctx context.Context, in *GetSupplierQueueRequest, opts ...grpc.CallOption) (*GetSupplierQueueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSupplierQueueResponse)
+	err := c.cc.Invoke(ctx, TrackingService_GetSupplierQueue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TrackingServiceServer is the server API for TrackingService service.
 // All implementations must embed UnimplementedTrackingServiceServer
 // for forward compatibility.
 //
-// TrackingService keeps every event as a per-order timeline.
+// TrackingService keeps every event as a per-order timeline and as the read models people watch:
+// a round's progress by building and by courier, and each supplier's queue.
 type TrackingServiceServer interface {
 	// GetOrderTimeline returns an order's events, oldest first.
 	GetOrderTimeline(context.Context, *GetOrderTimelineRequest) (*GetOrderTimelineResponse, error)
+	// WatchOrder streams an order's timeline: every entry so far, then each new one as it lands.
+	WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[WatchOrderResponse]) error
+	// GetRoundProgress is a round's progress by building and by courier.
+	GetRoundProgress(context.Context, *GetRoundProgressRequest) (*GetRoundProgressResponse, error)
+	// WatchRound streams a round's progress: now, then after every change.
+	WatchRound(*WatchRoundRequest, grpc.ServerStreamingServer[WatchRoundResponse]) error
+	// GetSupplierQueue counts a supplier's parcels by state.
+	GetSupplierQueue(context.Context, *GetSupplierQueueRequest) (*GetSupplierQueueResponse, error)
 	mustEmbedUnimplementedTrackingServiceServer()
 }
 
@@ -70,6 +150,18 @@ type UnimplementedTrackingServiceServer struct{}
 
 func (UnimplementedTrackingServiceServer) GetOrderTimeline(context.Context, *GetOrderTimelineRequest) (*GetOrderTimelineResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrderTimeline not implemented")
+}
+func (UnimplementedTrackingServiceServer) WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[WatchOrderResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchOrder not implemented")
+}
+func (UnimplementedTrackingServiceServer) GetRoundProgress(context.Context, *GetRoundProgressRequest) (*GetRoundProgressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRoundProgress not implemented")
+}
+func (UnimplementedTrackingServiceServer) WatchRound(*WatchRoundRequest, grpc.ServerStreamingServer[WatchRoundResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchRound not implemented")
+}
+func (UnimplementedTrackingServiceServer) GetSupplierQueue(context.Context, *GetSupplierQueueRequest) (*GetSupplierQueueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSupplierQueue not implemented")
 }
 func (UnimplementedTrackingServiceServer) mustEmbedUnimplementedTrackingServiceServer() {}
 func (UnimplementedTrackingServiceServer) testEmbeddedByValue()                         {}
@@ -110,6 +202,64 @@ func _TrackingService_GetOrderTimeline_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrackingService_WatchOrder_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchOrderRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TrackingServiceServer).WatchOrder(m, &grpc.GenericServerStream[WatchOrderRequest, WatchOrderResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrackingService_WatchOrderServer = grpc.ServerStreamingServer[WatchOrderResponse]
+
+func _TrackingService_GetRoundProgress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRoundProgressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrackingServiceServer).GetRoundProgress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrackingService_GetRoundProgress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrackingServiceServer).GetRoundProgress(ctx, req.(*GetRoundProgressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TrackingService_WatchRound_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRoundRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TrackingServiceServer).WatchRound(m, &grpc.GenericServerStream[WatchRoundRequest, WatchRoundResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrackingService_WatchRoundServer = grpc.ServerStreamingServer[WatchRoundResponse]
+
+func _TrackingService_GetSupplierQueue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSupplierQueueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrackingServiceServer).GetSupplierQueue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrackingService_GetSupplierQueue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrackingServiceServer).GetSupplierQueue(ctx, req.(*GetSupplierQueueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TrackingService_ServiceDesc is the grpc.ServiceDesc for TrackingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -121,7 +271,26 @@ var TrackingService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetOrderTimeline",
 			Handler:    _TrackingService_GetOrderTimeline_Handler,
 		},
+		{
+			MethodName: "GetRoundProgress",
+			Handler:    _TrackingService_GetRoundProgress_Handler,
+		},
+		{
+			MethodName: "GetSupplierQueue",
+			Handler:    _TrackingService_GetSupplierQueue_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchOrder",
+			Handler:       _TrackingService_WatchOrder_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchRound",
+			Handler:       _TrackingService_WatchRound_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "doorstep/tracking/v1/tracking.proto",
 }
