@@ -29,8 +29,9 @@ type Server struct {
 }
 
 // NewServer builds a server with logging, recovery, health (all services SERVING once Serve runs)
-// and reflection.
-func NewServer(log *slog.Logger) *Server {
+// and reflection. Extra options come after these, so interceptors they chain (authorization) run
+// inside logging and recovery.
+func NewServer(log *slog.Logger, extra ...grpc.ServerOption) *Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
@@ -51,10 +52,10 @@ func NewServer(log *slog.Logger) *Server {
 			}
 		}),
 	}
-	s := grpc.NewServer(
+	s := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(panics)),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(logger, logOpts...), recovery.StreamServerInterceptor(panics)),
-	)
+	}, extra...)...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	reflection.Register(s)
