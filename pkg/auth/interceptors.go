@@ -101,3 +101,17 @@ func (k *Keys) UnaryClientInterceptor(service string) grpc.UnaryClientIntercepto
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 }
+
+// ServerOptions are the options that make a gRPC server verify callers and apply p; pass them to
+// grpcx.NewServer.
+func (k *Keys) ServerOptions(p Policy) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(k.UnaryServerInterceptor(p)),
+		grpc.ChainStreamInterceptor(k.StreamServerInterceptor(p)),
+	}
+}
+
+// DialOption makes a client connection carry the service's own identity on every call.
+func (k *Keys) DialOption(service string) grpc.DialOption {
+	return grpc.WithChainUnaryInterceptor(k.UnaryClientInterceptor(service))
+}
