@@ -98,10 +98,33 @@ func start(t *testing.T) *env {
 	return e
 }
 
+// supplier registers a supermarket in good standing: a business licence and a food permit valid
+// for years.
 func (e *env) supplier(id string) *supplierv1.Supplier {
 	e.t.Helper()
+	e.newSupplier(id, "supermarket")
+	return e.credentials(id, credential("business_licence", "2030-12-31"), credential("food_permit", "2030-12-31"))
+}
+
+// newSupplier registers a supplier without credentials.
+func (e *env) newSupplier(id, kind string) *supplierv1.Supplier {
+	e.t.Helper()
 	res, err := e.client.CreateSupplier(e.ctx, &supplierv1.CreateSupplierRequest{
-		Compound: compound, SupplierId: id, Name: "Supplier " + id, Kind: "supermarket"})
+		Compound: compound, SupplierId: id, Name: "Supplier " + id, Kind: kind})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.GetSupplier()
+}
+
+func credential(kind, expiresOn string) *supplierv1.Credential {
+	return &supplierv1.Credential{Kind: kind, Number: "No. " + kind, ExpiresOn: expiresOn}
+}
+
+// credentials replaces a supplier's credentials.
+func (e *env) credentials(id string, creds ...*supplierv1.Credential) *supplierv1.Supplier {
+	e.t.Helper()
+	res, err := e.client.UpdateCredentials(e.ctx, &supplierv1.UpdateCredentialsRequest{SupplierId: id, Credentials: creds})
 	if err != nil {
 		e.t.Fatal(err)
 	}

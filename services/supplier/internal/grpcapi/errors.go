@@ -17,6 +17,7 @@ const (
 	FailureRationExceeded    = "RATION_EXCEEDED"
 	FailureNotInCatalog      = "NOT_IN_CATALOG"
 	FailureIllegalTransition = "ILLEGAL_TRANSITION"
+	FailureNotAccepting      = "NOT_ACCEPTING_ORDERS"
 )
 
 // status is the one place domain errors become status codes. Expected refusals keep their
@@ -42,7 +43,8 @@ func (s *Server) status(ctx context.Context, err error) error {
 	case errors.Is(err, supply.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, supply.ErrOutOfStock), errors.Is(err, supply.ErrRationExceeded),
-		errors.Is(err, supply.ErrNotInCatalog), errors.Is(err, supply.ErrIllegalTransition):
+		errors.Is(err, supply.ErrNotInCatalog), errors.Is(err, supply.ErrIllegalTransition),
+		errors.Is(err, supply.ErrNotAcceptingOrders):
 		return preconditionFailed(err)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
@@ -55,7 +57,8 @@ func (s *Server) status(ctx context.Context, err error) error {
 }
 
 // preconditionFailed is FAILED_PRECONDITION with one google.rpc.PreconditionFailure violation
-// per refused item (subject: the item id).
+// per refused item (subject: the item id), or for a supplier not accepting orders (subject: the
+// supplier id, description: why).
 func preconditionFailed(err error) error {
 	st := status.New(codes.FailedPrecondition, err.Error())
 	detail := &errdetails.PreconditionFailure{}
@@ -69,6 +72,11 @@ func preconditionFailed(err error) error {
 		}
 		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{
 			Type: kind, Subject: ie.ItemID, Description: ie.Error()})
+	}
+	var se *supply.SupplierError
+	if errors.As(err, &se) {
+		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{
+			Type: FailureNotAccepting, Subject: se.SupplierID, Description: se.Detail})
 	}
 	if errors.Is(err, supply.ErrIllegalTransition) {
 		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{

@@ -8,7 +8,26 @@ import (
 )
 
 func supplierMsg(s supply.Supplier) *supplierv1.Supplier {
-	return &supplierv1.Supplier{SupplierId: s.ID, Compound: s.Compound, Name: s.Name, Kind: string(s.Kind)}
+	m := &supplierv1.Supplier{SupplierId: s.ID, Compound: s.Compound, Name: s.Name, Kind: string(s.Kind),
+		Suspended: s.Suspended, SuspensionReason: s.SuspensionReason,
+		AcceptingOrders: s.AcceptingOrders, NotAcceptingReason: s.NotAcceptingReason}
+	for _, c := range s.Credentials {
+		m.Credentials = append(m.Credentials, &supplierv1.Credential{Kind: string(c.Kind), Number: c.Number, ExpiresOn: c.ExpiresOn})
+	}
+	return m
+}
+
+func credentialsFromMsg(req *supplierv1.UpdateCredentialsRequest) supply.CredentialsUpdate {
+	u := supply.CredentialsUpdate{SupplierID: req.GetSupplierId(), Credentials: make([]supply.Credential, len(req.GetCredentials()))}
+	for i, c := range req.GetCredentials() {
+		u.Credentials[i] = supply.Credential{Kind: supply.CredentialKind(c.GetKind()), Number: c.GetNumber(), ExpiresOn: c.GetExpiresOn()}
+	}
+	return u
+}
+
+func suspensionFromMsg(req *supplierv1.SetSupplierSuspendedRequest) supply.SuspensionChange {
+	return supply.SuspensionChange{SupplierID: req.GetSupplierId(), Suspended: req.GetSuspended(), Reason: req.GetReason(),
+		Actor: supply.Actor{Role: protomap.FromRole(req.GetActor().GetRole()), ID: req.GetActor().GetId()}}
 }
 
 func itemFromMsg(m *supplierv1.Item) supply.Item {

@@ -85,6 +85,32 @@ func (s *Server) ListSuppliers(ctx context.Context, req *supplierv1.ListSupplier
 	return out, nil
 }
 
+// UpdateCredentials implements SupplierServiceServer.
+func (s *Server) UpdateCredentials(ctx context.Context, req *supplierv1.UpdateCredentialsRequest) (*supplierv1.UpdateCredentialsResponse, error) {
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_UpdateCredentials_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	sup, err := s.Svc.UpdateCredentials(ctx, k, credentialsFromMsg(req))
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.UpdateCredentialsResponse{Supplier: supplierMsg(sup)}, nil
+}
+
+// SetSupplierSuspended implements SupplierServiceServer.
+func (s *Server) SetSupplierSuspended(ctx context.Context, req *supplierv1.SetSupplierSuspendedRequest) (*supplierv1.SetSupplierSuspendedResponse, error) {
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_SetSupplierSuspended_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	sup, err := s.Svc.SetSuspended(ctx, k, suspensionFromMsg(req))
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.SetSupplierSuspendedResponse{Supplier: supplierMsg(sup)}, nil
+}
+
 // UpsertItem implements SupplierServiceServer.
 func (s *Server) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemRequest) (*supplierv1.UpsertItemResponse, error) {
 	if req.GetItem() == nil {

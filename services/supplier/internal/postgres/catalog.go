@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/doorstep/doorstep/services/supplier/internal/supply"
@@ -33,26 +34,136 @@ func (r *Repo) CreateSupplier(ctx context.Context, key *supply.IdempotencyKey, s
 
 // ListSuppliers implements supply.Repository.
 func (r *Repo) ListSuppliers(ctx context.Context, compound string) ([]supply.Supplier, error) {
-	rows, err := r.Pool.Query(ctx, `SELECT supplier_id, compound, name, kind FROM suppliers
-		WHERE compound = $1 ORDER BY supplier_id`, compound)
-	if err != nil {
-		return nil, fmt.Errorf("list suppliers: %w", err)
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (supply.Supplier, error) {
-		var s supply.Supplier
-		err := row.Scan(&s.ID, &s.Compound, &s.Name, &s.Kind)
-		return s, err
+	var out []supply.Supplier
+	err := pgkit.TxWith(ctx, r.Pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+supplierColumns+` FROM suppliers WHERE compound = $1 ORDER BY supplier_id`, compound)
+		if err != nil {
+			return fmt.Errorf("list suppliers: %w", err)
+		}
+		if out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (supply.Supplier, error) { return scanSupplier(row) }); err != nil {
+			return fmt.Errorf("list suppliers: %w", err)
+		}
+		return loadCredentials(ctx, tx, out)
 	})
+	return out, err
 }
 
-func getSupplier(ctx context.Context, q pgx.Tx, id string) (supply.Supplier, error) {
+const supplierColumns = `supplier_id, compound, name, kind, suspended, suspension_reason`
+
+func scanSupplier(row pgx.Row) (supply.Supplier, error) {
 	var s supply.Supplier
-	err := q.QueryRow(ctx, `SELECT supplier_id, compound, name, kind FROM suppliers WHERE supplier_id = $1`, id).
-		Scan(&s.ID, &s.Compound, &s.Name, &s.Kind)
+	err := row.Scan(&s.ID, &s.Compound, &s.Name, &s.Kind, &s.Suspended, &s.SuspensionReason)
+	return s, err
+}
+
+// loadCredentials fills the credentials of suppliers, in kind order.
+func loadCredentials(ctx context.Context, tx pgx.Tx, suppliers []supply.Supplier) error {
+	if len(suppliers) == 0 {
+		return nil
+	}
+	index := make(map[string]int, len(suppliers))
+	ids := make([]string, len(suppliers))
+	for i, s := range suppliers {
+		index[s.ID], ids[i] = i, s.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT supplier_id, kind, number, expires_on::text FROM supplier_credentials
+		WHERE supplier_id = ANY($1) ORDER BY supplier_id, kind`, ids)
+	if err != nil {
+		return fmt.Errorf("load credentials: %w", err)
+	}
+	var id string
+	var c supply.Credential
+	_, err = pgx.ForEachRow(rows, []any{&id, &c.Kind, &c.Number, &c.ExpiresOn}, func() error {
+		s := &suppliers[index[id]]
+		s.Credentials = append(s.Credentials, c)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load credentials: %w", err)
+	}
+	return nil
+}
+
+// Supplier row locks: a reservation holds its supplier FOR SHARE, so reservations run side by
+// side while a suspension or credential change (FOR UPDATE) waits for those in flight, and
+// reservations after it see it.
+const (
+	noLock    = ""
+	forShare  = " FOR SHARE"
+	forUpdate = " FOR UPDATE"
+)
+
+func getSupplier(ctx context.Context, tx pgx.Tx, id, lock string) (supply.Supplier, error) {
+	s, err := scanSupplier(tx.QueryRow(ctx, `SELECT `+supplierColumns+` FROM suppliers WHERE supplier_id = $1`+lock, id))
 	if err != nil {
 		return s, notFound(err, "supplier "+id)
 	}
-	return s, nil
+	list := []supply.Supplier{s}
+	if err := loadCredentials(ctx, tx, list); err != nil {
+		return s, err
+	}
+	return list[0], nil
+}
+
+// UpdateCredentials implements supply.Repository.
+func (r *Repo) UpdateCredentials(ctx context.Context, key *supply.IdempotencyKey, u supply.CredentialsUpdate) (supply.Supplier, error) {
+	var out supply.Supplier
+	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = idempotent(ctx, tx, key, func() (supply.Supplier, error) {
+			if _, err := getSupplier(ctx, tx, u.SupplierID, forUpdate); err != nil {
+				return supply.Supplier{}, err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM supplier_credentials WHERE supplier_id = $1`, u.SupplierID); err != nil {
+				return supply.Supplier{}, fmt.Errorf("replace credentials of %s: %w", u.SupplierID, err)
+			}
+			b := &pgx.Batch{}
+			for _, c := range u.Credentials {
+				b.Queue(`INSERT INTO supplier_credentials (supplier_id, kind, number, expires_on) VALUES ($1, $2, $3, $4::date)`,
+					u.SupplierID, string(c.Kind), c.Number, c.ExpiresOn)
+			}
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return supply.Supplier{}, fmt.Errorf("replace credentials of %s: %w", u.SupplierID, err)
+			}
+			return getSupplier(ctx, tx, u.SupplierID, noLock)
+		})
+		return err
+	})
+	return out, err
+}
+
+// SetSuspended implements supply.Repository. A change that changes nothing (suspending again
+// for the same reason, reinstating a supplier in good standing) records nothing.
+func (r *Repo) SetSuspended(ctx context.Context, key *supply.IdempotencyKey, c supply.SuspensionChange, at time.Time) (supply.Supplier, error) {
+	var out supply.Supplier
+	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = idempotent(ctx, tx, key, func() (supply.Supplier, error) {
+			s, err := getSupplier(ctx, tx, c.SupplierID, forUpdate)
+			if err != nil {
+				return s, err
+			}
+			reason := c.Reason
+			if !c.Suspended {
+				reason = "" // the reason stays in the history, not on a supplier in good standing
+			}
+			if s.Suspended == c.Suspended && s.SuspensionReason == reason {
+				return s, nil
+			}
+			if _, err := tx.Exec(ctx, `UPDATE suppliers SET suspended = $2, suspension_reason = $3 WHERE supplier_id = $1`,
+				c.SupplierID, c.Suspended, reason); err != nil {
+				return s, fmt.Errorf("suspend %s: %w", c.SupplierID, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO supplier_suspensions (supplier_id, suspended, reason, actor_role, actor_id, at)
+				VALUES ($1, $2, $3, $4, $5, $6)`, c.SupplierID, c.Suspended, c.Reason, string(c.Actor.Role), c.Actor.ID, at); err != nil {
+				return s, fmt.Errorf("record suspension of %s: %w", c.SupplierID, err)
+			}
+			s.Suspended, s.SuspensionReason = c.Suspended, reason
+			return s, nil
+		})
+		return err
+	})
+	return out, err
 }
 
 const itemColumns = `item_id, supplier_id, compound, name, unit, weighed, reference_price_fen, current_price_fen,
@@ -72,7 +183,7 @@ func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it su
 	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
 		var err error
 		out, err = idempotent(ctx, tx, key, func() (supply.Item, error) {
-			sup, err := getSupplier(ctx, tx, it.SupplierID)
+			sup, err := getSupplier(ctx, tx, it.SupplierID, noLock)
 			if err != nil {
 				return supply.Item{}, err
 			}

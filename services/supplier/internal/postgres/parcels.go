@@ -94,7 +94,7 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		case !errors.Is(err, supply.ErrNotFound):
 			return err
 		}
-		sup, err := getSupplier(ctx, tx, res.SupplierID)
+		sup, err := getSupplier(ctx, tx, res.SupplierID, forShare)
 		if err != nil {
 			return err
 		}
@@ -276,7 +276,7 @@ func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.
 		return nil, fmt.Errorf("list parcels: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := getSupplier(ctx, tx, supplierID); err != nil {
+	if _, err := getSupplier(ctx, tx, supplierID, noLock); err != nil {
 		return nil, err
 	}
 	rows, err := tx.Query(ctx, `SELECT `+parcelColumns+` FROM parcels

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/doorstep/doorstep/services/supplier/internal/supply"
@@ -42,8 +43,12 @@ func idempotent[T any](ctx context.Context, tx pgx.Tx, key *supply.IdempotencyKe
 	if key == nil || key.RequestID == "" {
 		return fn()
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (request_id, method, request_hash) VALUES ($1, $2, $3)
-		ON CONFLICT (request_id) DO NOTHING`, key.RequestID, key.Method, key.Hash)
+	at := key.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (request_id, method, request_hash, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (request_id) DO NOTHING`, key.RequestID, key.Method, key.Hash, at)
 	if err != nil {
 		return zero, fmt.Errorf("claim request %s: %w", key.RequestID, err)
 	}

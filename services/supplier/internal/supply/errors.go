@@ -16,6 +16,8 @@ var (
 	ErrOutOfStock        = errors.New("out of stock")
 	ErrRationExceeded    = errors.New("daily ration exceeded")
 	ErrNotInCatalog      = errors.New("not in the supplier's catalog")
+	// ErrNotAcceptingOrders: the supplier is suspended or lacks a valid licence or permit.
+	ErrNotAcceptingOrders = errors.New("not accepting orders")
 )
 
 // ItemError is a refusal that concerns one catalog item, so that the caller (the order service,

@@ -187,6 +187,9 @@ func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed m
 		return Parcel{}, Transition{}, Invalid("address.compound",
 			fmt.Sprintf("supplier %s serves compound %s", sup.ID, sup.Compound))
 	}
+	if ok, why := sup.Standing(now); !ok {
+		return Parcel{}, Transition{}, NotAcceptingError(sup, why)
+	}
 	var problems []error
 	lines := make([]Line, 0, len(r.Lines))
 	for _, rl := range r.Lines {

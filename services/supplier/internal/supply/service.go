@@ -16,6 +16,16 @@ type IdempotencyKey struct {
 	RequestID string
 	Method    string
 	Hash      []byte
+	// At is when the key was first used, by the service's clock; keys are kept KeyRetention.
+	At time.Time
+}
+
+// stamp sets key's time (nil stays nil).
+func (s *Service) stamp(key *IdempotencyKey, now time.Time) *IdempotencyKey {
+	if key != nil {
+		key.At = now
+	}
+	return key
 }
 
 // ParcelRef names a parcel; SupplierID, when set, must own it (another supplier's parcel is not
@@ -44,6 +54,11 @@ type Repository interface {
 	// Reserve returns the stored parcel when r.ParcelID exists; otherwise it locks the supplier's
 	// items named by r in item id order, reads the household's ration use for today and lets
 	// decide build the parcel, then stores it with the items' new stock.
+	// UpdateCredentials replaces the supplier's credentials and returns the supplier.
+	UpdateCredentials(ctx context.Context, key *IdempotencyKey, u CredentialsUpdate) (Supplier, error)
+	// SetSuspended records a suspension or reinstatement, with its actor, reason and time, and
+	// returns the supplier.
+	SetSuspended(ctx context.Context, key *IdempotencyKey, c SuspensionChange, at time.Time) (Supplier, error)
 	Reserve(ctx context.Context, r Reservation, day time.Time, decide func(sup Supplier, items map[string]*Item, rationUsed map[string]int64) (Parcel, Transition, error)) (Parcel, error)
 	// ChangeParcel locks the parcel (and its items in id order when lockItems), applies change and
 	// stores the result, the transition and, when announced, its event.
@@ -79,7 +94,9 @@ func (s *Service) CreateSupplier(ctx context.Context, key *IdempotencyKey, sup S
 	if sup.ID == "" {
 		sup.ID = newID()
 	}
-	return s.Repo.CreateSupplier(ctx, key, sup)
+	now := s.now()
+	sup, err := s.Repo.CreateSupplier(ctx, s.stamp(key, now), sup)
+	return sup.WithStanding(now), err
 }
 
 // ListSuppliers lists a compound's suppliers.
@@ -87,7 +104,35 @@ func (s *Service) ListSuppliers(ctx context.Context, compound string) ([]Supplie
 	if !ValidSlug(compound) {
 		return nil, Invalid("compound", "must be a compound slug")
 	}
-	return s.Repo.ListSuppliers(ctx, compound)
+	list, err := s.Repo.ListSuppliers(ctx, compound)
+	now := s.now()
+	for i := range list {
+		list[i] = list[i].WithStanding(now)
+	}
+	return list, err
+}
+
+// UpdateCredentials replaces a supplier's licences and permits.
+func (s *Service) UpdateCredentials(ctx context.Context, key *IdempotencyKey, u CredentialsUpdate) (Supplier, error) {
+	u.Normalize()
+	if err := u.Validate(); err != nil {
+		return Supplier{}, err
+	}
+	now := s.now()
+	sup, err := s.Repo.UpdateCredentials(ctx, s.stamp(key, now), u)
+	return sup.WithStanding(now), err
+}
+
+// SetSuspended suspends a supplier (no new reservations; its placed parcels can still be
+// filled) or reinstates it.
+func (s *Service) SetSuspended(ctx context.Context, key *IdempotencyKey, c SuspensionChange) (Supplier, error) {
+	c.Reason = strings.TrimSpace(c.Reason)
+	if err := c.Validate(); err != nil {
+		return Supplier{}, err
+	}
+	now := s.now()
+	sup, err := s.Repo.SetSuspended(ctx, s.stamp(key, now), c, now)
+	return sup.WithStanding(now), err
 }
 
 // UpsertItem creates (empty ID: generated) or replaces a catalog item.
@@ -99,7 +144,7 @@ func (s *Service) UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) 
 	if it.ID == "" {
 		it.ID = newID()
 	}
-	return s.Repo.UpsertItem(ctx, key, it)
+	return s.Repo.UpsertItem(ctx, s.stamp(key, s.now()), it)
 }
 
 // ListItems lists a compound's catalog, or one supplier's part of it.
@@ -201,7 +246,7 @@ func (s *Service) Confirm(ctx context.Context, key *IdempotencyKey, supplierID, 
 	}
 	now := s.now()
 	actor := Actor{Role: RoleSupplier, ID: supplierID}
-	return s.Repo.ChangeParcel(ctx, key, ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
 		return p.Confirm(items, lines, actor, now)
 	})
 }
@@ -216,7 +261,7 @@ func (s *Service) Reject(ctx context.Context, key *IdempotencyKey, supplierID, p
 	}
 	now := s.now()
 	actor := Actor{Role: RoleSupplier, ID: supplierID}
-	return s.Repo.ChangeParcel(ctx, key, ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
 		return p.Reject(items, actor, strings.TrimSpace(reason), now)
 	})
 }
@@ -229,7 +274,7 @@ func (s *Service) MarkReady(ctx context.Context, key *IdempotencyKey, supplierID
 	}
 	now := s.now()
 	actor := Actor{Role: RoleSupplier, ID: supplierID}
-	return s.Repo.ChangeParcel(ctx, key, ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
 		return p.MarkReady(actor, now)
 	})
 }

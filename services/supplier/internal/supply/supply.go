@@ -19,10 +19,18 @@ const (
 
 // Supplier is a supermarket or pharmacy serving one compound.
 type Supplier struct {
-	ID       string
-	Compound string
-	Name     string
-	Kind     Kind
+	ID          string
+	Compound    string
+	Name        string
+	Kind        Kind
+	Credentials []Credential
+	// Suspended by a worker, who gave SuspensionReason; who and when is in the suspension history.
+	Suspended        bool
+	SuspensionReason string
+	// AcceptingOrders and NotAcceptingReason are derived (see Standing) when a supplier is
+	// answered, never stored.
+	AcceptingOrders    bool
+	NotAcceptingReason string
 }
 
 // Item is one catalog entry. Prices are fen per unit, or per kilogram for weighed items, whose

@@ -166,7 +166,8 @@ func catalog() map[string]*Item {
 	}
 }
 
-var freshmart = Supplier{ID: "freshmart", Compound: "haixin", Name: "FreshMart", Kind: KindSupermarket}
+var freshmart = Supplier{ID: "freshmart", Compound: "haixin", Name: "FreshMart", Kind: KindSupermarket,
+	Credentials: []Credential{{Kind: BusinessLicence, Number: "1", ExpiresOn: "2999-12-31"}, {Kind: FoodPermit, Number: "2", ExpiresOn: "2999-12-31"}}}
 
 func TestNewParcelPricesAndTakesStock(t *testing.T) {
 	items := catalog()
