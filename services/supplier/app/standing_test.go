@@ -216,7 +216,9 @@ func TestSuspension(t *testing.T) {
 		{"actor.role", func(r *supplierv1.SetSupplierSuspendedRequest) {
 			r.Actor = &typesv1.Actor{Role: typesv1.Role_ROLE_SUPPLIER, Id: "freshmart"}
 		}},
-		{"actor.id", func(r *supplierv1.SetSupplierSuspendedRequest) { r.Actor = &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER} }},
+		{"actor.id", func(r *supplierv1.SetSupplierSuspendedRequest) {
+			r.Actor = &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER}
+		}},
 	}
 	for _, tt := range tests {
 		req := valid()
