@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -106,31 +107,62 @@ func TestPartialConfirmReleasesStock(t *testing.T) {
 	e.supplier("freshmart")
 	e.item(counted("freshmart", "eggs", 1500, 10, 0))
 	e.item(counted("freshmart", "rice", 4500, 10, 0))
-	p := e.mustReserve("freshmart", "302", line("eggs", 6), line("rice", 2))
+	e.item(counted("freshmart", "masks", 2000, 10, 2))
+	e.item(weighed("freshmart", "pork", 3000, 10000))
+	p := e.mustReserve("freshmart", "302", line("eggs", 6), line("rice", 2), line("masks", 2), line("pork", 500))
 	e.wantStock("eggs", 4)
 
-	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", 7)))
-	wantField(t, err, "lines[0].quantity")
-	_, err = e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("masks", 1)))
-	wantField(t, err, "lines[0].item_id")
-	_, err = e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", -1)))
-	wantField(t, err, "lines[0].quantity")
+	for _, tt := range []struct {
+		field string
+		lines []*supplierv1.ConfirmLine
+	}{
+		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("eggs", 7)}},
+		{"lines[0].item_id", []*supplierv1.ConfirmLine{confirmLine("oil", 1)}},
+		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("eggs", -1)}},
+		{"lines[1].item_id", []*supplierv1.ConfirmLine{confirmLine("eggs", 1), {ItemId: "eggs"}}},
+		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("pork", 0)}}, // a weighed line cannot be dropped
+	} {
+		_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, tt.lines...))
+		wantField(t, err, tt.field)
+	}
+	e.wantStock("eggs", 4)
+	// Nothing left to deliver is a rejection, with a reason.
+	nothing := e.mustReserve("freshmart", "303", line("eggs", 1), line("rice", 1))
+	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(nothing, confirmLine("eggs", 0), confirmLine("rice", 0)))
+	wantField(t, err, "lines")
+	if _, err := e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: nothing.GetParcelId()}); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock("eggs", 4)
 
-	res, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", 4)))
+	// Four of six eggs, no rice, one of two masks, the pork as estimated (its quantity unset).
+	res, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", 4), confirmLine("rice", 0),
+		confirmLine("masks", 1), &supplierv1.ConfirmLine{ItemId: "pork"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eggs, rice := res.GetParcel().GetLines()[0], res.GetParcel().GetLines()[1]
-	if eggs.GetConfirmedQuantity() != 4 || eggs.GetConfirmedAmountFen() != 6000 || rice.GetConfirmedQuantity() != 2 ||
-		res.GetParcel().GetTotalFen() != 6000+9000 {
-		t.Fatalf("confirmed %v", res.GetParcel())
+	got := map[string][2]int64{}
+	for _, l := range res.GetParcel().GetLines() {
+		got[l.GetItemId()] = [2]int64{l.GetConfirmedQuantity(), l.GetConfirmedAmountFen()}
 	}
-	e.wantStock("eggs", 6) // two eggs back on the shelf
-	e.wantStock("rice", 8)
+	want := map[string][2]int64{"eggs": {4, 6000}, "rice": {0, 0}, "masks": {1, 2000}, "pork": {500, 1500}}
+	if fmt.Sprint(got) != fmt.Sprint(want) || res.GetParcel().GetTotalFen() != 6000+2000+1500 {
+		t.Fatalf("confirmed %v, total %d; want %v", got, res.GetParcel().GetTotalFen(), want)
+	}
+	// Exactly the units not confirmed are back on the shelf.
+	e.wantStock("eggs", 10-4)
+	e.wantStock("rice", 10)
+	e.wantStock("masks", 10-1)
+	e.wantStock("pork", 10000-500)
 	ev := e.onlyEvent("doorstep.haixin.parcel.confirmed", p.GetParcelId())
-	if ev.GetParcelStateChanged().GetConfirmedTotalFen() != 15000 {
+	if ev.GetParcelStateChanged().GetConfirmedTotalFen() != 9500 || len(ev.GetParcelStateChanged().GetConfirmedLines()) != 4 {
 		t.Fatalf("event %v", ev)
 	}
+	// The ration counts what was confirmed: one more mask today, not two.
+	_, err = e.reserve("freshmart", "302", line("masks", 2))
+	wantItemRefused(t, err, "RATION_EXCEEDED", "masks")
+	e.mustReserve("freshmart", "302", line("masks", 1))
+	e.wantStock("masks", 10-2)
 }
 
 func TestRejectReleasesStock(t *testing.T) {

@@ -195,7 +195,10 @@ func (s *Server) ConfirmParcel(ctx context.Context, req *supplierv1.ConfirmParce
 	}
 	lines := make([]supply.ConfirmLine, len(req.GetLines()))
 	for i, l := range req.GetLines() {
-		lines[i] = supply.ConfirmLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity()}
+		lines[i] = supply.ConfirmLine{ItemID: l.GetItemId()}
+		if l.Quantity != nil { // unset keeps the ordered quantity; 0 is a quantity
+			lines[i].Quantity = proto.Int64(l.GetQuantity())
+		}
 	}
 	p, err := s.Svc.Confirm(ctx, k, req.GetSupplierId(), req.GetParcelId(), lines)
 	if err != nil {

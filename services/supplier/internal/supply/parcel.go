@@ -316,10 +316,10 @@ func (p *Parcel) MarkReady(actor Actor, now time.Time) (Transition, error) {
 }
 
 // ConfirmLine is the supplier's word on one line: the actual grams of a weighed line, or how many
-// units of a counted line it can supply. Quantity 0 keeps the ordered quantity.
+// units of a counted line it can supply (0 drops the line). A nil Quantity keeps the ordered one.
 type ConfirmLine struct {
 	ItemID   string
-	Quantity int64
+	Quantity *int64
 }
 
 // WeighTolerancePercent is how far an actual weight may be from the estimate the household
@@ -329,7 +329,8 @@ const WeighTolerancePercent = 10
 // Confirm accepts a placed parcel. A weighed line takes its actual grams, within ±10 % of the
 // estimate, priced at the reserved price per kilogram (never above the item's reference price);
 // the difference to the estimate is taken from or given back to stock. A counted line may be
-// confirmed partly and the rest goes back to stock. items are the parcel's items, held locked.
+// confirmed partly, down to 0 (dropped), and the units not confirmed go back to stock; a parcel
+// with nothing left is rejected, not confirmed. items are the parcel's items, held locked.
 func (p *Parcel) Confirm(items map[string]*Item, confirm []ConfirmLine, actor Actor, now time.Time) (Transition, error) {
 	if !p.State.CanBecome(StateConfirmed) {
 		return Transition{}, fmt.Errorf("parcel %s is %s, cannot become %s: %w", p.ID, p.State, StateConfirmed, ErrIllegalTransition)
@@ -354,28 +355,32 @@ func (p *Parcel) Confirm(items map[string]*Item, confirm []ConfirmLine, actor Ac
 		case seen[c.ItemID]:
 			v.add(f+".item_id", "item %s appears twice", c.ItemID)
 			continue
-		case c.Quantity < 0:
-			v.add(f+".quantity", "must not be negative")
-			continue
 		}
 		seen[c.ItemID] = true
-		if c.Quantity == 0 {
+		if c.Quantity == nil {
 			continue
 		}
-		l := p.Lines[li]
-		if l.Weighed {
-			if diff := c.Quantity - l.Quantity; diff*100 > l.Quantity*WeighTolerancePercent || -diff*100 > l.Quantity*WeighTolerancePercent {
-				v.add(f+".quantity", "%d g is more than %d%% from the estimated %d g", c.Quantity, WeighTolerancePercent, l.Quantity)
+		q, l := *c.Quantity, p.Lines[li]
+		switch {
+		case q < 0:
+			v.add(f+".quantity", "must not be negative")
+			continue
+		case l.Weighed:
+			if diff := q - l.Quantity; diff*100 > l.Quantity*WeighTolerancePercent || -diff*100 > l.Quantity*WeighTolerancePercent {
+				v.add(f+".quantity", "%d g is more than %d%% from the estimated %d g", q, WeighTolerancePercent, l.Quantity)
 				continue
 			}
-		} else if c.Quantity > l.Quantity {
+		case q > l.Quantity:
 			v.add(f+".quantity", "must not exceed the %d ordered", l.Quantity)
 			continue
 		}
-		quantity[li] = c.Quantity
+		quantity[li] = q
 	}
 	if err := v.err(); err != nil {
 		return Transition{}, err
+	}
+	if !slices.ContainsFunc(quantity, func(q int64) bool { return q > 0 }) {
+		return Transition{}, Invalid("lines", "confirms no line at all: reject the parcel instead (RejectParcel, with a reason)")
 	}
 
 	// Stock for extra grams must exist before anything changes.

@@ -238,8 +238,10 @@ func (s *Service) Confirm(ctx context.Context, key *IdempotencyKey, supplierID, 
 	v.check(len(lines) <= MaxLines, "lines", "must hold at most %d lines", MaxLines)
 	for i, l := range lines {
 		v.required(l.ItemID, fmt.Sprintf("lines[%d].item_id", i))
-		v.check(l.Quantity >= 0, fmt.Sprintf("lines[%d].quantity", i), "must not be negative")
-		v.check(l.Quantity <= MaxQuantity, fmt.Sprintf("lines[%d].quantity", i), "must be at most %d", MaxQuantity)
+		if l.Quantity != nil {
+			v.check(*l.Quantity >= 0, fmt.Sprintf("lines[%d].quantity", i), "must not be negative")
+			v.check(*l.Quantity <= MaxQuantity, fmt.Sprintf("lines[%d].quantity", i), "must be at most %d", MaxQuantity)
+		}
 	}
 	if err := v.err(); err != nil {
 		return Parcel{}, err

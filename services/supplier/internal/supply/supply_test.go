@@ -273,6 +273,8 @@ func placed(t *testing.T) (Parcel, map[string]*Item) {
 
 var staff = Actor{Role: RoleSupplier, ID: "freshmart"}
 
+func q(n int64) *int64 { return &n }
+
 func TestConfirm(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -285,15 +287,18 @@ func TestConfirm(t *testing.T) {
 		total      int64
 	}{
 		{"as ordered", nil, "", false, 4, 1000, 1, 9000, 4*4000 + 2800},
-		{"zero keeps ordered", []ConfirmLine{{"pork", 0}}, "", false, 4, 1000, 1, 9000, 4*4000 + 2800},
-		{"weighed 10% heavier", []ConfirmLine{{"pork", 1100}}, "", false, 4, 1100, 1, 8900, 4*4000 + 3080},
-		{"weighed 10% lighter", []ConfirmLine{{"pork", 900}}, "", false, 4, 900, 1, 9100, 4*4000 + 2520},
-		{"weighed 11% heavier", []ConfirmLine{{"pork", 1101}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
-		{"weighed 11% lighter", []ConfirmLine{{"rice", 4}, {"pork", 899}}, "lines[1].quantity", false, 0, 0, 1, 9000, 0},
-		{"partial counted", []ConfirmLine{{"rice", 3}}, "", false, 3, 1000, 2, 9000, 3*4000 + 2800},
-		{"more than ordered", []ConfirmLine{{"rice", 5}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
-		{"not a line", []ConfirmLine{{"masks", 1}}, "lines[0].item_id", false, 0, 0, 1, 9000, 0},
-		{"negative", []ConfirmLine{{"rice", -1}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
+		{"unset keeps ordered", []ConfirmLine{{"pork", nil}, {"rice", nil}}, "", false, 4, 1000, 1, 9000, 4*4000 + 2800},
+		{"weighed 10% heavier", []ConfirmLine{{"pork", q(1100)}}, "", false, 4, 1100, 1, 8900, 4*4000 + 3080},
+		{"weighed 10% lighter", []ConfirmLine{{"pork", q(900)}}, "", false, 4, 900, 1, 9100, 4*4000 + 2520},
+		{"weighed 11% heavier", []ConfirmLine{{"pork", q(1101)}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
+		{"weighed 11% lighter", []ConfirmLine{{"rice", q(4)}, {"pork", q(899)}}, "lines[1].quantity", false, 0, 0, 1, 9000, 0},
+		{"weighed 0 is out of range", []ConfirmLine{{"pork", q(0)}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
+		{"partial counted", []ConfirmLine{{"rice", q(3)}}, "", false, 3, 1000, 2, 9000, 3*4000 + 2800},
+		{"counted 0 drops the line", []ConfirmLine{{"rice", q(0)}}, "", false, 0, 1000, 5, 9000, 2800},
+		{"more than ordered", []ConfirmLine{{"rice", q(5)}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
+		{"not a line", []ConfirmLine{{"masks", q(1)}}, "lines[0].item_id", false, 0, 0, 1, 9000, 0},
+		{"twice", []ConfirmLine{{"rice", q(1)}, {"rice", nil}}, "lines[1].item_id", false, 0, 0, 1, 9000, 0},
+		{"negative", []ConfirmLine{{"rice", q(-1)}}, "lines[0].quantity", false, 0, 0, 1, 9000, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,10 +332,23 @@ func TestConfirm(t *testing.T) {
 	}
 }
 
+// Confirming nothing at all is a rejection in disguise: it is refused, and changes nothing.
+func TestConfirmNothingIsRefused(t *testing.T) {
+	p, items := placed(t)
+	p.Lines[1].Weighed = false // make both lines counted, so both can be dropped
+	_, err := p.Confirm(items, []ConfirmLine{{"pork", q(0)}, {"rice", q(0)}}, staff, time.Now())
+	if !slices.Equal(fields(err), []string{"lines"}) {
+		t.Fatalf("got %v", err)
+	}
+	if p.State != StatePlaced || items["rice"].Stock != 1 || items["pork"].Stock != 9000 {
+		t.Fatal("a refused confirmation changed the parcel or stock")
+	}
+}
+
 func TestConfirmHeavierNeedsStock(t *testing.T) {
 	p, items := placed(t)
 	items["pork"].Stock = 50
-	_, err := p.Confirm(items, []ConfirmLine{{"pork", 1100}}, staff, time.Now())
+	_, err := p.Confirm(items, []ConfirmLine{{"pork", q(1100)}}, staff, time.Now())
 	if !errors.Is(err, ErrOutOfStock) || ItemErrors(err)[0].ItemID != "pork" {
 		t.Fatalf("got %v", err)
 	}
