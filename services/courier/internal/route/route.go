@@ -20,6 +20,9 @@ var (
 	ErrRequestReused = errors.New("request id already used for a different request")
 	// ErrInvalid: an inbound event or command is malformed.
 	ErrInvalid = errors.New("invalid")
+	// ErrUnavailable: something the call needs (the broker, for watching) is out of reach for
+	// now; the client should try again.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Status is where one parcel of a route stands, from the courier's point of view.
@@ -175,9 +178,10 @@ type Parcel struct {
 	OrderID string
 	Status  Status
 	// Set once delivered or failed.
-	Method   Method
-	Reason   string
-	PhotoRef string
+	Method    Method
+	Reason    string
+	PhotoRef  string
+	ChangedAt time.Time
 	// Superseded: the parcel appears in a newer route (a failed parcel planned into the next round),
 	// which is the one to act on. The store fills it in when loading.
 	Superseded bool
@@ -200,9 +204,16 @@ type Route struct {
 	RoundID   string
 	CourierID string
 	Compound  string
-	// PlannedAt orders a courier's routes and a parcel's routes: the newest one counts.
+	// PlannedAt is when the route was first planned. It orders a courier's routes and a parcel's
+	// routes (the newest one counts) and does not move when the route is re-published, so a
+	// morning route re-planned in the afternoon never overtakes the afternoon's route.
 	PlannedAt time.Time
-	Stops     []Stop
+	// Version is dispatch's version of the plan; only a higher one replaces the route.
+	Version int
+	// Revision counts every stored change to the route (a new version, a pick-up, an outcome).
+	// Watchers use it to tell a change they were told of from one they have already seen.
+	Revision int64
+	Stops    []Stop
 }
 
 // Change is one parcel transition, with what an event about it must carry.
@@ -286,7 +297,7 @@ func (r *Route) PickUp(at time.Time) []Change {
 			if p.Status != StatusPending || p.Superseded {
 				continue
 			}
-			p.Status = StatusOutForDelivery
+			p.Status, p.ChangedAt = StatusOutForDelivery, at.UTC()
 			changes = append(changes, r.change(s, p, at))
 		}
 	}
@@ -302,7 +313,7 @@ func (r *Route) Deliver(parcelID string, m Method, photoRef string, at time.Time
 	if err != nil {
 		return Change{}, err
 	}
-	p.Method, p.PhotoRef = m, photoRef
+	p.Method, p.PhotoRef, p.ChangedAt = m, photoRef, at.UTC()
 	return r.change(s, p, at), nil
 }
 
@@ -315,7 +326,7 @@ func (r *Route) Fail(parcelID string, f Failure, at time.Time) (Change, error) {
 	if err != nil {
 		return Change{}, err
 	}
-	p.Reason = f.Text()
+	p.Reason, p.ChangedAt = f.Text(), at.UTC()
 	return r.change(s, p, at), nil
 }
 
@@ -337,6 +348,74 @@ func (r *Route) transition(parcelID string, to Status) (*Stop, *Parcel, error) {
 	}
 	p.Status = to
 	return s, p, nil
+}
+
+// Finished reports whether the parcel's delivery on this route is over, either way. A finished
+// parcel is history: a new version of the route does not take it away.
+func (p Parcel) Finished() bool { return p.Status == StatusDelivered || p.Status == StatusFailed }
+
+// Replan is what current becomes when dispatch publishes next, a higher version of it (a stop
+// moved to or from the courier, a reassignment, a re-plan of the round). next's stops replace the
+// route's; a parcel that stays keeps what already happened to it; a parcel next drops leaves the
+// courier's list unless it was delivered or failed, which stays as history: under next's stop for
+// the same household if there is one, else under its old stop, numbered after next's stops. A
+// next without stops withdraws the route, leaving only that history. current's zero value is a
+// route not seen before.
+func Replan(current, next Route) Route {
+	out := next
+	out.Stops = make([]Stop, 0, len(next.Stops))
+	out.Revision = current.Revision
+	if current.ID != "" {
+		out.PlannedAt = current.PlannedAt
+	}
+	before := map[string]Parcel{}
+	for _, s := range current.Stops {
+		for _, p := range s.Parcels {
+			before[p.ID] = p
+		}
+	}
+	stays := map[string]bool{}
+	byHousehold := map[string]int{}
+	last := 0
+	for _, s := range next.Stops {
+		stop := s
+		stop.Parcels = make([]Parcel, 0, len(s.Parcels))
+		for _, p := range s.Parcels {
+			np := Parcel{ID: p.ID, OrderID: p.OrderID, Status: StatusPending}
+			if old, ok := before[p.ID]; ok {
+				np.Status, np.Method, np.Reason, np.PhotoRef, np.ChangedAt = old.Status, old.Method, old.Reason, old.PhotoRef, old.ChangedAt
+			}
+			stays[p.ID] = true
+			stop.Parcels = append(stop.Parcels, np)
+		}
+		if _, ok := byHousehold[stop.HouseholdID]; !ok {
+			byHousehold[stop.HouseholdID] = len(out.Stops)
+		}
+		last = max(last, stop.Sequence)
+		out.Stops = append(out.Stops, stop)
+	}
+	for _, s := range current.Stops {
+		var history []Parcel
+		for _, p := range s.Parcels {
+			if p.Finished() && !stays[p.ID] {
+				p.Superseded = false
+				history = append(history, p)
+			}
+		}
+		if len(history) == 0 {
+			continue
+		}
+		if i, ok := byHousehold[s.HouseholdID]; ok {
+			out.Stops[i].Parcels = append(out.Stops[i].Parcels, history...)
+			continue
+		}
+		last++
+		stop := s
+		stop.Sequence, stop.Parcels = last, history
+		byHousehold[stop.HouseholdID] = len(out.Stops)
+		out.Stops = append(out.Stops, stop)
+	}
+	return out
 }
 
 func (r *Route) change(s *Stop, p *Parcel, at time.Time) Change {
