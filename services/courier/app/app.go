@@ -1,6 +1,6 @@
 // Package app wires the courier service together: database, broker, the routes consumer, the
-// outbox relay and the gRPC server. It is not internal because the dev stack runs every service in
-// one process and starts this one through Run.
+// outbox relay, route-change announcements, idempotency-key pruning and the gRPC server. It is
+// not internal because the dev stack runs every service in one process and starts it through Run.
 package app
 
 import (
@@ -16,6 +16,7 @@ import (
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	"github.com/doorstep/doorstep/services/courier/internal/consumer"
 	"github.com/doorstep/doorstep/services/courier/internal/grpcapi"
+	"github.com/doorstep/doorstep/services/courier/internal/notify"
 	"github.com/doorstep/doorstep/services/courier/internal/postgres"
 	"github.com/doorstep/doorstep/services/courier/internal/route"
 	"golang.org/x/sync/errgroup"
@@ -32,6 +33,12 @@ type Config struct {
 	MetricsPort int `env:"COURIER_METRICS_PORT" envDefault:"9054"`
 	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
+	// PruneEvery is how often idempotency keys older than 48 hours are deleted; 0 means hourly.
+	// Keys live at least 48 hours and at most that plus PruneEvery.
+	PruneEvery time.Duration `env:"COURIER_PRUNE_EVERY" envDefault:"1h"`
+	// WatchResync is how often a route watcher re-reads its route without being told of a
+	// change (a net under announcements lost while the broker was away); 0 means 30 seconds.
+	WatchResync time.Duration `env:"COURIER_WATCH_RESYNC" envDefault:"30s"`
 	// Listener, when set (tests, dev stack), is used instead of Port.
 	Listener net.Listener `env:"-"`
 	// Now is the clock; nil means time.Now. Tests inject one.
@@ -72,15 +79,40 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	store := postgres.New(kit.Pool)
-	srv := grpcx.NewServer(log)
-	courierv1.RegisterCourierServiceServer(srv, grpcapi.New(&route.Service{Repo: store, Now: now}))
-	routes := kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Routes(store, now))
+	bus := &notify.Bus{NC: kit.NC, Log: log.With("component", "notify")}
+	svc := &route.Service{Repo: store, Notifier: bus, Feed: bus, Resync: cfg.WatchResync, Now: now}
+	routes := kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Routes(store, bus, now))
 
 	log.Info("courier service starting", "addr", lis.Addr().String())
 	g, ctx := errgroup.WithContext(ctx)
+	srv := grpcx.NewServer(log)
+	courierv1.RegisterCourierServiceServer(srv, grpcapi.New(svc, ctx.Done()))
 	g.Go(func() error { return srv.Serve(ctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(ctx) })
 	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
 	g.Go(func() error { return routes.Run(ctx) })
+	g.Go(func() error { return pruneKeys(ctx, svc, cfg.PruneEvery, log) })
 	return g.Wait()
+}
+
+// pruneKeys deletes old idempotency keys now and then every period until ctx is done. Every
+// replica does it; the deletes are idempotent, so they need no coordination.
+func pruneKeys(ctx context.Context, svc *route.Service, every time.Duration, log *slog.Logger) error {
+	if every <= 0 {
+		every = time.Hour
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := svc.PruneKeys(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("pruning request keys failed; will try again", "err", err)
+		} else if n > 0 {
+			log.Info("pruned request keys", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -1,6 +1,6 @@
 // Package consumer applies the events the courier service listens to: dispatch's route.planned,
-// which becomes the courier's route. It is the inbound twin of grpcapi: event payloads are mapped
-// to the domain here and nowhere else.
+// which becomes the courier's route or, as a higher version, replaces or withdraws it. It is the
+// inbound twin of grpcapi: event payloads are mapped to the domain here and nowhere else.
 package consumer
 
 import (
@@ -23,8 +23,13 @@ const Purpose = "routes"
 var Subjects = []string{"doorstep.*.route.planned"}
 
 // Routes stores each planned route, inside the inbox transaction that records the event, so a
-// redelivered event changes nothing. now stamps a route whose event carries no time.
-func Routes(store *postgres.Store, now func() time.Time) inbox.Handler {
+// redelivered event changes nothing, and announces the change to the courier's watchers. now
+// stamps a route whose event carries no time.
+//
+// The announcement goes out a moment before the inbox commits (the handler cannot see the
+// commit); watchers wait until the announced revision is visible (route.Service.Watch), and
+// nothing is announced when the version is stale.
+func Routes(store *postgres.Store, notifier route.Notifier, now func() time.Time) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		rp := ev.GetRoutePlanned()
 		if rp == nil {
@@ -38,7 +43,14 @@ func Routes(store *postgres.Store, now func() time.Time) inbox.Handler {
 			// A malformed plan will not heal on retry; park it for a human.
 			return fmt.Errorf("%w: event %s: %w", inbox.ErrPermanent, ev.GetEventId(), err)
 		}
-		return store.SavePlanned(ctx, tx, r)
+		revs, err := store.SavePlanned(ctx, tx, r)
+		if err != nil {
+			return err
+		}
+		if notifier != nil && len(revs) > 0 {
+			notifier.Announce(ctx, revs...)
+		}
+		return nil
 	}
 }
 
@@ -48,6 +60,7 @@ func toRoute(ev *eventsv1.Event, rp *eventsv1.RoutePlanned, now func() time.Time
 		RoundID:   rp.GetRoundId(),
 		CourierID: rp.GetCourierId(),
 		Compound:  ev.GetCompound(),
+		Version:   int(rp.GetVersion()),
 		PlannedAt: now().UTC(),
 	}
 	if ev.GetOccurredAt() != nil {

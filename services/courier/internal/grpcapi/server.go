@@ -6,12 +6,14 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/courier/internal/route"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -21,16 +23,23 @@ const (
 	maxID       = 128
 	maxNote     = 500
 	maxPhotoRef = 512
+	// maxOutcomes bounds one CompleteStops call: a floor or two of doors, not a whole round.
+	maxOutcomes = 200
 )
 
 // Server implements doorstep.courier.v1.CourierService.
 type Server struct {
 	courierv1.UnimplementedCourierServiceServer
 	svc *route.Service
+	// stopping closes when the server shuts down. Graceful stop waits for open streams, and a
+	// watch never ends by itself, so watches end on it and clients reconnect elsewhere.
+	stopping <-chan struct{}
 }
 
-// New returns the transport over svc.
-func New(svc *route.Service) *Server { return &Server{svc: svc} }
+// New returns the transport over svc; open watches end when stopping closes.
+func New(svc *route.Service, stopping <-chan struct{}) *Server {
+	return &Server{svc: svc, stopping: stopping}
+}
 
 // GetRoute implements CourierService.
 func (s *Server) GetRoute(ctx context.Context, req *courierv1.GetRouteRequest) (*courierv1.GetRouteResponse, error) {
@@ -115,6 +124,100 @@ func (s *Server) MarkFailed(ctx context.Context, req *courierv1.MarkFailedReques
 	return &courierv1.MarkFailedResponse{Parcel: parcelToProto(p)}, nil
 }
 
+// CompleteStops implements CourierService.
+func (s *Server) CompleteStops(ctx context.Context, req *courierv1.CompleteStopsRequest) (*courierv1.CompleteStopsResponse, error) {
+	var v grpcx.Violations
+	id(&v, req.GetRequestId(), "request_id", true)
+	id(&v, req.GetCourierId(), "courier_id", true)
+	v.Check(len(req.GetOutcomes()) > 0, "outcomes", "is required")
+	v.Check(len(req.GetOutcomes()) <= maxOutcomes, "outcomes", fmt.Sprintf("has more than %d entries", maxOutcomes))
+	outcomes := make([]route.Outcome, 0, len(req.GetOutcomes()))
+	for i, o := range req.GetOutcomes() {
+		outcomes = append(outcomes, outcomeFromProto(&v, fmt.Sprintf("outcomes[%d]", i), o))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	results, err := s.svc.CompleteStops(ctx, req.GetRequestId(), req.GetCourierId(), outcomes)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &courierv1.CompleteStopsResponse{Results: make([]*courierv1.OutcomeResult, 0, len(results))}
+	for _, r := range results {
+		out := &courierv1.OutcomeResult{ParcelId: r.ParcelID, Recorded: r.Recorded, Error: r.Refusal}
+		if r.Parcel != nil {
+			out.Parcel = parcelToProto(*r.Parcel)
+		}
+		resp.Results = append(resp.Results, out)
+	}
+	return resp, nil
+}
+
+func outcomeFromProto(v *grpcx.Violations, field string, o *courierv1.StopOutcome) route.Outcome {
+	id(v, o.GetParcelId(), field+".parcel_id", true)
+	out := route.Outcome{ParcelID: o.GetParcelId()}
+	switch x := o.GetOutcome().(type) {
+	case *courierv1.StopOutcome_Delivered:
+		m, ok := methods[x.Delivered.GetMethod()]
+		switch {
+		case x.Delivered.GetMethod() == courierv1.DeliveryMethod_DELIVERY_METHOD_UNSPECIFIED:
+			v.Add(field+".delivered.method", "is required (LEFT_AT_DOOR or HANDED_OVER)")
+		case !ok:
+			v.Add(field+".delivered.method", "is not a known delivery method")
+		}
+		text(v, x.Delivered.GetPhotoRef(), field+".delivered.photo_ref", maxPhotoRef)
+		out.Method, out.PhotoRef = m, x.Delivered.GetPhotoRef()
+	case *courierv1.StopOutcome_Failed:
+		r, ok := reasons[x.Failed.GetReason()]
+		switch {
+		case x.Failed.GetReason() == courierv1.FailureReason_FAILURE_REASON_UNSPECIFIED:
+			v.Add(field+".failed.reason", "is required")
+		case !ok:
+			v.Add(field+".failed.reason", "is not a known failure reason")
+		}
+		text(v, x.Failed.GetNote(), field+".failed.note", maxNote)
+		if r == route.Other {
+			v.Required(x.Failed.GetNote(), field+".failed.note")
+		}
+		out.Failure = route.Failure{Reason: r, Note: x.Failed.GetNote()}
+	default:
+		v.Add(field, "needs delivered or failed")
+	}
+	return out
+}
+
+// errStopping ends watches when the server shuts down.
+var errStopping = errors.New("server shutting down")
+
+// WatchRoute implements CourierService.
+func (s *Server) WatchRoute(req *courierv1.WatchRouteRequest, stream grpc.ServerStreamingServer[courierv1.WatchRouteResponse]) error {
+	var v grpcx.Violations
+	id(&v, req.GetCourierId(), "courier_id", true)
+	id(&v, req.GetRoundId(), "round_id", false)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel(errStopping)
+		case <-ctx.Done():
+		}
+	}()
+	err := s.svc.Watch(ctx, req.GetCourierId(), req.GetRoundId(), func(r route.Route) error {
+		return stream.Send(&courierv1.WatchRouteResponse{Route: routeToProto(r)})
+	})
+	if errors.Is(context.Cause(ctx), errStopping) {
+		return status.Error(codes.Unavailable, "server shutting down: watch again")
+	}
+	if err == nil {
+		return nil
+	}
+	return toStatus(err)
+}
+
 func id(v *grpcx.Violations, s, field string, required bool) {
 	if required {
 		v.Required(s, field)
@@ -140,6 +243,8 @@ func toStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, route.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, route.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -168,7 +273,7 @@ var statuses = map[route.Status]courierv1.StopStatus{
 }
 
 func routeToProto(r route.Route) *courierv1.CourierRoute {
-	out := &courierv1.CourierRoute{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID}
+	out := &courierv1.CourierRoute{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID, Version: int32(r.Version)}
 	for _, s := range r.Stops {
 		a := s.Address
 		stop := &courierv1.CourierStop{

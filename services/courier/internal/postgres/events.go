@@ -34,6 +34,7 @@ func parcelEvents(changes []route.Change) ([]*eventsv1.Event, error) {
 			CourierId:      c.CourierID,
 			DeliveryMethod: c.Method.String(),
 			HouseholdId:    c.HouseholdID,
+			PhotoRef:       c.PhotoRef,
 		}}
 		out = append(out, ev)
 	}

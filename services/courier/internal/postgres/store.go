@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/outbox"
 	"github.com/doorstep/doorstep/pkg/pgkit"
@@ -66,18 +68,76 @@ func (s *Store) Route(ctx context.Context, courierID, roundID string) (route.Rou
 	return r, err
 }
 
-// Update implements route.Repository.
-func (s *Store) Update(ctx context.Context, key route.Key, t route.Target, fn func(*route.Route) ([]route.Change, error)) (route.Route, error) {
-	var out route.Route
-	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
-		// Claim the key first. A concurrent request with the same id blocks here until it commits
-		// (then we answer as a retry) or rolls back (then the key is ours).
-		tag, err := tx.Exec(ctx, `INSERT INTO requests (request_id, op, fingerprint) VALUES ($1, $2, $3)
-			ON CONFLICT (request_id) DO NOTHING`, key.RequestID, key.Op, key.Fingerprint)
+// Revisions implements route.Repository.
+func (s *Store) Revisions(ctx context.Context, routeIDs []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT route_id, revision FROM routes WHERE route_id = ANY($1)`, routeIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read revisions: %w", err)
+	}
+	out := make(map[string]int64, len(routeIDs))
+	var id string
+	var rev int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &rev}, func() error { out[id] = rev; return nil }); err != nil {
+		return nil, fmt.Errorf("read revisions: %w", err)
+	}
+	return out, nil
+}
+
+// RoundPlanned implements route.Repository.
+func (s *Store) RoundPlanned(ctx context.Context, roundID string) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM routes WHERE round_id = $1)`, roundID).Scan(&ok); err != nil {
+		return false, fmt.Errorf("is round %s planned: %w", roundID, err)
+	}
+	return ok, nil
+}
+
+// pruneBatch bounds one DELETE, so pruning a large backlog never holds many locks for long.
+const pruneBatch = 5000
+
+// PruneKeys implements route.Repository.
+func (s *Store) PruneKeys(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM requests WHERE request_id IN
+			(SELECT request_id FROM requests WHERE created_at < $1 LIMIT $2)`, cutoff.UTC(), pruneBatch)
 		if err != nil {
-			return fmt.Errorf("claim request %s: %w", key.RequestID, err)
+			return total, fmt.Errorf("prune request keys: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
+// claim records key unless it is there already; false means the request was seen before.
+// A concurrent request with the same id blocks here until it commits (then we answer as a retry)
+// or rolls back (then the key is ours).
+func claim(ctx context.Context, tx pgx.Tx, key route.Key) (bool, error) {
+	at := key.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO requests (request_id, op, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (request_id) DO NOTHING`, key.RequestID, key.Op, key.Fingerprint, at.UTC())
+	if err != nil {
+		return false, fmt.Errorf("claim request %s: %w", key.RequestID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Update implements route.Repository.
+func (s *Store) Update(ctx context.Context, key route.Key, t route.Target, fn func(*route.Route) ([]route.Change, error)) (route.Route, []route.Revision, error) {
+	var out route.Route
+	var revs []route.Revision
+	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		out, revs = route.Route{}, nil
+		claimed, err := claim(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if !claimed {
 			out, err = replay(ctx, tx, key, t.CourierID)
 			return err
 		}
@@ -95,8 +155,13 @@ func (s *Store) Update(ctx context.Context, key route.Key, t route.Target, fn fu
 		if err != nil {
 			return err
 		}
-		if err := apply(ctx, tx, changes); err != nil {
+		if revs, err = apply(ctx, tx, changes); err != nil {
 			return err
+		}
+		for _, rv := range revs {
+			if rv.RouteID == r.ID {
+				r.Revision = rv.Revision
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE requests SET route_id = $2 WHERE request_id = $1`, key.RequestID, r.ID); err != nil {
 			return fmt.Errorf("record request %s: %w", key.RequestID, err)
@@ -104,7 +169,10 @@ func (s *Store) Update(ctx context.Context, key route.Key, t route.Target, fn fu
 		out = r
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return route.Route{}, nil, err
+	}
+	return out, revs, nil
 }
 
 // replay answers a request id seen before: the route it acted on, as it is now.
@@ -121,12 +189,86 @@ func replay(ctx context.Context, tx pgx.Tx, key route.Key, courierID string) (ro
 	return load(ctx, tx, *routeID, courierID, false)
 }
 
+// Complete implements route.Repository.
+func (s *Store) Complete(ctx context.Context, key route.Key, courierID string, parcelIDs []string,
+	fn func(map[string]*route.Route) ([]route.Change, []route.Result)) ([]route.Result, []route.Revision, error) {
+	var results []route.Result
+	var revs []route.Revision
+	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		results, revs = nil, nil
+		claimed, err := claim(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			results, err = replayResults(ctx, tx, key)
+			return err
+		}
+		holding, err := routesHolding(ctx, tx, courierID, parcelIDs)
+		if err != nil {
+			return err
+		}
+		// Lock the routes in one order, so two batches over the same routes cannot deadlock.
+		ids := make([]string, 0, len(holding))
+		for _, id := range holding {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		loaded := map[string]*route.Route{}
+		for _, id := range slices.Compact(ids) {
+			r, err := load(ctx, tx, id, courierID, true)
+			if err != nil {
+				return err
+			}
+			loaded[id] = &r
+		}
+		byParcel := make(map[string]*route.Route, len(holding))
+		for p, id := range holding {
+			byParcel[p] = loaded[id]
+		}
+		changes, res := fn(byParcel)
+		if revs, err = apply(ctx, tx, changes); err != nil {
+			return err
+		}
+		data, err := encodeResults(res)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE requests SET result = $2 WHERE request_id = $1`, key.RequestID, data); err != nil {
+			return fmt.Errorf("record request %s: %w", key.RequestID, err)
+		}
+		results = res
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return results, revs, nil
+}
+
+// replayResults answers a CompleteStops request id seen before with its first results.
+func replayResults(ctx context.Context, tx pgx.Tx, key route.Key) ([]route.Result, error) {
+	var op, fingerprint string
+	var data []byte
+	if err := tx.QueryRow(ctx, `SELECT op, fingerprint, result FROM requests WHERE request_id = $1`,
+		key.RequestID).Scan(&op, &fingerprint, &data); err != nil {
+		return nil, fmt.Errorf("read request %s: %w", key.RequestID, err)
+	}
+	if op != key.Op || fingerprint != key.Fingerprint || data == nil {
+		return nil, fmt.Errorf("%w: request_id %s", route.ErrRequestReused, key.RequestID)
+	}
+	return decodeResults(data)
+}
+
+// newestRouteOrder is how a parcel's routes rank: the one planned last is the one acted on.
+const newestRouteOrder = `r.planned_at DESC, r.route_id DESC`
+
 func newestRouteWith(ctx context.Context, tx pgx.Tx, courierID, parcelID string) (string, error) {
 	var id string
 	err := tx.QueryRow(ctx, `
 		SELECT r.route_id FROM stop_parcels p JOIN routes r ON r.route_id = p.route_id
 		WHERE p.parcel_id = $1 AND r.courier_id = $2
-		ORDER BY r.planned_at DESC, r.route_id DESC LIMIT 1`, parcelID, courierID).Scan(&id)
+		ORDER BY `+newestRouteOrder+` LIMIT 1`, parcelID, courierID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fmt.Errorf("%w: parcel %s is on none of courier %s's routes", route.ErrNotFound, parcelID, courierID)
 	}
@@ -136,17 +278,35 @@ func newestRouteWith(ctx context.Context, tx pgx.Tx, courierID, parcelID string)
 	return id, nil
 }
 
+// routesHolding maps each of parcelIDs on one of the courier's routes to the newest such route.
+func routesHolding(ctx context.Context, tx pgx.Tx, courierID string, parcelIDs []string) (map[string]string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT DISTINCT ON (p.parcel_id) p.parcel_id, r.route_id
+		FROM stop_parcels p JOIN routes r ON r.route_id = p.route_id
+		WHERE p.parcel_id = ANY($1) AND r.courier_id = $2
+		ORDER BY p.parcel_id, `+newestRouteOrder, parcelIDs, courierID)
+	if err != nil {
+		return nil, fmt.Errorf("find routes of parcels: %w", err)
+	}
+	out := map[string]string{}
+	var parcel, id string
+	if _, err := pgx.ForEachRow(rows, []any{&parcel, &id}, func() error { out[parcel] = id; return nil }); err != nil {
+		return nil, fmt.Errorf("find routes of parcels: %w", err)
+	}
+	return out, nil
+}
+
 // load reads a route of courierID with its stops and parcels; forUpdate locks the route row so
-// that updates to one route (and a re-plan of it) take turns.
+// that updates to one route (and a new version of it) take turns.
 func load(ctx context.Context, q querier, routeID, courierID string, forUpdate bool) (route.Route, error) {
 	lock := ""
 	if forUpdate {
 		lock = " FOR UPDATE"
 	}
 	r := route.Route{}
-	err := q.QueryRow(ctx, `SELECT route_id, round_id, courier_id, compound, planned_at FROM routes
+	err := q.QueryRow(ctx, `SELECT route_id, round_id, courier_id, compound, planned_at, version, revision FROM routes
 		WHERE route_id = $1 AND courier_id = $2`+lock, routeID, courierID).
-		Scan(&r.ID, &r.RoundID, &r.CourierID, &r.Compound, &r.PlannedAt)
+		Scan(&r.ID, &r.RoundID, &r.CourierID, &r.Compound, &r.PlannedAt, &r.Version, &r.Revision)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("%w: courier %s has no route %s", route.ErrNotFound, courierID, routeID)
 	}
@@ -173,7 +333,7 @@ func load(ctx context.Context, q querier, routeID, courierID string, forUpdate b
 	}
 	// A parcel is superseded when a newer route holds it too (whoever's it is).
 	rows, err = q.Query(ctx, `
-		SELECT p.sequence, p.parcel_id, p.order_id, p.status, p.method, p.reason, p.photo_ref,
+		SELECT p.sequence, p.parcel_id, p.order_id, p.status, p.method, p.reason, p.photo_ref, p.changed_at,
 		       EXISTS (SELECT 1 FROM stop_parcels o JOIN routes n ON n.route_id = o.route_id
 		               WHERE o.parcel_id = p.parcel_id AND o.route_id <> p.route_id
 		                 AND (n.planned_at, n.route_id) > ($2::timestamptz, p.route_id))
@@ -184,13 +344,18 @@ func load(ctx context.Context, q querier, routeID, courierID string, forUpdate b
 	var seq int
 	var p route.Parcel
 	var status, method string
-	_, err = pgx.ForEachRow(rows, []any{&seq, &p.ID, &p.OrderID, &status, &method, &p.Reason, &p.PhotoRef, &p.Superseded}, func() error {
+	var changedAt *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&seq, &p.ID, &p.OrderID, &status, &method, &p.Reason, &p.PhotoRef, &changedAt, &p.Superseded}, func() error {
 		var err error
 		if p.Status, err = route.ParseStatus(status); err != nil {
 			return err
 		}
 		if p.Method, err = route.ParseMethod(method); err != nil {
 			return err
+		}
+		p.ChangedAt = time.Time{}
+		if changedAt != nil {
+			p.ChangedAt = changedAt.UTC()
 		}
 		i, ok := index[seq]
 		if !ok {
@@ -205,71 +370,106 @@ func load(ctx context.Context, q querier, routeID, courierID string, forUpdate b
 	return r, nil
 }
 
-// apply stores parcel transitions and writes their events to the outbox.
-func apply(ctx context.Context, tx pgx.Tx, changes []route.Change) error {
+// apply stores parcel transitions, writes their events to the outbox and moves the revision of
+// every route they touched.
+func apply(ctx context.Context, tx pgx.Tx, changes []route.Change) ([]route.Revision, error) {
 	if len(changes) == 0 {
-		return nil
+		return nil, nil
 	}
 	b := &pgx.Batch{}
+	var routeIDs []string
 	for _, c := range changes {
 		b.Queue(`UPDATE stop_parcels SET status = $3, method = $4, reason = $5, photo_ref = $6, changed_at = $7
 			WHERE route_id = $1 AND parcel_id = $2`,
 			c.RouteID, c.ParcelID, c.To.String(), c.Method.String(), c.Reason, c.PhotoRef, c.At)
+		routeIDs = append(routeIDs, c.RouteID)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("store parcel transitions: %w", err)
+		return nil, fmt.Errorf("store parcel transitions: %w", err)
 	}
 	evs, err := parcelEvents(changes)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return outbox.Add(ctx, tx, evs...)
+	if err := outbox.Add(ctx, tx, evs...); err != nil {
+		return nil, err
+	}
+	slices.Sort(routeIDs)
+	rows, err := tx.Query(ctx, `UPDATE routes SET revision = revision + 1 WHERE route_id = ANY($1)
+		RETURNING compound, courier_id, route_id, revision`, slices.Compact(routeIDs))
+	if err != nil {
+		return nil, fmt.Errorf("move route revisions: %w", err)
+	}
+	revs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[route.Revision])
+	if err != nil {
+		return nil, fmt.Errorf("move route revisions: %w", err)
+	}
+	return revs, nil
 }
 
-// SavePlanned stores a planned route inside tx (the inbox's transaction). A route id seen before
-// is a re-plan: its stops and parcels are replaced, keeping what already happened to parcels that
-// stay on it; a re-plan older than what is stored is ignored.
-func (s *Store) SavePlanned(ctx context.Context, tx pgx.Tx, r route.Route) error {
-	var current bool
-	err := tx.QueryRow(ctx, `
-		INSERT INTO routes (route_id, round_id, courier_id, compound, planned_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (route_id) DO UPDATE SET round_id = EXCLUDED.round_id, courier_id = EXCLUDED.courier_id,
-			compound = EXCLUDED.compound, planned_at = EXCLUDED.planned_at
-		WHERE routes.planned_at <= EXCLUDED.planned_at
-		RETURNING true`, r.ID, r.RoundID, r.CourierID, r.Compound, r.PlannedAt.UTC()).Scan(&current)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // stale re-plan
+// SavePlanned stores a planned route inside tx (the inbox's transaction) and returns the
+// revisions to announce. A route seen before is replaced only by a higher version (route.Replan
+// says what stays); a lower or equal one is ignored and changes nothing.
+func (s *Store) SavePlanned(ctx context.Context, tx pgx.Tx, next route.Route) ([]route.Revision, error) {
+	var version int
+	var courierID string
+	var current route.Route
+	err := tx.QueryRow(ctx, `SELECT version, courier_id FROM routes WHERE route_id = $1 FOR UPDATE`, next.ID).
+		Scan(&version, &courierID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("read route %s: %w", next.ID, err)
+	case next.Version <= version:
+		return nil, nil // stale or repeated version
+	default:
+		if current, err = load(ctx, tx, next.ID, courierID, false); err != nil {
+			return nil, err
+		}
+	}
+	r := route.Replan(current, next)
+	r.Revision++
+	if current.ID == "" {
+		// Two replicas may store the first version of one route at once; the loser's unique
+		// violation is retried by the inbox and then compares versions.
+		_, err = tx.Exec(ctx, `INSERT INTO routes (route_id, round_id, courier_id, compound, planned_at, version, revision)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.ID, r.RoundID, r.CourierID, r.Compound, r.PlannedAt.UTC(), r.Version, r.Revision)
+	} else {
+		_, err = tx.Exec(ctx, `UPDATE routes SET round_id = $2, courier_id = $3, compound = $4, version = $5, revision = $6
+			WHERE route_id = $1`, r.ID, r.RoundID, r.CourierID, r.Compound, r.Version, r.Revision)
+		if err == nil {
+			// Stops cascade to their parcels; the new set is written whole below.
+			_, err = tx.Exec(ctx, `DELETE FROM stops WHERE route_id = $1`, r.ID)
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("store route %s: %w", r.ID, err)
+		return nil, fmt.Errorf("store route %s: %w", r.ID, err)
 	}
 	b := &pgx.Batch{}
-	seqs := make([]int32, 0, len(r.Stops))
-	parcels := []string{}
 	for _, st := range r.Stops {
 		a := st.Address
 		b.Queue(`INSERT INTO stops (route_id, sequence, trip, household_id, compound, building, unit, floor, room, priority, contactless)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			ON CONFLICT (route_id, sequence) DO UPDATE SET trip = EXCLUDED.trip, household_id = EXCLUDED.household_id,
-				compound = EXCLUDED.compound, building = EXCLUDED.building, unit = EXCLUDED.unit, floor = EXCLUDED.floor,
-				room = EXCLUDED.room, priority = EXCLUDED.priority, contactless = EXCLUDED.contactless`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			r.ID, st.Sequence, st.Trip, st.HouseholdID, a.Compound, a.Building, a.Unit, a.Floor, a.Room, st.Priority, st.Contactless)
-		seqs = append(seqs, int32(st.Sequence))
 	}
 	for _, st := range r.Stops {
 		for i, p := range st.Parcels {
-			b.Queue(`INSERT INTO stop_parcels (route_id, parcel_id, sequence, position, order_id, status)
-				VALUES ($1, $2, $3, $4, $5, 'PENDING')
-				ON CONFLICT (route_id, parcel_id) DO UPDATE SET sequence = EXCLUDED.sequence,
-					position = EXCLUDED.position, order_id = EXCLUDED.order_id`,
-				r.ID, p.ID, st.Sequence, i, p.OrderID)
-			parcels = append(parcels, p.ID)
+			var changedAt *time.Time
+			if !p.ChangedAt.IsZero() {
+				changedAt = &p.ChangedAt
+			}
+			b.Queue(`INSERT INTO stop_parcels (route_id, parcel_id, sequence, position, order_id, status, method, reason, photo_ref, changed_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				r.ID, p.ID, st.Sequence, i, p.OrderID, p.Status.String(), p.Method.String(), p.Reason, p.PhotoRef, changedAt)
 		}
 	}
-	b.Queue(`DELETE FROM stop_parcels WHERE route_id = $1 AND NOT (parcel_id = ANY($2))`, r.ID, parcels)
-	b.Queue(`DELETE FROM stops WHERE route_id = $1 AND NOT (sequence = ANY($2))`, r.ID, seqs)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("store stops of route %s: %w", r.ID, err)
+		return nil, fmt.Errorf("store stops of route %s: %w", r.ID, err)
 	}
-	return nil
+	revs := []route.Revision{{Compound: r.Compound, CourierID: r.CourierID, RouteID: r.ID, Revision: r.Revision}}
+	if current.ID != "" && current.CourierID != r.CourierID {
+		// The route changed hands: its former courier's watchers must see it go.
+		revs = append(revs, route.Revision{Compound: r.Compound, CourierID: current.CourierID, RouteID: r.ID, Revision: r.Revision})
+	}
+	return revs, nil
 }
