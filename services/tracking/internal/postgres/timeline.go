@@ -1,9 +1,11 @@
-// Package postgres stores timelines in the tracking schema with hand-written SQL.
+// Package postgres stores the tracking service's timelines and read models in the tracking schema
+// with hand-written SQL. The write functions run inside the consumers' inbox transactions.
 package postgres
 
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 
@@ -42,12 +44,39 @@ func Insert(ctx context.Context, tx pgx.Tx, e timeline.Entry) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
-// Store reads timelines.
+// RecordOrder notes the order inside tx, and its household once an event names it.
+func RecordOrder(ctx context.Context, tx pgx.Tx, o timeline.Order) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO orders (order_id, compound, household_id) VALUES ($1, $2, $3)
+		ON CONFLICT (order_id) DO UPDATE SET household_id = EXCLUDED.household_id
+		WHERE orders.household_id = '' AND EXCLUDED.household_id <> ''`,
+		o.ID, o.Compound, o.HouseholdID)
+	if err != nil {
+		return fmt.Errorf("record order %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+// Store reads timelines and read models.
 type Store struct {
 	Pool *pgxpool.Pool
 }
 
 var _ timeline.Reader = (*Store)(nil)
+
+// Order implements timeline.Reader.
+func (s *Store) Order(ctx context.Context, orderID string) (timeline.Order, error) {
+	o := timeline.Order{ID: orderID}
+	err := s.Pool.QueryRow(ctx, `SELECT compound, household_id FROM orders WHERE order_id = $1`, orderID).
+		Scan(&o.Compound, &o.HouseholdID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return timeline.Order{}, fmt.Errorf("order %s: %w", orderID, timeline.ErrNotFound)
+	}
+	if err != nil {
+		return timeline.Order{}, fmt.Errorf("read order %s: %w", orderID, err)
+	}
+	return o, nil
+}
 
 // OrderTimeline implements timeline.Reader.
 func (s *Store) OrderTimeline(ctx context.Context, orderID string) ([]timeline.Entry, error) {

@@ -37,8 +37,18 @@ type Entry struct {
 	Detail string
 }
 
+// Order is whose order it is, as far as the events have said.
+type Order struct {
+	ID       string
+	Compound string
+	// HouseholdID is empty until an event names the household.
+	HouseholdID string
+}
+
 // Reader reads timelines.
 type Reader interface {
+	// Order returns whose order it is, or ErrNotFound when no event of the order is recorded.
+	Order(ctx context.Context, orderID string) (Order, error)
 	// OrderTimeline returns the order's entries ordered by occurred_at, then event_id (UUIDv7 ids
 	// are time-ordered, so the tie-break keeps events of one instant in publication order).
 	// It returns ErrNotFound when the order has no entry.

@@ -1,0 +1,202 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/doorstep/doorstep/services/tracking/internal/views"
+	"github.com/jackc/pgx/v5"
+)
+
+// Every write below compares (time, event id) with what the row holds and keeps the later fact,
+// so events applied in any order, by any replica, leave the same rows. Each write returns the
+// rounds whose progress it changed, for the watches.
+
+// RecordPlacement stores whose each parcel is and that it is PLACED as of the order's time.
+func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds []string, err error) {
+	for _, pp := range p.Parcels {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO parcels (parcel_id, compound, order_id, household_id, supplier_id)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (parcel_id) DO UPDATE
+			SET order_id = EXCLUDED.order_id, household_id = EXCLUDED.household_id, supplier_id = EXCLUDED.supplier_id`,
+			pp.ParcelID, p.Compound, p.OrderID, p.HouseholdID, pp.SupplierID); err != nil {
+			return nil, fmt.Errorf("record parcel %s of order %s: %w", pp.ParcelID, p.OrderID, err)
+		}
+		changed, err := applyState(ctx, tx, views.StateChange{Compound: p.Compound, ParcelID: pp.ParcelID,
+			OrderID: p.OrderID, HouseholdID: p.HouseholdID, State: views.StatePlaced, At: p.At, EventID: p.EventID})
+		if err != nil {
+			return nil, err
+		}
+		rounds = append(rounds, changed...)
+	}
+	return dedupe(rounds), nil
+}
+
+// ApplyStateChange records a parcel's new state unless a later one is already recorded.
+func ApplyStateChange(ctx context.Context, tx pgx.Tx, c views.StateChange) (rounds []string, err error) {
+	// The parcel may be news to us (its order.placed not applied yet): note what the event says
+	// of it, without overwriting what order.placed said.
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO parcels (parcel_id, compound, order_id, household_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (parcel_id) DO UPDATE
+		SET order_id = coalesce(parcels.order_id, EXCLUDED.order_id),
+		    household_id = CASE WHEN parcels.household_id = '' THEN EXCLUDED.household_id ELSE parcels.household_id END`,
+		c.ParcelID, c.Compound, nullable(c.OrderID), c.HouseholdID); err != nil {
+		return nil, fmt.Errorf("record parcel %s: %w", c.ParcelID, err)
+	}
+	return applyState(ctx, tx, c)
+}
+
+func applyState(ctx context.Context, tx pgx.Tx, c views.StateChange) ([]string, error) {
+	if _, err := tx.Exec(ctx, `
+		UPDATE parcels SET state = $2, state_at = $3, state_event_id = $4
+		WHERE parcel_id = $1 AND (state_at IS NULL OR (state_at, state_event_id) < ($3, $4))`,
+		c.ParcelID, c.State, c.At.UTC(), c.EventID); err != nil {
+		return nil, fmt.Errorf("set state of parcel %s: %w", c.ParcelID, err)
+	}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO parcel_states (parcel_id, round_id, state, occurred_at, event_id) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (parcel_id, round_id) DO UPDATE
+		SET state = EXCLUDED.state, occurred_at = EXCLUDED.occurred_at, event_id = EXCLUDED.event_id
+		WHERE (parcel_states.occurred_at, parcel_states.event_id) < (EXCLUDED.occurred_at, EXCLUDED.event_id)`,
+		c.ParcelID, c.RoundID, c.State, c.At.UTC(), c.EventID)
+	if err != nil {
+		return nil, fmt.Errorf("set round state of parcel %s: %w", c.ParcelID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, nil // an older state than the one recorded: nothing changed
+	}
+	// A state within a round changes that round only; one outside any round (a cancellation)
+	// changes every round the parcel is on.
+	rows, err := tx.Query(ctx, `
+		SELECT round_id FROM round_parcels WHERE parcel_id = $1 AND ($2 = '' OR round_id = $2)`,
+		c.ParcelID, c.RoundID)
+	if err != nil {
+		return nil, fmt.Errorf("rounds of parcel %s: %w", c.ParcelID, err)
+	}
+	rounds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("rounds of parcel %s: %w", c.ParcelID, err)
+	}
+	return rounds, nil
+}
+
+// ApplyRoute makes r the route's parcels unless a later version is already applied. A parcel
+// that r takes from another route of the round moves only if r was planned after that route.
+func ApplyRoute(ctx context.Context, tx pgx.Tx, r views.Route) (rounds []string, err error) {
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO routes (route_id, compound, round_id, courier_id, version, planned_at, event_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (route_id) DO UPDATE
+		SET compound = EXCLUDED.compound, round_id = EXCLUDED.round_id, courier_id = EXCLUDED.courier_id,
+		    version = EXCLUDED.version, planned_at = EXCLUDED.planned_at, event_id = EXCLUDED.event_id
+		WHERE (routes.version, routes.planned_at, routes.event_id) < (EXCLUDED.version, EXCLUDED.planned_at, EXCLUDED.event_id)`,
+		r.RouteID, r.Compound, r.RoundID, r.CourierID, r.Version, r.At.UTC(), r.EventID)
+	if err != nil {
+		return nil, fmt.Errorf("record route %s: %w", r.RouteID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, nil // an older (or the same) version: the route already says more
+	}
+	// The upsert locks the route's row until commit, so two versions of one route applied at once
+	// (two replicas) replace its parcels one after the other.
+	parcels := make([]string, 0, len(r.Parcels))
+	buildings := make([]string, 0, len(r.Parcels))
+	for _, p := range r.Parcels {
+		if slices.Contains(parcels, p.ParcelID) {
+			continue // listed at two stops: the first one counts
+		}
+		parcels = append(parcels, p.ParcelID)
+		buildings = append(buildings, p.Building)
+	}
+	rows, err := tx.Query(ctx, `
+		DELETE FROM round_parcels WHERE route_id = $1 AND NOT (parcel_id = ANY($2::uuid[]))
+		RETURNING round_id`, r.RouteID, parcels)
+	if err != nil {
+		return nil, fmt.Errorf("withdraw parcels of route %s: %w", r.RouteID, err)
+	}
+	if rounds, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("withdraw parcels of route %s: %w", r.RouteID, err)
+	}
+	if len(parcels) > 0 {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO round_parcels (round_id, parcel_id, compound, route_id, courier_id, building, planned_at, event_id)
+			SELECT $1, p.parcel_id, $3, $4, $5, p.building, $7, $8
+			FROM unnest($2::uuid[], $6::text[]) AS p(parcel_id, building)
+			ON CONFLICT (round_id, parcel_id) DO UPDATE
+			SET compound = EXCLUDED.compound, route_id = EXCLUDED.route_id, courier_id = EXCLUDED.courier_id,
+			    building = EXCLUDED.building, planned_at = EXCLUDED.planned_at, event_id = EXCLUDED.event_id
+			WHERE (round_parcels.planned_at, round_parcels.event_id) <= (EXCLUDED.planned_at, EXCLUDED.event_id)`,
+			r.RoundID, parcels, r.Compound, r.RouteID, r.CourierID, buildings, r.At.UTC(), r.EventID); err != nil {
+			return nil, fmt.Errorf("plan parcels of route %s: %w", r.RouteID, err)
+		}
+	}
+	if r.RoundID != "" {
+		rounds = append(rounds, r.RoundID)
+	}
+	return dedupe(rounds), nil
+}
+
+var _ views.Reader = (*Store)(nil)
+
+// RoundProgress implements views.Reader. A parcel's state in a round is the latest of its
+// states in that round and outside any round, so a parcel that failed this morning and is
+// out again this afternoon counts as failed in the morning round.
+func (s *Store) RoundProgress(ctx context.Context, roundID string) (views.RoundProgress, error) {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT rp.building, rp.courier_id, coalesce(st.state, ''), count(*)
+		FROM round_parcels rp
+		LEFT JOIN LATERAL (
+			SELECT ps.state FROM parcel_states ps
+			WHERE ps.parcel_id = rp.parcel_id AND ps.round_id IN (rp.round_id, '')
+			ORDER BY ps.occurred_at DESC, ps.event_id DESC
+			LIMIT 1) st ON true
+		WHERE rp.round_id = $1
+		GROUP BY 1, 2, 3`, roundID)
+	if err != nil {
+		return views.RoundProgress{}, fmt.Errorf("query progress of round %s: %w", roundID, err)
+	}
+	counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (views.Count, error) {
+		var c views.Count
+		err := row.Scan(&c.Building, &c.CourierID, &c.State, &c.Parcels)
+		return c, err
+	})
+	if err != nil {
+		return views.RoundProgress{}, fmt.Errorf("read progress of round %s: %w", roundID, err)
+	}
+	return views.Tally(roundID, counts), nil
+}
+
+// SupplierQueue implements views.Reader.
+func (s *Store) SupplierQueue(ctx context.Context, supplierID string) ([]views.StateCount, error) {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT state, count(*) FROM parcels
+		WHERE supplier_id = $1 AND state <> ''
+		GROUP BY state ORDER BY state`, supplierID)
+	if err != nil {
+		return nil, fmt.Errorf("query queue of supplier %s: %w", supplierID, err)
+	}
+	counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (views.StateCount, error) {
+		var c views.StateCount
+		err := row.Scan(&c.State, &c.Parcels)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read queue of supplier %s: %w", supplierID, err)
+	}
+	return counts, nil
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func dedupe(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
