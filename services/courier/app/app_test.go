@@ -678,6 +678,38 @@ func TestInvalidRequestsNameTheirFields(t *testing.T) {
 				Reason: courierv1.FailureReason_FAILURE_REASON_OTHER, Note: "  "})
 			return err
 		}, []string{"note"}},
+		{"CompleteStops empty", func() error {
+			_, err := h.client.CompleteStops(h.ctx, &courierv1.CompleteStopsRequest{})
+			return err
+		}, []string{"request_id", "courier_id", "outcomes"}},
+		{"CompleteStops bad outcomes", func() error {
+			_, err := h.client.CompleteStops(h.ctx, &courierv1.CompleteStopsRequest{RequestId: "r", CourierId: courierA,
+				Outcomes: []*courierv1.StopOutcome{
+					{ParcelId: "p1"},
+					deliveredOutcome("", courierv1.DeliveryMethod_DELIVERY_METHOD_UNSPECIFIED, string(make([]byte, 600))),
+					failedOutcome("p3", courierv1.FailureReason_FAILURE_REASON_OTHER, ""),
+					failedOutcome("p4", courierv1.FailureReason(9), ""),
+					deliveredOutcome("p5", courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER, "photos/fine.jpg"),
+				}})
+			return err
+		}, []string{"outcomes[0]", "outcomes[1].parcel_id", "outcomes[1].delivered.method", "outcomes[1].delivered.photo_ref",
+			"outcomes[2].failed.note", "outcomes[3].failed.reason"}},
+		{"CompleteStops too many outcomes", func() error {
+			req := &courierv1.CompleteStopsRequest{RequestId: "r", CourierId: courierA}
+			for i := range 201 {
+				req.Outcomes = append(req.Outcomes, deliveredOutcome(fmt.Sprintf("p%d", i), courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER, ""))
+			}
+			_, err := h.client.CompleteStops(h.ctx, req)
+			return err
+		}, []string{"outcomes"}},
+		{"WatchRoute without courier", func() error {
+			stream, err := h.client.WatchRoute(h.ctx, &courierv1.WatchRouteRequest{RoundId: long})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}, []string{"courier_id", "round_id"}},
 		{"MarkFailed unknown reason", func() error {
 			_, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
 				Reason: courierv1.FailureReason(9)})
