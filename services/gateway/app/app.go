@@ -1,5 +1,6 @@
-// Package app wires the gateway: gRPC clients of the order, supplier and tracking services, the
-// JSON API and the resident page on one HTTP server. cmd/gatewayd and the dev stack both run it.
+// Package app wires the gateway: the accounts database, gRPC clients of the services (each call
+// carrying the signed-in person's signed identity), the JSON API and the pages on one HTTP
+// server. cmd/gatewayd and the dev stack both run it.
 package app
 
 import (
@@ -12,27 +13,52 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
+	"github.com/doorstep/doorstep/services/gateway/accounts"
 	"github.com/doorstep/doorstep/services/gateway/internal/httpapi"
 	"github.com/doorstep/doorstep/services/gateway/internal/web"
+	"google.golang.org/grpc"
 )
 
-// Config is the gateway's configuration. It has no database and no broker: it only calls peers.
+// Config is the gateway's configuration.
 type Config struct {
-	Port         int    `env:"GATEWAY_PORT" envDefault:"8080"`
+	Port int `env:"GATEWAY_PORT" envDefault:"8080"`
+	// DatabaseURL holds the accounts and sessions, in the "gateway" schema.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// AuthKey signs the identities the gateway passes to the services; at least 32 bytes,
+	// shared with every service.
+	AuthKey      string `env:"DOORSTEP_AUTH_KEY"`
 	OrderAddr    string `env:"ORDER_ADDR" envDefault:"127.0.0.1:50051"`
 	SupplierAddr string `env:"SUPPLIER_ADDR" envDefault:"127.0.0.1:50052"`
+	DispatchAddr string `env:"DISPATCH_ADDR" envDefault:"127.0.0.1:50053"`
+	CourierAddr  string `env:"COURIER_ADDR" envDefault:"127.0.0.1:50054"`
 	TrackingAddr string `env:"TRACKING_ADDR" envDefault:"127.0.0.1:50055"`
-	// Compound is the catalog served when a request names none.
+	// Compound is the catalog served when neither the request nor the session names one.
 	Compound string `env:"COMPOUND" envDefault:"haixin"`
 	// CallTimeout bounds every call to a peer; 0 means 5 s.
 	CallTimeout time.Duration `env:"GATEWAY_CALL_TIMEOUT" envDefault:"5s"`
+	// SecureCookies marks the session cookie Secure; set it when TLS ends at a proxy in front.
+	SecureCookies bool `env:"GATEWAY_SECURE_COOKIES"`
+	// PublicURL is the gateway as residents reach it, for printed sign-in links and QR codes.
+	PublicURL string `env:"GATEWAY_PUBLIC_URL"`
+	// ClientIPHeader names the header a trusted proxy puts the client's address in (X-Real-IP);
+	// empty uses the connection's peer address.
+	ClientIPHeader string `env:"GATEWAY_CLIENT_IP_HEADER"`
+	// Limits of sign-in attempts and API requests; the zero value means the defaults.
+	Limits httpapi.Limits `env:"-"`
+	// BcryptCost of new staff passwords; 0 means bcrypt's default. Tests lower it.
+	BcryptCost int `env:"-"`
 	// Listener, when set (tests, dev stack), is used instead of Port.
 	Listener net.Listener `env:"-"`
+	// Now is the clock of sessions and rate limits; nil means time.Now.
+	Now func() time.Time `env:"-"`
 }
 
 // ConfigFromEnv reads the configuration from the environment.
@@ -52,34 +78,59 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Second
 	}
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), cfg.Now)
+	if err != nil {
+		return err
+	}
+	store, err := accounts.Open(ctx, cfg.DatabaseURL, accounts.Options{Now: cfg.Now, BcryptCost: cfg.BcryptCost})
+	if err != nil {
+		return fmt.Errorf("accounts: %w", err)
+	}
+	defer store.Close()
+
 	// Clients connect lazily: the gateway starts even while a peer is down, and answers 503
 	// for the endpoints that need it.
-	orderConn, err := grpcx.Dial(cfg.OrderAddr)
-	if err != nil {
-		return fmt.Errorf("order client %s: %w", cfg.OrderAddr, err)
+	dial := func(name, addr string) (*grpc.ClientConn, error) {
+		conn, err := grpcx.Dial(addr, httpapi.ClientInterceptors(keys)...)
+		if err != nil {
+			return nil, fmt.Errorf("%s client %s: %w", name, addr, err)
+		}
+		return conn, nil
 	}
-	defer orderConn.Close()
-	supplierConn, err := grpcx.Dial(cfg.SupplierAddr)
-	if err != nil {
-		return fmt.Errorf("supplier client %s: %w", cfg.SupplierAddr, err)
+	var conns []*grpc.ClientConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	peers := map[string]string{"order": cfg.OrderAddr, "supplier": cfg.SupplierAddr, "dispatch": cfg.DispatchAddr,
+		"courier": cfg.CourierAddr, "tracking": cfg.TrackingAddr}
+	conn := map[string]*grpc.ClientConn{}
+	for name, addr := range peers {
+		c, err := dial(name, addr)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		conn[name] = c
 	}
-	defer supplierConn.Close()
-	trackingConn, err := grpcx.Dial(cfg.TrackingAddr)
-	if err != nil {
-		return fmt.Errorf("tracking client %s: %w", cfg.TrackingAddr, err)
-	}
-	defer trackingConn.Close()
 
-	mux := http.NewServeMux()
-	httpapi.New(httpapi.Options{
-		Order:       orderv1.NewOrderServiceClient(orderConn),
-		Supplier:    supplierv1.NewSupplierServiceClient(supplierConn),
-		Tracking:    trackingv1.NewTrackingServiceClient(trackingConn),
-		Compound:    cfg.Compound,
-		CallTimeout: cfg.CallTimeout,
-		Log:         log,
-	}).Register(mux)
-	mux.Handle("/", web.Handler())
+	api := httpapi.New(httpapi.Options{
+		Order:          orderv1.NewOrderServiceClient(conn["order"]),
+		Supplier:       supplierv1.NewSupplierServiceClient(conn["supplier"]),
+		Dispatch:       dispatchv1.NewDispatchServiceClient(conn["dispatch"]),
+		Courier:        courierv1.NewCourierServiceClient(conn["courier"]),
+		Tracking:       trackingv1.NewTrackingServiceClient(conn["tracking"]),
+		Accounts:       store,
+		Compound:       cfg.Compound,
+		CallTimeout:    cfg.CallTimeout,
+		SecureCookies:  cfg.SecureCookies,
+		PublicURL:      cfg.PublicURL,
+		ClientIPHeader: cfg.ClientIPHeader,
+		Limits:         cfg.Limits,
+		Now:            cfg.Now,
+		Log:            log,
+	})
 
 	lis := cfg.Listener
 	if lis == nil {
@@ -88,7 +139,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	srv := &http.Server{
-		Handler:           httpapi.AccessLog(log, mux),
+		Handler:           httpapi.AccessLog(log, api.Handler(web.Handler())),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		// Long enough for the slowest handler (cancel makes two calls) to answer.
@@ -97,8 +148,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers but does not cancel them; event streams must be told to end.
+	srv.RegisterOnShutdown(api.StopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
+	go purgeSessions(ctx, store, log)
 	log.Info("gateway started", "addr", lis.Addr().String(), "compound", cfg.Compound)
 
 	select {
@@ -115,4 +169,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// purgeSessions deletes expired sessions hourly; a lookup already refuses them, this only keeps
+// the table from growing with sessions nobody comes back to.
+func purgeSessions(ctx context.Context, store *accounts.Store, log *slog.Logger) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n, err := store.PurgeExpired(ctx); err != nil {
+				log.WarnContext(ctx, "gateway: purge sessions", "err", err)
+			} else if n > 0 {
+				log.InfoContext(ctx, "gateway: purged expired sessions", "sessions", n)
+			}
+		}
+	}
 }

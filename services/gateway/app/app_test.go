@@ -8,21 +8,50 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/testkit"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/gateway/accounts"
 	"github.com/doorstep/doorstep/services/gateway/app"
+	"github.com/doorstep/doorstep/services/gateway/internal/httpapi"
+	"golang.org/x/crypto/bcrypt"
 )
 
 const callTimeout = 2 * time.Second
 
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// testLimits are high enough that ordinary tests never meet them; the rate-limit tests set their own.
+var testLimits = httpapi.Limits{SignInPerIP: 1000, SignInBurst: 1000, SignInPerAccount: 1000, AccountBurst: 1000,
+	APIPerClient: 1000, APIBurst: 1000}
+
+// clock is the gateway's settable clock (sessions, rate limits), starting at the real time so
+// that the identities it signs are valid at the fake peers.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 type gateway struct {
 	url   string
 	peers *peers
+	store *accounts.Store
+	clock *clock
 }
 
-// start runs the real gateway (app.Run) on 127.0.0.1:0 against fake peers.
+// start runs the real gateway (app.Run) on 127.0.0.1:0 against fake peers and a fresh database.
 func start(t *testing.T, edit func(*app.Config)) *gateway {
 	t.Helper()
 	p := startPeers(t)
@@ -30,8 +59,12 @@ func start(t *testing.T, edit func(*app.Config)) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := app.Config{OrderAddr: p.orderAddr, SupplierAddr: p.supplierAddr, TrackingAddr: p.trackingAddr,
-		Compound: "haixin", CallTimeout: callTimeout, Listener: lis}
+	clk := &clock{t: time.Now()}
+	db := testkit.Postgres(t)
+	cfg := app.Config{DatabaseURL: db, AuthKey: string(testkit.AuthKey),
+		OrderAddr: p.orderAddr, SupplierAddr: p.supplierAddr, TrackingAddr: p.trackingAddr,
+		DispatchAddr: p.dispatchAddr, CourierAddr: p.courierAddr,
+		Compound: "haixin", CallTimeout: callTimeout, Listener: lis, Limits: testLimits, BcryptCost: bcrypt.MinCost, Now: clk.Now}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -44,7 +77,87 @@ func start(t *testing.T, edit func(*app.Config)) *gateway {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &gateway{url: "http://" + lis.Addr().String(), peers: p}
+	g := &gateway{url: "http://" + lis.Addr().String(), peers: p, clock: clk}
+	// Accounts are made the way the dev stack's seed makes them: straight in the database. The
+	// gateway migrates the schema on start, so wait for it to answer first.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		res, err := http.Get(g.url + "/healthz")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		return nil
+	})
+	g.store, err = accounts.Open(ctx, db, accounts.Options{Now: clk.Now, BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.store.Close)
+	return g
+}
+
+// client is one browser: its own cookie jar, so each holds its own session.
+type client struct {
+	g    *gateway
+	http *http.Client
+	// header is sent with every request (e.g. a forged Origin).
+	header http.Header
+}
+
+func (g *gateway) anon(t *testing.T) *client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{g: g, http: &http.Client{Jar: jar}, header: http.Header{}}
+}
+
+// resident signs a browser in as a household, with a freshly issued code.
+func (g *gateway) resident(t *testing.T, householdID string) *client {
+	t.Helper()
+	code, err := g.store.IssueHouseholdCode(context.Background(), householdID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.anon(t)
+	if r := c.do(t, "POST", "/api/v1/session/code", `{"code":"`+code.Formatted+`"}`); r.status != 200 {
+		t.Fatalf("resident sign-in = %d %s", r.status, r.raw)
+	}
+	return c
+}
+
+// staff creates a staff account and signs a browser in with it.
+func (g *gateway) staff(t *testing.T, st accounts.Staff) *client {
+	t.Helper()
+	if st.Compound == "" {
+		st.Compound = "haixin"
+	}
+	st.Password = "correct horse battery"
+	if _, err := g.store.CreateStaff(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	c := g.anon(t)
+	if r := c.do(t, "POST", "/api/v1/session/password", `{"account_id":"`+st.ID+`","password":"correct horse battery"}`); r.status != 200 {
+		t.Fatalf("staff sign-in = %d %s", r.status, r.raw)
+	}
+	return c
+}
+
+func (g *gateway) worker(t *testing.T) *client {
+	return g.staff(t, accounts.Staff{ID: "wang.li", Role: typesv1.Role_ROLE_WORKER, Name: "王丽"})
+}
+
+func (g *gateway) supplier(t *testing.T) *client {
+	return g.staff(t, accounts.Staff{ID: "fm-staff", Role: typesv1.Role_ROLE_SUPPLIER, SupplierID: "haixin-freshmart"})
+}
+
+func (g *gateway) dispatcher(t *testing.T) *client {
+	return g.staff(t, accounts.Staff{ID: "gate", Role: typesv1.Role_ROLE_DISPATCHER})
+}
+
+func (g *gateway) courier(t *testing.T) *client {
+	return g.staff(t, accounts.Staff{ID: "li.shifu", Role: typesv1.Role_ROLE_COURIER, CourierID: "haixin-courier-02"})
 }
 
 type response struct {
@@ -54,20 +167,23 @@ type response struct {
 	body   map[string]any
 }
 
-func (g *gateway) do(t *testing.T, method, path, body string) response {
+func (c *client) do(t *testing.T, method, path, body string) response {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, g.url+path, r)
+	req, err := http.NewRequest(method, c.g.url+path, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	res, err := c.http.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -146,7 +262,8 @@ const placeBody = `{"request_id":"r-1","household_id":"haixin-1-1-101","lines":[
 
 func TestHealthz(t *testing.T) {
 	g := start(t, nil)
-	r := g.do(t, "GET", "/healthz", "")
+	c := g.resident(t, "haixin-1-1-101")
+	r := c.do(t, "GET", "/healthz", "")
 	if r.status != http.StatusOK || r.body["status"] != "ok" {
 		t.Fatalf("healthz = %d %s", r.status, r.raw)
 	}
@@ -154,8 +271,9 @@ func TestHealthz(t *testing.T) {
 
 func TestCatalogGroupsItemsBySupplier(t *testing.T) {
 	g := start(t, nil)
+	c := g.resident(t, "haixin-1-1-101")
 	for _, path := range []string{"/api/v1/catalog", "/api/v1/catalog?compound=haixin"} {
-		r := g.do(t, "GET", path, "")
+		r := c.do(t, "GET", path, "")
 		if r.status != http.StatusOK {
 			t.Fatalf("%s = %d %s", path, r.status, r.raw)
 		}
@@ -184,15 +302,16 @@ func TestCatalogGroupsItemsBySupplier(t *testing.T) {
 			t.Errorf("masks = %v", masks)
 		}
 	}
-	if r := g.do(t, "GET", "/api/v1/catalog?compound=elsewhere", ""); r.status != http.StatusOK || len(get(r.body, "suppliers").([]any)) != 0 {
+	if r := c.do(t, "GET", "/api/v1/catalog?compound=elsewhere", ""); r.status != http.StatusOK || len(get(r.body, "suppliers").([]any)) != 0 {
 		t.Errorf("other compound = %d %s", r.status, r.raw)
 	}
-	expectError(t, g.do(t, "GET", "/api/v1/catalog?compound=No%20Such!", ""), http.StatusBadRequest, "INVALID_ARGUMENT", "compound")
+	expectError(t, c.do(t, "GET", "/api/v1/catalog?compound=No%20Such!", ""), http.StatusBadRequest, "INVALID_ARGUMENT", "compound")
 }
 
 func TestPlaceOrder(t *testing.T) {
 	g := start(t, nil)
-	r := g.do(t, "POST", "/api/v1/orders", placeBody)
+	c := g.resident(t, "haixin-1-1-101")
+	r := c.do(t, "POST", "/api/v1/orders", placeBody)
 	if r.status != http.StatusCreated {
 		t.Fatalf("place = %d %s", r.status, r.raw)
 	}
@@ -218,11 +337,11 @@ func TestPlaceOrder(t *testing.T) {
 	}
 
 	// A retry with the same request id returns the first order; another basket under it is refused.
-	again := g.do(t, "POST", "/api/v1/orders", placeBody)
+	again := c.do(t, "POST", "/api/v1/orders", placeBody)
 	if again.status != http.StatusCreated || get(again.body, "order_id") != id {
 		t.Errorf("retry = %d %s, want the same order %s", again.status, again.raw, id)
 	}
-	expectError(t, g.do(t, "POST", "/api/v1/orders",
+	expectError(t, c.do(t, "POST", "/api/v1/orders",
 		`{"request_id":"r-1","household_id":"haixin-1-1-101","lines":[{"item_id":"masks","quantity":1}]}`),
 		http.StatusConflict, "ALREADY_EXISTS", "")
 
@@ -237,7 +356,8 @@ func TestPlaceOrder(t *testing.T) {
 
 func TestPlaceOrderRefusals(t *testing.T) {
 	g := start(t, nil)
-	big := `{"request_id":"r","household_id":"h","lines":[],"x":"` + strings.Repeat("a", 1<<20) + `"}`
+	c := g.resident(t, "haixin-1-1-101")
+	big := `{"request_id":"r","lines":[],"x":"` + strings.Repeat("a", 1<<20) + `"}`
 	for _, tc := range []struct {
 		name, body  string
 		status      int
@@ -252,14 +372,14 @@ func TestPlaceOrderRefusals(t *testing.T) {
 			409, "FAILED_PRECONDITION", ""},
 		{"unknown item", `{"request_id":"r","household_id":"haixin-1-1-101","lines":[{"item_id":"caviar","quantity":1}]}`, 404, "NOT_FOUND", ""},
 		// Found by the gateway's own parsing.
-		{"unknown field", `{"request_id":"r","household_id":"h","lines":[],"colour":"red"}`, 400, "INVALID_ARGUMENT", "colour"},
-		{"unknown line field", `{"request_id":"r","household_id":"h","lines":[{"item_id":"masks","quantity":1},{"item_id":"masks","qty":1}]}`,
+		{"unknown field", `{"request_id":"r","lines":[],"colour":"red"}`, 400, "INVALID_ARGUMENT", "colour"},
+		{"unknown line field", `{"request_id":"r","lines":[{"item_id":"masks","quantity":1},{"item_id":"masks","qty":1}]}`,
 			400, "INVALID_ARGUMENT", "lines[1].qty"},
-		{"quantity as string", `{"request_id":"r","household_id":"h","lines":[{"item_id":"masks","quantity":"1"}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
-		{"fractional quantity", `{"request_id":"r","household_id":"h","lines":[{"item_id":"cabbage","quantity":0.5}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
-		{"request id as number", `{"request_id":7,"household_id":"h","lines":[]}`, 400, "INVALID_ARGUMENT", "request_id"},
-		{"lines not an array", `{"request_id":"r","household_id":"h","lines":{"item_id":"masks"}}`, 400, "INVALID_ARGUMENT", "lines"},
-		{"line not an object", `{"request_id":"r","household_id":"h","lines":[3]}`, 400, "INVALID_ARGUMENT", "lines[0]"},
+		{"quantity as string", `{"request_id":"r","lines":[{"item_id":"masks","quantity":"1"}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
+		{"fractional quantity", `{"request_id":"r","lines":[{"item_id":"cabbage","quantity":0.5}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
+		{"request id as number", `{"request_id":7,"lines":[]}`, 400, "INVALID_ARGUMENT", "request_id"},
+		{"lines not an array", `{"request_id":"r","lines":{"item_id":"masks"}}`, 400, "INVALID_ARGUMENT", "lines"},
+		{"line not an object", `{"request_id":"r","lines":[3]}`, 400, "INVALID_ARGUMENT", "lines[0]"},
 		{"malformed", `{"request_id":"r",`, 400, "INVALID_ARGUMENT", "body"},
 		{"not an object", `[1,2]`, 400, "INVALID_ARGUMENT", "body"},
 		{"two objects", `{} {}`, 400, "INVALID_ARGUMENT", "body"},
@@ -267,21 +387,22 @@ func TestPlaceOrderRefusals(t *testing.T) {
 		{"over 1 MiB", big, 413, "PAYLOAD_TOO_LARGE", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			expectError(t, g.do(t, "POST", "/api/v1/orders", tc.body), tc.status, tc.code, tc.field)
+			expectError(t, c.do(t, "POST", "/api/v1/orders", tc.body), tc.status, tc.code, tc.field)
 		})
 	}
 }
 
 func TestGetOrderAndTimeline(t *testing.T) {
 	g := start(t, nil)
-	placed := g.do(t, "POST", "/api/v1/orders", placeBody)
+	c := g.resident(t, "haixin-1-1-101")
+	placed := c.do(t, "POST", "/api/v1/orders", placeBody)
 	id := get(placed.body, "order_id").(string)
 
-	r := g.do(t, "GET", "/api/v1/orders/"+id, "")
+	r := c.do(t, "GET", "/api/v1/orders/"+id, "")
 	if r.status != http.StatusOK || get(r.body, "order_id") != id || get(r.body, "parcels", 0, "state") != "PLACED" {
 		t.Fatalf("get = %d %s", r.status, r.raw)
 	}
-	tl := g.do(t, "GET", "/api/v1/orders/"+id+"/timeline", "")
+	tl := c.do(t, "GET", "/api/v1/orders/"+id+"/timeline", "")
 	if tl.status != http.StatusOK || get(tl.body, "order_id") != id {
 		t.Fatalf("timeline = %d %s", tl.status, tl.raw)
 	}
@@ -295,33 +416,52 @@ func TestGetOrderAndTimeline(t *testing.T) {
 	}
 
 	unknown := "019a0000-0000-7000-8000-999999999999"
-	expectError(t, g.do(t, "GET", "/api/v1/orders/"+unknown, ""), 404, "NOT_FOUND", "")
-	expectError(t, g.do(t, "GET", "/api/v1/orders/"+unknown+"/timeline", ""), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "GET", "/api/v1/orders/"+unknown, ""), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "GET", "/api/v1/orders/"+unknown+"/timeline", ""), 404, "NOT_FOUND", "")
 }
 
 func TestListHouseholdOrders(t *testing.T) {
 	g := start(t, nil)
-	first := get(g.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id")
-	second := get(g.do(t, "POST", "/api/v1/orders", strings.Replace(placeBody, "r-1", "r-2", 1)).body, "order_id")
-	g.do(t, "POST", "/api/v1/orders", `{"request_id":"r-3","household_id":"haixin-2-1-301","lines":[{"item_id":"masks","quantity":1}]}`)
+	c := g.resident(t, "haixin-1-1-101")
+	first := get(c.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id")
+	second := get(c.do(t, "POST", "/api/v1/orders", strings.Replace(placeBody, "r-1", "r-2", 1)).body, "order_id")
+	neighbour := g.resident(t, "haixin-2-1-301")
+	other := get(neighbour.do(t, "POST", "/api/v1/orders", `{"request_id":"r-3","lines":[{"item_id":"masks","quantity":1}]}`).body, "order_id")
 
-	r := g.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders?page_size=10", "")
-	if r.status != http.StatusOK || get(r.body, "household_id") != "haixin-1-1-101" {
-		t.Fatalf("list = %d %s", r.status, r.raw)
+	for _, path := range []string{"/api/v1/households/haixin-1-1-101/orders?page_size=10", "/api/v1/orders"} {
+		r := c.do(t, "GET", path, "")
+		if r.status != http.StatusOK || get(r.body, "household_id") != "haixin-1-1-101" {
+			t.Fatalf("list = %d %s", r.status, r.raw)
+		}
+		if got := get(r.body, "orders").([]any); len(got) != 2 || get(got[0], "order_id") != second || get(got[1], "order_id") != first {
+			t.Errorf("orders = %s, want %v then %v", r.raw, second, first)
+		}
 	}
-	if got := get(r.body, "orders").([]any); len(got) != 2 || get(got[0], "order_id") != second || get(got[1], "order_id") != first {
-		t.Errorf("orders = %s, want %v then %v", r.raw, second, first)
+	// Another household's orders are not found, whether it has any or not: nothing to enumerate.
+	for _, h := range []string{"haixin-2-1-301", "haixin-9-9-909"} {
+		expectError(t, c.do(t, "GET", "/api/v1/households/"+h+"/orders", ""), 404, "NOT_FOUND", "")
 	}
-	if r := g.do(t, "GET", "/api/v1/households/haixin-9-9-909/orders", ""); r.status != 200 || len(get(r.body, "orders").([]any)) != 0 {
-		t.Errorf("empty household = %d %s", r.status, r.raw)
+	expectError(t, c.do(t, "GET", "/api/v1/orders/"+other.(string), ""), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "GET", "/api/v1/orders/"+other.(string)+"/timeline", ""), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "POST", "/api/v1/orders/"+other.(string)+"/cancel", `{"request_id":"c-x"}`), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders?page_size=many", ""), 400, "INVALID_ARGUMENT", "page_size")
+
+	// A community worker sees any household of the compound.
+	w := g.worker(t)
+	if r := w.do(t, "GET", "/api/v1/households/haixin-2-1-301/orders", ""); r.status != 200 || len(get(r.body, "orders").([]any)) != 1 {
+		t.Errorf("worker list = %d %s", r.status, r.raw)
 	}
-	expectError(t, g.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders?page_size=many", ""), 400, "INVALID_ARGUMENT", "page_size")
+	if r := w.do(t, "GET", "/api/v1/orders/"+other.(string), ""); r.status != 200 {
+		t.Errorf("worker get = %d %s", r.status, r.raw)
+	}
+	expectError(t, w.do(t, "GET", "/api/v1/households/elsewhere-1-1-101/orders", ""), 404, "NOT_FOUND", "")
 }
 
 func TestCancelOrder(t *testing.T) {
 	g := start(t, nil)
-	id := get(g.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
-	r := g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-1","reason":"ordered twice"}`)
+	c := g.resident(t, "haixin-1-1-101")
+	id := get(c.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
+	r := c.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-1","reason":"ordered twice"}`)
 	if r.status != http.StatusOK || get(r.body, "parcels", 0, "state") != "CANCELLED" || get(r.body, "parcels", 0, "reason") != "ordered twice" ||
 		get(r.body, "status") != "CLOSED" {
 		t.Fatalf("cancel = %d %s", r.status, r.raw)
@@ -333,21 +473,22 @@ func TestCancelOrder(t *testing.T) {
 		t.Errorf("CancelOrder request = %v", req)
 	}
 
-	confirmed := get(g.do(t, "POST", "/api/v1/orders", strings.Replace(placeBody, "r-1", "r-2", 1)).body, "order_id").(string)
+	confirmed := get(c.do(t, "POST", "/api/v1/orders", strings.Replace(placeBody, "r-1", "r-2", 1)).body, "order_id").(string)
 	g.peers.order.confirm(confirmed)
-	expectError(t, g.do(t, "POST", "/api/v1/orders/"+confirmed+"/cancel", `{"request_id":"c-2","reason":"late"}`), 409, "FAILED_PRECONDITION", "")
-	expectError(t, g.do(t, "POST", "/api/v1/orders/019a0000-0000-7000-8000-999999999999/cancel", `{"request_id":"c-3"}`), 404, "NOT_FOUND", "")
-	expectError(t, g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-4","why":"x"}`), 400, "INVALID_ARGUMENT", "why")
-	expectError(t, g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"reason":"x"}`), 400, "INVALID_ARGUMENT", "request_id")
+	expectError(t, c.do(t, "POST", "/api/v1/orders/"+confirmed+"/cancel", `{"request_id":"c-2","reason":"late"}`), 409, "FAILED_PRECONDITION", "")
+	expectError(t, c.do(t, "POST", "/api/v1/orders/019a0000-0000-7000-8000-999999999999/cancel", `{"request_id":"c-3"}`), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-4","why":"x"}`), 400, "INVALID_ARGUMENT", "why")
+	expectError(t, c.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"reason":"x"}`), 400, "INVALID_ARGUMENT", "request_id")
 }
 
 func TestEveryCallHasTheGatewaysDeadline(t *testing.T) {
 	g := start(t, nil)
-	id := get(g.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
-	g.do(t, "GET", "/api/v1/catalog", "")
-	g.do(t, "GET", "/api/v1/orders/"+id+"/timeline", "")
-	g.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders", "")
-	g.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-1"}`)
+	c := g.resident(t, "haixin-1-1-101")
+	id := get(c.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
+	c.do(t, "GET", "/api/v1/catalog", "")
+	c.do(t, "GET", "/api/v1/orders/"+id+"/timeline", "")
+	c.do(t, "GET", "/api/v1/households/haixin-1-1-101/orders", "")
+	c.do(t, "POST", "/api/v1/orders/"+id+"/cancel", `{"request_id":"c-1"}`)
 	g.peers.calls.mu.Lock()
 	defer g.peers.calls.mu.Unlock()
 	for _, m := range []string{"PlaceOrder", "GetOrder", "ListOrders", "CancelOrder", "ListSuppliers", "ListItems", "GetOrderTimeline"} {
@@ -366,7 +507,8 @@ func TestEveryCallHasTheGatewaysDeadline(t *testing.T) {
 func TestPeerFailuresMapToStatuses(t *testing.T) {
 	t.Run("deadline exceeded is 504", func(t *testing.T) {
 		g := start(t, func(c *app.Config) { c.CallTimeout = 200 * time.Millisecond })
-		expectError(t, g.do(t, "GET", "/api/v1/orders/"+slowOrderID, ""), http.StatusGatewayTimeout, "DEADLINE_EXCEEDED", "")
+		c := g.resident(t, "haixin-1-1-101")
+		expectError(t, c.do(t, "GET", "/api/v1/orders/"+slowOrderID, ""), http.StatusGatewayTimeout, "DEADLINE_EXCEEDED", "")
 	})
 	t.Run("unavailable is 503", func(t *testing.T) {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -376,12 +518,15 @@ func TestPeerFailuresMapToStatuses(t *testing.T) {
 		down := lis.Addr().String()
 		lis.Close() // nothing listens there now
 		g := start(t, func(c *app.Config) { c.TrackingAddr = down })
-		expectError(t, g.do(t, "GET", "/api/v1/orders/019a0000-0000-7000-8000-000000000001/timeline", ""),
+		c := g.resident(t, "haixin-1-1-101")
+		id := get(c.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
+		expectError(t, c.do(t, "GET", "/api/v1/orders/"+id+"/timeline", ""),
 			http.StatusServiceUnavailable, "UNAVAILABLE", "")
 	})
 	t.Run("internal errors are hidden", func(t *testing.T) {
 		g := start(t, nil)
-		r := g.do(t, "GET", "/api/v1/orders/"+brokenOrderID, "")
+	c := g.resident(t, "haixin-1-1-101")
+		r := c.do(t, "GET", "/api/v1/orders/"+brokenOrderID, "")
 		expectError(t, r, http.StatusInternalServerError, "INTERNAL", "")
 		if bytes.Contains(r.raw, []byte("secret")) {
 			t.Errorf("internal detail leaked: %s", r.raw)
@@ -391,13 +536,15 @@ func TestPeerFailuresMapToStatuses(t *testing.T) {
 
 func TestUnknownAPIPathsAnswerJSON(t *testing.T) {
 	g := start(t, nil)
-	expectError(t, g.do(t, "GET", "/api/v1/nothing", ""), 404, "NOT_FOUND", "")
-	expectError(t, g.do(t, "DELETE", "/api/v1/catalog", ""), 404, "NOT_FOUND", "")
+	c := g.resident(t, "haixin-1-1-101")
+	expectError(t, c.do(t, "GET", "/api/v1/nothing", ""), 404, "NOT_FOUND", "")
+	expectError(t, c.do(t, "DELETE", "/api/v1/catalog", ""), 404, "NOT_FOUND", "")
 }
 
 func TestPageAndAssetsAreServed(t *testing.T) {
 	g := start(t, nil)
-	page := g.do(t, "GET", "/", "")
+	c := g.resident(t, "haixin-1-1-101")
+	page := c.do(t, "GET", "/", "")
 	if page.status != 200 || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
 		t.Fatalf("page = %d %s", page.status, page.header.Get("Content-Type"))
 	}
@@ -411,27 +558,27 @@ func TestPageAndAssetsAreServed(t *testing.T) {
 		}
 	}
 	for path, ctype := range map[string]string{"/app.js": "text/javascript", "/app.css": "text/css"} {
-		r := g.do(t, "GET", path, "")
+		r := c.do(t, "GET", path, "")
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), ctype) || len(r.raw) == 0 {
 			t.Errorf("%s = %d %q (%d bytes)", path, r.status, r.header.Get("Content-Type"), len(r.raw))
 		}
 	}
-	js := string(g.do(t, "GET", "/app.js", "").raw)
+	js := string(c.do(t, "GET", "/app.js", "").raw)
 	for _, want := range []string{"crypto.randomUUID", "/api/v1/orders", "/timeline", "REFRESH_MS = 3000", "WEIGHT_STEP_GRAMS = 500", "haixin-1-1-101"} {
 		if !strings.Contains(js, want) {
 			t.Errorf("app.js lacks %q", want)
 		}
 	}
 	// Every asset is local: nothing is fetched from another origin.
-	for _, asset := range []string{html, js, string(g.do(t, "GET", "/app.css", "").raw)} {
+	for _, asset := range []string{html, js, string(c.do(t, "GET", "/app.css", "").raw)} {
 		if strings.Contains(asset, "http://") || strings.Contains(asset, "https://") || strings.Contains(asset, `src="//`) {
 			t.Errorf("an asset refers to another origin")
 		}
 	}
-	if r := g.do(t, "GET", "/missing.js", ""); r.status != 404 {
+	if r := c.do(t, "GET", "/missing.js", ""); r.status != 404 {
 		t.Errorf("missing asset = %d", r.status)
 	}
-	if r := g.do(t, "POST", "/", "x"); r.status != http.StatusMethodNotAllowed {
+	if r := c.do(t, "POST", "/", "x"); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("POST / = %d", r.status)
 	}
 }

@@ -4,17 +4,23 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/testkit"
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -34,8 +40,10 @@ var placedAt = time.Date(2022, 4, 10, 1, 30, 0, 0, time.UTC)
 
 // calls records what the gateway sent, for assertions about mapping and deadlines.
 type calls struct {
-	mu        sync.Mutex
-	deadlines map[string]time.Duration // method -> time left when the call arrived
+	mu         sync.Mutex
+	deadlines  map[string]time.Duration // method -> time left when the call arrived
+	identities map[string]auth.Identity // method -> who the gateway said was calling
+	last       map[string]proto.Message // method -> the last request
 	place     []*orderv1.PlaceOrderRequest
 	cancel    []*orderv1.CancelOrderRequest
 }
@@ -230,6 +238,59 @@ type fakeTracking struct {
 	trackingv1.UnimplementedTrackingServiceServer
 	calls  *calls
 	orders *fakeOrder
+
+	mu       sync.Mutex
+	watchers map[string][]chan *trackingv1.TimelineEntry // order id -> open watches
+}
+
+// WatchOrder sends the timeline so far, then whatever push sends for the order.
+func (f *fakeTracking) WatchOrder(req *trackingv1.WatchOrderRequest, stream trackingv1.TrackingService_WatchOrderServer) error {
+	f.calls.record(stream.Context(), "WatchOrder")
+	tl, err := f.GetOrderTimeline(stream.Context(), &trackingv1.GetOrderTimelineRequest{OrderId: req.GetOrderId()})
+	if err != nil {
+		return err
+	}
+	ch := make(chan *trackingv1.TimelineEntry, 16)
+	f.mu.Lock()
+	f.watchers[req.GetOrderId()] = append(f.watchers[req.GetOrderId()], ch)
+	f.mu.Unlock()
+	for _, e := range tl.GetEntries() {
+		if err := stream.Send(&trackingv1.WatchOrderResponse{Entry: e}); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case e := <-ch:
+			if err := stream.Send(&trackingv1.WatchOrderResponse{Entry: e}); err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
+}
+
+// push sends an entry to the order's open watches and reports how many there were.
+func (f *fakeTracking) push(orderID string, e *trackingv1.TimelineEntry) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.watchers[orderID] {
+		ch <- e
+	}
+	return len(f.watchers[orderID])
+}
+
+// WatchRound sends one progress report and ends: enough to see the relay work.
+func (f *fakeTracking) WatchRound(req *trackingv1.WatchRoundRequest, stream trackingv1.TrackingService_WatchRoundServer) error {
+	f.calls.record(stream.Context(), "WatchRound")
+	if req.GetRoundId() != "haixin-2022-04-10-am" {
+		return status.Errorf(codes.NotFound, "round %s not found", req.GetRoundId())
+	}
+	return stream.Send(&trackingv1.WatchRoundResponse{Progress: &trackingv1.RoundProgress{RoundId: req.GetRoundId(),
+		Total:     &trackingv1.Progress{Parcels: 3, Delivered: 1, OutForDelivery: 2},
+		Buildings: []*trackingv1.BuildingProgress{{Building: "3", Progress: &trackingv1.Progress{Parcels: 3, Delivered: 1, OutForDelivery: 2}}},
+		Couriers:  []*trackingv1.CourierProgress{{CourierId: "haixin-courier-02", Progress: &trackingv1.Progress{Parcels: 3, Delivered: 1}}}}})
 }
 
 // GetOrderTimeline answers for every order the fake order service knows: placed, then each
@@ -260,36 +321,77 @@ func (f *fakeTracking) GetOrderTimeline(ctx context.Context, req *trackingv1.Get
 }
 
 type peers struct {
-	calls                                 *calls
-	order                                 *fakeOrder
-	orderAddr, supplierAddr, trackingAddr string
+	calls                                                           *calls
+	order                                                           *fakeOrder
+	tracking                                                        *fakeTracking
+	orderAddr, supplierAddr, trackingAddr, dispatchAddr, courierAddr string
+}
+
+// identity is what the real services do first: verify the signed identity of every call. The
+// fakes refuse calls without one and record who called, so tests can see what was passed on.
+func (c *calls) identity(keys *auth.Keys) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	check := func(ctx context.Context, method string) error {
+		md, _ := metadata.FromIncomingContext(ctx)
+		vals := md.Get(auth.MetadataKey)
+		if len(vals) != 1 {
+			return status.Error(codes.Unauthenticated, "no identity")
+		}
+		id, err := keys.Verify(vals[0])
+		if err != nil {
+			return status.Error(codes.Unauthenticated, err.Error())
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.identities[method[strings.LastIndex(method, "/")+1:]] = id
+		return nil
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := check(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}, func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := check(ss.Context(), info.FullMethod); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}
 }
 
 // startPeers serves the three fakes on their own 127.0.0.1:0 listeners.
 func startPeers(t *testing.T) *peers {
 	t.Helper()
-	c := &calls{deadlines: map[string]time.Duration{}}
+	c := &calls{deadlines: map[string]time.Duration{}, identities: map[string]auth.Identity{}, last: map[string]proto.Message{}}
+	keys, err := auth.NewKeys(testkit.AuthKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unary, stream := c.identity(keys)
 	order := &fakeOrder{calls: c, orders: map[string]*orderv1.Order{}, requests: map[string]*orderv1.PlaceOrderRequest{}, byReq: map[string]string{}}
 	serve := func(register func(*grpc.Server)) string {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := grpc.NewServer()
+		s := grpc.NewServer(grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))
 		register(s)
 		go func() { _ = s.Serve(lis) }()
 		t.Cleanup(s.Stop)
 		return lis.Addr().String()
 	}
+	tracking := &fakeTracking{calls: c, orders: order, watchers: map[string][]chan *trackingv1.TimelineEntry{}}
 	return &peers{
 		calls:     c,
 		order:     order,
+		tracking:  tracking,
 		orderAddr: serve(func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, order) }),
 		supplierAddr: serve(func(s *grpc.Server) {
 			supplierv1.RegisterSupplierServiceServer(s, &fakeSupplier{calls: c})
 		}),
 		trackingAddr: serve(func(s *grpc.Server) {
-			trackingv1.RegisterTrackingServiceServer(s, &fakeTracking{calls: c, orders: order})
+			trackingv1.RegisterTrackingServiceServer(s, tracking)
 		}),
+		dispatchAddr: serve(func(s *grpc.Server) { dispatchv1.RegisterDispatchServiceServer(s, &fakeDispatch{calls: c}) }),
+		courierAddr:  serve(func(s *grpc.Server) { courierv1.RegisterCourierServiceServer(s, &fakeCourier{calls: c}) }),
 	}
 }

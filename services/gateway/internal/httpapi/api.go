@@ -1,7 +1,9 @@
-// Package httpapi is the resident-facing HTTP/JSON API under /api/v1/. It parses and checks
-// what only HTTP can get wrong (malformed JSON, unknown fields, wrong types, oversized bodies),
-// calls the services over gRPC with a deadline, and maps their status codes to HTTP in one
-// function. Business rules stay in the services; their field violations pass through unchanged.
+// Package httpapi is the gateway's HTTP/JSON API under /api/v1/: sign-in and sessions, and one
+// set of endpoints per role (resident, worker, supplier, dispatcher, courier). It parses and
+// checks what only HTTP can get wrong (malformed JSON, unknown fields, wrong types, oversized
+// bodies), checks the caller's role and ownership, calls the services over gRPC with a deadline
+// and the caller's signed identity, and maps their status codes to HTTP in one function. Business
+// rules stay in the services, which check identity again; their field violations pass through.
 package httpapi
 
 import (
@@ -11,25 +13,37 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"slices"
 	"time"
 
-	"github.com/doorstep/doorstep/pkg/events"
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
-	"golang.org/x/sync/errgroup"
+	"github.com/doorstep/doorstep/services/gateway/accounts"
 )
 
 // API serves /api/v1/ and /healthz.
 type API struct {
-	order    orderv1.OrderServiceClient
-	supplier supplierv1.SupplierServiceClient
-	tracking trackingv1.TrackingServiceClient
-	compound string
-	timeout  time.Duration
-	log      *slog.Logger
+	order         orderv1.OrderServiceClient
+	supplier      supplierv1.SupplierServiceClient
+	tracking      trackingv1.TrackingServiceClient
+	dispatch      dispatchv1.DispatchServiceClient
+	courier       courierv1.CourierServiceClient
+	accounts      *accounts.Store
+	compound      string
+	timeout       time.Duration
+	log           *slog.Logger
+	secureCookies bool
+	publicURL     string
+	clientIP      func(*http.Request) string
+	signInIP      *keyedLimiter
+	signInAccount *keyedLimiter
+	perClient     *keyedLimiter
+	routes        []Route
+	streams       streams
 }
 
 // Options configure an API.
@@ -37,11 +51,25 @@ type Options struct {
 	Order    orderv1.OrderServiceClient
 	Supplier supplierv1.SupplierServiceClient
 	Tracking trackingv1.TrackingServiceClient
-	// Compound is the catalog shown when the request names none.
+	Dispatch dispatchv1.DispatchServiceClient
+	Courier  courierv1.CourierServiceClient
+	Accounts *accounts.Store
+	// Compound is the catalog shown when neither the request nor the session names one.
 	Compound string
 	// CallTimeout bounds every call to a service.
 	CallTimeout time.Duration
-	Log         *slog.Logger
+	// SecureCookies marks the session cookie Secure even when TLS ends before the gateway.
+	SecureCookies bool
+	// PublicURL is the gateway as residents reach it, for printed sign-in links; empty means
+	// the address the worker's own request came to.
+	PublicURL string
+	// ClientIPHeader names a header set by a trusted proxy with the client's address.
+	ClientIPHeader string
+	// Limits; the zero value means DefaultLimits.
+	Limits Limits
+	// Now is the clock of the rate limits; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
 }
 
 // New builds the API.
@@ -49,181 +77,147 @@ func New(o Options) *API {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 5 * time.Second
 	}
-	return &API{order: o.Order, supplier: o.Supplier, tracking: o.Tracking, compound: o.Compound,
-		timeout: o.CallTimeout, log: o.Log}
+	if o.Limits == (Limits{}) {
+		o.Limits = DefaultLimits
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &API{order: o.Order, supplier: o.Supplier, tracking: o.Tracking, dispatch: o.Dispatch, courier: o.Courier,
+		accounts: o.Accounts, compound: o.Compound, timeout: o.CallTimeout, log: o.Log,
+		secureCookies: o.SecureCookies, publicURL: o.PublicURL, clientIP: ClientIP(o.ClientIPHeader),
+		signInIP:      newKeyedLimiter(o.Limits.SignInPerIP, o.Limits.SignInBurst, o.Now),
+		signInAccount: newKeyedLimiter(o.Limits.SignInPerAccount, o.Limits.AccountBurst, o.Now),
+		perClient:     newKeyedLimiter(o.Limits.APIPerClient, o.Limits.APIBurst, o.Now),
+		streams:       streams{closing: make(chan struct{})}}
 }
 
-// Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
+// Route is one endpoint and the roles that may call it; no roles means anyone, signed in or not.
+type Route struct {
+	Pattern string
+	Roles   []typesv1.Role
+}
+
+// Routes lists the endpoints with their roles (for the role table test and the README).
+func (a *API) Routes() []Route { return a.routes }
+
+var (
+	resident   = typesv1.Role_ROLE_RESIDENT
+	worker     = typesv1.Role_ROLE_WORKER
+	supplier   = typesv1.Role_ROLE_SUPPLIER
+	dispatcher = typesv1.Role_ROLE_DISPATCHER
+	courier    = typesv1.Role_ROLE_COURIER
+)
+
+// Handler is the API behind its guards: security headers on everything, cross-origin
+// protection for cookie sessions, then the session lookup.
+func (a *API) Handler(pages http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	a.register(mux)
+	mux.Handle("/", pages)
+	return SecurityHeaders(CSRF(a.withSession(mux)))
+}
+
+func (a *API) register(mux *http.ServeMux) {
+	public := []typesv1.Role(nil)
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.HandleFunc("GET /api/v1/catalog", a.getCatalog)
-	mux.HandleFunc("POST /api/v1/orders", a.placeOrder)
-	mux.HandleFunc("GET /api/v1/orders/{order_id}", a.getOrder)
-	mux.HandleFunc("GET /api/v1/orders/{order_id}/timeline", a.getTimeline)
-	mux.HandleFunc("POST /api/v1/orders/{order_id}/cancel", a.cancelOrder)
-	mux.HandleFunc("GET /api/v1/households/{household_id}/orders", a.listOrders)
-	// Anything else under /api/ answers in JSON too, rather than with the page or plain text.
+	a.handle(mux, "GET /api/v1/session", public, a.getSession)
+	a.handle(mux, "POST /api/v1/session/code", public, a.signInWithCode)
+	a.handle(mux, "POST /api/v1/session/password", public, a.signInWithPassword)
+	a.handle(mux, "DELETE /api/v1/session", public, a.signOut)
+
+	a.handle(mux, "GET /api/v1/catalog", roles(resident, worker, supplier, dispatcher), a.getCatalog)
+	a.handle(mux, "GET /api/v1/notices", roles(resident, worker), a.listNotices)
+	a.handle(mux, "POST /api/v1/orders", roles(resident, worker), a.placeOrder)
+	a.handle(mux, "GET /api/v1/orders", roles(resident), a.listMyOrders)
+	a.handle(mux, "GET /api/v1/orders/{order_id}", roles(resident, worker), a.getOrder)
+	a.handle(mux, "GET /api/v1/orders/{order_id}/timeline", roles(resident, worker), a.getTimeline)
+	a.handle(mux, "GET /api/v1/orders/{order_id}/events", roles(resident, worker), a.watchOrder)
+	a.handle(mux, "POST /api/v1/orders/{order_id}/cancel", roles(resident, worker), a.cancelOrder)
+	a.handle(mux, "GET /api/v1/households/{household_id}/orders", roles(resident, worker), a.listOrders)
+
+	a.handle(mux, "GET /api/v1/supplier/parcels", roles(supplier), a.supplierParcels)
+	a.handle(mux, "GET /api/v1/supplier/queue", roles(supplier), a.supplierQueue)
+	a.handle(mux, "POST /api/v1/supplier/parcels/{parcel_id}/confirm", roles(supplier), a.confirmParcel)
+	a.handle(mux, "POST /api/v1/supplier/parcels/{parcel_id}/reject", roles(supplier), a.rejectParcel)
+	a.handle(mux, "POST /api/v1/supplier/parcels/{parcel_id}/ready", roles(supplier), a.parcelReady)
+	a.handle(mux, "GET /api/v1/supplier/items", roles(supplier), a.supplierItems)
+	a.handle(mux, "PATCH /api/v1/supplier/items/{item_id}", roles(supplier), a.updateItem)
+
+	a.handle(mux, "GET /api/v1/dispatch/rounds", roles(dispatcher), a.listRounds)
+	a.handle(mux, "GET /api/v1/dispatch/gate", roles(dispatcher), a.gateParcels)
+	a.handle(mux, "POST /api/v1/dispatch/checkin", roles(dispatcher), a.checkIn)
+	a.handle(mux, "POST /api/v1/dispatch/rounds/{round_id}/plan", roles(dispatcher), a.planRound)
+	a.handle(mux, "GET /api/v1/dispatch/rounds/{round_id}/routes", roles(dispatcher), a.listRoutes)
+	a.handle(mux, "GET /api/v1/dispatch/rounds/{round_id}/progress", roles(dispatcher), a.roundProgress)
+	a.handle(mux, "GET /api/v1/rounds/{round_id}/events", roles(dispatcher), a.watchRound)
+	a.handle(mux, "POST /api/v1/dispatch/rounds/{round_id}/reassign", roles(dispatcher), a.reassignCourier)
+	a.handle(mux, "POST /api/v1/dispatch/rounds/{round_id}/move-stop", roles(dispatcher), a.moveStop)
+	a.handle(mux, "GET /api/v1/dispatch/couriers", roles(dispatcher), a.listCouriers)
+
+	a.handle(mux, "GET /api/v1/courier/route", roles(courier), a.myRoute)
+	a.handle(mux, "POST /api/v1/courier/pickup", roles(courier), a.pickUp)
+	a.handle(mux, "POST /api/v1/courier/parcels/{parcel_id}/delivered", roles(courier), a.delivered)
+	a.handle(mux, "POST /api/v1/courier/parcels/{parcel_id}/failed", roles(courier), a.failed)
+	a.handle(mux, "POST /api/v1/courier/complete", roles(courier), a.completeStops)
+
+	a.handle(mux, "GET /api/v1/worker/households", roles(worker), a.listHouseholds)
+	a.handle(mux, "GET /api/v1/worker/households/{household_id}", roles(worker), a.getHousehold)
+	a.handle(mux, "POST /api/v1/worker/households/{household_id}/code", roles(worker), a.issueCode)
+	a.handle(mux, "GET /api/v1/worker/signin-qr.png", roles(worker), a.signInQR)
+
+	// Anything else under /api/ answers in JSON too, rather than with a page or plain text.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 }
 
-// call is the context of one outbound RPC: the request's, bounded by the call timeout.
+func roles(rs ...typesv1.Role) []typesv1.Role { return rs }
+
+// handle registers an endpoint behind the per-client rate limit and, unless it is public, the
+// role check. The services check identity again (defence in depth); checking here as well keeps
+// a resident's page from even reaching dispatch, and answers with a clear 401 or 403.
+func (a *API) handle(mux *http.ServeMux, pattern string, allowed []typesv1.Role, h http.HandlerFunc) {
+	a.routes = append(a.routes, Route{Pattern: pattern, Roles: allowed})
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		p, signedIn := principalOf(r.Context())
+		key := "ip:" + a.clientIP(r)
+		if signedIn {
+			key = "who:" + p.Role.String() + ":" + p.Identity().Subject
+		}
+		if !a.perClient.allow(key) {
+			writeTooMany(w, "too many requests; slow down")
+			return
+		}
+		if allowed != nil {
+			if !signedIn {
+				writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "sign in first")
+				return
+			}
+			if !slices.Contains(allowed, p.Role) {
+				writeError(w, http.StatusForbidden, "PERMISSION_DENIED",
+					fmt.Sprintf("a %s may not use %s", enumName(p.Role.String(), "ROLE_"), pattern))
+				return
+			}
+		}
+		h(w, r)
+	})
+}
+
+// call is the context of one outbound RPC: the request's (which carries the caller's identity),
+// bounded by the call timeout.
 func (a *API) call(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), a.timeout)
 }
 
+// who is the signed-in caller; handle has made sure there is one.
+func who(r *http.Request) accounts.Principal {
+	p, _ := principalOf(r.Context())
+	return p
+}
+
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (a *API) getCatalog(w http.ResponseWriter, r *http.Request) {
-	compound := r.URL.Query().Get("compound")
-	if compound == "" {
-		compound = a.compound
-	}
-	if !events.ValidCompound(compound) {
-		writeInvalid(w, &fieldError{Field: "compound", Why: "must be a compound slug such as haixin"})
-		return
-	}
-	ctx, cancel := a.call(r)
-	defer cancel()
-	var suppliers *supplierv1.ListSuppliersResponse
-	var items *supplierv1.ListItemsResponse
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) {
-		suppliers, err = a.supplier.ListSuppliers(gctx, &supplierv1.ListSuppliersRequest{Compound: compound})
-		return err
-	})
-	g.Go(func() (err error) {
-		items, err = a.supplier.ListItems(gctx, &supplierv1.ListItemsRequest{Compound: compound})
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, catalog(compound, suppliers.GetSuppliers(), items.GetItems()))
-}
-
-// placeOrderBody is POST /api/v1/orders. Lines stay raw at first so that an error in one of them
-// is reported with its index ("lines[1].quantity").
-type placeOrderBody struct {
-	RequestID   string            `json:"request_id"`
-	HouseholdID string            `json:"household_id"`
-	Lines       []json.RawMessage `json:"lines"`
-}
-
-type lineBody struct {
-	ItemID   string `json:"item_id"`
-	Quantity int64  `json:"quantity"`
-}
-
-func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
-	var body placeOrderBody
-	if !a.decode(w, r, &body) {
-		return
-	}
-	req := &orderv1.PlaceOrderRequest{
-		RequestId:   body.RequestID,
-		HouseholdId: body.HouseholdID,
-		Channel:     orderv1.Channel_CHANNEL_APP,
-		// Until residents sign in (a later issue), the page speaks for the household it names.
-		PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: body.HouseholdID},
-	}
-	for i, raw := range body.Lines {
-		var l lineBody
-		if err := decodeStrict(raw, &l, fmt.Sprintf("lines[%d]", i)); err != nil {
-			writeDecodeError(w, err)
-			return
-		}
-		req.Lines = append(req.Lines, &orderv1.BasketLine{ItemId: l.ItemID, Quantity: l.Quantity})
-	}
-	ctx, cancel := a.call(r)
-	defer cancel()
-	resp, err := a.order.PlaceOrder(ctx, req)
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/api/v1/orders/"+resp.GetOrder().GetOrderId())
-	writeJSON(w, http.StatusCreated, order(resp.GetOrder()))
-}
-
-func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := a.call(r)
-	defer cancel()
-	resp, err := a.order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: r.PathValue("order_id")})
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, order(resp.GetOrder()))
-}
-
-func (a *API) getTimeline(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := a.call(r)
-	defer cancel()
-	resp, err := a.tracking.GetOrderTimeline(ctx, &trackingv1.GetOrderTimelineRequest{OrderId: r.PathValue("order_id")})
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, timelineOf(resp))
-}
-
-func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
-	householdID := r.PathValue("household_id")
-	var pageSize int32
-	if s := r.URL.Query().Get("page_size"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 32)
-		if err != nil || n < 0 {
-			writeInvalid(w, &fieldError{Field: "page_size", Why: "must be a non-negative integer"})
-			return
-		}
-		pageSize = int32(n)
-	}
-	ctx, cancel := a.call(r)
-	defer cancel()
-	resp, err := a.order.ListOrders(ctx, &orderv1.ListOrdersRequest{HouseholdId: householdID, PageSize: pageSize})
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, orders(householdID, resp.GetOrders()))
-}
-
-type cancelBody struct {
-	RequestID string `json:"request_id"`
-	Reason    string `json:"reason"`
-}
-
-func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	var body cancelBody
-	if !a.decode(w, r, &body) {
-		return
-	}
-	orderID := r.PathValue("order_id")
-	ctx, cancel := a.call(r)
-	defer cancel()
-	// The cancellation is recorded as the household's own; until sign-in exists the order's
-	// household is the only honest actor the gateway can name.
-	got, err := a.order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: orderID})
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	resp, err := a.order.CancelOrder(ctx, &orderv1.CancelOrderRequest{
-		RequestId: body.RequestID,
-		OrderId:   orderID,
-		Reason:    body.Reason,
-		Actor:     &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: got.GetOrder().GetHouseholdId()},
-	})
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, order(resp.GetOrder()))
 }
 
 // decode reads and strictly decodes the body into v, answering 400 or 413 itself when it cannot.

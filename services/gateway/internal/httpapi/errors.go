@@ -117,3 +117,12 @@ func writeInvalid(w http.ResponseWriter, fe *fieldError) {
 func writeError(w http.ResponseWriter, httpStatus int, code, msg string) {
 	writeJSON(w, httpStatus, errorBody{Error: apiError{Code: code, Message: msg}})
 }
+
+// writeForbiddenField answers 403 naming the field the caller may not set as they did.
+func writeForbiddenField(w http.ResponseWriter, field, why string) {
+	writeJSON(w, http.StatusForbidden, errorBody{Error: apiError{
+		Code:    "PERMISSION_DENIED",
+		Message: "not allowed: " + field + " " + why,
+		Fields:  map[string]string{field: why},
+	}})
+}

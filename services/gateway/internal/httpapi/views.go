@@ -167,12 +167,16 @@ func orders(householdID string, os []*orderv1.Order) ordersView {
 func timelineOf(resp *trackingv1.GetOrderTimelineResponse) timelineView {
 	v := timelineView{OrderID: resp.GetOrderId(), Entries: make([]entryView, 0, len(resp.GetEntries()))}
 	for _, e := range resp.GetEntries() {
-		v.Entries = append(v.Entries, entryView{
-			EventID: e.GetEventId(), OccurredAt: timeOf(e.GetOccurredAt()), Kind: e.GetKind(),
-			ParcelID: e.GetParcelId(), State: parcelState(e.GetState()), Actor: actor(e.GetActor()), Detail: e.GetDetail(),
-		})
+		v.Entries = append(v.Entries, entry(e))
 	}
 	return v
+}
+
+func entry(e *trackingv1.TimelineEntry) entryView {
+	return entryView{
+		EventID: e.GetEventId(), OccurredAt: timeOf(e.GetOccurredAt()), Kind: e.GetKind(),
+		ParcelID: e.GetParcelId(), State: parcelState(e.GetState()), Actor: actor(e.GetActor()), Detail: e.GetDetail(),
+	}
 }
 
 func actor(a *typesv1.Actor) actorView {

@@ -1,0 +1,203 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// The dispatcher console's endpoints: rounds of the dispatcher's own compound, the gate,
+// planning, routes, progress and the overrides.
+
+func (a *API) listRounds(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.ListRounds(ctx, &dispatchv1.ListRoundsRequest{Compound: who(r).Compound, Date: r.URL.Query().Get("date")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	rounds := make([]roundView, 0, len(resp.GetRounds()))
+	for _, rd := range resp.GetRounds() {
+		rounds = append(rounds, round(rd))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "rounds": rounds})
+}
+
+// gateParcels lists what the suppliers have marked READY (handed over at the gate) and the
+// dispatcher has yet to check in: one ListParcels per supplier of the compound.
+func (a *API) gateParcels(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	sups, err := a.supplier.ListSuppliers(ctx, &supplierv1.ListSuppliersRequest{Compound: who(r).Compound})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	var mu sync.Mutex
+	ready := []supplierParcelView{}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range sups.GetSuppliers() {
+		g.Go(func() error {
+			resp, err := a.supplier.ListParcels(gctx, &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
+				State: typesv1.ParcelState_PARCEL_STATE_READY})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ready = append(ready, supplierParcels(resp.GetParcels())...)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "parcels": ready})
+}
+
+type checkInBody struct {
+	RequestID string            `json:"request_id"`
+	ParcelIDs []string          `json:"parcel_ids"`
+	Shortages []json.RawMessage `json:"shortages"`
+}
+
+type shortageBody struct {
+	ParcelID        string `json:"parcel_id"`
+	ItemID          string `json:"item_id"`
+	MissingQuantity int64  `json:"missing_quantity"`
+	DamagedQuantity int64  `json:"damaged_quantity"`
+	Note            string `json:"note"`
+}
+
+func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
+	var body checkInBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	req := &dispatchv1.CheckInParcelsRequest{RequestId: body.RequestID, Compound: who(r).Compound, ParcelIds: body.ParcelIDs}
+	for i, raw := range body.Shortages {
+		var s shortageBody
+		if err := decodeStrict(raw, &s, fmt.Sprintf("shortages[%d]", i)); err != nil {
+			writeDecodeError(w, err)
+			return
+		}
+		req.Shortages = append(req.Shortages, &dispatchv1.Shortage{ParcelId: s.ParcelID, ItemId: s.ItemID,
+			MissingQuantity: s.MissingQuantity, DamagedQuantity: s.DamagedQuantity, Note: s.Note})
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.CheckInParcels(ctx, req)
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": checkIns(resp.GetResults())})
+}
+
+func (a *API) planRound(w http.ResponseWriter, r *http.Request) {
+	var body requestIDBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.PlanRound(ctx, &dispatchv1.PlanRoundRequest{RequestId: body.RequestID, RoundId: r.PathValue("round_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, planView{Round: round(resp.GetRound()), Routes: routes(resp.GetRoutes()),
+		Cost: cost(resp.GetCost()), LowerBound: cost(resp.GetLowerBound())})
+}
+
+func (a *API) listRoutes(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.ListRoutes(ctx, &dispatchv1.ListRoutesRequest{RoundId: r.PathValue("round_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"round_id": r.PathValue("round_id"), "routes": routes(resp.GetRoutes())})
+}
+
+func (a *API) roundProgress(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.tracking.GetRoundProgress(ctx, &trackingv1.GetRoundProgressRequest{RoundId: r.PathValue("round_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, progressOf(resp.GetProgress()))
+}
+
+type reassignBody struct {
+	RequestID     string `json:"request_id"`
+	FromCourierID string `json:"from_courier_id"`
+	ToCourierID   string `json:"to_courier_id"`
+	Reason        string `json:"reason"`
+}
+
+func (a *API) reassignCourier(w http.ResponseWriter, r *http.Request) {
+	var body reassignBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.ReassignCourier(ctx, &dispatchv1.ReassignCourierRequest{RequestId: body.RequestID,
+		RoundId: r.PathValue("round_id"), FromCourierId: body.FromCourierID, ToCourierId: body.ToCourierID, Reason: body.Reason})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"routes": routes(resp.GetRoutes())})
+}
+
+type moveStopBody struct {
+	RequestID   string `json:"request_id"`
+	HouseholdID string `json:"household_id"`
+	ToCourierID string `json:"to_courier_id"`
+}
+
+func (a *API) moveStop(w http.ResponseWriter, r *http.Request) {
+	var body moveStopBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.MoveStop(ctx, &dispatchv1.MoveStopRequest{RequestId: body.RequestID, RoundId: r.PathValue("round_id"),
+		HouseholdId: body.HouseholdID, ToCourierId: body.ToCourierID})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"routes": routes(resp.GetRoutes())})
+}
+
+func (a *API) listCouriers(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.dispatch.ListCouriers(ctx, &dispatchv1.ListCouriersRequest{Compound: who(r).Compound})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	out := make([]courierView, 0, len(resp.GetCouriers()))
+	for _, c := range resp.GetCouriers() {
+		out = append(out, courierView{CourierID: c.GetCourierId(), Name: c.GetName(), Buildings: nonNil(c.GetBuildings()),
+			MaxParcels: c.GetMaxParcels(), MaxGrams: c.GetMaxGrams(), OnDuty: c.GetOnDuty()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "couriers": out})
+}

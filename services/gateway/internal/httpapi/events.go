@@ -1,0 +1,174 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
+)
+
+// Live updates are Server-Sent Events relaying tracking's watch streams: the browser's
+// EventSource reconnects by itself, and each watch starts with everything so far, so a page that
+// reconnects after a tunnel or a lift misses nothing (it drops entries it has by event id).
+
+// heartbeat keeps idle streams open through proxies that close silent connections.
+const heartbeat = 20 * time.Second
+
+// streams ends every open stream when the server shuts down: http.Server.Shutdown waits for
+// handlers to return but does not cancel their contexts, and a watch never returns by itself.
+type streams struct {
+	once    sync.Once
+	closing chan struct{}
+}
+
+// StopStreams ends the open event streams; register it with http.Server.RegisterOnShutdown.
+func (a *API) StopStreams() {
+	a.streams.once.Do(func() { close(a.streams.closing) })
+}
+
+func (a *API) watchOrder(w http.ResponseWriter, r *http.Request) {
+	orderID := r.PathValue("order_id")
+	check, cancel := a.call(r)
+	_, ok := a.fetchOrder(check, w, r, orderID)
+	cancel()
+	if !ok {
+		return
+	}
+	ctx, stop := context.WithCancel(r.Context())
+	defer stop()
+	stream, err := a.tracking.WatchOrder(ctx, &trackingv1.WatchOrderRequest{OrderId: orderID})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	relay(a, w, r, stop, func() (sseEvent, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return sseEvent{}, err
+		}
+		e := entry(m.GetEntry())
+		return sseEvent{name: "entry", id: e.EventID, data: e}, nil
+	})
+}
+
+func (a *API) watchRound(w http.ResponseWriter, r *http.Request) {
+	ctx, stop := context.WithCancel(r.Context())
+	defer stop()
+	stream, err := a.tracking.WatchRound(ctx, &trackingv1.WatchRoundRequest{RoundId: r.PathValue("round_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	relay(a, w, r, stop, func() (sseEvent, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return sseEvent{}, err
+		}
+		return sseEvent{name: "progress", data: progressOf(m.GetProgress())}, nil
+	})
+}
+
+type sseEvent struct {
+	name, id string
+	data     any
+}
+
+// relay waits for the stream's first message before answering, so a watch the service refuses
+// (not found, not yours, not implemented yet) is an ordinary JSON error with its status; after
+// that it writes each message as an event until the client leaves, the stream ends or the
+// server shuts down.
+func relay(a *API, w http.ResponseWriter, r *http.Request, stop context.CancelFunc, next func() (sseEvent, error)) {
+	type result struct {
+		ev  sseEvent
+		err error
+	}
+	results := make(chan result)
+	go func() {
+		defer close(results)
+		for {
+			ev, err := next()
+			select {
+			case results <- result{ev, err}:
+			case <-r.Context().Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer stop() // unblocks next() when the handler returns first
+
+	var first result
+	select {
+	case first = <-results:
+	case <-r.Context().Done():
+		return
+	case <-a.streams.closing:
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the gateway is shutting down")
+		return
+	}
+	if first.err != nil {
+		a.writeRPCError(w, r, first.err)
+		return
+	}
+
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx would otherwise hold events back
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 3000\n\n")
+	if !writeEvent(w, rc, first.ev) {
+		return
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case res, ok := <-results:
+			if !ok {
+				return
+			}
+			if res.err != nil {
+				// The page's EventSource reconnects and the watch replays from the start.
+				if r.Context().Err() == nil {
+					a.log.WarnContext(r.Context(), "gateway: watch ended", "path", r.URL.Path, "err", res.err)
+					writeEvent(w, rc, sseEvent{name: "error", data: map[string]string{"message": "stream interrupted, reconnecting"}})
+				}
+				return
+			}
+			if !writeEvent(w, rc, res.ev) {
+				return
+			}
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-a.streams.closing:
+			return
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev sseEvent) bool {
+	data, err := json.Marshal(ev.data)
+	if err != nil {
+		return false
+	}
+	if ev.id != "" {
+		fmt.Fprintf(w, "id: %s\n", ev.id)
+	}
+	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, data); err != nil {
+		return false
+	}
+	return rc.Flush() == nil
+}

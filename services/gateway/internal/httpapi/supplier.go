@@ -1,0 +1,214 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// The supplier console's endpoints. The supplier is always the one the staff account is bound
+// to; no request names it, so no request can reach another supplier's parcels or prices.
+
+// parseState reads a parcel state by its SPEC.md name ("READY"); empty means any.
+func parseState(s string) (typesv1.ParcelState, bool) {
+	if s == "" {
+		return typesv1.ParcelState_PARCEL_STATE_UNSPECIFIED, true
+	}
+	v, ok := typesv1.ParcelState_value["PARCEL_STATE_"+strings.ToUpper(s)]
+	return typesv1.ParcelState(v), ok && v != 0
+}
+
+func (a *API) supplierParcels(w http.ResponseWriter, r *http.Request) {
+	state, ok := parseState(r.URL.Query().Get("state"))
+	if !ok {
+		writeInvalid(w, &fieldError{Field: "state", Why: "must be a parcel state such as PLACED or CONFIRMED"})
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: who(r).SupplierID, State: state,
+		RoundId: r.URL.Query().Get("round_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": who(r).SupplierID, "parcels": supplierParcels(resp.GetParcels())})
+}
+
+type stateCountView struct {
+	State   string `json:"state"`
+	Parcels int32  `json:"parcels"`
+}
+
+func (a *API) supplierQueue(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.tracking.GetSupplierQueue(ctx, &trackingv1.GetSupplierQueueRequest{SupplierId: who(r).SupplierID})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	states := make([]stateCountView, 0, len(resp.GetStates()))
+	for _, s := range resp.GetStates() {
+		states = append(states, stateCountView{State: parcelState(s.GetState()), Parcels: s.GetParcels()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": resp.GetSupplierId(), "states": states})
+}
+
+// confirmBody confirms a parcel; lines name what differs from the order: the actual grams of a
+// weighed line, or the units of a counted line the supplier can fill (0 drops it: a partial
+// confirmation). Lines not named are confirmed as ordered.
+type confirmBody struct {
+	RequestID string            `json:"request_id"`
+	Lines     []json.RawMessage `json:"lines"`
+}
+
+type confirmLineBody struct {
+	ItemID   string `json:"item_id"`
+	Quantity *int64 `json:"quantity"`
+}
+
+func (a *API) confirmParcel(w http.ResponseWriter, r *http.Request) {
+	var body confirmBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	req := &supplierv1.ConfirmParcelRequest{RequestId: body.RequestID, SupplierId: who(r).SupplierID, ParcelId: r.PathValue("parcel_id")}
+	for i, raw := range body.Lines {
+		var l confirmLineBody
+		if err := decodeStrict(raw, &l, fmt.Sprintf("lines[%d]", i)); err != nil {
+			writeDecodeError(w, err)
+			return
+		}
+		line := &supplierv1.ConfirmLine{ItemId: l.ItemID}
+		if l.Quantity != nil {
+			line.Quantity = proto.Int64(*l.Quantity)
+		}
+		req.Lines = append(req.Lines, line)
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.supplier.ConfirmParcel(ctx, req)
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, supplierParcel(resp.GetParcel()))
+}
+
+type rejectBody struct {
+	RequestID string `json:"request_id"`
+	Reason    string `json:"reason"`
+}
+
+func (a *API) rejectParcel(w http.ResponseWriter, r *http.Request) {
+	var body rejectBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.supplier.RejectParcel(ctx, &supplierv1.RejectParcelRequest{RequestId: body.RequestID,
+		SupplierId: who(r).SupplierID, ParcelId: r.PathValue("parcel_id"), Reason: body.Reason})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, supplierParcel(resp.GetParcel()))
+}
+
+type requestIDBody struct {
+	RequestID string `json:"request_id"`
+}
+
+func (a *API) parcelReady(w http.ResponseWriter, r *http.Request) {
+	var body requestIDBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: body.RequestID,
+		SupplierId: who(r).SupplierID, ParcelId: r.PathValue("parcel_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, supplierParcel(resp.GetParcel()))
+}
+
+func (a *API) supplierItems(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.call(r)
+	defer cancel()
+	p := who(r)
+	resp, err := a.supplier.ListItems(ctx, &supplierv1.ListItemsRequest{Compound: p.Compound, SupplierId: p.SupplierID})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	items := make([]itemView, 0, len(resp.GetItems()))
+	for _, it := range resp.GetItems() {
+		if it.GetSupplierId() == p.SupplierID {
+			items = append(items, itemOf(it))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": p.SupplierID, "items": items})
+}
+
+// itemPatch changes what a supplier keeps up to date by hand; fields left out stay as they are.
+// The supplier service refuses a price above the reference price (不加价).
+type itemPatch struct {
+	RequestID       string `json:"request_id"`
+	CurrentPriceFen *int64 `json:"current_price_fen"`
+	Stock           *int64 `json:"stock"`
+	RationPerDay    *int64 `json:"ration_per_day"`
+}
+
+func (a *API) updateItem(w http.ResponseWriter, r *http.Request) {
+	var body itemPatch
+	if !a.decode(w, r, &body) {
+		return
+	}
+	if body.RequestID == "" {
+		writeInvalid(w, &fieldError{Field: "request_id", Why: "is required"})
+		return
+	}
+	if body.CurrentPriceFen == nil && body.Stock == nil && body.RationPerDay == nil {
+		writeInvalid(w, &fieldError{Field: "body", Why: "must change current_price_fen, stock or ration_per_day"})
+		return
+	}
+	itemID := r.PathValue("item_id")
+	ctx, cancel := a.call(r)
+	defer cancel()
+	got, err := a.supplier.BatchGetItems(ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{itemID}})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	if len(got.GetItems()) != 1 || got.GetItems()[0].GetSupplierId() != who(r).SupplierID {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("item %s not found", itemID))
+		return
+	}
+	it := proto.Clone(got.GetItems()[0]).(*supplierv1.Item)
+	if body.CurrentPriceFen != nil {
+		it.CurrentPriceFen = *body.CurrentPriceFen
+	}
+	if body.Stock != nil {
+		it.Stock = *body.Stock
+	}
+	if body.RationPerDay != nil {
+		it.RationPerDay = *body.RationPerDay
+	}
+	resp, err := a.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: body.RequestID, Item: it})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, itemOf(resp.GetItem()))
+}
