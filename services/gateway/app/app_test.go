@@ -525,7 +525,7 @@ func TestPeerFailuresMapToStatuses(t *testing.T) {
 	})
 	t.Run("internal errors are hidden", func(t *testing.T) {
 		g := start(t, nil)
-	c := g.resident(t, "haixin-1-1-101")
+		c := g.resident(t, "haixin-1-1-101")
 		r := c.do(t, "GET", "/api/v1/orders/"+brokenOrderID, "")
 		expectError(t, r, http.StatusInternalServerError, "INTERNAL", "")
 		if bytes.Contains(r.raw, []byte("secret")) {

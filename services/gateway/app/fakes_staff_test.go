@@ -6,12 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
-	"github.com/doorstep/doorstep/pkg/grpcx"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"

@@ -44,8 +44,8 @@ type calls struct {
 	deadlines  map[string]time.Duration // method -> time left when the call arrived
 	identities map[string]auth.Identity // method -> who the gateway said was calling
 	last       map[string]proto.Message // method -> the last request
-	place     []*orderv1.PlaceOrderRequest
-	cancel    []*orderv1.CancelOrderRequest
+	place      []*orderv1.PlaceOrderRequest
+	cancel     []*orderv1.CancelOrderRequest
 }
 
 func (c *calls) record(ctx context.Context, method string) {
@@ -321,9 +321,9 @@ func (f *fakeTracking) GetOrderTimeline(ctx context.Context, req *trackingv1.Get
 }
 
 type peers struct {
-	calls                                                           *calls
-	order                                                           *fakeOrder
-	tracking                                                        *fakeTracking
+	calls                                                            *calls
+	order                                                            *fakeOrder
+	tracking                                                         *fakeTracking
 	orderAddr, supplierAddr, trackingAddr, dispatchAddr, courierAddr string
 }
 
