@@ -1,5 +1,6 @@
 // Package app wires the supplier service: PostgreSQL schema "supplier", the outbox relay to
-// JetStream and the doorstep.supplier.v1.SupplierService gRPC server. It is not internal because
+// JetStream, the doorstep.supplier.v1.SupplierService gRPC server, the dispatch client for round
+// times and the background jobs (reservation expiry, idempotency key pruning). It is not internal because
 // the dev stack runs every service in one process and starts this one through Run.
 package app
 
@@ -13,9 +14,11 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/servicekit"
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	"github.com/doorstep/doorstep/services/supplier/internal/grpcapi"
 	"github.com/doorstep/doorstep/services/supplier/internal/postgres"
+	"github.com/doorstep/doorstep/services/supplier/internal/schedule"
 	"github.com/doorstep/doorstep/services/supplier/internal/supply"
 	"golang.org/x/sync/errgroup"
 )
@@ -30,6 +33,12 @@ type Config struct {
 	MetricsPort int `env:"SUPPLIER_METRICS_PORT" envDefault:"9052"`
 	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
+	// DispatchAddr is the dispatch service, which owns each compound's round times. Empty: use
+	// the default rounds (am 09:00, pm 15:00) without asking.
+	DispatchAddr string `env:"DISPATCH_ADDR" envDefault:"127.0.0.1:50053"`
+	// ConfirmLead is the least time between a reservation and the cutoff of the round it is due
+	// for; 0 means 30 minutes.
+	ConfirmLead time.Duration `env:"SUPPLIER_CONFIRM_LEAD" envDefault:"30m"`
 
 	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
 	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
@@ -65,16 +74,74 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 
+	var dispatch dispatchv1.DispatchServiceClient
+	if cfg.DispatchAddr != "" {
+		conn, err := grpcx.Dial(cfg.DispatchAddr)
+		if err != nil {
+			return fmt.Errorf("dispatch at %s: %w", cfg.DispatchAddr, err)
+		}
+		defer conn.Close()
+		dispatch = dispatchv1.NewDispatchServiceClient(conn)
+	} else {
+		log.Info("no dispatch address: reservations are due for the default rounds")
+	}
+	svc := &supply.Service{
+		Repo:        &postgres.Repo{Pool: kit.Pool},
+		Schedules:   schedule.New(dispatch, log, cfg.Now),
+		ConfirmLead: cfg.ConfirmLead,
+		Now:         cfg.Now,
+	}
+
 	srv := grpcx.NewServer(log)
-	supplierv1.RegisterSupplierServiceServer(srv, &grpcapi.Server{
-		Svc: &supply.Service{Repo: &postgres.Repo{Pool: kit.Pool}, Now: cfg.Now},
-		Log: log,
-	})
+	supplierv1.RegisterSupplierServiceServer(srv, &grpcapi.Server{Svc: svc, Log: log})
 	log.Info("supplier service listening", "addr", lis.Addr().String())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(gctx) })
 	g.Go(func() error { return kit.ServeMetrics(gctx, cfg.MetricsPort) })
+	g.Go(func() error { maintain(gctx, svc, log); return nil })
 	return g.Wait()
+}
+
+// How often the background jobs run. Expiry is frequent so a reservation is released within
+// half a minute of its cutoff; pruning keys is housekeeping.
+const (
+	expireEvery = 30 * time.Second
+	pruneEvery  = time.Hour
+)
+
+// maintain expires reservations past their cutoff and prunes old idempotency keys until ctx is
+// done. Failures are logged and retried on the next tick: a database hiccup must not stop the
+// service, and every job is safe to run again (or on several replicas at once).
+func maintain(ctx context.Context, svc *supply.Service, log *slog.Logger) {
+	expire := func() {
+		if n, err := svc.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+			log.Error("expiring reservations", "err", err, "expired", n)
+		} else if n > 0 {
+			log.Info("reservations expired at their cutoff", "expired", n)
+		}
+	}
+	prune := func() {
+		if n, err := svc.PruneKeys(ctx); err != nil && ctx.Err() == nil {
+			log.Error("pruning idempotency keys", "err", err)
+		} else if n > 0 {
+			log.Info("idempotency keys pruned", "deleted", n)
+		}
+	}
+	expire()
+	prune()
+	expireTick, pruneTick := time.NewTicker(expireEvery), time.NewTicker(pruneEvery)
+	defer expireTick.Stop()
+	defer pruneTick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expireTick.C:
+			expire()
+		case <-pruneTick.C:
+			prune()
+		}
+	}
 }

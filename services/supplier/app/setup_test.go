@@ -1,13 +1,14 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/supplier/app"
+	"github.com/doorstep/doorstep/services/supplier/internal/postgres"
+	"github.com/doorstep/doorstep/services/supplier/internal/supply"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,22 +54,55 @@ type env struct {
 	pool   *pgxpool.Pool
 	js     jetstream.JetStream
 	clock  *clock
+	logs   *logBuffer
 }
 
-func start(t *testing.T) *env {
+// logBuffer collects the service's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// count is how many log lines contain s.
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for l := range strings.Lines(b.buf.String()) {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// start runs the service at 2026-03-01 10:00 in Shanghai, with the default rounds unless an
+// option says otherwise.
+func start(t *testing.T, options ...func(*app.Config)) *env {
 	t.Helper()
 	dbURL, natsURL := testkit.Postgres(t), testkit.NATS(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	// 10:00 in Shanghai, with nanoseconds PostgreSQL cannot store.
 	clk := newClock(time.Date(2026, 3, 1, 2, 0, 0, 123456789, time.UTC))
+	cfg := app.Config{DatabaseURL: dbURL, NATSURL: natsURL, Listener: lis, Now: clk.Now}
+	for _, o := range options {
+		o(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, app.Config{DatabaseURL: dbURL, NATSURL: natsURL, Listener: lis, Now: clk.Now}, log)
+		done <- app.Run(ctx, cfg, log)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -79,7 +115,7 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	e := &env{t: t, ctx: context.Background(), client: supplierv1.NewSupplierServiceClient(conn), clock: clk}
+	e := &env{t: t, ctx: context.Background(), client: supplierv1.NewSupplierServiceClient(conn), clock: clk, logs: logs}
 	testkit.Eventually(t, 30*time.Second, func() error {
 		_, err := e.client.ListSuppliers(e.ctx, &supplierv1.ListSuppliersRequest{Compound: compound})
 		return err
@@ -96,6 +132,12 @@ func start(t *testing.T) *env {
 	t.Cleanup(nc.Close)
 	e.js = js
 	return e
+}
+
+// replica is a second instance of the service on the same database with its own clock, as
+// another replica running the background jobs would be. Tests call its jobs directly.
+func (e *env) replica(clk *clock) *supply.Service {
+	return &supply.Service{Repo: &postgres.Repo{Pool: e.pool}, Now: clk.Now}
 }
 
 // supplier registers a supermarket in good standing: a business licence and a food permit valid

@@ -18,6 +18,7 @@ const (
 	FailureNotInCatalog      = "NOT_IN_CATALOG"
 	FailureIllegalTransition = "ILLEGAL_TRANSITION"
 	FailureNotAccepting      = "NOT_ACCEPTING_ORDERS"
+	FailurePastCutoff        = "PAST_CUTOFF"
 )
 
 // status is the one place domain errors become status codes. Expected refusals keep their
@@ -44,7 +45,7 @@ func (s *Server) status(ctx context.Context, err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, supply.ErrOutOfStock), errors.Is(err, supply.ErrRationExceeded),
 		errors.Is(err, supply.ErrNotInCatalog), errors.Is(err, supply.ErrIllegalTransition),
-		errors.Is(err, supply.ErrNotAcceptingOrders):
+		errors.Is(err, supply.ErrNotAcceptingOrders), errors.Is(err, supply.ErrPastCutoff):
 		return preconditionFailed(err)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
@@ -77,6 +78,10 @@ func preconditionFailed(err error) error {
 	if errors.As(err, &se) {
 		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{
 			Type: FailureNotAccepting, Subject: se.SupplierID, Description: se.Detail})
+	}
+	if errors.Is(err, supply.ErrPastCutoff) {
+		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{
+			Type: FailurePastCutoff, Description: err.Error()})
 	}
 	if errors.Is(err, supply.ErrIllegalTransition) {
 		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{

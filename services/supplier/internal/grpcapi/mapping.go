@@ -88,6 +88,10 @@ func parcelMsg(p supply.Parcel) *supplierv1.SupplierParcel {
 		TotalFen:    p.TotalFen,
 		Reason:      p.Reason,
 		UpdatedAt:   timestamppb.New(p.UpdatedAt),
+		RoundId:     p.RoundID,
+	}
+	if !p.ConfirmBy.IsZero() {
+		m.ConfirmBy = timestamppb.New(p.ConfirmBy)
 	}
 	for i, l := range p.Lines {
 		m.Lines[i] = &supplierv1.ParcelLine{

@@ -235,7 +235,7 @@ func (s *Server) MarkParcelReady(ctx context.Context, req *supplierv1.MarkParcel
 
 // ListParcels implements SupplierServiceServer.
 func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsRequest) (*supplierv1.ListParcelsResponse, error) {
-	list, err := s.Svc.ListParcels(ctx, req.GetSupplierId(), protomap.FromState(req.GetState()))
+	list, err := s.Svc.ListParcels(ctx, req.GetSupplierId(), protomap.FromState(req.GetState()), req.GetRoundId())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

@@ -16,14 +16,18 @@ import (
 
 const parcelColumns = `parcel_id::text, order_id::text, supplier_id, compound, household_id, address_compound,
 	address_building, address_unit, address_floor, address_room, state, total_fen, reason, service_day,
-	fingerprint, created_at, updated_at`
+	fingerprint, created_at, updated_at, round_id, confirm_by`
 
 func scanParcel(row pgx.Row) (supply.Parcel, error) {
 	var p supply.Parcel
+	var confirmBy *time.Time
 	err := row.Scan(&p.ID, &p.OrderID, &p.SupplierID, &p.Compound, &p.HouseholdID, &p.Address.Compound,
 		&p.Address.Building, &p.Address.Unit, &p.Address.Floor, &p.Address.Room, &p.State, &p.TotalFen, &p.Reason,
-		&p.Day, &p.Fingerprint, &p.CreatedAt, &p.UpdatedAt)
+		&p.Day, &p.Fingerprint, &p.CreatedAt, &p.UpdatedAt, &p.RoundID, &confirmBy)
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	if confirmBy != nil {
+		p.ConfirmBy = confirmBy.UTC()
+	}
 	return p, err
 }
 
@@ -171,11 +175,11 @@ func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time,
 func insertParcel(ctx context.Context, tx pgx.Tx, p supply.Parcel) error {
 	_, err := tx.Exec(ctx, `INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
 			address_compound, address_building, address_unit, address_floor, address_room, state, total_fen, reason,
-			service_day, fingerprint, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+			service_day, fingerprint, created_at, updated_at, round_id, confirm_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		p.ID, p.OrderID, p.SupplierID, p.Compound, p.HouseholdID, p.Address.Compound, p.Address.Building,
 		p.Address.Unit, p.Address.Floor, p.Address.Room, string(p.State), p.TotalFen, p.Reason, p.Day, p.Fingerprint,
-		p.CreatedAt, p.UpdatedAt)
+		p.CreatedAt, p.UpdatedAt, p.RoundID, nullTime(p.ConfirmBy))
 	if err != nil {
 		return fmt.Errorf("insert parcel %s: %w", p.ID, err)
 	}
@@ -269,8 +273,30 @@ func saveChange(ctx context.Context, tx pgx.Tx, p supply.Parcel, t supply.Transi
 	return nil
 }
 
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// DueForExpiry implements supply.Repository. It locks nothing: each parcel is locked and
+// re-checked when it is expired.
+func (r *Repo) DueForExpiry(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := r.Pool.Query(ctx, `SELECT parcel_id::text FROM parcels WHERE state = 'placed' AND confirm_by <= $1
+		ORDER BY confirm_by, parcel_id LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("due parcels: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("due parcels: %w", err)
+	}
+	return ids, nil
+}
+
 // ListParcels implements supply.Repository.
-func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.State) ([]supply.Parcel, error) {
+func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.State, roundID string) ([]supply.Parcel, error) {
 	tx, err := r.Pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, fmt.Errorf("list parcels: %w", err)
@@ -280,7 +306,8 @@ func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.
 		return nil, err
 	}
 	rows, err := tx.Query(ctx, `SELECT `+parcelColumns+` FROM parcels
-		WHERE supplier_id = $1 AND ($2 = '' OR state = $2) ORDER BY created_at, parcel_id`, supplierID, string(state))
+		WHERE supplier_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR round_id = $3)
+		ORDER BY created_at, parcel_id`, supplierID, string(state), roundID)
 	if err != nil {
 		return nil, fmt.Errorf("list parcels: %w", err)
 	}

@@ -82,6 +82,15 @@ func idempotent[T any](ctx context.Context, tx pgx.Tx, key *supply.IdempotencyKe
 	return out, nil
 }
 
+// PruneKeys implements supply.Repository.
+func (r *Repo) PruneKeys(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := r.Pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 func notFound(err error, what string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%s: %w", what, supply.ErrNotFound)

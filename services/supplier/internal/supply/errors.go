@@ -16,6 +16,8 @@ var (
 	ErrOutOfStock        = errors.New("out of stock")
 	ErrRationExceeded    = errors.New("daily ration exceeded")
 	ErrNotInCatalog      = errors.New("not in the supplier's catalog")
+	// ErrPastCutoff: a placed parcel's round cutoff has come; it expires rather than being confirmed.
+	ErrPastCutoff = errors.New("past its confirmation cutoff")
 	// ErrNotAcceptingOrders: the supplier is suspended or lacks a valid licence or permit.
 	ErrNotAcceptingOrders = errors.New("not accepting orders")
 )

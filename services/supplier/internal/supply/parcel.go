@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/doorstep/doorstep/pkg/rounds"
 )
 
 // State is a parcel's place in SPEC.md's life cycle; the names are the event subject tokens.
@@ -86,6 +88,10 @@ type Parcel struct {
 	UpdatedAt time.Time
 	// Day is the Asia/Shanghai day of the reservation, which the household's rations count in.
 	Day time.Time
+	// RoundID is the round the parcel is due for; an unconfirmed reservation expires at that
+	// round's cutoff, ConfirmBy. Parcels reserved before rounds were kept have neither.
+	RoundID   string
+	ConfirmBy time.Time
 	// Fingerprint identifies the reservation request, so a retry is told from a different
 	// request reusing the parcel id.
 	Fingerprint []byte
@@ -179,7 +185,8 @@ func (r Reservation) Fingerprint() []byte {
 // (rationUsed: what the household's live parcels already hold of each item today). It takes
 // the stock off items and prices every line at the current price. All failing lines are reported
 // together, each as an ItemError.
-func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed map[string]int64, now time.Time) (Parcel, Transition, error) {
+// The parcel is due for round due, by whose cutoff the supplier must confirm it.
+func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed map[string]int64, now time.Time, due rounds.Round) (Parcel, Transition, error) {
 	if err := r.Validate(); err != nil {
 		return Parcel{}, Transition{}, err
 	}
@@ -233,6 +240,8 @@ func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed m
 		UpdatedAt:   now,
 		Day:         ServiceDay(now),
 		Fingerprint: r.Fingerprint(),
+		RoundID:     due.ID,
+		ConfirmBy:   due.Cutoff,
 	}
 	for _, l := range lines {
 		items[l.ItemID].Stock -= l.Quantity
@@ -310,6 +319,32 @@ func (p *Parcel) Reject(items map[string]*Item, actor Actor, reason string, now 
 	return t, nil
 }
 
+// PastConfirmBy reports whether the parcel's confirmation cutoff has come by now.
+func (p *Parcel) PastConfirmBy(now time.Time) bool {
+	return !p.ConfirmBy.IsZero() && !now.Before(p.ConfirmBy)
+}
+
+// cutoffClock is a cutoff as people in the compound read it: "09:00", Asia/Shanghai.
+func cutoffClock(t time.Time) string { return t.In(rounds.Shanghai).Format("15:04") }
+
+// ExpiryActor is who expires reservations: the supplier service itself, at the cutoff.
+var ExpiryActor = Actor{Role: RoleSystem, ID: "supplier-service"}
+
+// Expire releases a placed parcel whose cutoff has come and gives its stock back. A parcel the
+// supplier decided on in the meantime, or one not yet due, is left alone (a zero Transition), so
+// an expiry that lost the race to a confirmation changes nothing.
+func (p *Parcel) Expire(items map[string]*Item, now time.Time) (Transition, error) {
+	if p.State != StatePlaced || !p.PastConfirmBy(now) {
+		return Transition{}, nil
+	}
+	t, err := p.move(StateExpired, ExpiryActor, "not confirmed by the "+cutoffClock(p.ConfirmBy)+" cutoff", now, true)
+	if err != nil {
+		return Transition{}, err
+	}
+	p.restock(items)
+	return t, nil
+}
+
 // MarkReady records a confirmed parcel packed and handed over at the gate.
 func (p *Parcel) MarkReady(actor Actor, now time.Time) (Transition, error) {
 	return p.move(StateReady, actor, "", now, true)
@@ -334,6 +369,11 @@ const WeighTolerancePercent = 10
 func (p *Parcel) Confirm(items map[string]*Item, confirm []ConfirmLine, actor Actor, now time.Time) (Transition, error) {
 	if !p.State.CanBecome(StateConfirmed) {
 		return Transition{}, fmt.Errorf("parcel %s is %s, cannot become %s: %w", p.ID, p.State, StateConfirmed, ErrIllegalTransition)
+	}
+	// The expiry job may not have reached the parcel yet; the cutoff holds all the same.
+	if p.PastConfirmBy(now) {
+		return Transition{}, fmt.Errorf("parcel %s was not confirmed by the %s cutoff of round %s: %w",
+			p.ID, cutoffClock(p.ConfirmBy), p.RoundID, ErrPastCutoff)
 	}
 	index := make(map[string]int, len(p.Lines))
 	for i, l := range p.Lines {

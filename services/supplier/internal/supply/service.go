@@ -2,11 +2,13 @@ package supply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/rounds"
 	"github.com/google/uuid"
 )
 
@@ -63,13 +65,35 @@ type Repository interface {
 	// ChangeParcel locks the parcel (and its items in id order when lockItems), applies change and
 	// stores the result, the transition and, when announced, its event.
 	ChangeParcel(ctx context.Context, key *IdempotencyKey, ref ParcelRef, lockItems bool, change ParcelChange) (Parcel, error)
-	// ListParcels is a supplier's parcels, oldest first, in state when set.
-	ListParcels(ctx context.Context, supplierID string, state State) ([]Parcel, error)
+	// ListParcels is a supplier's parcels, oldest first, in state and round when set.
+	ListParcels(ctx context.Context, supplierID string, state State, roundID string) ([]Parcel, error)
+	// DueForExpiry lists up to limit placed parcels whose cutoff has come by now, earliest first.
+	DueForExpiry(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// PruneKeys deletes idempotency keys first used before cutoff and says how many.
+	PruneKeys(ctx context.Context, cutoff time.Time) (int64, error)
 }
+
+// Schedules tells a compound's delivery rounds, which dispatch owns. It always answers with a
+// valid schedule (the default one when it cannot learn better).
+type Schedules interface {
+	Schedule(ctx context.Context, compound string) rounds.Schedule
+}
+
+// DefaultConfirmLead is how long before a round's cutoff a reservation must be made to be due
+// for that round, giving the supplier time to confirm it.
+const DefaultConfirmLead = 30 * time.Minute
+
+// KeyRetention is how long idempotency keys are kept: twice the day a client may retry in.
+const KeyRetention = 48 * time.Hour
 
 // Service is the supplier's use cases over a Repository.
 type Service struct {
 	Repo Repository
+	// Schedules gives compounds' rounds; nil means rounds.Default everywhere.
+	Schedules Schedules
+	// ConfirmLead is the least time between a reservation and its confirmation cutoff; 0 means
+	// DefaultConfirmLead.
+	ConfirmLead time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -206,9 +230,68 @@ func (s *Service) Reserve(ctx context.Context, r Reservation) (Parcel, error) {
 		return Parcel{}, err
 	}
 	now := s.now()
+	due := s.dueRound(ctx, r.Address.Compound, now)
 	return s.Repo.Reserve(ctx, r, ServiceDay(now), func(sup Supplier, items map[string]*Item, used map[string]int64) (Parcel, Transition, error) {
-		return NewParcel(r, sup, items, used, now)
+		return NewParcel(r, sup, items, used, now, due)
 	})
+}
+
+// dueRound is the first round whose cutoff is at least the lead time after now.
+func (s *Service) dueRound(ctx context.Context, compound string, now time.Time) rounds.Round {
+	sched := rounds.Default
+	if s.Schedules != nil {
+		sched = s.Schedules.Schedule(ctx, compound)
+	}
+	lead := s.ConfirmLead
+	if lead <= 0 {
+		lead = DefaultConfirmLead
+	}
+	// Next is strictly after its argument; a cutoff exactly the lead away still counts.
+	return sched.Next(compound, now.Add(lead-time.Nanosecond))
+}
+
+// expiryBatch bounds one query of due parcels; each is then expired in its own transaction.
+const expiryBatch = 200
+
+// ExpireDue expires every placed parcel whose cutoff has come, gives its stock back and
+// announces parcel.expired, one parcel per transaction. It returns how many this call expired.
+// Replicas may run it at once and confirmations may race it: each parcel is locked and
+// re-checked, so exactly one decision wins.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	now := s.now()
+	expired := 0
+	for {
+		due, err := s.Repo.DueForExpiry(ctx, now, expiryBatch)
+		if err != nil {
+			return expired, err
+		}
+		var errs []error
+		for _, id := range due {
+			var did bool
+			_, err := s.Repo.ChangeParcel(ctx, nil, ParcelRef{ID: id}, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+				t, err := p.Expire(items, now)
+				did = t.To != ""
+				return t, err
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("expire parcel %s: %w", id, err))
+				continue
+			}
+			if did {
+				expired++
+			}
+		}
+		// A failing parcel would come back in every batch: leave it to the next run.
+		if len(due) < expiryBatch || len(errs) > 0 {
+			return expired, errors.Join(errs...)
+		}
+	}
+}
+
+// PruneKeys forgets idempotency keys older than KeyRetention, so the table stays the size of two
+// days of requests.
+func (s *Service) PruneKeys(ctx context.Context) (int64, error) {
+	return s.Repo.PruneKeys(ctx, s.now().Add(-KeyRetention))
 }
 
 // Release cancels an unconfirmed parcel for the order service and restocks it.
@@ -281,13 +364,14 @@ func (s *Service) MarkReady(ctx context.Context, key *IdempotencyKey, supplierID
 	})
 }
 
-// ListParcels is a supplier's parcel queue, optionally in one state.
-func (s *Service) ListParcels(ctx context.Context, supplierID string, state State) ([]Parcel, error) {
+// ListParcels is a supplier's parcel queue, optionally in one state and one round.
+func (s *Service) ListParcels(ctx context.Context, supplierID string, state State, roundID string) ([]Parcel, error) {
 	var v violations
 	v.required(supplierID, "supplier_id")
 	v.check(state == "" || state.Valid(), "state", "is not a parcel state")
+	v.maxLen(roundID, "round_id", MaxText)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	return s.Repo.ListParcels(ctx, supplierID, state)
+	return s.Repo.ListParcels(ctx, supplierID, state, roundID)
 }

@@ -47,7 +47,7 @@ func TestNewParcelRefusedWhileNotAccepting(t *testing.T) {
 	sup := freshmart
 	sup.Suspended, sup.SuspensionReason = true, "inspection"
 	items := catalog()
-	_, _, err := NewParcel(reservation(ReservationLine{"rice", 1}), sup, items, nil, time.Now())
+	_, _, err := NewParcel(reservation(ReservationLine{"rice", 1}), sup, items, nil, time.Now(), due(time.Now()))
 	var se *SupplierError
 	if !errors.Is(err, ErrNotAcceptingOrders) || !errors.As(err, &se) || se.SupplierID != "freshmart" ||
 		err.Error() != "supplier freshmart is not accepting orders: suspended: inspection" {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/doorstep/doorstep/pkg/rounds"
 )
 
 func validItem() Item {
@@ -152,6 +154,11 @@ const (
 	orderID  = "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02"
 )
 
+// due is the round a reservation at now is due for under the default schedule.
+func due(now time.Time) rounds.Round {
+	return rounds.Default.Next("haixin", now.Add(DefaultConfirmLead))
+}
+
 func reservation(lines ...ReservationLine) Reservation {
 	return Reservation{ParcelID: parcelID, OrderID: orderID, SupplierID: "freshmart", HouseholdID: "haixin-3-2-302",
 		Address: Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"}, Lines: lines}
@@ -172,7 +179,7 @@ var freshmart = Supplier{ID: "freshmart", Compound: "haixin", Name: "FreshMart",
 func TestNewParcelPricesAndTakesStock(t *testing.T) {
 	items := catalog()
 	now := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
-	p, tr, err := NewParcel(reservation(ReservationLine{"rice", 2}, ReservationLine{"pork", 1500}), freshmart, items, nil, now)
+	p, tr, err := NewParcel(reservation(ReservationLine{"rice", 2}, ReservationLine{"pork", 1500}), freshmart, items, nil, now, due(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +217,7 @@ func TestNewParcelRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			items := catalog()
-			_, _, err := NewParcel(reservation(tt.lines...), freshmart, items, tt.used, time.Now())
+			_, _, err := NewParcel(reservation(tt.lines...), freshmart, items, tt.used, time.Now(), due(time.Now()))
 			if tt.invalid != "" {
 				if !slices.Contains(fields(err), tt.invalid) {
 					t.Fatalf("want violation %s, got %v", tt.invalid, err)
@@ -243,7 +250,7 @@ func TestNewParcelRefusals(t *testing.T) {
 func TestNewParcelWrongCompound(t *testing.T) {
 	r := reservation(ReservationLine{"rice", 1})
 	r.Address.Compound = "other-compound"
-	_, _, err := NewParcel(r, freshmart, catalog(), nil, time.Now())
+	_, _, err := NewParcel(r, freshmart, catalog(), nil, time.Now(), due(time.Now()))
 	if !slices.Contains(fields(err), "address.compound") {
 		t.Fatalf("got %v", err)
 	}
@@ -264,7 +271,7 @@ func TestReservationFingerprintIgnoresLineOrder(t *testing.T) {
 func placed(t *testing.T) (Parcel, map[string]*Item) {
 	t.Helper()
 	items := catalog()
-	p, _, err := NewParcel(reservation(ReservationLine{"rice", 4}, ReservationLine{"pork", 1000}), freshmart, items, nil, time.Now())
+	p, _, err := NewParcel(reservation(ReservationLine{"rice", 4}, ReservationLine{"pork", 1000}), freshmart, items, nil, time.Now(), due(time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
