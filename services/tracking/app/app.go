@@ -1,5 +1,6 @@
-// Package app wires the tracking service: its PostgreSQL schema, the timeline consumer and the
-// gRPC server. cmd/trackingd and the dev stack both run it.
+// Package app wires the tracking service: its PostgreSQL schema, the timeline and views consumers,
+// the watch announcements and the gRPC server with its authorization. cmd/trackingd and the dev
+// stack both run it.
 package app
 
 import (
@@ -9,13 +10,17 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/inbox"
 	"github.com/doorstep/doorstep/pkg/servicekit"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	"github.com/doorstep/doorstep/services/tracking/internal/grpcapi"
 	"github.com/doorstep/doorstep/services/tracking/internal/ingest"
 	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
+	"github.com/doorstep/doorstep/services/tracking/internal/watch"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 )
 
 // Config is the tracking service's configuration.
@@ -28,9 +33,15 @@ type Config struct {
 	MetricsPort int `env:"TRACKING_METRICS_PORT" envDefault:"9055"`
 	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
+	// AuthKey verifies the signed identity of every call (shared by all services, at least 32 bytes).
+	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
+	// WatchOnly runs a replica that serves reads and watches but consumes no events, leaving that to
+	// the other replicas (watches hear their commits through NATS all the same).
+	WatchOnly bool `env:"TRACKING_WATCH_ONLY"`
 	// Listener, when set (tests, dev stack), is used instead of Port.
 	Listener net.Listener `env:"-"`
-	// Now is unused so far (every time comes from the events) but kept for the shared contract.
+	// Now is unused so far (every time comes from the events, and identities expire by the wall
+	// clock) but kept for the shared contract.
 	Now func() time.Time `env:"-"`
 }
 
@@ -39,16 +50,28 @@ func ConfigFromEnv() (Config, error) {
 	return env.ParseAs[Config]()
 }
 
+// Consumer purposes: durables tracking-timeline and tracking-views.
+const (
+	timelineConsumer = "timeline"
+	viewsConsumer    = "views"
+)
+
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "tracking")
+	// Identities expire by the wall clock whatever clock the events are stamped with.
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), nil)
+	if err != nil {
+		return err
+	}
 	kit, err := servicekit.Open(ctx, servicekit.Options{
-		Name:        "tracking",
-		Schema:      "tracking",
-		DatabaseURL: cfg.DatabaseURL,
-		NATSURL:     cfg.NATSURL,
-		Migrations:  postgres.Migrations(), StreamReplicas: cfg.StreamReplicas,
-		Log: log,
+		Name:           "tracking",
+		Schema:         "tracking",
+		DatabaseURL:    cfg.DatabaseURL,
+		NATSURL:        cfg.NATSURL,
+		Migrations:     postgres.Migrations(),
+		StreamReplicas: cfg.StreamReplicas,
+		Log:            log,
 	})
 	if err != nil {
 		return err
@@ -59,17 +82,36 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := grpcx.NewServer(log)
-	trackingv1.RegisterTrackingServiceServer(srv, &grpcapi.Server{Timelines: &postgres.Store{Pool: kit.Pool}, Log: log})
-
-	consumer := kit.Consumer("timeline", ingest.Subjects, ingest.Handler(log))
+	srv := grpcx.NewServer(log,
+		grpc.ChainUnaryInterceptor(keys.UnaryServerInterceptor(grpcapi.Policy)),
+		grpc.ChainStreamInterceptor(keys.StreamServerInterceptor(grpcapi.Policy)))
 	g, ctx := errgroup.WithContext(ctx)
+	store := &postgres.Store{Pool: kit.Pool}
+	trackingv1.RegisterTrackingServiceServer(srv, &grpcapi.Server{
+		Timelines: store,
+		Views:     store,
+		Changes:   &watch.Subscriber{NC: kit.NC},
+		Stopping:  ctx.Done(),
+		Log:       log,
+	})
+
 	g.Go(func() error { return srv.Serve(ctx, lis) })
-	// The tracking service publishes nothing today, but the relay keeps the shared contract: any
+	// The tracking service publishes no events today, but the relay keeps the shared contract: any
 	// event it adds later goes out through the outbox.
 	g.Go(func() error { return kit.Relay().Run(ctx) })
 	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
-	g.Go(func() error { return consumer.Run(ctx) })
-	log.Info("tracking service started", "addr", lis.Addr().String())
+	if !cfg.WatchOnly {
+		for purpose, handler := range map[string]func(*slog.Logger, ingest.Announcer) inbox.Handler{
+			timelineConsumer: ingest.Timeline,
+			viewsConsumer:    ingest.Views,
+		} {
+			consumer := kit.Consumer(purpose, ingest.Subjects, nil)
+			announcer := watch.NewAnnouncer(kit.Pool, kit.NC, consumer.Durable, log.With("component", "watch", "consumer", consumer.Durable))
+			consumer.Handle = handler(consumer.Log, announcer)
+			g.Go(func() error { return announcer.Run(ctx) })
+			g.Go(func() error { return consumer.Run(ctx) })
+		}
+	}
+	log.Info("tracking service started", "addr", lis.Addr().String(), "watch_only", cfg.WatchOnly)
 	return g.Wait()
 }

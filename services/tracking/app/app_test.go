@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,30 +34,28 @@ type env struct {
 	client trackingv1.TrackingServiceClient
 	health healthpb.HealthClient
 	js     jetstream.JetStream
+	// worker calls as a community worker, who may read everything.
+	worker context.Context
+	// stop stops the service and waits for Run to return.
+	stop func()
 }
 
-// start runs the real service against a fresh database and an in-process JetStream, and returns
-// a client of its gRPC server and a JetStream publisher.
-func start(t *testing.T) *env {
+// stack is a database and a broker that service instances share.
+type stack struct {
+	ctx            context.Context
+	dbURL, natsURL string
+	js             jetstream.JetStream
+	log            *slog.Logger
+	cancelAll      context.CancelFunc
+}
+
+func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	natsURL := testkit.NATS(t)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := app.Config{DatabaseURL: testkit.Postgres(t), NATSURL: natsURL, Listener: lis}
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-
-	nc, js, err := natsx.Connect(natsURL, "tracking-test", log)
+	t.Cleanup(cancel)
+	st := &stack{ctx: ctx, dbURL: testkit.Postgres(t), natsURL: testkit.NATS(t),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), cancelAll: cancel}
+	nc, js, err := natsx.Connect(st.natsURL, "tracking-test", st.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +64,44 @@ func start(t *testing.T) *env {
 	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
+	st.js = js
+	return st
+}
+
+// instance runs the real service on the stack and returns a client of its gRPC server.
+func (st *stack) instance(t *testing.T, watchOnly bool) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(st.ctx)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := app.Config{DatabaseURL: st.dbURL, NATSURL: st.natsURL, Listener: lis, AuthKey: string(testkit.AuthKey), WatchOnly: watchOnly}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, st.log) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	conn, err := grpcx.Dial(lis.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{ctx: ctx, client: trackingv1.NewTrackingServiceClient(conn), health: healthpb.NewHealthClient(conn), js: js}
+	return &env{ctx: st.ctx, client: trackingv1.NewTrackingServiceClient(conn), health: healthpb.NewHealthClient(conn),
+		js: st.js, worker: testkit.As(t, st.ctx, typesv1.Role_ROLE_WORKER, "worker-li"), stop: stop}
+}
+
+// start runs one instance of the service against a fresh database and an in-process JetStream.
+func start(t *testing.T) *env {
+	t.Helper()
+	return newStack(t).instance(t, false)
 }
 
 // publish sends ev as the outbox relay does, with msgID as Nats-Msg-Id (normally the event id).
@@ -96,7 +127,7 @@ func (e *env) timeline(t *testing.T, orderID string, want int) []*trackingv1.Tim
 	t.Helper()
 	var entries []*trackingv1.TimelineEntry
 	testkit.Eventually(t, 15*time.Second, func() error {
-		resp, err := e.client.GetOrderTimeline(e.ctx, &trackingv1.GetOrderTimelineRequest{OrderId: orderID})
+		resp, err := e.client.GetOrderTimeline(e.worker, &trackingv1.GetOrderTimelineRequest{OrderId: orderID})
 		if err != nil {
 			return err
 		}
@@ -220,6 +251,7 @@ func TestMalformedEventIsDeadLetteredAndConsumingGoesOn(t *testing.T) {
 	e.publish(t, good, good.GetEventId())
 
 	e.timeline(t, orderID, 1)
+	// Each consumer gives up on the bad event once, and says so.
 	testkit.Eventually(t, 10*time.Second, func() error {
 		s, err := e.js.Stream(e.ctx, events.DeadLetterStream)
 		if err != nil {
@@ -229,8 +261,19 @@ func TestMalformedEventIsDeadLetteredAndConsumingGoesOn(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs != 1 {
-			return fmt.Errorf("dead-letter stream has %d messages, want 1", info.State.Msgs)
+		if info.State.Msgs != 2 {
+			return fmt.Errorf("dead-letter stream has %d messages, want 2", info.State.Msgs)
+		}
+		consumers := map[string]bool{}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := s.GetMsg(e.ctx, seq)
+			if err != nil {
+				return err
+			}
+			consumers[m.Header.Get("Doorstep-Consumer")] = true
+		}
+		if !consumers["tracking-timeline"] || !consumers["tracking-views"] {
+			return fmt.Errorf("dead-lettered by %v, want tracking-timeline and tracking-views", consumers)
 		}
 		return nil
 	})
@@ -249,7 +292,7 @@ func TestGetOrderTimelineErrors(t *testing.T) {
 		{"unknown", newID(), codes.NotFound, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.client.GetOrderTimeline(e.ctx, &trackingv1.GetOrderTimelineRequest{OrderId: tc.orderID})
+			_, err := e.client.GetOrderTimeline(e.worker, &trackingv1.GetOrderTimelineRequest{OrderId: tc.orderID})
 			if status.Code(err) != tc.code {
 				t.Fatalf("code = %v (%v), want %v", status.Code(err), err, tc.code)
 			}

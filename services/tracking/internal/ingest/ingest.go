@@ -1,6 +1,8 @@
-// Package ingest turns Doorstep's events into timeline entries. It is the tracking consumer's
-// handler: the inbox runs it in the transaction that records the event id, so each event is
-// stored once however often JetStream delivers it.
+// Package ingest applies Doorstep's events to the tracking service's tables. It holds the handlers
+// of its two consumers: the timeline (every event of an order, and whose order it is) and the
+// views (parcels, routes and their states, for round progress and supplier queues). The inbox runs
+// each in the transaction that records the event id, so each event is applied once however often
+// JetStream delivers it.
 package ingest
 
 import (
@@ -15,15 +17,23 @@ import (
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
 	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
+	"github.com/doorstep/doorstep/services/tracking/internal/watch"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
-// Subjects the tracking consumer reads: every event, since any of them may belong to an order.
+// Subjects both consumers read: every event, since any of them may belong to an order or a round.
 var Subjects = []string{events.StreamSubjects}
 
-// Handler stores each event that belongs to an order.
-func Handler(log *slog.Logger) inbox.Handler {
+// Announcer tells the watches what an event changed. Handlers call it inside the transaction;
+// it must not tell anyone before that transaction has committed (watch.Announcer waits).
+type Announcer interface {
+	Announce(eventID string, subjects ...string)
+}
+
+// Timeline stores each event that belongs to an order, notes whose order it is, and announces
+// the order's change.
+func Timeline(log *slog.Logger, announce Announcer) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		e, ok, err := Entry(ev)
 		if err != nil {
@@ -32,10 +42,21 @@ func Handler(log *slog.Logger) inbox.Handler {
 		if !ok {
 			return nil
 		}
-		if _, err := postgres.Insert(ctx, tx, e); err != nil {
+		household := ev.GetOrderPlaced().GetHouseholdId()
+		if household == "" {
+			household = ev.GetParcelStateChanged().GetHouseholdId()
+		}
+		if err := postgres.RecordOrder(ctx, tx, timeline.Order{ID: e.OrderID, Compound: e.Compound, HouseholdID: household}); err != nil {
 			return err
 		}
-		log.DebugContext(ctx, "timeline entry stored", "order", e.OrderID, "kind", e.Kind, "event", e.EventID)
+		inserted, err := postgres.Insert(ctx, tx, e)
+		if err != nil {
+			return err
+		}
+		if inserted {
+			announce.Announce(e.EventID, watch.OrderSubject(e.OrderID))
+		}
+		log.DebugContext(ctx, "timeline entry stored", "order", e.OrderID, "kind", e.Kind, "event", e.EventID, "new", inserted)
 		return nil
 	}
 }

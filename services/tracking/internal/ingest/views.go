@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/inbox"
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
+	"github.com/doorstep/doorstep/services/tracking/internal/views"
+	"github.com/doorstep/doorstep/services/tracking/internal/watch"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Views applies order.placed, parcel.* and route.planned to the read models and announces the
+// rounds whose progress changed.
+func Views(log *slog.Logger, announce Announcer) inbox.Handler {
+	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+		var rounds []string
+		switch ev.GetPayload().(type) {
+		case *eventsv1.Event_OrderPlaced:
+			p, err := Placement(ev)
+			if err != nil {
+				return err
+			}
+			if rounds, err = postgres.RecordPlacement(ctx, tx, p); err != nil {
+				return err
+			}
+		case *eventsv1.Event_ParcelStateChanged:
+			c, err := StateChange(ev)
+			if err != nil {
+				return err
+			}
+			if rounds, err = postgres.ApplyStateChange(ctx, tx, c); err != nil {
+				return err
+			}
+		case *eventsv1.Event_RoutePlanned:
+			r, err := Route(ev)
+			if err != nil {
+				return err
+			}
+			if rounds, err = postgres.ApplyRoute(ctx, tx, r); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("event %s: no payload: %w", ev.GetEventId(), inbox.ErrPermanent)
+		}
+		if len(rounds) > 0 {
+			subjects := make([]string, len(rounds))
+			for i, r := range rounds {
+				subjects[i] = watch.RoundSubject(r)
+			}
+			announce.Announce(ev.GetEventId(), subjects...)
+		}
+		log.DebugContext(ctx, "views updated", "event", ev.GetEventId(), "rounds", rounds)
+		return nil
+	}
+}
+
+// Placement maps an order.placed event. Like every mapping here, it refuses an event that can
+// never be applied (ids that are not UUIDs, no time) with inbox.ErrPermanent.
+func Placement(ev *eventsv1.Event) (views.Placement, error) {
+	if err := checkEnvelope(ev); err != nil {
+		return views.Placement{}, err
+	}
+	if err := checkUUID(ev, "order_id", ev.GetOrderId()); err != nil {
+		return views.Placement{}, err
+	}
+	op := ev.GetOrderPlaced()
+	p := views.Placement{Compound: ev.GetCompound(), OrderID: ev.GetOrderId(), HouseholdID: op.GetHouseholdId(),
+		At: ev.GetOccurredAt().AsTime().UTC(), EventID: ev.GetEventId()}
+	for i, pp := range op.GetParcels() {
+		if err := checkUUID(ev, fmt.Sprintf("parcels[%d].parcel_id", i), pp.GetParcelId()); err != nil {
+			return views.Placement{}, err
+		}
+		p.Parcels = append(p.Parcels, views.PlacedParcel{ParcelID: pp.GetParcelId(), SupplierID: pp.GetSupplierId()})
+	}
+	return p, nil
+}
+
+// StateChange maps a parcel.<state> event.
+func StateChange(ev *eventsv1.Event) (views.StateChange, error) {
+	if err := checkEnvelope(ev); err != nil {
+		return views.StateChange{}, err
+	}
+	pc := ev.GetParcelStateChanged()
+	if err := checkUUID(ev, "parcel_id", pc.GetParcelId()); err != nil {
+		return views.StateChange{}, err
+	}
+	if ev.GetOrderId() != "" {
+		if err := checkUUID(ev, "order_id", ev.GetOrderId()); err != nil {
+			return views.StateChange{}, err
+		}
+	}
+	return views.StateChange{Compound: ev.GetCompound(), ParcelID: pc.GetParcelId(), OrderID: ev.GetOrderId(),
+		HouseholdID: pc.GetHouseholdId(), RoundID: pc.GetRoundId(), State: events.StateName(pc.GetState()),
+		At: ev.GetOccurredAt().AsTime().UTC(), EventID: ev.GetEventId()}, nil
+}
+
+// Route maps a route.planned event; a route without stops withdraws the route.
+func Route(ev *eventsv1.Event) (views.Route, error) {
+	if err := checkEnvelope(ev); err != nil {
+		return views.Route{}, err
+	}
+	rp := ev.GetRoutePlanned()
+	if rp.GetRouteId() == "" {
+		return views.Route{}, fmt.Errorf("event %s: route_id missing: %w", ev.GetEventId(), inbox.ErrPermanent)
+	}
+	r := views.Route{Compound: ev.GetCompound(), RouteID: rp.GetRouteId(), RoundID: rp.GetRoundId(),
+		CourierID: rp.GetCourierId(), Version: int(rp.GetVersion()), At: ev.GetOccurredAt().AsTime().UTC(), EventID: ev.GetEventId()}
+	for i, s := range rp.GetStops() {
+		for j, p := range s.GetParcels() {
+			if err := checkUUID(ev, fmt.Sprintf("stops[%d].parcels[%d].parcel_id", i, j), p.GetParcelId()); err != nil {
+				return views.Route{}, err
+			}
+			r.Parcels = append(r.Parcels, views.RouteParcel{ParcelID: p.GetParcelId(), Building: s.GetAddress().GetBuilding()})
+		}
+	}
+	if len(r.Parcels) > 0 && r.RoundID == "" {
+		return views.Route{}, fmt.Errorf("event %s: route %s has parcels but no round_id: %w", ev.GetEventId(), r.RouteID, inbox.ErrPermanent)
+	}
+	return r, nil
+}
+
+func checkEnvelope(ev *eventsv1.Event) error {
+	if _, err := events.Name(ev); err != nil {
+		return fmt.Errorf("%w: %w", err, inbox.ErrPermanent)
+	}
+	if !ev.GetOccurredAt().IsValid() {
+		return fmt.Errorf("event %s: occurred_at missing or invalid: %w", ev.GetEventId(), inbox.ErrPermanent)
+	}
+	return nil
+}
+
+func checkUUID(ev *eventsv1.Event, field, id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return fmt.Errorf("event %s: %s %q is not a UUID: %w", ev.GetEventId(), field, id, inbox.ErrPermanent)
+	}
+	return nil
+}
