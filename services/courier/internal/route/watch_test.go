@@ -154,3 +154,28 @@ func TestWatchOfAPlannedRoundWithoutTheCourierIsNotFound(t *testing.T) {
 		t.Fatal("Watch of someone else's round did not end")
 	}
 }
+
+type pruneRepo struct {
+	Repository
+	cutoff time.Time
+}
+
+func (p *pruneRepo) PruneKeys(_ context.Context, cutoff time.Time) (int64, error) {
+	p.cutoff = cutoff
+	return 0, nil
+}
+
+func TestPruneKeysKeepsTwoDays(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	repo := &pruneRepo{}
+	svc := &Service{Repo: repo, Now: func() time.Time { return now }}
+	if _, err := svc.PruneKeys(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(-48 * time.Hour); !repo.cutoff.Equal(want) || repo.cutoff.Location() != time.UTC {
+		t.Errorf("cutoff = %v, want %v in UTC", repo.cutoff, want)
+	}
+	if KeyRetention < 24*time.Hour {
+		t.Errorf("keys live %v, less than a day", KeyRetention)
+	}
+}
