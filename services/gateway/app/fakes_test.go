@@ -223,7 +223,7 @@ func (f *fakeSupplier) ListSuppliers(ctx context.Context, req *supplierv1.ListSu
 }
 
 func (f *fakeSupplier) ListItems(ctx context.Context, req *supplierv1.ListItemsRequest) (*supplierv1.ListItemsResponse, error) {
-	f.calls.record(ctx, "ListItems")
+	f.calls.keep(ctx, "ListItems", req)
 	if req.GetCompound() != "haixin" {
 		return &supplierv1.ListItemsResponse{}, nil
 	}
