@@ -1,5 +1,6 @@
 // Package app wires the order service: configuration, the database and broker through
-// servicekit, the supplier client, the gRPC server, the outbox relay and the parcel consumer.
+// servicekit, the supplier and dispatch clients, the gRPC server, the outbox relay, the parcel
+// consumer and the pruning of old request keys.
 // It is not internal because the dev stack runs every service in one process through Run.
 package app
 
@@ -14,12 +15,14 @@ import (
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/servicekit"
 	"github.com/doorstep/doorstep/services/order/internal/consumer"
+	"github.com/doorstep/doorstep/services/order/internal/dispatchclient"
 	"github.com/doorstep/doorstep/services/order/internal/grpcapi"
 	"github.com/doorstep/doorstep/services/order/internal/order"
 	"github.com/doorstep/doorstep/services/order/internal/postgres"
 	"github.com/doorstep/doorstep/services/order/internal/supplierclient"
 	"golang.org/x/sync/errgroup"
 
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 )
@@ -30,11 +33,15 @@ type Config struct {
 	DatabaseURL  string `env:"DATABASE_URL"`
 	NATSURL      string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	SupplierAddr string `env:"SUPPLIER_ADDR" envDefault:"127.0.0.1:50052"`
+	// DispatchAddr serves the site plan the roster import checks buildings and units against.
+	DispatchAddr string `env:"DISPATCH_ADDR" envDefault:"127.0.0.1:50053"`
 	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
 	// letters) on /metrics; 0 turns them off.
 	MetricsPort int `env:"ORDER_METRICS_PORT" envDefault:"9051"`
 	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
+	// PruneEvery is how often request keys older than order.KeepRequests (48 h) are deleted.
+	PruneEvery time.Duration `env:"ORDER_PRUNE_EVERY" envDefault:"1h"`
 
 	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
 	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
@@ -59,14 +66,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer kit.Close()
 
-	conn, err := grpcx.Dial(cfg.SupplierAddr)
+	supConn, err := grpcx.Dial(cfg.SupplierAddr)
 	if err != nil {
 		return fmt.Errorf("dial supplier %s: %w", cfg.SupplierAddr, err)
 	}
-	defer conn.Close()
+	defer supConn.Close()
+	dispConn, err := grpcx.Dial(cfg.DispatchAddr)
+	if err != nil {
+		return fmt.Errorf("dial dispatch %s: %w", cfg.DispatchAddr, err)
+	}
+	defer dispConn.Close()
 
-	store := postgres.New(kit.Pool)
-	svc := order.NewService(store, supplierclient.New(supplierv1.NewSupplierServiceClient(conn)), cfg.Now, log)
+	store := postgres.New(kit.Pool, cfg.Now)
+	svc := order.NewService(store, supplierclient.New(supplierv1.NewSupplierServiceClient(supConn)),
+		dispatchclient.New(dispatchv1.NewDispatchServiceClient(dispConn)), cfg.Now, log)
 	srv := grpcx.NewServer(log)
 	orderv1.RegisterOrderServiceServer(srv, grpcapi.New(svc, log))
 	lis, err := servicekit.Listen(cfg.Listener, cfg.Port)
@@ -82,5 +95,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g.Go(func() error {
 		return kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Handler(store)).Run(ctx)
 	})
+	g.Go(func() error { prune(ctx, svc, cfg.PruneEvery, log); return nil })
 	return g.Wait()
+}
+
+// prune deletes old request keys at start and then every interval until ctx is done. A failed
+// round is logged and left to the next: the keys only take space.
+func prune(ctx context.Context, svc *order.Service, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = time.Hour
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		switch n, err := svc.PruneRequests(ctx); {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("prune request keys", "err", err)
+		case n > 0:
+			log.Info("pruned request keys", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -180,7 +180,7 @@ func TestConsumerRetriesEventForUnknownParcel(t *testing.T) {
 	hh := e.household()
 	orderID := order.OrderID(hh, "req-1")
 	early := &orderv1.Order{OrderId: orderID, HouseholdId: hh}
-	p := &orderv1.Parcel{ParcelId: order.ParcelID(orderID, "freshmart")}
+	p := &orderv1.Parcel{ParcelId: order.ParcelID(orderID, "freshmart", 0)}
 	ev := parcelEvent(early, p, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.Role_ROLE_SUPPLIER, "freshmart", nil)
 	e.publish(ev, ev.EventId)
 	e.waitRedelivered()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 
@@ -27,6 +28,9 @@ type fakeSupplier struct {
 	released []string       // parcel ids, in call order
 	// failReserve makes ReserveStock at a supplier fail with this error.
 	failReserve map[string]error
+	// chaos, when set, is asked on every ReserveStock: before fails the call untouched, after
+	// reserves and then fails it (an answer lost on the way back).
+	chaos func(supplierID string) (before, after error)
 }
 
 func newFakeSupplier(t *testing.T) (*fakeSupplier, string) {
@@ -114,6 +118,13 @@ func (f *fakeSupplier) ReserveStock(_ context.Context, req *supplierv1.ReserveSt
 	if err := f.failReserve[req.SupplierId]; err != nil {
 		return nil, err
 	}
+	var after error
+	if f.chaos != nil {
+		var before error
+		if before, after = f.chaos(req.SupplierId); before != nil {
+			return nil, before
+		}
+	}
 	p := &supplierv1.SupplierParcel{ParcelId: req.ParcelId, OrderId: req.OrderId, SupplierId: req.SupplierId,
 		HouseholdId: req.HouseholdId, Address: req.Address, State: typesv1.ParcelState_PARCEL_STATE_PLACED}
 	for _, l := range req.Lines {
@@ -137,6 +148,9 @@ func (f *fakeSupplier) ReserveStock(_ context.Context, req *supplierv1.ReserveSt
 		p.TotalFen += amount
 	}
 	f.parcels[req.ParcelId] = p
+	if after != nil {
+		return nil, after
+	}
 	return &supplierv1.ReserveStockResponse{Parcel: proto.Clone(p).(*supplierv1.SupplierParcel)}, nil
 }
 
@@ -171,6 +185,20 @@ func (f *fakeSupplier) seed() {
 		ReferencePriceFen: 3600, CurrentPriceFen: 3600, Stock: 20000, UnitWeightGrams: 1000})
 	f.addItem(&supplierv1.Item{ItemId: "masks-10", SupplierId: "pharmacy", Name: "Masks (10)", Unit: "box",
 		ReferencePriceFen: 1500, CurrentPriceFen: 1500, Stock: 50, UnitWeightGrams: 40})
+}
+
+// placedParcels are the parcel ids the supplier holds stock for.
+func (f *fakeSupplier) placedParcels() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for id, p := range f.parcels {
+		if p.State == typesv1.ParcelState_PARCEL_STATE_PLACED {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (f *fakeSupplier) String() string {

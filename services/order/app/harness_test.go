@@ -112,12 +112,13 @@ func start(t *testing.T) *env {
 	return &env{t: t, ctx: ctx, client: orderv1.NewOrderServiceClient(conn), sup: sup, pool: pool, js: js}
 }
 
-// household registers haixin 3-2-302 (quarantined, priority) and returns its id.
+// household registers haixin 3-2-302 (over 80, quarantined until 2022-04-20) and returns its id.
 func (e *env) household() string {
 	e.t.Helper()
 	resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
 		Address:   &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
-		Residents: 1, Priority: true, Quarantined: true, Occupied: true,
+		Residents: 1, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED, Over_80: true, QuarantinedUntil: "2022-04-20",
+		Phone: "+86 138-0013-8000",
 	}})
 	if err != nil {
 		e.t.Fatal(err)

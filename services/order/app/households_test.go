@@ -38,7 +38,7 @@ func TestHouseholds(t *testing.T) {
 	t.Run("update keeps the id", func(t *testing.T) {
 		resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-2", Household: &orderv1.Household{
 			HouseholdId: id, Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
-			Residents: 2, Occupied: true}})
+			Residents: 2, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,14 @@
 package app_test
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/services/order/internal/order"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -261,43 +264,190 @@ func TestPlaceOrderFailedReservationReleases(t *testing.T) {
 	if got := e.count(`SELECT count(*) FROM orders`) + e.count(`SELECT count(*) FROM outbox`); got != 0 {
 		t.Errorf("a failed placement stored %d rows", got)
 	}
+}
 
-	t.Run("a retry after the failure does not resurrect the released reservation", func(t *testing.T) {
-		e.sup.mu.Lock()
-		e.sup.items["masks-10"].Stock = 100
-		e.sup.mu.Unlock()
+// A retry after a failed attempt is a fresh attempt: the first attempt's reservations were given
+// back, so the retry reserves under new parcel ids and succeeds.
+func TestPlaceOrderRetryAfterFailure(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	req := &orderv1.PlaceOrderRequest{RequestId: "retry-me", HouseholdId: hh, Lines: basket()}
+
+	e.sup.mu.Lock()
+	e.sup.failReserve["pharmacy"] = status.Error(codes.Unavailable, "pharmacy is down")
+	e.sup.mu.Unlock()
+	_, err := e.client.PlaceOrder(e.ctx, req)
+	wantCode(t, err, codes.Unavailable)
+	orderID := order.OrderID(hh, "retry-me")
+	if got := e.sup.releasedParcels(); len(got) != 1 || got[0] != order.ParcelID(orderID, "freshmart", 0) {
+		t.Fatalf("released %v, want the first attempt's freshmart parcel", got)
+	}
+	if got := e.sup.placedParcels(); len(got) != 0 {
+		t.Fatalf("reservations left after the failure: %v", got)
+	}
+
+	e.sup.mu.Lock()
+	delete(e.sup.failReserve, "pharmacy")
+	e.sup.mu.Unlock()
+	o := e.place("retry-me", hh, basket())
+	if o.OrderId != orderID || len(o.Parcels) != 2 {
+		t.Fatalf("retry placed %v", o)
+	}
+	for _, p := range o.Parcels {
+		if want := order.ParcelID(orderID, p.SupplierId, 1); p.ParcelId != want {
+			t.Errorf("parcel %s of %s, want the second attempt's %s", p.ParcelId, p.SupplierId, want)
+		}
+	}
+	e.checkReservedOnce(o)
+	if again := e.place("retry-me", hh, basket()); !proto.Equal(again, o) {
+		t.Errorf("a retry after the success got %v", again)
+	}
+
+	t.Run("after a refusal too", func(t *testing.T) {
+		lines := []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}, {ItemId: "masks-10", Quantity: 60}}
 		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
 		wantCode(t, err, codes.FailedPrecondition)
-		if !strings.Contains(status.Convert(err).Message(), "new request id") {
-			t.Errorf("message does not tell what to do: %v", err)
-		}
-		if got := e.sup.stock("masks-10"); got != 100 {
-			t.Errorf("mask stock %d, want 100 (nothing left reserved)", got)
-		}
-		if got := e.count(`SELECT count(*) FROM orders`); got != 0 {
-			t.Errorf("%d orders stored", got)
-		}
-		o := e.place("greedy-2", hh, lines)
-		if len(o.Parcels) != 2 {
-			t.Errorf("new request: %v", o)
-		}
 		e.sup.mu.Lock()
-		e.sup.items["rice-5kg"].Stock, e.sup.items["masks-10"].Stock = 100, 50
+		e.sup.items["masks-10"].Stock += 100
 		e.sup.mu.Unlock()
+		resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Order.Parcels) != 2 {
+			t.Errorf("order %v", resp.Order)
+		}
 	})
+}
 
-	t.Run("an unreachable supplier is UNAVAILABLE and releases too", func(t *testing.T) {
-		e.sup.mu.Lock()
-		e.sup.failReserve["pharmacy"] = status.Error(codes.Unavailable, "pharmacy is down")
-		e.sup.mu.Unlock()
-		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "down", HouseholdId: hh,
-			Lines: []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}, {ItemId: "masks-10", Quantity: 1}}})
-		wantCode(t, err, codes.Unavailable)
-		if got := e.sup.releasedParcels(); len(got) != 2 {
-			t.Errorf("released %v, want the earlier one and this request's freshmart parcel", got)
+// checkReservedOnce checks that the suppliers hold exactly the parcels of o, and the seeded stock
+// less o's quantities.
+func (e *env) checkReservedOnce(o *orderv1.Order) {
+	e.t.Helper()
+	var ids []string
+	for _, p := range o.Parcels {
+		ids = append(ids, p.ParcelId)
+	}
+	slices.Sort(ids)
+	if got := e.sup.placedParcels(); !slices.Equal(got, ids) {
+		e.t.Errorf("suppliers hold %v, want the order's parcels %v", got, ids)
+	}
+	if r, m, p := e.sup.stock("rice-5kg"), e.sup.stock("masks-10"), e.sup.stock("pork"); r != 98 || m != 47 || p != 19500 {
+		e.t.Errorf("stock rice %d masks %d pork %d, want 98 47 19500 (reserved once)", r, m, p)
+	}
+	if n := e.count(`SELECT count(*) FROM orders`); n != 1 {
+		e.t.Errorf("%d orders stored, want 1", n)
+	}
+}
+
+// Thirty concurrent retries after a failed attempt still make one order.
+func TestPlaceOrderConcurrentRetriesAfterFailure(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	req := &orderv1.PlaceOrderRequest{RequestId: "tap-tap-tap", HouseholdId: hh, Lines: basket()}
+	e.sup.mu.Lock()
+	e.sup.failReserve["pharmacy"] = status.Error(codes.FailedPrecondition, "pharmacy closed for stocktaking")
+	e.sup.mu.Unlock()
+	_, err := e.client.PlaceOrder(e.ctx, req)
+	wantCode(t, err, codes.FailedPrecondition)
+	e.sup.mu.Lock()
+	delete(e.sup.failReserve, "pharmacy")
+	e.sup.mu.Unlock()
+
+	const n = 30
+	orders := make([]*orderv1.Order, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, err := e.client.PlaceOrder(e.ctx, req)
+			orders[i], errs[i] = resp.GetOrder(), err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("retry %d: %v", i, errs[i])
 		}
-		if got := e.sup.stock("rice-5kg"); got != 100 {
-			t.Errorf("rice stock %d, want 100", got)
+		if !proto.Equal(orders[i], orders[0]) {
+			t.Fatalf("retry %d got a different order:\n%v\n%v", i, orders[i], orders[0])
 		}
-	})
+	}
+	e.checkReservedOnce(orders[0])
+	if got := e.count(`SELECT count(*) FROM outbox`); got != 3 {
+		t.Errorf("%d events written, want 3", got)
+	}
+}
+
+// A reservation whose answer is lost (the call timed out after the supplier reserved) is given
+// back with the rest of the failed attempt.
+func TestPlaceOrderLostAnswerIsReleased(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	e.sup.chaos = func(supplierID string) (before, after error) {
+		if supplierID == "pharmacy" {
+			return nil, status.Error(codes.DeadlineExceeded, "answer lost")
+		}
+		return nil, nil
+	}
+	_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "lost", HouseholdId: hh, Lines: basket()})
+	wantCode(t, err, codes.Unavailable)
+	if got := e.sup.placedParcels(); len(got) != 0 {
+		t.Errorf("reservations left: %v", got)
+	}
+	if got := e.sup.stock("masks-10"); got != 50 {
+		t.Errorf("mask stock %d, want 50", got)
+	}
+}
+
+// Concurrent clients retrying one request while the suppliers fail at random, before or after
+// reserving: whatever the interleaving, one order is stored, every client gets it, and the
+// suppliers hold exactly its reservations.
+func TestPlaceOrderRetriesUnderFailures(t *testing.T) {
+	e := start(t)
+	hh := e.household()
+	rng := rand.New(rand.NewPCG(7, 11))
+	failures := 0
+	e.sup.chaos = func(string) (before, after error) { // called under the fake's lock
+		if failures >= 40 || rng.IntN(3) == 0 {
+			return nil, nil
+		}
+		failures++
+		if rng.IntN(2) == 0 {
+			return status.Error(codes.Internal, "supplier hiccup"), nil
+		}
+		return nil, status.Error(codes.DeadlineExceeded, "answer lost")
+	}
+	req := &orderv1.PlaceOrderRequest{RequestId: "stubborn", HouseholdId: hh, Lines: basket()}
+	const clients = 30
+	orders := make([]*orderv1.Order, clients)
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			for range 100 {
+				resp, err := e.client.PlaceOrder(e.ctx, req)
+				orders[i], errs[i] = resp.GetOrder(), err
+				if c := status.Code(err); c != codes.Unavailable && c != codes.Aborted {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range clients {
+		if errs[i] != nil {
+			t.Fatalf("client %d: %v", i, errs[i])
+		}
+		if !proto.Equal(orders[i], orders[0]) {
+			t.Fatalf("client %d got a different order:\n%v\n%v", i, orders[i], orders[0])
+		}
+	}
+	e.checkReservedOnce(orders[0])
+	e.sup.mu.Lock()
+	defer e.sup.mu.Unlock()
+	if failures == 0 {
+		t.Error("no failure was injected")
+	}
+	t.Logf("%d injected failures, %d reservation calls", failures, e.sup.calls["ReserveStock"])
 }

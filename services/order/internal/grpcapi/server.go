@@ -30,15 +30,9 @@ const (
 	defaultPageSize   = 100
 	maxPageSize       = 1000
 	defaultOrdersPage = 50
-	maxFloor          = 60
 )
 
-var (
-	// Building, unit and room become parts of a household id joined by "-", so they are plain
-	// letters and digits.
-	addressPartRE = regexp.MustCompile(`^[\p{L}\p{N}]{1,16}$`)
-	householdIDRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}-]{0,127}$`)
-)
+var householdIDRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}-]{0,127}$`)
 
 // Server implements orderv1.OrderServiceServer.
 type Server struct {
@@ -54,43 +48,49 @@ func (s *Server) err(ctx context.Context, err error) error { return toStatus(ctx
 
 // UpsertHousehold implements orderv1.OrderServiceServer.
 func (s *Server) UpsertHousehold(ctx context.Context, req *orderv1.UpsertHouseholdRequest) (*orderv1.UpsertHouseholdResponse, error) {
-	var v grpcx.Violations
-	v.Check(len(req.GetRequestId()) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
-	h := req.GetHousehold()
-	if h == nil {
-		v.Add("household", "is required")
-		return nil, v.Err()
-	}
-	if id := h.GetHouseholdId(); id != "" {
-		v.Check(householdIDRE.MatchString(id), "household.household_id", "must be 1 to 128 letters, digits or '-'")
-	}
-	checkAddress(&v, "household.address", h.GetAddress())
-	v.Check(h.GetResidents() >= 0, "household.residents", "must not be negative")
-	if err := v.Err(); err != nil {
+	h, err := upsertRequest(req)
+	if err != nil {
 		return nil, err
 	}
-	out, err := s.svc.UpsertHousehold(ctx, req.GetRequestId(), pbconv.Household(h))
+	out, err := s.svc.UpsertHousehold(ctx, req.GetRequestId(), h)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	return &orderv1.UpsertHouseholdResponse{Household: pbconv.HouseholdProto(out)}, nil
+	return &orderv1.UpsertHouseholdResponse{Household: pbconv.HouseholdProto(out, s.svc.Now())}, nil
 }
 
-func checkAddress(v *grpcx.Violations, field string, a *typesv1.Address) {
+// upsertRequest validates an UpsertHousehold request and maps its household. The output-only
+// fields (priority, quarantined, occupied) are ignored, not refused, so a client can send back a
+// household it read.
+func upsertRequest(req *orderv1.UpsertHouseholdRequest) (order.Household, error) {
+	var v grpcx.Violations
+	v.Check(len(req.GetRequestId()) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
+	ph := req.GetHousehold()
+	if ph == nil {
+		v.Add("household", "is required")
+		return order.Household{}, v.Err()
+	}
+	if id := ph.GetHouseholdId(); id != "" {
+		v.Check(householdIDRE.MatchString(id), "household.household_id", "must be 1 to 128 letters, digits or '-'")
+	}
+	a := ph.GetAddress()
 	if a == nil {
-		v.Add(field, "is required")
-		return
+		v.Add("household.address", "is required")
+	} else {
+		v.Check(events.ValidCompound(a.GetCompound()), "household.address.compound", "must be a compound slug: lower-case letters, digits and '-'")
 	}
-	v.Check(events.ValidCompound(a.GetCompound()), field+".compound", "must be a compound slug: lower-case letters, digits and '-'")
-	for _, part := range []struct{ name, value string }{{"building", a.GetBuilding()}, {"unit", a.GetUnit()}, {"room", a.GetRoom()}} {
-		switch {
-		case part.value == "":
-			v.Add(field+"."+part.name, "is required")
-		case !addressPartRE.MatchString(part.value):
-			v.Add(field+"."+part.name, "must be 1 to 16 letters or digits")
+	h := pbconv.Household(ph)
+	h.Phone = strings.TrimSpace(h.Phone)
+	for _, fe := range order.CheckHousehold(h) {
+		if a == nil && strings.HasPrefix(fe.Field, "address.") {
+			continue
 		}
+		v.Add("household."+fe.Field, fe.Reason)
 	}
-	v.Check(a.GetFloor() >= 1 && a.GetFloor() <= maxFloor, field+".floor", fmt.Sprintf("must be 1 to %d", maxFloor))
+	if err := v.Err(); err != nil {
+		return order.Household{}, err
+	}
+	return h, nil
 }
 
 // GetHousehold implements orderv1.OrderServiceServer.
@@ -102,7 +102,7 @@ func (s *Server) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdRequ
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	return &orderv1.GetHouseholdResponse{Household: pbconv.HouseholdProto(h)}, nil
+	return &orderv1.GetHouseholdResponse{Household: pbconv.HouseholdProto(h, s.svc.Now())}, nil
 }
 
 // ListHouseholds implements orderv1.OrderServiceServer. The page token is opaque to clients: the
@@ -126,8 +126,9 @@ func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholds
 		hs = hs[:size]
 		resp.NextPageToken = encodeToken(req.GetCompound(), hs[size-1].ID)
 	}
+	now := s.svc.Now()
 	for _, h := range hs {
-		resp.Households = append(resp.Households, pbconv.HouseholdProto(h))
+		resp.Households = append(resp.Households, pbconv.HouseholdProto(h, now))
 	}
 	return resp, nil
 }
@@ -159,16 +160,86 @@ func decodeToken(token, compound string) (after string, ok bool) {
 	return after, found && c == compound && after != ""
 }
 
+// ImportHouseholds implements orderv1.OrderServiceServer.
+func (s *Server) ImportHouseholds(ctx context.Context, req *orderv1.ImportHouseholdsRequest) (*orderv1.ImportHouseholdsResponse, error) {
+	r, err := importRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.svc.ImportHouseholds(ctx, r)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return importResponse(res), nil
+}
+
+// importRequest validates an ImportHouseholds request. The file itself is the domain's to read:
+// what is wrong in it is reported row by row in the response, not as INVALID_ARGUMENT.
+func importRequest(req *orderv1.ImportHouseholdsRequest) (order.ImportRequest, error) {
+	var v grpcx.Violations
+	if req.GetDryRun() {
+		// A dry run changes nothing, so it needs no key.
+		v.Check(len(req.GetRequestId()) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
+	} else {
+		checkRequestID(&v, req.GetRequestId())
+	}
+	v.Check(events.ValidCompound(req.GetCompound()), "compound", "must be a compound slug")
+	v.Check(len(req.GetCsv()) > 0, "csv", "is required")
+	if err := v.Err(); err != nil {
+		return order.ImportRequest{}, err
+	}
+	return order.ImportRequest{RequestID: req.GetRequestId(), Compound: req.GetCompound(), CSV: req.GetCsv(), DryRun: req.GetDryRun()}, nil
+}
+
+func importResponse(res order.ImportResult) *orderv1.ImportHouseholdsResponse {
+	resp := &orderv1.ImportHouseholdsResponse{Rows: int32(res.Rows), Created: int32(res.Created), Updated: int32(res.Updated),
+		Unchanged: int32(res.Unchanged), Applied: res.Applied}
+	for _, e := range res.Errors {
+		// RowError.column and .message are proto strings, which must be UTF-8; the file may not be.
+		resp.Errors = append(resp.Errors, &orderv1.RowError{Line: int32(e.Line), Column: strings.ToValidUTF8(e.Column, "\uFFFD"),
+			Message: strings.ToValidUTF8(e.Message, "\uFFFD")})
+	}
+	return resp
+}
+
+// ExportHouseholds implements orderv1.OrderServiceServer.
+func (s *Server) ExportHouseholds(ctx context.Context, req *orderv1.ExportHouseholdsRequest) (*orderv1.ExportHouseholdsResponse, error) {
+	if !events.ValidCompound(req.GetCompound()) {
+		return nil, grpcx.InvalidField("compound", "must be a compound slug")
+	}
+	csv, err := s.svc.ExportHouseholds(ctx, req.GetCompound())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.ExportHouseholdsResponse{Csv: csv}, nil
+}
+
 // PlaceOrder implements orderv1.OrderServiceServer.
 func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
+	r, err := placeRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.svc.PlaceOrder(ctx, r)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.PlaceOrderResponse{Order: pbconv.OrderProto(o)}, nil
+}
+
+// placeRequest validates a PlaceOrder request and maps it to the domain.
+func placeRequest(req *orderv1.PlaceOrderRequest) (order.PlaceRequest, error) {
 	var v grpcx.Violations
 	checkRequestID(&v, req.GetRequestId())
 	v.Required(req.GetHouseholdId(), "household_id")
 	n := len(req.GetLines())
 	v.Check(n >= 1 && n <= maxLines, "lines", fmt.Sprintf("must hold 1 to %d lines", maxLines))
 	seen := map[string]int{}
-	lines := make([]order.BasketLine, 0, n)
+	lines := make([]order.BasketLine, 0, min(n, maxLines))
 	for i, l := range req.GetLines() {
+		if i == maxLines {
+			break // refused already; naming every line of a thousand helps nobody
+		}
 		f := fmt.Sprintf("lines[%d]", i)
 		switch first, dup := seen[l.GetItemId()]; {
 		case l.GetItemId() == "":
@@ -186,14 +257,10 @@ func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest)
 	v.Check(known, "channel", "is not a known channel")
 	checkActor(&v, "placed_by", req.GetPlacedBy())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return order.PlaceRequest{}, err
 	}
-	o, err := s.svc.PlaceOrder(ctx, order.PlaceRequest{RequestID: req.GetRequestId(), HouseholdID: req.GetHouseholdId(),
-		Lines: lines, Channel: pbconv.Channel(req.GetChannel()), PlacedBy: pbconv.Actor(req.GetPlacedBy())})
-	if err != nil {
-		return nil, s.err(ctx, err)
-	}
-	return &orderv1.PlaceOrderResponse{Order: pbconv.OrderProto(o)}, nil
+	return order.PlaceRequest{RequestID: req.GetRequestId(), HouseholdID: req.GetHouseholdId(),
+		Lines: lines, Channel: pbconv.Channel(req.GetChannel()), PlacedBy: pbconv.Actor(req.GetPlacedBy())}, nil
 }
 
 func checkRequestID(v *grpcx.Violations, id string) {
@@ -261,20 +328,29 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 
 // CancelOrder implements orderv1.OrderServiceServer.
 func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
+	r, err := cancelRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.svc.CancelOrder(ctx, r)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &orderv1.CancelOrderResponse{Order: pbconv.OrderProto(o)}, nil
+}
+
+// cancelRequest validates a CancelOrder request and maps it to the domain.
+func cancelRequest(req *orderv1.CancelOrderRequest) (order.CancelRequest, error) {
 	var v grpcx.Violations
 	checkRequestID(&v, req.GetRequestId())
 	checkUUID(&v, req.GetOrderId(), "order_id")
 	v.Check(len(req.GetReason()) <= maxReason, "reason", fmt.Sprintf("must be at most %d characters", maxReason))
 	checkActor(&v, "actor", req.GetActor())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return order.CancelRequest{}, err
 	}
-	o, err := s.svc.CancelOrder(ctx, order.CancelRequest{RequestID: req.GetRequestId(), OrderID: req.GetOrderId(),
-		Reason: req.GetReason(), Actor: pbconv.Actor(req.GetActor())})
-	if err != nil {
-		return nil, s.err(ctx, err)
-	}
-	return &orderv1.CancelOrderResponse{Order: pbconv.OrderProto(o)}, nil
+	return order.CancelRequest{RequestID: req.GetRequestId(), OrderID: req.GetOrderId(),
+		Reason: req.GetReason(), Actor: pbconv.Actor(req.GetActor())}, nil
 }
 
 // GetParcel implements orderv1.OrderServiceServer.

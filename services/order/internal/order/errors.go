@@ -23,7 +23,9 @@ var (
 	// ErrInvalid: a peer judged our request invalid.
 	ErrInvalid = errors.New("invalid request")
 	// ErrUnavailable: a peer could not be reached or did not answer in time; retry later.
-	ErrUnavailable = errors.New("supplier unavailable")
+	ErrUnavailable = errors.New("unavailable")
+	// ErrAborted: a concurrent attempt of the same request got in the way; retry (ABORTED).
+	ErrAborted = errors.New("aborted")
 )
 
 // FieldError is bad input discovered past the edge (it needs data, e.g. an unknown item id);

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,21 +50,6 @@ const (
 	StatusDelivered  Status = "DELIVERED"
 	StatusClosed     Status = "CLOSED"
 )
-
-// Household is one home of the roster.
-type Household struct {
-	ID          string
-	Address     Address
-	Residents   int
-	Priority    bool
-	Quarantined bool
-	Occupied    bool
-}
-
-// HouseholdID is the id of the household at a: <compound>-<building>-<unit>-<room>, lower case.
-func HouseholdID(a Address) string {
-	return strings.ToLower(strings.Join([]string{a.Compound, a.Building, a.Unit, a.Room}, "-"))
-}
 
 // Order is a basket placed for a household, split into one parcel per supplier.
 type Order struct {
@@ -142,10 +128,17 @@ func OrderID(householdID, requestID string) string {
 	return uuid.NewSHA1(namespace, []byte(householdID+"/"+requestID)).String()
 }
 
-// ParcelID is the id of an order's parcel for one supplier. Deterministic so that retries reserve
-// stock under the same parcel id, which the supplier treats as one reservation.
-func ParcelID(orderID, supplierID string) string {
-	return uuid.NewSHA1(namespace, []byte(orderID+"/"+supplierID)).String()
+// ParcelID is the id of an order's parcel for one supplier, in one attempt of the request that
+// places the order. Deterministic so that concurrent retries of one attempt reserve stock under
+// the same parcel id, which the supplier treats as one reservation. A failed attempt gives its
+// reservations back, and the supplier never reserves a parcel id twice, so the next attempt uses
+// fresh ids. Attempt 0 keeps the derivation ids had before attempts were counted.
+func ParcelID(orderID, supplierID string, attempt int) string {
+	name := orderID + "/" + supplierID
+	if attempt > 0 {
+		name += "/" + strconv.Itoa(attempt)
+	}
+	return uuid.NewSHA1(namespace, []byte(name)).String()
 }
 
 // Hash identifies what was asked, independent of line order.
@@ -171,13 +164,6 @@ func (r CancelRequest) Hash() []byte {
 	return hash("cancel", r.OrderID, r.Reason, string(r.Actor.Role), r.Actor.ID)
 }
 
-// HouseholdHash identifies an upsert.
-func HouseholdHash(h Household) []byte {
-	a := h.Address
-	return hash("household", h.ID, a.Compound, a.Building, a.Unit, fmt.Sprint(a.Floor), a.Room,
-		fmt.Sprint(h.Residents, h.Priority, h.Quarantined, h.Occupied))
-}
-
 func hash(parts ...string) []byte {
 	h := sha256.New()
 	for _, p := range parts {
@@ -185,6 +171,28 @@ func hash(parts ...string) []byte {
 		fmt.Fprintf(h, "%d:%s;", len(p), p)
 	}
 	return h.Sum(nil)
+}
+
+// ImportRequest is a roster spreadsheet to import into a compound.
+type ImportRequest struct {
+	RequestID string
+	Compound  string
+	CSV       []byte
+	// DryRun reports what the import would do and writes nothing.
+	DryRun bool
+}
+
+// Hash identifies what was asked.
+func (r ImportRequest) Hash() []byte { return hash("import", r.Compound, string(r.CSV)) }
+
+// ImportResult is what an import did, or on a dry run or a rejected file would do: the counts
+// are those of the rows that were accepted.
+type ImportResult struct {
+	Rows                        int
+	Created, Updated, Unchanged int
+	Errors                      []RowError
+	// Applied: the rows were written (never on a dry run, never with any row rejected).
+	Applied bool
 }
 
 // RequestKey is a client request id recorded with what it asked for.

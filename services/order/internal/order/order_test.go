@@ -3,6 +3,8 @@ package order
 import (
 	"bytes"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 func TestStatus(t *testing.T) {
@@ -48,8 +50,15 @@ func TestIDs(t *testing.T) {
 	if a != b || a == OrderID("h2", "r1") || a == OrderID("h1", "r2") {
 		t.Errorf("order ids must be deterministic per (household, request): %s %s", a, b)
 	}
-	if ParcelID(a, "s1") != ParcelID(a, "s1") || ParcelID(a, "s1") == ParcelID(a, "s2") {
+	if ParcelID(a, "s1", 0) != ParcelID(a, "s1", 0) || ParcelID(a, "s1", 0) == ParcelID(a, "s2", 0) {
 		t.Error("parcel ids must be deterministic per (order, supplier)")
+	}
+	if ParcelID(a, "s1", 1) == ParcelID(a, "s1", 0) || ParcelID(a, "s1", 1) == ParcelID(a, "s1", 2) {
+		t.Error("each attempt must have its own parcel ids")
+	}
+	// Attempt 0 keeps the derivation of before attempts were counted.
+	if got, want := ParcelID(a, "s1", 0), uuid.NewSHA1(namespace, []byte(a+"/s1")).String(); got != want {
+		t.Errorf("attempt 0 parcel id %s, want %s", got, want)
 	}
 }
 

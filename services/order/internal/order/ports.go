@@ -1,6 +1,9 @@
 package order
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store keeps households, orders and parcels. Every method that changes parcels also records
 // their transitions and the events announcing them, in one transaction.
@@ -11,15 +14,34 @@ type Store interface {
 	Household(ctx context.Context, id string) (Household, error)
 	// Households lists a compound's households ordered by id, after the id `after`.
 	Households(ctx context.Context, compound, after string, limit int) ([]Household, error)
+	// Roster returns every household of a compound.
+	Roster(ctx context.Context, compound string) ([]Household, error)
+	// ImportResult returns the stored result of the finished import with key (found=false when
+	// there is none), or ErrConflict when the key was used for another import.
+	ImportResult(ctx context.Context, key RequestKey) (res ImportResult, found bool, err error)
+	// ImportRoster, in one transaction, claims key (when an import with it has already finished it
+	// returns that import's stored result and calls nothing), loads the compound's households
+	// locked, lets plan decide which households to write and the result, writes them all, and
+	// stores the result with the finished key.
+	ImportRoster(ctx context.Context, compound string, key RequestKey,
+		plan func(current []Household) (writes []Household, res ImportResult)) (ImportResult, error)
 
-	// ClaimRequest records key. It returns done=true when a request with this key already
-	// finished, and ErrConflict when the key was used for a different request.
-	ClaimRequest(ctx context.Context, key RequestKey) (done bool, err error)
+	// ClaimRequest records key, or finds it recorded. It returns ErrConflict when the key was
+	// used for a different request.
+	ClaimRequest(ctx context.Context, key RequestKey) (Claim, error)
+	// PruneRequests forgets the request keys recorded before before.
+	PruneRequests(ctx context.Context, before time.Time) (int64, error)
 
 	// CreateOrder writes o with its parcels (PLACED), their creation transitions and the
-	// order.placed and parcel.placed events. If an order with o.ID exists it writes nothing and
-	// returns that order with created=false.
-	CreateOrder(ctx context.Context, o Order) (stored Order, created bool, err error)
+	// order.placed and parcel.placed events, provided attempt is still the current attempt of the
+	// request that places it (key); otherwise it returns ErrAborted. If an order with o.ID exists
+	// it writes nothing and returns that order with created=false.
+	CreateOrder(ctx context.Context, o Order, key RequestKey, attempt int) (stored Order, created bool, err error)
+	// EndAttempt ends a failed attempt of a placement: unless the order orderID exists (a
+	// concurrent retry stored it, and it is returned), the request's attempt counter moves past
+	// attempt, after which CreateOrder refuses attempt. It locks against CreateOrder, so once it
+	// returns no order can come to hold the attempt's reservations.
+	EndAttempt(ctx context.Context, key RequestKey, attempt int, orderID string) (stored *Order, err error)
 	Order(ctx context.Context, id string) (Order, error)
 	// Orders lists a household's orders, newest first.
 	Orders(ctx context.Context, householdID string, limit int) ([]Order, error)
@@ -29,6 +51,20 @@ type Store interface {
 	// parcels, the transitions fn returns and one parcel.<state> event per transition. When done
 	// is non-nil the request key is marked finished in the same transaction.
 	UpdateOrder(ctx context.Context, id string, done *RequestKey, fn func(*Order) ([]Transition, error)) (Order, error)
+}
+
+// Claim is what a request key's record says.
+type Claim struct {
+	// Done: a request with this key already finished.
+	Done bool
+	// Attempt counts the failed attempts of a placement; parcel ids derive from it.
+	Attempt int
+}
+
+// SitePlan is the compound's buildings as dispatch keeps them. Errors wrap ErrUnavailable when
+// dispatch cannot be reached.
+type SitePlan interface {
+	Buildings(ctx context.Context, compound string) ([]Building, error)
 }
 
 // Item is a supplier's catalog entry, as much as ordering needs.

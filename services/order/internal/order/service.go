@@ -21,27 +21,40 @@ var systemActor = Actor{Role: RoleSystem, ID: "order"}
 // gone, or the stock would stay reserved until the supplier's cutoff.
 const releaseTimeout = 10 * time.Second
 
+// KeepRequests is how long request keys are kept: a retry within it returns the first result.
+// Clients retry within minutes; the margin covers a client that comes back the next day.
+const KeepRequests = 48 * time.Hour
+
 // Service carries out the order service's use cases.
 type Service struct {
 	store     Store
 	suppliers Suppliers
+	sites     SitePlan
 	now       func() time.Time
 	log       *slog.Logger
 }
 
 // NewService wires the use cases; now nil means time.Now.
-func NewService(store Store, suppliers Suppliers, now func() time.Time, log *slog.Logger) *Service {
+func NewService(store Store, suppliers Suppliers, sites SitePlan, now func() time.Time, log *slog.Logger) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, suppliers: suppliers, now: func() time.Time { return now().UTC() }, log: log}
+	return &Service{store: store, suppliers: suppliers, sites: sites, now: func() time.Time { return now().UTC() }, log: log}
 }
 
+// Now is the service's clock, by which households' quarantine and priority are judged.
+func (s *Service) Now() time.Time { return s.now() }
+
 // UpsertHousehold registers or updates h; an empty id becomes <compound>-<building>-<unit>-<room>.
+// It states the household in full, so a priority migrated without reasons ends here.
 func (s *Service) UpsertHousehold(ctx context.Context, requestID string, h Household) (Household, error) {
 	if h.ID == "" {
 		h.ID = HouseholdID(h.Address)
 	}
+	if h.Occupancy == "" {
+		h.Occupancy = OccupancyUnknown
+	}
+	h.UnstatedPriority = false
 	var key RequestKey
 	if requestID != "" {
 		key = RequestKey{Kind: "household", Scope: h.ID, ID: requestID, Hash: HouseholdHash(h)}
@@ -57,6 +70,57 @@ func (s *Service) Household(ctx context.Context, id string) (Household, error) {
 // Households pages through a compound's households in id order.
 func (s *Service) Households(ctx context.Context, compound, after string, limit int) ([]Household, error) {
 	return s.store.Households(ctx, compound, after, limit)
+}
+
+// ImportHouseholds reads a roster spreadsheet and, unless it is a dry run or any row is
+// rejected, upserts every row in one transaction. Buildings and units are checked against
+// dispatch's site plan; when dispatch cannot be reached nothing is checked or written
+// (ErrUnavailable). A retry of a finished import returns its first result.
+func (s *Service) ImportHouseholds(ctx context.Context, req ImportRequest) (ImportResult, error) {
+	key := RequestKey{Kind: "import", Scope: req.Compound, ID: req.RequestID, Hash: req.Hash()}
+	if !req.DryRun {
+		if res, found, err := s.store.ImportResult(ctx, key); err != nil || found {
+			return res, err
+		}
+	}
+	roster := ParseRoster(req.Compound, req.CSV)
+	if len(roster.Rows) > 0 {
+		plan, err := s.sites.Buildings(ctx, req.Compound)
+		if err != nil {
+			return ImportResult{}, fmt.Errorf("site plan of %s: %w", req.Compound, err)
+		}
+		roster.CheckSitePlan(plan)
+	}
+	result := func(c ImportCounts) ImportResult {
+		return ImportResult{Rows: roster.DataRows, Created: c.Created, Updated: c.Updated, Unchanged: c.Unchanged, Errors: roster.Errors}
+	}
+	if req.DryRun || len(roster.Errors) > 0 {
+		current, err := s.store.Roster(ctx, req.Compound)
+		if err != nil {
+			return ImportResult{}, err
+		}
+		return result(roster.Plan(current)), nil
+	}
+	return s.store.ImportRoster(ctx, req.Compound, key, func(current []Household) ([]Household, ImportResult) {
+		c := roster.Plan(current)
+		res := result(c)
+		res.Applied = true
+		return c.Writes, res
+	})
+}
+
+// ExportHouseholds writes a compound's roster as the import reads it.
+func (s *Service) ExportHouseholds(ctx context.Context, compound string) ([]byte, error) {
+	hs, err := s.store.Roster(ctx, compound)
+	if err != nil {
+		return nil, err
+	}
+	return FormatRoster(hs), nil
+}
+
+// PruneRequests forgets request keys older than KeepRequests.
+func (s *Service) PruneRequests(ctx context.Context) (int64, error) {
+	return s.store.PruneRequests(ctx, s.now().Add(-KeepRequests))
 }
 
 // Order returns one order with its parcels.
@@ -93,10 +157,15 @@ func authorize(a Actor, householdID string) error {
 // PlaceOrder turns a basket into an order with one parcel per supplier, reserving the stock of
 // each parcel first. The input is assumed well-formed (the transport validated it).
 //
-// Retries, even concurrent ones, are safe: the order and parcel ids derive from the household and
-// request id, the suppliers reserve once per parcel id, and exactly one retry's insert of the order
-// wins; the others return the winner's order. The request is claimed (with a hash of its basket)
-// before anything is reserved, so a reused request id with another basket is refused up front.
+// Retries, even concurrent ones, are safe: the order id derives from the household and request
+// id and the parcel ids from the order and the request's attempt, the suppliers reserve once per
+// parcel id, and exactly one retry's insert of the order wins; the others return the winner's
+// order. The request is claimed (with a hash of its basket) before anything is reserved, so a
+// reused request id with another basket is refused up front.
+//
+// An attempt that fails gives its reservations back and moves the request to its next attempt
+// (see abandon), so a retry after a failure is a fresh attempt under fresh parcel ids rather than
+// a refusal: the supplier never reserves a released parcel id again.
 func (s *Service) PlaceOrder(ctx context.Context, req PlaceRequest) (Order, error) {
 	if req.PlacedBy == (Actor{}) {
 		req.PlacedBy = Actor{Role: RoleResident, ID: req.HouseholdID}
@@ -113,7 +182,9 @@ func (s *Service) PlaceOrder(ctx context.Context, req PlaceRequest) (Order, erro
 	}
 	orderID := OrderID(req.HouseholdID, req.RequestID)
 	hash := req.Hash()
-	if _, err := s.store.ClaimRequest(ctx, RequestKey{Kind: "place", Scope: req.HouseholdID, ID: req.RequestID, Hash: hash}); err != nil {
+	key := RequestKey{Kind: "place", Scope: req.HouseholdID, ID: req.RequestID, Hash: hash}
+	claim, err := s.store.ClaimRequest(ctx, key)
+	if err != nil {
 		return Order{}, err
 	}
 	if o, err := s.store.Order(ctx, orderID); err == nil {
@@ -127,43 +198,46 @@ func (s *Service) PlaceOrder(ctx context.Context, req PlaceRequest) (Order, erro
 		return Order{}, err
 	}
 	now := s.now()
+	attempt := claim.Attempt
 	o := Order{ID: orderID, HouseholdID: hh.ID, Compound: hh.Address.Compound, RequestID: req.RequestID,
 		RequestHash: hash, Channel: req.Channel, PlacedBy: req.PlacedBy, Proxy: req.PlacedBy.Role == RoleWorker, PlacedAt: now}
-	// A fixed supplier order keeps concurrent retries from holding reservations in opposite orders.
 	var reserved []string
+	fail := func(cause error, unsure ...string) (Order, error) {
+		return s.abandon(ctx, key, attempt, orderID, append(reserved, unsure...), cause)
+	}
+	// A fixed supplier order keeps concurrent retries from holding reservations in opposite orders.
 	for _, sup := range slices.Sorted(maps.Keys(groups)) {
-		r := Reservation{ParcelID: ParcelID(orderID, sup), OrderID: orderID, SupplierID: sup,
+		r := Reservation{ParcelID: ParcelID(orderID, sup, attempt), OrderID: orderID, SupplierID: sup,
 			HouseholdID: hh.ID, Address: hh.Address, Lines: groups[sup]}
 		got, err := s.suppliers.Reserve(ctx, r)
+		if errors.Is(err, ErrUnavailable) {
+			// The call may have reserved all the same (a lost answer): give that back too.
+			return fail(fmt.Errorf("reserve at supplier %s: %w", sup, err), r.ParcelID)
+		}
 		if err != nil {
-			s.release(ctx, orderID, reserved, "order not placed: "+err.Error())
-			return Order{}, fmt.Errorf("reserve at supplier %s: %w", sup, err)
+			return fail(fmt.Errorf("reserve at supplier %s: %w", sup, err))
 		}
 		if !sameLines(r.Lines, got.Lines) {
 			// Another request holds this parcel id; with the request claimed first this means a
 			// supplier bug, and the reservation is not ours to release.
-			s.release(ctx, orderID, reserved, "order not placed: reservation mismatch")
-			return Order{}, fmt.Errorf("%w: supplier %s holds parcel %s with other lines", ErrConflict, sup, r.ParcelID)
+			return fail(fmt.Errorf("%w: supplier %s holds parcel %s with other lines", ErrConflict, sup, r.ParcelID))
 		}
 		reserved = append(reserved, r.ParcelID)
 		switch got.State {
 		case Cancelled, Expired, Rejected:
-			// An earlier failed attempt of this same request gave this reservation back; the
-			// supplier will not reserve a parcel id twice.
-			s.release(ctx, orderID, reserved, "order not placed: reservation released earlier")
-			return Order{}, fmt.Errorf("%w: the reservation of an earlier failed attempt with request id %q was released (parcel %s is %s at supplier %s); place the order with a new request id",
-				ErrRefused, req.RequestID, r.ParcelID, got.State, sup)
+			// A concurrent retry of this attempt failed and gave the attempt's reservations back.
+			return fail(fmt.Errorf("%w: a concurrent attempt of request %q failed (parcel %s is %s at supplier %s); retry",
+				ErrAborted, req.RequestID, r.ParcelID, got.State, sup))
 		}
 		p := Parcel{ID: r.ParcelID, OrderID: orderID, SupplierID: sup, HouseholdID: hh.ID, State: Placed,
-			Lines: got.Lines, UpdatedAt: now, Address: hh.Address, Priority: hh.Priority, Contactless: hh.Quarantined}
+			Lines: got.Lines, UpdatedAt: now, Address: hh.Address, Priority: hh.Priority(now), Contactless: hh.Quarantined(now)}
 		p.Totals()
 		o.Parcels = append(o.Parcels, p)
 	}
 
-	stored, created, err := s.store.CreateOrder(ctx, o)
+	stored, created, err := s.store.CreateOrder(ctx, o, key, attempt)
 	if err != nil {
-		s.release(ctx, orderID, reserved, "order not placed: "+err.Error())
-		return Order{}, err
+		return fail(err)
 	}
 	if !created && !bytes.Equal(stored.RequestHash, hash) {
 		return Order{}, fmt.Errorf("%w: request id %q placed order %s with another basket", ErrConflict, req.RequestID, stored.ID)
@@ -222,24 +296,36 @@ func sameLines(want []BasketLine, got []Line) bool {
 	return true
 }
 
-// release gives back the reservations of a placement that failed, unless a concurrent retry of the
-// same request has meanwhile stored the order that holds them. Failures are logged, not returned:
-// the caller reports the placement's own error, and the supplier releases unconfirmed stock at
-// the round's cutoff anyway.
-func (s *Service) release(ctx context.Context, orderID string, parcelIDs []string, reason string) {
-	if len(parcelIDs) == 0 {
-		return
-	}
+// abandon ends a failed attempt of a placement and gives back its reservations (parcelIDs), then
+// reports cause. If a concurrent retry has meanwhile stored the order, that order is the
+// request's result and is returned instead; only reservations it does not hold are given back.
+// If the attempt cannot be ended (our database is down) nothing is released, since a concurrent
+// retry may yet store an order holding those reservations; the suppliers release unconfirmed
+// stock at the round's cutoff. Release failures are logged, not returned, for the same reason.
+func (s *Service) abandon(ctx context.Context, key RequestKey, attempt int, orderID string, parcelIDs []string, cause error) (Order, error) {
+	// The clean-up runs even when the caller has gone, or the stock would stay reserved until the
+	// supplier's cutoff.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if _, err := s.store.Order(ctx, orderID); err == nil {
-		return
+	stored, err := s.store.EndAttempt(ctx, key, attempt, orderID)
+	if err != nil {
+		s.log.Warn("cannot end a failed placement attempt; its reservations wait for the suppliers' cutoff",
+			"order", orderID, "attempt", attempt, "parcels", parcelIDs, "err", err)
+		return Order{}, cause
 	}
 	for _, id := range parcelIDs {
-		if err := s.suppliers.Release(ctx, id, reason, systemActor); err != nil {
+		if stored != nil && slices.ContainsFunc(stored.Parcels, func(p Parcel) bool { return p.ID == id }) {
+			continue
+		}
+		err := s.suppliers.Release(ctx, id, "order not placed: "+cause.Error(), systemActor)
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			s.log.Warn("release after failed placement", "order", orderID, "parcel", id, "err", err)
 		}
 	}
+	if stored != nil {
+		return *stored, nil
+	}
+	return Order{}, cause
 }
 
 // CancelOrder cancels every parcel of the order its supplier has not confirmed: each is released
@@ -258,11 +344,11 @@ func (s *Service) CancelOrder(ctx context.Context, req CancelRequest) (Order, er
 		return Order{}, err
 	}
 	key := RequestKey{Kind: "cancel", Scope: o.ID, ID: req.RequestID, Hash: req.Hash()}
-	done, err := s.store.ClaimRequest(ctx, key)
+	claim, err := s.store.ClaimRequest(ctx, key)
 	if err != nil {
 		return Order{}, err
 	}
-	if done {
+	if claim.Done {
 		return s.store.Order(ctx, o.ID)
 	}
 

@@ -4,6 +4,7 @@ package pbconv
 
 import (
 	"strings"
+	"time"
 
 	"github.com/doorstep/doorstep/services/order/internal/order"
 
@@ -68,16 +69,39 @@ func ChannelProto(c order.Channel) orderv1.Channel {
 	return orderv1.Channel(orderv1.Channel_value["CHANNEL_"+string(c)])
 }
 
-// HouseholdProto maps a household.
-func HouseholdProto(h order.Household) *orderv1.Household {
+// HouseholdProto maps a household, with its priority and quarantine as they stand at now.
+func HouseholdProto(h order.Household, now time.Time) *orderv1.Household {
 	return &orderv1.Household{HouseholdId: h.ID, Address: AddressProto(h.Address), Residents: int32(h.Residents),
-		Priority: h.Priority, Quarantined: h.Quarantined, Occupied: h.Occupied}
+		Priority: h.Priority(now), Quarantined: h.Quarantined(now), Occupied: h.Occupied(), Occupancy: OccupancyProto(h.Occupancy),
+		Phone: h.Phone, Over_80: h.Over80, LivesAlone: h.LivesAlone, ChronicallyIll: h.ChronicallyIll,
+		QuarantinedUntil: h.QuarantinedUntil}
 }
 
-// Household maps a proto household.
+// Household maps a proto household. The output-only fields (priority, quarantined, occupied) are
+// ignored: they are derived from the others.
 func Household(h *orderv1.Household) order.Household {
 	return order.Household{ID: h.GetHouseholdId(), Address: Address(h.GetAddress()), Residents: int(h.GetResidents()),
-		Priority: h.GetPriority(), Quarantined: h.GetQuarantined(), Occupied: h.GetOccupied()}
+		Occupancy: Occupancy(h.GetOccupancy()), Phone: h.GetPhone(), Over80: h.GetOver_80(), LivesAlone: h.GetLivesAlone(),
+		ChronicallyIll: h.GetChronicallyIll(), QuarantinedUntil: h.GetQuarantinedUntil()}
+}
+
+// Occupancy maps a proto occupancy; unspecified means unknown, and a value this build does not
+// know gives "" (invalid).
+func Occupancy(o orderv1.Occupancy) order.Occupancy {
+	switch o {
+	case orderv1.Occupancy_OCCUPANCY_UNSPECIFIED, orderv1.Occupancy_OCCUPANCY_UNKNOWN:
+		return order.OccupancyUnknown
+	case orderv1.Occupancy_OCCUPANCY_OCCUPIED:
+		return order.OccupancyOccupied
+	case orderv1.Occupancy_OCCUPANCY_EMPTY:
+		return order.OccupancyEmpty
+	}
+	return ""
+}
+
+// OccupancyProto maps a domain occupancy.
+func OccupancyProto(o order.Occupancy) orderv1.Occupancy {
+	return orderv1.Occupancy(orderv1.Occupancy_value["OCCUPANCY_"+string(o)])
 }
 
 // ParcelProto maps a parcel.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,12 +34,19 @@ func Migrations() pgkit.Migrations {
 // Store implements order.Store.
 type Store struct {
 	pool *pgxpool.Pool
+	// now judges households' quarantine and priority as parcels are read, and dates request keys.
+	now func() time.Time
 }
 
 var _ order.Store = (*Store)(nil)
 
-// New returns a store on pool, whose search_path is the order schema.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// New returns a store on pool, whose search_path is the order schema; now nil means time.Now.
+func New(pool *pgxpool.Pool, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, now: func() time.Time { return now().UTC() }}
+}
 
 // querier is what both a pool and a transaction offer, so reads run inside or outside one.
 type querier interface {
@@ -52,26 +60,27 @@ func (s *Store) UpsertHousehold(ctx context.Context, h order.Household, key orde
 	var out order.Household
 	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
 		if key.ID != "" {
-			done, err := claim(ctx, tx, key)
+			c, err := s.claim(ctx, tx, key)
 			if err != nil {
 				return err
 			}
-			if done {
+			if c.Done {
 				out, err = household(ctx, tx, h.ID)
 				return err
 			}
 		}
-		a := h.Address
 		_, err := tx.Exec(ctx, `
-			INSERT INTO households (household_id, compound, building, unit, floor, room, residents, priority, quarantined, occupied)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			INSERT INTO households (`+householdWriteColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, '')::date, $14)
 			ON CONFLICT (household_id) DO UPDATE SET
 				compound = EXCLUDED.compound, building = EXCLUDED.building, unit = EXCLUDED.unit,
 				floor = EXCLUDED.floor, room = EXCLUDED.room, residents = EXCLUDED.residents,
-				priority = EXCLUDED.priority, quarantined = EXCLUDED.quarantined, occupied = EXCLUDED.occupied,
-				updated_at = now()`,
-			h.ID, a.Compound, a.Building, a.Unit, a.Floor, a.Room, h.Residents, h.Priority, h.Quarantined, h.Occupied)
+				occupancy = EXCLUDED.occupancy, phone = EXCLUDED.phone, over_80 = EXCLUDED.over_80,
+				lives_alone = EXCLUDED.lives_alone, chronically_ill = EXCLUDED.chronically_ill,
+				quarantined_until = EXCLUDED.quarantined_until, priority_unstated = EXCLUDED.priority_unstated,
+				updated_at = now()`, householdArgs(h)...)
 		if pgkit.IsUniqueViolation(err) {
+			a := h.Address
 			var other string
 			_ = tx.QueryRow(ctx, `SELECT household_id FROM households WHERE compound = $1 AND building = $2 AND unit = $3 AND room = $4`,
 				a.Compound, a.Building, a.Unit, a.Room).Scan(&other)
@@ -81,7 +90,7 @@ func (s *Store) UpsertHousehold(ctx context.Context, h order.Household, key orde
 			return fmt.Errorf("upsert household %s: %w", h.ID, err)
 		}
 		if key.ID != "" {
-			if err := finish(ctx, tx, key); err != nil {
+			if err := finish(ctx, tx, key, nil); err != nil {
 				return err
 			}
 		}
@@ -91,17 +100,34 @@ func (s *Store) UpsertHousehold(ctx context.Context, h order.Household, key orde
 	return out, err
 }
 
-const householdColumns = `household_id, compound, building, unit, floor, room, residents, priority, quarantined, occupied`
+const householdWriteColumns = `household_id, compound, building, unit, floor, room, residents, occupancy, phone,
+	over_80, lives_alone, chronically_ill, quarantined_until, priority_unstated`
+
+func householdArgs(h order.Household) []any {
+	a := h.Address
+	return []any{h.ID, a.Compound, a.Building, a.Unit, a.Floor, a.Room, h.Residents, h.Occupancy, h.Phone,
+		h.Over80, h.LivesAlone, h.ChronicallyIll, h.QuarantinedUntil, h.UnstatedPriority}
+}
+
+// householdColumns are read in scanHousehold's order; h is the households table's alias.
+const householdColumns = `h.household_id, h.compound, h.building, h.unit, h.floor, h.room, h.residents, h.occupancy,
+	h.phone, h.over_80, h.lives_alone, h.chronically_ill, coalesce(to_char(h.quarantined_until, 'YYYY-MM-DD'), ''),
+	h.priority_unstated`
+
+func householdDest(h *order.Household) []any {
+	a := &h.Address
+	return []any{&h.ID, &a.Compound, &a.Building, &a.Unit, &a.Floor, &a.Room, &h.Residents, &h.Occupancy,
+		&h.Phone, &h.Over80, &h.LivesAlone, &h.ChronicallyIll, &h.QuarantinedUntil, &h.UnstatedPriority}
+}
 
 func scanHousehold(row pgx.Row) (order.Household, error) {
 	var h order.Household
-	a := &h.Address
-	err := row.Scan(&h.ID, &a.Compound, &a.Building, &a.Unit, &a.Floor, &a.Room, &h.Residents, &h.Priority, &h.Quarantined, &h.Occupied)
+	err := row.Scan(householdDest(&h)...)
 	return h, err
 }
 
 func household(ctx context.Context, q querier, id string) (order.Household, error) {
-	h, err := scanHousehold(q.QueryRow(ctx, `SELECT `+householdColumns+` FROM households WHERE household_id = $1`, id))
+	h, err := scanHousehold(q.QueryRow(ctx, `SELECT `+householdColumns+` FROM households h WHERE h.household_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, fmt.Errorf("%w: household %s", order.ErrNotFound, id)
 	}
@@ -118,8 +144,17 @@ func (s *Store) Household(ctx context.Context, id string) (order.Household, erro
 
 // Households implements order.Store.
 func (s *Store) Households(ctx context.Context, compound, after string, limit int) ([]order.Household, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+householdColumns+` FROM households
-		WHERE compound = $1 AND household_id > $2 ORDER BY household_id LIMIT $3`, compound, after, limit)
+	return households(ctx, s.pool, `SELECT `+householdColumns+` FROM households h
+		WHERE h.compound = $1 AND h.household_id > $2 ORDER BY h.household_id LIMIT $3`, compound, after, limit)
+}
+
+// Roster implements order.Store.
+func (s *Store) Roster(ctx context.Context, compound string) ([]order.Household, error) {
+	return households(ctx, s.pool, `SELECT `+householdColumns+` FROM households h WHERE h.compound = $1 ORDER BY h.household_id`, compound)
+}
+
+func households(ctx context.Context, q querier, sql string, args ...any) ([]order.Household, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list households: %w", err)
 	}
@@ -130,56 +165,251 @@ func (s *Store) Households(ctx context.Context, compound, after string, limit in
 	return hs, nil
 }
 
+// importResult is how an import's result is kept with its request key, for its retries.
+type importResult struct {
+	Rows      int        `json:"rows"`
+	Created   int        `json:"created"`
+	Updated   int        `json:"updated"`
+	Unchanged int        `json:"unchanged"`
+	Errors    []rowError `json:"errors,omitempty"`
+	Applied   bool       `json:"applied"`
+}
+
+type rowError struct {
+	Line    int    `json:"line"`
+	Column  string `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+func encodeResult(r order.ImportResult) ([]byte, error) {
+	out := importResult{Rows: r.Rows, Created: r.Created, Updated: r.Updated, Unchanged: r.Unchanged, Applied: r.Applied}
+	for _, e := range r.Errors {
+		out.Errors = append(out.Errors, rowError(e))
+	}
+	return json.Marshal(out)
+}
+
+func decodeResult(b []byte) (order.ImportResult, error) {
+	var in importResult
+	if err := json.Unmarshal(b, &in); err != nil {
+		return order.ImportResult{}, fmt.Errorf("read stored import result: %w", err)
+	}
+	out := order.ImportResult{Rows: in.Rows, Created: in.Created, Updated: in.Updated, Unchanged: in.Unchanged, Applied: in.Applied}
+	for _, e := range in.Errors {
+		out.Errors = append(out.Errors, order.RowError(e))
+	}
+	return out, nil
+}
+
+// ImportResult implements order.Store.
+func (s *Store) ImportResult(ctx context.Context, key order.RequestKey) (order.ImportResult, bool, error) {
+	var (
+		hash   []byte
+		result []byte
+	)
+	err := s.pool.QueryRow(ctx, `SELECT request_hash, result FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+		key.Kind, key.Scope, key.ID).Scan(&hash, &result)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return order.ImportResult{}, false, nil
+	}
+	if err != nil {
+		return order.ImportResult{}, false, fmt.Errorf("read request %s: %w", key.ID, err)
+	}
+	if !bytes.Equal(hash, key.Hash) {
+		return order.ImportResult{}, false, fmt.Errorf("%w: request id %q was used for a different %s request", order.ErrConflict, key.ID, key.Kind)
+	}
+	if result == nil {
+		return order.ImportResult{}, false, nil
+	}
+	res, err := decodeResult(result)
+	return res, err == nil, err
+}
+
+// ImportRoster implements order.Store. The compound's households are locked for the import so
+// that an upsert cannot slip in between the comparison and the writes.
+func (s *Store) ImportRoster(ctx context.Context, compound string, key order.RequestKey,
+	plan func([]order.Household) ([]order.Household, order.ImportResult)) (order.ImportResult, error) {
+	var out order.ImportResult
+	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := s.claim(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if c.Done {
+			var result []byte
+			if err := tx.QueryRow(ctx, `SELECT result FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+				key.Kind, key.Scope, key.ID).Scan(&result); err != nil {
+				return fmt.Errorf("read request %s: %w", key.ID, err)
+			}
+			out, err = decodeResult(result)
+			return err
+		}
+		current, err := households(ctx, tx, `SELECT `+householdColumns+` FROM households h WHERE h.compound = $1
+			ORDER BY h.household_id FOR UPDATE`, compound)
+		if err != nil {
+			return err
+		}
+		exists := make(map[string]bool, len(current))
+		for _, h := range current {
+			exists[h.ID] = true
+		}
+		writes, res := plan(current)
+		b := &pgx.Batch{}
+		for _, h := range writes {
+			if exists[h.ID] {
+				b.Queue(`UPDATE households SET (`+householdWriteColumns+`, updated_at)
+					= ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, '')::date, $14, now())
+					WHERE household_id = $1`, householdArgs(h)...)
+			} else {
+				b.Queue(`INSERT INTO households (`+householdWriteColumns+`)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, '')::date, $14)`, householdArgs(h)...)
+			}
+		}
+		br := tx.SendBatch(ctx, b)
+		for _, h := range writes {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				if pgkit.IsUniqueViolation(err) {
+					return fmt.Errorf("%w: household %s at %s/%s/%s: %v", order.ErrConflict, h.ID, h.Address.Building, h.Address.Unit, h.Address.Room, err)
+				}
+				return fmt.Errorf("write household %s: %w", h.ID, err)
+			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("write households: %w", err)
+		}
+		if err := finish(ctx, tx, key, &res); err != nil {
+			return err
+		}
+		out = res
+		return nil
+	})
+	return out, err
+}
+
 // ClaimRequest implements order.Store.
-func (s *Store) ClaimRequest(ctx context.Context, key order.RequestKey) (bool, error) {
-	var done bool
+func (s *Store) ClaimRequest(ctx context.Context, key order.RequestKey) (order.Claim, error) {
+	var c order.Claim
 	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		done, err = claim(ctx, tx, key)
+		c, err = s.claim(ctx, tx, key)
 		return err
 	})
-	return done, err
+	return c, err
 }
 
 // claim records key. A concurrent claim of the same key waits on the first one's row lock, so by
 // the time it reads, the stored hash is committed.
-func claim(ctx context.Context, tx pgx.Tx, key order.RequestKey) (done bool, err error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO requests (kind, scope, request_id, request_hash) VALUES ($1, $2, $3, $4)
-		ON CONFLICT DO NOTHING`, key.Kind, key.Scope, key.ID, key.Hash)
+func (s *Store) claim(ctx context.Context, tx pgx.Tx, key order.RequestKey) (order.Claim, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO requests (kind, scope, request_id, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING`, key.Kind, key.Scope, key.ID, key.Hash, s.now())
 	if err != nil {
-		return false, fmt.Errorf("claim request %s: %w", key.ID, err)
+		return order.Claim{}, fmt.Errorf("claim request %s: %w", key.ID, err)
 	}
 	if tag.RowsAffected() == 1 {
-		return false, nil
+		return order.Claim{}, nil
 	}
-	var hash []byte
-	var doneAt *time.Time
-	if err := tx.QueryRow(ctx, `SELECT request_hash, done_at FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
-		key.Kind, key.Scope, key.ID).Scan(&hash, &doneAt); err != nil {
-		return false, fmt.Errorf("read request %s: %w", key.ID, err)
+	var (
+		hash   []byte
+		doneAt *time.Time
+		c      order.Claim
+	)
+	if err := tx.QueryRow(ctx, `SELECT request_hash, done_at, attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+		key.Kind, key.Scope, key.ID).Scan(&hash, &doneAt, &c.Attempt); err != nil {
+		return order.Claim{}, fmt.Errorf("read request %s: %w", key.ID, err)
 	}
 	if !bytes.Equal(hash, key.Hash) {
-		return false, fmt.Errorf("%w: request id %q was used for a different %s request", order.ErrConflict, key.ID, key.Kind)
+		return order.Claim{}, fmt.Errorf("%w: request id %q was used for a different %s request", order.ErrConflict, key.ID, key.Kind)
 	}
-	return doneAt != nil, nil
+	c.Done = doneAt != nil
+	return c, nil
 }
 
-func finish(ctx context.Context, tx pgx.Tx, key order.RequestKey) error {
-	_, err := tx.Exec(ctx, `UPDATE requests SET done_at = now() WHERE kind = $1 AND scope = $2 AND request_id = $3`,
-		key.Kind, key.Scope, key.ID)
+// finish marks key done, keeping an import's result for its retries.
+func finish(ctx context.Context, tx pgx.Tx, key order.RequestKey, res *order.ImportResult) error {
+	var result []byte
+	if res != nil {
+		var err error
+		if result, err = encodeResult(*res); err != nil {
+			return fmt.Errorf("finish request %s: %w", key.ID, err)
+		}
+	}
+	_, err := tx.Exec(ctx, `UPDATE requests SET done_at = now(), result = $4 WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+		key.Kind, key.Scope, key.ID, result)
 	if err != nil {
 		return fmt.Errorf("finish request %s: %w", key.ID, err)
 	}
 	return nil
 }
 
+// PruneRequests implements order.Store.
+func (s *Store) PruneRequests(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM requests WHERE created_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune requests: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// lockAttempt reads the current attempt of a placement's request, locked: shared while an order
+// is created, exclusive while an attempt is ended, so the two never interleave.
+func lockAttempt(ctx context.Context, tx pgx.Tx, key order.RequestKey, mode string) (int, error) {
+	var attempt int
+	err := tx.QueryRow(ctx, `SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR `+mode,
+		key.Kind, key.Scope, key.ID).Scan(&attempt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Pruned while the placement ran (it would have to run for days): let the client retry.
+		return 0, fmt.Errorf("%w: request %q is no longer recorded; retry", order.ErrAborted, key.ID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read request %s: %w", key.ID, err)
+	}
+	return attempt, nil
+}
+
+// EndAttempt implements order.Store.
+func (s *Store) EndAttempt(ctx context.Context, key order.RequestKey, attempt int, orderID string) (*order.Order, error) {
+	var stored *order.Order
+	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		stored = nil
+		current, err := lockAttempt(ctx, tx, key, "UPDATE")
+		if err != nil {
+			return err
+		}
+		o, err := s.loadOrder(ctx, tx, orderID)
+		if err == nil {
+			stored = &o
+			return nil
+		}
+		if !errors.Is(err, order.ErrNotFound) {
+			return err
+		}
+		if current != attempt {
+			return nil // a concurrent failure of this attempt has ended it already
+		}
+		if _, err := tx.Exec(ctx, `UPDATE requests SET attempt = attempt + 1 WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+			key.Kind, key.Scope, key.ID); err != nil {
+			return fmt.Errorf("end attempt %d of request %s: %w", attempt, key.ID, err)
+		}
+		return nil
+	})
+	return stored, err
+}
+
 // CreateOrder implements order.Store.
-func (s *Store) CreateOrder(ctx context.Context, o order.Order) (order.Order, bool, error) {
+func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.RequestKey, attempt int) (order.Order, bool, error) {
 	var (
 		stored  order.Order
 		created bool
 	)
 	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		current, err := lockAttempt(ctx, tx, key, "SHARE")
+		if err != nil {
+			return err
+		}
+		if current != attempt {
+			return fmt.Errorf("%w: attempt %d of request %q failed meanwhile and gave its reservations back; retry", order.ErrAborted, attempt, key.ID)
+		}
 		// ON CONFLICT waits for a concurrent insert of the same id to commit, then does nothing;
 		// the read below (a new statement) sees the winner's order.
 		tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
@@ -204,7 +434,7 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order) (order.Order, bo
 				return err
 			}
 		}
-		stored, err = loadOrder(ctx, tx, o.ID)
+		stored, err = s.loadOrder(ctx, tx, o.ID)
 		return err
 	})
 	if err != nil {
@@ -270,7 +500,7 @@ func insertTransition(ctx context.Context, tx pgx.Tx, t order.Transition) error 
 
 // Order implements order.Store.
 func (s *Store) Order(ctx context.Context, id string) (order.Order, error) {
-	return loadOrder(ctx, s.pool, id)
+	return s.loadOrder(ctx, s.pool, id)
 }
 
 // Orders implements order.Store.
@@ -284,7 +514,7 @@ func (s *Store) Orders(ctx context.Context, householdID string, limit int) ([]or
 	if err != nil {
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
-	return loadOrders(ctx, s.pool, ids)
+	return s.loadOrders(ctx, s.pool, ids)
 }
 
 // Parcel implements order.Store.
@@ -292,7 +522,7 @@ func (s *Store) Parcel(ctx context.Context, id string) (order.Parcel, error) {
 	if uuid.Validate(id) != nil {
 		return order.Parcel{}, fmt.Errorf("%w: parcel %s", order.ErrNotFound, id)
 	}
-	ps, err := loadParcels(ctx, s.pool, `p.parcel_id = $1`, id)
+	ps, err := s.loadParcels(ctx, s.pool, `p.parcel_id = $1`, id)
 	if err != nil {
 		return order.Parcel{}, err
 	}
@@ -310,7 +540,7 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, done *order.RequestK
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM parcels WHERE order_id = $1 ORDER BY parcel_id FOR UPDATE`, id); err != nil {
 			return fmt.Errorf("lock order %s: %w", id, err)
 		}
-		o, err := loadOrder(ctx, tx, id)
+		o, err := s.loadOrder(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -334,11 +564,11 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, done *order.RequestK
 			}
 		}
 		if done != nil {
-			if err := finish(ctx, tx, *done); err != nil {
+			if err := finish(ctx, tx, *done, nil); err != nil {
 				return err
 			}
 		}
-		out, err = loadOrder(ctx, tx, id)
+		out, err = s.loadOrder(ctx, tx, id)
 		return err
 	})
 	return out, err
@@ -363,7 +593,7 @@ func (s *Store) ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) erro
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM parcels WHERE parcel_id = $1 FOR UPDATE`, c.ParcelID); err != nil {
 		return fmt.Errorf("lock parcel %s: %w", c.ParcelID, err)
 	}
-	ps, err := loadParcels(ctx, tx, `p.parcel_id = $1`, c.ParcelID)
+	ps, err := s.loadParcels(ctx, tx, `p.parcel_id = $1`, c.ParcelID)
 	if err != nil {
 		return err
 	}
@@ -381,11 +611,11 @@ func (s *Store) ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) erro
 	return insertTransition(ctx, tx, t)
 }
 
-func loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
+func (s *Store) loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
 	if uuid.Validate(id) != nil {
 		return order.Order{}, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
 	}
-	found, err := loadOrders(ctx, q, []string{id})
+	found, err := s.loadOrders(ctx, q, []string{id})
 	if err != nil {
 		return order.Order{}, err
 	}
@@ -396,7 +626,7 @@ func loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
 }
 
 // loadOrders reads the orders with ids, in the order of ids, with their parcels and lines.
-func loadOrders(ctx context.Context, q querier, ids []string) ([]order.Order, error) {
+func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]order.Order, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -420,7 +650,7 @@ func loadOrders(ctx context.Context, q querier, ids []string) ([]order.Order, er
 	for i := range list {
 		byID[list[i].ID] = &list[i]
 	}
-	parcels, err := loadParcels(ctx, q, `p.order_id = ANY($1::uuid[])`, ids)
+	parcels, err := s.loadParcels(ctx, q, `p.order_id = ANY($1::uuid[])`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -441,21 +671,25 @@ func loadOrders(ctx context.Context, q querier, ids []string) ([]order.Order, er
 // loadParcels reads the parcels matching where (with $1 its only argument), ordered by supplier,
 // with their lines. Address, priority and contactless come from the household as it is now: a
 // household quarantined after ordering must still get contactless delivery.
-func loadParcels(ctx context.Context, q querier, where string, arg any) ([]order.Parcel, error) {
+func (s *Store) loadParcels(ctx context.Context, q querier, where string, arg any) ([]order.Parcel, error) {
 	rows, err := q.Query(ctx, `SELECT p.parcel_id::text, p.order_id::text, p.supplier_id, p.household_id, p.state,
-			p.total_fen, p.weight_grams, p.reason, p.updated_at,
-			h.compound, h.building, h.unit, h.floor, h.room, h.priority, h.quarantined
+			p.total_fen, p.weight_grams, p.reason, p.updated_at, `+householdColumns+`
 		FROM parcels p JOIN households h ON h.household_id = p.household_id
 		WHERE `+where+` ORDER BY p.order_id, p.supplier_id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read parcels: %w", err)
 	}
+	now := s.now()
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Parcel, error) {
-		var p order.Parcel
-		a := &p.Address
-		err := r.Scan(&p.ID, &p.OrderID, &p.SupplierID, &p.HouseholdID, &p.State, &p.TotalFen, &p.WeightGrams, &p.Reason,
-			&p.UpdatedAt, &a.Compound, &a.Building, &a.Unit, &a.Floor, &a.Room, &p.Priority, &p.Contactless)
+		var (
+			p  order.Parcel
+			hh order.Household
+		)
+		dest := append([]any{&p.ID, &p.OrderID, &p.SupplierID, &p.HouseholdID, &p.State, &p.TotalFen, &p.WeightGrams,
+			&p.Reason, &p.UpdatedAt}, householdDest(&hh)...)
+		err := r.Scan(dest...)
 		p.UpdatedAt = p.UpdatedAt.UTC()
+		p.Address, p.Priority, p.Contactless = hh.Address, hh.Priority(now), hh.Quarantined(now)
 		return p, err
 	})
 	if err != nil {
