@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// callTimeout bounds one order; a call that needs it is a failure worth stopping for.
+const callTimeout = 30 * time.Second
+
+// result is a set of latencies over some elapsed time.
+type result struct {
+	latencies []time.Duration
+	elapsed   time.Duration
+	sorted    bool
+}
+
+func (r *result) add(o result) {
+	r.latencies = append(r.latencies, o.latencies...)
+	r.elapsed += o.elapsed
+	r.sorted = false
+}
+
+func (r *result) throughput() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(len(r.latencies)) / r.elapsed.Seconds()
+}
+
+// quantile q of the latencies, nearest rank; 1 is the maximum.
+func (r *result) quantile(q float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	if !r.sorted {
+		slices.Sort(r.latencies)
+		r.sorted = true
+	}
+	i := int(q*float64(len(r.latencies))+0.5) - 1
+	return r.latencies[min(max(i, 0), len(r.latencies)-1)]
+}
+
+// measure runs a closed loop: conc workers each place an order as soon as their previous one is
+// answered, until d has passed or max orders were placed. Any failed order stops the run.
+func measure(ctx context.Context, s system, conc int, d time.Duration, maxOrders int) (result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		lat      = make([]time.Duration, 0, 4096)
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	began := time.Now()
+	deadline := began.Add(d)
+	for range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				mu.Lock()
+				full := len(lat) >= maxOrders
+				mu.Unlock()
+				if full {
+					return
+				}
+				n := s.next()
+				cctx, ccancel := context.WithTimeout(ctx, callTimeout)
+				t0 := time.Now()
+				err := s.place(cctx, n)
+				took := time.Since(t0)
+				ccancel()
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil && ctx.Err() == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				lat = append(lat, took)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	if err := ctx.Err(); err != nil && len(lat) == 0 {
+		return result{}, err
+	}
+	return result{latencies: lat, elapsed: time.Since(began)}, nil
+}
+
+// openLoop offers orders at a fixed rate for d, whatever the answers' latency, so that a slow
+// answer cannot hold back the next arrival; each latency counts from the order's scheduled start.
+// At most 1024 orders are in flight; beyond that the run reports the load as unsustainable.
+func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (result, error) {
+	if rate <= 0 {
+		return result{}, fmt.Errorf("no rate to offer")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const inFlight = 1024
+	sem := make(chan struct{}, inFlight)
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	interval := time.Duration(float64(time.Second) / rate)
+	began := time.Now()
+	for k := 0; ; k++ {
+		due := began.Add(time.Duration(k) * interval)
+		if due.Sub(began) >= d {
+			break
+		}
+		if wait := time.Until(due); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			cancel()
+			wg.Wait()
+			return result{}, fmt.Errorf("more than %d orders in flight at %.0f orders/s: the system cannot keep up", inFlight, rate)
+		}
+		n := s.next()
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cctx, ccancel := context.WithTimeout(ctx, callTimeout)
+			err := s.place(cctx, n)
+			ccancel()
+			took := time.Since(due)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				cancel()
+				return
+			}
+			lat = append(lat, took)
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	return result{latencies: lat, elapsed: time.Since(began)}, ctx.Err()
+}

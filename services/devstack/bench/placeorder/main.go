@@ -1,0 +1,280 @@
+// Command placeorder measures PlaceOrder end to end and against its floor, in one run.
+//
+// It starts the whole dev stack (stack.Start: every service in this process, an in-process
+// JetStream and a private PostgreSQL cluster in a temporary directory), registers a compound of
+// its own with two suppliers, and then, at each concurrency level, places orders of a 3-line
+// basket from both suppliers over gRPC and issues the same database writes directly with pgx:
+// the supplier's reservation transaction for each supplier and the order service's transactions,
+// against a copy of both services' schemas in the same database. Slices of the two alternate, so
+// that a neighbour's load on this shared machine falls on both. It then offers half of the highest
+// gRPC throughput measured as an open-loop load and reports the latency at that rate.
+//
+//	go run ./bench/placeorder                      (from services/devstack)
+//	go run ./bench/placeorder -levels 1,4 -duration 2s
+//
+// Everything listens on 127.0.0.1 or a free port, runs for a bounded time and is removed at exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/services/devstack/stack"
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "placeorder:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	levels     []int
+	duration   time.Duration // per level and system, split into rounds
+	rounds     int
+	warmup     time.Duration
+	maxOrders  int // per slice
+	catalog    int // items of each kind per supplier
+	households int
+	halfFor    time.Duration
+	verbose    bool
+}
+
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("placeorder", flag.ContinueOnError)
+	levels := fs.String("levels", "1,4,16,64", "concurrency levels (comma-separated)")
+	c := config{}
+	fs.DurationVar(&c.duration, "duration", 4*time.Second, "measuring time per level and system, split into -rounds alternating slices")
+	fs.IntVar(&c.rounds, "rounds", 4, "alternating slices per level")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up per system before measuring")
+	fs.IntVar(&c.maxOrders, "max-orders", 20000, "most orders in one slice")
+	fs.IntVar(&c.catalog, "catalog", 8, "counted and weighed items of the supermarket and counted items of the pharmacy, each; 1 makes every basket the same three items")
+	fs.IntVar(&c.households, "households", 500, "households placing the orders")
+	fs.DurationVar(&c.halfFor, "half-duration", 4*time.Second, "how long to offer half the maximum throughput")
+	fs.BoolVar(&c.verbose, "v", false, "log the services' warnings to stderr")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	for _, s := range strings.Split(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 512 {
+			return c, fmt.Errorf("-levels: %q is not a concurrency from 1 to 512", s)
+		}
+		c.levels = append(c.levels, n)
+	}
+	switch {
+	case c.duration <= 0 || c.duration > 2*time.Minute:
+		return c, errors.New("-duration must be positive and at most 2m")
+	case c.rounds < 1 || c.rounds > 20:
+		return c, errors.New("-rounds must be 1 to 20")
+	case c.catalog < 1 || c.catalog > 100:
+		return c, errors.New("-catalog must be 1 to 100")
+	case c.households < 1 || c.households > 5000:
+		return c, errors.New("-households must be 1 to 5000")
+	case c.halfFor < 0 || c.halfFor > 2*time.Minute:
+		return c, errors.New("-half-duration must be at most 2m")
+	case c.maxOrders < 1:
+		return c, errors.New("-max-orders must be positive")
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelError + 4 // quiet: the services log every refused call as a warning
+	if cfg.verbose {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	dir, err := os.MkdirTemp("", "doorstep-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// The private cluster may run as another user (PostgreSQL refuses root), who must reach it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "starting the stack (private PostgreSQL in %s) ...\n", dir)
+	s, err := stack.Start(ctx, stack.Options{DataDir: dir, Log: log})
+	if err != nil {
+		return fmt.Errorf("start stack: %w", err)
+	}
+	defer s.Stop()
+
+	orderConn, err := grpcx.Dial(s.Order)
+	if err != nil {
+		return err
+	}
+	defer orderConn.Close()
+	supplierConn, err := grpcx.Dial(s.Supplier)
+	if err != nil {
+		return err
+	}
+	defer supplierConn.Close()
+
+	w, err := setUp(ctx, orderConn, supplierConn, cfg)
+	if err != nil {
+		return fmt.Errorf("set up compound: %w", err)
+	}
+	f, err := newFloor(ctx, s.DatabaseURL, w)
+	if err != nil {
+		return fmt.Errorf("set up floor: %w", err)
+	}
+	defer f.close()
+
+	startLoad := loadAverage()
+	real := &grpcSystem{client: w.orders, w: w, tag: "g"}
+	if err := describe(ctx, out, s.DatabaseURL, cfg, w, f); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "warming up (%s each) ...\n", cfg.warmup)
+	if _, err := measure(ctx, real, 4, cfg.warmup, cfg.maxOrders); err != nil {
+		return err
+	}
+	if _, err := measure(ctx, f, 4, cfg.warmup, cfg.maxOrders); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "\n%-6s | %-31s | %-31s | %s\n", "", "PlaceOrder over gRPC", "floor: same writes with pgx", "")
+	fmt.Fprintf(out, "%-6s | %9s %10s %10s | %9s %10s %10s | %s\n", "conc", "orders/s", "p50", "p99", "orders/s", "p50", "p99", "ratio")
+	fmt.Fprintln(out, strings.Repeat("-", 6)+"-+-"+strings.Repeat("-", 31)+"-+-"+strings.Repeat("-", 31)+"-+------")
+	var rows []row
+	for _, c := range cfg.levels {
+		var g, fl result
+		slice := cfg.duration / time.Duration(cfg.rounds)
+		for range cfg.rounds {
+			r, err := measure(ctx, real, c, slice, cfg.maxOrders)
+			if err != nil {
+				return err
+			}
+			g.add(r)
+			if r, err = measure(ctx, f, c, slice, cfg.maxOrders); err != nil {
+				return err
+			}
+			fl.add(r)
+		}
+		rows = append(rows, row{conc: c, grpc: g, floor: fl})
+		fmt.Fprintf(out, "%-6d | %9.0f %10s %10s | %9.0f %10s %10s | %4.0f %%\n", c,
+			g.throughput(), ms(g.quantile(0.50)), ms(g.quantile(0.99)),
+			fl.throughput(), ms(fl.quantile(0.50)), ms(fl.quantile(0.99)), 100*g.throughput()/fl.throughput())
+	}
+
+	best := slices.MaxFunc(rows, func(a, b row) int { return cmpFloat(a.grpc.throughput(), b.grpc.throughput()) })
+	bestFloor := slices.MaxFunc(rows, func(a, b row) int { return cmpFloat(a.floor.throughput(), b.floor.throughput()) })
+	ratio := best.grpc.throughput() / bestFloor.floor.throughput()
+	fmt.Fprintf(out, "\nmaximum: gRPC %.0f orders/s (concurrency %d), floor %.0f orders/s (concurrency %d): %.1f %% of the floor (target >= 60 %%) %s\n",
+		best.grpc.throughput(), best.conc, bestFloor.floor.throughput(), bestFloor.conc, 100*ratio, verdict(ratio >= 0.6))
+
+	if cfg.halfFor > 0 {
+		// Both are offered the same rate, in alternating slices, so the floor's latency is what
+		// the writes alone take at that load on this machine at that moment.
+		rate := best.grpc.throughput() / 2
+		var g, fl result
+		slice := cfg.halfFor / time.Duration(cfg.rounds)
+		for range cfg.rounds {
+			r, err := openLoop(ctx, real, rate, slice)
+			if err != nil {
+				return err
+			}
+			g.add(r)
+			if r, err = openLoop(ctx, f, rate, slice); err != nil {
+				return err
+			}
+			fl.add(r)
+		}
+		fmt.Fprintf(out, "half the gRPC maximum, %.0f orders/s offered open-loop for %s each in %d alternating slices (latency from each order's scheduled start):\n",
+			rate, cfg.halfFor, cfg.rounds)
+		fmt.Fprintf(out, "  gRPC : %4.0f orders/s achieved, p50 %s, p99 %s, max %s (target p99 < 25 ms) %s\n",
+			g.throughput(), ms(g.quantile(0.5)), ms(g.quantile(0.99)), ms(g.quantile(1)), verdict(g.quantile(0.99) < 25*time.Millisecond))
+		fmt.Fprintf(out, "  floor: %4.0f orders/s achieved, p50 %s, p99 %s, max %s\n",
+			fl.throughput(), ms(fl.quantile(0.5)), ms(fl.quantile(0.99)), ms(fl.quantile(1)))
+	}
+	summary, err := verify(ctx, s.DatabaseURL, real, f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nevery call succeeded; %s\n", summary)
+	fmt.Fprintf(out, "machine load (1, 5, 15 min) at the start %s, at the end %s: other work on the machine shows in every figure\n", startLoad, loadAverage())
+	return nil
+}
+
+type row struct {
+	conc        int
+	grpc, floor result
+}
+
+func describe(ctx context.Context, out io.Writer, url string, cfg config, w *workload, f *floor) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var version, fsync, syncCommit string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit')`).
+		Scan(&version, &fsync, &syncCommit); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nPlaceOrder benchmark: %d CPUs (GOMAXPROCS %d), PostgreSQL %s (fsync %s, synchronous_commit %s); services, broker and load generator share this process\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), version, fsync, syncCommit)
+	fmt.Fprintf(out, "basket: 1 counted + 1 weighed item of %s and 1 counted item of %s, drawn from %d of each kind; %d households\n",
+		w.market, w.pharmacy, cfg.catalog, len(w.households))
+	fmt.Fprintf(out, "floor per order: order claim tx; per supplier the reservation tx (read parcel, read supplier, lock items, insert parcel,\n"+
+		"  lines, stock, transition); the order tx (order, parcels, lines, transitions, 3 outbox rows, read back), on pools like the services'\n")
+	fmt.Fprintf(out, "floor schemas copied from the services': %s\n", strings.Join(f.copied, ", "))
+	fmt.Fprintf(out, "each level: %s per system in %d alternating slices, at most %d orders a slice\n", cfg.duration, cfg.rounds, cfg.maxOrders)
+	return nil
+}
+
+// loadAverage is the machine's load average, where the system reports one.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "[met]"
+	}
+	return "[NOT met]"
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
