@@ -33,21 +33,43 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// env is one running order service on a fresh database and broker, with a fake supplier peer.
+// env is one running order service on a fresh database and broker, with fake supplier and
+// dispatch peers.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
 	client orderv1.OrderServiceClient
 	sup    *fakeSupplier
+	disp   *fakeDispatch
+	clock  *clock
 	pool   *pgxpool.Pool // for looking at what the service stored
 	js     jetstream.JetStream
 }
 
-func start(t *testing.T) *env {
+// clock is the service's clock: each reading is a second after the previous one, so "newest
+// first" does not depend on timing, and a test can move it on by days.
+type clock struct {
+	base   time.Time
+	tick   atomic.Int64
+	offset atomic.Int64
+}
+
+func (c *clock) now() time.Time {
+	return c.base.Add(time.Duration(c.tick.Add(1))*time.Second + time.Duration(c.offset.Load()))
+}
+
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func start(t *testing.T) *env { return startWith(t, nil) }
+
+// startWith starts the service with configure's changes to its configuration.
+func startWith(t *testing.T, configure func(*app.Config)) *env {
 	t.Helper()
 	dbURL, natsURL := testkit.Postgres(t), testkit.NATS(t)
 	sup, supAddr := newFakeSupplier(t)
 	sup.seed()
+	disp, dispAddr := newFakeDispatch(t)
+	disp.seed()
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,16 +80,17 @@ func start(t *testing.T) *env {
 		out = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	// Each call of the clock is a second later, so "newest first" does not depend on timing.
-	var tick atomic.Int64
-	base := time.Date(2022, 4, 10, 0, 0, 0, 0, time.UTC)
-	now := func() time.Time { return base.Add(time.Duration(tick.Add(1)) * time.Second) }
+	// 2022-04-10 08:00 in Shanghai.
+	clk := &clock{base: time.Date(2022, 4, 10, 0, 0, 0, 0, time.UTC)}
+	cfg := app.Config{DatabaseURL: dbURL, NATSURL: natsURL, SupplierAddr: supAddr, DispatchAddr: dispAddr,
+		Listener: lis, Now: clk.now, MetricsPort: 0}
+	if configure != nil {
+		configure(&cfg)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Config{DatabaseURL: dbURL, NATSURL: natsURL, SupplierAddr: supAddr, Listener: lis, Now: now}, log)
-	}()
+	go func() { done <- app.Run(ctx, cfg, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -109,7 +132,7 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return &env{t: t, ctx: ctx, client: orderv1.NewOrderServiceClient(conn), sup: sup, pool: pool, js: js}
+	return &env{t: t, ctx: ctx, client: orderv1.NewOrderServiceClient(conn), sup: sup, disp: disp, clock: clk, pool: pool, js: js}
 }
 
 // household registers haixin 3-2-302 (over 80, quarantined until 2022-04-20) and returns its id.

@@ -3,9 +3,11 @@ package app_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
@@ -131,6 +133,95 @@ func TestHouseholds(t *testing.T) {
 		_, err = e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: -1})
 		if _, ok := grpcx.FieldViolations(err)["page_size"]; !ok {
 			t.Errorf("negative page size: %v", err)
+		}
+	})
+}
+
+func TestHouseholdRosterFields(t *testing.T) {
+	e := start(t)
+	addr := func(room string) *typesv1.Address {
+		return &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1, Room: room}
+	}
+	upsert := func(h *orderv1.Household) *orderv1.Household {
+		t.Helper()
+		resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Household
+	}
+
+	t.Run("recorded fields come back with what they imply", func(t *testing.T) {
+		in := &orderv1.Household{Address: addr("101"), Residents: 1, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED,
+			Phone: " 138 0013 8000 ", LivesAlone: true, ChronicallyIll: true, QuarantinedUntil: "2022-04-12"}
+		got := upsert(in)
+		want := &orderv1.Household{HouseholdId: "haixin-1-1-101", Address: addr("101"), Residents: 1,
+			Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED, Phone: "138 0013 8000", LivesAlone: true, ChronicallyIll: true,
+			QuarantinedUntil: "2022-04-12", Priority: true, Quarantined: true, Occupied: true}
+		if !proto.Equal(got, want) {
+			t.Errorf("upserted\n%v\nwant\n%v", got, want)
+		}
+		read, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-101"})
+		if err != nil || !proto.Equal(read.Household, want) {
+			t.Errorf("read %v %v", read, err)
+		}
+	})
+
+	t.Run("output-only fields are derived, not taken", func(t *testing.T) {
+		got := upsert(&orderv1.Household{Address: addr("102"), Priority: true, Quarantined: true, Occupied: true})
+		if got.Priority || got.Quarantined || got.Occupied || got.Occupancy != orderv1.Occupancy_OCCUPANCY_UNKNOWN {
+			t.Errorf("household %v", got)
+		}
+		got = upsert(&orderv1.Household{Address: addr("103"), Occupancy: orderv1.Occupancy_OCCUPANCY_EMPTY})
+		if got.Occupied || got.Occupancy != orderv1.Occupancy_OCCUPANCY_EMPTY {
+			t.Errorf("empty flat %v", got)
+		}
+	})
+
+	t.Run("validation names the fields", func(t *testing.T) {
+		tests := []struct {
+			name  string
+			h     *orderv1.Household
+			field string
+		}{
+			{"phone with letters", &orderv1.Household{Address: addr("104"), Phone: "call me"}, "household.phone"},
+			{"phone as a spreadsheet shows it", &orderv1.Household{Address: addr("104"), Phone: "1.38001E+10"}, "household.phone"},
+			{"date with slashes", &orderv1.Household{Address: addr("104"), QuarantinedUntil: "2022/04/20"}, "household.quarantined_until"},
+			{"no such date", &orderv1.Household{Address: addr("104"), QuarantinedUntil: "2022-13-01"}, "household.quarantined_until"},
+			{"unknown occupancy", &orderv1.Household{Address: addr("104"), Occupancy: 9}, "household.occupancy"},
+			{"too many residents", &orderv1.Household{Address: addr("104"), Residents: 100}, "household.residents"},
+		}
+		for _, tt := range tests {
+			_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: tt.h})
+			wantCode(t, err, codes.InvalidArgument)
+			if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
+				t.Errorf("%s: violations %v do not name %s", tt.name, grpcx.FieldViolations(err), tt.field)
+			}
+		}
+	})
+
+	t.Run("a quarantine ends by itself", func(t *testing.T) {
+		hh := e.household() // over 80, quarantined until 2022-04-20
+		o := e.place("req-1", hh, basket())
+		p := parcelOf(o, "pharmacy")
+		if !p.Priority || !p.Contactless {
+			t.Fatalf("parcel while quarantined: priority %v contactless %v", p.Priority, p.Contactless)
+		}
+		// 2022-04-10 08:00 in Shanghai + 10 days 16 hours is 2022-04-21 00:00: the day after.
+		e.clock.advance(10*24*time.Hour + 16*time.Hour)
+		got, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: hh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Household.Quarantined || !got.Household.Priority {
+			t.Errorf("after the quarantine: %v", got.Household)
+		}
+		read, err := e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: p.ParcelId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read.Parcel.Contactless || !read.Parcel.Priority {
+			t.Errorf("parcel after the quarantine: priority %v contactless %v", read.Parcel.Priority, read.Parcel.Contactless)
 		}
 	})
 }

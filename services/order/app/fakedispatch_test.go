@@ -1,0 +1,70 @@
+package app_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
+)
+
+// fakeDispatch is a peer serving the site plan: the buildings of each compound.
+type fakeDispatch struct {
+	dispatchv1.UnimplementedDispatchServiceServer
+
+	mu        sync.Mutex
+	buildings map[string][]*dispatchv1.Building // by compound
+	down      bool                               // answer UNAVAILABLE
+	calls     int
+}
+
+func newFakeDispatch(t *testing.T) (*fakeDispatch, string) {
+	f := &fakeDispatch{buildings: map[string][]*dispatchv1.Building{}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	dispatchv1.RegisterDispatchServiceServer(srv, f)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return f, lis.Addr().String()
+}
+
+// seed gives haixin three walk-ups of six floors and a tower of eighteen.
+func (f *fakeDispatch) seed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buildings["haixin"] = []*dispatchv1.Building{
+		{Compound: "haixin", Building: "1", Units: []string{"1", "2"}, Floors: 6, DistanceM: 80},
+		{Compound: "haixin", Building: "2", Units: []string{"1", "2"}, Floors: 6, DistanceM: 120},
+		{Compound: "haixin", Building: "3", Units: []string{"1", "2"}, Floors: 6, DistanceM: 160},
+		{Compound: "haixin", Building: "A", Units: []string{"1"}, Floors: 18, HasLift: true, DistanceM: 40},
+	}
+}
+
+func (f *fakeDispatch) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *fakeDispatch) ListBuildings(_ context.Context, req *dispatchv1.ListBuildingsRequest) (*dispatchv1.ListBuildingsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.down {
+		return nil, status.Error(codes.Unavailable, "dispatch is restarting")
+	}
+	resp := &dispatchv1.ListBuildingsResponse{}
+	for _, b := range f.buildings[req.Compound] {
+		resp.Buildings = append(resp.Buildings, proto.Clone(b).(*dispatchv1.Building))
+	}
+	return resp, nil
+}
