@@ -20,7 +20,7 @@ type fakeDispatch struct {
 
 	mu        sync.Mutex
 	buildings map[string][]*dispatchv1.Building // by compound
-	down      bool                               // answer UNAVAILABLE
+	down      bool                              // answer UNAVAILABLE
 	calls     int
 }
 

@@ -58,7 +58,7 @@ func TestImportHouseholds(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &orderv1.Household{HouseholdId: "haixin-1-2-301",
-		Address:  &typesv1.Address{Compound: "haixin", Building: "1", Unit: "2", Floor: 3, Room: "301"},
+		Address:   &typesv1.Address{Compound: "haixin", Building: "1", Unit: "2", Floor: 3, Room: "301"},
 		Residents: 1, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED, Phone: "+86 21 5555 0101", Over_80: true,
 		LivesAlone: true, ChronicallyIll: true, QuarantinedUntil: "2022-04-20", Priority: true, Quarantined: true, Occupied: true}
 	if !proto.Equal(got.Household, want) {
