@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,4 +318,20 @@ func TestHealthServed(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestRunNeedsAnAuthKeyOfAtLeast32Bytes(t *testing.T) {
+	for _, key := range []string{"", "only-31-bytes-long-0123456789ab"} {
+		err := app.Run(context.Background(), app.Config{AuthKey: key, DatabaseURL: "postgres://unused", NATSURL: "nats://unused"},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), "DOORSTEP_AUTH_KEY") {
+			t.Errorf("Run with a %d-byte key: %v, want an error naming DOORSTEP_AUTH_KEY", len(key), err)
+		}
+	}
+	t.Setenv("DOORSTEP_AUTH_KEY", string(testkit.AuthKey))
+	t.Setenv("TRACKING_WATCH_ONLY", "true")
+	cfg, err := app.ConfigFromEnv()
+	if err != nil || cfg.AuthKey != string(testkit.AuthKey) || !cfg.WatchOnly {
+		t.Errorf("ConfigFromEnv = %+v, %v", cfg, err)
+	}
 }
