@@ -40,8 +40,8 @@ type Config struct {
 	WatchOnly bool `env:"TRACKING_WATCH_ONLY"`
 	// Listener, when set (tests, dev stack), is used instead of Port.
 	Listener net.Listener `env:"-"`
-	// Now is unused so far (every time comes from the events, and identities expire by the wall
-	// clock) but kept for the shared contract.
+	// Now is the clock identities are verified by (every time of the read models comes from the
+	// events); nil means time.Now.
 	Now func() time.Time `env:"-"`
 }
 
@@ -59,8 +59,9 @@ const (
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "tracking")
-	// Identities expire by the wall clock whatever clock the events are stamped with.
-	keys, err := auth.NewKeys([]byte(cfg.AuthKey), nil)
+	// Identities are verified by the same clock the gateway mints them with (cfg.Now in the dev
+	// stack and its tests, the wall clock in production).
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), cfg.Now)
 	if err != nil {
 		return err
 	}
