@@ -541,42 +541,68 @@ func TestUnknownAPIPathsAnswerJSON(t *testing.T) {
 	expectError(t, c.do(t, "DELETE", "/api/v1/catalog", ""), 404, "NOT_FOUND", "")
 }
 
-func TestPageAndAssetsAreServed(t *testing.T) {
+func TestPagesAndAssetsAreServed(t *testing.T) {
 	g := start(t, nil)
-	c := g.resident(t, "haixin-1-1-101")
-	page := c.do(t, "GET", "/", "")
-	if page.status != 200 || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
-		t.Fatalf("page = %d %s", page.status, page.header.Get("Content-Type"))
+	c := g.anon(t)
+	pages := map[string][]string{
+		"/":         {`src="/resident.js"`, `src="/shop.js"`, `id="place-order"`, `id="orders"`, `id="notices"`},
+		"/signin":   {`src="/signin.js"`, `id="code-form"`, `id="staff-form"`},
+		"/supplier": {`src="/supplier.js"`, `id="parcels"`, `id="items"`},
+		"/dispatch": {`src="/dispatch.js"`, `id="gate"`, `id="plan"`, `id="progress"`, `id="reassign-form"`},
+		"/courier":  {`src="/courier.js"`, `id="pickup"`, `id="stops"`},
+		"/worker":   {`src="/worker.js"`, `id="roster"`, `id="code-card"`, `id="proxy-card"`},
 	}
-	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
-		t.Errorf("Content-Security-Policy = %q", csp)
-	}
-	html := string(page.raw)
-	for _, want := range []string{`href="/app.css"`, `src="/app.js"`, "下单", "Place order", "我的订单", "My orders", `name="viewport"`} {
-		if !strings.Contains(html, want) {
-			t.Errorf("page lacks %q", want)
+	var assets []string
+	for path, wants := range pages {
+		page := c.do(t, "GET", path, "")
+		if page.status != 200 || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("%s = %d %s", path, page.status, page.header.Get("Content-Type"))
 		}
+		html := string(page.raw)
+		for _, want := range append(wants, `href="/app.css"`, `src="/common.js"`, `name="viewport"`, `id="bar"`, `<html lang="zh-CN">`) {
+			if !strings.Contains(html, want) {
+				t.Errorf("%s lacks %s", path, want)
+			}
+		}
+		// The policy allows no inline script: every script is a file, no handler is an attribute.
+		if strings.Contains(html, "<script>") || strings.Contains(html, " onclick=") || strings.Contains(html, " onload=") {
+			t.Errorf("%s has inline script", path)
+		}
+		assets = append(assets, html)
 	}
-	for path, ctype := range map[string]string{"/app.js": "text/javascript", "/app.css": "text/css"} {
+	// The language follows Accept-Language.
+	en := c.withHeader("Accept-Language", "en-GB,en;q=0.9,zh;q=0.5").do(t, "GET", "/courier", "")
+	if !strings.Contains(string(en.raw), `<html lang="en">`) || en.header.Get("Vary") != "Accept-Language" {
+		t.Errorf("English page: %.80s, Vary %q", en.raw, en.header.Get("Vary"))
+	}
+	for path, ctype := range map[string]string{"/common.js": "text/javascript", "/shop.js": "text/javascript", "/resident.js": "text/javascript",
+		"/signin.js": "text/javascript", "/supplier.js": "text/javascript", "/dispatch.js": "text/javascript", "/courier.js": "text/javascript",
+		"/worker.js": "text/javascript", "/app.css": "text/css", "/favicon.svg": "image/svg+xml"} {
 		r := c.do(t, "GET", path, "")
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), ctype) || len(r.raw) == 0 {
 			t.Errorf("%s = %d %q (%d bytes)", path, r.status, r.header.Get("Content-Type"), len(r.raw))
 		}
-	}
-	js := string(c.do(t, "GET", "/app.js", "").raw)
-	for _, want := range []string{"crypto.randomUUID", "/api/v1/orders", "/timeline", "REFRESH_MS = 3000", "WEIGHT_STEP_GRAMS = 500", "haixin-1-1-101"} {
-		if !strings.Contains(js, want) {
-			t.Errorf("app.js lacks %q", want)
+		if path != "/favicon.svg" { // its xmlns names a namespace, it fetches nothing
+			assets = append(assets, string(r.raw))
 		}
 	}
 	// Every asset is local: nothing is fetched from another origin.
-	for _, asset := range []string{html, js, string(c.do(t, "GET", "/app.css", "").raw)} {
+	for _, asset := range assets {
 		if strings.Contains(asset, "http://") || strings.Contains(asset, "https://") || strings.Contains(asset, `src="//`) {
 			t.Errorf("an asset refers to another origin")
 		}
 	}
+	js := string(c.do(t, "GET", "/resident.js", "").raw) + string(c.do(t, "GET", "/common.js", "").raw)
+	for _, want := range []string{"EventSource", "/events", "crypto.randomUUID", "doorstep.lang"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("the resident's scripts lack %q", want)
+		}
+	}
 	if r := c.do(t, "GET", "/missing.js", ""); r.status != 404 {
 		t.Errorf("missing asset = %d", r.status)
+	}
+	if r := c.do(t, "GET", "/index.html", ""); r.status != 404 {
+		t.Errorf("/index.html = %d; pages have one path each", r.status)
 	}
 	if r := c.do(t, "POST", "/", "x"); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("POST / = %d", r.status)
