@@ -231,8 +231,8 @@ func (f *floor) place(ctx context.Context, n int64) error {
 
 	// order: ClaimRequest.
 	if err := pgkit.Tx(ctx, f.orders, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO requests (kind, scope, request_id, request_hash) VALUES ($1, $2, $3, $4)
-			ON CONFLICT DO NOTHING`, "place", h.id, requestID, hash)
+		_, err := tx.Exec(ctx, `INSERT INTO requests (kind, scope, request_id, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT DO NOTHING`, "place", h.id, requestID, hash, now)
 		return err
 	}); err != nil {
 		return fmt.Errorf("claim: %w", err)
@@ -386,13 +386,19 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 	return out, err
 }
 
-// createOrder is the order service's CreateOrder transaction: the order, each parcel with its
-// lines and first transition, order.placed and one parcel.placed per parcel in the outbox, and
+// createOrder is the order service's CreateOrder transaction: the request's attempt (locked), the
+// order, each parcel with its lines and first transition, order.placed and one parcel.placed per parcel in the outbox, and
 // the order read back for the answer.
 func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash []byte, h household, parcels []floorParcel, now time.Time) error {
 	actor := &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: h.id}
 	addr := &typesv1.Address{Compound: compound, Building: h.building, Unit: h.unit, Floor: h.floor, Room: h.room}
 	return pgkit.Tx(ctx, f.orders, func(tx pgx.Tx) error {
+		// The request's attempt, held shared so that a failing attempt cannot end under the order.
+		var attempt int
+		if err := tx.QueryRow(ctx, `SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR SHARE`,
+			"place", h.id, requestID).Scan(&attempt); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
 				placed_by_role, placed_by_id, proxy, placed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING`,
@@ -469,7 +475,9 @@ func readBack(ctx context.Context, tx pgx.Tx, orderID string) error {
 	}
 	rows, err := tx.Query(ctx, `SELECT p.parcel_id::text, p.order_id::text, p.supplier_id, p.household_id, p.state,
 			p.total_fen, p.weight_grams, p.reason, p.updated_at,
-			h.compound, h.building, h.unit, h.floor, h.room, h.priority, h.quarantined
+			h.household_id, h.compound, h.building, h.unit, h.floor, h.room, h.residents, h.occupancy,
+			h.phone, h.over_80, h.lives_alone, h.chronically_ill, coalesce(to_char(h.quarantined_until, 'YYYY-MM-DD'), ''),
+			h.priority_unstated
 		FROM parcels p JOIN households h ON h.household_id = p.household_id
 		WHERE p.order_id = ANY($1::uuid[]) ORDER BY p.order_id, p.supplier_id`, []string{orderID})
 	if err != nil {
