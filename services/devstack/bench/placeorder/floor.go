@@ -101,78 +101,75 @@ func (f *floor) close() {
 // copySchema creates schema to with the tables of schema from. LIKE ... INCLUDING ALL brings
 // columns, defaults, CHECKs and indexes; foreign keys are re-created from their definitions, and
 // serial columns get sequences of their own.
-func copySchema(ctx context.Context, conn *pgx.Conn, from, to string) (tables, foreignKeys int, err error) {
-	err = copyTables(ctx, conn, from, to, &tables, &foreignKeys)
-	return tables, foreignKeys, err
-}
-
-func copyTables(ctx context.Context, conn *pgx.Conn, from, to string, nTables, nFKs *int) error {
+func copySchema(ctx context.Context, conn *pgx.Conn, from, to string) (nTables, nForeignKeys int, err error) {
 	exec := func(q string) error {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", q, err)
 		}
 		return nil
 	}
+	fail := func(err error) (int, int, error) { return 0, 0, err }
 	rows, err := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename`, from)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	*nTables = len(tables)
 	if err := exec(`CREATE SCHEMA ` + pgx.Identifier{to}.Sanitize()); err != nil {
-		return err
+		return fail(err)
 	}
 	for _, t := range tables {
 		if err := exec(fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING ALL)`, pgx.Identifier{to, t}.Sanitize(), pgx.Identifier{from, t}.Sanitize())); err != nil {
-			return err
+			return fail(err)
 		}
 	}
 	rows, err = conn.Query(ctx, `SELECT table_name, column_name FROM information_schema.columns
 		WHERE table_schema = $1 AND column_default LIKE 'nextval(%'`, to)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	serials, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Table, Column string }])
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	for _, s := range serials {
 		seq := pgx.Identifier{to, s.Table + "_" + s.Column + "_seq"}.Sanitize()
 		if err := exec(fmt.Sprintf(`CREATE SEQUENCE %s OWNED BY %s.%s`, seq, pgx.Identifier{to, s.Table}.Sanitize(), pgx.Identifier{s.Column}.Sanitize())); err != nil {
-			return err
+			return fail(err)
 		}
 		if err := exec(fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval('%s')`, pgx.Identifier{to, s.Table}.Sanitize(),
 			pgx.Identifier{s.Column}.Sanitize(), strings.ReplaceAll(seq, "'", "''"))); err != nil {
-			return err
+			return fail(err)
 		}
 	}
 	// With search_path at the source schema its own tables print unqualified, so the definitions
 	// apply unchanged to the copy.
 	if err := exec(`SET search_path = ` + pgx.Identifier{from}.Sanitize()); err != nil {
-		return err
+		return fail(err)
 	}
 	rows, err = conn.Query(ctx, `SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
 		WHERE contype = 'f' AND connamespace = $1::regnamespace ORDER BY conname`, from)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	fks, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Table, Name, Def string }])
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	*nFKs = len(fks)
 	if err := exec(`SET search_path = ` + pgx.Identifier{to}.Sanitize()); err != nil {
-		return err
+		return fail(err)
 	}
 	for _, fk := range fks {
 		if err := exec(fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s %s`, fk.Table, pgx.Identifier{fk.Name}.Sanitize(), fk.Def)); err != nil {
-			return err
+			return fail(err)
 		}
 	}
-	return exec(`RESET search_path`)
+	if err := exec(`RESET search_path`); err != nil {
+		return fail(err)
+	}
+	return len(tables), len(fks), nil
 }
 
 func (f *floor) next() int64 { return f.seq.Add(1) }
