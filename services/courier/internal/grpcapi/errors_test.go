@@ -20,6 +20,7 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("load: %w", fmt.Errorf("%w: parcel p is DELIVERED", route.ErrIllegalTransition)), codes.FailedPrecondition},
 		{fmt.Errorf("%w: request_id r", route.ErrRequestReused), codes.AlreadyExists},
 		{fmt.Errorf("%w: a note is required", route.ErrInvalid), codes.InvalidArgument},
+		{fmt.Errorf("%w: watch courier c: nats: connection closed", route.ErrUnavailable), codes.Unavailable},
 		{fmt.Errorf("query: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{context.Canceled, codes.Canceled},
 		{errors.New("connection refused"), codes.Internal},
