@@ -10,6 +10,7 @@ import (
 )
 
 func TestCancelBeforeConfirmation(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	o := e.place("req-1", hh, basket())
@@ -57,6 +58,7 @@ func TestCancelBeforeConfirmation(t *testing.T) {
 }
 
 func TestCancelAfterConfirmation(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	o := e.place("req-1", hh, basket())

@@ -17,6 +17,7 @@ import (
 // The suppliers', dispatch's and the courier's events carry a parcel to the door, and the order's
 // status follows its parcels.
 func TestConsumerAppliesParcelLife(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	o := e.place("req-1", hh, basket())
@@ -84,6 +85,7 @@ func (e *env) drive(o *orderv1.Order, p *orderv1.Parcel, states ...typesv1.Parce
 // A redelivered event (here: the same event id past the broker's duplicate window) is applied once,
 // even where applying it again would be a legal move: FAILED -> ASSIGNED.
 func TestConsumerAppliesRedeliveredEventOnce(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	o := e.place("req-1", e.household(), basket())
 	p := parcelOf(o, "freshmart")
@@ -119,6 +121,7 @@ func TestConsumerAppliesRedeliveredEventOnce(t *testing.T) {
 // Events of different publishers arrive out of order: dispatch's check-in before the supplier's
 // confirmation and ready. The early one is retried until it is legal.
 func TestConsumerRetriesOutOfOrderEvent(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	o := e.place("req-1", e.household(), basket())
 	p := parcelOf(o, "pharmacy")
@@ -176,6 +179,7 @@ func (e *env) waitRedelivered() {
 // A supplier can confirm a parcel before the order holding it has committed (the reservation
 // comes first). The event for the not-yet-known parcel is retried until the order exists.
 func TestConsumerRetriesEventForUnknownParcel(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	orderID := order.OrderID(hh, "req-1")
@@ -190,4 +194,47 @@ func TestConsumerRetriesEventForUnknownParcel(t *testing.T) {
 		t.Fatalf("parcel id %s, want the derived %s", got, p.ParcelId)
 	}
 	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
+}
+
+// A reservation its supplier did not confirm by the round's cutoff expires: the supplier's
+// parcel.expired reaches the order like any other transition, so the resident sees it, and
+// nothing moves an expired parcel again.
+func TestConsumerAppliesExpiry(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	hh := e.household()
+	o := e.place("req-1", hh, basket())
+	const why = "not confirmed by the cutoff of round haixin-2022-04-10-am"
+	for _, p := range o.Parcels {
+		ev := parcelEvent(o, p, typesv1.ParcelState_PARCEL_STATE_EXPIRED, typesv1.Role_ROLE_SYSTEM, "supplier",
+			func(sc *eventsv1.ParcelStateChanged) { sc.Reason = why })
+		e.publish(ev, ev.EventId)
+	}
+	for _, p := range o.Parcels {
+		if got := e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_EXPIRED); got.Reason != why {
+			t.Errorf("expired parcel reason %q", got.Reason)
+		}
+	}
+	list, err := e.client.ListOrders(e.ctx, &orderv1.ListOrdersRequest{HouseholdId: hh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Orders) != 1 || list.Orders[0].Status != orderv1.OrderStatus_ORDER_STATUS_CLOSED || list.Orders[0].TotalFen != 0 {
+		t.Errorf("the resident's orders: %v", list.Orders)
+	}
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE from_state = 'PLACED' AND to_state = 'EXPIRED'
+		AND actor_role = 'SYSTEM' AND actor_id = 'supplier' AND reason = $1 AND event_id IS NOT NULL`, why); n != 2 {
+		t.Errorf("%d expiries recorded, want 2", n)
+	}
+
+	// A confirmation that comes too late is not applied: it is retried, and the parcel stays
+	// expired.
+	fresh := parcelOf(o, "freshmart")
+	late := parcelEvent(o, fresh, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.Role_ROLE_SUPPLIER, "freshmart", nil)
+	e.publish(late, late.EventId)
+	e.waitRedelivered()
+	e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_EXPIRED)
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1`, fresh.ParcelId); n != 2 {
+		t.Errorf("%d transitions of the expired parcel, want 2", n)
+	}
 }

@@ -21,7 +21,6 @@ type fakeDispatch struct {
 	mu        sync.Mutex
 	buildings map[string][]*dispatchv1.Building // by compound
 	down      bool                              // answer UNAVAILABLE
-	calls     int
 }
 
 func newFakeDispatch(t *testing.T) (*fakeDispatch, string) {
@@ -58,7 +57,6 @@ func (f *fakeDispatch) setDown(down bool) {
 func (f *fakeDispatch) ListBuildings(_ context.Context, req *dispatchv1.ListBuildingsRequest) (*dispatchv1.ListBuildingsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls++
 	if f.down {
 		return nil, status.Error(codes.Unavailable, "dispatch is restarting")
 	}

@@ -14,6 +14,7 @@ import (
 )
 
 func TestHouseholds(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	id := e.household()
 	if id != "haixin-3-2-302" {
@@ -138,6 +139,7 @@ func TestHouseholds(t *testing.T) {
 }
 
 func TestHouseholdRosterFields(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	addr := func(room string) *typesv1.Address {
 		return &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1, Room: room}

@@ -43,6 +43,7 @@ func wantCounts(t *testing.T, resp *orderv1.ImportHouseholdsResponse, rows, crea
 }
 
 func TestImportHouseholds(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 
 	dry := e.importCSV("", roster, true)
@@ -107,6 +108,7 @@ func TestImportHouseholds(t *testing.T) {
 
 // A file with any rejected row reports every one of them and writes nothing.
 func TestImportHouseholdsRejects(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.importCSV("seed", roster, false)
 	before := e.count(`SELECT count(*) FROM households`)
@@ -208,6 +210,7 @@ func TestImportHouseholdsRejects(t *testing.T) {
 
 // Concurrent retries of one import write it once and all get its result.
 func TestImportHouseholdsConcurrentRetries(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	const n = 10
 	resps := make([]*orderv1.ImportHouseholdsResponse, n)
@@ -232,6 +235,7 @@ func TestImportHouseholdsConcurrentRetries(t *testing.T) {
 }
 
 func TestExportHouseholds(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	var sheet strings.Builder
 	sheet.WriteString("楼号,单元,房号,楼层,状态,人数,电话,80岁以上,独居,慢性病,隔离至\n")

@@ -18,6 +18,7 @@ import (
 )
 
 func TestPlaceOrderValidation(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	many := make([]*orderv1.BasketLine, 51)
@@ -70,6 +71,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 }
 
 func TestPlaceOrderSplitsBySupplier(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	o := e.place("req-1", hh, basket())
@@ -178,6 +180,7 @@ func TestPlaceOrderSplitsBySupplier(t *testing.T) {
 // Thirty concurrent retries of one request make one order and one reservation per supplier,
 // and every caller gets that order.
 func TestPlaceOrderConcurrentRetries(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	const n = 30
@@ -228,6 +231,7 @@ func TestPlaceOrderConcurrentRetries(t *testing.T) {
 }
 
 func TestPlaceOrderSameRequestOtherBasket(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	e.place("req-1", hh, basket())
@@ -247,6 +251,7 @@ func TestPlaceOrderSameRequestOtherBasket(t *testing.T) {
 // A reservation refused at the second supplier gives back the first supplier's reservation and
 // stores nothing.
 func TestPlaceOrderFailedReservationReleases(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	lines := []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 2}, {ItemId: "masks-10", Quantity: 60}}
@@ -269,6 +274,7 @@ func TestPlaceOrderFailedReservationReleases(t *testing.T) {
 // A retry after a failed attempt is a fresh attempt: the first attempt's reservations were given
 // back, so the retry reserves under new parcel ids and succeeds.
 func TestPlaceOrderRetryAfterFailure(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	req := &orderv1.PlaceOrderRequest{RequestId: "retry-me", HouseholdId: hh, Lines: basket()}
@@ -342,6 +348,7 @@ func (e *env) checkReservedOnce(o *orderv1.Order) {
 
 // Thirty concurrent retries after a failed attempt still make one order.
 func TestPlaceOrderConcurrentRetriesAfterFailure(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	req := &orderv1.PlaceOrderRequest{RequestId: "tap-tap-tap", HouseholdId: hh, Lines: basket()}
@@ -382,6 +389,7 @@ func TestPlaceOrderConcurrentRetriesAfterFailure(t *testing.T) {
 // A reservation whose answer is lost (the call timed out after the supplier reserved) is given
 // back with the rest of the failed attempt.
 func TestPlaceOrderLostAnswerIsReleased(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	e.sup.chaos = func(supplierID string) (before, after error) {
@@ -404,12 +412,13 @@ func TestPlaceOrderLostAnswerIsReleased(t *testing.T) {
 // reserving: whatever the interleaving, one order is stored, every client gets it, and the
 // suppliers hold exactly its reservations.
 func TestPlaceOrderRetriesUnderFailures(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	hh := e.household()
 	rng := rand.New(rand.NewPCG(7, 11))
 	failures := 0
 	e.sup.chaos = func(string) (before, after error) { // called under the fake's lock
-		if failures >= 40 || rng.IntN(3) == 0 {
+		if failures >= 24 || rng.IntN(3) == 0 {
 			return nil, nil
 		}
 		failures++
@@ -419,7 +428,7 @@ func TestPlaceOrderRetriesUnderFailures(t *testing.T) {
 		return nil, status.Error(codes.DeadlineExceeded, "answer lost")
 	}
 	req := &orderv1.PlaceOrderRequest{RequestId: "stubborn", HouseholdId: hh, Lines: basket()}
-	const clients = 30
+	const clients = 20
 	orders := make([]*orderv1.Order, clients)
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
