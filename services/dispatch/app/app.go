@@ -1,10 +1,10 @@
 // Package app wires the dispatch service: configuration, the database and broker through
-// servicekit, the order client, the gRPC server, the outbox relay and the failed-parcel consumer.
+// servicekit, the order client, the gRPC server, the outbox relay and the consumer of parcel
+// outcomes (delivered and failed).
 // It is not internal because the dev stack runs every service in one process through Run.
 package app
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,9 +35,6 @@ type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	NATSURL     string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	OrderAddr   string `env:"ORDER_ADDR" envDefault:"127.0.0.1:50051"`
-	// Round cutoffs, HH:MM Asia/Shanghai; empty means the default.
-	AMCutoff string `env:"DISPATCH_AM_CUTOFF" envDefault:"09:00"`
-	PMCutoff string `env:"DISPATCH_PM_CUTOFF" envDefault:"15:00"`
 	// StreamReplicas of the event streams this service provisions (3 on a JetStream cluster).
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
@@ -47,12 +44,6 @@ type Config struct {
 	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
 	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
 }
-
-// Default round cutoffs, used when the Config leaves them empty.
-const (
-	DefaultAMCutoff = "09:00"
-	DefaultPMCutoff = "15:00"
-)
 
 // ConfigFromEnv reads Config from the environment.
 func ConfigFromEnv() (Config, error) {
@@ -66,10 +57,6 @@ func ConfigFromEnv() (Config, error) {
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "dispatch")
-	schedule, err := dispatch.NewSchedule(cmp.Or(cfg.AMCutoff, DefaultAMCutoff), cmp.Or(cfg.PMCutoff, DefaultPMCutoff))
-	if err != nil {
-		return fmt.Errorf("dispatch config: %w", err)
-	}
 	kit, err := servicekit.Open(ctx, servicekit.Options{Name: "dispatch", Schema: "dispatch", DatabaseURL: cfg.DatabaseURL,
 		NATSURL: cfg.NATSURL, Migrations: postgres.Migrations(), StreamReplicas: cfg.StreamReplicas, Log: log})
 	if err != nil {
@@ -84,7 +71,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer conn.Close()
 
 	svc := dispatch.NewService(postgres.Store{Pool: kit.Pool}, orderclient.Client{Orders: orderv1.NewOrderServiceClient(conn)},
-		schedule, cfg.Now)
+		cfg.Now)
 	srv := grpcx.NewServer(log)
 	dispatchv1.RegisterDispatchServiceServer(srv, grpcapi.New(svc, log))
 	lis, err := servicekit.Listen(cfg.Listener, cfg.Port)
@@ -98,25 +85,35 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g.Go(func() error { return kit.Relay().Run(ctx) })
 	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
 	g.Go(func() error {
-		return kit.Consumer(FailedPurpose, FailedSubjects, FailedHandler(svc)).Run(ctx)
+		return kit.Consumer(OutcomesPurpose, OutcomesSubjects, OutcomesHandler(svc)).Run(ctx)
 	})
 	return g.Wait()
 }
 
-// The failed-parcel consumer: durable "dispatch-failed".
-const FailedPurpose = "failed"
+// OutcomesPurpose names the consumer of parcel outcomes: durable "dispatch-outcomes".
+const OutcomesPurpose = "outcomes"
 
-// FailedSubjects are the couriers' reports of parcels that could not be delivered.
-var FailedSubjects = []string{"doorstep.*.parcel.failed"}
+// OutcomesSubjects are the couriers' reports of what happened at each door.
+var OutcomesSubjects = []string{"doorstep.*.parcel.delivered", "doorstep.*.parcel.failed"}
 
-// FailedHandler puts each failed parcel back at the gate for the next open round.
-func FailedHandler(svc *dispatch.Service) inbox.Handler {
+// OutcomesHandler records deliveries (a delivered stop no longer moves; a round is done when all
+// its parcels are delivered or failed) and puts each failed parcel back at the gate for the next
+// open round.
+func OutcomesHandler(svc *dispatch.Service) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		psc := ev.GetParcelStateChanged()
-		if psc == nil || psc.GetState() != typesv1.ParcelState_PARCEL_STATE_FAILED || psc.GetParcelId() == "" {
-			return fmt.Errorf("%w: event %s is not a parcel failure", inbox.ErrPermanent, ev.GetEventId())
+		if psc == nil || psc.GetParcelId() == "" {
+			return fmt.Errorf("%w: event %s is not a parcel outcome", inbox.ErrPermanent, ev.GetEventId())
 		}
-		err := svc.ParcelFailed(ctx, postgres.Bind(tx), dispatch.FailedParcel{ParcelID: psc.GetParcelId(), Reason: psc.GetReason()})
+		var err error
+		switch psc.GetState() {
+		case typesv1.ParcelState_PARCEL_STATE_DELIVERED:
+			err = svc.ParcelDelivered(ctx, postgres.Bind(tx), psc.GetParcelId())
+		case typesv1.ParcelState_PARCEL_STATE_FAILED:
+			err = svc.ParcelFailed(ctx, postgres.Bind(tx), dispatch.FailedParcel{ParcelID: psc.GetParcelId(), Reason: psc.GetReason()})
+		default:
+			return fmt.Errorf("%w: event %s is not a parcel outcome", inbox.ErrPermanent, ev.GetEventId())
+		}
 		if errors.Is(err, dispatch.ErrNotFound) {
 			// Dispatch never had this parcel at its gate, so no later event can make it plannable.
 			return fmt.Errorf("%w: %v", inbox.ErrPermanent, err)

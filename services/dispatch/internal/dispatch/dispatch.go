@@ -8,6 +8,8 @@ package dispatch
 import (
 	"errors"
 	"time"
+
+	"github.com/doorstep/doorstep/pkg/rounds"
 )
 
 // Sentinel errors; the transport maps each to one status code.
@@ -16,6 +18,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrCannotPlan: the round's parcels cannot be planned with this site plan and these couriers.
 	ErrCannotPlan = errors.New("cannot plan round")
+	// ErrIllegalTransition: the round (or stop) is not in a state that allows the change, e.g.
+	// moving a stop of a round not planned yet or closing a planned round.
+	ErrIllegalTransition = errors.New("illegal transition")
+	// ErrOffDuty: the courier named is off duty for the round.
+	ErrOffDuty = errors.New("courier off duty")
 	// ErrNoOpenRound: no round is open for check-in within the planning horizon.
 	ErrNoOpenRound = errors.New("no open round")
 	// ErrRequestConflict: a request id was reused for a different request.
@@ -53,18 +60,45 @@ type Courier struct {
 	Name     string
 	// Buildings served; empty means anywhere.
 	Buildings []string
+	// Finer assignments (按楼层分配); when set they replace Buildings.
+	FloorRanges []FloorRange
 	// What one trip can carry.
 	MaxParcels int
 	MaxGrams   int64
-	OnDuty     bool
+	// On the roster's duty; SetCourierDuty overrides it for one round.
+	OnDuty bool
 }
 
-// RoundState is a round's life: open for check-in until planned.
+// FloorRange is some floors of one building; 0 means from the ground floor / to the top.
+type FloorRange struct {
+	Building           string
+	MinFloor, MaxFloor int
+}
+
+// Settings are a compound's round rules.
+type Settings struct {
+	Compound string
+	// The day's rounds in order, with their cutoffs and departures (Asia/Shanghai).
+	Schedule rounds.Schedule
+	// RoundCapacity is the most parcels one round takes; later check-ins roll to the next round.
+	// 0 means no cap.
+	RoundCapacity int
+}
+
+// DefaultSettings are a compound's rules until its dispatcher sets others: rounds.Default, no cap.
+func DefaultSettings(compound string) Settings {
+	return Settings{Compound: compound, Schedule: rounds.Default}
+}
+
+// RoundState is a round's life: OPEN → CLOSED (cutoff passed, or closed by hand) → PLANNED →
+// DONE (every parcel delivered or failed). A round planned before its cutoff closes on the way.
 type RoundState string
 
 const (
 	RoundOpen    RoundState = "open"
+	RoundClosed  RoundState = "closed"
 	RoundPlanned RoundState = "planned"
+	RoundDone    RoundState = "done"
 )
 
 // Cost is what a plan or route costs couriers; see package planner for the model.
@@ -79,10 +113,11 @@ type Round struct {
 	ID       string
 	Compound string
 	// Asia/Shanghai date, YYYY-MM-DD.
-	Date   string
-	Slot   string
-	Cutoff time.Time
-	State  RoundState
+	Date    string
+	Slot    string
+	Cutoff  time.Time
+	Departs time.Time
+	State   RoundState
 	// Parcels that joined the round.
 	Parcels int
 	// Set once planned.
@@ -98,6 +133,8 @@ const (
 	StatusPooled ParcelStatus = "pooled"
 	// StatusAssigned: on a planned route.
 	StatusAssigned ParcelStatus = "assigned"
+	// StatusDelivered: the courier handed it over or left it at the door.
+	StatusDelivered ParcelStatus = "delivered"
 )
 
 // Parcel is a parcel checked in at the gate, with what the planner needs to know about it.
@@ -117,6 +154,18 @@ type Parcel struct {
 	// Why it last failed at the door, if it did.
 	Reason      string
 	CheckedInAt time.Time
+	// Pinned: a dispatcher moved it to its courier; re-planning keeps it there.
+	Pinned bool
+}
+
+// Shortage is items of a parcel missing or damaged when its supplier's batch was checked in at
+// the gate. The parcel still goes out with what is there.
+type Shortage struct {
+	ParcelID string
+	ItemID   string
+	Missing  int64
+	Damaged  int64
+	Note     string
 }
 
 // StopParcel is one parcel of a stop with the order it belongs to.
@@ -135,15 +184,19 @@ type Stop struct {
 	Priority    bool
 	Contactless bool
 	WeightGrams int64
+	// Pinned: moved here by a dispatcher; re-planning keeps it with this courier.
+	Pinned bool
 }
 
-// Route is one courier's stops in a round.
+// Route is one courier's stops in a round. A changed route gets the next version and is
+// published again with the stops still to deliver; an emptied route is published with none.
 type Route struct {
 	ID        string
 	RoundID   string
 	CourierID string
 	Stops     []Stop
 	Cost      Cost
+	Version   int
 }
 
 // Plan is a planned round.
@@ -161,6 +214,8 @@ type CheckInResult struct {
 	RoundID   string
 	// Why it was not checked in.
 	Error string
+	// Shortages recorded for it.
+	Shortages []Shortage
 }
 
 // OrderParcel is a parcel as the order service sees it.
@@ -174,6 +229,13 @@ type OrderParcel struct {
 	Priority    bool
 	Contactless bool
 	WeightGrams int64
+	Lines       []OrderLine
+}
+
+// OrderLine is one item of a parcel and how many of it (grams when weighed) are in the parcel.
+type OrderLine struct {
+	ItemID   string
+	Quantity int64
 }
 
 // StateReady is the order service's state of a parcel handed over at the gate by its supplier.

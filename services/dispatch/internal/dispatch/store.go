@@ -28,19 +28,42 @@ type Tx interface {
 	UpsertCourier(ctx context.Context, c Courier) error
 	// Couriers of a compound, by id.
 	Couriers(ctx context.Context, compound string) ([]Courier, error)
+	// Duty is the round's duty overrides by courier id.
+	Duty(ctx context.Context, roundID string) (map[string]bool, error)
+	SetDuty(ctx context.Context, roundID, courierID string, onDuty bool) error
+
+	// Settings are the compound's stored round rules; false if its dispatcher never set any.
+	Settings(ctx context.Context, compound string) (Settings, bool, error)
+	SaveSettings(ctx context.Context, s Settings) error
 
 	// EnsureRounds creates the rounds that do not exist yet and leaves the others alone.
 	EnsureRounds(ctx context.Context, rounds []Round) error
+	// CloseDueRounds closes the compound's open rounds whose cutoff is at or before t.
+	CloseDueRounds(ctx context.Context, compound string, t time.Time) error
 	// RoundsOn are a compound's rounds of one date, by cutoff, with their parcel counts.
 	RoundsOn(ctx context.Context, compound, date string) ([]Round, error)
-	// FirstOpenRound is the open round of date closing first after t, share-locked so that it
-	// cannot be planned until this transaction ends.
-	FirstOpenRound(ctx context.Context, compound, date string, after time.Time) (Round, bool, error)
-	// LockRound reads a round and locks it against check-ins and planning until this
+	// OpenRoundIDs are the ids of the compound's open rounds of date closing after t, by cutoff.
+	OpenRoundIDs(ctx context.Context, compound, date string, after time.Time) ([]string, error)
+	// OpenRoundsAfter are the compound's open rounds closing after t, of any date, by cutoff.
+	OpenRoundsAfter(ctx context.Context, compound string, after time.Time) ([]Round, error)
+	// LockRound reads a round and locks it against check-ins, planning and overrides until this
 	// transaction ends; ErrNotFound if there is none.
 	LockRound(ctx context.Context, id string) (Round, error)
+	// ShareRound reads a round and locks it against planning (not against other check-ins)
+	// until this transaction ends; ErrNotFound if there is none.
+	ShareRound(ctx context.Context, id string) (Round, error)
 	// Round reads a round without locking it; ErrNotFound if there is none.
 	Round(ctx context.Context, id string) (Round, error)
+	// SetRoundState moves a round to state at time at (closed_at, done_at and planned_at record it).
+	SetRoundState(ctx context.Context, id string, state RoundState, at time.Time) error
+	// RescheduleRound gives an open round new cutoff and departure times.
+	RescheduleRound(ctx context.Context, id string, cutoff, departs time.Time) error
+	// DeleteRound removes a round that no parcel ever joined.
+	DeleteRound(ctx context.Context, id string) error
+	// SetRoundCost records a round's current cost and lower bound.
+	SetRoundCost(ctx context.Context, id string, cost, lowerBound Cost) error
+	// FinishRound marks a planned round done when every parcel it had was delivered or failed.
+	FinishRound(ctx context.Context, id string, at time.Time) (bool, error)
 
 	// Parcels are the checked-in parcels among ids.
 	Parcels(ctx context.Context, ids []string) ([]Parcel, error)
@@ -52,10 +75,29 @@ type Tx interface {
 	RepoolParcel(ctx context.Context, id, roundID, reason string) error
 	// PooledParcels are the parcels waiting at the gate for round, by id.
 	PooledParcels(ctx context.Context, roundID string) ([]Parcel, error)
+	// LiveParcels are the round's parcels on routes and not delivered yet, by id, locked for
+	// update.
+	LiveParcels(ctx context.Context, roundID string) ([]Parcel, error)
+	// HouseholdParcels are every parcel one household had in a round, whatever became of it.
+	HouseholdParcels(ctx context.Context, roundID, householdID string) ([]Parcel, error)
+	// SetPinned pins or unpins parcels to their couriers.
+	SetPinned(ctx context.Context, ids []string, pinned bool) error
+	// RecordOutcome records that a parcel was delivered or failed, in every round it is still
+	// open in; delivered also marks the parcel so.
+	RecordOutcome(ctx context.Context, id string, delivered bool) error
 
-	// SavePlan stores a plan's routes, marks its round planned and its parcels assigned.
+	// SaveShortages records shortages found at check-in.
+	SaveShortages(ctx context.Context, shortages []Shortage) error
+	// Shortages recorded for parcels among ids, by parcel and item.
+	Shortages(ctx context.Context, ids []string) ([]Shortage, error)
+
+	// SavePlan stores a plan's routes, marks its round planned (done when it has no parcels) and
+	// its parcels assigned.
 	SavePlan(ctx context.Context, p Plan, at time.Time) error
-	// Routes of a round, by courier id.
+	// SaveRoute stores a route's new version: its row, its stops (replacing the old ones), and
+	// its parcels as assigned to it.
+	SaveRoute(ctx context.Context, r Route) error
+	// Routes of a round, by courier id, including emptied ones.
 	Routes(ctx context.Context, roundID string) ([]Route, error)
 
 	// Publish adds events to the outbox.
@@ -95,16 +137,20 @@ var (
 // Event is something dispatch tells the other services, through the outbox.
 type Event interface{ isEvent() }
 
-// ParcelAtGate: a parcel was checked in at the gate into a round.
+// ParcelAtGate: a parcel was checked in at the gate into a round, with what was missing or
+// damaged and a reason saying so in words.
 type ParcelAtGate struct {
-	Parcel Parcel
-	At     time.Time
-	By     Actor
+	Parcel    Parcel
+	Shortages []Shortage
+	Reason    string
+	At        time.Time
+	By        Actor
 }
 
-// ParcelAssigned: a parcel is on a courier's route.
+// ParcelAssigned: a parcel is on a courier's route (again, after a move: Reason says why).
 type ParcelAssigned struct {
 	Parcel Parcel
+	Reason string
 	At     time.Time
 	By     Actor
 }
@@ -123,7 +169,7 @@ func (RoutePlanned) isEvent()   {}
 
 // Orders is the order service as dispatch needs it.
 type Orders interface {
-	// Parcel returns a parcel with its household's address; ErrNotFound if there is none,
-	// ErrPeerUnavailable if the order service could not answer.
+	// Parcel returns a parcel with its household's address and lines; ErrNotFound if there is
+	// none, ErrPeerUnavailable if the order service could not answer.
 	Parcel(ctx context.Context, id string) (OrderParcel, error)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/rounds"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
@@ -32,6 +33,10 @@ const (
 	maxGrams      = 1_000_000
 	maxRequestID  = 200
 	maxNameLength = 100
+	maxNote       = 200
+	maxSlots      = 8
+	maxCapacity   = 100_000
+	maxShortages  = 1000
 )
 
 var (
@@ -124,14 +129,26 @@ func (s *Server) UpsertCourier(ctx context.Context, req *dispatchv1.UpsertCourie
 			v.Add(field, "duplicates building "+b)
 		}
 	}
+	for i, r := range c.GetFloorRanges() {
+		field := fmt.Sprintf("courier.floor_ranges[%d]", i)
+		place(&v, r.GetBuilding(), field+".building")
+		v.Check(r.GetMinFloor() >= 0 && r.GetMinFloor() <= maxFloors, field+".min_floor", fmt.Sprintf("must be 0..%d", maxFloors))
+		v.Check(r.GetMaxFloor() >= 0 && r.GetMaxFloor() <= maxFloors, field+".max_floor", fmt.Sprintf("must be 0..%d", maxFloors))
+		v.Check(r.GetMinFloor() == 0 || r.GetMaxFloor() == 0 || r.GetMinFloor() <= r.GetMaxFloor(), field+".max_floor",
+			"must not be below min_floor")
+	}
 	v.Check(c.GetMaxParcels() > 0 && c.GetMaxParcels() <= maxParcels, "courier.max_parcels", fmt.Sprintf("must be 1..%d", maxParcels))
 	v.Check(c.GetMaxGrams() > 0 && c.GetMaxGrams() <= maxGrams, "courier.max_grams", fmt.Sprintf("must be 1..%d", maxGrams))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	got, err := s.svc.UpsertCourier(ctx, req.GetRequestId(), dispatch.Courier{ID: c.GetCourierId(), Compound: c.GetCompound(),
-		Name: c.GetName(), Buildings: c.GetBuildings(), MaxParcels: int(c.GetMaxParcels()), MaxGrams: c.GetMaxGrams(),
-		OnDuty: c.GetOnDuty()})
+	dc := dispatch.Courier{ID: c.GetCourierId(), Compound: c.GetCompound(), Name: c.GetName(), Buildings: c.GetBuildings(),
+		MaxParcels: int(c.GetMaxParcels()), MaxGrams: c.GetMaxGrams(), OnDuty: c.GetOnDuty()}
+	for _, r := range c.GetFloorRanges() {
+		dc.FloorRanges = append(dc.FloorRanges, dispatch.FloorRange{Building: r.GetBuilding(), MinFloor: int(r.GetMinFloor()),
+			MaxFloor: int(r.GetMaxFloor())})
+	}
+	got, err := s.svc.UpsertCourier(ctx, req.GetRequestId(), dc)
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -161,7 +178,7 @@ func (s *Server) ListRounds(ctx context.Context, req *dispatchv1.ListRoundsReque
 	var v grpcx.Violations
 	compound(&v, req.GetCompound(), "compound")
 	if d := req.GetDate(); d != "" {
-		_, err := time.Parse(dispatch.DateLayout, d)
+		_, err := time.Parse(rounds.DateLayout, d)
 		v.Check(err == nil, "date", "must be YYYY-MM-DD")
 	}
 	if err := v.Err(); err != nil {
@@ -193,17 +210,42 @@ func (s *Server) CheckInParcels(ctx context.Context, req *dispatchv1.CheckInParc
 			v.Add(field, "duplicates parcel "+p)
 		}
 	}
+	shortages := req.GetShortages()
+	v.Check(len(shortages) <= maxShortages, "shortages", fmt.Sprintf("at most %d shortages per check-in", maxShortages))
+	var short []dispatch.Shortage
+	for i, sh := range shortages {
+		field := fmt.Sprintf("shortages[%d]", i)
+		v.Check(slices.Contains(ids, sh.GetParcelId()), field+".parcel_id", "must be one of parcel_ids")
+		id(&v, sh.GetItemId(), field+".item_id")
+		if slices.IndexFunc(shortages[:i], func(o *dispatchv1.Shortage) bool {
+			return o.GetParcelId() == sh.GetParcelId() && o.GetItemId() == sh.GetItemId()
+		}) >= 0 {
+			v.Add(field+".item_id", "duplicates the shortage of "+sh.GetItemId()+" in this parcel")
+		}
+		v.Check(sh.GetMissingQuantity() >= 0, field+".missing_quantity", "must not be negative")
+		v.Check(sh.GetDamagedQuantity() >= 0, field+".damaged_quantity", "must not be negative")
+		v.Check(sh.GetMissingQuantity() > 0 || sh.GetDamagedQuantity() > 0, field+".missing_quantity",
+			"missing_quantity or damaged_quantity must be positive")
+		v.Check(len([]rune(sh.GetNote())) <= maxNote, field+".note", fmt.Sprintf("at most %d characters", maxNote))
+		short = append(short, dispatch.Shortage{ParcelID: sh.GetParcelId(), ItemID: sh.GetItemId(),
+			Missing: sh.GetMissingQuantity(), Damaged: sh.GetDamagedQuantity(), Note: sh.GetNote()})
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	results, err := s.svc.CheckIn(ctx, dispatch.CheckIn{RequestID: req.GetRequestId(), Compound: req.GetCompound(), ParcelIDs: ids})
+	results, err := s.svc.CheckIn(ctx, dispatch.CheckIn{RequestID: req.GetRequestId(), Compound: req.GetCompound(),
+		ParcelIDs: ids, Shortages: short})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
 	out := &dispatchv1.CheckInParcelsResponse{}
 	for _, r := range results {
-		out.Results = append(out.Results, &dispatchv1.CheckInResult{ParcelId: r.ParcelID, CheckedIn: r.CheckedIn,
-			RoundId: r.RoundID, Error: r.Error})
+		res := &dispatchv1.CheckInResult{ParcelId: r.ParcelID, CheckedIn: r.CheckedIn, RoundId: r.RoundID, Error: r.Error}
+		for _, sh := range r.Shortages {
+			res.Shortages = append(res.Shortages, &dispatchv1.Shortage{ParcelId: sh.ParcelID, ItemId: sh.ItemID,
+				MissingQuantity: sh.Missing, DamagedQuantity: sh.Damaged, Note: sh.Note})
+		}
+		out.Results = append(out.Results, res)
 	}
 	return out, nil
 }
@@ -251,12 +293,17 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		code = codes.NotFound
-	case errors.Is(err, dispatch.ErrCannotPlan), errors.Is(err, dispatch.ErrNoOpenRound):
+	case errors.Is(err, dispatch.ErrCannotPlan), errors.Is(err, dispatch.ErrNoOpenRound),
+		errors.Is(err, dispatch.ErrIllegalTransition), errors.Is(err, dispatch.ErrOffDuty):
 		code = codes.FailedPrecondition
 	case errors.Is(err, dispatch.ErrRequestConflict):
 		code = codes.AlreadyExists
 	case errors.Is(err, dispatch.ErrPeerUnavailable):
 		code = codes.Unavailable
+	case errors.As(err, new(*dispatch.FieldError)):
+		var fe *dispatch.FieldError
+		errors.As(err, &fe)
+		return grpcx.InvalidField(fe.Field, fe.Reason)
 	case errors.Is(err, dispatch.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, context.Canceled):
@@ -307,7 +354,7 @@ func roundID(v *grpcx.Violations, s string) {
 		return
 	}
 	c, _, _, err := dispatch.ParseRoundID(s)
-	v.Check(err == nil && events.ValidCompound(c), "round_id", "must be <compound>-<YYYY-MM-DD>-<am|pm>")
+	v.Check(err == nil && events.ValidCompound(c), "round_id", "must be <compound>-<YYYY-MM-DD>-<slot>")
 }
 
 func buildingPB(b dispatch.Building) *dispatchv1.Building {
@@ -316,17 +363,25 @@ func buildingPB(b dispatch.Building) *dispatchv1.Building {
 }
 
 func courierPB(c dispatch.Courier) *dispatchv1.Courier {
-	return &dispatchv1.Courier{CourierId: c.ID, Compound: c.Compound, Name: c.Name, Buildings: c.Buildings,
+	out := &dispatchv1.Courier{CourierId: c.ID, Compound: c.Compound, Name: c.Name, Buildings: c.Buildings,
 		MaxParcels: int32(c.MaxParcels), MaxGrams: c.MaxGrams, OnDuty: c.OnDuty}
+	for _, r := range c.FloorRanges {
+		out.FloorRanges = append(out.FloorRanges, &dispatchv1.FloorRange{Building: r.Building, MinFloor: int32(r.MinFloor),
+			MaxFloor: int32(r.MaxFloor)})
+	}
+	return out
+}
+
+var roundStates = map[dispatch.RoundState]dispatchv1.RoundState{
+	dispatch.RoundOpen:    dispatchv1.RoundState_ROUND_STATE_OPEN,
+	dispatch.RoundClosed:  dispatchv1.RoundState_ROUND_STATE_CLOSED,
+	dispatch.RoundPlanned: dispatchv1.RoundState_ROUND_STATE_PLANNED,
+	dispatch.RoundDone:    dispatchv1.RoundState_ROUND_STATE_DONE,
 }
 
 func roundPB(r dispatch.Round) *dispatchv1.Round {
-	state := dispatchv1.RoundState_ROUND_STATE_OPEN
-	if r.State == dispatch.RoundPlanned {
-		state = dispatchv1.RoundState_ROUND_STATE_PLANNED
-	}
 	return &dispatchv1.Round{RoundId: r.ID, Compound: r.Compound, Date: r.Date, Slot: r.Slot,
-		Cutoff: timestamppb.New(r.Cutoff), State: state, Parcels: int32(r.Parcels)}
+		Cutoff: timestamppb.New(r.Cutoff), State: roundStates[r.State], Parcels: int32(r.Parcels)}
 }
 
 func costPB(c dispatch.Cost) *dispatchv1.PlanCost {
@@ -334,12 +389,13 @@ func costPB(c dispatch.Cost) *dispatchv1.PlanCost {
 }
 
 func routePB(r dispatch.Route) *dispatchv1.Route {
-	out := &dispatchv1.Route{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID, Cost: costPB(r.Cost)}
+	out := &dispatchv1.Route{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID, Cost: costPB(r.Cost),
+		Version: int32(r.Version)}
 	for _, s := range r.Stops {
 		ps := &dispatchv1.Stop{Sequence: int32(s.Sequence), Trip: int32(s.Trip), HouseholdId: s.HouseholdID,
 			Address: &typesv1.Address{Compound: s.Address.Compound, Building: s.Address.Building, Unit: s.Address.Unit,
 				Floor: int32(s.Address.Floor), Room: s.Address.Room},
-			Priority: s.Priority, Contactless: s.Contactless, WeightGrams: s.WeightGrams}
+			Priority: s.Priority, Contactless: s.Contactless, WeightGrams: s.WeightGrams, Pinned: s.Pinned}
 		for _, p := range s.Parcels {
 			ps.ParcelIds = append(ps.ParcelIds, p.ParcelID)
 		}

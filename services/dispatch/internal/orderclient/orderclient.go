@@ -35,6 +35,15 @@ func (c Client) Parcel(ctx context.Context, id string) (dispatch.OrderParcel, er
 	}
 	p := resp.GetParcel()
 	a := p.GetAddress()
+	var lines []dispatch.OrderLine
+	for _, l := range p.GetLines() {
+		// What the supplier packed once confirmed, else what was ordered.
+		q := l.GetConfirmedQuantity()
+		if q == 0 {
+			q = l.GetQuantity()
+		}
+		lines = append(lines, dispatch.OrderLine{ItemID: l.GetItemId(), Quantity: q})
+	}
 	return dispatch.OrderParcel{
 		ID:          p.GetParcelId(),
 		OrderID:     p.GetOrderId(),
@@ -45,5 +54,6 @@ func (c Client) Parcel(ctx context.Context, id string) (dispatch.OrderParcel, er
 		Priority:    p.GetPriority(),
 		Contactless: p.GetContactless(),
 		WeightGrams: p.GetWeightGrams(),
+		Lines:       lines,
 	}, nil
 }

@@ -28,9 +28,15 @@ func (t txn) Publish(ctx context.Context, evs ...dispatch.Event) error {
 func envelope(e dispatch.Event) (*eventsv1.Event, error) {
 	switch e := e.(type) {
 	case dispatch.ParcelAtGate:
-		return parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_AT_GATE, e.By, e.At), nil
+		ev := parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_AT_GATE, e.Reason, e.By, e.At)
+		psc := ev.GetParcelStateChanged()
+		for _, s := range e.Shortages {
+			psc.Shortages = append(psc.Shortages, &eventsv1.EventShortage{ItemId: s.ItemID, MissingQuantity: s.Missing,
+				DamagedQuantity: s.Damaged, Note: s.Note})
+		}
+		return ev, nil
 	case dispatch.ParcelAssigned:
-		return parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, e.By, e.At), nil
+		return parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, e.Reason, e.By, e.At), nil
 	case dispatch.RoutePlanned:
 		// A route spans many orders, so the envelope names none; each parcel carries its own.
 		ev := events.New(e.Compound, actor(e.By), "", e.At)
@@ -41,9 +47,10 @@ func envelope(e dispatch.Event) (*eventsv1.Event, error) {
 	}
 }
 
-func parcelEvent(p dispatch.Parcel, state typesv1.ParcelState, by dispatch.Actor, at time.Time) *eventsv1.Event {
+func parcelEvent(p dispatch.Parcel, state typesv1.ParcelState, reason string, by dispatch.Actor, at time.Time) *eventsv1.Event {
 	ev := events.New(p.Address.Compound, actor(by), p.OrderID, at)
-	psc := &eventsv1.ParcelStateChanged{ParcelId: p.ID, State: state, RoundId: p.RoundID, HouseholdId: p.HouseholdID}
+	psc := &eventsv1.ParcelStateChanged{ParcelId: p.ID, State: state, Reason: reason, RoundId: p.RoundID,
+		HouseholdId: p.HouseholdID}
 	if state == typesv1.ParcelState_PARCEL_STATE_ASSIGNED {
 		psc.RouteId, psc.CourierId = p.RouteID, p.CourierID
 	}
@@ -52,7 +59,7 @@ func parcelEvent(p dispatch.Parcel, state typesv1.ParcelState, by dispatch.Actor
 }
 
 func routePlanned(r dispatch.Route) *eventsv1.RoutePlanned {
-	out := &eventsv1.RoutePlanned{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID}
+	out := &eventsv1.RoutePlanned{RouteId: r.ID, RoundId: r.RoundID, CourierId: r.CourierID, Version: int32(r.Version)}
 	for _, s := range r.Stops {
 		rs := &eventsv1.RouteStop{Sequence: int32(s.Sequence), Trip: int32(s.Trip), HouseholdId: s.HouseholdID,
 			Address: address(s.Address), Priority: s.Priority, Contactless: s.Contactless}

@@ -5,12 +5,14 @@ package postgres
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/pkg/rounds"
 	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -95,17 +97,32 @@ func (t txn) Buildings(ctx context.Context, compound string) ([]dispatch.Buildin
 	})
 }
 
+// floorRange is a FloorRange as couriers.floor_ranges stores it.
+type floorRange struct {
+	Building string `json:"building"`
+	MinFloor int    `json:"min_floor"`
+	MaxFloor int    `json:"max_floor"`
+}
+
 func (t txn) UpsertCourier(ctx context.Context, c dispatch.Courier) error {
 	buildings := c.Buildings
 	if buildings == nil {
 		buildings = []string{}
 	}
-	_, err := t.tx.Exec(ctx, `
-		INSERT INTO couriers (compound, courier_id, name, buildings, max_parcels, max_grams, on_duty)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ranges := make([]floorRange, len(c.FloorRanges))
+	for i, r := range c.FloorRanges {
+		ranges[i] = floorRange(r)
+	}
+	fr, err := json.Marshal(ranges)
+	if err != nil {
+		return fmt.Errorf("encode floor ranges of %s: %w", c.ID, err)
+	}
+	_, err = t.tx.Exec(ctx, `
+		INSERT INTO couriers (compound, courier_id, name, buildings, floor_ranges, max_parcels, max_grams, on_duty)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (compound, courier_id) DO UPDATE
-		SET name = $3, buildings = $4, max_parcels = $5, max_grams = $6, on_duty = $7, updated_at = now()`,
-		c.Compound, c.ID, c.Name, buildings, c.MaxParcels, c.MaxGrams, c.OnDuty)
+		SET name = $3, buildings = $4, floor_ranges = $5, max_parcels = $6, max_grams = $7, on_duty = $8, updated_at = now()`,
+		c.Compound, c.ID, c.Name, buildings, fr, c.MaxParcels, c.MaxGrams, c.OnDuty)
 	if err != nil {
 		return fmt.Errorf("upsert courier %s: %w", c.ID, err)
 	}
@@ -114,91 +131,183 @@ func (t txn) UpsertCourier(ctx context.Context, c dispatch.Courier) error {
 
 func (t txn) Couriers(ctx context.Context, compound string) ([]dispatch.Courier, error) {
 	rows, err := t.tx.Query(ctx, `
-		SELECT compound, courier_id, name, buildings, max_parcels, max_grams, on_duty
+		SELECT compound, courier_id, name, buildings, floor_ranges, max_parcels, max_grams, on_duty
 		FROM couriers WHERE compound = $1 ORDER BY courier_id`, compound)
 	if err != nil {
 		return nil, fmt.Errorf("list couriers: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (dispatch.Courier, error) {
 		var c dispatch.Courier
-		err := r.Scan(&c.Compound, &c.ID, &c.Name, &c.Buildings, &c.MaxParcels, &c.MaxGrams, &c.OnDuty)
+		var fr []byte
+		if err := r.Scan(&c.Compound, &c.ID, &c.Name, &c.Buildings, &fr, &c.MaxParcels, &c.MaxGrams, &c.OnDuty); err != nil {
+			return c, err
+		}
 		if len(c.Buildings) == 0 {
 			c.Buildings = nil
 		}
-		return c, err
+		var ranges []floorRange
+		if err := json.Unmarshal(fr, &ranges); err != nil {
+			return c, fmt.Errorf("decode floor ranges of %s: %w", c.ID, err)
+		}
+		for _, x := range ranges {
+			c.FloorRanges = append(c.FloorRanges, dispatch.FloorRange(x))
+		}
+		return c, nil
 	})
+}
+
+func (t txn) Duty(ctx context.Context, roundID string) (map[string]bool, error) {
+	rows, err := t.tx.Query(ctx, `SELECT courier_id, on_duty FROM round_duty WHERE round_id = $1`, roundID)
+	if err != nil {
+		return nil, fmt.Errorf("read duty of %s: %w", roundID, err)
+	}
+	out := map[string]bool{}
+	var id string
+	var on bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &on}, func() error { out[id] = on; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("read duty of %s: %w", roundID, err)
+	}
+	return out, nil
+}
+
+func (t txn) SetDuty(ctx context.Context, roundID, courierID string, onDuty bool) error {
+	if _, err := t.tx.Exec(ctx, `
+		INSERT INTO round_duty (round_id, courier_id, on_duty) VALUES ($1, $2, $3)
+		ON CONFLICT (round_id, courier_id) DO UPDATE SET on_duty = $3, updated_at = now()`,
+		roundID, courierID, onDuty); err != nil {
+		return fmt.Errorf("set duty of %s in %s: %w", courierID, roundID, err)
+	}
+	return nil
+}
+
+// slot is a rounds.Slot as compound_settings.slots stores it.
+type slot struct {
+	Slot    string `json:"slot"`
+	Cutoff  string `json:"cutoff"`
+	Departs string `json:"departs"`
+}
+
+func (t txn) Settings(ctx context.Context, compound string) (dispatch.Settings, bool, error) {
+	st := dispatch.Settings{Compound: compound}
+	var raw []byte
+	err := t.tx.QueryRow(ctx, `SELECT slots, round_capacity FROM compound_settings WHERE compound = $1`, compound).
+		Scan(&raw, &st.RoundCapacity)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return dispatch.Settings{}, false, nil
+	}
+	if err != nil {
+		return dispatch.Settings{}, false, fmt.Errorf("read settings of %s: %w", compound, err)
+	}
+	var slots []slot
+	if err := json.Unmarshal(raw, &slots); err != nil {
+		return dispatch.Settings{}, false, fmt.Errorf("decode settings of %s: %w", compound, err)
+	}
+	for _, sl := range slots {
+		cutoff, err1 := rounds.ParseClock(sl.Cutoff)
+		departs, err2 := rounds.ParseClock(sl.Departs)
+		if err := errors.Join(err1, err2); err != nil {
+			return dispatch.Settings{}, false, fmt.Errorf("decode settings of %s: %w", compound, err)
+		}
+		st.Schedule = append(st.Schedule, rounds.Slot{Name: sl.Slot, Cutoff: cutoff, Departs: departs})
+	}
+	return st, true, nil
+}
+
+func (t txn) SaveSettings(ctx context.Context, st dispatch.Settings) error {
+	slots := make([]slot, len(st.Schedule))
+	for i, sl := range st.Schedule {
+		slots[i] = slot{Slot: sl.Name, Cutoff: rounds.FormatClock(sl.Cutoff), Departs: rounds.FormatClock(sl.Departs)}
+	}
+	raw, err := json.Marshal(slots)
+	if err != nil {
+		return fmt.Errorf("encode settings of %s: %w", st.Compound, err)
+	}
+	if _, err := t.tx.Exec(ctx, `
+		INSERT INTO compound_settings (compound, slots, round_capacity) VALUES ($1, $2, $3)
+		ON CONFLICT (compound) DO UPDATE SET slots = $2, round_capacity = $3, updated_at = now()`,
+		st.Compound, raw, st.RoundCapacity); err != nil {
+		return fmt.Errorf("save settings of %s: %w", st.Compound, err)
+	}
+	return nil
 }
 
 func (t txn) EnsureRounds(ctx context.Context, rounds []dispatch.Round) error {
 	for _, r := range rounds {
 		if _, err := t.tx.Exec(ctx, `
-			INSERT INTO rounds (round_id, compound, day, slot, cutoff, state) VALUES ($1, $2, $3, $4, $5, $6)
+			INSERT INTO rounds (round_id, compound, day, slot, cutoff, departs, state) VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT DO NOTHING`,
-			r.ID, r.Compound, r.Date, r.Slot, r.Cutoff, string(r.State)); err != nil {
+			r.ID, r.Compound, r.Date, r.Slot, r.Cutoff, r.Departs, string(r.State)); err != nil {
 			return fmt.Errorf("create round %s: %w", r.ID, err)
 		}
 	}
 	return nil
 }
 
-const roundColumns = `r.round_id, r.compound, to_char(r.day, 'YYYY-MM-DD'), r.slot, r.cutoff, r.state,
-	r.cost_metres, r.cost_floors, r.cost_trips, r.lower_metres, r.lower_floors, r.lower_trips`
+func (t txn) CloseDueRounds(ctx context.Context, compound string, at time.Time) error {
+	if _, err := t.tx.Exec(ctx, `
+		UPDATE rounds SET state = 'closed', closed_at = cutoff
+		WHERE compound = $1 AND state = 'open' AND cutoff <= $2`, compound, at); err != nil {
+		return fmt.Errorf("close rounds due: %w", err)
+	}
+	return nil
+}
 
-func scanRound(row pgx.Row, extra ...any) (dispatch.Round, error) {
+// roundColumns read a round with its parcel count (every parcel that ever joined it).
+const roundColumns = `r.round_id, r.compound, to_char(r.day, 'YYYY-MM-DD'), r.slot, r.cutoff, r.departs, r.state,
+	r.cost_metres, r.cost_floors, r.cost_trips, r.lower_metres, r.lower_floors, r.lower_trips,
+	(SELECT count(*) FROM round_parcels rp WHERE rp.round_id = r.round_id)`
+
+func scanRound(row pgx.Row) (dispatch.Round, error) {
 	var r dispatch.Round
 	var state string
-	dest := append([]any{&r.ID, &r.Compound, &r.Date, &r.Slot, &r.Cutoff, &state,
-		&r.Cost.Metres, &r.Cost.Floors, &r.Cost.Trips, &r.LowerBound.Metres, &r.LowerBound.Floors, &r.LowerBound.Trips}, extra...)
-	err := row.Scan(dest...)
+	err := row.Scan(&r.ID, &r.Compound, &r.Date, &r.Slot, &r.Cutoff, &r.Departs, &state,
+		&r.Cost.Metres, &r.Cost.Floors, &r.Cost.Trips, &r.LowerBound.Metres, &r.LowerBound.Floors, &r.LowerBound.Trips,
+		&r.Parcels)
 	r.State = dispatch.RoundState(state)
-	r.Cutoff = r.Cutoff.UTC()
+	r.Cutoff, r.Departs = r.Cutoff.UTC(), r.Departs.UTC()
 	return r, err
 }
 
-func (t txn) RoundsOn(ctx context.Context, compound, date string) ([]dispatch.Round, error) {
-	rows, err := t.tx.Query(ctx, `
-		SELECT `+roundColumns+`, (SELECT count(*) FROM round_parcels rp WHERE rp.round_id = r.round_id)
-		FROM rounds r WHERE r.compound = $1 AND r.day = $2 ORDER BY r.cutoff`, compound, date)
+func (t txn) rounds(ctx context.Context, query string, args ...any) ([]dispatch.Round, error) {
+	rows, err := t.tx.Query(ctx, `SELECT `+roundColumns+` FROM rounds r `+query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list rounds: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (dispatch.Round, error) {
-		var n int
-		r, err := scanRound(row, &n)
-		r.Parcels = n
-		return r, err
-	})
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (dispatch.Round, error) { return scanRound(row) })
 }
 
-func (t txn) FirstOpenRound(ctx context.Context, compound, date string, after time.Time) (dispatch.Round, bool, error) {
-	// Candidates first, then each one locked FOR SHARE and read again: planning takes the round's
-	// row exclusively, so a round cannot be planned while a parcel is joining it, and a round
-	// planned while we waited for its lock shows up as planned and is passed over for the next.
+func (t txn) RoundsOn(ctx context.Context, compound, date string) ([]dispatch.Round, error) {
+	return t.rounds(ctx, `WHERE r.compound = $1 AND r.day = $2 ORDER BY r.cutoff`, compound, date)
+}
+
+func (t txn) OpenRoundsAfter(ctx context.Context, compound string, after time.Time) ([]dispatch.Round, error) {
+	return t.rounds(ctx, `WHERE r.compound = $1 AND r.state = 'open' AND r.cutoff > $2 ORDER BY r.cutoff`, compound, after)
+}
+
+func (t txn) OpenRoundIDs(ctx context.Context, compound, date string, after time.Time) ([]string, error) {
+	// Ids only, and no lock: the caller locks each candidate and reads it again, so a round
+	// planned or filled while it waited shows as such and is passed over.
 	rows, err := t.tx.Query(ctx, `
 		SELECT round_id FROM rounds
 		WHERE compound = $1 AND day = $2 AND state = 'open' AND cutoff > $3
 		ORDER BY cutoff`, compound, date, after)
 	if err != nil {
-		return dispatch.Round{}, false, fmt.Errorf("find open rounds: %w", err)
+		return nil, fmt.Errorf("find open rounds: %w", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return dispatch.Round{}, false, fmt.Errorf("find open rounds: %w", err)
+		return nil, fmt.Errorf("find open rounds: %w", err)
 	}
-	for _, id := range ids {
-		r, err := t.round(ctx, id, "FOR SHARE OF r")
-		if err != nil {
-			return dispatch.Round{}, false, err
-		}
-		if r.State == dispatch.RoundOpen {
-			return r, true, nil
-		}
-	}
-	return dispatch.Round{}, false, nil
+	return ids, nil
 }
 
 func (t txn) LockRound(ctx context.Context, id string) (dispatch.Round, error) {
 	return t.round(ctx, id, "FOR NO KEY UPDATE OF r")
+}
+
+func (t txn) ShareRound(ctx context.Context, id string) (dispatch.Round, error) {
+	return t.round(ctx, id, "FOR SHARE OF r")
 }
 
 func (t txn) Round(ctx context.Context, id string) (dispatch.Round, error) {
@@ -206,11 +315,7 @@ func (t txn) Round(ctx context.Context, id string) (dispatch.Round, error) {
 }
 
 func (t txn) round(ctx context.Context, id, lock string) (dispatch.Round, error) {
-	var n int
-	r, err := scanRound(t.tx.QueryRow(ctx, `SELECT `+roundColumns+`,
-		(SELECT count(*) FROM round_parcels rp WHERE rp.round_id = r.round_id)
-		FROM rounds r WHERE r.round_id = $1 `+lock, id), &n)
-	r.Parcels = n
+	r, err := scanRound(t.tx.QueryRow(ctx, `SELECT `+roundColumns+` FROM rounds r WHERE r.round_id = $1 `+lock, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return dispatch.Round{}, fmt.Errorf("round %s: %w", id, dispatch.ErrNotFound)
 	}
@@ -220,15 +325,63 @@ func (t txn) round(ctx context.Context, id, lock string) (dispatch.Round, error)
 	return r, nil
 }
 
+func (t txn) SetRoundState(ctx context.Context, id string, state dispatch.RoundState, at time.Time) error {
+	if _, err := t.tx.Exec(ctx, `
+		UPDATE rounds SET state = $2,
+			closed_at = CASE WHEN $2 IN ('closed', 'planned', 'done') THEN coalesce(closed_at, $3) END,
+			planned_at = CASE WHEN $2 IN ('planned', 'done') THEN coalesce(planned_at, $3) END,
+			done_at = CASE WHEN $2 = 'done' THEN coalesce(done_at, $3) END
+		WHERE round_id = $1`, id, string(state), at); err != nil {
+		return fmt.Errorf("mark round %s %s: %w", id, state, err)
+	}
+	return nil
+}
+
+func (t txn) RescheduleRound(ctx context.Context, id string, cutoff, departs time.Time) error {
+	if _, err := t.tx.Exec(ctx, `UPDATE rounds SET cutoff = $2, departs = $3 WHERE round_id = $1`, id, cutoff, departs); err != nil {
+		return fmt.Errorf("reschedule round %s: %w", id, err)
+	}
+	return nil
+}
+
+func (t txn) DeleteRound(ctx context.Context, id string) error {
+	if _, err := t.tx.Exec(ctx, `DELETE FROM rounds WHERE round_id = $1`, id); err != nil {
+		return fmt.Errorf("delete round %s: %w", id, err)
+	}
+	return nil
+}
+
+func (t txn) SetRoundCost(ctx context.Context, id string, cost, lb dispatch.Cost) error {
+	if _, err := t.tx.Exec(ctx, `
+		UPDATE rounds SET cost_metres = $2, cost_floors = $3, cost_trips = $4, lower_metres = $5, lower_floors = $6,
+			lower_trips = $7
+		WHERE round_id = $1`, id, cost.Metres, cost.Floors, cost.Trips, lb.Metres, lb.Floors, lb.Trips); err != nil {
+		return fmt.Errorf("record cost of round %s: %w", id, err)
+	}
+	return nil
+}
+
+func (t txn) FinishRound(ctx context.Context, id string, at time.Time) (bool, error) {
+	tag, err := t.tx.Exec(ctx, `
+		UPDATE rounds SET state = 'done', done_at = $2
+		WHERE round_id = $1 AND state = 'planned'
+		  AND NOT EXISTS (SELECT 1 FROM round_parcels WHERE round_id = $1 AND outcome IS NULL)`, id, at)
+	if err != nil {
+		return false, fmt.Errorf("finish round %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 const parcelColumns = `parcel_id, order_id, compound, household_id, building, unit, floor, room, priority,
-	contactless, weight_grams, round_id, status, coalesce(route_id::text, ''), coalesce(courier_id, ''), reason, checked_in_at`
+	contactless, weight_grams, round_id, status, coalesce(route_id::text, ''), coalesce(courier_id, ''), reason,
+	checked_in_at, pinned`
 
 func scanParcel(row pgx.Row) (dispatch.Parcel, error) {
 	var p dispatch.Parcel
 	var status string
 	err := row.Scan(&p.ID, &p.OrderID, &p.Address.Compound, &p.HouseholdID, &p.Address.Building, &p.Address.Unit,
 		&p.Address.Floor, &p.Address.Room, &p.Priority, &p.Contactless, &p.WeightGrams, &p.RoundID, &status,
-		&p.RouteID, &p.CourierID, &p.Reason, &p.CheckedInAt)
+		&p.RouteID, &p.CourierID, &p.Reason, &p.CheckedInAt, &p.Pinned)
 	p.Status = dispatch.ParcelStatus(status)
 	p.CheckedInAt = p.CheckedInAt.UTC()
 	return p, err
@@ -281,7 +434,7 @@ func (t txn) LockParcel(ctx context.Context, id string) (dispatch.Parcel, error)
 func (t txn) RepoolParcel(ctx context.Context, id, roundID, reason string) error {
 	if _, err := t.tx.Exec(ctx, `
 		UPDATE parcels SET round_id = $2, status = 'pooled', route_id = NULL, courier_id = NULL, reason = $3,
-			updated_at = now()
+			pinned = false, updated_at = now()
 		WHERE parcel_id = $1`, id, roundID, reason); err != nil {
 		return fmt.Errorf("repool parcel %s: %w", id, err)
 	}
@@ -296,59 +449,134 @@ func (t txn) PooledParcels(ctx context.Context, roundID string) ([]dispatch.Parc
 	return t.parcels(ctx, `WHERE round_id = $1 AND status = 'pooled' ORDER BY parcel_id`, roundID)
 }
 
+func (t txn) LiveParcels(ctx context.Context, roundID string) ([]dispatch.Parcel, error) {
+	return t.parcels(ctx, `WHERE round_id = $1 AND status = 'assigned' ORDER BY parcel_id FOR UPDATE`, roundID)
+}
+
+func (t txn) HouseholdParcels(ctx context.Context, roundID, householdID string) ([]dispatch.Parcel, error) {
+	return t.parcels(ctx, `
+		WHERE household_id = $2 AND parcel_id IN (SELECT parcel_id FROM round_parcels WHERE round_id = $1)
+		ORDER BY parcel_id`, roundID, householdID)
+}
+
+func (t txn) SetPinned(ctx context.Context, ids []string, pinned bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE parcels SET pinned = $2, updated_at = now() WHERE parcel_id = ANY($1)`,
+		ids, pinned); err != nil {
+		return fmt.Errorf("pin parcels: %w", err)
+	}
+	return nil
+}
+
+func (t txn) RecordOutcome(ctx context.Context, id string, delivered bool) error {
+	outcome := "failed"
+	if delivered {
+		outcome = "delivered"
+		if _, err := t.tx.Exec(ctx, `UPDATE parcels SET status = 'delivered', updated_at = now() WHERE parcel_id = $1`,
+			id); err != nil {
+			return fmt.Errorf("mark parcel %s delivered: %w", id, err)
+		}
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE round_parcels SET outcome = $2 WHERE parcel_id = $1 AND outcome IS NULL`,
+		id, outcome); err != nil {
+		return fmt.Errorf("record parcel %s %s: %w", id, outcome, err)
+	}
+	return nil
+}
+
+func (t txn) SaveShortages(ctx context.Context, shortages []dispatch.Shortage) error {
+	for _, s := range shortages {
+		if _, err := t.tx.Exec(ctx, `
+			INSERT INTO shortages (parcel_id, item_id, missing_quantity, damaged_quantity, note) VALUES ($1, $2, $3, $4, $5)`,
+			s.ParcelID, s.ItemID, s.Missing, s.Damaged, s.Note); err != nil {
+			return fmt.Errorf("record shortage of %s in %s: %w", s.ItemID, s.ParcelID, err)
+		}
+	}
+	return nil
+}
+
+func (t txn) Shortages(ctx context.Context, ids []string) ([]dispatch.Shortage, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT parcel_id, item_id, missing_quantity, damaged_quantity, note FROM shortages
+		WHERE parcel_id = ANY($1) ORDER BY parcel_id, item_id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read shortages: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (dispatch.Shortage, error) {
+		var s dispatch.Shortage
+		return s, r.Scan(&s.ParcelID, &s.ItemID, &s.Missing, &s.Damaged, &s.Note)
+	})
+}
+
 func (t txn) SavePlan(ctx context.Context, p dispatch.Plan, at time.Time) error {
 	r := p.Round
-	if _, err := t.tx.Exec(ctx, `
-		UPDATE rounds SET state = 'planned', planned_at = $2, cost_metres = $3, cost_floors = $4, cost_trips = $5,
-			lower_metres = $6, lower_floors = $7, lower_trips = $8
-		WHERE round_id = $1`,
-		r.ID, at, p.Cost.Metres, p.Cost.Floors, p.Cost.Trips, p.LowerBound.Metres, p.LowerBound.Floors, p.LowerBound.Trips); err != nil {
-		return fmt.Errorf("mark round %s planned: %w", r.ID, err)
+	if err := t.SetRoundState(ctx, r.ID, r.State, at); err != nil {
+		return err
+	}
+	if err := t.SetRoundCost(ctx, r.ID, p.Cost, p.LowerBound); err != nil {
+		return err
 	}
 	for _, route := range p.Routes {
-		if _, err := t.tx.Exec(ctx, `
-			INSERT INTO routes (route_id, round_id, courier_id, metres, floors, trips) VALUES ($1, $2, $3, $4, $5, $6)`,
-			route.ID, route.RoundID, route.CourierID, route.Cost.Metres, route.Cost.Floors, route.Cost.Trips); err != nil {
-			return fmt.Errorf("save route of %s: %w", route.CourierID, err)
+		if err := t.SaveRoute(ctx, route); err != nil {
+			return err
 		}
-		var parcelIDs []string
-		batch := &pgx.Batch{}
-		for _, s := range route.Stops {
-			ids, orders := make([]string, len(s.Parcels)), make([]string, len(s.Parcels))
-			for i, sp := range s.Parcels {
-				ids[i], orders[i] = sp.ParcelID, sp.OrderID
-			}
-			parcelIDs = append(parcelIDs, ids...)
-			a := s.Address
-			batch.Queue(`
-				INSERT INTO stops (route_id, sequence, trip, household_id, compound, building, unit, floor, room,
-					parcel_ids, order_ids, priority, contactless, weight_grams)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-				route.ID, s.Sequence, s.Trip, s.HouseholdID, a.Compound, a.Building, a.Unit, a.Floor, a.Room,
-				ids, orders, s.Priority, s.Contactless, s.WeightGrams)
+	}
+	return nil
+}
+
+func (t txn) SaveRoute(ctx context.Context, route dispatch.Route) error {
+	if _, err := t.tx.Exec(ctx, `
+		INSERT INTO routes (route_id, round_id, courier_id, metres, floors, trips, version) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (route_id) DO UPDATE SET metres = $4, floors = $5, trips = $6, version = $7, updated_at = now()`,
+		route.ID, route.RoundID, route.CourierID, route.Cost.Metres, route.Cost.Floors, route.Cost.Trips,
+		route.Version); err != nil {
+		return fmt.Errorf("save route of %s: %w", route.CourierID, err)
+	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM stops WHERE route_id = $1`, route.ID); err != nil {
+		return fmt.Errorf("replace stops of %s: %w", route.CourierID, err)
+	}
+	var parcelIDs []string
+	batch := &pgx.Batch{}
+	for _, s := range route.Stops {
+		ids, orders := make([]string, len(s.Parcels)), make([]string, len(s.Parcels))
+		for i, sp := range s.Parcels {
+			ids[i], orders[i] = sp.ParcelID, sp.OrderID
 		}
-		if err := t.tx.SendBatch(ctx, batch).Close(); err != nil {
-			return fmt.Errorf("save stops of %s: %w", route.CourierID, err)
-		}
-		if _, err := t.tx.Exec(ctx, `
-			UPDATE parcels SET status = 'assigned', route_id = $2, courier_id = $3, updated_at = now()
-			WHERE parcel_id = ANY($1)`, parcelIDs, route.ID, route.CourierID); err != nil {
-			return fmt.Errorf("assign parcels to %s: %w", route.CourierID, err)
-		}
+		parcelIDs = append(parcelIDs, ids...)
+		a := s.Address
+		batch.Queue(`
+			INSERT INTO stops (route_id, sequence, trip, household_id, compound, building, unit, floor, room,
+				parcel_ids, order_ids, priority, contactless, weight_grams, pinned)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			route.ID, s.Sequence, s.Trip, s.HouseholdID, a.Compound, a.Building, a.Unit, a.Floor, a.Room,
+			ids, orders, s.Priority, s.Contactless, s.WeightGrams, s.Pinned)
+	}
+	if err := t.tx.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("save stops of %s: %w", route.CourierID, err)
+	}
+	if _, err := t.tx.Exec(ctx, `
+		UPDATE parcels SET status = 'assigned', route_id = $2, courier_id = $3, updated_at = now()
+		WHERE parcel_id = ANY($1)`, parcelIDs, route.ID, route.CourierID); err != nil {
+		return fmt.Errorf("assign parcels to %s: %w", route.CourierID, err)
 	}
 	return nil
 }
 
 func (t txn) Routes(ctx context.Context, roundID string) ([]dispatch.Route, error) {
 	rows, err := t.tx.Query(ctx, `
-		SELECT route_id::text, round_id, courier_id, metres, floors, trips
+		SELECT route_id::text, round_id, courier_id, metres, floors, trips, version
 		FROM routes WHERE round_id = $1 ORDER BY courier_id`, roundID)
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	routes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dispatch.Route, error) {
 		var x dispatch.Route
-		return x, r.Scan(&x.ID, &x.RoundID, &x.CourierID, &x.Cost.Metres, &x.Cost.Floors, &x.Cost.Trips)
+		return x, r.Scan(&x.ID, &x.RoundID, &x.CourierID, &x.Cost.Metres, &x.Cost.Floors, &x.Cost.Trips, &x.Version)
 	})
 	if err != nil || len(routes) == 0 {
 		return routes, err
@@ -360,7 +588,7 @@ func (t txn) Routes(ctx context.Context, roundID string) ([]dispatch.Route, erro
 	}
 	rows, err = t.tx.Query(ctx, `
 		SELECT route_id::text, sequence, trip, household_id, compound, building, unit, floor, room,
-			parcel_ids, order_ids, priority, contactless, weight_grams
+			parcel_ids, order_ids, priority, contactless, weight_grams, pinned
 		FROM stops WHERE route_id = ANY($1::uuid[]) ORDER BY route_id, sequence`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("list stops: %w", err)
@@ -372,7 +600,7 @@ func (t txn) Routes(ctx context.Context, roundID string) ([]dispatch.Route, erro
 		var parcelIDs, orderIDs []string
 		a := &s.Address
 		if err := rows.Scan(&routeID, &s.Sequence, &s.Trip, &s.HouseholdID, &a.Compound, &a.Building, &a.Unit,
-			&a.Floor, &a.Room, &parcelIDs, &orderIDs, &s.Priority, &s.Contactless, &s.WeightGrams); err != nil {
+			&a.Floor, &a.Room, &parcelIDs, &orderIDs, &s.Priority, &s.Contactless, &s.WeightGrams, &s.Pinned); err != nil {
 			return nil, fmt.Errorf("read stop: %w", err)
 		}
 		for i, id := range parcelIDs {

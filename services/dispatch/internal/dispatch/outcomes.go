@@ -1,0 +1,90 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+)
+
+// FailedParcel is a courier's report that a parcel could not be delivered.
+type FailedParcel struct {
+	ParcelID string
+	Reason   string
+}
+
+// ParcelFailed records a failure at the door in the parcel's round and puts the parcel back into
+// the gate pool of the next open round with room, keeping the reason, so that round's plan takes
+// it again (no longer pinned: the next round has its own couriers). The round it failed in is
+// done once every parcel it had was delivered or failed. It runs inside the caller's transaction
+// (the event consumer's, which records the event as applied in the same one).
+func (s *Service) ParcelFailed(ctx context.Context, tx Tx, f FailedParcel) error {
+	p, err := lockParcel(ctx, tx, f.ParcelID)
+	if err != nil {
+		return err
+	}
+	switch p.Status {
+	case StatusDelivered:
+		return nil // delivered stands: a late or stray failure report changes nothing
+	case StatusPooled:
+		// Already waiting at the gate (a second report of the same failure): only the reason changes.
+		return tx.RepoolParcel(ctx, p.ID, p.RoundID, f.Reason)
+	}
+	if err := tx.RecordOutcome(ctx, p.ID, false); err != nil {
+		return err
+	}
+	now := s.now()
+	st, err := settings(ctx, tx, p.Address.Compound)
+	if err != nil {
+		return err
+	}
+	next, err := openRound(ctx, tx, st, now)
+	if err != nil {
+		return err
+	}
+	if err := tx.RepoolParcel(ctx, p.ID, next.ID, f.Reason); err != nil {
+		return err
+	}
+	_, err = tx.FinishRound(ctx, p.RoundID, now)
+	return err
+}
+
+// ParcelDelivered records a delivery: the parcel stays on its route as delivered, no override
+// moves it any more, and its round is done once every parcel it had was delivered or failed. It
+// runs inside the event consumer's transaction.
+func (s *Service) ParcelDelivered(ctx context.Context, tx Tx, parcelID string) error {
+	p, err := lockParcel(ctx, tx, parcelID)
+	if err != nil {
+		return err
+	}
+	if p.Status == StatusDelivered {
+		return nil
+	}
+	if err := tx.RecordOutcome(ctx, p.ID, true); err != nil {
+		return err
+	}
+	_, err = tx.FinishRound(ctx, p.RoundID, s.now())
+	return err
+}
+
+// lockParcel locks a parcel's round and then the parcel: rounds before parcels, the order every
+// use case takes them in, so that an override of the round and an event about one of its
+// parcels wait for each other instead of deadlocking.
+func lockParcel(ctx context.Context, tx Tx, id string) (Parcel, error) {
+	for range 3 {
+		seen, err := tx.Parcels(ctx, []string{id})
+		if err != nil {
+			return Parcel{}, err
+		}
+		if len(seen) == 0 {
+			return Parcel{}, fmt.Errorf("parcel %s: %w", id, ErrNotFound)
+		}
+		if _, err := tx.LockRound(ctx, seen[0].RoundID); err != nil {
+			return Parcel{}, err
+		}
+		p, err := tx.LockParcel(ctx, id)
+		if err != nil || p.RoundID == seen[0].RoundID {
+			return p, err
+		}
+		// It moved on to another round while we waited: lock that one instead.
+	}
+	return Parcel{}, fmt.Errorf("parcel %s keeps changing rounds", id)
+}
