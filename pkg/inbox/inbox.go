@@ -40,6 +40,17 @@ var ErrPermanent = errors.New("permanent failure")
 // Handler applies one event inside tx.
 type Handler func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error
 
+type afterCommitKey struct{}
+
+// AfterCommit runs f once the transaction of the event being handled has committed (not at all if
+// it rolls back; again on a redelivery). Handlers call it with the ctx they were given, e.g. to
+// tell watchers on other replicas that the change is visible; elsewhere it does nothing.
+func AfterCommit(ctx context.Context, f func()) {
+	if hooks, ok := ctx.Value(afterCommitKey{}).(*[]func()); ok {
+		*hooks = append(*hooks, f)
+	}
+}
+
 // Consumer is one durable pull consumer whose effects live in Pool.
 type Consumer struct {
 	Pool    *pgxpool.Pool
@@ -156,8 +167,10 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 // exported so tests and replays can drive a handler without a broker.
 func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
 	applied := false
+	var hooks []func()
+	hctx := context.WithValue(ctx, afterCommitKey{}, &hooks)
 	err := pgkit.Tx(ctx, c.Pool, func(tx pgx.Tx) error {
-		applied = false
+		applied, hooks = false, hooks[:0]
 		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
 			c.Durable, ev.GetEventId())
 		if err != nil {
@@ -166,7 +179,7 @@ func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
 		if tag.RowsAffected() == 0 {
 			return nil // applied before: a redelivery
 		}
-		if err := c.Handle(ctx, tx, ev); err != nil {
+		if err := c.Handle(hctx, tx, ev); err != nil {
 			return err
 		}
 		applied = true
@@ -174,6 +187,11 @@ func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
 	})
 	if err == nil && applied && c.Metrics != nil {
 		c.Metrics.ConsumerApplied.WithLabelValues(c.Durable).Inc()
+	}
+	if err == nil {
+		for _, f := range hooks {
+			f()
+		}
 	}
 	return err
 }

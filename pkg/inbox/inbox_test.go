@@ -1,0 +1,72 @@
+package inbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/inbox"
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/pkg/testkit"
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// AfterCommit hooks run once the effect is visible to other connections, and never for an effect
+// that rolled back or for a redelivery.
+func TestAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text)`); err != nil {
+		t.Fatal(err)
+	}
+	fail := false
+	var visibleAtHook []int
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1)`, ev.GetEventId()); err != nil {
+				return err
+			}
+			inbox.AfterCommit(ctx, func() {
+				var n int
+				_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM effects WHERE event_id = $1`, ev.GetEventId()).Scan(&n)
+				visibleAtHook = append(visibleAtHook, n)
+			})
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}}
+	ev := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now())
+	fail = true
+	if err := c.Apply(ctx, ev); err == nil {
+		t.Fatal("failing handler reported success")
+	}
+	if len(visibleAtHook) != 0 {
+		t.Fatalf("hook ran for a rolled-back effect: %v", visibleAtHook)
+	}
+	fail = false
+	if err := c.Apply(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, ev); err != nil { // a redelivery
+		t.Fatal(err)
+	}
+	if len(visibleAtHook) != 1 || visibleAtHook[0] != 1 {
+		t.Fatalf("hook runs and rows visible then: %v, want [1]", visibleAtHook)
+	}
+}
