@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,8 @@ func (f *fakeOrders) ready(building, unit string, floor int, opts ...parcelOpt) 
 		HouseholdId: fmt.Sprintf("haixin-%s-%s-%s", building, unit, room),
 		State:       typesv1.ParcelState_PARCEL_STATE_READY,
 		WeightGrams: 1500,
+		Lines: []*orderv1.OrderLine{{ItemId: "fm-eggs-30", Quantity: 2, ConfirmedQuantity: 2},
+			{ItemId: "fm-milk-1l", Quantity: 3, ConfirmedQuantity: 3}},
 		Address:     &typesv1.Address{Compound: "haixin", Building: building, Unit: unit, Floor: int32(floor), Room: room},
 	}
 	for _, o := range opts {
@@ -318,4 +321,85 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 	if status.Code(err) != code {
 		t.Fatalf("err = %v, want %s", err, code)
 	}
+}
+
+// plan plans a round and fails the test if it cannot.
+func (h *harness) plan(t *testing.T, requestID, roundID string) *dispatchv1.PlanRoundResponse {
+	t.Helper()
+	resp, err := h.client.PlanRound(h.ctx, &dispatchv1.PlanRoundRequest{RequestId: requestID, RoundId: roundID})
+	if err != nil {
+		t.Fatalf("plan %s: %v", roundID, err)
+	}
+	return resp
+}
+
+// round is one round of a day's listing.
+func (h *harness) round(t *testing.T, date, id string) *dispatchv1.Round {
+	t.Helper()
+	resp, err := h.client.ListRounds(h.ctx, &dispatchv1.ListRoundsRequest{Compound: "haixin", Date: date})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.GetRounds() {
+		if r.GetRoundId() == id {
+			return r
+		}
+	}
+	t.Fatalf("no round %s among %v", id, resp.GetRounds())
+	return nil
+}
+
+// routes are a round's routes by courier id.
+func (h *harness) routes(t *testing.T, roundID string) map[string]*dispatchv1.Route {
+	t.Helper()
+	resp, err := h.client.ListRoutes(h.ctx, &dispatchv1.ListRoutesRequest{RoundId: roundID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dispatchv1.Route{}
+	for _, r := range resp.GetRoutes() {
+		out[r.GetCourierId()] = r
+	}
+	return out
+}
+
+// duty puts a courier on or off duty for a round.
+func (h *harness) duty(t *testing.T, roundID, courierID string, on bool) {
+	t.Helper()
+	if _, err := h.client.SetCourierDuty(h.ctx, &dispatchv1.SetCourierDutyRequest{RequestId: fmt.Sprint("duty-", roundID, courierID, on),
+		RoundId: roundID, CourierId: courierID, OnDuty: on}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// outcome publishes what the courier service would on a delivery or a failure at the door.
+func (h *harness) outcome(t *testing.T, p *orderv1.Parcel, state typesv1.ParcelState, reason string) *eventsv1.Event {
+	t.Helper()
+	ev := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_COURIER, Id: "haixin-courier-02"}, p.GetOrderId(), h.clock.Now())
+	ev.Payload = &eventsv1.Event_ParcelStateChanged{ParcelStateChanged: &eventsv1.ParcelStateChanged{
+		ParcelId: p.GetParcelId(), State: state, Reason: reason, HouseholdId: p.GetHouseholdId()}}
+	publish(t, h, ev)
+	return ev
+}
+
+// parcelRow is what dispatch's table says of a parcel.
+func (h *harness) parcelRow(t *testing.T, id string) (round, status, courier string, pinned bool) {
+	t.Helper()
+	if err := h.pool.QueryRow(h.ctx, `SELECT round_id, status, coalesce(courier_id, ''), pinned FROM parcels WHERE parcel_id = $1`, id).
+		Scan(&round, &status, &courier, &pinned); err != nil {
+		t.Fatal(err)
+	}
+	return round, status, courier, pinned
+}
+
+// stopOf finds the route and stop carrying parcel id.
+func stopOf(routes map[string]*dispatchv1.Route, id string) (*dispatchv1.Route, *dispatchv1.Stop) {
+	for _, r := range routes {
+		for _, s := range r.GetStops() {
+			if slices.Contains(s.GetParcelIds(), id) {
+				return r, s
+			}
+		}
+	}
+	return nil, nil
 }
