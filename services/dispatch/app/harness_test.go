@@ -118,7 +118,7 @@ func (f *fakeOrders) ready(building, unit string, floor int, opts ...parcelOpt) 
 		WeightGrams: 1500,
 		Lines: []*orderv1.OrderLine{{ItemId: "fm-eggs-30", Quantity: 2, ConfirmedQuantity: 2},
 			{ItemId: "fm-milk-1l", Quantity: 3, ConfirmedQuantity: 3}},
-		Address:     &typesv1.Address{Compound: "haixin", Building: building, Unit: unit, Floor: int32(floor), Room: room},
+		Address: &typesv1.Address{Compound: "haixin", Building: building, Unit: unit, Floor: int32(floor), Room: room},
 	}
 	for _, o := range opts {
 		o(p)

@@ -2,11 +2,13 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,6 +29,11 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("%w: request_id r1", dispatch.ErrRequestConflict), codes.AlreadyExists, ""},
 		{fmt.Errorf("%w: GetParcel p: boom", dispatch.ErrPeerUnavailable), codes.Unavailable, ""},
 		{fmt.Errorf("%w: date", dispatch.ErrInvalid), codes.InvalidArgument, ""},
+		{fmt.Errorf("%w: round haixin-2026-03-02-am is open, not planned yet", dispatch.ErrIllegalTransition), codes.FailedPrecondition,
+			"illegal transition: round haixin-2026-03-02-am is open, not planned yet"},
+		{fmt.Errorf("%w: courier haixin-courier-03 in round haixin-2026-03-02-am", dispatch.ErrOffDuty), codes.FailedPrecondition, ""},
+		{fmt.Errorf("check in: %w", &dispatch.FieldError{Field: "shortages[0].item_id", Reason: "parcel p has no item x"}),
+			codes.InvalidArgument, "invalid request: shortages[0].item_id: parcel p has no item x"},
 		{fmt.Errorf("query: %w", context.DeadlineExceeded), codes.DeadlineExceeded, ""},
 		{fmt.Errorf("query: %w", context.Canceled), codes.Canceled, ""},
 		{fmt.Errorf("connection reset"), codes.Internal, "internal error"},
@@ -35,6 +42,10 @@ func TestToStatus(t *testing.T) {
 		st := status.Convert(s.toStatus(context.Background(), tc.err))
 		if st.Code() != tc.code || tc.msg != "" && st.Message() != tc.msg {
 			t.Errorf("toStatus(%v) = %s %q, want %s %q", tc.err, st.Code(), st.Message(), tc.code, tc.msg)
+		}
+		var fe *dispatch.FieldError
+		if errors.As(tc.err, &fe) && grpcx.FieldViolations(st.Err())[fe.Field] != fe.Reason {
+			t.Errorf("toStatus(%v) does not name %s", tc.err, fe.Field)
 		}
 	}
 }
