@@ -1,6 +1,6 @@
 // Package consumer applies the parcel transitions that other services publish (the suppliers'
-// confirmations, dispatch's check-ins and routes, the couriers' deliveries) to the order
-// service's parcels, which are the record residents and dispatch read.
+// confirmations, rejections and expiries, dispatch's check-ins and routes, the couriers'
+// deliveries) to the order service's parcels, which are the record residents and dispatch read.
 package consumer
 
 import (
