@@ -38,8 +38,15 @@ func lastReq[T proto.Message](c *calls, method string) T {
 
 const parcelFM = "019a0000-0000-7000-9000-0000000000f1"
 
+// parcelPH is the pharmacy's parcel, checked in already.
+const parcelPH = "019a0000-0000-7000-9000-0000000000f2"
+
 func supplierParcel(supplierID string, state typesv1.ParcelState) *supplierv1.SupplierParcel {
-	return &supplierv1.SupplierParcel{ParcelId: parcelFM, OrderId: "019a0000-0000-7000-8000-0000000000f1", SupplierId: supplierID,
+	id := parcelFM
+	if supplierID == "haixin-pharmacy" {
+		id = parcelPH
+	}
+	return &supplierv1.SupplierParcel{ParcelId: id, OrderId: "019a0000-0000-7000-8000-0000000000f1", SupplierId: supplierID,
 		HouseholdId: "haixin-3-2-302", State: state, RoundId: "haixin-2022-04-10-am", TotalFen: 525,
 		Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
 		Lines: []*supplierv1.ParcelLine{{ItemId: "cabbage", Name: "大白菜 Napa cabbage", Unit: "kg", Weighed: true, Quantity: 1500,
@@ -125,6 +132,18 @@ func (f *fakeOrder) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdR
 	return &orderv1.GetHouseholdResponse{Household: &orderv1.Household{HouseholdId: req.GetHouseholdId(),
 		Address:   &typesv1.Address{Compound: parts[0], Building: parts[1], Unit: parts[2], Room: parts[3], Floor: 3},
 		Residents: 1, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED, Occupied: true, Over_80: true, LivesAlone: true, Priority: true}}, nil
+}
+
+// GetParcel knows the two suppliers' parcels: FreshMart's READY, the pharmacy's already AT_GATE.
+func (f *fakeOrder) GetParcel(ctx context.Context, req *orderv1.GetParcelRequest) (*orderv1.GetParcelResponse, error) {
+	f.calls.keep(ctx, "GetParcel", req)
+	switch req.GetParcelId() {
+	case parcelFM:
+		return &orderv1.GetParcelResponse{Parcel: &orderv1.Parcel{ParcelId: parcelFM, State: typesv1.ParcelState_PARCEL_STATE_READY}}, nil
+	case parcelPH:
+		return &orderv1.GetParcelResponse{Parcel: &orderv1.Parcel{ParcelId: parcelPH, State: typesv1.ParcelState_PARCEL_STATE_AT_GATE}}, nil
+	}
+	return nil, status.Errorf(codes.NotFound, "parcel %s not found", req.GetParcelId())
 }
 
 func (f *fakeOrder) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholdsRequest) (*orderv1.ListHouseholdsResponse, error) {

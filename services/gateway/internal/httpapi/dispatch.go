@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
 
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
@@ -61,7 +63,32 @@ func (a *API) gateParcels(w http.ResponseWriter, r *http.Request) {
 		a.writeRPCError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "parcels": ready})
+	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "parcels": a.notCheckedIn(ctx, ready)})
+}
+
+// notCheckedIn drops the parcels the order service already has past READY: a supplier's list
+// keeps saying READY after the gate, since what happens next is not the supplier's doing. A
+// parcel whose state cannot be read stays on the list; checking it in again is refused by
+// dispatch with a reason, never applied twice.
+func (a *API) notCheckedIn(ctx context.Context, ps []supplierParcelView) []supplierParcelView {
+	keep := make([]bool, len(ps))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, p := range ps {
+		g.Go(func() error {
+			resp, err := a.order.GetParcel(gctx, &orderv1.GetParcelRequest{ParcelId: p.ParcelID})
+			keep[i] = err != nil || resp.GetParcel().GetState() == typesv1.ParcelState_PARCEL_STATE_READY
+			return nil
+		})
+	}
+	_ = g.Wait()
+	out := []supplierParcelView{}
+	for i, p := range ps {
+		if keep[i] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 type checkInBody struct {

@@ -116,7 +116,9 @@ window.Doorstep = (() => {
 
   function showMessage(target, kind, text, fields) {
     target.className = `message ${kind}`;
-    target.replaceChildren(el('div', null, text), fields && fields.length ? el('ul', null, fields.map((f) => el('li', null, f))) : null);
+    const nodes = [el('div', null, text)];
+    if (fields && fields.length) nodes.push(el('ul', null, fields.map((f) => el('li', null, f))));
+    target.replaceChildren(...nodes);
   }
   const showError = (target, res) => {
     const [text, fields] = errorText(res);
@@ -177,7 +179,7 @@ window.Doorstep = (() => {
         type: 'button', class: 'lang', id: 'lang-switch', lang: lang === 'en' ? 'zh-CN' : 'en',
         onclick: () => { localStorage.setItem('doorstep.lang', lang === 'en' ? 'zh' : 'en'); location.reload(); },
       }, lang === 'en' ? '中文' : 'English'),
-      me ? el('button', { type: 'button', class: 'signout', id: 'sign-out', onclick: signOut }, L('退出', 'Sign out')) : null,
+      ...(me ? [el('button', { type: 'button', class: 'signout', id: 'sign-out', onclick: signOut }, L('退出', 'Sign out'))] : []),
     );
   }
 

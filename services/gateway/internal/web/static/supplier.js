@@ -152,7 +152,7 @@
       if (res && res.ok) showMessage(msg, 'ok', L('已保存', 'Saved'));
       else showError(msg, res);
     }
-    return el('div', { class: 'item' },
+    return el('div', { class: 'item edit', 'data-item': it.item_id },
       el('div', null, el('div', { class: 'name' }, it.name), el('div', { class: 'muted' }, L('参考价', 'Ref.'), ' ', yuan(it.reference_price_fen), per)),
       el('div', { class: 'actions wrap' },
         el('label', { class: 'inline' }, '¥', price, per),
