@@ -1,0 +1,396 @@
+package browser_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/doorstep/doorstep/pkg/auth"
+	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/testkit"
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/devstack/seed"
+	"github.com/doorstep/doorstep/services/devstack/stack"
+	"github.com/doorstep/doorstep/services/gateway/accounts"
+	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// chromiumPath is Debian's Chromium. The browser tests are part of `make test`: a machine
+// without it fails them, loudly, rather than passing by skipping.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("DOORSTEP_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Fatal("Chromium is not installed: the browser tests need it. Install it with `apt-get install -y chromium` " +
+		"(or set DOORSTEP_CHROMIUM to a Chromium binary).")
+	return ""
+}
+
+const (
+	household = "haixin-3-2-502" // building 3: haixin-courier-02's
+	freshmart = "haixin-freshmart"
+	courierID = "haixin-courier-02"
+	password  = "browser test password"
+)
+
+// startStack runs the whole system as `make run` does and seeds the haixin compound.
+func startStack(t *testing.T) *stack.Stack {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := stack.Start(ctx, stack.Options{DataDir: t.TempDir(), DatabaseURL: testkit.Postgres(t), Log: log,
+		AuthKey: string(testkit.AuthKey)})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(s.Stop)
+
+	// The seed speaks to the services as a SYSTEM identity, as the dev stack's seed does.
+	keys, err := auth.NewKeys(testkit.AuthKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asSeed := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		ctx, err := keys.Outgoing(ctx, auth.Identity{Role: typesv1.Role_ROLE_SYSTEM, Subject: "seed"})
+		if err != nil {
+			return err
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpcx.Dial(addr, asSeed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	if _, err := seed.Run(ctx, seed.Clients{Order: orderv1.NewOrderServiceClient(dial(s.Order)),
+		Supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier)), Dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch))}); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	return s
+}
+
+// people creates the accounts the way the dev stack's seed does: straight in the gateway's
+// database, through the gateway's accounts package.
+func people(t *testing.T, s *stack.Stack) accounts.IssuedCode {
+	t.Helper()
+	ctx := context.Background()
+	store, err := accounts.Open(ctx, s.DatabaseURL, accounts.Options{BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, st := range []accounts.Staff{
+		{ID: "fm-staff", Role: typesv1.Role_ROLE_SUPPLIER, SupplierID: freshmart, Name: "鲜丰 FreshMart"},
+		{ID: "gate", Role: typesv1.Role_ROLE_DISPATCHER, Name: "门岗 Gate"},
+		{ID: "li.shifu", Role: typesv1.Role_ROLE_COURIER, CourierID: courierID, Name: "李师傅"},
+	} {
+		st.Compound, st.Password = "haixin", password
+		if _, err := store.CreateStaff(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, err := store.IssueHouseholdCode(ctx, household, "browser-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// browser is one headless Chromium; each person gets their own incognito-like context, with
+// their own cookies, in it.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	shots  string
+	base   string
+	failed sync.Once
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	path := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(390, 844), // a phone, portrait
+		chromedp.Flag("lang", "zh-CN"),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium %s: %v", path, err)
+	}
+	// Screenshots outlive the test (t.TempDir would not), so a failure can be looked at.
+	shots, err := os.MkdirTemp("", "doorstep-browser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, ctx: ctx, shots: shots, base: base}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(shots)
+		}
+	})
+	return b
+}
+
+// person opens a fresh browser context: a separate phone.
+func (b *browser) person(name string) *tab {
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open %s's browser: %v", name, err)
+	}
+	return &tab{b: b, ctx: ctx, name: name}
+}
+
+type tab struct {
+	b    *browser
+	ctx  context.Context
+	name string
+}
+
+// do runs a step's actions; on failure it saves a screenshot of every open tab and fails.
+func (tb *tab) do(step string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	tb.b.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.b.t.Fatalf("%s: %s: %v (screenshots in %s)", tb.name, step, err, tb.screenshot(step))
+	}
+	// DOORSTEP_BROWSER_SCREENSHOTS=dir keeps a picture of every step, to look at the pages.
+	if dir := os.Getenv("DOORSTEP_BROWSER_SCREENSHOTS"); dir != "" {
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			_ = os.MkdirAll(dir, 0o755)
+			_ = os.WriteFile(filepath.Join(dir, fileName(tb.name, step)), png, 0o644)
+		}
+	}
+}
+
+func fileName(who, step string) string {
+	return strings.NewReplacer(" ", "-", "/", "-", ",", "").Replace(fmt.Sprintf("%s-%s.png", who, step))
+}
+
+var tabs sync.Map // name -> *tab, for screenshots of everyone on failure
+
+func (tb *tab) screenshot(step string) string {
+	tabs.Range(func(_, v any) bool {
+		other := v.(*tab)
+		ctx, cancel := context.WithTimeout(other.ctx, 5*time.Second)
+		defer cancel()
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			_ = os.WriteFile(filepath.Join(tb.b.shots, fileName(other.name, step)), png, 0o644)
+		}
+		return true
+	})
+	return tb.b.shots
+}
+
+func (b *browser) open(name string) *tab {
+	tb := b.person(name)
+	tabs.Store(name, tb)
+	return tb
+}
+
+func (tb *tab) signInStaff(account string, page string) {
+	tb.do("staff sign-in", 20*time.Second,
+		chromedp.Navigate(tb.b.base+"/signin"),
+		chromedp.WaitVisible(chromedp.CSS(`#account`)),
+		chromedp.SendKeys(chromedp.CSS(`#account`), account),
+		chromedp.SendKeys(chromedp.CSS(`#password`), password),
+		chromedp.Click(chromedp.CSS(`#staff-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sign-out`)),
+		waitLocation(tb.b.base+page),
+	)
+}
+
+// waitLocation waits until the tab is at url.
+func waitLocation(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			loc, err := chromedp.Location()(ctx, t)
+			if err != nil {
+				return err
+			}
+			if strings.TrimSuffix(loc, "/") == strings.TrimSuffix(url, "/") {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("at %s, waiting for %s: %w", loc, url, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// evaluate runs a script for its effect.
+func evaluate(script string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](script)(ctx, t)
+		return err
+	})
+}
+
+// attribute reads an attribute of the first element sel matches into v.
+func attribute(sel, name string, v *string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		res, err := chromedp.AttributeValue(chromedp.CSS(sel), name)(ctx, t)
+		*v = res.Value
+		return err
+	})
+}
+
+// text reads the text of the first element sel matches into v.
+func text(sel string, v *string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) (err error) {
+		*v, err = chromedp.Text(chromedp.CSS(sel))(ctx, t)
+		return err
+	})
+}
+
+// TestBasketToDoorInTheBrowser is a day in the pages: a resident signs in with the code from
+// their notice and orders, the supplier confirms and hands the parcel over at the gate, the
+// dispatcher checks it in and plans the round, the courier picks up and delivers, and the
+// resident's page, open all along and never reloaded, shows it DELIVERED.
+func TestBasketToDoorInTheBrowser(t *testing.T) {
+	chromiumPath(t) // fail first, and fast, on a machine without Chromium
+	s := startStack(t)
+	code := people(t, s)
+	b := newBrowser(t, "http://"+s.Gateway)
+
+	// A stranger asking for a console lands on sign-in, and a wrong code is refused there.
+	stranger := b.open("stranger")
+	stranger.do("wrong code", 30*time.Second,
+		chromedp.Navigate(b.base+"/dispatch"),
+		waitLocation(b.base+"/signin?next=%2Fdispatch"),
+		chromedp.WaitVisible(chromedp.CSS(`#code`)),
+		chromedp.SendKeys(chromedp.CSS(`#code`), "2222-3333-4444-5555"),
+		chromedp.Click(chromedp.CSS(`#code-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#code-message.error`)),
+	)
+
+	// The resident opens the link of the QR code on their notice.
+	resident := b.open("resident")
+	var orderID, parcelID string
+	resident.do("sign in by link and order", 60*time.Second,
+		chromedp.Navigate(accounts.SignInLink(b.base, code.Code)),
+		waitLocation(b.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-add="fm-rice-5kg"]`)),
+		// A marker the page would lose on a reload: the last check proves there was none.
+		evaluate(`window.__sameDocument = true`),
+		chromedp.Click(chromedp.CSS(`[data-add="fm-rice-5kg"]`)),
+		chromedp.Click(chromedp.CSS(`[data-add="fm-rice-5kg"]`)),
+		chromedp.WaitEnabled(chromedp.CSS(`#place-order`)),
+		chromedp.Click(chromedp.CSS(`#place-order`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-order-id] [data-state="PLACED"]`)),
+		attribute(`[data-order-id]`, "data-order-id", &orderID),
+		attribute(`[data-order-id] [data-parcel-id]`, "data-parcel-id", &parcelID),
+	)
+	if orderID == "" || parcelID == "" {
+		t.Fatalf("order %q parcel %q", orderID, parcelID)
+	}
+	parcel := fmt.Sprintf(`[data-parcel-id=%q]`, parcelID)
+
+	// The supplier confirms and hands the parcel over at the gate.
+	supplier := b.open("supplier")
+	supplier.signInStaff("fm-staff", "/supplier")
+	supplier.do("confirm", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-confirm=%q]`, parcelID))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-confirm=%q]`, parcelID))),
+		chromedp.Click(chromedp.CSS(`[data-tab="CONFIRMED"]`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-ready=%q]`, parcelID))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-ready=%q]`, parcelID))),
+		chromedp.Click(chromedp.CSS(`[data-tab="READY"]`)),
+		chromedp.WaitVisible(chromedp.CSS(parcel+`[data-state="READY"]`)),
+	)
+	// The resident sees it move without doing anything.
+	resident.do("see it ready", 30*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-order-id] `+parcel+`[data-state="READY"]`)))
+
+	// The dispatcher checks it in at the gate and plans the round.
+	dispatcher := b.open("dispatcher")
+	dispatcher.signInStaff("gate", "/dispatch")
+	dispatcher.do("check in and plan", 60*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-gate=%q]`, parcelID))),
+		chromedp.Click(chromedp.CSS(`#checkin`)),
+		chromedp.WaitVisible(chromedp.CSS(`#checkin-message.ok`)),
+		chromedp.Click(chromedp.CSS(`#plan`)),
+		chromedp.WaitVisible(chromedp.CSS(`#plan-message.ok`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-route][data-courier=%q]`, courierID))),
+	)
+
+	// The courier's route arrives as the courier service hears of the plan; the courier opens
+	// the page (again) until it is there, picks up at the gate and delivers.
+	courier := b.open("courier")
+	courier.signInStaff("li.shifu", "/courier")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(courier.ctx, 3*time.Second)
+		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#pickup`)))
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("courier: no route to pick up (screenshots in %s)", courier.screenshot("route"))
+		}
+		courier.do("reload", 10*time.Second, chromedp.Reload())
+	}
+	stop := fmt.Sprintf(`[data-left=%q]`, household)
+	courier.do("pick up and deliver", 30*time.Second,
+		chromedp.Click(chromedp.CSS(`#pickup`)),
+		chromedp.WaitVisible(chromedp.CSS(stop)),
+		chromedp.Click(chromedp.CSS(stop)),
+		chromedp.WaitVisible(chromedp.CSS(parcel+`[data-state="DELIVERED"]`)),
+	)
+
+	// The resident's page, never reloaded, shows the parcel delivered.
+	var same bool
+	resident.do("see it delivered, live", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`[data-order-id] `+parcel+`[data-state="DELIVERED"]`)),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) (err error) {
+			same, err = chromedp.Evaluate[bool](`window.__sameDocument === true`)(ctx, t)
+			return err
+		}),
+	)
+	if !same {
+		t.Fatalf("the resident's page was reloaded (screenshots in %s)", resident.screenshot("reloaded"))
+	}
+	// And it heard of it over the event stream, not by falling back to refreshing.
+	var hint string
+	resident.do("live, not polling", 5*time.Second, text(`#live-hint`, &hint))
+	if hint != "Live updates" && hint != "状态实时更新" {
+		t.Fatalf("the resident's page says %q: its event stream failed (screenshots in %s)", hint, resident.screenshot("polling"))
+	}
+}
