@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/testkit"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
@@ -402,6 +404,27 @@ func TestOrderEventsRelayTrackingLive(t *testing.T) {
 	if name, e := stream.next(t); name != "entry" || e["state"] != "DELIVERED" || e["event_id"] != delivered.GetEventId() {
 		t.Fatalf("live event %s %v", name, e)
 	}
+
+	// One person holds a bounded number of streams; closing one makes room again.
+	var extra []*sse
+	for range httpapi.MaxStreamsPerClient - 1 {
+		s, r := c.events(t, "/api/v1/orders/"+id+"/events")
+		if s == nil {
+			t.Fatalf("stream within the limit = %d %s", r.status, r.raw)
+		}
+		extra = append(extra, s)
+	}
+	if s, r := c.events(t, "/api/v1/orders/"+id+"/events"); s != nil || r.status != 429 {
+		t.Fatalf("stream over the limit = %d, want 429", r.status)
+	}
+	extra[0].res.Body.Close()
+	testkit.Eventually(t, 5*time.Second, func() error {
+		s, r := c.events(t, "/api/v1/orders/"+id+"/events")
+		if s == nil {
+			return fmt.Errorf("after closing one: %d", r.status)
+		}
+		return nil
+	})
 
 	// Another household's order streams nothing; it is not found.
 	other := g.resident(t, "haixin-2-1-301")

@@ -89,7 +89,7 @@ func New(o Options) *API {
 		signInIP:      newKeyedLimiter(o.Limits.SignInPerIP, o.Limits.SignInBurst, o.Now),
 		signInAccount: newKeyedLimiter(o.Limits.SignInPerAccount, o.Limits.AccountBurst, o.Now),
 		perClient:     newKeyedLimiter(o.Limits.APIPerClient, o.Limits.APIBurst, o.Now),
-		streams:       streams{closing: make(chan struct{})}}
+		streams:       streams{closing: make(chan struct{}), open: map[string]int{}}}
 }
 
 // Route is one endpoint and the roles that may call it; no roles means anyone, signed in or not.
@@ -181,11 +181,7 @@ func (a *API) handle(mux *http.ServeMux, pattern string, allowed []typesv1.Role,
 	a.routes = append(a.routes, Route{Pattern: pattern, Roles: allowed})
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, signedIn := principalOf(r.Context())
-		key := "ip:" + a.clientIP(r)
-		if signedIn {
-			key = "who:" + p.Role.String() + ":" + p.Identity().Subject
-		}
-		if !a.perClient.allow(key) {
+		if !a.perClient.allow(a.clientKey(r)) {
 			writeTooMany(w, "too many requests; slow down")
 			return
 		}
@@ -202,6 +198,14 @@ func (a *API) handle(mux *http.ServeMux, pattern string, allowed []typesv1.Role,
 		}
 		h(w, r)
 	})
+}
+
+// clientKey names whoever is asking, for per-client limits: the signed-in person, else the address.
+func (a *API) clientKey(r *http.Request) string {
+	if p, ok := principalOf(r.Context()); ok {
+		return "who:" + p.Role.String() + ":" + p.Identity().Subject
+	}
+	return "ip:" + a.clientIP(r)
 }
 
 // call is the context of one outbound RPC: the request's (which carries the caller's identity),

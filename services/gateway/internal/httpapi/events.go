@@ -18,11 +18,39 @@ import (
 // heartbeat keeps idle streams open through proxies that close silent connections.
 const heartbeat = 20 * time.Second
 
-// streams ends every open stream when the server shuts down: http.Server.Shutdown waits for
-// handlers to return but does not cancel their contexts, and a watch never returns by itself.
+// MaxStreamsPerClient bounds the event streams one session (or address) holds open at once:
+// each holds a connection, a goroutine and a watch at tracking, and the rate limit, which
+// counts requests, does not see a stream that stays.
+const MaxStreamsPerClient = 8
+
+// streams ends every open stream when the server shuts down (http.Server.Shutdown waits for
+// handlers to return but does not cancel their contexts, and a watch never returns by itself),
+// and counts each client's open streams.
 type streams struct {
 	once    sync.Once
 	closing chan struct{}
+
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// acquire counts a stream of the client's; false when it holds too many already.
+func (s *streams) acquire(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[key] >= MaxStreamsPerClient {
+		return false
+	}
+	s.open[key]++
+	return true
+}
+
+func (s *streams) release(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[key]--; s.open[key] <= 0 {
+		delete(s.open, key)
+	}
 }
 
 // StopStreams ends the open event streams; register it with http.Server.RegisterOnShutdown.
@@ -82,6 +110,13 @@ type sseEvent struct {
 // that it writes each message as an event until the client leaves, the stream ends or the
 // server shuts down.
 func relay(a *API, w http.ResponseWriter, r *http.Request, stop context.CancelFunc, next func() (sseEvent, error)) {
+	key := a.clientKey(r)
+	if !a.streams.acquire(key) {
+		stop()
+		writeTooMany(w, fmt.Sprintf("too many live updates open (at most %d); close another page", MaxStreamsPerClient))
+		return
+	}
+	defer a.streams.release(key)
 	type result struct {
 		ev  sseEvent
 		err error

@@ -10,6 +10,7 @@
 
   const FINAL = new Set(['DELIVERED', 'CLOSED']);
   const POLL_MS = 5000;
+  const MAX_STREAMS = 3;
   const ROLES = {
     RESIDENT: L('居民', 'Resident'), WORKER: L('社工', 'Worker'), SUPPLIER: L('商家', 'Supplier'),
     DISPATCHER: L('调度', 'Dispatcher'), COURIER: L('配送员', 'Courier'), SYSTEM: L('系统', 'System'),
@@ -70,9 +71,16 @@
       if (FINAL.has(o.status)) {
         if (live) live.close();
         state.streams.delete(o.order_id);
+      }
+    }
+    for (const o of state.orders) {
+      if (FINAL.has(o.status) || state.streams.has(o.order_id)) continue;
+      // A browser opens about six connections to one site; a few streams leave room for the
+      // rest of the page. Older unfinished orders are refreshed instead.
+      if (!window.EventSource || state.streams.size >= MAX_STREAMS) {
+        startPolling();
         continue;
       }
-      if (live || !window.EventSource) continue;
       const es = new EventSource(`/api/v1/orders/${encodeURIComponent(o.order_id)}/events`);
       let timer = null;
       es.addEventListener('entry', (ev) => {
