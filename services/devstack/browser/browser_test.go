@@ -142,7 +142,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(390, 844), // a phone, portrait
-		chromedp.Flag("lang", "zh-CN"),
+		chromedp.Flag("accept-lang", "zh-CN,zh,en"), // a phone in Shanghai
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
@@ -290,12 +290,23 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	code := people(t, s)
 	b := newBrowser(t, "http://"+s.Gateway)
 
-	// A stranger asking for a console lands on sign-in, and a wrong code is refused there.
+	// A stranger asking for a console lands on sign-in, in the browser's language, can switch it,
+	// and a wrong code is refused there.
 	stranger := b.open("stranger")
-	stranger.do("wrong code", 30*time.Second,
+	var before, after string
+	stranger.do("language", 30*time.Second,
 		chromedp.Navigate(b.base+"/dispatch"),
 		waitLocation(b.base+"/signin?next=%2Fdispatch"),
-		chromedp.WaitVisible(chromedp.CSS(`#code`)),
+		chromedp.WaitVisible(chromedp.CSS(`#lang-switch`)),
+		text(`#code-title`, &before),
+		chromedp.Click(chromedp.CSS(`#lang-switch`)),
+		chromedp.WaitVisible(chromedp.CSS(`html[lang="en"] #code`)),
+		text(`#code-title`, &after),
+	)
+	if before != "居民登录" || after != "Residents" {
+		t.Fatalf("sign-in title %q, then %q after the switch", before, after)
+	}
+	stranger.do("wrong code", 30*time.Second,
 		chromedp.SendKeys(chromedp.CSS(`#code`), "2222-3333-4444-5555"),
 		chromedp.Click(chromedp.CSS(`#code-submit`)),
 		chromedp.WaitVisible(chromedp.CSS(`#code-message.error`)),
@@ -379,6 +390,8 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	var same bool
 	resident.do("see it delivered, live", 30*time.Second,
 		chromedp.WaitVisible(chromedp.CSS(`[data-order-id] `+parcel+`[data-state="DELIVERED"]`)),
+		// The order's own status follows once the order service has applied the delivery.
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-order-id=%q][data-status="DELIVERED"] `, orderID)+parcel+`[data-state="DELIVERED"]`)),
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) (err error) {
 			same, err = chromedp.Evaluate[bool](`window.__sameDocument === true`)(ctx, t)
 			return err

@@ -51,8 +51,12 @@
     const res = await api('GET', '/api/v1/dispatch/gate');
     if (!res || !res.ok) { const m = el('div', { class: 'message' }); showError(m, res); $('gate').replaceChildren(m); return; }
     state.gate = res.data.parcels;
-    $('gate').replaceChildren(...(state.gate.length ? state.gate.map(renderGateParcel) : [el('p', { class: 'muted' }, L('门口没有待签收的包裹', 'Nothing waiting at the gate'))]));
-    $('checkin').disabled = state.gate.length === 0;
+    const listed = new Set(state.gate.map((p) => p.parcel_id));
+    const extra = [...typed].filter((id) => !listed.has(id))
+      .map((id) => ({ parcel_id: id, supplier_id: '', lines: [], address: { building: '?', unit: '?', floor: '?', room: '?' } }));
+    const all = state.gate.concat(extra);
+    $('gate').replaceChildren(...(all.length ? all.map(renderGateParcel) : [el('p', { class: 'muted' }, L('门口没有待签收的包裹', 'Nothing waiting at the gate'))]));
+    $('checkin').disabled = all.length === 0;
   }
 
   function renderGateParcel(p) {
@@ -68,6 +72,21 @@
       el('details', null, el('summary', null, L('登记缺件/破损', 'Record a shortage')),
         el('div', { class: 'actions wrap' }, item, el('label', { class: 'inline' }, L('缺', 'Missing'), ' ', missing),
           el('label', { class: 'inline' }, L('损', 'Damaged'), ' ', damaged), note)));
+  }
+
+  // A parcel id typed or scanned from its label joins the list, for a parcel the suppliers'
+  // lists do not show (or when they cannot be read).
+  const typed = new Set();
+  function addTyped(e) {
+    e.preventDefault();
+    const id = $('gate-parcel').value.trim();
+    if (!id) return;
+    typed.add(id);
+    $('gate-parcel').value = '';
+    if (!document.querySelector(`[data-gate="${CSS.escape(id)}"]`)) {
+      $('gate').append(renderGateParcel({ parcel_id: id, supplier_id: '', lines: [], address: { building: '?', unit: '?', floor: '?', room: '?' } }));
+    }
+    $('checkin').disabled = false;
   }
 
   async function checkIn() {
@@ -97,6 +116,7 @@
     const failed = res.data.results.filter((r) => !r.checked_in);
     showMessage(msg, failed.length ? 'error' : 'ok', `${L('已签收', 'Checked in')} ${done.length}${failed.length ? `, ${L('未签收', 'not checked in')} ${failed.length}` : ''}`,
       failed.map((r) => `…${r.parcel_id.slice(-6)}: ${r.error}`));
+    for (const r of done) typed.delete(r.parcel_id);
     if (done.length) selectRound(done[0].round_id, true);
     loadGate();
     loadRounds();
@@ -189,6 +209,7 @@
   }
 
   $('checkin').addEventListener('click', checkIn);
+  $('gate-add').addEventListener('submit', addTyped);
   $('plan').addEventListener('click', plan);
   $('reassign-form').addEventListener('submit', reassign);
   await loadRounds();

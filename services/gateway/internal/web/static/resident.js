@@ -19,6 +19,7 @@
     orders: [],
     streams: new Map(), // order id -> EventSource
     timelines: new Map(), // order id -> entries
+    latest: new Map(), // parcel id -> the newest timeline entry that set its state
     open: new Set(), // order ids with the timeline shown
     pendingCancels: new Map(),
     polling: false, // a stream could not be opened: fall back to refreshing
@@ -50,17 +51,38 @@
       return;
     }
     state.orders = res.data.orders;
+    for (const o of state.orders) if (merge(o)) setTimeout(() => refreshOrder(o.order_id), 1000);
     watch();
     render();
   }
 
-  async function refreshOrder(id) {
+  // The event stream (tracking) and the order (the order service) learn of a change each in
+  // their own time. A fetched order older than the last event about a parcel keeps the event's
+  // state, and is fetched again shortly, until the order service has caught up.
+  // Times compared as instants: RFC 3339 strings with different fractions do not sort as text.
+  const ms = (iso) => new Date(iso).getTime();
+
+  function merge(o) {
+    let behind = false;
+    for (const p of o.parcels) {
+      const e = state.latest.get(p.parcel_id);
+      if (e && (!p.updated_at || ms(p.updated_at) < ms(e.occurred_at)) && p.state !== e.state) {
+        p.state = e.state;
+        behind = true;
+      }
+    }
+    return behind;
+  }
+
+  async function refreshOrder(id, attempt = 0) {
     const res = await api('GET', `/api/v1/orders/${encodeURIComponent(id)}`);
     if (!res || !res.ok) return;
+    const behind = merge(res.data);
     const i = state.orders.findIndex((o) => o.order_id === id);
     if (i >= 0) state.orders[i] = res.data;
     watch();
     render();
+    if (behind && attempt < 10) setTimeout(() => refreshOrder(id, attempt + 1), 1000);
   }
 
   // watch keeps one event stream open per unfinished order. The gateway relays tracking's watch:
@@ -88,9 +110,12 @@
         const entries = state.timelines.get(o.order_id) || [];
         if (!entries.some((x) => x.event_id === e.event_id)) entries.push(e);
         state.timelines.set(o.order_id, entries);
+        if (e.parcel_id && e.state) {
+          const known = state.latest.get(e.parcel_id);
+          if (!known || ms(known.occurred_at) <= ms(e.occurred_at)) state.latest.set(e.parcel_id, e);
+        }
         const order = state.orders.find((x) => x.order_id === o.order_id);
-        const parcel = order && order.parcels.find((p) => p.parcel_id === e.parcel_id);
-        if (parcel && e.state) parcel.state = e.state;
+        if (order) merge(order);
         render();
         // The order's status and totals are derived by the order service: fetch them once the
         // burst of events settles.
