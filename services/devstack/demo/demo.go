@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
@@ -27,12 +28,44 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Clients are the services the day is driven through.
+// Clients are the services the day is driven through, and the key to sign each person's identity
+// with: every call is made as the person who would make it (a resident ordering, a supplier's
+// staff confirming, the dispatcher planning, a courier delivering).
 type Clients struct {
 	Order    orderv1.OrderServiceClient
 	Supplier supplierv1.SupplierServiceClient
 	Dispatch dispatchv1.DispatchServiceClient
 	Courier  courierv1.CourierServiceClient
+	Keys     *auth.Keys
+}
+
+// as is ctx carrying a fresh signed identity (minted per call: identities live two minutes).
+func (c Clients) as(ctx context.Context, role typesv1.Role, subject, compound string, opts ...func(*auth.Identity)) context.Context {
+	id := auth.Identity{Role: role, Subject: subject, Compound: compound}
+	for _, o := range opts {
+		o(&id)
+	}
+	out, err := c.Keys.Outgoing(ctx, id)
+	if err != nil {
+		return ctx // the call then fails UNAUTHENTICATED, naming the problem
+	}
+	return out
+}
+
+func (c Clients) worker(ctx context.Context, compound string) context.Context {
+	return c.as(ctx, typesv1.Role_ROLE_WORKER, "worker."+compound, compound)
+}
+
+func (c Clients) dispatcher(ctx context.Context, compound string) context.Context {
+	return c.as(ctx, typesv1.Role_ROLE_DISPATCHER, "dispatcher."+compound, compound)
+}
+
+func (c Clients) supplierStaff(ctx context.Context, supplierID string) context.Context {
+	return c.as(ctx, typesv1.Role_ROLE_SUPPLIER, supplierID+".staff", "", func(i *auth.Identity) { i.SupplierID = supplierID })
+}
+
+func (c Clients) courier(ctx context.Context, courierID string) context.Context {
+	return c.as(ctx, typesv1.Role_ROLE_COURIER, courierID, "")
 }
 
 // Config shapes the day.
@@ -97,7 +130,7 @@ func Run(ctx context.Context, c Clients, cfg Config) (Report, error) {
 		return rep, fmt.Errorf("only %d occupied households in %s; is the compound seeded?", len(households), cfg.Compound)
 	}
 	rng.Shuffle(len(households), func(i, j int) { households[i], households[j] = households[j], households[i] })
-	items, err := c.Supplier.ListItems(ctx, &supplierv1.ListItemsRequest{Compound: cfg.Compound})
+	items, err := c.Supplier.ListItems(c.worker(ctx, cfg.Compound), &supplierv1.ListItemsRequest{Compound: cfg.Compound})
 	if err != nil {
 		return rep, fmt.Errorf("catalog: %w", err)
 	}
@@ -117,7 +150,8 @@ func Run(ctx context.Context, c Clients, cfg Config) (Report, error) {
 	g.SetLimit(16)
 	for i, h := range households[:cfg.Households] {
 		g.Go(func() error {
-			resp, err := c.Order.PlaceOrder(gctx, &orderv1.PlaceOrderRequest{
+			resident := c.as(gctx, typesv1.Role_ROLE_RESIDENT, h.GetHouseholdId(), cfg.Compound)
+			resp, err := c.Order.PlaceOrder(resident, &orderv1.PlaceOrderRequest{
 				RequestId: fmt.Sprintf("demo-%s-%d", run, i), HouseholdId: h.GetHouseholdId(), Lines: baskets[i],
 				Channel: orderv1.Channel_CHANNEL_APP})
 			if status.Code(err) == codes.FailedPrecondition {
@@ -197,7 +231,7 @@ func occupiedHouseholds(ctx context.Context, c Clients, compound string) ([]*ord
 	var out []*orderv1.Household
 	token := ""
 	for {
-		resp, err := c.Order.ListHouseholds(ctx, &orderv1.ListHouseholdsRequest{Compound: compound, PageSize: 1000, PageToken: token})
+		resp, err := c.Order.ListHouseholds(c.worker(ctx, compound), &orderv1.ListHouseholdsRequest{Compound: compound, PageSize: 1000, PageToken: token})
 		if err != nil {
 			return nil, fmt.Errorf("roster: %w", err)
 		}
@@ -243,13 +277,14 @@ func supplierDecisions(ctx context.Context, c Clients, cfg Config, rng *rand.Ran
 	for _, id := range parcelIDs {
 		mine[id] = true
 	}
-	suppliers, err := c.Supplier.ListSuppliers(ctx, &supplierv1.ListSuppliersRequest{Compound: cfg.Compound})
+	suppliers, err := c.Supplier.ListSuppliers(c.worker(ctx, cfg.Compound), &supplierv1.ListSuppliersRequest{Compound: cfg.Compound})
 	if err != nil {
 		return nil, err
 	}
 	var ready []string
 	for _, s := range suppliers.GetSuppliers() {
-		queue, err := c.Supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
+		staff := func() context.Context { return c.supplierStaff(ctx, s.GetSupplierId()) }
+		queue, err := c.Supplier.ListParcels(staff(), &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
 			State: typesv1.ParcelState_PARCEL_STATE_PLACED})
 		if err != nil {
 			return nil, err
@@ -259,7 +294,7 @@ func supplierDecisions(ctx context.Context, c Clients, cfg Config, rng *rand.Ran
 				continue
 			}
 			if rng.IntN(100) < cfg.RejectPercent {
-				if _, err := c.Supplier.RejectParcel(ctx, &supplierv1.RejectParcelRequest{RequestId: "reject-" + p.GetParcelId(),
+				if _, err := c.Supplier.RejectParcel(staff(), &supplierv1.RejectParcelRequest{RequestId: "reject-" + p.GetParcelId(),
 					SupplierId: s.GetSupplierId(), ParcelId: p.GetParcelId(), Reason: "缺货 sold out before packing"}); err != nil {
 					return nil, fmt.Errorf("reject %s: %w", p.GetParcelId(), err)
 				}
@@ -273,11 +308,11 @@ func supplierDecisions(ctx context.Context, c Clients, cfg Config, rng *rand.Ran
 					lines = append(lines, &supplierv1.ConfirmLine{ItemId: l.GetItemId(), Quantity: proto.Int64(actual)})
 				}
 			}
-			if _, err := c.Supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "confirm-" + p.GetParcelId(),
+			if _, err := c.Supplier.ConfirmParcel(staff(), &supplierv1.ConfirmParcelRequest{RequestId: "confirm-" + p.GetParcelId(),
 				SupplierId: s.GetSupplierId(), ParcelId: p.GetParcelId(), Lines: lines}); err != nil {
 				return nil, fmt.Errorf("confirm %s: %w", p.GetParcelId(), err)
 			}
-			if _, err := c.Supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "ready-" + p.GetParcelId(),
+			if _, err := c.Supplier.MarkParcelReady(staff(), &supplierv1.MarkParcelReadyRequest{RequestId: "ready-" + p.GetParcelId(),
 				SupplierId: s.GetSupplierId(), ParcelId: p.GetParcelId()}); err != nil {
 				return nil, fmt.Errorf("ready %s: %w", p.GetParcelId(), err)
 			}
@@ -292,7 +327,7 @@ func supplierDecisions(ctx context.Context, c Clients, cfg Config, rng *rand.Ran
 // round checks a batch in, plans the round it lands in and has every courier deliver their route.
 func round(ctx context.Context, c Clients, cfg Config, rng *rand.Rand, batch []string, run string) (RoundReport, []string, []string, error) {
 	var rd RoundReport
-	in, err := c.Dispatch.CheckInParcels(ctx, &dispatchv1.CheckInParcelsRequest{RequestId: "checkin-" + run + "-" + batch[0],
+	in, err := c.Dispatch.CheckInParcels(c.dispatcher(ctx, cfg.Compound), &dispatchv1.CheckInParcelsRequest{RequestId: "checkin-" + run + "-" + batch[0],
 		Compound: cfg.Compound, ParcelIds: batch})
 	if err != nil {
 		return rd, nil, nil, fmt.Errorf("check-in: %w", err)
@@ -304,7 +339,7 @@ func round(ctx context.Context, c Clients, cfg Config, rng *rand.Rand, batch []s
 		rd.RoundID = r.GetRoundId()
 	}
 	cfg.Log.Info("dispatcher planning", "round", rd.RoundID, "parcels", len(batch))
-	plan, err := c.Dispatch.PlanRound(ctx, &dispatchv1.PlanRoundRequest{RequestId: "plan-" + rd.RoundID, RoundId: rd.RoundID})
+	plan, err := c.Dispatch.PlanRound(c.dispatcher(ctx, cfg.Compound), &dispatchv1.PlanRoundRequest{RequestId: "plan-" + rd.RoundID, RoundId: rd.RoundID})
 	if err != nil {
 		return rd, nil, nil, fmt.Errorf("plan %s: %w", rd.RoundID, err)
 	}
@@ -338,7 +373,7 @@ func deliverRoute(ctx context.Context, c Clients, r *dispatchv1.Route, failures 
 	var route *courierv1.CourierRoute
 	// The courier service learns the route from the route.planned event.
 	err = poll(ctx, func() (bool, error) {
-		resp, err := c.Courier.GetRoute(ctx, &courierv1.GetRouteRequest{CourierId: r.GetCourierId(), RoundId: r.GetRoundId()})
+		resp, err := c.Courier.GetRoute(c.courier(ctx, r.GetCourierId()), &courierv1.GetRouteRequest{CourierId: r.GetCourierId(), RoundId: r.GetRoundId()})
 		if status.Code(err) == codes.NotFound {
 			return false, nil
 		}
@@ -351,7 +386,7 @@ func deliverRoute(ctx context.Context, c Clients, r *dispatchv1.Route, failures 
 	if err != nil {
 		return nil, nil, fmt.Errorf("route %s never reached courier %s: %w", r.GetRouteId(), r.GetCourierId(), err)
 	}
-	if _, err := c.Courier.PickUp(ctx, &courierv1.PickUpRequest{RequestId: "pickup-" + r.GetRouteId(),
+	if _, err := c.Courier.PickUp(c.courier(ctx, r.GetCourierId()), &courierv1.PickUpRequest{RequestId: "pickup-" + r.GetRouteId(),
 		CourierId: r.GetCourierId(), RouteId: r.GetRouteId()}); err != nil {
 		return nil, nil, fmt.Errorf("pick-up %s: %w", r.GetRouteId(), err)
 	}
@@ -359,7 +394,7 @@ func deliverRoute(ctx context.Context, c Clients, r *dispatchv1.Route, failures 
 		for _, p := range s.GetParcels() {
 			id := p.GetParcelId()
 			if failures[id] {
-				if _, err := c.Courier.MarkFailed(ctx, &courierv1.MarkFailedRequest{RequestId: "fail-" + r.GetRouteId() + id,
+				if _, err := c.Courier.MarkFailed(c.courier(ctx, r.GetCourierId()), &courierv1.MarkFailedRequest{RequestId: "fail-" + r.GetRouteId() + id,
 					CourierId: r.GetCourierId(), ParcelId: id, Reason: courierv1.FailureReason_FAILURE_REASON_NOT_HOME}); err != nil {
 					return delivered, failed, fmt.Errorf("fail %s: %w", id, err)
 				}
@@ -370,7 +405,7 @@ func deliverRoute(ctx context.Context, c Clients, r *dispatchv1.Route, failures 
 			if s.GetContactless() {
 				method = courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR
 			}
-			if _, err := c.Courier.MarkDelivered(ctx, &courierv1.MarkDeliveredRequest{RequestId: "deliver-" + r.GetRouteId() + id,
+			if _, err := c.Courier.MarkDelivered(c.courier(ctx, r.GetCourierId()), &courierv1.MarkDeliveredRequest{RequestId: "deliver-" + r.GetRouteId() + id,
 				CourierId: r.GetCourierId(), ParcelId: id, Method: method}); err != nil {
 				return delivered, failed, fmt.Errorf("deliver %s: %w", id, err)
 			}
@@ -386,7 +421,7 @@ func waitParcels(ctx context.Context, c Clients, ids []string, states ...typesv1
 	return poll(ctx, func() (bool, error) {
 		var still []string
 		for _, id := range pending {
-			resp, err := c.Order.GetParcel(ctx, &orderv1.GetParcelRequest{ParcelId: id})
+			resp, err := c.Order.GetParcel(c.as(ctx, typesv1.Role_ROLE_DISPATCHER, "demo", ""), &orderv1.GetParcelRequest{ParcelId: id})
 			if err != nil {
 				return false, err
 			}

@@ -8,12 +8,17 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/rounds"
 
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Compound is the demo compound's slug.
@@ -105,23 +110,33 @@ func sitePlan(ctx context.Context, c Clients, sum *Summary) error {
 }
 
 // roster registers every door. A fixed random source makes the roster the same on every machine:
-// about 4 % of flats empty, 8 % priority (elderly alone, chronically ill), 2 % quarantined.
+// about 4 % of flats empty, 8 % with a priority flag (over 80, living alone, chronically ill), 2 %
+// in quarantine for the next ten days.
 func roster(ctx context.Context, c Clients, sum *Summary) error {
 	rng := rand.New(rand.NewPCG(2022, 4))
+	quarantineEnds := time.Now().In(rounds.Shanghai).AddDate(0, 0, 10).Format(rounds.DateLayout)
 	var hs []*orderv1.Household
 	for _, b := range Buildings() {
 		for u := 1; u <= b.Units; u++ {
 			for f := 1; f <= b.Floors; f++ {
 				for r := 1; r <= b.RoomsPerUnit; r++ {
 					roll := rng.IntN(100)
-					hs = append(hs, &orderv1.Household{
+					h := &orderv1.Household{
 						Address: &typesv1.Address{Compound: Compound, Building: b.Name, Unit: fmt.Sprint(u),
 							Floor: int32(f), Room: fmt.Sprintf("%d%02d", f, r)},
-						Residents:   int32(1 + rng.IntN(4)),
-						Occupied:    roll >= 4,
-						Priority:    roll >= 4 && roll < 12,
-						Quarantined: roll >= 12 && roll < 14,
-					})
+						Residents:      int32(1 + rng.IntN(4)),
+						Occupancy:      orderv1.Occupancy_OCCUPANCY_OCCUPIED,
+						Over_80:        roll >= 4 && roll < 8,
+						LivesAlone:     roll >= 6 && roll < 10,
+						ChronicallyIll: roll >= 10 && roll < 12,
+					}
+					switch {
+					case roll < 4:
+						h.Occupancy, h.Residents = orderv1.Occupancy_OCCUPANCY_EMPTY, 0
+					case roll < 14 && roll >= 12:
+						h.QuarantinedUntil = quarantineEnds
+					}
+					hs = append(hs, h)
 				}
 			}
 		}
@@ -146,14 +161,17 @@ func roster(ctx context.Context, c Clients, sum *Summary) error {
 	return nil
 }
 
+// Two volunteers per pair of walk-ups, and the lift towers shared by four property staff.
+var (
+	courierAreas = [][]string{{"1", "2"}, {"3", "4"}, {"5", "6"}, {"7", "8"}, {"9", "10"}, {"11", "12", "13"}, {"14", "15", "16"}, {"11", "12", "13", "14", "15", "16"}}
+	courierNames = []string{"王师傅", "李阿姨", "张志愿者", "刘志愿者", "陈师傅", "杨物业", "赵物业", "黄物业"}
+)
+
 func couriers(ctx context.Context, c Clients, sum *Summary) error {
-	// Two volunteers per pair of walk-ups, and the lift towers shared by four property staff.
-	areas := [][]string{{"1", "2"}, {"3", "4"}, {"5", "6"}, {"7", "8"}, {"9", "10"}, {"11", "12", "13"}, {"14", "15", "16"}, {"11", "12", "13", "14", "15", "16"}}
-	names := []string{"王师傅", "李阿姨", "张志愿者", "刘志愿者", "陈师傅", "杨物业", "赵物业", "黄物业"}
-	for i, area := range areas {
+	for i, area := range courierAreas {
 		id := fmt.Sprintf("%s-courier-%02d", Compound, i+1)
 		_, err := c.Dispatch.UpsertCourier(ctx, &dispatchv1.UpsertCourierRequest{RequestId: "seed-" + id, Courier: &dispatchv1.Courier{
-			CourierId: id, Compound: Compound, Name: names[i], Buildings: area, MaxParcels: 12, MaxGrams: 25_000, OnDuty: true}})
+			CourierId: id, Compound: Compound, Name: courierNames[i], Buildings: area, MaxParcels: 12, MaxGrams: 25_000, OnDuty: true}})
 		if err != nil {
 			return fmt.Errorf("courier %s: %w", id, err)
 		}
@@ -232,6 +250,18 @@ func catalog(ctx context.Context, c Clients, sum *Summary) error {
 		if _, err := c.Supplier.CreateSupplier(ctx, &supplierv1.CreateSupplierRequest{
 			RequestId: "seed-" + s.id, SupplierId: s.id, Compound: Compound, Name: s.name, Kind: s.kind}); err != nil {
 			return fmt.Errorf("supplier %s: %w", s.id, err)
+		}
+		// A supplier sells only with valid papers: a business licence, and a food or drug permit.
+		permit := "food_permit"
+		if s.kind == "pharmacy" {
+			permit = "drug_permit"
+		}
+		if _, err := c.Supplier.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{RequestId: "seed-credentials-" + s.id,
+			SupplierId: s.id, Credentials: []*supplierv1.Credential{
+				{Kind: "business_licence", Number: "91310000" + s.id[len(s.id)-4:], ExpiresOn: "2030-12-31"},
+				{Kind: permit, Number: "JY1310" + s.id[len(s.id)-4:], ExpiresOn: "2027-06-30"},
+			}}); err != nil && status.Code(err) != codes.Unimplemented {
+			return fmt.Errorf("credentials of %s: %w", s.id, err)
 		}
 		sum.Suppliers++
 		for _, it := range s.items {

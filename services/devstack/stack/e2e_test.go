@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/natsx"
@@ -21,9 +23,11 @@ import (
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/devstack/demo"
 	"github.com/doorstep/doorstep/services/devstack/seed"
 	"github.com/doorstep/doorstep/services/devstack/stack"
+	"github.com/doorstep/doorstep/services/gateway/accounts"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -36,6 +40,25 @@ type clients struct {
 	supplier supplierv1.SupplierServiceClient
 	dispatch dispatchv1.DispatchServiceClient
 	courier  courierv1.CourierServiceClient
+	keys     *auth.Keys
+}
+
+// as is ctx carrying the signed identity of a person of the demo compound.
+func (c clients) as(t *testing.T, role typesv1.Role, subject string, opts ...func(*auth.Identity)) context.Context {
+	t.Helper()
+	id := auth.Identity{Role: role, Subject: subject, Compound: "haixin"}
+	for _, o := range opts {
+		o(&id)
+	}
+	ctx, err := c.keys.Outgoing(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+func (c clients) supplierStaff(t *testing.T, supplierID string) context.Context {
+	return c.as(t, typesv1.Role_ROLE_SUPPLIER, supplierID+".staff", func(i *auth.Identity) { i.SupplierID = supplierID; i.Compound = "" })
 }
 
 func startStack(t *testing.T) (*stack.Stack, clients) {
@@ -50,8 +73,12 @@ func startStack(t *testing.T) (*stack.Stack, clients) {
 		t.Fatalf("start stack: %v", err)
 	}
 	t.Cleanup(s.Stop)
-	dial := func(addr string) *grpc.ClientConn {
-		conn, err := grpcx.Dial(addr)
+	keys, err := auth.NewKeys([]byte(s.AuthKey), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+		conn, err := grpcx.Dial(addr, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,8 +90,11 @@ func startStack(t *testing.T) (*stack.Stack, clients) {
 		supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier)),
 		dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch)),
 		courier:  courierv1.NewCourierServiceClient(dial(s.Courier)),
+		keys:     keys,
 	}
-	sum, err := seed.Run(ctx, seed.Clients{Order: c.order, Supplier: c.supplier, Dispatch: c.dispatch})
+	seedAs := keys.DialOption("seed")
+	sum, err := seed.Run(ctx, seed.Clients{Order: orderv1.NewOrderServiceClient(dial(s.Order, seedAs)),
+		Supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier, seedAs)), Dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch, seedAs))})
 	if err != nil {
 		t.Fatalf("seed: %v", err)
 	}
@@ -78,14 +108,29 @@ func startStack(t *testing.T) (*stack.Stack, clients) {
 func TestBasketToDoor(t *testing.T) {
 	s, c := startStack(t)
 	ctx := context.Background()
-	const household = "haixin-3-2-502"
+
+	// The household signs in with the code a worker printed for it.
+	store, err := accounts.Open(ctx, s.DatabaseURL, accounts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := seed.Accounts(ctx, store)
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second} // the resident's phone
+	if st := call(t, hc, http.MethodPost, "http://"+s.Gateway+"/api/v1/session/code", `{"code":"`+code.Code+`"}`, nil); st != http.StatusOK {
+		t.Fatalf("sign in with the household's code: HTTP %d", st)
+	}
 
 	stockBefore := stock(t, c)
 	// Rice and weighed cabbage from FreshMart, N95 masks from the pharmacy.
-	body := `{"request_id":"e2e-1","household_id":"` + household + `","lines":[` +
+	body := `{"request_id":"e2e-1","lines":[` +
 		`{"item_id":"fm-rice-5kg","quantity":2},{"item_id":"fm-cabbage","quantity":1000},{"item_id":"ph-masks-n95","quantity":1}]}`
 	var placed apiOrder
-	if code := call(t, http.MethodPost, "http://"+s.Gateway+"/api/v1/orders", body, &placed); code != http.StatusCreated {
+	if code := call(t, hc, http.MethodPost, "http://"+s.Gateway+"/api/v1/orders", body, &placed); code != http.StatusCreated {
 		t.Fatalf("place order: HTTP %d", code)
 	}
 	if len(placed.Parcels) != 2 {
@@ -93,7 +138,7 @@ func TestBasketToDoor(t *testing.T) {
 	}
 	// A retry of the same request returns the same order.
 	var again apiOrder
-	call(t, http.MethodPost, "http://"+s.Gateway+"/api/v1/orders", body, &again)
+	call(t, hc, http.MethodPost, "http://"+s.Gateway+"/api/v1/orders", body, &again)
 	if again.OrderID != placed.OrderID {
 		t.Fatalf("retry created another order: %s then %s", placed.OrderID, again.OrderID)
 	}
@@ -108,15 +153,16 @@ func TestBasketToDoor(t *testing.T) {
 	}
 
 	// Suppliers confirm (FreshMart weighs 1,040 g of cabbage) and hand over at the gate.
-	mustOK(t)(c.supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "e2e-c1", SupplierId: "haixin-freshmart", ParcelId: fm,
+	mustOK(t)(c.supplier.ConfirmParcel(c.supplierStaff(t, "haixin-freshmart"), &supplierv1.ConfirmParcelRequest{RequestId: "e2e-c1", SupplierId: "haixin-freshmart", ParcelId: fm,
 		Lines: []*supplierv1.ConfirmLine{{ItemId: "fm-cabbage", Quantity: proto.Int64(1040)}}}))
-	mustOK(t)(c.supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "e2e-c2", SupplierId: "haixin-pharmacy", ParcelId: ph}))
-	mustOK(t)(c.supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "e2e-r1", SupplierId: "haixin-freshmart", ParcelId: fm}))
-	mustOK(t)(c.supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "e2e-r2", SupplierId: "haixin-pharmacy", ParcelId: ph}))
-	waitOrder(t, s, placed.OrderID, "READY")
+	mustOK(t)(c.supplier.ConfirmParcel(c.supplierStaff(t, "haixin-pharmacy"), &supplierv1.ConfirmParcelRequest{RequestId: "e2e-c2", SupplierId: "haixin-pharmacy", ParcelId: ph}))
+	mustOK(t)(c.supplier.MarkParcelReady(c.supplierStaff(t, "haixin-freshmart"), &supplierv1.MarkParcelReadyRequest{RequestId: "e2e-r1", SupplierId: "haixin-freshmart", ParcelId: fm}))
+	mustOK(t)(c.supplier.MarkParcelReady(c.supplierStaff(t, "haixin-pharmacy"), &supplierv1.MarkParcelReadyRequest{RequestId: "e2e-r2", SupplierId: "haixin-pharmacy", ParcelId: ph}))
+	waitOrder(t, hc, s, placed.OrderID, "READY")
 
 	// The dispatcher checks both in and plans the round.
-	in, err := c.dispatch.CheckInParcels(ctx, &dispatchv1.CheckInParcelsRequest{RequestId: "e2e-in", Compound: "haixin", ParcelIds: []string{fm, ph}})
+	dispatcher := c.as(t, typesv1.Role_ROLE_DISPATCHER, "dispatcher.haixin")
+	in, err := c.dispatch.CheckInParcels(dispatcher, &dispatchv1.CheckInParcelsRequest{RequestId: "e2e-in", Compound: "haixin", ParcelIds: []string{fm, ph}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +171,7 @@ func TestBasketToDoor(t *testing.T) {
 			t.Fatalf("check-in %s: %s", r.GetParcelId(), r.GetError())
 		}
 	}
-	plan, err := c.dispatch.PlanRound(ctx, &dispatchv1.PlanRoundRequest{RequestId: "e2e-plan", RoundId: in.GetResults()[0].GetRoundId()})
+	plan, err := c.dispatch.PlanRound(dispatcher, &dispatchv1.PlanRoundRequest{RequestId: "e2e-plan", RoundId: in.GetResults()[0].GetRoundId()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,15 +185,15 @@ func TestBasketToDoor(t *testing.T) {
 
 	// The courier sees the route, picks up at the gate and delivers.
 	testkit.Eventually(t, 15*time.Second, func() error {
-		_, err := c.courier.GetRoute(ctx, &courierv1.GetRouteRequest{CourierId: route.GetCourierId(), RoundId: route.GetRoundId()})
+		_, err := c.courier.GetRoute(c.as(t, typesv1.Role_ROLE_COURIER, route.GetCourierId()), &courierv1.GetRouteRequest{CourierId: route.GetCourierId(), RoundId: route.GetRoundId()})
 		return err
 	})
-	mustOK(t)(c.courier.PickUp(ctx, &courierv1.PickUpRequest{RequestId: "e2e-pick", CourierId: route.GetCourierId(), RouteId: route.GetRouteId()}))
+	mustOK(t)(c.courier.PickUp(c.as(t, typesv1.Role_ROLE_COURIER, route.GetCourierId()), &courierv1.PickUpRequest{RequestId: "e2e-pick", CourierId: route.GetCourierId(), RouteId: route.GetRouteId()}))
 	for i, p := range []string{fm, ph} {
-		mustOK(t)(c.courier.MarkDelivered(ctx, &courierv1.MarkDeliveredRequest{RequestId: fmt.Sprint("e2e-d", i), CourierId: route.GetCourierId(),
+		mustOK(t)(c.courier.MarkDelivered(c.as(t, typesv1.Role_ROLE_COURIER, route.GetCourierId()), &courierv1.MarkDeliveredRequest{RequestId: fmt.Sprint("e2e-d", i), CourierId: route.GetCourierId(),
 			ParcelId: p, Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER}))
 	}
-	final := waitOrder(t, s, placed.OrderID, "DELIVERED")
+	final := waitOrder(t, hc, s, placed.OrderID, "DELIVERED")
 	if !strings.HasSuffix(final.Status, "DELIVERED") {
 		t.Errorf("order status %s, want DELIVERED", final.Status)
 	}
@@ -169,7 +215,7 @@ func TestBasketToDoor(t *testing.T) {
 	}
 	wantSteps := []string{"parcel.placed", "parcel.confirmed", "parcel.ready", "parcel.at_gate", "parcel.assigned", "parcel.out_for_delivery", "parcel.delivered"}
 	testkit.Eventually(t, 15*time.Second, func() error {
-		if code := call(t, http.MethodGet, "http://"+s.Gateway+"/api/v1/orders/"+placed.OrderID+"/timeline", "", &tl); code != http.StatusOK {
+		if code := call(t, hc, http.MethodGet, "http://"+s.Gateway+"/api/v1/orders/"+placed.OrderID+"/timeline", "", &tl); code != http.StatusOK {
 			return fmt.Errorf("timeline: HTTP %d", code)
 		}
 		if len(tl.Entries) == 0 || tl.Entries[0].Kind != "order.placed" {
@@ -196,7 +242,7 @@ func TestBasketToDoor(t *testing.T) {
 // TestDemoDay runs `make demo`'s simulation on a smaller day.
 func TestDemoDay(t *testing.T) {
 	_, c := startStack(t)
-	rep, err := demo.Run(context.Background(), demo.Clients{Order: c.order, Supplier: c.supplier, Dispatch: c.dispatch, Courier: c.courier},
+	rep, err := demo.Run(context.Background(), demo.Clients{Order: c.order, Supplier: c.supplier, Dispatch: c.dispatch, Courier: c.courier, Keys: c.keys},
 		demo.Config{Compound: "haixin", Households: 60, FailPercent: 10, RejectPercent: 5, Seed: 7})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, rep)
@@ -220,12 +266,12 @@ type apiOrder struct {
 	} `json:"parcels"`
 }
 
-func waitOrder(t *testing.T, s *stack.Stack, orderID, state string) apiOrder {
+func waitOrder(t *testing.T, hc *http.Client, s *stack.Stack, orderID, state string) apiOrder {
 	t.Helper()
 	var o apiOrder
 	testkit.Eventually(t, 15*time.Second, func() error {
 		o = apiOrder{}
-		if code := call(t, http.MethodGet, "http://"+s.Gateway+"/api/v1/orders/"+orderID, "", &o); code != http.StatusOK {
+		if code := call(t, hc, http.MethodGet, "http://"+s.Gateway+"/api/v1/orders/"+orderID, "", &o); code != http.StatusOK {
 			return fmt.Errorf("get order: HTTP %d", code)
 		}
 		for _, p := range o.Parcels {
@@ -240,7 +286,7 @@ func waitOrder(t *testing.T, s *stack.Stack, orderID, state string) apiOrder {
 
 func stock(t *testing.T, c clients) map[string]int64 {
 	t.Helper()
-	resp, err := c.supplier.ListItems(context.Background(), &supplierv1.ListItemsRequest{Compound: "haixin"})
+	resp, err := c.supplier.ListItems(c.as(t, typesv1.Role_ROLE_WORKER, "worker.haixin"), &supplierv1.ListItemsRequest{Compound: "haixin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,14 +347,14 @@ func assertStreamEvents(t *testing.T, s *stack.Stack, orderID string, want int) 
 	}
 }
 
-func call(t *testing.T, method, url, body string, out any) int {
+func call(t *testing.T, hc *http.Client, method, url, body string, out any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

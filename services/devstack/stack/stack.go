@@ -6,6 +6,7 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,9 @@ type Options struct {
 	// DatabaseURL, when set, is used instead of starting a private PostgreSQL.
 	DatabaseURL string
 	Ports       Ports
+	// AuthKey signs and verifies the identities the gateway passes to the services (≥ 32 bytes);
+	// empty means a random key for this run.
+	AuthKey string
 	// Now is the services' clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -62,6 +66,8 @@ type Stack struct {
 	// Addresses as host:port.
 	Order, Supplier, Dispatch, Courier, Tracking, Gateway, NATS string
 	DatabaseURL                                                 string
+	// AuthKey is the identity key the services share.
+	AuthKey string
 
 	nats   *server.Server
 	pg     *localpg.Cluster
@@ -84,6 +90,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.AuthKey, err = authKey(o); err != nil {
+		return nil, err
 	}
 	s.nats, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Port: portOrFree(o.Ports.NATS), StoreDir: filepath.Join(o.DataDir, "nats")})
 	if err != nil {
@@ -139,25 +148,26 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil
 		})
 	}
-	db, nc := s.DatabaseURL, s.NATS
+	db, nc, key := s.DatabaseURL, s.NATS, s.AuthKey
 	run("supplier", func(ctx context.Context, l *slog.Logger) error {
-		return supplier.Run(ctx, supplier.Config{MetricsPort: o.Ports.SupplierMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["supplier"], Now: o.Now}, l)
+		return supplier.Run(ctx, supplier.Config{AuthKey: key, MetricsPort: o.Ports.SupplierMetrics, DispatchAddr: s.Dispatch, DatabaseURL: db, NATSURL: nc, Listener: lis["supplier"], Now: o.Now}, l)
 	})
 	run("order", func(ctx context.Context, l *slog.Logger) error {
-		return order.Run(ctx, order.Config{MetricsPort: o.Ports.OrderMetrics, DatabaseURL: db, NATSURL: nc, SupplierAddr: s.Supplier, Listener: lis["order"], Now: o.Now}, l)
+		return order.Run(ctx, order.Config{MetricsPort: o.Ports.OrderMetrics, DispatchAddr: s.Dispatch, DatabaseURL: db, NATSURL: nc, SupplierAddr: s.Supplier, Listener: lis["order"], Now: o.Now}, l)
 	})
 	run("dispatch", func(ctx context.Context, l *slog.Logger) error {
 		return dispatch.Run(ctx, dispatch.Config{MetricsPort: o.Ports.DispatchMetrics, DatabaseURL: db, NATSURL: nc, OrderAddr: s.Order, Listener: lis["dispatch"], Now: o.Now}, l)
 	})
 	run("courier", func(ctx context.Context, l *slog.Logger) error {
-		return courier.Run(ctx, courier.Config{MetricsPort: o.Ports.CourierMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["courier"], Now: o.Now}, l)
+		return courier.Run(ctx, courier.Config{AuthKey: key, MetricsPort: o.Ports.CourierMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["courier"], Now: o.Now}, l)
 	})
 	run("tracking", func(ctx context.Context, l *slog.Logger) error {
-		return tracking.Run(ctx, tracking.Config{MetricsPort: o.Ports.TrackingMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["tracking"], Now: o.Now}, l)
+		return tracking.Run(ctx, tracking.Config{MetricsPort: o.Ports.TrackingMetrics, AuthKey: key, DatabaseURL: db, NATSURL: nc, Listener: lis["tracking"], Now: o.Now}, l)
 	})
 	run("gateway", func(ctx context.Context, l *slog.Logger) error {
-		return gateway.Run(ctx, gateway.Config{OrderAddr: s.Order, SupplierAddr: s.Supplier, TrackingAddr: s.Tracking,
-			Compound: "haixin", Listener: lis["gateway"]}, l)
+		return gateway.Run(ctx, gateway.Config{DatabaseURL: db, AuthKey: key, OrderAddr: s.Order, SupplierAddr: s.Supplier,
+			DispatchAddr: s.Dispatch, CourierAddr: s.Courier, TrackingAddr: s.Tracking, Compound: "haixin",
+			Listener: lis["gateway"], Now: o.Now}, l)
 	})
 
 	if err := s.waitHealthy(ctx, runCtx); err != nil {
@@ -233,6 +243,35 @@ func waitOrFail(ctx, runCtx context.Context, s *Stack) error {
 	case <-time.After(100 * time.Millisecond):
 		return nil
 	}
+}
+
+// authKey is the configured key, else the one kept in the data directory (made on first start),
+// so tools started beside the stack (make demo) can sign identities the services accept.
+func authKey(o Options) (string, error) {
+	if o.AuthKey != "" {
+		return o.AuthKey, nil
+	}
+	path := filepath.Join(o.DataDir, "auth.key")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	key := rand.Text() + rand.Text() // 52 base32 characters, 260 random bits
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write auth key: %w", err)
+	}
+	return key, nil
+}
+
+// ReadAuthKey is DOORSTEP_AUTH_KEY, else the key a stack keeps in dataDir.
+func ReadAuthKey(dataDir string) (string, error) {
+	if k := os.Getenv("DOORSTEP_AUTH_KEY"); k != "" {
+		return k, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, "auth.key"))
+	if err != nil {
+		return "", fmt.Errorf("no DOORSTEP_AUTH_KEY and no key in %s (start the stack with make run first): %w", dataDir, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func portOrFree(p int) int {

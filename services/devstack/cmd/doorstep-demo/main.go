@@ -11,15 +11,19 @@ import (
 	"syscall"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	"github.com/doorstep/doorstep/services/devstack/demo"
+	"github.com/doorstep/doorstep/services/devstack/stack"
 )
 
 type config struct {
+	// DataDir is where make run keeps the identity key (unless DOORSTEP_AUTH_KEY is set).
+	DataDir  string `env:"DOORSTEP_DATA_DIR" envDefault:".data"`
 	Order    string `env:"ORDER_ADDR" envDefault:"127.0.0.1:50051"`
 	Supplier string `env:"SUPPLIER_ADDR" envDefault:"127.0.0.1:50052"`
 	Dispatch string `env:"DISPATCH_ADDR" envDefault:"127.0.0.1:50053"`
@@ -61,10 +65,18 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	key, err := stack.ReadAuthKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	keys, err := auth.NewKeys([]byte(key), nil)
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	rep, err := demo.Run(ctx, demo.Clients{
 		Order: orderv1.NewOrderServiceClient(o), Supplier: supplierv1.NewSupplierServiceClient(s),
-		Dispatch: dispatchv1.NewDispatchServiceClient(d), Courier: courierv1.NewCourierServiceClient(c),
+		Dispatch: dispatchv1.NewDispatchServiceClient(d), Courier: courierv1.NewCourierServiceClient(c), Keys: keys,
 	}, demo.Config{Compound: "haixin", Households: *households, FailPercent: *failPct, RejectPercent: *rejectPct, Log: log})
 	fmt.Print(rep)
 	return err

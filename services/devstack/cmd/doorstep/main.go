@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	"github.com/doorstep/doorstep/services/devstack/seed"
 	"github.com/doorstep/doorstep/services/devstack/stack"
+	"github.com/doorstep/doorstep/services/gateway/accounts"
 )
 
 type config struct {
@@ -78,11 +80,11 @@ func run(ctx context.Context) error {
 	}
 	defer s.Stop()
 
-	sum, err := seedCompound(ctx, s)
+	sum, code, err := seedCompound(ctx, s)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	printWelcome(s, sum, time.Since(started))
+	printWelcome(s, sum, code, time.Since(started))
 
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }()
@@ -98,13 +100,19 @@ func run(ctx context.Context) error {
 	}
 }
 
-func seedCompound(ctx context.Context, s *stack.Stack) (seed.Summary, error) {
+// seedCompound seeds the demo compound through the services (as the SYSTEM identity "seed") and
+// the demo accounts into the gateway's database, returning the demo household's new sign-in code.
+func seedCompound(ctx context.Context, s *stack.Stack) (seed.Summary, accounts.IssuedCode, error) {
+	keys, err := auth.NewKeys([]byte(s.AuthKey), nil)
+	if err != nil {
+		return seed.Summary{}, accounts.IssuedCode{}, err
+	}
 	conns := map[string]string{"order": s.Order, "supplier": s.Supplier, "dispatch": s.Dispatch}
 	var c seed.Clients
 	for name, addr := range conns {
-		conn, err := grpcx.Dial(addr)
+		conn, err := grpcx.Dial(addr, keys.DialOption("seed"))
 		if err != nil {
-			return seed.Summary{}, err
+			return seed.Summary{}, accounts.IssuedCode{}, err
 		}
 		defer conn.Close()
 		switch name {
@@ -116,10 +124,20 @@ func seedCompound(ctx context.Context, s *stack.Stack) (seed.Summary, error) {
 			c.Dispatch = dispatchv1.NewDispatchServiceClient(conn)
 		}
 	}
-	return seed.Run(ctx, c)
+	sum, err := seed.Run(ctx, c)
+	if err != nil {
+		return sum, accounts.IssuedCode{}, err
+	}
+	store, err := accounts.Open(ctx, s.DatabaseURL, accounts.Options{})
+	if err != nil {
+		return sum, accounts.IssuedCode{}, err
+	}
+	defer store.Close()
+	code, err := seed.Accounts(ctx, store)
+	return sum, code, err
 }
 
-func printWelcome(s *stack.Stack, sum seed.Summary, took time.Duration) {
+func printWelcome(s *stack.Stack, sum seed.Summary, code accounts.IssuedCode, took time.Duration) {
 	seeded := fmt.Sprintf("seeded compound %q: %d buildings, %d households, %d suppliers, %d items, %d couriers",
 		seed.Compound, sum.Buildings, sum.Households, sum.Suppliers, sum.Items, sum.Couriers)
 	if sum.Skipped {
@@ -135,14 +153,19 @@ Doorstep is running (started in %s); %s.
   NATS           %[9]s (JetStream; subjects doorstep.haixin.>)
   PostgreSQL     %[10]s
 
+Sign in:
+  household %[11]s    code %[12]s   (new at every start)   http://%[3]s/signin?code=%[13]s
+  staff (password %[14]s): worker.haixin  dispatcher.haixin  haixin-freshmart.staff
+        haixin-hualian.staff  haixin-pharmacy.staff  courier01.haixin … courier08.haixin
+
 Try:
-  curl -s 'http://%[3]s/api/v1/catalog?compound=haixin'
-  curl -s -X POST http://%[3]s/api/v1/orders -H 'Content-Type: application/json' \
-    -d '{"request_id":"try-1","household_id":"haixin-3-2-502","lines":[{"item_id":"fm-rice-5kg","quantity":1},{"item_id":"ph-masks-n95","quantity":1}]}'
+  curl -s -c /tmp/doorstep.cookies -X POST http://%[3]s/api/v1/session/code -d '{"code":"%[12]s"}'
+  curl -s -b /tmp/doorstep.cookies -X POST http://%[3]s/api/v1/orders -H 'Content-Type: application/json' \
+    -d '{"request_id":"try-1","lines":[{"item_id":"fm-rice-5kg","quantity":1},{"item_id":"ph-masks-n95","quantity":1}]}'
   go -C tools tool grpcurl -plaintext %[4]s list
-  go -C tools tool grpcurl -plaintext -d '{"household_id":"haixin-3-2-502"}' %[4]s doorstep.order.v1.OrderService/ListOrders
   make demo        # simulate a whole day: 300 households, two rounds, couriers delivering
 
 Ctrl-C stops; data stays in the data directory for the next start.
-`, took.Round(time.Millisecond), seeded, s.Gateway, s.Order, s.Supplier, s.Dispatch, s.Courier, s.Tracking, s.NATS, s.DatabaseURL)
+`, took.Round(time.Millisecond), seeded, s.Gateway, s.Order, s.Supplier, s.Dispatch, s.Courier, s.Tracking, s.NATS, s.DatabaseURL,
+		code.HouseholdID, code.Formatted, code.Code, seed.DemoPassword)
 }
