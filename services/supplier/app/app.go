@@ -1,6 +1,7 @@
 // Package app wires the supplier service: PostgreSQL schema "supplier", the outbox relay to
-// JetStream, the doorstep.supplier.v1.SupplierService gRPC server, the dispatch client for round
-// times and the background jobs (reservation expiry, idempotency key pruning). It is not internal because
+// JetStream, the doorstep.supplier.v1.SupplierService gRPC server with its authorization, the
+// dispatch client for round times and the background jobs (reservation expiry, idempotency key
+// pruning). It is not internal because
 // the dev stack runs every service in one process and starts this one through Run.
 package app
 
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/servicekit"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
@@ -39,9 +41,14 @@ type Config struct {
 	// ConfirmLead is the least time between a reservation and the cutoff of the round it is due
 	// for; 0 means 30 minutes.
 	ConfirmLead time.Duration `env:"SUPPLIER_CONFIRM_LEAD" envDefault:"30m"`
+	// AuthKey verifies the signed identity of every call and signs the service's own calls to
+	// dispatch (shared by all services, at least 32 bytes; required).
+	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
 
-	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
-	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
+	Listener net.Listener `env:"-"` // when set (tests, dev stack) used instead of Port
+	// Now is the service's clock, by which identities are also minted and verified (the dev stack
+	// gives every service and the gateway the same one); nil means time.Now.
+	Now func() time.Time `env:"-"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -57,6 +64,10 @@ func ConfigFromEnv() (Config, error) {
 // relay and closes the connections.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "supplier")
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), cfg.Now)
+	if err != nil {
+		return fmt.Errorf("supplier: %w", err)
+	}
 	kit, err := servicekit.Open(ctx, servicekit.Options{
 		Name:        "supplier",
 		Schema:      "supplier",
@@ -76,7 +87,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	var dispatch dispatchv1.DispatchServiceClient
 	if cfg.DispatchAddr != "" {
-		conn, err := grpcx.Dial(cfg.DispatchAddr)
+		// Round times are the service's own question, asked as itself (SYSTEM "supplier").
+		conn, err := grpcx.Dial(cfg.DispatchAddr, keys.DialOption("supplier"))
 		if err != nil {
 			return fmt.Errorf("dispatch at %s: %w", cfg.DispatchAddr, err)
 		}
@@ -92,7 +104,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Now:         cfg.Now,
 	}
 
-	srv := grpcx.NewServer(log)
+	srv := grpcx.NewServer(log, keys.ServerOptions(grpcapi.Policy)...)
 	supplierv1.RegisterSupplierServiceServer(srv, &grpcapi.Server{Svc: svc, Log: log})
 	log.Info("supplier service listening", "addr", lis.Addr().String())
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -30,11 +31,11 @@ func TestCreateSupplierValidatesEveryField(t *testing.T) {
 	for _, tt := range tests {
 		req := valid()
 		tt.edit(req)
-		_, err := e.client.CreateSupplier(e.ctx, req)
+		_, err := e.client.CreateSupplier(e.worker(), req)
 		wantField(t, err, tt.field)
 	}
 
-	generated, err := e.client.CreateSupplier(e.ctx, valid())
+	generated, err := e.client.CreateSupplier(e.worker(), valid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,25 +44,28 @@ func TestCreateSupplierValidatesEveryField(t *testing.T) {
 	}
 	pharmacy := valid()
 	pharmacy.SupplierId, pharmacy.Kind = "haixin-pharmacy", "pharmacy"
-	if _, err := e.client.CreateSupplier(e.ctx, pharmacy); err != nil {
+	if _, err := e.client.CreateSupplier(e.worker(), pharmacy); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.client.CreateSupplier(e.ctx, pharmacy)
+	_, err = e.client.CreateSupplier(e.worker(), pharmacy)
 	wantCode(t, err, codes.AlreadyExists)
 
+	// A city-wide worker registers suppliers anywhere; a worker of the compound only there.
 	other := valid()
 	other.Compound = "other-compound"
-	if _, err := e.client.CreateSupplier(e.ctx, other); err != nil {
+	_, err = e.client.CreateSupplier(e.worker(), other)
+	wantCode(t, err, codes.PermissionDenied)
+	if _, err := e.client.CreateSupplier(e.as(typesv1.Role_ROLE_WORKER, "worker-chen"), other); err != nil {
 		t.Fatal(err)
 	}
-	list, err := e.client.ListSuppliers(e.ctx, &supplierv1.ListSuppliersRequest{Compound: compound})
+	list, err := e.client.ListSuppliers(e.worker(), &supplierv1.ListSuppliersRequest{Compound: compound})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list.GetSuppliers()) != 2 {
 		t.Fatalf("listed %d suppliers of %s, want 2", len(list.GetSuppliers()), compound)
 	}
-	_, err = e.client.ListSuppliers(e.ctx, &supplierv1.ListSuppliersRequest{Compound: "HAIXIN"})
+	_, err = e.client.ListSuppliers(e.worker(), &supplierv1.ListSuppliersRequest{Compound: "HAIXIN"})
 	wantField(t, err, "compound")
 }
 
@@ -91,23 +95,23 @@ func TestUpsertItemValidatesEveryField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			it := counted("freshmart", "masks", 2000, 10, 0)
 			tt.edit(it)
-			_, err := e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{Item: it})
+			_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: it})
 			wantField(t, err, tt.field)
 		})
 	}
-	_, err := e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{})
+	_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{})
 	wantField(t, err, "item")
 
 	// No markup: the refusal says why.
 	it := counted("freshmart", "masks", 2000, 10, 0)
 	it.CurrentPriceFen = 2500
-	_, err = e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{Item: it})
+	_, err = e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: it})
 	wantField(t, err, "item.current_price_fen")
 	if !strings.Contains(status.Convert(err).Message(), "no markup") {
 		t.Fatalf("message %q", status.Convert(err).Message())
 	}
 
-	_, err = e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{Item: counted("nobody", "masks", 2000, 10, 0)})
+	_, err = e.client.UpsertItem(e.system(), &supplierv1.UpsertItemRequest{Item: counted("nobody", "masks", 2000, 10, 0)})
 	wantCode(t, err, codes.NotFound)
 
 	// Create, then update in place; a weighed item ships 1000 g per kilogram.
@@ -123,25 +127,25 @@ func TestUpsertItemValidatesEveryField(t *testing.T) {
 
 	// An item id is the supplier's own: another supplier cannot take it over.
 	e.supplier("pharmacy")
-	_, err = e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{Item: counted("pharmacy", "masks", 2000, 10, 0)})
+	_, err = e.client.UpsertItem(e.staff("pharmacy"), &supplierv1.UpsertItemRequest{Item: counted("pharmacy", "masks", 2000, 10, 0)})
 	wantCode(t, err, codes.AlreadyExists)
 	if got := e.stock("masks"); got != 40 {
 		t.Fatalf("stock %d after a refused takeover", got)
 	}
 	e.item(counted("pharmacy", "thermometer", 3500, 5, 1))
 
-	all, err := e.client.ListItems(e.ctx, &supplierv1.ListItemsRequest{Compound: compound})
+	all, err := e.client.ListItems(e.worker(), &supplierv1.ListItemsRequest{Compound: compound})
 	if err != nil {
 		t.Fatal(err)
 	}
-	one, err := e.client.ListItems(e.ctx, &supplierv1.ListItemsRequest{Compound: compound, SupplierId: "pharmacy"})
+	one, err := e.client.ListItems(e.worker(), &supplierv1.ListItemsRequest{Compound: compound, SupplierId: "pharmacy"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all.GetItems()) != 3 || len(one.GetItems()) != 1 || one.GetItems()[0].GetItemId() != "thermometer" {
 		t.Fatalf("listed %d items, %d of the pharmacy", len(all.GetItems()), len(one.GetItems()))
 	}
-	_, err = e.client.ListItems(e.ctx, &supplierv1.ListItemsRequest{})
+	_, err = e.client.ListItems(e.worker(), &supplierv1.ListItemsRequest{})
 	wantField(t, err, "compound")
 }
 
@@ -152,21 +156,21 @@ func TestBatchGetItemsAllOrNothing(t *testing.T) {
 	e.item(counted("freshmart", "masks", 2000, 10, 0))
 	e.item(counted("freshmart", "rice", 4500, 10, 0))
 
-	res, err := e.client.BatchGetItems(e.ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice", "masks", "rice"}})
+	res, err := e.client.BatchGetItems(e.worker(), &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice", "masks", "rice"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.GetItems()) != 2 || res.GetItems()[0].GetItemId() != "rice" || res.GetItems()[1].GetItemId() != "masks" {
 		t.Fatalf("got %v", res.GetItems())
 	}
-	_, err = e.client.BatchGetItems(e.ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice", "caviar", "truffle"}})
+	_, err = e.client.BatchGetItems(e.worker(), &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice", "caviar", "truffle"}})
 	wantCode(t, err, codes.NotFound)
 	if msg := status.Convert(err).Message(); !strings.Contains(msg, "caviar") || !strings.Contains(msg, "truffle") || strings.Contains(msg, "rice") {
 		t.Fatalf("message %q should name exactly the missing items", msg)
 	}
-	_, err = e.client.BatchGetItems(e.ctx, &supplierv1.BatchGetItemsRequest{})
+	_, err = e.client.BatchGetItems(e.worker(), &supplierv1.BatchGetItemsRequest{})
 	wantField(t, err, "item_ids")
-	_, err = e.client.BatchGetItems(e.ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice", ""}})
+	_, err = e.client.BatchGetItems(e.worker(), &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice", ""}})
 	wantField(t, err, "item_ids[1]")
 }
 
@@ -174,11 +178,11 @@ func TestCatalogRequestsAreIdempotent(t *testing.T) {
 	t.Parallel()
 	e := start(t)
 	create := &supplierv1.CreateSupplierRequest{RequestId: "req-1", Compound: compound, Name: "FreshMart", Kind: "supermarket"}
-	first, err := e.client.CreateSupplier(e.ctx, create)
+	first, err := e.client.CreateSupplier(e.worker(), create)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.client.CreateSupplier(e.ctx, create)
+	again, err := e.client.CreateSupplier(e.worker(), create)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,24 +191,24 @@ func TestCatalogRequestsAreIdempotent(t *testing.T) {
 	}
 	other := proto.Clone(create).(*supplierv1.CreateSupplierRequest)
 	other.Name = "FreshMart 2"
-	_, err = e.client.CreateSupplier(e.ctx, other)
+	_, err = e.client.CreateSupplier(e.worker(), other)
 	wantCode(t, err, codes.AlreadyExists)
 	supplierID := first.GetSupplier().GetSupplierId()
 
 	// A generated item id is generated once.
 	upsert := &supplierv1.UpsertItemRequest{RequestId: "req-2", Item: counted(supplierID, "", 2000, 10, 0)}
-	a, err := e.client.UpsertItem(e.ctx, upsert)
+	a, err := e.client.UpsertItem(e.staff(supplierID), upsert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.client.UpsertItem(e.ctx, upsert)
+	b, err := e.client.UpsertItem(e.staff(supplierID), upsert)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.GetItem().GetItemId() != b.GetItem().GetItemId() {
 		t.Fatalf("retry created %s and %s", a.GetItem().GetItemId(), b.GetItem().GetItemId())
 	}
-	list, err := e.client.ListItems(e.ctx, &supplierv1.ListItemsRequest{Compound: compound})
+	list, err := e.client.ListItems(e.worker(), &supplierv1.ListItemsRequest{Compound: compound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,15 +216,15 @@ func TestCatalogRequestsAreIdempotent(t *testing.T) {
 		t.Fatalf("%d items after a retried create", len(list.GetItems()))
 	}
 	// The same request id on another method is a different request.
-	_, err = e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{RequestId: "req-1", Item: counted(supplierID, "x", 1, 1, 0)})
+	_, err = e.client.UpsertItem(e.staff(supplierID), &supplierv1.UpsertItemRequest{RequestId: "req-1", Item: counted(supplierID, "x", 1, 1, 0)})
 	wantCode(t, err, codes.AlreadyExists)
 	// A refused request leaves its id free for a corrected retry.
 	bad := &supplierv1.UpsertItemRequest{RequestId: "req-3", Item: counted(supplierID, "y", 100, 1, 0)}
 	bad.Item.CurrentPriceFen = 200
-	_, err = e.client.UpsertItem(e.ctx, bad)
+	_, err = e.client.UpsertItem(e.staff(supplierID), bad)
 	wantField(t, err, "item.current_price_fen")
 	bad.Item.CurrentPriceFen = 100
-	if _, err := e.client.UpsertItem(e.ctx, bad); err != nil {
+	if _, err := e.client.UpsertItem(e.staff(supplierID), bad); err != nil {
 		t.Fatal(err)
 	}
 }

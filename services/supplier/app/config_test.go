@@ -1,9 +1,14 @@
 package app_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/supplier/app"
 )
 
@@ -18,6 +23,10 @@ func TestConfigFromEnv(t *testing.T) {
 		cfg.DispatchAddr != "127.0.0.1:50053" || cfg.ConfirmLead != 30*time.Minute {
 		t.Fatalf("config %+v", cfg)
 	}
+	t.Setenv("DOORSTEP_AUTH_KEY", string(testkit.AuthKey))
+	if cfg, err = app.ConfigFromEnv(); err != nil || cfg.AuthKey != string(testkit.AuthKey) {
+		t.Fatalf("config %+v, %v", cfg, err)
+	}
 	t.Setenv("DISPATCH_ADDR", "dispatch:50053")
 	t.Setenv("SUPPLIER_CONFIRM_LEAD", "45m")
 	if cfg, err = app.ConfigFromEnv(); err != nil || cfg.DispatchAddr != "dispatch:50053" || cfg.ConfirmLead != 45*time.Minute {
@@ -31,5 +40,17 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("SUPPLIER_PORT", "not-a-port")
 	if _, err := app.ConfigFromEnv(); err == nil {
 		t.Fatal("a bad port was accepted")
+	}
+}
+
+// Without a key of at least 32 bytes the service refuses to start, before touching its database:
+// it could verify no caller.
+func TestRunNeedsAnAuthKeyOfAtLeast32Bytes(t *testing.T) {
+	for _, key := range []string{"", "only-31-bytes-long-0123456789ab"} {
+		err := app.Run(context.Background(), app.Config{AuthKey: key, DatabaseURL: "postgres://unused", NATSURL: "nats://unused"},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), "DOORSTEP_AUTH_KEY") {
+			t.Errorf("Run with a %d-byte key: %v, want an error naming DOORSTEP_AUTH_KEY", len(key), err)
+		}
 	}
 }

@@ -38,17 +38,17 @@ func TestIdempotencyKeysArePruned(t *testing.T) {
 
 	confirm := confirmReq(p)
 	confirm.RequestId = "confirm-1"
-	answer, err := e.client.ConfirmParcel(e.ctx, confirm)
+	answer, err := e.client.ConfirmParcel(e.staff("freshmart"), confirm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(30 * time.Hour)
-	if _, err := e.client.CreateSupplier(e.ctx, &supplierv1.CreateSupplierRequest{RequestId: "create-1",
+	if _, err := e.client.CreateSupplier(e.worker(), &supplierv1.CreateSupplierRequest{RequestId: "create-1",
 		Compound: compound, SupplierId: "pharmacy", Name: "Pharmacy", Kind: "pharmacy"}); err != nil {
 		t.Fatal(err)
 	}
 	// A day and more later the retry still gets the first answer.
-	again, err := e.client.ConfirmParcel(e.ctx, confirm)
+	again, err := e.client.ConfirmParcel(e.staff("freshmart"), confirm)
 	if err != nil || !proto.Equal(again, answer) {
 		t.Fatalf("retry after 30 h answered %v (%v), first %v", again, err, answer)
 	}
@@ -65,7 +65,7 @@ func TestIdempotencyKeysArePruned(t *testing.T) {
 		t.Fatalf("keys left %v", got)
 	}
 	// Forgotten: the same request is now a new one, refused since the parcel is confirmed.
-	_, err = e.client.ConfirmParcel(e.ctx, confirm)
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), confirm)
 	wantCode(t, err, codes.FailedPrecondition)
 	e.wantStock("rice", 8)
 }

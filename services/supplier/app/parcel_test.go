@@ -49,12 +49,12 @@ func TestConfirmWeighedWithinTolerance(t *testing.T) {
 	e.wantStock("pork", 9000)
 
 	for _, grams := range []int64{1101, 899} {
-		_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("rice", 0), confirmLine("pork", grams)))
+		_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("rice", 0), confirmLine("pork", grams)))
 		wantField(t, err, "lines[1].quantity")
 	}
 	e.wantStock("pork", 9000)
 
-	res, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("pork", 1100)))
+	res, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("pork", 1100)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +74,13 @@ func TestConfirmWeighedWithinTolerance(t *testing.T) {
 		ch.GetConfirmedLines()[0].GetAmountFen() != 3300 {
 		t.Fatalf("event %v", ev)
 	}
-	if ev.GetActor().GetRole() != typesv1.Role_ROLE_SUPPLIER || ev.GetActor().GetId() != "freshmart" {
+	if ev.GetActor().GetRole() != typesv1.Role_ROLE_SUPPLIER || ev.GetActor().GetId() != staffID("freshmart") {
 		t.Fatalf("actor %v", ev.GetActor())
 	}
 
 	// A lighter confirmation gives the difference back.
 	q := e.mustReserve("freshmart", "303", line("pork", 2000))
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(q, confirmLine("pork", 1850))); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(q, confirmLine("pork", 1850))); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("pork", 8900-2000+150)
@@ -92,10 +92,10 @@ func TestConfirmHeavierNeedsStock(t *testing.T) {
 	e.supplier("freshmart")
 	e.item(weighed("freshmart", "pork", 3000, 1050))
 	p := e.mustReserve("freshmart", "302", line("pork", 1000))
-	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("pork", 1100)))
+	_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("pork", 1100)))
 	wantItemRefused(t, err, "OUT_OF_STOCK", "pork")
 	e.wantStock("pork", 50)
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("pork", 1050))); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("pork", 1050))); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("pork", 0)
@@ -122,21 +122,21 @@ func TestPartialConfirmReleasesStock(t *testing.T) {
 		{"lines[1].item_id", []*supplierv1.ConfirmLine{confirmLine("eggs", 1), {ItemId: "eggs"}}},
 		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("pork", 0)}}, // a weighed line cannot be dropped
 	} {
-		_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, tt.lines...))
+		_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, tt.lines...))
 		wantField(t, err, tt.field)
 	}
 	e.wantStock("eggs", 4)
 	// Nothing left to deliver is a rejection, with a reason.
 	nothing := e.mustReserve("freshmart", "303", line("eggs", 1), line("rice", 1))
-	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(nothing, confirmLine("eggs", 0), confirmLine("rice", 0)))
+	_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(nothing, confirmLine("eggs", 0), confirmLine("rice", 0)))
 	wantField(t, err, "lines")
-	if _, err := e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: nothing.GetParcelId()}); err != nil {
+	if _, err := e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: nothing.GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("eggs", 4)
 
 	// Four of six eggs, no rice, one of two masks, the pork as estimated (its quantity unset).
-	res, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("eggs", 4), confirmLine("rice", 0),
+	res, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("eggs", 4), confirmLine("rice", 0),
 		confirmLine("masks", 1), &supplierv1.ConfirmLine{ItemId: "pork"}))
 	if err != nil {
 		t.Fatal(err)
@@ -174,10 +174,10 @@ func TestRejectReleasesStock(t *testing.T) {
 	e.wantStock("rice", 6)
 
 	reject := &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}
-	_, err := e.client.RejectParcel(e.ctx, reject)
+	_, err := e.client.RejectParcel(e.staff("freshmart"), reject)
 	wantField(t, err, "reason")
 	reject.Reason = "rice delivery did not arrive"
-	res, err := e.client.RejectParcel(e.ctx, reject)
+	res, err := e.client.RejectParcel(e.staff("freshmart"), reject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +189,11 @@ func TestRejectReleasesStock(t *testing.T) {
 	if ev.GetParcelStateChanged().GetReason() != reject.Reason || ev.GetOrderId() != p.GetOrderId() {
 		t.Fatalf("event %v", ev)
 	}
-	_, err = e.client.RejectParcel(e.ctx, reject)
+	_, err = e.client.RejectParcel(e.staff("freshmart"), reject)
 	wantCode(t, err, codes.FailedPrecondition)
 	e.wantStock("rice", 10)
 	if got := e.transitions(p.GetParcelId()); len(got) != 2 ||
-		got[1] != "placed>rejected by supplier:freshmart (rice delivery did not arrive)" {
+		got[1] != "placed>rejected by supplier:freshmart-staff (rice delivery did not arrive)" {
 		t.Fatalf("transitions %q", got)
 	}
 }
@@ -205,10 +205,12 @@ func TestReleaseReservation(t *testing.T) {
 	e.item(counted("freshmart", "rice", 4500, 10, 0))
 	p := e.mustReserve("freshmart", "302", line("rice", 4))
 
+	// The actor a request names is not read: the release is the resident's, for whom the order
+	// service calls.
 	release := &supplierv1.ReleaseReservationRequest{ParcelId: p.GetParcelId(), Reason: "resident cancelled",
-		Actor: &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: p.GetHouseholdId()}}
+		Actor: &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER, Id: "someone-else"}}
 	for range 2 { // releasing twice gives the stock back once
-		res, err := e.client.ReleaseReservation(e.ctx, release)
+		res, err := e.client.ReleaseReservation(e.order(p.GetHouseholdId()), release)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,18 +226,18 @@ func TestReleaseReservation(t *testing.T) {
 	if evs := e.published("doorstep.>"); len(evs) != 0 {
 		t.Fatalf("release published %d events", len(evs))
 	}
-	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p))
+	_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p))
 	wantCode(t, err, codes.FailedPrecondition)
-	_, err = e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: newID()})
+	_, err = e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: newID()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: "not-a-uuid"})
+	_, err = e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: "not-a-uuid"})
 	wantField(t, err, "parcel_id")
 
 	q := e.mustReserve("freshmart", "302", line("rice", 1))
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(q)); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(q)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: q.GetParcelId()})
+	_, err = e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: q.GetParcelId()})
 	wantCode(t, err, codes.FailedPrecondition)
 	e.wantStock("rice", 9)
 }
@@ -249,37 +251,37 @@ func TestReadyAndIllegalTransitions(t *testing.T) {
 	p := e.mustReserve("freshmart", "302", line("rice", 1))
 	ready := &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}
 
-	_, err := e.client.MarkParcelReady(e.ctx, ready)
+	_, err := e.client.MarkParcelReady(e.staff("freshmart"), ready)
 	wantCode(t, err, codes.FailedPrecondition)
 
 	// Another supplier cannot see, let alone decide, this parcel.
-	_, err = e.client.ConfirmParcel(e.ctx, &supplierv1.ConfirmParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
+	_, err = e.client.ConfirmParcel(e.staff("pharmacy"), &supplierv1.ConfirmParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
+	_, err = e.client.RejectParcel(e.staff("pharmacy"), &supplierv1.RejectParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
+	_, err = e.client.MarkParcelReady(e.staff("pharmacy"), &supplierv1.MarkParcelReadyRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.ConfirmParcel(e.ctx, &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: newID()})
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: newID()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.ConfirmParcel(e.ctx, &supplierv1.ConfirmParcelRequest{ParcelId: p.GetParcelId()})
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{ParcelId: p.GetParcelId()})
 	wantField(t, err, "supplier_id")
 
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(p)); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.client.ConfirmParcel(e.ctx, confirmReq(p))
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p))
 	wantCode(t, err, codes.FailedPrecondition)
-	_, err = e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "x"})
+	_, err = e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "x"})
 	wantCode(t, err, codes.FailedPrecondition)
 
-	res, err := e.client.MarkParcelReady(e.ctx, ready)
+	res, err := e.client.MarkParcelReady(e.staff("freshmart"), ready)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.GetParcel().GetState() != typesv1.ParcelState_PARCEL_STATE_READY {
 		t.Fatalf("state %v", res.GetParcel().GetState())
 	}
-	_, err = e.client.MarkParcelReady(e.ctx, ready)
+	_, err = e.client.MarkParcelReady(e.staff("freshmart"), ready)
 	wantCode(t, err, codes.FailedPrecondition)
 	if !strings.Contains(err.Error(), "ready") {
 		t.Fatalf("message %v", err)
@@ -293,7 +295,7 @@ func TestReadyAndIllegalTransitions(t *testing.T) {
 	if n := len(e.published("doorstep.>")); n != 2 {
 		t.Fatalf("%d events, want confirmed and ready", n)
 	}
-	want := []string{"placed>confirmed by supplier:freshmart", "confirmed>ready by supplier:freshmart"}
+	want := []string{"placed>confirmed by supplier:freshmart-staff", "confirmed>ready by supplier:freshmart-staff"}
 	if got := e.transitions(p.GetParcelId()); len(got) != 3 || got[1] != want[0] || got[2] != want[1] {
 		t.Fatalf("transitions %q", got)
 	}
@@ -310,11 +312,11 @@ func TestDecisionsAreIdempotent(t *testing.T) {
 
 	confirm := confirmReq(p, confirmLine("pork", 1050))
 	confirm.RequestId = "confirm-1"
-	first, err := e.client.ConfirmParcel(e.ctx, confirm)
+	first, err := e.client.ConfirmParcel(e.staff("freshmart"), confirm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.client.ConfirmParcel(e.ctx, confirm)
+	again, err := e.client.ConfirmParcel(e.staff("freshmart"), confirm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,14 +326,14 @@ func TestDecisionsAreIdempotent(t *testing.T) {
 	e.wantStock("pork", 10000-1050)
 	changed := proto.Clone(confirm).(*supplierv1.ConfirmParcelRequest)
 	changed.Lines[0].Quantity = proto.Int64(1000)
-	_, err = e.client.ConfirmParcel(e.ctx, changed)
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), changed)
 	wantCode(t, err, codes.AlreadyExists)
-	_, err = e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "confirm-1", SupplierId: "freshmart", ParcelId: p.GetParcelId()})
+	_, err = e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{RequestId: "confirm-1", SupplierId: "freshmart", ParcelId: p.GetParcelId()})
 	wantCode(t, err, codes.AlreadyExists)
 
 	ready := &supplierv1.MarkParcelReadyRequest{RequestId: "ready-1", SupplierId: "freshmart", ParcelId: p.GetParcelId()}
 	for range 3 {
-		if _, err := e.client.MarkParcelReady(e.ctx, ready); err != nil {
+		if _, err := e.client.MarkParcelReady(e.staff("freshmart"), ready); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,7 +343,7 @@ func TestDecisionsAreIdempotent(t *testing.T) {
 	q := e.mustReserve("freshmart", "303", line("pork", 500))
 	reject := &supplierv1.RejectParcelRequest{RequestId: "reject-1", SupplierId: "freshmart", ParcelId: q.GetParcelId(), Reason: "sold out"}
 	for range 2 {
-		if _, err := e.client.RejectParcel(e.ctx, reject); err != nil {
+		if _, err := e.client.RejectParcel(e.staff("freshmart"), reject); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -362,13 +364,13 @@ func TestListParcels(t *testing.T) {
 	a := e.mustReserve("freshmart", "301", line("rice", 1))
 	b := e.mustReserve("freshmart", "302", line("rice", 2))
 	e.mustReserve("pharmacy", "302", line("masks", 1))
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(b)); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(b)); err != nil {
 		t.Fatal(err)
 	}
 
 	list := func(state typesv1.ParcelState) []*supplierv1.SupplierParcel {
 		t.Helper()
-		res, err := e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "freshmart", State: state})
+		res, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", State: state})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,10 +386,10 @@ func TestListParcels(t *testing.T) {
 	if ready := list(typesv1.ParcelState_PARCEL_STATE_READY); len(ready) != 0 {
 		t.Fatalf("ready parcels %v", ready)
 	}
-	_, err := e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{})
+	_, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{})
 	wantField(t, err, "supplier_id")
-	_, err = e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "freshmart", State: 99})
+	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", State: 99})
 	wantField(t, err, "state")
-	_, err = e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "nobody"})
+	_, err = e.client.ListParcels(e.worker(), &supplierv1.ListParcelsRequest{SupplierId: "nobody"})
 	wantCode(t, err, codes.NotFound)
 }

@@ -44,7 +44,8 @@ func TestReserveStockPricesAndTakesStock(t *testing.T) {
 		WHERE parcel_id = $1`, p.GetParcelId()).Scan(&from, &to, &role, &actor); err != nil {
 		t.Fatal(err)
 	}
-	if from != nil || to != "placed" || role != "system" || actor != "order" {
+	// Recorded as placed by the resident the order service reserved for.
+	if from != nil || to != "placed" || role != "resident" || actor != "haixin-3-2-302" {
 		t.Fatalf("transition %v -> %s by %s %s", from, to, role, actor)
 	}
 	// Reservations are the order service's to announce.
@@ -97,7 +98,7 @@ func TestReserveStockRefusals(t *testing.T) {
 	for _, tt := range tests {
 		req := reserveReq("freshmart", "302", line("rice", 1))
 		tt.edit(req)
-		_, err := e.client.ReserveStock(e.ctx, req)
+		_, err := e.client.ReserveStock(e.system(), req)
 		wantField(t, err, tt.field)
 	}
 	e.wantStock("rice", 3)
@@ -111,7 +112,7 @@ func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 	e.item(counted("freshmart", "oil", 6000, 10, 0))
 
 	req := reserveReq("freshmart", "302", line("rice", 2), line("oil", 1))
-	first, err := e.client.ReserveStock(e.ctx, req)
+	first, err := e.client.ReserveStock(e.order(req.GetHouseholdId()), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 	retry := proto.Clone(req).(*supplierv1.ReserveStockRequest)
 	retry.Lines = []*supplierv1.ReservationLine{line("oil", 1), line("rice", 2)}
 	for _, r := range []*supplierv1.ReserveStockRequest{req, retry} {
-		again, err := e.client.ReserveStock(e.ctx, r)
+		again, err := e.client.ReserveStock(e.order(req.GetHouseholdId()), r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +133,7 @@ func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 
 	different := proto.Clone(req).(*supplierv1.ReserveStockRequest)
 	different.Lines[0].Quantity = 3
-	_, err = e.client.ReserveStock(e.ctx, different)
+	_, err = e.client.ReserveStock(e.order(req.GetHouseholdId()), different)
 	wantCode(t, err, codes.AlreadyExists)
 	e.wantStock("rice", 8)
 
@@ -141,7 +142,7 @@ func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = e.client.ReserveStock(e.ctx, dup) })
+		wg.Go(func() { _, errs[i] = e.client.ReserveStock(e.order(dup.GetHouseholdId()), dup) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -261,7 +262,7 @@ func TestRationsHoldUnderConcurrency(t *testing.T) {
 
 	_, err := e.reserve("pharmacy", "302", line("masks", 1))
 	wantItemRefused(t, err, "RATION_EXCEEDED", "masks")
-	if _, err := e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: a[0].GetParcelId()}); err != nil {
+	if _, err := e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: a[0].GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
 	e.mustReserve("pharmacy", "302", line("masks", 1))

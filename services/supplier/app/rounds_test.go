@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/testkit"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
@@ -40,7 +42,7 @@ func wantDue(t *testing.T, p *supplierv1.SupplierParcel, roundID string, confirm
 
 func (e *env) list(req *supplierv1.ListParcelsRequest) []*supplierv1.SupplierParcel {
 	e.t.Helper()
-	res, err := e.client.ListParcels(e.ctx, req)
+	res, err := e.client.ListParcels(e.staff(req.GetSupplierId()), req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestReservationsAreDueForARound(t *testing.T) {
 	e.clock.Set(shanghai(t, "2026-03-01 14:30:00.000001"))
 	c := e.mustReserve("freshmart", "303", line("rice", 1))
 	wantDue(t, c, "haixin-2026-03-02-am", nextAM)
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(b)); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(b)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -108,7 +110,7 @@ func TestReservationsAreDueForARound(t *testing.T) {
 			}
 		}
 	}
-	_, err := e.client.ListParcels(e.ctx, &supplierv1.ListParcelsRequest{SupplierId: "freshmart", RoundId: strings.Repeat("x", 201)})
+	_, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", RoundId: strings.Repeat("x", 201)})
 	wantField(t, err, "round_id")
 }
 
@@ -124,15 +126,18 @@ func TestConfirmLeadIsConfigurable(t *testing.T) {
 // fakeDispatch is the dispatch service's round settings, as the real one will answer them.
 type fakeDispatch struct {
 	dispatchv1.UnimplementedDispatchServiceServer
-	mu    sync.Mutex
-	slots []*dispatchv1.RoundSlot
-	calls int
+	mu      sync.Mutex
+	slots   []*dispatchv1.RoundSlot
+	calls   int
+	callers []auth.Identity
 }
 
-func (f *fakeDispatch) GetCompoundSettings(_ context.Context, req *dispatchv1.GetCompoundSettingsRequest) (*dispatchv1.GetCompoundSettingsResponse, error) {
+func (f *fakeDispatch) GetCompoundSettings(ctx context.Context, req *dispatchv1.GetCompoundSettingsRequest) (*dispatchv1.GetCompoundSettingsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	id, _ := auth.FromContext(ctx)
+	f.callers = append(f.callers, id)
 	return &dispatchv1.GetCompoundSettingsResponse{Settings: &dispatchv1.CompoundSettings{Compound: req.GetCompound(), Slots: f.slots}}, nil
 }
 
@@ -148,14 +153,30 @@ func (f *fakeDispatch) called() int {
 	return f.calls
 }
 
-// serveDispatch serves impl on a local port and returns its address.
-func serveDispatch(t *testing.T, impl dispatchv1.DispatchServiceServer) string {
+// askedBy is who asked for round settings.
+func (f *fakeDispatch) askedBy() []auth.Identity {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.callers)
+}
+
+// dispatchPolicy is the dispatch service's word on GetCompoundSettings.
+var dispatchPolicy = auth.Policy{dispatchv1.DispatchService_GetCompoundSettings_FullMethodName: {
+	typesv1.Role_ROLE_DISPATCHER, typesv1.Role_ROLE_WORKER, typesv1.Role_ROLE_SYSTEM}}
+
+// serveDispatch serves impl on a local port, verifying callers by now as the supplier service
+// mints them, and returns its address.
+func serveDispatch(t *testing.T, impl dispatchv1.DispatchServiceServer, now func() time.Time) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpcx.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	keys, err := auth.NewKeys(testkit.AuthKey, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpcx.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), keys.ServerOptions(dispatchPolicy)...)
 	dispatchv1.RegisterDispatchServiceServer(srv, impl)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -175,8 +196,9 @@ func TestRoundTimesComeFromDispatch(t *testing.T) {
 	dispatch.set(&dispatchv1.RoundSlot{Slot: "am", Cutoff: "08:00", Departs: "08:30"},
 		&dispatchv1.RoundSlot{Slot: "noon", Cutoff: "12:00", Departs: "12:30"},
 		&dispatchv1.RoundSlot{Slot: "eve", Cutoff: "17:00", Departs: "17:30"})
-	addr := serveDispatch(t, dispatch)
-	e := start(t, func(c *app.Config) { c.DispatchAddr = addr })
+	clk := startClock()
+	addr := serveDispatch(t, dispatch, clk.Now)
+	e := startAt(t, clk, func(c *app.Config) { c.DispatchAddr = addr })
 	e.supplier("freshmart")
 	e.item(counted("freshmart", "rice", 4500, 10, 0))
 
@@ -197,6 +219,13 @@ func TestRoundTimesComeFromDispatch(t *testing.T) {
 	if n := e.logs.count("round settings unavailable"); n != 0 {
 		t.Fatalf("%d fallback warnings while dispatch answers", n)
 	}
+	// The supplier service asks as itself, not as acting for the resident whose reservation
+	// needed the answer (a resident may not read round settings).
+	for _, id := range dispatch.askedBy() {
+		if id.Role != typesv1.Role_ROLE_SYSTEM || id.Subject != "supplier" || id.OnBehalfOf != nil {
+			t.Fatalf("dispatch asked by %+v, want the supplier service itself", id)
+		}
+	}
 }
 
 // Dispatch not offering GetCompoundSettings yet, or not there at all: the default rounds, and
@@ -210,7 +239,7 @@ func TestRoundTimesFallBackToTheDefault(t *testing.T) {
 	nowhere := gone.Addr().String()
 	gone.Close()
 	for name, addr := range map[string]string{
-		"unimplemented": serveDispatch(t, &dispatchv1.UnimplementedDispatchServiceServer{}),
+		"unimplemented": serveDispatch(t, &dispatchv1.UnimplementedDispatchServiceServer{}, startClock().Now),
 		"unreachable":   nowhere,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -241,7 +270,7 @@ func TestExpiryReleasesStockAndAnnouncesOnce(t *testing.T) {
 	e.item(weighed("freshmart", "pork", 3000, 10000))
 	late := e.mustReserve("freshmart", "301", line("rice", 2), line("pork", 750))
 	kept := e.mustReserve("freshmart", "302", line("rice", 3))
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(kept, confirmLine("rice", 2))); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(kept, confirmLine("rice", 2))); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("rice", 10-2-2)
@@ -254,7 +283,7 @@ func TestExpiryReleasesStockAndAnnouncesOnce(t *testing.T) {
 	}
 	// At the cutoff the supplier can no longer confirm, even before the job has run.
 	e.clock.Set(shanghai(t, "2026-03-01 15:00:00"))
-	_, err := e.client.ConfirmParcel(e.ctx, confirmReq(late))
+	_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(late))
 	wantCode(t, err, codes.FailedPrecondition)
 	if !strings.Contains(status.Convert(err).Message(), "15:00 cutoff of round haixin-2026-03-01-pm") {
 		t.Fatalf("message %q", status.Convert(err).Message())
@@ -293,7 +322,7 @@ func TestExpiryReleasesStockAndAnnouncesOnce(t *testing.T) {
 	}
 
 	// Expired is final for the supplier; the confirmed parcel went on untouched.
-	_, err = e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: late.GetParcelId(), Reason: "late"})
+	_, err = e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: late.GetParcelId(), Reason: "late"})
 	wantCode(t, err, codes.FailedPrecondition)
 	if e.parcel("freshmart", kept.GetParcelId()).GetState() != typesv1.ParcelState_PARCEL_STATE_CONFIRMED {
 		t.Fatal("the confirmed parcel changed")
@@ -322,7 +351,9 @@ func TestExpiryRacingConfirmations(t *testing.T) {
 	confirmErrs := make([]error, parcels)
 	var wg sync.WaitGroup
 	for i, p := range placed {
-		wg.Go(func() { _, confirmErrs[i] = e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("rice", 1))) })
+		wg.Go(func() {
+			_, confirmErrs[i] = e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("rice", 1)))
+		})
 	}
 	jobErrs := make([]error, replicas)
 	for i := range replicas {
@@ -421,7 +452,7 @@ func TestExpiryAndConfirmationQueueOnTheParcel(t *testing.T) {
 		release := holdItems()
 		confirmed := make(chan error, 1)
 		go func() {
-			_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("rice", 1)))
+			_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("rice", 1)))
 			confirmed <- err
 		}()
 		e.waiters(1) // the confirmation holds the parcel and waits for the item
@@ -452,7 +483,7 @@ func TestExpiryAndConfirmationQueueOnTheParcel(t *testing.T) {
 		e.waiters(1)
 		confirmed := make(chan error, 1)
 		go func() {
-			_, err := e.client.ConfirmParcel(e.ctx, confirmReq(p, confirmLine("rice", 1)))
+			_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("rice", 1)))
 			confirmed <- err
 		}()
 		e.waiters(2)

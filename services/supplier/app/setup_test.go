@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/natsx"
@@ -82,9 +83,18 @@ func (b *logBuffer) count(s string) int {
 	return n
 }
 
-// start runs the service at 2026-03-01 10:00 in Shanghai, with the default rounds unless an
-// option says otherwise.
+// startClock is when tests start the service: 10:00 in Shanghai on 2026-03-01, with nanoseconds
+// PostgreSQL cannot store.
+func startClock() *clock { return newClock(time.Date(2026, 3, 1, 2, 0, 0, 123456789, time.UTC)) }
+
+// start runs the service at startClock, with the default rounds unless an option says otherwise.
 func start(t *testing.T, options ...func(*app.Config)) *env {
+	t.Helper()
+	return startAt(t, startClock(), options...)
+}
+
+// startAt runs the service on clk.
+func startAt(t *testing.T, clk *clock, options ...func(*app.Config)) *env {
 	t.Helper()
 	dbURL, natsURL := testkit.Postgres(t), testkit.NATS(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,9 +103,7 @@ func start(t *testing.T, options ...func(*app.Config)) *env {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	// 10:00 in Shanghai, with nanoseconds PostgreSQL cannot store.
-	clk := newClock(time.Date(2026, 3, 1, 2, 0, 0, 123456789, time.UTC))
-	cfg := app.Config{DatabaseURL: dbURL, NATSURL: natsURL, Listener: lis, Now: clk.Now}
+	cfg := app.Config{DatabaseURL: dbURL, NATSURL: natsURL, Listener: lis, Now: clk.Now, AuthKey: string(testkit.AuthKey)}
 	for _, o := range options {
 		o(&cfg)
 	}
@@ -117,7 +125,7 @@ func start(t *testing.T, options ...func(*app.Config)) *env {
 	t.Cleanup(func() { _ = conn.Close() })
 	e := &env{t: t, ctx: context.Background(), client: supplierv1.NewSupplierServiceClient(conn), clock: clk, logs: logs}
 	testkit.Eventually(t, 30*time.Second, func() error {
-		_, err := e.client.ListSuppliers(e.ctx, &supplierv1.ListSuppliersRequest{Compound: compound})
+		_, err := e.client.ListSuppliers(e.worker(), &supplierv1.ListSuppliersRequest{Compound: compound})
 		return err
 	})
 	// The service has migrated its schema by now.
@@ -133,6 +141,46 @@ func start(t *testing.T, options ...func(*app.Config)) *env {
 	e.js = js
 	return e
 }
+
+// The callers of the tests, each with a signed identity as the gateway or a service would send.
+// The service verifies identities by its own clock (startClock, March 2026); testkit.As mints them
+// by the wall clock, which is later, so they stay valid however far a test moves the service's
+// clock within its day or two.
+
+func (e *env) as(role typesv1.Role, subject string, opts ...func(*auth.Identity)) context.Context {
+	return testkit.As(e.t, e.ctx, role, subject, opts...)
+}
+
+// onBehalfOf makes a SYSTEM identity act for a person.
+func onBehalfOf(role typesv1.Role, subject string, opts ...func(*auth.Identity)) func(*auth.Identity) {
+	return func(id *auth.Identity) {
+		id.OnBehalfOf = &auth.Identity{Role: role, Subject: subject}
+		for _, o := range opts {
+			o(id.OnBehalfOf)
+		}
+	}
+}
+
+// worker is a worker of the compound: registers suppliers, keeps their papers, suspends them.
+func (e *env) worker() context.Context {
+	return e.as(typesv1.Role_ROLE_WORKER, "worker-li", testkit.InCompound(compound))
+}
+
+// staff is a member of a supplier's staff, who keeps its catalog and decides its parcels.
+func (e *env) staff(supplierID string) context.Context {
+	return e.as(typesv1.Role_ROLE_SUPPLIER, staffID(supplierID), testkit.Supplier(supplierID), testkit.InCompound(compound))
+}
+
+// staffID is the account of supplierID's staff member in the tests.
+func staffID(supplierID string) string { return supplierID + "-staff" }
+
+// order is the order service reserving and releasing stock for a household's resident.
+func (e *env) order(householdID string) context.Context {
+	return e.as(typesv1.Role_ROLE_SYSTEM, "order", onBehalfOf(typesv1.Role_ROLE_RESIDENT, householdID, testkit.InCompound(compound)))
+}
+
+// system is a service calling for nobody in particular.
+func (e *env) system() context.Context { return e.as(typesv1.Role_ROLE_SYSTEM, "order") }
 
 // replica is a second instance of the service on the same database with its own clock, as
 // another replica running the background jobs would be. Tests call its jobs directly.
@@ -151,7 +199,7 @@ func (e *env) supplier(id string) *supplierv1.Supplier {
 // newSupplier registers a supplier without credentials.
 func (e *env) newSupplier(id, kind string) *supplierv1.Supplier {
 	e.t.Helper()
-	res, err := e.client.CreateSupplier(e.ctx, &supplierv1.CreateSupplierRequest{
+	res, err := e.client.CreateSupplier(e.worker(), &supplierv1.CreateSupplierRequest{
 		Compound: compound, SupplierId: id, Name: "Supplier " + id, Kind: kind})
 	if err != nil {
 		e.t.Fatal(err)
@@ -166,7 +214,7 @@ func credential(kind, expiresOn string) *supplierv1.Credential {
 // credentials replaces a supplier's credentials.
 func (e *env) credentials(id string, creds ...*supplierv1.Credential) *supplierv1.Supplier {
 	e.t.Helper()
-	res, err := e.client.UpdateCredentials(e.ctx, &supplierv1.UpdateCredentialsRequest{SupplierId: id, Credentials: creds})
+	res, err := e.client.UpdateCredentials(e.worker(), &supplierv1.UpdateCredentialsRequest{SupplierId: id, Credentials: creds})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -175,7 +223,7 @@ func (e *env) credentials(id string, creds ...*supplierv1.Credential) *supplierv
 
 func (e *env) item(it *supplierv1.Item) *supplierv1.Item {
 	e.t.Helper()
-	res, err := e.client.UpsertItem(e.ctx, &supplierv1.UpsertItemRequest{Item: it})
+	res, err := e.client.UpsertItem(e.staff(it.GetSupplierId()), &supplierv1.UpsertItemRequest{Item: it})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -202,13 +250,17 @@ func line(item string, q int64) *supplierv1.ReservationLine {
 	return &supplierv1.ReservationLine{ItemId: item, Quantity: q}
 }
 
+// householdID is the household of room in building 3, unit 2.
+func householdID(room string) string { return compound + "-3-2-" + room }
+
 func reserveReq(supplierID, household string, lines ...*supplierv1.ReservationLine) *supplierv1.ReserveStockRequest {
 	return &supplierv1.ReserveStockRequest{ParcelId: newID(), OrderId: newID(), SupplierId: supplierID,
-		HouseholdId: compound + "-3-2-" + household, Address: address(household), Lines: lines}
+		HouseholdId: householdID(household), Address: address(household), Lines: lines}
 }
 
+// reserve reserves as the order service placing the household's order.
 func (e *env) reserve(supplierID, household string, lines ...*supplierv1.ReservationLine) (*supplierv1.SupplierParcel, error) {
-	res, err := e.client.ReserveStock(e.ctx, reserveReq(supplierID, household, lines...))
+	res, err := e.client.ReserveStock(e.order(householdID(household)), reserveReq(supplierID, household, lines...))
 	return res.GetParcel(), err
 }
 
@@ -223,7 +275,7 @@ func (e *env) mustReserve(supplierID, household string, lines ...*supplierv1.Res
 
 func (e *env) stock(itemID string) int64 {
 	e.t.Helper()
-	res, err := e.client.BatchGetItems(e.ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{itemID}})
+	res, err := e.client.BatchGetItems(e.worker(), &supplierv1.BatchGetItemsRequest{ItemIds: []string{itemID}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/testkit"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -12,8 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
-
-var worker = &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER, Id: "worker-li"}
 
 // wantNotAccepting fails unless err refuses a reservation because the supplier is not accepting
 // orders, naming the supplier and the reason in the message and in a PreconditionFailure.
@@ -38,7 +37,7 @@ func wantNotAccepting(t *testing.T, err error, supplierID, reason string) {
 
 func (e *env) listSupplier(id string) *supplierv1.Supplier {
 	e.t.Helper()
-	res, err := e.client.ListSuppliers(e.ctx, &supplierv1.ListSuppliersRequest{Compound: compound})
+	res, err := e.client.ListSuppliers(e.worker(), &supplierv1.ListSuppliersRequest{Compound: compound})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -87,12 +86,12 @@ func TestUpdateCredentialsValidatesEveryField(t *testing.T) {
 	for _, tt := range tests {
 		req := valid()
 		tt.edit(req)
-		_, err := e.client.UpdateCredentials(e.ctx, req)
+		_, err := e.client.UpdateCredentials(e.worker(), req)
 		wantField(t, err, tt.field)
 	}
 	unknown := valid()
 	unknown.SupplierId = "nobody"
-	_, err := e.client.UpdateCredentials(e.ctx, unknown)
+	_, err := e.client.UpdateCredentials(e.worker(), unknown)
 	wantCode(t, err, codes.NotFound)
 
 	// A refused update stored nothing.
@@ -101,11 +100,11 @@ func TestUpdateCredentialsValidatesEveryField(t *testing.T) {
 	// Retries answer the first result; the same id on other credentials is refused.
 	req := valid()
 	req.RequestId = "credentials-1"
-	first, err := e.client.UpdateCredentials(e.ctx, req)
+	first, err := e.client.UpdateCredentials(e.worker(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.client.UpdateCredentials(e.ctx, req)
+	again, err := e.client.UpdateCredentials(e.worker(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +113,7 @@ func TestUpdateCredentialsValidatesEveryField(t *testing.T) {
 	}
 	changed := proto.Clone(req).(*supplierv1.UpdateCredentialsRequest)
 	changed.Credentials[1].ExpiresOn = "2028-01-01"
-	_, err = e.client.UpdateCredentials(e.ctx, changed)
+	_, err = e.client.UpdateCredentials(e.worker(), changed)
 	wantCode(t, err, codes.AlreadyExists)
 
 	s := first.GetSupplier()
@@ -180,13 +179,13 @@ func TestExpiredCredentialStillFillsPlacedParcels(t *testing.T) {
 	_, err := e.reserve("freshmart", "304", line("rice", 1))
 	wantNotAccepting(t, err, "freshmart", "food_permit expired on 2026-02-28")
 
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(p)); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}); err != nil {
+	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: q.GetParcelId(), Reason: "permit lapsed"}); err != nil {
+	if _, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: q.GetParcelId(), Reason: "permit lapsed"}); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("rice", 8)
@@ -201,9 +200,10 @@ func TestSuspension(t *testing.T) {
 	rejected := e.mustReserve("freshmart", "302", line("rice", 1))
 	released := e.mustReserve("freshmart", "303", line("rice", 1))
 
+	// The actor a request names is not read: suspensions are recorded as the caller's.
 	valid := func() *supplierv1.SetSupplierSuspendedRequest {
 		return &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart", Suspended: true,
-			Reason: "hygiene inspection", Actor: worker}
+			Reason: "hygiene inspection", Actor: &typesv1.Actor{Role: typesv1.Role_ROLE_SUPPLIER, Id: "freshmart"}}
 	}
 	tests := []struct {
 		field string
@@ -212,28 +212,21 @@ func TestSuspension(t *testing.T) {
 		{"supplier_id", func(r *supplierv1.SetSupplierSuspendedRequest) { r.SupplierId = "" }},
 		{"reason", func(r *supplierv1.SetSupplierSuspendedRequest) { r.Reason = " " }},
 		{"reason", func(r *supplierv1.SetSupplierSuspendedRequest) { r.Reason = strings.Repeat("x", 501) }},
-		{"actor.role", func(r *supplierv1.SetSupplierSuspendedRequest) { r.Actor = nil }},
-		{"actor.role", func(r *supplierv1.SetSupplierSuspendedRequest) {
-			r.Actor = &typesv1.Actor{Role: typesv1.Role_ROLE_SUPPLIER, Id: "freshmart"}
-		}},
-		{"actor.id", func(r *supplierv1.SetSupplierSuspendedRequest) {
-			r.Actor = &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER}
-		}},
 	}
 	for _, tt := range tests {
 		req := valid()
 		tt.edit(req)
-		_, err := e.client.SetSupplierSuspended(e.ctx, req)
+		_, err := e.client.SetSupplierSuspended(e.worker(), req)
 		wantField(t, err, tt.field)
 	}
 	unknown := valid()
 	unknown.SupplierId = "nobody"
-	_, err := e.client.SetSupplierSuspended(e.ctx, unknown)
+	_, err := e.client.SetSupplierSuspended(e.worker(), unknown)
 	wantCode(t, err, codes.NotFound)
 
 	suspend := valid()
 	suspend.RequestId = "suspend-1"
-	res, err := e.client.SetSupplierSuspended(e.ctx, suspend)
+	res, err := e.client.SetSupplierSuspended(e.worker(), suspend)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +235,13 @@ func TestSuspension(t *testing.T) {
 		t.Fatalf("supplier %v", s)
 	}
 	wantStanding(t, s, false, "suspended: hygiene inspection")
-	again, err := e.client.SetSupplierSuspended(e.ctx, suspend)
+	again, err := e.client.SetSupplierSuspended(e.worker(), suspend)
 	if err != nil || !proto.Equal(again, res) {
 		t.Fatalf("retry answered %v (%v), first %v", again, err, res)
 	}
 	other := valid()
 	other.RequestId, other.Reason = "suspend-1", "another reason"
-	_, err = e.client.SetSupplierSuspended(e.ctx, other)
+	_, err = e.client.SetSupplierSuspended(e.worker(), other)
 	wantCode(t, err, codes.AlreadyExists)
 
 	_, err = e.reserve("freshmart", "304", line("rice", 1))
@@ -260,23 +253,25 @@ func TestSuspension(t *testing.T) {
 	e.credentials("freshmart", credential("business_licence", "2030-12-31"), credential("food_permit", "2030-12-31"))
 
 	// What was placed before the suspension is still filled, rejected or cancelled.
-	if _, err := e.client.ConfirmParcel(e.ctx, confirmReq(confirmed)); err != nil {
+	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(confirmed)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.MarkParcelReady(e.ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: confirmed.GetParcelId()}); err != nil {
+	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: confirmed.GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.RejectParcel(e.ctx, &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: rejected.GetParcelId(), Reason: "suspended"}); err != nil {
+	if _, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: rejected.GetParcelId(), Reason: "suspended"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.ReleaseReservation(e.ctx, &supplierv1.ReleaseReservationRequest{ParcelId: released.GetParcelId()}); err != nil {
+	if _, err := e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: released.GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("rice", 9)
 
+	// Reinstated through the gateway acting for another worker: recorded as that worker's.
 	reinstate := &supplierv1.SetSupplierSuspendedRequest{RequestId: "reinstate-1", SupplierId: "freshmart",
 		Reason: "inspection passed", Actor: &typesv1.Actor{Role: typesv1.Role_ROLE_DISPATCHER, Id: "manager-wang"}}
-	res, err = e.client.SetSupplierSuspended(e.ctx, reinstate)
+	res, err = e.client.SetSupplierSuspended(e.as(typesv1.Role_ROLE_SYSTEM, "gateway",
+		onBehalfOf(typesv1.Role_ROLE_WORKER, "worker-zhao", testkit.InCompound(compound))), reinstate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +281,7 @@ func TestSuspension(t *testing.T) {
 	wantStanding(t, res.GetSupplier(), true, "")
 	e.mustReserve("freshmart", "304", line("rice", 1))
 	// Reinstating a supplier in good standing records nothing more.
-	if _, err := e.client.SetSupplierSuspended(e.ctx, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart", Actor: worker}); err != nil {
+	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -309,7 +304,7 @@ func TestSuspension(t *testing.T) {
 		}
 		history = append(history, strings.Join([]string{map[bool]string{true: "suspended", false: "reinstated"}[suspended], reason, role, id}, " | "))
 	}
-	want := []string{"suspended | hygiene inspection | worker | worker-li", "reinstated | inspection passed | dispatcher | manager-wang"}
+	want := []string{"suspended | hygiene inspection | worker | worker-li", "reinstated | inspection passed | worker | worker-zhao"}
 	if strings.Join(history, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("history\n%s\nwant\n%s", strings.Join(history, "\n"), strings.Join(want, "\n"))
 	}

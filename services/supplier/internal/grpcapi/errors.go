@@ -41,6 +41,8 @@ func (s *Server) status(ctx context.Context, err error) error {
 		return v.Err()
 	case errors.Is(err, supply.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, supply.ErrForbidden):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, supply.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, supply.ErrOutOfStock), errors.Is(err, supply.ErrRationExceeded),

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
@@ -143,95 +145,113 @@ func TestFuzzCorpusIsCommitted(t *testing.T) {
 	}
 }
 
-// fuzzRPC runs one request type: data that is not a valid message of the type is skipped, since
-// gRPC would refuse it before the server sees it.
-func fuzzRPC[Req proto.Message](f *testing.F, newReq func() Req, call func(*Server, context.Context, Req) (proto.Message, error)) {
+// fuzzCallers are the identities each request is run as, where the policy lets their role call
+// the method: a service, services acting for a resident and for a worker of the fuzz compound,
+// FreshMart's staff and a worker of the compound.
+var fuzzCallers = []auth.Identity{
+	{Role: typesv1.Role_ROLE_SYSTEM, Subject: "order"},
+	{Role: typesv1.Role_ROLE_SYSTEM, Subject: "order",
+		OnBehalfOf: &auth.Identity{Role: typesv1.Role_ROLE_RESIDENT, Subject: "haixin-3-2-302", Compound: "haixin"}},
+	{Role: typesv1.Role_ROLE_SYSTEM, Subject: "gateway",
+		OnBehalfOf: &auth.Identity{Role: typesv1.Role_ROLE_WORKER, Subject: "worker-li", Compound: "haixin"}},
+	{Role: typesv1.Role_ROLE_SUPPLIER, Subject: "freshmart-staff", SupplierID: "freshmart", Compound: "haixin"},
+	{Role: typesv1.Role_ROLE_WORKER, Subject: "worker-li", Compound: "haixin"},
+}
+
+// fuzzRPC runs one request type as every caller the policy admits to method: data that is not a
+// valid message of the type is skipped, since gRPC would refuse it before the server sees it.
+func fuzzRPC[Req proto.Message](f *testing.F, method string, newReq func() Req, call func(*Server, context.Context, Req) (proto.Message, error)) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req := newReq()
 		if err := proto.Unmarshal(data, req); err != nil {
 			return
 		}
-		repo := newFuzzRepo(t)
-		srv := &Server{Svc: &supply.Service{Repo: repo, Now: func() time.Time { return fuzzNow }},
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		res, err := call(srv, context.Background(), req)
-		switch status.Code(err) {
-		case codes.OK:
-			if res == nil {
-				t.Fatal("no error and no response")
+		for _, id := range fuzzCallers {
+			if !slices.Contains(Policy[method], id.Role) {
+				continue
 			}
-			if _, err := proto.Marshal(res); err != nil {
-				t.Fatalf("response cannot be sent: %v", err)
+			repo := newFuzzRepo(t)
+			srv := &Server{Svc: &supply.Service{Repo: repo, Now: func() time.Time { return fuzzNow }},
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			res, err := call(srv, auth.WithIdentity(context.Background(), id), req)
+			switch status.Code(err) {
+			case codes.OK:
+				if res == nil {
+					t.Fatal("no error and no response")
+				}
+				if _, err := proto.Marshal(res); err != nil {
+					t.Fatalf("response cannot be sent: %v", err)
+				}
+			case codes.InvalidArgument:
+				if len(grpcx.FieldViolations(err)) == 0 {
+					t.Fatalf("INVALID_ARGUMENT naming no field: %v", err)
+				}
+			case codes.NotFound, codes.FailedPrecondition, codes.AlreadyExists, codes.PermissionDenied:
+			default:
+				t.Fatalf("unexpected %v for %v as %+v", err, req, id)
 			}
-		case codes.InvalidArgument:
-			if len(grpcx.FieldViolations(err)) == 0 {
-				t.Fatalf("INVALID_ARGUMENT naming no field: %v", err)
-			}
-		case codes.NotFound, codes.FailedPrecondition, codes.AlreadyExists:
-		default:
-			t.Fatalf("unexpected %v for %v", err, req)
 		}
 	})
 }
 
 func FuzzCreateSupplier(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.CreateSupplierRequest { return &supplierv1.CreateSupplierRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_CreateSupplier_FullMethodName, func() *supplierv1.CreateSupplierRequest { return &supplierv1.CreateSupplierRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.CreateSupplierRequest) (proto.Message, error) {
 			return s.CreateSupplier(ctx, r)
 		})
 }
 
 func FuzzUpsertItem(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.UpsertItemRequest { return &supplierv1.UpsertItemRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_UpsertItem_FullMethodName, func() *supplierv1.UpsertItemRequest { return &supplierv1.UpsertItemRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.UpsertItemRequest) (proto.Message, error) {
 			return s.UpsertItem(ctx, r)
 		})
 }
 
 func FuzzReserveStock(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.ReserveStockRequest { return &supplierv1.ReserveStockRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_ReserveStock_FullMethodName, func() *supplierv1.ReserveStockRequest { return &supplierv1.ReserveStockRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.ReserveStockRequest) (proto.Message, error) {
 			return s.ReserveStock(ctx, r)
 		})
 }
 
 func FuzzReleaseReservation(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.ReleaseReservationRequest { return &supplierv1.ReleaseReservationRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_ReleaseReservation_FullMethodName, func() *supplierv1.ReleaseReservationRequest { return &supplierv1.ReleaseReservationRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.ReleaseReservationRequest) (proto.Message, error) {
 			return s.ReleaseReservation(ctx, r)
 		})
 }
 
 func FuzzConfirmParcel(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.ConfirmParcelRequest { return &supplierv1.ConfirmParcelRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_ConfirmParcel_FullMethodName, func() *supplierv1.ConfirmParcelRequest { return &supplierv1.ConfirmParcelRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.ConfirmParcelRequest) (proto.Message, error) {
 			return s.ConfirmParcel(ctx, r)
 		})
 }
 
 func FuzzRejectParcel(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.RejectParcelRequest { return &supplierv1.RejectParcelRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_RejectParcel_FullMethodName, func() *supplierv1.RejectParcelRequest { return &supplierv1.RejectParcelRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.RejectParcelRequest) (proto.Message, error) {
 			return s.RejectParcel(ctx, r)
 		})
 }
 
 func FuzzMarkParcelReady(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.MarkParcelReadyRequest { return &supplierv1.MarkParcelReadyRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_MarkParcelReady_FullMethodName, func() *supplierv1.MarkParcelReadyRequest { return &supplierv1.MarkParcelReadyRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.MarkParcelReadyRequest) (proto.Message, error) {
 			return s.MarkParcelReady(ctx, r)
 		})
 }
 
 func FuzzUpdateCredentials(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.UpdateCredentialsRequest { return &supplierv1.UpdateCredentialsRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_UpdateCredentials_FullMethodName, func() *supplierv1.UpdateCredentialsRequest { return &supplierv1.UpdateCredentialsRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.UpdateCredentialsRequest) (proto.Message, error) {
 			return s.UpdateCredentials(ctx, r)
 		})
 }
 
 func FuzzSetSupplierSuspended(f *testing.F) {
-	fuzzRPC(f, func() *supplierv1.SetSupplierSuspendedRequest { return &supplierv1.SetSupplierSuspendedRequest{} },
+	fuzzRPC(f, supplierv1.SupplierService_SetSupplierSuspended_FullMethodName, func() *supplierv1.SetSupplierSuspendedRequest { return &supplierv1.SetSupplierSuspendedRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.SetSupplierSuspendedRequest) (proto.Message, error) {
 			return s.SetSupplierSuspended(ctx, r)
 		})

@@ -63,6 +63,10 @@ func (r fuzzRepo) CreateSupplier(_ context.Context, _ *supply.IdempotencyKey, s 
 	return s, nil
 }
 
+func (r fuzzRepo) GetSupplier(_ context.Context, id string) (supply.Supplier, error) {
+	return r.supplier(id)
+}
+
 func (r fuzzRepo) ListSuppliers(context.Context, string) ([]supply.Supplier, error) {
 	return nil, nil
 }
@@ -148,8 +152,8 @@ func fuzzParcel(id string) supply.Parcel {
 
 func (r fuzzRepo) ChangeParcel(_ context.Context, _ *supply.IdempotencyKey, ref supply.ParcelRef, lockItems bool, change supply.ParcelChange) (supply.Parcel, error) {
 	p := fuzzParcel(ref.ID)
-	if ref.SupplierID != "" && ref.SupplierID != p.SupplierID {
-		return supply.Parcel{}, fmt.Errorf("parcel %s of supplier %s: %w", ref.ID, ref.SupplierID, supply.ErrNotFound)
+	if !ref.Matches(p) {
+		return supply.Parcel{}, supply.ParcelNotFound(ref.ID)
 	}
 	var items map[string]*supply.Item // nil unless asked for, as PostgreSQL's
 	if lockItems {

@@ -25,9 +25,10 @@ func credentialsFromMsg(req *supplierv1.UpdateCredentialsRequest) supply.Credent
 	return u
 }
 
+// suspensionFromMsg reads everything but the request's actor: a suspension is recorded as the
+// verified caller's.
 func suspensionFromMsg(req *supplierv1.SetSupplierSuspendedRequest) supply.SuspensionChange {
-	return supply.SuspensionChange{SupplierID: req.GetSupplierId(), Suspended: req.GetSuspended(), Reason: req.GetReason(),
-		Actor: supply.Actor{Role: protomap.FromRole(req.GetActor().GetRole()), ID: req.GetActor().GetId()}}
+	return supply.SuspensionChange{SupplierID: req.GetSupplierId(), Suspended: req.GetSuspended(), Reason: req.GetReason()}
 }
 
 func itemFromMsg(m *supplierv1.Item) supply.Item {

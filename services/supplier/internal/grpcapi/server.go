@@ -1,4 +1,5 @@
-// Package grpcapi is the supplier service's gRPC transport: it maps doorstep.supplier.v1
+// Package grpcapi is the supplier service's gRPC transport: it says who may call each method
+// (Policy), turns the verified caller into the domain's Caller, maps doorstep.supplier.v1
 // messages to the supply domain and back, derives idempotency keys from requests, and turns
 // domain errors into status codes in one function.
 package grpcapi
@@ -28,10 +29,6 @@ var _ supplierv1.SupplierServiceServer = (*Server)(nil)
 // maxRequestID bounds a client's request id; UUIDs and ULIDs fit with room to spare.
 const maxRequestID = 128
 
-// orderService is the actor of reservations and of releases that name no actor: the order
-// service calls these on a household's behalf.
-var orderService = supply.Actor{Role: supply.RoleSystem, ID: "order"}
-
 // key is the idempotency key of a request carrying requestID (nil without one). The digest is of
 // the request without its request_id, deterministically encoded, so a retry matches and any other
 // request under the same id does not.
@@ -54,6 +51,10 @@ func key(requestID, method string, req proto.Message) (*supply.IdempotencyKey, e
 
 // CreateSupplier implements SupplierServiceServer.
 func (s *Server) CreateSupplier(ctx context.Context, req *supplierv1.CreateSupplierRequest) (*supplierv1.CreateSupplierResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_CreateSupplier_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if !events.ValidCompound(req.GetCompound()) {
 		return nil, grpcx.InvalidField("compound", "must be a compound slug (lower-case letters, digits, '-')")
 	}
@@ -61,7 +62,7 @@ func (s *Server) CreateSupplier(ctx context.Context, req *supplierv1.CreateSuppl
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	sup, err := s.Svc.CreateSupplier(ctx, k, supply.Supplier{ID: req.GetSupplierId(), Compound: req.GetCompound(),
+	sup, err := s.Svc.CreateSupplier(ctx, c, k, supply.Supplier{ID: req.GetSupplierId(), Compound: req.GetCompound(),
 		Name: req.GetName(), Kind: supply.Kind(req.GetKind())})
 	if err != nil {
 		return nil, s.status(ctx, err)
@@ -71,10 +72,14 @@ func (s *Server) CreateSupplier(ctx context.Context, req *supplierv1.CreateSuppl
 
 // ListSuppliers implements SupplierServiceServer.
 func (s *Server) ListSuppliers(ctx context.Context, req *supplierv1.ListSuppliersRequest) (*supplierv1.ListSuppliersResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_ListSuppliers_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if !events.ValidCompound(req.GetCompound()) {
 		return nil, grpcx.InvalidField("compound", "must be a compound slug")
 	}
-	list, err := s.Svc.ListSuppliers(ctx, req.GetCompound())
+	list, err := s.Svc.ListSuppliers(ctx, c, req.GetCompound())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -87,11 +92,15 @@ func (s *Server) ListSuppliers(ctx context.Context, req *supplierv1.ListSupplier
 
 // UpdateCredentials implements SupplierServiceServer.
 func (s *Server) UpdateCredentials(ctx context.Context, req *supplierv1.UpdateCredentialsRequest) (*supplierv1.UpdateCredentialsResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_UpdateCredentials_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	k, err := key(req.GetRequestId(), supplierv1.SupplierService_UpdateCredentials_FullMethodName, req)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	sup, err := s.Svc.UpdateCredentials(ctx, k, credentialsFromMsg(req))
+	sup, err := s.Svc.UpdateCredentials(ctx, c, k, credentialsFromMsg(req))
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -100,11 +109,15 @@ func (s *Server) UpdateCredentials(ctx context.Context, req *supplierv1.UpdateCr
 
 // SetSupplierSuspended implements SupplierServiceServer.
 func (s *Server) SetSupplierSuspended(ctx context.Context, req *supplierv1.SetSupplierSuspendedRequest) (*supplierv1.SetSupplierSuspendedResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_SetSupplierSuspended_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	k, err := key(req.GetRequestId(), supplierv1.SupplierService_SetSupplierSuspended_FullMethodName, req)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	sup, err := s.Svc.SetSuspended(ctx, k, suspensionFromMsg(req))
+	sup, err := s.Svc.SetSuspended(ctx, c, k, suspensionFromMsg(req))
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -113,6 +126,10 @@ func (s *Server) SetSupplierSuspended(ctx context.Context, req *supplierv1.SetSu
 
 // UpsertItem implements SupplierServiceServer.
 func (s *Server) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemRequest) (*supplierv1.UpsertItemResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_UpsertItem_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetItem() == nil {
 		return nil, grpcx.InvalidField("item", "is required")
 	}
@@ -120,7 +137,7 @@ func (s *Server) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemReque
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	it, err := s.Svc.UpsertItem(ctx, k, itemFromMsg(req.GetItem()))
+	it, err := s.Svc.UpsertItem(ctx, c, k, itemFromMsg(req.GetItem()))
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -129,10 +146,14 @@ func (s *Server) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemReque
 
 // ListItems implements SupplierServiceServer.
 func (s *Server) ListItems(ctx context.Context, req *supplierv1.ListItemsRequest) (*supplierv1.ListItemsResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_ListItems_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if !events.ValidCompound(req.GetCompound()) {
 		return nil, grpcx.InvalidField("compound", "must be a compound slug")
 	}
-	list, err := s.Svc.ListItems(ctx, req.GetCompound(), req.GetSupplierId())
+	list, err := s.Svc.ListItems(ctx, c, req.GetCompound(), req.GetSupplierId())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -141,7 +162,11 @@ func (s *Server) ListItems(ctx context.Context, req *supplierv1.ListItemsRequest
 
 // BatchGetItems implements SupplierServiceServer.
 func (s *Server) BatchGetItems(ctx context.Context, req *supplierv1.BatchGetItemsRequest) (*supplierv1.BatchGetItemsResponse, error) {
-	list, err := s.Svc.BatchGetItems(ctx, req.GetItemIds())
+	c, err := caller(ctx, supplierv1.SupplierService_BatchGetItems_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.Svc.BatchGetItems(ctx, c, req.GetItemIds())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -150,6 +175,10 @@ func (s *Server) BatchGetItems(ctx context.Context, req *supplierv1.BatchGetItem
 
 // ReserveStock implements SupplierServiceServer.
 func (s *Server) ReserveStock(ctx context.Context, req *supplierv1.ReserveStockRequest) (*supplierv1.ReserveStockResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_ReserveStock_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetAddress() == nil {
 		return nil, grpcx.InvalidField("address", "is required")
 	}
@@ -160,12 +189,11 @@ func (s *Server) ReserveStock(ctx context.Context, req *supplierv1.ReserveStockR
 		HouseholdID: req.GetHouseholdId(),
 		Address:     protomap.FromAddress(req.GetAddress()),
 		Lines:       make([]supply.ReservationLine, len(req.GetLines())),
-		Actor:       orderService,
 	}
 	for i, l := range req.GetLines() {
 		r.Lines[i] = supply.ReservationLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity()}
 	}
-	p, err := s.Svc.Reserve(ctx, r)
+	p, err := s.Svc.Reserve(ctx, c, r)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -174,13 +202,12 @@ func (s *Server) ReserveStock(ctx context.Context, req *supplierv1.ReserveStockR
 
 // ReleaseReservation implements SupplierServiceServer.
 func (s *Server) ReleaseReservation(ctx context.Context, req *supplierv1.ReleaseReservationRequest) (*supplierv1.ReleaseReservationResponse, error) {
-	actor := orderService
-	if a := req.GetActor(); a != nil {
-		if role := protomap.FromRole(a.GetRole()); role != "" {
-			actor = supply.Actor{Role: role, ID: a.GetId()}
-		}
+	c, err := caller(ctx, supplierv1.SupplierService_ReleaseReservation_FullMethodName)
+	if err != nil {
+		return nil, err
 	}
-	p, err := s.Svc.Release(ctx, req.GetParcelId(), actor, req.GetReason())
+	// The request's actor is not read: the release is recorded as the verified caller's.
+	p, err := s.Svc.Release(ctx, c, req.GetParcelId(), req.GetReason())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -189,6 +216,10 @@ func (s *Server) ReleaseReservation(ctx context.Context, req *supplierv1.Release
 
 // ConfirmParcel implements SupplierServiceServer.
 func (s *Server) ConfirmParcel(ctx context.Context, req *supplierv1.ConfirmParcelRequest) (*supplierv1.ConfirmParcelResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_ConfirmParcel_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	k, err := key(req.GetRequestId(), supplierv1.SupplierService_ConfirmParcel_FullMethodName, req)
 	if err != nil {
 		return nil, s.status(ctx, err)
@@ -200,7 +231,7 @@ func (s *Server) ConfirmParcel(ctx context.Context, req *supplierv1.ConfirmParce
 			lines[i].Quantity = proto.Int64(l.GetQuantity())
 		}
 	}
-	p, err := s.Svc.Confirm(ctx, k, req.GetSupplierId(), req.GetParcelId(), lines)
+	p, err := s.Svc.Confirm(ctx, c, k, req.GetSupplierId(), req.GetParcelId(), lines)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -209,11 +240,15 @@ func (s *Server) ConfirmParcel(ctx context.Context, req *supplierv1.ConfirmParce
 
 // RejectParcel implements SupplierServiceServer.
 func (s *Server) RejectParcel(ctx context.Context, req *supplierv1.RejectParcelRequest) (*supplierv1.RejectParcelResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_RejectParcel_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	k, err := key(req.GetRequestId(), supplierv1.SupplierService_RejectParcel_FullMethodName, req)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	p, err := s.Svc.Reject(ctx, k, req.GetSupplierId(), req.GetParcelId(), req.GetReason())
+	p, err := s.Svc.Reject(ctx, c, k, req.GetSupplierId(), req.GetParcelId(), req.GetReason())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -222,11 +257,15 @@ func (s *Server) RejectParcel(ctx context.Context, req *supplierv1.RejectParcelR
 
 // MarkParcelReady implements SupplierServiceServer.
 func (s *Server) MarkParcelReady(ctx context.Context, req *supplierv1.MarkParcelReadyRequest) (*supplierv1.MarkParcelReadyResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_MarkParcelReady_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	k, err := key(req.GetRequestId(), supplierv1.SupplierService_MarkParcelReady_FullMethodName, req)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	p, err := s.Svc.MarkReady(ctx, k, req.GetSupplierId(), req.GetParcelId())
+	p, err := s.Svc.MarkReady(ctx, c, k, req.GetSupplierId(), req.GetParcelId())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -235,7 +274,11 @@ func (s *Server) MarkParcelReady(ctx context.Context, req *supplierv1.MarkParcel
 
 // ListParcels implements SupplierServiceServer.
 func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsRequest) (*supplierv1.ListParcelsResponse, error) {
-	list, err := s.Svc.ListParcels(ctx, req.GetSupplierId(), protomap.FromState(req.GetState()), req.GetRoundId())
+	c, err := caller(ctx, supplierv1.SupplierService_ListParcels_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.Svc.ListParcels(ctx, c, req.GetSupplierId(), protomap.FromState(req.GetState()), req.GetRoundId())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

@@ -48,6 +48,17 @@ func (r *Repo) ListSuppliers(ctx context.Context, compound string) ([]supply.Sup
 	return out, err
 }
 
+// GetSupplier implements supply.Repository.
+func (r *Repo) GetSupplier(ctx context.Context, id string) (supply.Supplier, error) {
+	var out supply.Supplier
+	err := pgkit.TxWith(ctx, r.Pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		out, err = getSupplier(ctx, tx, id, noLock)
+		return err
+	})
+	return out, err
+}
+
 const supplierColumns = `supplier_id, compound, name, kind, suspended, suspension_reason`
 
 func scanSupplier(row pgx.Row) (supply.Supplier, error) {

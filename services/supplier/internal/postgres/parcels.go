@@ -220,8 +220,9 @@ func (r *Repo) ChangeParcel(ctx context.Context, key *supply.IdempotencyKey, ref
 			if err != nil {
 				return p, err
 			}
-			if ref.SupplierID != "" && p.SupplierID != ref.SupplierID {
-				return supply.Parcel{}, fmt.Errorf("parcel %s of supplier %s: %w", ref.ID, ref.SupplierID, supply.ErrNotFound)
+			if !ref.Matches(p) {
+				// Worded as for an unknown parcel: the caller learns nothing of parcels not its own.
+				return supply.Parcel{}, supply.ParcelNotFound(ref.ID)
 			}
 			var locked lockedItems
 			if withItems {

@@ -55,7 +55,7 @@ func New(client dispatchv1.DispatchServiceClient, log *slog.Logger, now func() t
 }
 
 // Schedule is compound's schedule: dispatch's when it answers, rounds.Default otherwise.
-func (s *Source) Schedule(ctx context.Context, compound string) rounds.Schedule {
+func (s *Source) Schedule(_ context.Context, compound string) rounds.Schedule {
 	if s.client == nil {
 		return rounds.Default
 	}
@@ -66,10 +66,13 @@ func (s *Source) Schedule(ctx context.Context, compound string) rounds.Schedule 
 	if ok && now.Before(c.until) {
 		return c.schedule
 	}
-	// Concurrent reservations of one compound share one question. It runs apart from the
-	// caller's cancellation, since its answer serves everyone waiting.
+	// Concurrent reservations of one compound share one question. It is the service's own, not
+	// the caller's: it runs apart from the caller's cancellation, since its answer serves everyone
+	// waiting, and without the caller's identity, so that dispatch sees the supplier service
+	// asking (SYSTEM "supplier") rather than the supplier service acting for a resident, who may
+	// not read round settings.
 	v, _, _ := s.calls.Do(compound, func() (any, error) {
-		sched := s.ask(context.WithoutCancel(ctx), compound)
+		sched := s.ask(context.Background(), compound)
 		s.mu.Lock()
 		s.cache[compound] = cached{schedule: sched, until: now.Add(TTL)}
 		s.mu.Unlock()

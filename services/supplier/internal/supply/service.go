@@ -30,11 +30,18 @@ func (s *Service) stamp(key *IdempotencyKey, now time.Time) *IdempotencyKey {
 	return key
 }
 
-// ParcelRef names a parcel; SupplierID, when set, must own it (another supplier's parcel is not
-// found, so suppliers cannot probe each other's queues).
+// ParcelRef names a parcel. SupplierID, when set, must own it and Reach must reach it: any
+// other parcel is not found, worded as an unknown one (ParcelNotFound), so that suppliers cannot
+// probe each other's queues nor residents each other's parcels.
 type ParcelRef struct {
 	ID         string
 	SupplierID string
+	Reach      Reach
+}
+
+// Matches reports whether p is the parcel r may name.
+func (r ParcelRef) Matches(p Parcel) bool {
+	return p.ID == r.ID && (r.SupplierID == "" || r.SupplierID == p.SupplierID) && r.Reach.Parcel(p)
 }
 
 // ParcelChange decides a change to a parcel whose row and items (when asked for) the repository
@@ -46,6 +53,8 @@ type ParcelChange func(p *Parcel, items map[string]*Item) (Transition, error)
 // IdempotencyKey (nil: none) runs the change and the key in one transaction.
 type Repository interface {
 	CreateSupplier(ctx context.Context, key *IdempotencyKey, s Supplier) (Supplier, error)
+	// GetSupplier returns a supplier with its credentials.
+	GetSupplier(ctx context.Context, id string) (Supplier, error)
 	ListSuppliers(ctx context.Context, compound string) ([]Supplier, error)
 	// UpsertItem creates or replaces an item; its compound is its supplier's.
 	UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error)
@@ -53,17 +62,18 @@ type Repository interface {
 	ListItems(ctx context.Context, compound, supplierID string) ([]Item, error)
 	// GetItems returns those of ids that exist.
 	GetItems(ctx context.Context, ids []string) ([]Item, error)
-	// Reserve returns the stored parcel when r.ParcelID exists; otherwise it locks the supplier's
-	// items named by r in item id order, reads the household's ration use for today and lets
-	// decide build the parcel, then stores it with the items' new stock.
 	// UpdateCredentials replaces the supplier's credentials and returns the supplier.
 	UpdateCredentials(ctx context.Context, key *IdempotencyKey, u CredentialsUpdate) (Supplier, error)
 	// SetSuspended records a suspension or reinstatement, with its actor, reason and time, and
 	// returns the supplier.
 	SetSuspended(ctx context.Context, key *IdempotencyKey, c SuspensionChange, at time.Time) (Supplier, error)
+	// Reserve returns the stored parcel when r.ParcelID exists; otherwise it locks the supplier's
+	// items named by r in item id order, reads the household's ration use for today and lets
+	// decide build the parcel, then stores it with the items' new stock.
 	Reserve(ctx context.Context, r Reservation, day time.Time, decide func(sup Supplier, items map[string]*Item, rationUsed map[string]int64) (Parcel, Transition, error)) (Parcel, error)
 	// ChangeParcel locks the parcel (and its items in id order when lockItems), applies change and
-	// stores the result, the transition and, when announced, its event.
+	// stores the result, the transition and, when announced, its event. A parcel that ref does
+	// not match is ParcelNotFound.
 	ChangeParcel(ctx context.Context, key *IdempotencyKey, ref ParcelRef, lockItems bool, change ParcelChange) (Parcel, error)
 	// ListParcels is a supplier's parcels, oldest first, in state and round when set.
 	ListParcels(ctx context.Context, supplierID string, state State, roundID string) ([]Parcel, error)
@@ -109,11 +119,15 @@ func (s *Service) now() time.Time {
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// CreateSupplier registers a supplier; an empty ID gets a generated one.
-func (s *Service) CreateSupplier(ctx context.Context, key *IdempotencyKey, sup Supplier) (Supplier, error) {
+// CreateSupplier registers a supplier; an empty ID gets a generated one. Staff of a compound
+// register suppliers in their compound only.
+func (s *Service) CreateSupplier(ctx context.Context, c Caller, key *IdempotencyKey, sup Supplier) (Supplier, error) {
 	sup.Name = strings.TrimSpace(sup.Name)
 	if err := sup.Validate(); err != nil {
 		return Supplier{}, err
+	}
+	if !c.Reach.InCompound(sup.Compound) {
+		return Supplier{}, fmt.Errorf("%s %s may not register suppliers in compound %s: %w", c.Actor.Role, c.Actor.ID, sup.Compound, ErrForbidden)
 	}
 	if sup.ID == "" {
 		sup.ID = newID()
@@ -124,9 +138,12 @@ func (s *Service) CreateSupplier(ctx context.Context, key *IdempotencyKey, sup S
 }
 
 // ListSuppliers lists a compound's suppliers.
-func (s *Service) ListSuppliers(ctx context.Context, compound string) ([]Supplier, error) {
+func (s *Service) ListSuppliers(ctx context.Context, c Caller, compound string) ([]Supplier, error) {
 	if !ValidSlug(compound) {
 		return nil, Invalid("compound", "must be a compound slug")
+	}
+	if !c.Reach.InCompound(compound) {
+		return nil, compoundNotFound(compound)
 	}
 	list, err := s.Repo.ListSuppliers(ctx, compound)
 	now := s.now()
@@ -137,9 +154,12 @@ func (s *Service) ListSuppliers(ctx context.Context, compound string) ([]Supplie
 }
 
 // UpdateCredentials replaces a supplier's licences and permits.
-func (s *Service) UpdateCredentials(ctx context.Context, key *IdempotencyKey, u CredentialsUpdate) (Supplier, error) {
+func (s *Service) UpdateCredentials(ctx context.Context, c Caller, key *IdempotencyKey, u CredentialsUpdate) (Supplier, error) {
 	u.Normalize()
 	if err := u.Validate(); err != nil {
+		return Supplier{}, err
+	}
+	if err := s.reachSupplier(ctx, c.Reach, u.SupplierID); err != nil {
 		return Supplier{}, err
 	}
 	now := s.now()
@@ -148,21 +168,29 @@ func (s *Service) UpdateCredentials(ctx context.Context, key *IdempotencyKey, u 
 }
 
 // SetSuspended suspends a supplier (no new reservations; its placed parcels can still be
-// filled) or reinstates it.
-func (s *Service) SetSuspended(ctx context.Context, key *IdempotencyKey, c SuspensionChange) (Supplier, error) {
-	c.Reason = strings.TrimSpace(c.Reason)
-	if err := c.Validate(); err != nil {
+// filled) or reinstates it, recorded as done by the caller.
+func (s *Service) SetSuspended(ctx context.Context, c Caller, key *IdempotencyKey, ch SuspensionChange) (Supplier, error) {
+	ch.Reason = strings.TrimSpace(ch.Reason)
+	ch.Actor = c.Actor
+	if err := ch.Validate(); err != nil {
+		return Supplier{}, err
+	}
+	if err := s.reachSupplier(ctx, c.Reach, ch.SupplierID); err != nil {
 		return Supplier{}, err
 	}
 	now := s.now()
-	sup, err := s.Repo.SetSuspended(ctx, s.stamp(key, now), c, now)
+	sup, err := s.Repo.SetSuspended(ctx, s.stamp(key, now), ch, now)
 	return sup.WithStanding(now), err
 }
 
-// UpsertItem creates (empty ID: generated) or replaces a catalog item.
-func (s *Service) UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error) {
+// UpsertItem creates (empty ID: generated) or replaces a catalog item of a supplier the caller
+// reaches.
+func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey, it Item) (Item, error) {
 	it.Normalize()
 	if err := it.Validate(); err != nil {
+		return Item{}, err
+	}
+	if err := s.reachSupplier(ctx, c.Reach, it.SupplierID); err != nil {
 		return Item{}, err
 	}
 	if it.ID == "" {
@@ -172,9 +200,12 @@ func (s *Service) UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) 
 }
 
 // ListItems lists a compound's catalog, or one supplier's part of it.
-func (s *Service) ListItems(ctx context.Context, compound, supplierID string) ([]Item, error) {
+func (s *Service) ListItems(ctx context.Context, c Caller, compound, supplierID string) ([]Item, error) {
 	if !ValidSlug(compound) {
 		return nil, Invalid("compound", "must be a compound slug")
+	}
+	if !c.Reach.InCompound(compound) {
+		return nil, compoundNotFound(compound)
 	}
 	return s.Repo.ListItems(ctx, compound, supplierID)
 }
@@ -183,8 +214,8 @@ func (s *Service) ListItems(ctx context.Context, compound, supplierID string) ([
 const MaxBatch = 1000
 
 // BatchGetItems returns every named item in the order asked (duplicates once), or ErrNotFound
-// naming the missing ones.
-func (s *Service) BatchGetItems(ctx context.Context, ids []string) ([]Item, error) {
+// naming the missing ones; an item of a compound the caller does not reach is missing.
+func (s *Service) BatchGetItems(ctx context.Context, c Caller, ids []string) ([]Item, error) {
 	var v violations
 	v.check(len(ids) > 0, "item_ids", "must name at least one item")
 	v.check(len(ids) <= MaxBatch, "item_ids", "must name at most %d items", MaxBatch)
@@ -206,7 +237,9 @@ func (s *Service) BatchGetItems(ctx context.Context, ids []string) ([]Item, erro
 	}
 	byID := make(map[string]Item, len(found))
 	for _, it := range found {
-		byID[it.ID] = it
+		if c.Reach.InCompound(it.Compound) {
+			byID[it.ID] = it
+		}
 	}
 	out := make([]Item, 0, len(uniq))
 	var missing []string
@@ -224,10 +257,17 @@ func (s *Service) BatchGetItems(ctx context.Context, ids []string) ([]Item, erro
 	return out, nil
 }
 
-// Reserve holds stock for one parcel; a retry of the same reservation returns the stored parcel.
-func (s *Service) Reserve(ctx context.Context, r Reservation) (Parcel, error) {
+// Reserve holds stock for one parcel, recorded as placed by the caller; a retry of the same
+// reservation returns the stored parcel. A caller acting for a household or a compound reserves
+// for that household or compound only.
+func (s *Service) Reserve(ctx context.Context, c Caller, r Reservation) (Parcel, error) {
+	r.Actor = c.Actor
 	if err := r.Validate(); err != nil {
 		return Parcel{}, err
+	}
+	if !c.Reach.Parcel(Parcel{SupplierID: r.SupplierID, HouseholdID: r.HouseholdID, Compound: r.Address.Compound}) {
+		return Parcel{}, fmt.Errorf("%s %s may not reserve for household %s of compound %s: %w",
+			c.Actor.Role, c.Actor.ID, r.HouseholdID, r.Address.Compound, ErrForbidden)
 	}
 	now := s.now()
 	due := s.dueRound(ctx, r.Address.Compound, now)
@@ -294,8 +334,8 @@ func (s *Service) PruneKeys(ctx context.Context) (int64, error) {
 	return s.Repo.PruneKeys(ctx, s.now().Add(-KeyRetention))
 }
 
-// Release cancels an unconfirmed parcel for the order service and restocks it.
-func (s *Service) Release(ctx context.Context, parcelID string, actor Actor, reason string) (Parcel, error) {
+// Release cancels an unconfirmed parcel the caller reaches, for the order service, and restocks it.
+func (s *Service) Release(ctx context.Context, c Caller, parcelID, reason string) (Parcel, error) {
 	var v violations
 	v.id(parcelID, "parcel_id")
 	v.maxLen(reason, "reason", MaxReason)
@@ -303,21 +343,32 @@ func (s *Service) Release(ctx context.Context, parcelID string, actor Actor, rea
 		return Parcel{}, err
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, nil, ParcelRef{ID: parcelID}, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
-		return p.Release(items, actor, reason, now)
+	return s.Repo.ChangeParcel(ctx, nil, ParcelRef{ID: parcelID, Reach: c.Reach}, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+		return p.Release(items, c.Actor, reason, now)
 	})
 }
 
-func supplierRef(supplierID, parcelID string) (ParcelRef, violations) {
+func supplierRef(c Caller, supplierID, parcelID string) (ParcelRef, violations) {
 	var v violations
 	v.required(supplierID, "supplier_id")
 	v.id(parcelID, "parcel_id")
-	return ParcelRef{ID: parcelID, SupplierID: supplierID}, v
+	return ParcelRef{ID: parcelID, SupplierID: supplierID, Reach: c.Reach}, v
 }
 
-// Confirm records the supplier's confirmation, with actual weights or partial quantities.
-func (s *Service) Confirm(ctx context.Context, key *IdempotencyKey, supplierID, parcelID string, lines []ConfirmLine) (Parcel, error) {
-	ref, v := supplierRef(supplierID, parcelID)
+// mayDecide refuses, as for an unknown parcel, a caller deciding for a supplier other than its
+// own. It runs before the repository, which would otherwise answer a retried request with its
+// stored response before looking at the parcel.
+func mayDecide(c Caller, ref ParcelRef) error {
+	if c.Reach.HouseholdID != "" || (c.Reach.SupplierID != "" && c.Reach.SupplierID != ref.SupplierID) {
+		return ParcelNotFound(ref.ID)
+	}
+	return nil
+}
+
+// Confirm records the supplier's confirmation, with actual weights or partial quantities, as
+// made by the caller.
+func (s *Service) Confirm(ctx context.Context, c Caller, key *IdempotencyKey, supplierID, parcelID string, lines []ConfirmLine) (Parcel, error) {
+	ref, v := supplierRef(c, supplierID, parcelID)
 	v.check(len(lines) <= MaxLines, "lines", "must hold at most %d lines", MaxLines)
 	for i, l := range lines {
 		v.required(l.ItemID, fmt.Sprintf("lines[%d].item_id", i))
@@ -329,48 +380,58 @@ func (s *Service) Confirm(ctx context.Context, key *IdempotencyKey, supplierID, 
 	if err := v.err(); err != nil {
 		return Parcel{}, err
 	}
+	if err := mayDecide(c, ref); err != nil {
+		return Parcel{}, err
+	}
 	now := s.now()
-	actor := Actor{Role: RoleSupplier, ID: supplierID}
 	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
-		return p.Confirm(items, lines, actor, now)
+		return p.Confirm(items, lines, c.Actor, now)
 	})
 }
 
-// Reject refuses a parcel with a reason and restocks it.
-func (s *Service) Reject(ctx context.Context, key *IdempotencyKey, supplierID, parcelID, reason string) (Parcel, error) {
-	ref, v := supplierRef(supplierID, parcelID)
+// Reject refuses a parcel for the caller, with a reason, and restocks it.
+func (s *Service) Reject(ctx context.Context, c Caller, key *IdempotencyKey, supplierID, parcelID, reason string) (Parcel, error) {
+	ref, v := supplierRef(c, supplierID, parcelID)
 	v.required(reason, "reason")
 	v.maxLen(reason, "reason", MaxReason)
 	if err := v.err(); err != nil {
 		return Parcel{}, err
 	}
-	now := s.now()
-	actor := Actor{Role: RoleSupplier, ID: supplierID}
-	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
-		return p.Reject(items, actor, strings.TrimSpace(reason), now)
-	})
-}
-
-// MarkReady records a confirmed parcel handed over at the gate.
-func (s *Service) MarkReady(ctx context.Context, key *IdempotencyKey, supplierID, parcelID string) (Parcel, error) {
-	ref, v := supplierRef(supplierID, parcelID)
-	if err := v.err(); err != nil {
+	if err := mayDecide(c, ref); err != nil {
 		return Parcel{}, err
 	}
 	now := s.now()
-	actor := Actor{Role: RoleSupplier, ID: supplierID}
-	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
-		return p.MarkReady(actor, now)
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+		return p.Reject(items, c.Actor, strings.TrimSpace(reason), now)
 	})
 }
 
-// ListParcels is a supplier's parcel queue, optionally in one state and one round.
-func (s *Service) ListParcels(ctx context.Context, supplierID string, state State, roundID string) ([]Parcel, error) {
+// MarkReady records a confirmed parcel handed over at the gate by the caller.
+func (s *Service) MarkReady(ctx context.Context, c Caller, key *IdempotencyKey, supplierID, parcelID string) (Parcel, error) {
+	ref, v := supplierRef(c, supplierID, parcelID)
+	if err := v.err(); err != nil {
+		return Parcel{}, err
+	}
+	if err := mayDecide(c, ref); err != nil {
+		return Parcel{}, err
+	}
+	now := s.now()
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
+		return p.MarkReady(c.Actor, now)
+	})
+}
+
+// ListParcels is the parcel queue of a supplier the caller reaches, optionally in one state and
+// one round.
+func (s *Service) ListParcels(ctx context.Context, c Caller, supplierID string, state State, roundID string) ([]Parcel, error) {
 	var v violations
 	v.required(supplierID, "supplier_id")
 	v.check(state == "" || state.Valid(), "state", "is not a parcel state")
 	v.maxLen(roundID, "round_id", MaxText)
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := s.reachSupplier(ctx, c.Reach, supplierID); err != nil {
 		return nil, err
 	}
 	return s.Repo.ListParcels(ctx, supplierID, state, roundID)
