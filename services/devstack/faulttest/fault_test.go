@@ -2,8 +2,10 @@ package faulttest
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,12 +66,14 @@ func runScenario(t *testing.T, sys *System, js jetstream.JetStream, w world, nam
 		loadErr = l.run(ctx)
 	}()
 	faultErr := f(ctx, t, sys, js, l, done)
-	<-done
 	if faultErr != nil {
-		// Leave a whole system to the next scenario.
+		// Let the load finish and leave a whole system to the next scenario.
 		if err := sys.Revive(ctx); err != nil {
 			t.Errorf("revive after a failed fault: %v", err)
 		}
+	}
+	<-done
+	if faultErr != nil {
 		t.Fatalf("fault: %v", faultErr)
 	}
 	if loadErr != nil {
@@ -151,28 +155,61 @@ func killOrder(ctx context.Context, t *testing.T, sys *System, js jetstream.JetS
 	return nil
 }
 
-// (c) kill a consumer between its commit and its ack. pkg/inbox has no hook to stop there, so
-// the tracking service is killed (-9) the moment the test sees its inbox grow, again and again
-// while events flow: each kill lands just after a commit, often before the ack has left the
-// process. After each kill the test counts the events that tracking had committed but JetStream
-// still holds as unacknowledged; those are redelivered (after AckWait) and must change nothing.
+// (c) kill a consumer between its commit and its ack. When the services have the fault hook
+// (DOORSTEP_FAULT_EXIT_AFTER_COMMIT=n: exit right after the n-th commit, before its ack),
+// tracking is made to end itself exactly there, three times. Without it, tracking is killed (-9)
+// the moment the test sees its inbox grow, again and again while events flow: each kill lands just
+// after a commit, often before the ack has left the process. Either way the test counts, after
+// each death, the events tracking had committed that JetStream still holds as unacknowledged;
+// they are redelivered (after AckWait) and must change nothing.
 func killConsumerAfterCommit(ctx context.Context, t *testing.T, sys *System, js jetstream.JetStream, l *load, done <-chan struct{}) error {
 	tr := sys.Replicas("tracking")[0]
 	tr.Kill() // a backlog builds up for it while orders flow
 	if err := waitAcked(ctx, l, 200, done); err != nil {
 		return err
 	}
-	stream, err := js.Stream(ctx, events.Stream)
+	u, err := newUnackedCounter(ctx, sys, js, "tracking")
 	if err != nil {
 		return err
 	}
-	prev, err := stableConsumer(ctx, js, trackingDurable)
-	if err != nil {
-		return err
+	deaths, committedUnacked, hooked := 0, 0, true
+	for deaths < 3 && hooked {
+		base := trackingApplied(ctx, sys)
+		n := 20 + rand.IntN(100)
+		env := tr.Env
+		tr.Env = append(env[:len(env):len(env)], fmt.Sprintf("DOORSTEP_FAULT_EXIT_AFTER_COMMIT=%d", n))
+		err := tr.Start()
+		tr.Env = env
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = waitFor(wctx, func() bool { return !tr.Running() || trackingApplied(ctx, sys) > base+n+64 })
+		cancel()
+		if tr.Running() {
+			tr.Kill()
+			hooked = false
+			t.Logf("tracking went past %d commits without exiting: the services have no DOORSTEP_FAULT_EXIT_AFTER_COMMIT hook; killing it instead", n)
+			break
+		}
+		if err != nil {
+			return err
+		}
+		deaths++
+		fresh, committed, err := u.count(ctx)
+		if err != nil {
+			return err
+		}
+		committedUnacked += committed
+		t.Logf("exit %d (hook, exit status %d): tracking applied %d events, exiting after commit %d; %d delivered and unacknowledged at the exit, %d of them committed",
+			deaths, tr.ExitCode(), trackingApplied(ctx, sys)-base, n, fresh, committed)
+		if committed == 0 {
+			t.Errorf("tracking exited by the hook after a commit, yet no committed event is unacknowledged")
+		}
 	}
-	// At least eight kills, more (up to twenty) until one has landed between a commit and its ack.
-	committedUnacked, kills := 0, 0
-	for kills < 8 || (committedUnacked == 0 && kills < 20) {
+	// Without the hook: at least eight kills, more (up to twenty) until one landed between a
+	// commit and its ack.
+	for kills := 0; !hooked && (kills < 8 || (committedUnacked == 0 && kills < 20)); {
 		if err := sys.StartService(ctx, tr); err != nil {
 			return err
 		}
@@ -183,46 +220,95 @@ func killConsumerAfterCommit(ctx context.Context, t *testing.T, sys *System, js 
 		cancel()
 		tr.Kill()
 		kills++
+		deaths++
 		if err != nil {
 			t.Logf("kill %d: tracking found nothing more to apply; stopping the loop", kills)
 			break
 		}
-		info, err := stableConsumer(ctx, js, trackingDurable)
+		fresh, committed, err := u.count(ctx)
 		if err != nil {
 			return err
 		}
-		// Tracking applies and acks in stream order, so this run's unacknowledged messages are
-		// the last ones delivered. Earlier runs' unacked messages are not redelivered within the
-		// loop (AckWait is 30 s), so the growth of NumAckPending is this run's share.
-		fresh := info.NumAckPending - prev.NumAckPending
-		n := 0
-		for seq := info.Delivered.Stream - uint64(max(fresh, 0)) + 1; fresh > 0 && seq <= info.Delivered.Stream; seq++ {
-			m, err := stream.GetMsg(ctx, seq)
-			if err != nil {
-				return err
-			}
-			var applied bool
-			if err := sys.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tracking.inbox WHERE consumer = $1 AND event_id = $2)`,
-				trackingDurable, m.Header.Get(jetstream.MsgIDHeader)).Scan(&applied); err != nil {
-				return err
-			}
-			if applied {
-				n++
-			}
-		}
-		committedUnacked += n
+		committedUnacked += committed
 		t.Logf("kill %d: tracking applied %d events in this run; %d delivered and unacknowledged at the kill, %d of them committed (killed between commit and ack)",
-			kills, trackingApplied(ctx, sys)-base, fresh, n)
-		prev = info
+			kills, trackingApplied(ctx, sys)-base, fresh, committed)
 	}
 	if err := sys.StartService(ctx, tr); err != nil {
 		return err
 	}
-	t.Logf("consumer killed %d times; %d events were committed by tracking but not acknowledged to JetStream when it died", kills, committedUnacked)
+	t.Logf("consumer died %d times; %d events were committed by tracking but not acknowledged to JetStream when it died", deaths, committedUnacked)
 	if committedUnacked == 0 {
-		t.Errorf("no kill landed between a commit and its ack in %d kills: the redelivery of an applied event was not exercised", kills)
+		t.Errorf("no death landed between a commit and its ack in %d tries: the redelivery of an applied event was not exercised", deaths)
 	}
 	return nil
+}
+
+// unackedCounter finds, after each death of a service, the events its consumers had committed
+// but not acknowledged. A consumer applies and acks in stream order, so one run's unacknowledged
+// messages are the last ones delivered to it; earlier runs' are not redelivered within the
+// scenario's loop (AckWait is 30 s), so the growth of NumAckPending is the last run's share.
+type unackedCounter struct {
+	sys    *System
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	ds     []durable
+	prev   map[string]*jetstream.ConsumerInfo
+}
+
+// newUnackedCounter watches the consumers of service.
+func newUnackedCounter(ctx context.Context, sys *System, js jetstream.JetStream, service string) (*unackedCounter, error) {
+	stream, err := js.Stream(ctx, events.Stream)
+	if err != nil {
+		return nil, err
+	}
+	all, err := durables(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	u := &unackedCounter{sys: sys, js: js, stream: stream, prev: map[string]*jetstream.ConsumerInfo{}}
+	for _, d := range all {
+		if strings.HasPrefix(d.name, service+"-") {
+			u.ds = append(u.ds, d)
+			if u.prev[d.name], err = stableConsumer(ctx, js, d.name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return u, nil
+}
+
+// count returns how many messages the last run left unacknowledged and how many of those it had
+// committed, over the service's consumers.
+func (u *unackedCounter) count(ctx context.Context) (fresh, committed int, err error) {
+	for _, d := range u.ds {
+		info, err := stableConsumer(ctx, u.js, d.name)
+		if err != nil {
+			return 0, 0, err
+		}
+		want := info.NumAckPending - u.prev[d.name].NumAckPending
+		u.prev[d.name] = info
+		fresh += max(want, 0)
+		// The last want messages of the consumer's subjects up to what it was delivered.
+		for seq := info.Delivered.Stream; want > 0 && seq > 0; seq-- {
+			m, err := u.stream.GetMsg(ctx, seq)
+			if err != nil {
+				return 0, 0, err
+			}
+			if !d.wants(m.Subject) {
+				continue
+			}
+			want--
+			var applied bool
+			if err := u.sys.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+d.schema+`.inbox WHERE consumer = $1 AND event_id = $2)`,
+				d.name, m.Header.Get(jetstream.MsgIDHeader)).Scan(&applied); err != nil {
+				return 0, 0, err
+			}
+			if applied {
+				committed++
+			}
+		}
+	}
+	return fresh, committed, nil
 }
 
 // (d) restart PostgreSQL (fast shutdown: open transactions roll back, every connection drops)
@@ -267,12 +353,15 @@ type position struct{ ackFloor, delivered uint64 }
 // consumerPositions are the durable consumers' positions, as far as the server answers now.
 func consumerPositions(ctx context.Context, js jetstream.JetStream) map[string]position {
 	out := map[string]position{}
-	for _, d := range []string{trackingDurable, orderDurable} {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := consumerInfo(cctx, js, d)
-		cancel()
-		if err == nil {
-			out[d] = position{ackFloor: info.AckFloor.Stream, delivered: info.Delivered.Stream}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ds, err := durables(cctx, js)
+	if err != nil {
+		return out
+	}
+	for _, d := range ds {
+		if info, err := consumerInfo(cctx, js, d.name); err == nil {
+			out[d.name] = position{ackFloor: info.AckFloor.Stream, delivered: info.Delivered.Stream}
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,19 @@ func RepoRoot() (string, error) {
 func isFile(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && !st.IsDir()
+}
+
+// BinDir is where Build keeps the binaries of the repository at root between runs: go build
+// leaves an up-to-date binary alone, so a run after the first spends no time linking.
+func BinDir(root string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	h := fnv.New64a()
+	h.Write([]byte(root))
+	dir := filepath.Join(cache, "doorstep", fmt.Sprintf("faulttest-bin-%x", h.Sum64()))
+	return dir, os.MkdirAll(dir, 0o755)
 }
 
 // Binaries maps a program name ("nats-server", "orderd", ...) to its built executable.
@@ -103,6 +117,7 @@ type Proc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	starts int
+	exit   int
 }
 
 // Start runs the program. The child is killed if this process dies, so a failed test leaves
@@ -132,6 +147,9 @@ func (p *Proc) Start() error {
 		err := cmd.Wait()
 		fmt.Fprintf(logf, "=== %s: exit at %s: %v\n", p.Name, time.Now().Format(time.RFC3339Nano), err)
 		logf.Close()
+		p.mu.Lock()
+		p.exit = cmd.ProcessState.ExitCode()
+		p.mu.Unlock()
 		close(done)
 	}()
 	p.cmd, p.done = cmd, done
@@ -168,6 +186,13 @@ func (p *Proc) Running() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cmd != nil && !closed(p.done)
+}
+
+// ExitCode is the exit status of the last run once it has ended (-1 when killed by a signal).
+func (p *Proc) ExitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exit
 }
 
 // Starts counts how often the process was started.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
@@ -41,11 +42,20 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
+// as returns ctx carrying a signed identity, as the gateway or a peer service would send it.
+func as(ctx context.Context, keys *auth.Keys, id auth.Identity) context.Context {
+	out, err := keys.Outgoing(ctx, id)
+	if err != nil {
+		panic(err) // only a key shorter than 32 bytes fails, and System makes its own
+	}
+	return out
+}
+
 // seed creates three suppliers with an unlimited, unrationed item each and 60 households, through
-// the services' gRPC APIs.
+// the services' gRPC APIs, as a system identity.
 func seed(t *testing.T, sys *System) world {
 	t.Helper()
-	ctx := context.Background()
+	ctx := as(context.Background(), sys.Keys, auth.Identity{Role: typesv1.Role_ROLE_SYSTEM, Subject: "faulttest-seed"})
 	sup := supplierv1.NewSupplierServiceClient(dial(t, sys.Replicas("supplier")[0].Addr))
 	ord := orderv1.NewOrderServiceClient(dial(t, sys.Replicas("order")[0].Addr))
 	var w world
@@ -113,6 +123,7 @@ type placedParcel struct {
 type load struct {
 	orders   []orderv1.OrderServiceClient // spread round robin
 	supplier supplierv1.SupplierServiceClient
+	keys     *auth.Keys
 	world    world
 	prefix   string
 	n        int
@@ -125,7 +136,7 @@ type load struct {
 }
 
 func newLoad(t *testing.T, sys *System, w world, prefix string, n int) *load {
-	l := &load{world: w, prefix: prefix, n: n, workers: 8,
+	l := &load{world: w, prefix: prefix, n: n, workers: 8, keys: sys.Keys,
 		supplier: supplierv1.NewSupplierServiceClient(dial(t, sys.Replicas("supplier")[0].Addr))}
 	for _, o := range sys.Replicas("order") {
 		l.orders = append(l.orders, orderv1.NewOrderServiceClient(dial(t, o.Addr)))
@@ -181,7 +192,8 @@ func (l *load) place(ctx context.Context, i int) (placed, error) {
 	client := l.orders[i%len(l.orders)]
 	wait := newBackoff()
 	for attempt := 1; ; attempt++ {
-		resp, err := client.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{RequestId: requestID, HouseholdId: household, Lines: l.basket(i)})
+		resident := as(ctx, l.keys, auth.Identity{Role: typesv1.Role_ROLE_RESIDENT, Subject: household, Compound: compound})
+		resp, err := client.PlaceOrder(resident, &orderv1.PlaceOrderRequest{RequestId: requestID, HouseholdId: household, Lines: l.basket(i)})
 		if err == nil {
 			o := resp.GetOrder()
 			p := placed{orderID: o.GetOrderId(), requestID: requestID}
@@ -208,7 +220,8 @@ func (l *load) place(ctx context.Context, i int) (placed, error) {
 func (l *load) confirm(ctx context.Context, p *placedParcel) error {
 	wait := newBackoff()
 	for {
-		_, err := l.supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "confirm-" + p.id, SupplierId: p.supplier, ParcelId: p.id})
+		staff := as(ctx, l.keys, auth.Identity{Role: typesv1.Role_ROLE_SUPPLIER, Subject: p.supplier + "-staff", SupplierID: p.supplier, Compound: compound})
+		_, err := l.supplier.ConfirmParcel(staff, &supplierv1.ConfirmParcelRequest{RequestId: "confirm-" + p.id, SupplierId: p.supplier, ParcelId: p.id})
 		if err == nil {
 			p.confirmed = true
 			return nil

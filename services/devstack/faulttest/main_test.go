@@ -13,17 +13,8 @@ import (
 var (
 	buildOnce sync.Once
 	bins      Binaries
-	binDir    string
 	buildErr  error
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
 
 // binaries builds the NATS server and the services once per test binary.
 func binaries(t *testing.T) Binaries {
@@ -34,7 +25,8 @@ func binaries(t *testing.T) Binaries {
 		if root, buildErr = RepoRoot(); buildErr != nil {
 			return
 		}
-		if binDir, buildErr = os.MkdirTemp("", "doorstep-faulttest-bin-"); buildErr != nil {
+		var binDir string
+		if binDir, buildErr = BinDir(root); buildErr != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

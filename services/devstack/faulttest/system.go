@@ -2,6 +2,7 @@ package faulttest
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/localpg"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -56,8 +58,9 @@ func (p *Postgres) Stop() error {
 	return err
 }
 
-// Kill crashes the cluster: SIGKILL to the postmaster and every backend (its process group), as
-// the kernel's OOM killer would. The next Start runs crash recovery from the WAL.
+// Kill crashes the cluster: SIGKILL to the postmaster and every one of its processes at once, as
+// if the machine had lost them, so no backend gets to finish anything. The next Start runs crash
+// recovery from the WAL.
 func (p *Postgres) Kill() error {
 	if p.c == nil {
 		return nil
@@ -70,13 +73,63 @@ func (p *Postgres) Kill() error {
 	if err != nil {
 		return fmt.Errorf("postmaster.pid: %w", err)
 	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("kill postgres process group %d: %w", pid, err)
+	// Backends run in sessions of their own (PostgreSQL calls setsid), so a process-group kill
+	// would miss them. Freeze the postmaster so it forks no more, kill its children, then it.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("stop postmaster %d: %w", pid, err)
+	}
+	procs := append(children(pid), pid)
+	for _, c := range procs {
+		_ = syscall.Kill(c, syscall.SIGKILL)
 	}
 	_ = p.c.Stop() // only reaps the postmaster now
 	p.logf.Close()
 	p.c, p.logf = nil, nil
-	return nil
+	// A new postmaster refuses to start while any old process still holds the shared memory.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		alive := 0
+		for _, c := range procs {
+			if syscall.Kill(c, 0) == nil && !zombie(c) {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d postgres processes still alive 10s after SIGKILL", alive)
+		}
+	}
+}
+
+// children are the processes whose parent is pid.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so read after the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			if c, err := strconv.Atoi(filepath.Base(filepath.Dir(st))); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// zombie reports whether pid has exited and waits only to be reaped by its (new) parent.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
 }
 
 // AdminURL is the superuser URL of the "postgres" database.
@@ -103,6 +156,9 @@ type System struct {
 	// DBURL is the database every service's schema lives in; DB is a pool on it for checks.
 	DBURL string
 	DB    *pgxpool.Pool
+	// Keys signs the identities clients present (DOORSTEP_AUTH_KEY of every service).
+	Keys    *auth.Keys
+	authKey string
 
 	mu       sync.Mutex
 	services []*Service
@@ -120,7 +176,10 @@ func StartSystem(ctx context.Context, dir string, bin Binaries) (_ *System, err 
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &System{Dir: dir, Bin: bin}
+	s := &System{Dir: dir, Bin: bin, authKey: rand.Text() + rand.Text()}
+	if s.Keys, err = auth.NewKeys([]byte(s.authKey), nil); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -194,10 +253,11 @@ func (s *System) AddService(ctx context.Context, kind string, metrics bool) (*Se
 		"DATABASE_URL=" + s.DBURL,
 		"NATS_URL=" + s.NATSURL,
 		"NATS_STREAM_REPLICAS=1",
+		"DOORSTEP_AUTH_KEY=" + s.authKey,
 		up + "_PORT=" + strconv.Itoa(port),
 		up + "_METRICS_PORT=" + strconv.Itoa(metricsPort),
 	}
-	for _, peer := range []string{"supplier", "order"} {
+	for _, peer := range []string{"supplier", "order", "dispatch", "tracking"} {
 		if ps := s.Replicas(peer); len(ps) > 0 {
 			env = append(env, strings.ToUpper(peer)+"_ADDR="+ps[0].Addr)
 		}
