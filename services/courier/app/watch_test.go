@@ -8,6 +8,7 @@ import (
 	"time"
 
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
+	"github.com/doorstep/doorstep/services/courier/app"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -94,6 +95,10 @@ func (w *watcher) end() error {
 	}
 }
 
+// announcedOnly turns the periodic re-read off, so what a watcher sends came from announcements
+// made after each change committed.
+func announcedOnly(c *app.Config) { c.WatchResync = time.Hour }
+
 func allStatus(r *courierv1.CourierRoute, want courierv1.StopStatus) bool {
 	st := statuses(r)
 	for _, s := range st {
@@ -105,7 +110,7 @@ func allStatus(r *courierv1.CourierRoute, want courierv1.StopStatus) bool {
 }
 
 func TestWatcherSeesNewVersionsAndDeliveriesMadeOnAnotherInstance(t *testing.T) {
-	h := start(t)
+	h := start(t, announcedOnly)
 	b := h.instance() // a second replica on the same database and broker
 
 	// Watching before the courier has any route: nothing is sent until dispatch plans one.
@@ -191,7 +196,7 @@ func TestWatchingSomeoneElsesRoundIsNotFound(t *testing.T) {
 }
 
 func TestRouteGivenToAnotherCourierLeavesTheFirstCouriersWatch(t *testing.T) {
-	h := start(t)
+	h := start(t, announcedOnly)
 	h.plan(version(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}), 1))
 	wa := watch(t, h.client, courierA, "")
 	if r := wa.next(); r.GetRouteId() != "route-1" {
@@ -229,7 +234,7 @@ func TestWatchEndsWhenItsServerShutsDown(t *testing.T) {
 // A burst of changes ends in the final state, each change sent at most once (announcements that
 // arrive together are coalesced into one re-read, and an unchanged route is never sent again).
 func TestWatcherFollowsABurstToItsEnd(t *testing.T) {
-	h := start(t)
+	h := start(t, announcedOnly)
 	var stops []stop
 	for i := range 20 {
 		stops = append(stops, stop{fmt.Sprintf("haixin-2-1-%d01", i+1), []string{fmt.Sprintf("p%d", i)}})

@@ -23,12 +23,10 @@ const Purpose = "routes"
 var Subjects = []string{"doorstep.*.route.planned"}
 
 // Routes stores each planned route, inside the inbox transaction that records the event, so a
-// redelivered event changes nothing, and announces the change to the courier's watchers. now
+// redelivered event changes nothing, and announces the change to the courier's watchers once
+// that transaction has committed: a watcher re-reading on the announcement sees the new version.
+// Nothing is announced for a stale version, a rolled-back transaction or a redelivery. now
 // stamps a route whose event carries no time.
-//
-// The announcement goes out a moment before the inbox commits (the handler cannot see the
-// commit); watchers wait until the announced revision is visible (route.Service.Watch), and
-// nothing is announced when the version is stale.
 func Routes(store *postgres.Store, notifier route.Notifier, now func() time.Time) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		rp := ev.GetRoutePlanned()
@@ -48,7 +46,7 @@ func Routes(store *postgres.Store, notifier route.Notifier, now func() time.Time
 			return err
 		}
 		if notifier != nil && len(revs) > 0 {
-			notifier.Announce(ctx, revs...)
+			inbox.AfterCommit(ctx, func() { notifier.Announce(ctx, revs...) })
 		}
 		return nil
 	}

@@ -68,21 +68,6 @@ func (s *Store) Route(ctx context.Context, courierID, roundID string) (route.Rou
 	return r, err
 }
 
-// Revisions implements route.Repository.
-func (s *Store) Revisions(ctx context.Context, routeIDs []string) (map[string]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT route_id, revision FROM routes WHERE route_id = ANY($1)`, routeIDs)
-	if err != nil {
-		return nil, fmt.Errorf("read revisions: %w", err)
-	}
-	out := make(map[string]int64, len(routeIDs))
-	var id string
-	var rev int64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &rev}, func() error { out[id] = rev; return nil }); err != nil {
-		return nil, fmt.Errorf("read revisions: %w", err)
-	}
-	return out, nil
-}
-
 // RoundPlanned implements route.Repository.
 func (s *Store) RoundPlanned(ctx context.Context, roundID string) (bool, error) {
 	var ok bool
@@ -408,7 +393,7 @@ func apply(ctx context.Context, tx pgx.Tx, changes []route.Change) ([]route.Revi
 }
 
 // SavePlanned stores a planned route inside tx (the inbox's transaction) and returns the
-// revisions to announce. A route seen before is replaced only by a higher version (route.Replan
+// revisions to announce once it commits. A route seen before is replaced only by a higher version (route.Replan
 // says what stays); a lower or equal one is ignored and changes nothing.
 func (s *Store) SavePlanned(ctx context.Context, tx pgx.Tx, next route.Route) ([]route.Revision, error) {
 	var version int

@@ -68,8 +68,6 @@ type Repository interface {
 	// than once and must depend only on its argument.
 	Complete(ctx context.Context, key Key, courierID string, parcelIDs []string,
 		fn func(map[string]*Route) ([]Change, []Result)) ([]Result, []Revision, error)
-	// Revisions are the stored revisions of routeIDs; a route not stored has none (0).
-	Revisions(ctx context.Context, routeIDs []string) (map[string]int64, error)
 	// RoundPlanned reports whether any courier has a route in roundID.
 	RoundPlanned(ctx context.Context, roundID string) (bool, error)
 	// PruneKeys deletes idempotency keys first used before cutoff and says how many.

@@ -24,17 +24,9 @@ type Subscription interface {
 	Close()
 }
 
-// How a watcher waits for an announced revision to become visible. Changes made through the API
-// are announced after their commit, so they are visible at once; a new route version is
-// announced by the consumer from inside the inbox transaction (pkg/inbox has no after-commit
-// hook), a moment before it commits, so the watcher re-reads until it sees that revision. An
-// announcement still invisible after awaitGiveUp belonged to a transaction that rolled back.
-const (
-	awaitFirst  = 5 * time.Millisecond
-	awaitMax    = 250 * time.Millisecond
-	awaitGiveUp = 10 * time.Second
-	resyncEvery = 30 * time.Second
-)
+// resyncEvery is how often a watcher re-reads its route unprompted, by default: announcements
+// are sent after commit but over core NATS, so one made while the broker was out of reach is lost.
+const resyncEvery = 30 * time.Second
 
 func (s *Service) resync() time.Duration {
 	if s.Resync > 0 {
@@ -48,6 +40,9 @@ func (s *Service) resync() time.Duration {
 // if the round is planned without a route for this courier (someone else's round) it returns
 // ErrNotFound at once. A route taken away from the courier (given to another) is sent as an
 // empty route with no id. send is called from one goroutine, never concurrently.
+//
+// Every change is announced once it has committed (the API's after their transaction, a new
+// version from the consumer's after-commit hook), so the read an announcement prompts sees it.
 func (s *Service) Watch(ctx context.Context, courierID, roundID string, send func(Route) error) error {
 	if s.Feed == nil {
 		return errors.New("route watching is not configured")
@@ -61,30 +56,8 @@ func (s *Service) Watch(ctx context.Context, courierID, roundID string, send fun
 	resync := time.NewTicker(s.resync())
 	defer resync.Stop()
 
-	type awaited struct {
-		revision int64
-		since    time.Time
-	}
-	waiting := map[string]awaited{}
-	delay := awaitFirst
 	var shown Route // what the client has; ID "" when nothing (or the empty route) was sent
 	for first := true; ; first = false {
-		// Settle announcements before reading: a revision visible here is in the read below.
-		if len(waiting) > 0 {
-			ids := make([]string, 0, len(waiting))
-			for id := range waiting {
-				ids = append(ids, id)
-			}
-			revs, err := s.Repo.Revisions(ctx, ids)
-			if err != nil {
-				return err
-			}
-			for id, w := range waiting {
-				if revs[id] >= w.revision || time.Since(w.since) > awaitGiveUp {
-					delete(waiting, id)
-				}
-			}
-		}
 		r, err := s.Repo.Route(ctx, courierID, roundID)
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -111,26 +84,28 @@ func (s *Service) Watch(ctx context.Context, courierID, roundID string, send fun
 			}
 			shown = r
 		}
-
-		var retry <-chan time.Time
-		if len(waiting) > 0 {
-			retry = time.After(delay)
-			delay = min(2*delay, awaitMax)
-		} else {
-			delay = awaitFirst
+		if err := awaitChange(ctx, sub, resync.C, shown); err != nil {
+			return err
 		}
+	}
+}
+
+// awaitChange returns when the route may have changed since shown was read: an announcement of
+// a revision shown does not have yet (of its route or of any other), or the periodic re-read.
+func awaitChange(ctx context.Context, sub Subscription, resync <-chan time.Time, shown Route) error {
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-resync:
+			return nil
 		case <-sub.Ready():
-			now := time.Now()
 			for _, a := range sub.Take() {
-				if w, ok := waiting[a.RouteID]; !ok || a.Revision > w.revision {
-					waiting[a.RouteID] = awaited{revision: a.Revision, since: now}
+				if a.RouteID != shown.ID || a.Revision > shown.Revision {
+					return nil
 				}
 			}
-		case <-resync.C:
-		case <-retry:
+			// Only revisions the last read already had (announced while it ran): nothing new.
 		}
 	}
 }
