@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,11 @@ func Open(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// pgx defaults to max(4, CPUs) connections, which on a small machine queues concurrent
+	// requests behind four transactions; ?pool_max_conns= in the URL still overrides this.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 12
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)

@@ -881,6 +881,128 @@ func (x *UpsertItemResponse) GetItem() *Item {
 	return nil
 }
 
+type AdjustStockRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	SupplierId string                 `protobuf:"bytes,2,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	ItemId     string                 `protobuf:"bytes,3,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Units (grams for weighed items) to add; negative removes. Stock never goes below zero.
+	Delta int64 `protobuf:"varint,4,opt,name=delta,proto3" json:"delta,omitempty"`
+	// Why, for the record: "delivery from the wholesaler", "spoiled".
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdjustStockRequest) Reset() {
+	*x = AdjustStockRequest{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdjustStockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdjustStockRequest) ProtoMessage() {}
+
+func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdjustStockRequest.ProtoReflect.Descriptor instead.
+func (*AdjustStockRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AdjustStockRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AdjustStockRequest) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+func (x *AdjustStockRequest) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *AdjustStockRequest) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *AdjustStockRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type AdjustStockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Item          *Item                  `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdjustStockResponse) Reset() {
+	*x = AdjustStockResponse{}
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdjustStockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdjustStockResponse) ProtoMessage() {}
+
+func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdjustStockResponse.ProtoReflect.Descriptor instead.
+func (*AdjustStockResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AdjustStockResponse) GetItem() *Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
 type ListItemsRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Compound string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
@@ -892,7 +1014,7 @@ type ListItemsRequest struct {
 
 func (x *ListItemsRequest) Reset() {
 	*x = ListItemsRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1026,7 @@ func (x *ListItemsRequest) String() string {
 func (*ListItemsRequest) ProtoMessage() {}
 
 func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[13]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1039,7 @@ func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListItemsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{13}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListItemsRequest) GetCompound() string {
@@ -943,7 +1065,7 @@ type ListItemsResponse struct {
 
 func (x *ListItemsResponse) Reset() {
 	*x = ListItemsResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1077,7 @@ func (x *ListItemsResponse) String() string {
 func (*ListItemsResponse) ProtoMessage() {}
 
 func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[14]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1090,7 @@ func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListItemsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{14}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListItemsResponse) GetItems() []*Item {
@@ -987,7 +1109,7 @@ type BatchGetItemsRequest struct {
 
 func (x *BatchGetItemsRequest) Reset() {
 	*x = BatchGetItemsRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1121,7 @@ func (x *BatchGetItemsRequest) String() string {
 func (*BatchGetItemsRequest) ProtoMessage() {}
 
 func (x *BatchGetItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[15]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1134,7 @@ func (x *BatchGetItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetItemsRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetItemsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{15}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BatchGetItemsRequest) GetItemIds() []string {
@@ -1031,7 +1153,7 @@ type BatchGetItemsResponse struct {
 
 func (x *BatchGetItemsResponse) Reset() {
 	*x = BatchGetItemsResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1165,7 @@ func (x *BatchGetItemsResponse) String() string {
 func (*BatchGetItemsResponse) ProtoMessage() {}
 
 func (x *BatchGetItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[16]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1178,7 @@ func (x *BatchGetItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetItemsResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetItemsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{16}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BatchGetItemsResponse) GetItems() []*Item {
@@ -1078,7 +1200,7 @@ type ReservationLine struct {
 
 func (x *ReservationLine) Reset() {
 	*x = ReservationLine{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1212,7 @@ func (x *ReservationLine) String() string {
 func (*ReservationLine) ProtoMessage() {}
 
 func (x *ReservationLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[17]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1225,7 @@ func (x *ReservationLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationLine.ProtoReflect.Descriptor instead.
 func (*ReservationLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{17}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReservationLine) GetItemId() string {
@@ -1144,7 +1266,7 @@ type ParcelLine struct {
 
 func (x *ParcelLine) Reset() {
 	*x = ParcelLine{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1278,7 @@ func (x *ParcelLine) String() string {
 func (*ParcelLine) ProtoMessage() {}
 
 func (x *ParcelLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[18]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1291,7 @@ func (x *ParcelLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParcelLine.ProtoReflect.Descriptor instead.
 func (*ParcelLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{18}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ParcelLine) GetItemId() string {
@@ -1256,7 +1378,7 @@ type ReserveStockRequest struct {
 
 func (x *ReserveStockRequest) Reset() {
 	*x = ReserveStockRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1390,7 @@ func (x *ReserveStockRequest) String() string {
 func (*ReserveStockRequest) ProtoMessage() {}
 
 func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[19]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1403,7 @@ func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockRequest.ProtoReflect.Descriptor instead.
 func (*ReserveStockRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{19}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReserveStockRequest) GetParcelId() string {
@@ -1335,7 +1457,7 @@ type ReserveStockResponse struct {
 
 func (x *ReserveStockResponse) Reset() {
 	*x = ReserveStockResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1469,7 @@ func (x *ReserveStockResponse) String() string {
 func (*ReserveStockResponse) ProtoMessage() {}
 
 func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[20]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1482,7 @@ func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockResponse.ProtoReflect.Descriptor instead.
 func (*ReserveStockResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{20}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReserveStockResponse) GetParcel() *SupplierParcel {
@@ -1381,7 +1503,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1515,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[21]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1528,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{21}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReleaseReservationRequest) GetParcelId() string {
@@ -1439,7 +1561,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1573,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[22]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1586,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{22}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReleaseReservationResponse) GetParcel() *SupplierParcel {
@@ -1488,7 +1610,7 @@ type ConfirmLine struct {
 
 func (x *ConfirmLine) Reset() {
 	*x = ConfirmLine{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1622,7 @@ func (x *ConfirmLine) String() string {
 func (*ConfirmLine) ProtoMessage() {}
 
 func (x *ConfirmLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[23]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1635,7 @@ func (x *ConfirmLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmLine.ProtoReflect.Descriptor instead.
 func (*ConfirmLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{23}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ConfirmLine) GetItemId() string {
@@ -1542,7 +1664,7 @@ type ConfirmParcelRequest struct {
 
 func (x *ConfirmParcelRequest) Reset() {
 	*x = ConfirmParcelRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1676,7 @@ func (x *ConfirmParcelRequest) String() string {
 func (*ConfirmParcelRequest) ProtoMessage() {}
 
 func (x *ConfirmParcelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[24]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1689,7 @@ func (x *ConfirmParcelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmParcelRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmParcelRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{24}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ConfirmParcelRequest) GetRequestId() string {
@@ -1607,7 +1729,7 @@ type ConfirmParcelResponse struct {
 
 func (x *ConfirmParcelResponse) Reset() {
 	*x = ConfirmParcelResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1741,7 @@ func (x *ConfirmParcelResponse) String() string {
 func (*ConfirmParcelResponse) ProtoMessage() {}
 
 func (x *ConfirmParcelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[25]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1754,7 @@ func (x *ConfirmParcelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmParcelResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmParcelResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{25}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ConfirmParcelResponse) GetParcel() *SupplierParcel {
@@ -1654,7 +1776,7 @@ type RejectParcelRequest struct {
 
 func (x *RejectParcelRequest) Reset() {
 	*x = RejectParcelRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1788,7 @@ func (x *RejectParcelRequest) String() string {
 func (*RejectParcelRequest) ProtoMessage() {}
 
 func (x *RejectParcelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[26]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1801,7 @@ func (x *RejectParcelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectParcelRequest.ProtoReflect.Descriptor instead.
 func (*RejectParcelRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{26}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RejectParcelRequest) GetRequestId() string {
@@ -1719,7 +1841,7 @@ type RejectParcelResponse struct {
 
 func (x *RejectParcelResponse) Reset() {
 	*x = RejectParcelResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1853,7 @@ func (x *RejectParcelResponse) String() string {
 func (*RejectParcelResponse) ProtoMessage() {}
 
 func (x *RejectParcelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[27]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1866,7 @@ func (x *RejectParcelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectParcelResponse.ProtoReflect.Descriptor instead.
 func (*RejectParcelResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{27}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RejectParcelResponse) GetParcel() *SupplierParcel {
@@ -1765,7 +1887,7 @@ type MarkParcelReadyRequest struct {
 
 func (x *MarkParcelReadyRequest) Reset() {
 	*x = MarkParcelReadyRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[28]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1899,7 @@ func (x *MarkParcelReadyRequest) String() string {
 func (*MarkParcelReadyRequest) ProtoMessage() {}
 
 func (x *MarkParcelReadyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[28]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1912,7 @@ func (x *MarkParcelReadyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkParcelReadyRequest.ProtoReflect.Descriptor instead.
 func (*MarkParcelReadyRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{28}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MarkParcelReadyRequest) GetRequestId() string {
@@ -1823,7 +1945,7 @@ type MarkParcelReadyResponse struct {
 
 func (x *MarkParcelReadyResponse) Reset() {
 	*x = MarkParcelReadyResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[29]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1957,7 @@ func (x *MarkParcelReadyResponse) String() string {
 func (*MarkParcelReadyResponse) ProtoMessage() {}
 
 func (x *MarkParcelReadyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[29]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1970,7 @@ func (x *MarkParcelReadyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkParcelReadyResponse.ProtoReflect.Descriptor instead.
 func (*MarkParcelReadyResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{29}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MarkParcelReadyResponse) GetParcel() *SupplierParcel {
@@ -1871,7 +1993,7 @@ type ListParcelsRequest struct {
 
 func (x *ListParcelsRequest) Reset() {
 	*x = ListParcelsRequest{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[30]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2005,7 @@ func (x *ListParcelsRequest) String() string {
 func (*ListParcelsRequest) ProtoMessage() {}
 
 func (x *ListParcelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[30]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2018,7 @@ func (x *ListParcelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListParcelsRequest.ProtoReflect.Descriptor instead.
 func (*ListParcelsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{30}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListParcelsRequest) GetSupplierId() string {
@@ -1929,7 +2051,7 @@ type ListParcelsResponse struct {
 
 func (x *ListParcelsResponse) Reset() {
 	*x = ListParcelsResponse{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[31]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2063,7 @@ func (x *ListParcelsResponse) String() string {
 func (*ListParcelsResponse) ProtoMessage() {}
 
 func (x *ListParcelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[31]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2076,7 @@ func (x *ListParcelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListParcelsResponse.ProtoReflect.Descriptor instead.
 func (*ListParcelsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{31}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListParcelsResponse) GetParcels() []*SupplierParcel {
@@ -1988,7 +2110,7 @@ type SupplierParcel struct {
 
 func (x *SupplierParcel) Reset() {
 	*x = SupplierParcel{}
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[32]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2122,7 @@ func (x *SupplierParcel) String() string {
 func (*SupplierParcel) ProtoMessage() {}
 
 func (x *SupplierParcel) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[32]
+	mi := &file_doorstep_supplier_v1_supplier_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2135,7 @@ func (x *SupplierParcel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupplierParcel.ProtoReflect.Descriptor instead.
 func (*SupplierParcel) Descriptor() ([]byte, []int) {
-	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{32}
+	return file_doorstep_supplier_v1_supplier_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SupplierParcel) GetParcelId() string {
@@ -2175,6 +2297,16 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12.\n" +
 	"\x04item\x18\x02 \x01(\v2\x1a.doorstep.supplier.v1.ItemR\x04item\"D\n" +
 	"\x12UpsertItemResponse\x12.\n" +
+	"\x04item\x18\x01 \x01(\v2\x1a.doorstep.supplier.v1.ItemR\x04item\"\x9b\x01\n" +
+	"\x12AdjustStockRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vsupplier_id\x18\x02 \x01(\tR\n" +
+	"supplierId\x12\x17\n" +
+	"\aitem_id\x18\x03 \x01(\tR\x06itemId\x12\x14\n" +
+	"\x05delta\x18\x04 \x01(\x03R\x05delta\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"E\n" +
+	"\x13AdjustStockResponse\x12.\n" +
 	"\x04item\x18\x01 \x01(\v2\x1a.doorstep.supplier.v1.ItemR\x04item\"O\n" +
 	"\x10ListItemsRequest\x12\x1a\n" +
 	"\bcompound\x18\x01 \x01(\tR\bcompound\x12\x1f\n" +
@@ -2272,12 +2404,13 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x19\n" +
 	"\bround_id\x18\v \x01(\tR\aroundId\x129\n" +
 	"\n" +
-	"confirm_by\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tconfirmBy2\x8b\v\n" +
+	"confirm_by\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tconfirmBy2\xef\v\n" +
 	"\x0fSupplierService\x12k\n" +
 	"\x0eCreateSupplier\x12+.doorstep.supplier.v1.CreateSupplierRequest\x1a,.doorstep.supplier.v1.CreateSupplierResponse\x12h\n" +
 	"\rListSuppliers\x12*.doorstep.supplier.v1.ListSuppliersRequest\x1a+.doorstep.supplier.v1.ListSuppliersResponse\x12_\n" +
 	"\n" +
-	"UpsertItem\x12'.doorstep.supplier.v1.UpsertItemRequest\x1a(.doorstep.supplier.v1.UpsertItemResponse\x12\\\n" +
+	"UpsertItem\x12'.doorstep.supplier.v1.UpsertItemRequest\x1a(.doorstep.supplier.v1.UpsertItemResponse\x12b\n" +
+	"\vAdjustStock\x12(.doorstep.supplier.v1.AdjustStockRequest\x1a).doorstep.supplier.v1.AdjustStockResponse\x12\\\n" +
 	"\tListItems\x12&.doorstep.supplier.v1.ListItemsRequest\x1a'.doorstep.supplier.v1.ListItemsResponse\x12h\n" +
 	"\rBatchGetItems\x12*.doorstep.supplier.v1.BatchGetItemsRequest\x1a+.doorstep.supplier.v1.BatchGetItemsResponse\x12e\n" +
 	"\fReserveStock\x12).doorstep.supplier.v1.ReserveStockRequest\x1a*.doorstep.supplier.v1.ReserveStockResponse\x12w\n" +
@@ -2301,7 +2434,7 @@ func file_doorstep_supplier_v1_supplier_proto_rawDescGZIP() []byte {
 	return file_doorstep_supplier_v1_supplier_proto_rawDescData
 }
 
-var file_doorstep_supplier_v1_supplier_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_doorstep_supplier_v1_supplier_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_doorstep_supplier_v1_supplier_proto_goTypes = []any{
 	(*Supplier)(nil),                     // 0: doorstep.supplier.v1.Supplier
 	(*Credential)(nil),                   // 1: doorstep.supplier.v1.Credential
@@ -2316,90 +2449,95 @@ var file_doorstep_supplier_v1_supplier_proto_goTypes = []any{
 	(*ListSuppliersResponse)(nil),        // 10: doorstep.supplier.v1.ListSuppliersResponse
 	(*UpsertItemRequest)(nil),            // 11: doorstep.supplier.v1.UpsertItemRequest
 	(*UpsertItemResponse)(nil),           // 12: doorstep.supplier.v1.UpsertItemResponse
-	(*ListItemsRequest)(nil),             // 13: doorstep.supplier.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),            // 14: doorstep.supplier.v1.ListItemsResponse
-	(*BatchGetItemsRequest)(nil),         // 15: doorstep.supplier.v1.BatchGetItemsRequest
-	(*BatchGetItemsResponse)(nil),        // 16: doorstep.supplier.v1.BatchGetItemsResponse
-	(*ReservationLine)(nil),              // 17: doorstep.supplier.v1.ReservationLine
-	(*ParcelLine)(nil),                   // 18: doorstep.supplier.v1.ParcelLine
-	(*ReserveStockRequest)(nil),          // 19: doorstep.supplier.v1.ReserveStockRequest
-	(*ReserveStockResponse)(nil),         // 20: doorstep.supplier.v1.ReserveStockResponse
-	(*ReleaseReservationRequest)(nil),    // 21: doorstep.supplier.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil),   // 22: doorstep.supplier.v1.ReleaseReservationResponse
-	(*ConfirmLine)(nil),                  // 23: doorstep.supplier.v1.ConfirmLine
-	(*ConfirmParcelRequest)(nil),         // 24: doorstep.supplier.v1.ConfirmParcelRequest
-	(*ConfirmParcelResponse)(nil),        // 25: doorstep.supplier.v1.ConfirmParcelResponse
-	(*RejectParcelRequest)(nil),          // 26: doorstep.supplier.v1.RejectParcelRequest
-	(*RejectParcelResponse)(nil),         // 27: doorstep.supplier.v1.RejectParcelResponse
-	(*MarkParcelReadyRequest)(nil),       // 28: doorstep.supplier.v1.MarkParcelReadyRequest
-	(*MarkParcelReadyResponse)(nil),      // 29: doorstep.supplier.v1.MarkParcelReadyResponse
-	(*ListParcelsRequest)(nil),           // 30: doorstep.supplier.v1.ListParcelsRequest
-	(*ListParcelsResponse)(nil),          // 31: doorstep.supplier.v1.ListParcelsResponse
-	(*SupplierParcel)(nil),               // 32: doorstep.supplier.v1.SupplierParcel
-	(*v1.Actor)(nil),                     // 33: doorstep.types.v1.Actor
-	(*v1.Address)(nil),                   // 34: doorstep.types.v1.Address
-	(v1.ParcelState)(0),                  // 35: doorstep.types.v1.ParcelState
-	(*timestamppb.Timestamp)(nil),        // 36: google.protobuf.Timestamp
+	(*AdjustStockRequest)(nil),           // 13: doorstep.supplier.v1.AdjustStockRequest
+	(*AdjustStockResponse)(nil),          // 14: doorstep.supplier.v1.AdjustStockResponse
+	(*ListItemsRequest)(nil),             // 15: doorstep.supplier.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),            // 16: doorstep.supplier.v1.ListItemsResponse
+	(*BatchGetItemsRequest)(nil),         // 17: doorstep.supplier.v1.BatchGetItemsRequest
+	(*BatchGetItemsResponse)(nil),        // 18: doorstep.supplier.v1.BatchGetItemsResponse
+	(*ReservationLine)(nil),              // 19: doorstep.supplier.v1.ReservationLine
+	(*ParcelLine)(nil),                   // 20: doorstep.supplier.v1.ParcelLine
+	(*ReserveStockRequest)(nil),          // 21: doorstep.supplier.v1.ReserveStockRequest
+	(*ReserveStockResponse)(nil),         // 22: doorstep.supplier.v1.ReserveStockResponse
+	(*ReleaseReservationRequest)(nil),    // 23: doorstep.supplier.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil),   // 24: doorstep.supplier.v1.ReleaseReservationResponse
+	(*ConfirmLine)(nil),                  // 25: doorstep.supplier.v1.ConfirmLine
+	(*ConfirmParcelRequest)(nil),         // 26: doorstep.supplier.v1.ConfirmParcelRequest
+	(*ConfirmParcelResponse)(nil),        // 27: doorstep.supplier.v1.ConfirmParcelResponse
+	(*RejectParcelRequest)(nil),          // 28: doorstep.supplier.v1.RejectParcelRequest
+	(*RejectParcelResponse)(nil),         // 29: doorstep.supplier.v1.RejectParcelResponse
+	(*MarkParcelReadyRequest)(nil),       // 30: doorstep.supplier.v1.MarkParcelReadyRequest
+	(*MarkParcelReadyResponse)(nil),      // 31: doorstep.supplier.v1.MarkParcelReadyResponse
+	(*ListParcelsRequest)(nil),           // 32: doorstep.supplier.v1.ListParcelsRequest
+	(*ListParcelsResponse)(nil),          // 33: doorstep.supplier.v1.ListParcelsResponse
+	(*SupplierParcel)(nil),               // 34: doorstep.supplier.v1.SupplierParcel
+	(*v1.Actor)(nil),                     // 35: doorstep.types.v1.Actor
+	(*v1.Address)(nil),                   // 36: doorstep.types.v1.Address
+	(v1.ParcelState)(0),                  // 37: doorstep.types.v1.ParcelState
+	(*timestamppb.Timestamp)(nil),        // 38: google.protobuf.Timestamp
 }
 var file_doorstep_supplier_v1_supplier_proto_depIdxs = []int32{
 	1,  // 0: doorstep.supplier.v1.Supplier.credentials:type_name -> doorstep.supplier.v1.Credential
 	1,  // 1: doorstep.supplier.v1.UpdateCredentialsRequest.credentials:type_name -> doorstep.supplier.v1.Credential
 	0,  // 2: doorstep.supplier.v1.UpdateCredentialsResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
-	33, // 3: doorstep.supplier.v1.SetSupplierSuspendedRequest.actor:type_name -> doorstep.types.v1.Actor
+	35, // 3: doorstep.supplier.v1.SetSupplierSuspendedRequest.actor:type_name -> doorstep.types.v1.Actor
 	0,  // 4: doorstep.supplier.v1.SetSupplierSuspendedResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
 	0,  // 5: doorstep.supplier.v1.CreateSupplierResponse.supplier:type_name -> doorstep.supplier.v1.Supplier
 	0,  // 6: doorstep.supplier.v1.ListSuppliersResponse.suppliers:type_name -> doorstep.supplier.v1.Supplier
 	6,  // 7: doorstep.supplier.v1.UpsertItemRequest.item:type_name -> doorstep.supplier.v1.Item
 	6,  // 8: doorstep.supplier.v1.UpsertItemResponse.item:type_name -> doorstep.supplier.v1.Item
-	6,  // 9: doorstep.supplier.v1.ListItemsResponse.items:type_name -> doorstep.supplier.v1.Item
-	6,  // 10: doorstep.supplier.v1.BatchGetItemsResponse.items:type_name -> doorstep.supplier.v1.Item
-	34, // 11: doorstep.supplier.v1.ReserveStockRequest.address:type_name -> doorstep.types.v1.Address
-	17, // 12: doorstep.supplier.v1.ReserveStockRequest.lines:type_name -> doorstep.supplier.v1.ReservationLine
-	32, // 13: doorstep.supplier.v1.ReserveStockResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	33, // 14: doorstep.supplier.v1.ReleaseReservationRequest.actor:type_name -> doorstep.types.v1.Actor
-	32, // 15: doorstep.supplier.v1.ReleaseReservationResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	23, // 16: doorstep.supplier.v1.ConfirmParcelRequest.lines:type_name -> doorstep.supplier.v1.ConfirmLine
-	32, // 17: doorstep.supplier.v1.ConfirmParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	32, // 18: doorstep.supplier.v1.RejectParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	32, // 19: doorstep.supplier.v1.MarkParcelReadyResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
-	35, // 20: doorstep.supplier.v1.ListParcelsRequest.state:type_name -> doorstep.types.v1.ParcelState
-	32, // 21: doorstep.supplier.v1.ListParcelsResponse.parcels:type_name -> doorstep.supplier.v1.SupplierParcel
-	34, // 22: doorstep.supplier.v1.SupplierParcel.address:type_name -> doorstep.types.v1.Address
-	35, // 23: doorstep.supplier.v1.SupplierParcel.state:type_name -> doorstep.types.v1.ParcelState
-	18, // 24: doorstep.supplier.v1.SupplierParcel.lines:type_name -> doorstep.supplier.v1.ParcelLine
-	36, // 25: doorstep.supplier.v1.SupplierParcel.updated_at:type_name -> google.protobuf.Timestamp
-	36, // 26: doorstep.supplier.v1.SupplierParcel.confirm_by:type_name -> google.protobuf.Timestamp
-	7,  // 27: doorstep.supplier.v1.SupplierService.CreateSupplier:input_type -> doorstep.supplier.v1.CreateSupplierRequest
-	9,  // 28: doorstep.supplier.v1.SupplierService.ListSuppliers:input_type -> doorstep.supplier.v1.ListSuppliersRequest
-	11, // 29: doorstep.supplier.v1.SupplierService.UpsertItem:input_type -> doorstep.supplier.v1.UpsertItemRequest
-	13, // 30: doorstep.supplier.v1.SupplierService.ListItems:input_type -> doorstep.supplier.v1.ListItemsRequest
-	15, // 31: doorstep.supplier.v1.SupplierService.BatchGetItems:input_type -> doorstep.supplier.v1.BatchGetItemsRequest
-	19, // 32: doorstep.supplier.v1.SupplierService.ReserveStock:input_type -> doorstep.supplier.v1.ReserveStockRequest
-	21, // 33: doorstep.supplier.v1.SupplierService.ReleaseReservation:input_type -> doorstep.supplier.v1.ReleaseReservationRequest
-	24, // 34: doorstep.supplier.v1.SupplierService.ConfirmParcel:input_type -> doorstep.supplier.v1.ConfirmParcelRequest
-	26, // 35: doorstep.supplier.v1.SupplierService.RejectParcel:input_type -> doorstep.supplier.v1.RejectParcelRequest
-	28, // 36: doorstep.supplier.v1.SupplierService.MarkParcelReady:input_type -> doorstep.supplier.v1.MarkParcelReadyRequest
-	30, // 37: doorstep.supplier.v1.SupplierService.ListParcels:input_type -> doorstep.supplier.v1.ListParcelsRequest
-	2,  // 38: doorstep.supplier.v1.SupplierService.UpdateCredentials:input_type -> doorstep.supplier.v1.UpdateCredentialsRequest
-	4,  // 39: doorstep.supplier.v1.SupplierService.SetSupplierSuspended:input_type -> doorstep.supplier.v1.SetSupplierSuspendedRequest
-	8,  // 40: doorstep.supplier.v1.SupplierService.CreateSupplier:output_type -> doorstep.supplier.v1.CreateSupplierResponse
-	10, // 41: doorstep.supplier.v1.SupplierService.ListSuppliers:output_type -> doorstep.supplier.v1.ListSuppliersResponse
-	12, // 42: doorstep.supplier.v1.SupplierService.UpsertItem:output_type -> doorstep.supplier.v1.UpsertItemResponse
-	14, // 43: doorstep.supplier.v1.SupplierService.ListItems:output_type -> doorstep.supplier.v1.ListItemsResponse
-	16, // 44: doorstep.supplier.v1.SupplierService.BatchGetItems:output_type -> doorstep.supplier.v1.BatchGetItemsResponse
-	20, // 45: doorstep.supplier.v1.SupplierService.ReserveStock:output_type -> doorstep.supplier.v1.ReserveStockResponse
-	22, // 46: doorstep.supplier.v1.SupplierService.ReleaseReservation:output_type -> doorstep.supplier.v1.ReleaseReservationResponse
-	25, // 47: doorstep.supplier.v1.SupplierService.ConfirmParcel:output_type -> doorstep.supplier.v1.ConfirmParcelResponse
-	27, // 48: doorstep.supplier.v1.SupplierService.RejectParcel:output_type -> doorstep.supplier.v1.RejectParcelResponse
-	29, // 49: doorstep.supplier.v1.SupplierService.MarkParcelReady:output_type -> doorstep.supplier.v1.MarkParcelReadyResponse
-	31, // 50: doorstep.supplier.v1.SupplierService.ListParcels:output_type -> doorstep.supplier.v1.ListParcelsResponse
-	3,  // 51: doorstep.supplier.v1.SupplierService.UpdateCredentials:output_type -> doorstep.supplier.v1.UpdateCredentialsResponse
-	5,  // 52: doorstep.supplier.v1.SupplierService.SetSupplierSuspended:output_type -> doorstep.supplier.v1.SetSupplierSuspendedResponse
-	40, // [40:53] is the sub-list for method output_type
-	27, // [27:40] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	6,  // 9: doorstep.supplier.v1.AdjustStockResponse.item:type_name -> doorstep.supplier.v1.Item
+	6,  // 10: doorstep.supplier.v1.ListItemsResponse.items:type_name -> doorstep.supplier.v1.Item
+	6,  // 11: doorstep.supplier.v1.BatchGetItemsResponse.items:type_name -> doorstep.supplier.v1.Item
+	36, // 12: doorstep.supplier.v1.ReserveStockRequest.address:type_name -> doorstep.types.v1.Address
+	19, // 13: doorstep.supplier.v1.ReserveStockRequest.lines:type_name -> doorstep.supplier.v1.ReservationLine
+	34, // 14: doorstep.supplier.v1.ReserveStockResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	35, // 15: doorstep.supplier.v1.ReleaseReservationRequest.actor:type_name -> doorstep.types.v1.Actor
+	34, // 16: doorstep.supplier.v1.ReleaseReservationResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	25, // 17: doorstep.supplier.v1.ConfirmParcelRequest.lines:type_name -> doorstep.supplier.v1.ConfirmLine
+	34, // 18: doorstep.supplier.v1.ConfirmParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	34, // 19: doorstep.supplier.v1.RejectParcelResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	34, // 20: doorstep.supplier.v1.MarkParcelReadyResponse.parcel:type_name -> doorstep.supplier.v1.SupplierParcel
+	37, // 21: doorstep.supplier.v1.ListParcelsRequest.state:type_name -> doorstep.types.v1.ParcelState
+	34, // 22: doorstep.supplier.v1.ListParcelsResponse.parcels:type_name -> doorstep.supplier.v1.SupplierParcel
+	36, // 23: doorstep.supplier.v1.SupplierParcel.address:type_name -> doorstep.types.v1.Address
+	37, // 24: doorstep.supplier.v1.SupplierParcel.state:type_name -> doorstep.types.v1.ParcelState
+	20, // 25: doorstep.supplier.v1.SupplierParcel.lines:type_name -> doorstep.supplier.v1.ParcelLine
+	38, // 26: doorstep.supplier.v1.SupplierParcel.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 27: doorstep.supplier.v1.SupplierParcel.confirm_by:type_name -> google.protobuf.Timestamp
+	7,  // 28: doorstep.supplier.v1.SupplierService.CreateSupplier:input_type -> doorstep.supplier.v1.CreateSupplierRequest
+	9,  // 29: doorstep.supplier.v1.SupplierService.ListSuppliers:input_type -> doorstep.supplier.v1.ListSuppliersRequest
+	11, // 30: doorstep.supplier.v1.SupplierService.UpsertItem:input_type -> doorstep.supplier.v1.UpsertItemRequest
+	13, // 31: doorstep.supplier.v1.SupplierService.AdjustStock:input_type -> doorstep.supplier.v1.AdjustStockRequest
+	15, // 32: doorstep.supplier.v1.SupplierService.ListItems:input_type -> doorstep.supplier.v1.ListItemsRequest
+	17, // 33: doorstep.supplier.v1.SupplierService.BatchGetItems:input_type -> doorstep.supplier.v1.BatchGetItemsRequest
+	21, // 34: doorstep.supplier.v1.SupplierService.ReserveStock:input_type -> doorstep.supplier.v1.ReserveStockRequest
+	23, // 35: doorstep.supplier.v1.SupplierService.ReleaseReservation:input_type -> doorstep.supplier.v1.ReleaseReservationRequest
+	26, // 36: doorstep.supplier.v1.SupplierService.ConfirmParcel:input_type -> doorstep.supplier.v1.ConfirmParcelRequest
+	28, // 37: doorstep.supplier.v1.SupplierService.RejectParcel:input_type -> doorstep.supplier.v1.RejectParcelRequest
+	30, // 38: doorstep.supplier.v1.SupplierService.MarkParcelReady:input_type -> doorstep.supplier.v1.MarkParcelReadyRequest
+	32, // 39: doorstep.supplier.v1.SupplierService.ListParcels:input_type -> doorstep.supplier.v1.ListParcelsRequest
+	2,  // 40: doorstep.supplier.v1.SupplierService.UpdateCredentials:input_type -> doorstep.supplier.v1.UpdateCredentialsRequest
+	4,  // 41: doorstep.supplier.v1.SupplierService.SetSupplierSuspended:input_type -> doorstep.supplier.v1.SetSupplierSuspendedRequest
+	8,  // 42: doorstep.supplier.v1.SupplierService.CreateSupplier:output_type -> doorstep.supplier.v1.CreateSupplierResponse
+	10, // 43: doorstep.supplier.v1.SupplierService.ListSuppliers:output_type -> doorstep.supplier.v1.ListSuppliersResponse
+	12, // 44: doorstep.supplier.v1.SupplierService.UpsertItem:output_type -> doorstep.supplier.v1.UpsertItemResponse
+	14, // 45: doorstep.supplier.v1.SupplierService.AdjustStock:output_type -> doorstep.supplier.v1.AdjustStockResponse
+	16, // 46: doorstep.supplier.v1.SupplierService.ListItems:output_type -> doorstep.supplier.v1.ListItemsResponse
+	18, // 47: doorstep.supplier.v1.SupplierService.BatchGetItems:output_type -> doorstep.supplier.v1.BatchGetItemsResponse
+	22, // 48: doorstep.supplier.v1.SupplierService.ReserveStock:output_type -> doorstep.supplier.v1.ReserveStockResponse
+	24, // 49: doorstep.supplier.v1.SupplierService.ReleaseReservation:output_type -> doorstep.supplier.v1.ReleaseReservationResponse
+	27, // 50: doorstep.supplier.v1.SupplierService.ConfirmParcel:output_type -> doorstep.supplier.v1.ConfirmParcelResponse
+	29, // 51: doorstep.supplier.v1.SupplierService.RejectParcel:output_type -> doorstep.supplier.v1.RejectParcelResponse
+	31, // 52: doorstep.supplier.v1.SupplierService.MarkParcelReady:output_type -> doorstep.supplier.v1.MarkParcelReadyResponse
+	33, // 53: doorstep.supplier.v1.SupplierService.ListParcels:output_type -> doorstep.supplier.v1.ListParcelsResponse
+	3,  // 54: doorstep.supplier.v1.SupplierService.UpdateCredentials:output_type -> doorstep.supplier.v1.UpdateCredentialsResponse
+	5,  // 55: doorstep.supplier.v1.SupplierService.SetSupplierSuspended:output_type -> doorstep.supplier.v1.SetSupplierSuspendedResponse
+	42, // [42:56] is the sub-list for method output_type
+	28, // [28:42] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_supplier_v1_supplier_proto_init() }
@@ -2407,14 +2545,14 @@ func file_doorstep_supplier_v1_supplier_proto_init() {
 	if File_doorstep_supplier_v1_supplier_proto != nil {
 		return
 	}
-	file_doorstep_supplier_v1_supplier_proto_msgTypes[23].OneofWrappers = []any{}
+	file_doorstep_supplier_v1_supplier_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_supplier_v1_supplier_proto_rawDesc), len(file_doorstep_supplier_v1_supplier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	SupplierService_CreateSupplier_FullMethodName       = "/doorstep.supplier.v1.SupplierService/CreateSupplier"
 	SupplierService_ListSuppliers_FullMethodName        = "/doorstep.supplier.v1.SupplierService/ListSuppliers"
 	SupplierService_UpsertItem_FullMethodName           = "/doorstep.supplier.v1.SupplierService/UpsertItem"
+	SupplierService_AdjustStock_FullMethodName          = "/doorstep.supplier.v1.SupplierService/AdjustStock"
 	SupplierService_ListItems_FullMethodName            = "/doorstep.supplier.v1.SupplierService/ListItems"
 	SupplierService_BatchGetItems_FullMethodName        = "/doorstep.supplier.v1.SupplierService/BatchGetItems"
 	SupplierService_ReserveStock_FullMethodName         = "/doorstep.supplier.v1.SupplierService/ReserveStock"
@@ -46,7 +47,11 @@ type SupplierServiceClient interface {
 	// ListSuppliers lists the suppliers serving a compound.
 	ListSuppliers(ctx context.Context, in *ListSuppliersRequest, opts ...grpc.CallOption) (*ListSuppliersResponse, error)
 	// UpsertItem creates or updates a catalog item. Prices above the reference price are refused.
+	// Stock is taken from the request only when the item is created; later stock changes go
+	// through AdjustStock, so an edit made from a stale screen cannot undo reservations.
 	UpsertItem(ctx context.Context, in *UpsertItemRequest, opts ...grpc.CallOption) (*UpsertItemResponse, error)
+	// AdjustStock adds (deliveries) or removes (spoilage, a recount) stock atomically.
+	AdjustStock(ctx context.Context, in *AdjustStockRequest, opts ...grpc.CallOption) (*AdjustStockResponse, error)
 	// ListItems lists a compound's catalog, optionally for one supplier.
 	ListItems(ctx context.Context, in *ListItemsRequest, opts ...grpc.CallOption) (*ListItemsResponse, error)
 	// BatchGetItems returns the named items, all or nothing.
@@ -101,6 +106,16 @@ func (c *supplierServiceClient) UpsertItem(ctx context.Context, in *UpsertItemRe
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpsertItemResponse)
 	err := c.cc.Invoke(ctx, SupplierService_UpsertItem_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supplierServiceClient) AdjustStock(ctx context.Context, in *AdjustStockRequest, opts ...grpc.CallOption) (*AdjustStockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdjustStockResponse)
+	err := c.cc.Invoke(ctx, SupplierService_AdjustStock_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +234,11 @@ type SupplierServiceServer interface {
 	// ListSuppliers lists the suppliers serving a compound.
 	ListSuppliers(context.Context, *ListSuppliersRequest) (*ListSuppliersResponse, error)
 	// UpsertItem creates or updates a catalog item. Prices above the reference price are refused.
+	// Stock is taken from the request only when the item is created; later stock changes go
+	// through AdjustStock, so an edit made from a stale screen cannot undo reservations.
 	UpsertItem(context.Context, *UpsertItemRequest) (*UpsertItemResponse, error)
+	// AdjustStock adds (deliveries) or removes (spoilage, a recount) stock atomically.
+	AdjustStock(context.Context, *AdjustStockRequest) (*AdjustStockResponse, error)
 	// ListItems lists a compound's catalog, optionally for one supplier.
 	ListItems(context.Context, *ListItemsRequest) (*ListItemsResponse, error)
 	// BatchGetItems returns the named items, all or nothing.
@@ -258,6 +277,9 @@ func (UnimplementedSupplierServiceServer) ListSuppliers(context.Context, *ListSu
 }
 func (UnimplementedSupplierServiceServer) UpsertItem(context.Context, *UpsertItemRequest) (*UpsertItemResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpsertItem not implemented")
+}
+func (UnimplementedSupplierServiceServer) AdjustStock(context.Context, *AdjustStockRequest) (*AdjustStockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AdjustStock not implemented")
 }
 func (UnimplementedSupplierServiceServer) ListItems(context.Context, *ListItemsRequest) (*ListItemsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListItems not implemented")
@@ -360,6 +382,24 @@ func _SupplierService_UpsertItem_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SupplierServiceServer).UpsertItem(ctx, req.(*UpsertItemRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupplierService_AdjustStock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdjustStockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupplierServiceServer).AdjustStock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupplierService_AdjustStock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupplierServiceServer).AdjustStock(ctx, req.(*AdjustStockRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -562,6 +602,10 @@ var SupplierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpsertItem",
 			Handler:    _SupplierService_UpsertItem_Handler,
+		},
+		{
+			MethodName: "AdjustStock",
+			Handler:    _SupplierService_AdjustStock_Handler,
 		},
 		{
 			MethodName: "ListItems",
