@@ -1,6 +1,7 @@
 // Package app wires the courier service together: database, broker, the routes consumer, the
-// outbox relay, route-change announcements, idempotency-key pruning and the gRPC server. It is
-// not internal because the dev stack runs every service in one process and starts it through Run.
+// outbox relay, route-change announcements, idempotency-key pruning and the gRPC server with its
+// authorization. It is not internal because the dev stack runs every service in one process and
+// starts it through Run.
 package app
 
 import (
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/servicekit"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
@@ -39,9 +41,12 @@ type Config struct {
 	// WatchResync is how often a route watcher re-reads its route without being told of a
 	// change (a net under announcements lost while the broker was away); 0 means 30 seconds.
 	WatchResync time.Duration `env:"COURIER_WATCH_RESYNC" envDefault:"30s"`
+	// AuthKey verifies the signed identity of every call (shared by all services, at least 32 bytes).
+	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
 	// Listener, when set (tests, dev stack), is used instead of Port.
 	Listener net.Listener `env:"-"`
-	// Now is the clock; nil means time.Now. Tests inject one.
+	// Now is the clock, also the one identities are verified by (the gateway mints them by the
+	// same one in the dev stack); nil means time.Now. Tests inject one.
 	Now func() time.Time `env:"-"`
 }
 
@@ -60,6 +65,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
+	}
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), now)
+	if err != nil {
+		return err
 	}
 	kit, err := servicekit.Open(ctx, servicekit.Options{
 		Name:        "courier",
@@ -85,7 +94,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	log.Info("courier service starting", "addr", lis.Addr().String())
 	g, ctx := errgroup.WithContext(ctx)
-	srv := grpcx.NewServer(log)
+	srv := grpcx.NewServer(log, keys.ServerOptions(grpcapi.Policy)...)
 	courierv1.RegisterCourierServiceServer(srv, grpcapi.New(svc, ctx.Done()))
 	g.Go(func() error { return srv.Serve(ctx, lis) })
 	g.Go(func() error { return kit.Relay().Run(ctx) })

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/natsx"
@@ -98,7 +99,8 @@ func (h *harness) instance() *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := app.Config{DatabaseURL: h.dbURL, NATSURL: h.natsURL, Listener: lis, MetricsPort: 0, Now: h.clock}
+	cfg := app.Config{DatabaseURL: h.dbURL, NATSURL: h.natsURL, Listener: lis, MetricsPort: 0, Now: h.clock,
+		AuthKey: string(testkit.AuthKey)}
 	for _, o := range h.opts {
 		o(&cfg)
 	}
@@ -125,7 +127,7 @@ func (h *harness) instance() *instance {
 	client := courierv1.NewCourierServiceClient(conn)
 	// The service is up (migrations applied) once it answers.
 	testkit.Eventually(t, wait, func() error {
-		_, err := client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: "nobody"})
+		_, err := client.GetRoute(h.as(typesv1.Role_ROLE_SYSTEM, "courier-test"), &courierv1.GetRouteRequest{CourierId: "nobody"})
 		if status.Code(err) != codes.NotFound {
 			return fmt.Errorf("GetRoute: %v", err)
 		}
@@ -146,6 +148,31 @@ func (h *harness) setClock(t time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.now = t
+}
+
+// as returns the harness's context carrying a signed identity, as testkit.As does, but minted by
+// the services' clock: the services verify identities by the clock they are given, which the
+// tests set far from the wall clock (and move by days).
+func (h *harness) as(role typesv1.Role, subject string, opts ...func(*auth.Identity)) context.Context {
+	h.t.Helper()
+	keys, err := auth.NewKeys(testkit.AuthKey, h.clock)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	id := auth.Identity{Role: role, Subject: subject}
+	for _, o := range opts {
+		o(&id)
+	}
+	ctx, err := keys.Outgoing(h.ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ctx
+}
+
+// by is a call made by a courier of haixin, as the gateway passes a signed-in courier's calls on.
+func (h *harness) by(courierID string) context.Context {
+	return h.as(typesv1.Role_ROLE_COURIER, courierID, testkit.InCompound("haixin"))
 }
 
 // stop is a stop of a planned route: household and its parcel ids (order id = "order-" + parcel id).
@@ -199,7 +226,7 @@ func (h *harness) plan(ev *eventsv1.Event) *courierv1.CourierRoute {
 	rp := ev.GetRoutePlanned()
 	var got *courierv1.CourierRoute
 	testkit.Eventually(h.t, wait, func() error {
-		resp, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: rp.GetCourierId(), RoundId: rp.GetRoundId()})
+		resp, err := h.client.GetRoute(h.by(rp.GetCourierId()), &courierv1.GetRouteRequest{CourierId: rp.GetCourierId(), RoundId: rp.GetRoundId()})
 		if err != nil {
 			return err
 		}
@@ -298,7 +325,7 @@ func TestPlannedRouteIsShownStopByStop(t *testing.T) {
 	h.plan(ev)
 
 	// Without round_id: the courier's newest route.
-	resp, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA})
+	resp, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,21 +355,21 @@ func TestPlannedRouteIsShownStopByStop(t *testing.T) {
 
 	// A later round's route becomes the newest; the earlier one stays reachable by round.
 	h.plan(planned("route-pm-1", "round-pm", courierA, clock, stop{"haixin-3-2-602", []string{"p9"}}))
-	resp, err = h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA})
+	resp, err = h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA})
 	if err != nil || resp.GetRoute().GetRouteId() != "route-pm-1" {
 		t.Fatalf("newest route = %v, %v; want route-pm-1", resp.GetRoute().GetRouteId(), err)
 	}
-	resp, err = h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA, RoundId: "round-am"})
+	resp, err = h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA, RoundId: "round-am"})
 	if err != nil || resp.GetRoute().GetRouteId() != "route-am-1" {
 		t.Fatalf("round-am route = %v, %v; want route-am-1", resp.GetRoute().GetRouteId(), err)
 	}
 
-	_, err = h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierB})
+	_, err = h.client.GetRoute(h.by(courierB), &courierv1.GetRouteRequest{CourierId: courierB})
 	wantCode(t, err, codes.NotFound)
 	if msg := status.Convert(err).Message(); msg != "not found: courier "+courierB+" has no route yet" {
 		t.Errorf("message = %q", msg)
 	}
-	_, err = h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA, RoundId: "round-next-week"})
+	_, err = h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA, RoundId: "round-next-week"})
 	wantCode(t, err, codes.NotFound)
 }
 
@@ -386,12 +413,12 @@ func TestPickUpDeliverAndFailPublishOneEventEach(t *testing.T) {
 	h.plan(planned("route-1", "round-am", courierA, clock.Add(-time.Hour),
 		stop{"haixin-3-2-602", []string{"p1", "p2"}}, stop{"haixin-3-2-502", []string{"p3"}}))
 
-	_, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "d0", CourierId: courierA, ParcelId: "p1",
+	_, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "d0", CourierId: courierA, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR})
 	wantCode(t, err, codes.FailedPrecondition) // not picked up yet
 
 	pick := &courierv1.PickUpRequest{RequestId: "pick-1", CourierId: courierA, RouteId: "route-1"}
-	resp, err := h.client.PickUp(h.ctx, pick)
+	resp, err := h.client.PickUp(h.by(courierA), pick)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +429,7 @@ func TestPickUpDeliverAndFailPublishOneEventEach(t *testing.T) {
 	}
 	// A retry, and a second pick-up under a new id, change nothing.
 	for _, req := range []*courierv1.PickUpRequest{pick, {RequestId: "pick-2", CourierId: courierA, RouteId: "route-1"}} {
-		again, err := h.client.PickUp(h.ctx, req)
+		again, err := h.client.PickUp(h.by(courierA), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -410,51 +437,51 @@ func TestPickUpDeliverAndFailPublishOneEventEach(t *testing.T) {
 			t.Errorf("pick-up %s returned %v, want %v", req.GetRequestId(), again.GetRoute(), resp.GetRoute())
 		}
 	}
-	_, err = h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-1", CourierId: courierA, RouteId: "route-2"})
+	_, err = h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick-1", CourierId: courierA, RouteId: "route-2"})
 	wantCode(t, err, codes.AlreadyExists)
 
 	deliver := &courierv1.MarkDeliveredRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR, PhotoRef: "photos/p1.jpg"}
-	d, err := h.client.MarkDelivered(h.ctx, deliver)
+	d, err := h.client.MarkDelivered(h.by(courierA), deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p := d.GetParcel(); p.GetParcelId() != "p1" || p.GetOrderId() != "order-p1" || p.GetStatus() != delivered {
 		t.Fatalf("delivered parcel = %v", p)
 	}
-	again, err := h.client.MarkDelivered(h.ctx, deliver)
+	again, err := h.client.MarkDelivered(h.by(courierA), deliver)
 	if err != nil || !proto.Equal(again.GetParcel(), d.GetParcel()) {
 		t.Fatalf("retry = %v, %v; want %v", again.GetParcel(), err, d.GetParcel())
 	}
 	changed := proto.Clone(deliver).(*courierv1.MarkDeliveredRequest)
 	changed.Method = courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER
-	_, err = h.client.MarkDelivered(h.ctx, changed)
+	_, err = h.client.MarkDelivered(h.by(courierA), changed)
 	wantCode(t, err, codes.AlreadyExists)
-	_, err = h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "d2", CourierId: courierA, ParcelId: "p1",
+	_, err = h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "d2", CourierId: courierA, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 	wantCode(t, err, codes.FailedPrecondition) // already delivered
-	_, err = h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "f0", CourierId: courierA, ParcelId: "p1",
+	_, err = h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "f0", CourierId: courierA, ParcelId: "p1",
 		Reason: courierv1.FailureReason_FAILURE_REASON_NOT_HOME})
 	wantCode(t, err, codes.FailedPrecondition)
 
 	fail := &courierv1.MarkFailedRequest{RequestId: "f1", CourierId: courierA, ParcelId: "p2", Reason: courierv1.FailureReason_FAILURE_REASON_NOT_HOME}
-	f, err := h.client.MarkFailed(h.ctx, fail)
+	f, err := h.client.MarkFailed(h.by(courierA), fail)
 	if err != nil || f.GetParcel().GetStatus() != failed {
 		t.Fatalf("MarkFailed = %v, %v", f.GetParcel(), err)
 	}
-	if again, err := h.client.MarkFailed(h.ctx, fail); err != nil || !proto.Equal(again.GetParcel(), f.GetParcel()) {
+	if again, err := h.client.MarkFailed(h.by(courierA), fail); err != nil || !proto.Equal(again.GetParcel(), f.GetParcel()) {
 		t.Fatalf("retry = %v, %v", again.GetParcel(), err)
 	}
-	if _, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "f2", CourierId: courierA, ParcelId: "p3",
+	if _, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "f2", CourierId: courierA, ParcelId: "p3",
 		Reason: courierv1.FailureReason_FAILURE_REASON_OTHER, Note: "gate of unit 2 locked"}); err != nil {
 		t.Fatal(err)
 	}
 	// A request id already used by another operation is refused too.
-	_, err = h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
+	_, err = h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
 		Reason: courierv1.FailureReason_FAILURE_REASON_REFUSED})
 	wantCode(t, err, codes.AlreadyExists)
 
-	got, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA})
+	got, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,27 +549,27 @@ func TestAnotherCourierCannotSeeOrActOnARoute(t *testing.T) {
 	h := start(t)
 	h.plan(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}))
 
-	_, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierB, RoundId: "round-am"})
+	_, err := h.client.GetRoute(h.by(courierB), &courierv1.GetRouteRequest{CourierId: courierB, RoundId: "round-am"})
 	wantCode(t, err, codes.NotFound)
-	_, err = h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierB})
+	_, err = h.client.GetRoute(h.by(courierB), &courierv1.GetRouteRequest{CourierId: courierB})
 	wantCode(t, err, codes.NotFound)
-	_, err = h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "b-pick", CourierId: courierB, RouteId: "route-1"})
+	_, err = h.client.PickUp(h.by(courierB), &courierv1.PickUpRequest{RequestId: "b-pick", CourierId: courierB, RouteId: "route-1"})
 	wantCode(t, err, codes.NotFound)
 
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "a-pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "a-pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "b-d", CourierId: courierB, ParcelId: "p1",
+	_, err = h.client.MarkDelivered(h.by(courierB), &courierv1.MarkDeliveredRequest{RequestId: "b-d", CourierId: courierB, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 	wantCode(t, err, codes.NotFound)
-	_, err = h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "b-f", CourierId: courierB, ParcelId: "p1",
+	_, err = h.client.MarkFailed(h.by(courierB), &courierv1.MarkFailedRequest{RequestId: "b-f", CourierId: courierB, ParcelId: "p1",
 		Reason: courierv1.FailureReason_FAILURE_REASON_REFUSED})
 	wantCode(t, err, codes.NotFound)
-	_, err = h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "a-pick-2", CourierId: courierA, RouteId: "no-such-route"})
+	_, err = h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "a-pick-2", CourierId: courierA, RouteId: "no-such-route"})
 	wantCode(t, err, codes.NotFound)
 
 	// Nothing B tried left a trace: the parcel is still only out for delivery.
-	resp, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA})
+	resp, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA})
 	if err != nil || statuses(resp.GetRoute())["p1"] != out {
 		t.Fatalf("route = %v, %v", resp.GetRoute(), err)
 	}
@@ -563,27 +590,27 @@ func TestFailedParcelReplannedIntoNextRoundIsDeliveredThere(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t)
 			h.plan(planned("route-am", "round-am", courierA, clock.Add(-4*time.Hour), stop{"haixin-3-2-602", []string{"p1", "p2"}}))
-			if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-am", CourierId: courierA, RouteId: "route-am"}); err != nil {
+			if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick-am", CourierId: courierA, RouteId: "route-am"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "fail-am", CourierId: courierA, ParcelId: "p1",
+			if _, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "fail-am", CourierId: courierA, ParcelId: "p1",
 				Reason: courierv1.FailureReason_FAILURE_REASON_NOT_HOME}); err != nil {
 				t.Fatal(err)
 			}
 			h.plan(planned("route-pm", "round-pm", tc.later, clock, stop{"haixin-3-2-602", []string{"p1"}}))
 
 			deliver := func(courier, req string) (*courierv1.MarkDeliveredResponse, error) {
-				return h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: req, CourierId: courier, ParcelId: "p1",
+				return h.client.MarkDelivered(h.by(courier), &courierv1.MarkDeliveredRequest{RequestId: req, CourierId: courier, ParcelId: "p1",
 					Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 			}
 			_, err := deliver(tc.later, "d-early")
 			wantCode(t, err, codes.FailedPrecondition) // the pm route is not picked up yet
 
 			// The pm pick-up takes p1 out again; the am route's pick-up must not touch it.
-			if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-am-2", CourierId: courierA, RouteId: "route-am"}); err != nil {
+			if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick-am-2", CourierId: courierA, RouteId: "route-am"}); err != nil {
 				t.Fatal(err)
 			}
-			pm, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-pm", CourierId: tc.later, RouteId: "route-pm"})
+			pm, err := h.client.PickUp(h.by(tc.later), &courierv1.PickUpRequest{RequestId: "pick-pm", CourierId: tc.later, RouteId: "route-pm"})
 			if err != nil || statuses(pm.GetRoute())["p1"] != out {
 				t.Fatalf("pm pick-up = %v, %v", pm.GetRoute(), err)
 			}
@@ -592,7 +619,7 @@ func TestFailedParcelReplannedIntoNextRoundIsDeliveredThere(t *testing.T) {
 				t.Fatalf("deliver in pm route = %v, %v", d.GetParcel(), err)
 			}
 
-			am, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA, RoundId: "round-am"})
+			am, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA, RoundId: "round-am"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -615,14 +642,14 @@ func TestFailedParcelReplannedIntoNextRoundIsDeliveredThere(t *testing.T) {
 func TestConcurrentRetriesApplyOnce(t *testing.T) {
 	h := start(t)
 	h.plan(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}))
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 8
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			resp, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "same", CourierId: courierA, ParcelId: "p1",
+			resp, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "same", CourierId: courierA, ParcelId: "p1",
 				Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 			if err == nil && resp.GetParcel().GetStatus() != delivered {
 				err = fmt.Errorf("parcel %v", resp.GetParcel())
@@ -649,41 +676,41 @@ func TestInvalidRequestsNameTheirFields(t *testing.T) {
 		fields []string
 	}{
 		{"GetRoute without courier", func() error {
-			_, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{})
+			_, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{})
 			return err
 		}, []string{"courier_id"}},
 		{"GetRoute with a huge round id", func() error {
-			_, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA, RoundId: long})
+			_, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA, RoundId: long})
 			return err
 		}, []string{"round_id"}},
 		{"PickUp empty", func() error {
-			_, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{})
+			_, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{})
 			return err
 		}, []string{"request_id", "courier_id", "route_id"}},
 		{"MarkDelivered empty", func() error {
-			_, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{})
+			_, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{})
 			return err
 		}, []string{"request_id", "courier_id", "parcel_id", "method"}},
 		{"MarkDelivered unknown method", func() error {
-			_, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
+			_, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
 				Method: courierv1.DeliveryMethod(42), PhotoRef: string(make([]byte, 600))})
 			return err
 		}, []string{"method", "photo_ref"}},
 		{"MarkFailed empty", func() error {
-			_, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{})
+			_, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{})
 			return err
 		}, []string{"request_id", "courier_id", "parcel_id", "reason"}},
 		{"MarkFailed other without note", func() error {
-			_, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
+			_, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
 				Reason: courierv1.FailureReason_FAILURE_REASON_OTHER, Note: "  "})
 			return err
 		}, []string{"note"}},
 		{"CompleteStops empty", func() error {
-			_, err := h.client.CompleteStops(h.ctx, &courierv1.CompleteStopsRequest{})
+			_, err := h.client.CompleteStops(h.by(courierA), &courierv1.CompleteStopsRequest{})
 			return err
 		}, []string{"request_id", "courier_id", "outcomes"}},
 		{"CompleteStops bad outcomes", func() error {
-			_, err := h.client.CompleteStops(h.ctx, &courierv1.CompleteStopsRequest{RequestId: "r", CourierId: courierA,
+			_, err := h.client.CompleteStops(h.by(courierA), &courierv1.CompleteStopsRequest{RequestId: "r", CourierId: courierA,
 				Outcomes: []*courierv1.StopOutcome{
 					{ParcelId: "p1"},
 					deliveredOutcome("", courierv1.DeliveryMethod_DELIVERY_METHOD_UNSPECIFIED, string(make([]byte, 600))),
@@ -699,11 +726,11 @@ func TestInvalidRequestsNameTheirFields(t *testing.T) {
 			for i := range 201 {
 				req.Outcomes = append(req.Outcomes, deliveredOutcome(fmt.Sprintf("p%d", i), courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER, ""))
 			}
-			_, err := h.client.CompleteStops(h.ctx, req)
+			_, err := h.client.CompleteStops(h.by(courierA), req)
 			return err
 		}, []string{"outcomes"}},
 		{"WatchRoute without courier", func() error {
-			stream, err := h.client.WatchRoute(h.ctx, &courierv1.WatchRouteRequest{RoundId: long})
+			stream, err := h.client.WatchRoute(h.by(courierA), &courierv1.WatchRouteRequest{RoundId: long})
 			if err != nil {
 				return err
 			}
@@ -711,7 +738,7 @@ func TestInvalidRequestsNameTheirFields(t *testing.T) {
 			return err
 		}, []string{"courier_id", "round_id"}},
 		{"MarkFailed unknown reason", func() error {
-			_, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
+			_, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "r", CourierId: courierA, ParcelId: "p1",
 				Reason: courierv1.FailureReason(9)})
 			return err
 		}, []string{"reason"}},
@@ -739,20 +766,20 @@ func TestParcelMovedToANewerRouteIsActedOnThere(t *testing.T) {
 	// Before courier A set off, dispatch moved p2 to courier B's new route.
 	h.plan(planned("route-2", "round-am", courierB, clock, stop{"haixin-3-2-602", []string{"p2"}}))
 
-	a, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-a", CourierId: courierA, RouteId: "route-1"})
+	a, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick-a", CourierId: courierA, RouteId: "route-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st := statuses(a.GetRoute()); st["p1"] != out || st["p2"] != pending {
 		t.Fatalf("A's pick-up = %v, want p1 out and p2 left for route-2", st)
 	}
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-b", CourierId: courierB, RouteId: "route-2"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierB), &courierv1.PickUpRequest{RequestId: "pick-b", CourierId: courierB, RouteId: "route-2"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "a-d", CourierId: courierA, ParcelId: "p2",
+	_, err = h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "a-d", CourierId: courierA, ParcelId: "p2",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 	wantCode(t, err, codes.FailedPrecondition)
-	if _, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "b-d", CourierId: courierB, ParcelId: "p2",
+	if _, err := h.client.MarkDelivered(h.by(courierB), &courierv1.MarkDeliveredRequest{RequestId: "b-d", CourierId: courierB, ParcelId: "p2",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER}); err != nil {
 		t.Fatal(err)
 	}

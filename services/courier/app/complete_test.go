@@ -27,7 +27,7 @@ func TestCompleteStopsRecordsOrRefusesEachOutcomeOnce(t *testing.T) {
 		stop{"haixin-3-2-602", []string{"p1", "p2"}}, stop{"haixin-3-2-502", []string{"p3"}}))
 	h.plan(planned("route-pm", "round-pm", courierA, clock, stop{"haixin-3-2-402", []string{"p4"}}))
 	h.plan(planned("route-b", "round-am", courierB, clock, stop{"haixin-1-1-101", []string{"p9"}}))
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -40,7 +40,7 @@ func TestCompleteStopsRecordsOrRefusesEachOutcomeOnce(t *testing.T) {
 		failedOutcome("p-none", courierv1.FailureReason_FAILURE_REASON_NOT_HOME, ""),      // no such parcel
 		deliveredOutcome("p3", courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR, ""),
 	}}
-	resp, err := h.client.CompleteStops(h.ctx, req)
+	resp, err := h.client.CompleteStops(h.by(courierA), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestCompleteStopsRecordsOrRefusesEachOutcomeOnce(t *testing.T) {
 	}
 
 	// B's parcel is untouched, and B never learns from A's call that it exists.
-	b, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierB})
+	b, err := h.client.GetRoute(h.by(courierB), &courierv1.GetRouteRequest{CourierId: courierB})
 	if err != nil || statuses(b.GetRoute())["p9"] != pending {
 		t.Errorf("B's route = %v, %v", b.GetRoute(), err)
 	}
@@ -82,10 +82,10 @@ func TestCompleteStopsRecordsOrRefusesEachOutcomeOnce(t *testing.T) {
 	}
 
 	// A retry returns the first results, even after the route moved on.
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-pm", CourierId: courierA, RouteId: "route-pm"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick-pm", CourierId: courierA, RouteId: "route-pm"}); err != nil {
 		t.Fatal(err)
 	}
-	again, err := h.client.CompleteStops(h.ctx, req)
+	again, err := h.client.CompleteStops(h.by(courierA), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +94,9 @@ func TestCompleteStopsRecordsOrRefusesEachOutcomeOnce(t *testing.T) {
 	}
 	changed := proto.Clone(req).(*courierv1.CompleteStopsRequest)
 	changed.Outcomes = changed.Outcomes[:1]
-	_, err = h.client.CompleteStops(h.ctx, changed)
+	_, err = h.client.CompleteStops(h.by(courierA), changed)
 	wantCode(t, err, codes.AlreadyExists)
-	_, err = h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "floor-6", CourierId: courierA, ParcelId: "p4",
+	_, err = h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "floor-6", CourierId: courierA, ParcelId: "p4",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 	wantCode(t, err, codes.AlreadyExists)
 
@@ -133,7 +133,7 @@ func TestCompleteStopsWithEveryOutcomeRefusedIsStillAnswered(t *testing.T) {
 	req := &courierv1.CompleteStopsRequest{RequestId: "early", CourierId: courierA, Outcomes: []*courierv1.StopOutcome{
 		deliveredOutcome("p1", courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR, ""),
 	}}
-	resp, err := h.client.CompleteStops(h.ctx, req)
+	resp, err := h.client.CompleteStops(h.by(courierA), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +141,10 @@ func TestCompleteStopsWithEveryOutcomeRefusedIsStillAnswered(t *testing.T) {
 		t.Fatalf("results = %v", r)
 	}
 	// Picked up now, but the retry is the same request: it keeps its first answer.
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
-	again, err := h.client.CompleteStops(h.ctx, req)
+	again, err := h.client.CompleteStops(h.by(courierA), req)
 	if err != nil || !proto.Equal(again, resp) {
 		t.Fatalf("retry = %v, %v; want %v", again, err, resp)
 	}

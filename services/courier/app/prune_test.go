@@ -19,11 +19,11 @@ func TestIdempotencyKeysArePrunedAfterTwoDays(t *testing.T) {
 	t0 := clock
 	// A key two hours older than the rest, to see pruning passes happen.
 	h.setClock(t0.Add(-2 * time.Hour))
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "early", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "early", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
 	h.setClock(t0)
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
 	var at time.Time
@@ -34,7 +34,7 @@ func TestIdempotencyKeysArePrunedAfterTwoDays(t *testing.T) {
 	h.setClock(t0.Add(30 * time.Hour))
 	deliver := &courierv1.MarkDeliveredRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER}
-	first, err := h.client.MarkDelivered(h.ctx, deliver)
+	first, err := h.client.MarkDelivered(h.by(courierA), deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestIdempotencyKeysArePrunedAfterTwoDays(t *testing.T) {
 		}
 		return nil
 	})
-	_, err = h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-other"})
+	_, err = h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-other"})
 	wantCode(t, err, codes.AlreadyExists)
 
 	// 49 hours on, that one goes too.
@@ -61,11 +61,11 @@ func TestIdempotencyKeysArePrunedAfterTwoDays(t *testing.T) {
 	if n := h.count(`SELECT count(*) FROM requests WHERE request_id = 'd1'`); n != 1 {
 		t.Fatalf("the 19-hour-old key was pruned")
 	}
-	again, err := h.client.MarkDelivered(h.ctx, deliver)
+	again, err := h.client.MarkDelivered(h.by(courierA), deliver)
 	if err != nil || !proto.Equal(again, first) {
 		t.Errorf("retry of a kept key = %v, %v; want %v", again, err, first)
 	}
 	// The pruned id is free again: a different request under it is no longer refused as reused.
-	_, err = h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-other"})
+	_, err = h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-other"})
 	wantCode(t, err, codes.NotFound)
 }

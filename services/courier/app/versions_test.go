@@ -33,14 +33,14 @@ func TestHigherRouteVersionReplacesTheRouteAndKeepsWhatHappened(t *testing.T) {
 	h := start(t)
 	h.plan(version(planned("route-1", "round-am", courierA, clock.Add(-time.Hour),
 		stop{"haixin-3-2-602", []string{"p1", "p2"}}, stop{"haixin-3-2-502", []string{"p3"}}, stop{"haixin-3-2-402", []string{"p4"}}), 1))
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
+	if _, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "f3", CourierId: courierA, ParcelId: "p3",
+	if _, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "f3", CourierId: courierA, ParcelId: "p3",
 		Reason: courierv1.FailureReason_FAILURE_REASON_NOT_HOME}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestHigherRouteVersionReplacesTheRouteAndKeepsWhatHappened(t *testing.T) {
 	if seq := got.GetStops(); len(seq) != 4 || seq[0].GetHouseholdId() != "haixin-3-2-402" || seq[1].GetHouseholdId() != "haixin-3-2-302" {
 		t.Errorf("stops = %v, want version 2's stops first, then the history", got.GetStops())
 	}
-	_, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "d2", CourierId: courierA, ParcelId: "p2",
+	_, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "d2", CourierId: courierA, ParcelId: "p2",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR})
 	wantCode(t, err, codes.NotFound)
 
@@ -71,7 +71,7 @@ func TestHigherRouteVersionReplacesTheRouteAndKeepsWhatHappened(t *testing.T) {
 	h.publish(stale, stale.GetEventId())
 	h.publish(same, same.GetEventId())
 	h.plan(planned("route-b", "round-am", courierB, clock, stop{"haixin-1-1-101", []string{"p9"}}))
-	resp, err := h.client.GetRoute(h.ctx, &courierv1.GetRouteRequest{CourierId: courierA})
+	resp, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +89,11 @@ func TestHigherRouteVersionReplacesTheRouteAndKeepsWhatHappened(t *testing.T) {
 		t.Errorf("withdrawn: %v, want %v", st, want)
 	}
 	for _, p := range []string{"p4", "p5"} {
-		_, err := h.client.MarkFailed(h.ctx, &courierv1.MarkFailedRequest{RequestId: "f-" + p, CourierId: courierA, ParcelId: p,
+		_, err := h.client.MarkFailed(h.by(courierA), &courierv1.MarkFailedRequest{RequestId: "f-" + p, CourierId: courierA, ParcelId: p,
 			Reason: courierv1.FailureReason_FAILURE_REASON_REFUSED})
 		wantCode(t, err, codes.NotFound)
 	}
-	again, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-again", CourierId: courierA, RouteId: "route-1"})
+	again, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick-again", CourierId: courierA, RouteId: "route-1"})
 	if err != nil || again.GetRoute().GetVersion() != 3 || !equalStops(stopsOf(again.GetRoute()), want) {
 		t.Errorf("pick-up of a withdrawn route = %v, %v", again.GetRoute(), err)
 	}
@@ -119,15 +119,15 @@ func TestRouteVersionMovesAParcelToAnotherCourier(t *testing.T) {
 	h.plan(version(planned("route-b", "round-am", courierB, clock,
 		stop{"haixin-1-1-101", []string{"p9"}}, stop{"haixin-3-2-502", []string{"p2"}}), 2))
 
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick-b", CourierId: courierB, RouteId: "route-b"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierB), &courierv1.PickUpRequest{RequestId: "pick-b", CourierId: courierB, RouteId: "route-b"}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "b-d2", CourierId: courierB, ParcelId: "p2",
+	d, err := h.client.MarkDelivered(h.by(courierB), &courierv1.MarkDeliveredRequest{RequestId: "b-d2", CourierId: courierB, ParcelId: "p2",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 	if err != nil || d.GetParcel().GetStatus() != delivered {
 		t.Fatalf("B delivers the moved parcel: %v, %v", d.GetParcel(), err)
 	}
-	_, err = h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "a-d2", CourierId: courierA, ParcelId: "p2",
+	_, err = h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "a-d2", CourierId: courierA, ParcelId: "p2",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
 	wantCode(t, err, codes.NotFound)
 	ev := h.published()["doorstep.haixin.parcel.delivered"]

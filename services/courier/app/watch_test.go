@@ -22,9 +22,17 @@ type watcher struct {
 	cancel context.CancelFunc
 }
 
-func watch(t *testing.T, client courierv1.CourierServiceClient, courierID, roundID string) *watcher {
+// watch opens a watch of courierID's route as that courier.
+func (h *harness) watch(client courierv1.CourierServiceClient, courierID, roundID string) *watcher {
+	h.t.Helper()
+	return h.watchAs(h.by(courierID), client, courierID, roundID)
+}
+
+// watchAs opens a watch of courierID's route as the identity in ctx.
+func (h *harness) watchAs(ctx context.Context, client courierv1.CourierServiceClient, courierID, roundID string) *watcher {
+	t := h.t
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	stream, err := client.WatchRoute(ctx, &courierv1.WatchRouteRequest{CourierId: courierID, RoundId: roundID})
 	if err != nil {
@@ -114,7 +122,7 @@ func TestWatcherSeesNewVersionsAndDeliveriesMadeOnAnotherInstance(t *testing.T) 
 	b := h.instance() // a second replica on the same database and broker
 
 	// Watching before the courier has any route: nothing is sent until dispatch plans one.
-	w := watch(t, h.client, courierA, "")
+	w := h.watch(h.client, courierA, "")
 	h.publish(version(planned("route-1", "round-am", courierA, clock,
 		stop{"haixin-3-2-602", []string{"p1", "p2"}}, stop{"haixin-3-2-502", []string{"p3"}}), 1), "plan-1")
 	first := w.next()
@@ -129,16 +137,16 @@ func TestWatcherSeesNewVersionsAndDeliveriesMadeOnAnotherInstance(t *testing.T) 
 	w.until("version 2", func(r *courierv1.CourierRoute) bool { return r.GetVersion() == 2 && len(r.GetStops()) == 3 })
 
 	// The courier's app talks to replica B; the watch on A sees every change.
-	if _, err := b.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := b.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
 	w.until("pick-up", func(r *courierv1.CourierRoute) bool { return allStatus(r, out) })
-	if _, err := b.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
+	if _, err := b.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: "d1", CourierId: courierA, ParcelId: "p1",
 		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR}); err != nil {
 		t.Fatal(err)
 	}
 	w.until("p1 delivered", func(r *courierv1.CourierRoute) bool { return statuses(r)["p1"] == delivered })
-	if _, err := b.client.CompleteStops(h.ctx, &courierv1.CompleteStopsRequest{RequestId: "floor-5", CourierId: courierA,
+	if _, err := b.client.CompleteStops(h.by(courierA), &courierv1.CompleteStopsRequest{RequestId: "floor-5", CourierId: courierA,
 		Outcomes: []*courierv1.StopOutcome{
 			deliveredOutcome("p2", courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER, ""),
 			failedOutcome("p3", courierv1.FailureReason_FAILURE_REASON_NOT_HOME, ""),
@@ -154,7 +162,7 @@ func TestWatcherSeesNewVersionsAndDeliveriesMadeOnAnotherInstance(t *testing.T) 
 	}
 
 	// A watch of the round, opened on B, starts from where the route stands.
-	wr := watch(t, b.client, courierA, "round-am")
+	wr := h.watch(b.client, courierA, "round-am")
 	if r := wr.next(); r.GetRouteId() != "route-1" || statuses(r)["p3"] != failed || statuses(r)["p4"] != out {
 		t.Fatalf("round watch starts with %v", r)
 	}
@@ -181,14 +189,14 @@ func TestWatchingSomeoneElsesRoundIsNotFound(t *testing.T) {
 	h := start(t)
 	h.plan(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}))
 
-	w := watch(t, h.client, courierB, "round-am")
+	w := h.watch(h.client, courierB, "round-am")
 	err := w.end()
 	if status.Code(err) != codes.NotFound || strings.Contains(status.Convert(err).Message(), "route-1") {
 		t.Fatalf("B watching round-am: %v, want NOT_FOUND that names no route", err)
 	}
 
 	// B watching their newest route waits, and the first thing sent is B's own route.
-	wb := watch(t, h.client, courierB, "")
+	wb := h.watch(h.client, courierB, "")
 	h.plan(planned("route-2", "round-am", courierB, clock.Add(time.Minute), stop{"haixin-1-1-101", []string{"p9"}}))
 	if r := wb.next(); r.GetRouteId() != "route-2" || r.GetCourierId() != courierB {
 		t.Fatalf("B's first route = %v", r)
@@ -198,7 +206,7 @@ func TestWatchingSomeoneElsesRoundIsNotFound(t *testing.T) {
 func TestRouteGivenToAnotherCourierLeavesTheFirstCouriersWatch(t *testing.T) {
 	h := start(t, announcedOnly)
 	h.plan(version(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}), 1))
-	wa := watch(t, h.client, courierA, "")
+	wa := h.watch(h.client, courierA, "")
 	if r := wa.next(); r.GetRouteId() != "route-1" {
 		t.Fatalf("A's first route = %v", r)
 	}
@@ -207,7 +215,7 @@ func TestRouteGivenToAnotherCourierLeavesTheFirstCouriersWatch(t *testing.T) {
 	if r := wa.next(); r.GetRouteId() != "" || len(r.GetStops()) != 0 || r.GetCourierId() != courierA {
 		t.Errorf("A's watch after the route left = %v, want an empty route", r)
 	}
-	if r := watch(t, h.client, courierB, "").next(); r.GetRouteId() != "route-1" || r.GetVersion() != 2 {
+	if r := h.watch(h.client, courierB, "").next(); r.GetRouteId() != "route-1" || r.GetVersion() != 2 {
 		t.Errorf("B's watch = %v", r)
 	}
 }
@@ -216,7 +224,7 @@ func TestWatchEndsWhenItsServerShutsDown(t *testing.T) {
 	h := start(t)
 	b := h.instance()
 	h.plan(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}))
-	w := watch(t, b.client, courierA, "")
+	w := h.watch(b.client, courierA, "")
 	w.next()
 	if err := b.stop(); err != nil {
 		t.Fatalf("stopping instance: %v", err)
@@ -226,7 +234,7 @@ func TestWatchEndsWhenItsServerShutsDown(t *testing.T) {
 		t.Errorf("watch ended with %v, want UNAVAILABLE telling the client to watch again", err)
 	}
 	// The other replica still serves watches.
-	if r := watch(t, h.client, courierA, "").next(); r.GetRouteId() != "route-1" {
+	if r := h.watch(h.client, courierA, "").next(); r.GetRouteId() != "route-1" {
 		t.Errorf("watch on the remaining replica = %v", r)
 	}
 }
@@ -240,13 +248,13 @@ func TestWatcherFollowsABurstToItsEnd(t *testing.T) {
 		stops = append(stops, stop{fmt.Sprintf("haixin-2-1-%d01", i+1), []string{fmt.Sprintf("p%d", i)}})
 	}
 	h.plan(planned("route-1", "round-am", courierA, clock, stops...))
-	if _, err := h.client.PickUp(h.ctx, &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
+	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, h.client, courierA, "")
+	w := h.watch(h.client, courierA, "")
 	w.next()
 	for i := range 20 {
-		if _, err := h.client.MarkDelivered(h.ctx, &courierv1.MarkDeliveredRequest{RequestId: fmt.Sprintf("d%d", i), CourierId: courierA,
+		if _, err := h.client.MarkDelivered(h.by(courierA), &courierv1.MarkDeliveredRequest{RequestId: fmt.Sprintf("d%d", i), CourierId: courierA,
 			ParcelId: fmt.Sprintf("p%d", i), Method: courierv1.DeliveryMethod_DELIVERY_METHOD_LEFT_AT_DOOR}); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,6 @@
-// Package grpcapi is the courier service's gRPC transport: it validates requests at the edge
-// (INVALID_ARGUMENT naming each bad field), maps proto to the domain and back, and turns domain
-// errors into status codes in one place.
+// Package grpcapi is the courier service's gRPC transport: it decides what each verified caller
+// may reach (policy.go), validates requests at the edge (INVALID_ARGUMENT naming each bad field),
+// maps proto to the domain and back, and turns domain errors into status codes in one place.
 package grpcapi
 
 import (
@@ -43,13 +43,17 @@ func New(svc *route.Service, stopping <-chan struct{}) *Server {
 
 // GetRoute implements CourierService.
 func (s *Server) GetRoute(ctx context.Context, req *courierv1.GetRouteRequest) (*courierv1.GetRouteResponse, error) {
+	scope, err := scopeOf(ctx, courierv1.CourierService_GetRoute_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	id(&v, req.GetCourierId(), "courier_id", true)
 	id(&v, req.GetRoundId(), "round_id", false)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	r, err := s.svc.Route(ctx, req.GetCourierId(), req.GetRoundId())
+	r, err := s.svc.Route(ctx, scope, req.GetCourierId(), req.GetRoundId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -58,6 +62,10 @@ func (s *Server) GetRoute(ctx context.Context, req *courierv1.GetRouteRequest) (
 
 // PickUp implements CourierService.
 func (s *Server) PickUp(ctx context.Context, req *courierv1.PickUpRequest) (*courierv1.PickUpResponse, error) {
+	scope, err := scopeOf(ctx, courierv1.CourierService_PickUp_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	id(&v, req.GetRequestId(), "request_id", true)
 	id(&v, req.GetCourierId(), "courier_id", true)
@@ -65,7 +73,7 @@ func (s *Server) PickUp(ctx context.Context, req *courierv1.PickUpRequest) (*cou
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	r, err := s.svc.PickUp(ctx, req.GetRequestId(), req.GetCourierId(), req.GetRouteId())
+	r, err := s.svc.PickUp(ctx, scope, req.GetRequestId(), req.GetCourierId(), req.GetRouteId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -74,6 +82,10 @@ func (s *Server) PickUp(ctx context.Context, req *courierv1.PickUpRequest) (*cou
 
 // MarkDelivered implements CourierService.
 func (s *Server) MarkDelivered(ctx context.Context, req *courierv1.MarkDeliveredRequest) (*courierv1.MarkDeliveredResponse, error) {
+	scope, err := scopeOf(ctx, courierv1.CourierService_MarkDelivered_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	id(&v, req.GetRequestId(), "request_id", true)
 	id(&v, req.GetCourierId(), "courier_id", true)
@@ -89,7 +101,7 @@ func (s *Server) MarkDelivered(ctx context.Context, req *courierv1.MarkDelivered
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	p, err := s.svc.Deliver(ctx, req.GetRequestId(), req.GetCourierId(), req.GetParcelId(), method, req.GetPhotoRef())
+	p, err := s.svc.Deliver(ctx, scope, req.GetRequestId(), req.GetCourierId(), req.GetParcelId(), method, req.GetPhotoRef())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -98,6 +110,10 @@ func (s *Server) MarkDelivered(ctx context.Context, req *courierv1.MarkDelivered
 
 // MarkFailed implements CourierService.
 func (s *Server) MarkFailed(ctx context.Context, req *courierv1.MarkFailedRequest) (*courierv1.MarkFailedResponse, error) {
+	scope, err := scopeOf(ctx, courierv1.CourierService_MarkFailed_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	id(&v, req.GetRequestId(), "request_id", true)
 	id(&v, req.GetCourierId(), "courier_id", true)
@@ -117,7 +133,7 @@ func (s *Server) MarkFailed(ctx context.Context, req *courierv1.MarkFailedReques
 		return nil, err
 	}
 	f := route.Failure{Reason: reason, Note: req.GetNote()}
-	p, err := s.svc.Fail(ctx, req.GetRequestId(), req.GetCourierId(), req.GetParcelId(), f)
+	p, err := s.svc.Fail(ctx, scope, req.GetRequestId(), req.GetCourierId(), req.GetParcelId(), f)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -126,6 +142,10 @@ func (s *Server) MarkFailed(ctx context.Context, req *courierv1.MarkFailedReques
 
 // CompleteStops implements CourierService.
 func (s *Server) CompleteStops(ctx context.Context, req *courierv1.CompleteStopsRequest) (*courierv1.CompleteStopsResponse, error) {
+	scope, err := scopeOf(ctx, courierv1.CourierService_CompleteStops_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	id(&v, req.GetRequestId(), "request_id", true)
 	id(&v, req.GetCourierId(), "courier_id", true)
@@ -138,7 +158,7 @@ func (s *Server) CompleteStops(ctx context.Context, req *courierv1.CompleteStops
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	results, err := s.svc.CompleteStops(ctx, req.GetRequestId(), req.GetCourierId(), outcomes)
+	results, err := s.svc.CompleteStops(ctx, scope, req.GetRequestId(), req.GetCourierId(), outcomes)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -191,6 +211,10 @@ var errStopping = errors.New("server shutting down")
 
 // WatchRoute implements CourierService.
 func (s *Server) WatchRoute(req *courierv1.WatchRouteRequest, stream grpc.ServerStreamingServer[courierv1.WatchRouteResponse]) error {
+	scope, err := scopeOf(stream.Context(), courierv1.CourierService_WatchRoute_FullMethodName)
+	if err != nil {
+		return err
+	}
 	var v grpcx.Violations
 	id(&v, req.GetCourierId(), "courier_id", true)
 	id(&v, req.GetRoundId(), "round_id", false)
@@ -206,7 +230,7 @@ func (s *Server) WatchRoute(req *courierv1.WatchRouteRequest, stream grpc.Server
 		case <-ctx.Done():
 		}
 	}()
-	err := s.svc.Watch(ctx, req.GetCourierId(), req.GetRoundId(), func(r route.Route) error {
+	err = s.svc.Watch(ctx, scope, req.GetCourierId(), req.GetRoundId(), func(r route.Route) error {
 		return stream.Send(&courierv1.WatchRouteResponse{Route: routeToProto(r)})
 	})
 	if errors.Is(context.Cause(ctx), errStopping) {

@@ -15,8 +15,13 @@ var parcelStates = map[route.Status]typesv1.ParcelState{
 	route.StatusFailed:         typesv1.ParcelState_PARCEL_STATE_FAILED,
 }
 
-// parcelEvents turns transitions into parcel.<state> events. The courier is the actor: they are
-// the one who picked up, delivered or gave up at the door.
+var actorRoles = map[route.Role]typesv1.Role{
+	route.RoleCourier: typesv1.Role_ROLE_COURIER,
+	route.RoleSystem:  typesv1.Role_ROLE_SYSTEM,
+}
+
+// parcelEvents turns transitions into parcel.<state> events. The actor is whoever the verified
+// caller was: the courier at the door, or a service acting on its own.
 func parcelEvents(changes []route.Change) ([]*eventsv1.Event, error) {
 	out := make([]*eventsv1.Event, 0, len(changes))
 	for _, c := range changes {
@@ -24,7 +29,12 @@ func parcelEvents(changes []route.Change) ([]*eventsv1.Event, error) {
 		if !ok {
 			return nil, fmt.Errorf("parcel %s: no event for status %s", c.ParcelID, c.To)
 		}
-		ev := events.New(c.Compound, &typesv1.Actor{Role: typesv1.Role_ROLE_COURIER, Id: c.CourierID}, c.OrderID, c.At)
+		role, ok := actorRoles[c.Actor.Role]
+		if !ok || c.Actor.ID == "" {
+			// A change without a verified actor is a bug in the caller's wiring, not a request to record.
+			return nil, fmt.Errorf("parcel %s: change without an actor", c.ParcelID)
+		}
+		ev := events.New(c.Compound, &typesv1.Actor{Role: role, Id: c.Actor.ID}, c.OrderID, c.At)
 		ev.Payload = &eventsv1.Event_ParcelStateChanged{ParcelStateChanged: &eventsv1.ParcelStateChanged{
 			ParcelId:       c.ParcelID,
 			State:          state,

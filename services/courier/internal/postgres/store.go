@@ -44,25 +44,22 @@ type querier interface {
 }
 
 // Route implements route.Repository.
-func (s *Store) Route(ctx context.Context, courierID, roundID string) (route.Route, error) {
+func (s *Store) Route(ctx context.Context, courierID, roundID, compound string) (route.Route, error) {
 	var r route.Route
 	// One snapshot, so the route, its stops and their parcels agree with each other.
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var id string
 		err := tx.QueryRow(ctx, `
 			SELECT route_id FROM routes
-			WHERE courier_id = $1 AND ($2 = '' OR round_id = $2)
-			ORDER BY planned_at DESC, route_id DESC LIMIT 1`, courierID, roundID).Scan(&id)
+			WHERE courier_id = $1 AND ($2 = '' OR round_id = $2) AND ($3 = '' OR compound = $3)
+			ORDER BY planned_at DESC, route_id DESC LIMIT 1`, courierID, roundID, compound).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			if roundID == "" {
-				return fmt.Errorf("%w: courier %s has no route yet", route.ErrNotFound, courierID)
-			}
-			return fmt.Errorf("%w: courier %s has no route in round %s", route.ErrNotFound, courierID, roundID)
+			return route.NoRoute(courierID, roundID)
 		}
 		if err != nil {
 			return fmt.Errorf("find route: %w", err)
 		}
-		r, err = load(ctx, tx, id, courierID, false)
+		r, err = load(ctx, tx, id, courierID, compound, false)
 		return err
 	})
 	return r, err
@@ -123,16 +120,16 @@ func (s *Store) Update(ctx context.Context, key route.Key, t route.Target, fn fu
 			return err
 		}
 		if !claimed {
-			out, err = replay(ctx, tx, key, t.CourierID)
+			out, err = replay(ctx, tx, key, t)
 			return err
 		}
 		routeID := t.RouteID
 		if routeID == "" {
-			if routeID, err = newestRouteWith(ctx, tx, t.CourierID, t.ParcelID); err != nil {
+			if routeID, err = newestRouteWith(ctx, tx, t); err != nil {
 				return err
 			}
 		}
-		r, err := load(ctx, tx, routeID, t.CourierID, true)
+		r, err := load(ctx, tx, routeID, t.CourierID, t.Compound, true)
 		if err != nil {
 			return err
 		}
@@ -160,8 +157,9 @@ func (s *Store) Update(ctx context.Context, key route.Key, t route.Target, fn fu
 	return out, revs, nil
 }
 
-// replay answers a request id seen before: the route it acted on, as it is now.
-func replay(ctx context.Context, tx pgx.Tx, key route.Key, courierID string) (route.Route, error) {
+// replay answers a request id seen before: the route it acted on, as it is now (if t's caller
+// may still see it).
+func replay(ctx context.Context, tx pgx.Tx, key route.Key, t route.Target) (route.Route, error) {
 	var op, fingerprint string
 	var routeID *string
 	if err := tx.QueryRow(ctx, `SELECT op, fingerprint, route_id FROM requests WHERE request_id = $1`,
@@ -171,11 +169,11 @@ func replay(ctx context.Context, tx pgx.Tx, key route.Key, courierID string) (ro
 	if op != key.Op || fingerprint != key.Fingerprint || routeID == nil {
 		return route.Route{}, fmt.Errorf("%w: request_id %s", route.ErrRequestReused, key.RequestID)
 	}
-	return load(ctx, tx, *routeID, courierID, false)
+	return load(ctx, tx, *routeID, t.CourierID, t.Compound, false)
 }
 
 // Complete implements route.Repository.
-func (s *Store) Complete(ctx context.Context, key route.Key, courierID string, parcelIDs []string,
+func (s *Store) Complete(ctx context.Context, key route.Key, courierID, compound string, parcelIDs []string,
 	fn func(map[string]*route.Route) ([]route.Change, []route.Result)) ([]route.Result, []route.Revision, error) {
 	var results []route.Result
 	var revs []route.Revision
@@ -189,7 +187,7 @@ func (s *Store) Complete(ctx context.Context, key route.Key, courierID string, p
 			results, err = replayResults(ctx, tx, key)
 			return err
 		}
-		holding, err := routesHolding(ctx, tx, courierID, parcelIDs)
+		holding, err := routesHolding(ctx, tx, courierID, compound, parcelIDs)
 		if err != nil {
 			return err
 		}
@@ -201,7 +199,7 @@ func (s *Store) Complete(ctx context.Context, key route.Key, courierID string, p
 		slices.Sort(ids)
 		loaded := map[string]*route.Route{}
 		for _, id := range slices.Compact(ids) {
-			r, err := load(ctx, tx, id, courierID, true)
+			r, err := load(ctx, tx, id, courierID, compound, true)
 			if err != nil {
 				return err
 			}
@@ -248,28 +246,31 @@ func replayResults(ctx context.Context, tx pgx.Tx, key route.Key) ([]route.Resul
 // newestRouteOrder is how a parcel's routes rank: the one planned last is the one acted on.
 const newestRouteOrder = `r.planned_at DESC, r.route_id DESC`
 
-func newestRouteWith(ctx context.Context, tx pgx.Tx, courierID, parcelID string) (string, error) {
+// newestRouteWith is the target courier's newest route (in its compound, when set) holding the
+// target parcel.
+func newestRouteWith(ctx context.Context, tx pgx.Tx, t route.Target) (string, error) {
 	var id string
 	err := tx.QueryRow(ctx, `
 		SELECT r.route_id FROM stop_parcels p JOIN routes r ON r.route_id = p.route_id
-		WHERE p.parcel_id = $1 AND r.courier_id = $2
-		ORDER BY `+newestRouteOrder+` LIMIT 1`, parcelID, courierID).Scan(&id)
+		WHERE p.parcel_id = $1 AND r.courier_id = $2 AND ($3 = '' OR r.compound = $3)
+		ORDER BY `+newestRouteOrder+` LIMIT 1`, t.ParcelID, t.CourierID, t.Compound).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("%w: parcel %s is on none of courier %s's routes", route.ErrNotFound, parcelID, courierID)
+		return "", route.ParcelNotOnRoutes(t.CourierID, t.ParcelID)
 	}
 	if err != nil {
-		return "", fmt.Errorf("find route of parcel %s: %w", parcelID, err)
+		return "", fmt.Errorf("find route of parcel %s: %w", t.ParcelID, err)
 	}
 	return id, nil
 }
 
-// routesHolding maps each of parcelIDs on one of the courier's routes to the newest such route.
-func routesHolding(ctx context.Context, tx pgx.Tx, courierID string, parcelIDs []string) (map[string]string, error) {
+// routesHolding maps each of parcelIDs on one of the courier's routes (in compound, when set)
+// to the newest such route.
+func routesHolding(ctx context.Context, tx pgx.Tx, courierID, compound string, parcelIDs []string) (map[string]string, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT DISTINCT ON (p.parcel_id) p.parcel_id, r.route_id
 		FROM stop_parcels p JOIN routes r ON r.route_id = p.route_id
-		WHERE p.parcel_id = ANY($1) AND r.courier_id = $2
-		ORDER BY p.parcel_id, `+newestRouteOrder, parcelIDs, courierID)
+		WHERE p.parcel_id = ANY($1) AND r.courier_id = $2 AND ($3 = '' OR r.compound = $3)
+		ORDER BY p.parcel_id, `+newestRouteOrder, parcelIDs, courierID, compound)
 	if err != nil {
 		return nil, fmt.Errorf("find routes of parcels: %w", err)
 	}
@@ -281,19 +282,19 @@ func routesHolding(ctx context.Context, tx pgx.Tx, courierID string, parcelIDs [
 	return out, nil
 }
 
-// load reads a route of courierID with its stops and parcels; forUpdate locks the route row so
-// that updates to one route (and a new version of it) take turns.
-func load(ctx context.Context, q querier, routeID, courierID string, forUpdate bool) (route.Route, error) {
+// load reads a route of courierID (in compound, when set) with its stops and parcels; forUpdate
+// locks the route row so that updates to one route (and a new version of it) take turns.
+func load(ctx context.Context, q querier, routeID, courierID, compound string, forUpdate bool) (route.Route, error) {
 	lock := ""
 	if forUpdate {
 		lock = " FOR UPDATE"
 	}
 	r := route.Route{}
 	err := q.QueryRow(ctx, `SELECT route_id, round_id, courier_id, compound, planned_at, version, revision FROM routes
-		WHERE route_id = $1 AND courier_id = $2`+lock, routeID, courierID).
+		WHERE route_id = $1 AND courier_id = $2 AND ($3 = '' OR compound = $3)`+lock, routeID, courierID, compound).
 		Scan(&r.ID, &r.RoundID, &r.CourierID, &r.Compound, &r.PlannedAt, &r.Version, &r.Revision)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return r, fmt.Errorf("%w: courier %s has no route %s", route.ErrNotFound, courierID, routeID)
+		return r, route.NoSuchRoute(courierID, routeID)
 	}
 	if err != nil {
 		return r, fmt.Errorf("load route %s: %w", routeID, err)
@@ -408,7 +409,7 @@ func (s *Store) SavePlanned(ctx context.Context, tx pgx.Tx, next route.Route) ([
 	case next.Version <= version:
 		return nil, nil // stale or repeated version
 	default:
-		if current, err = load(ctx, tx, next.ID, courierID, false); err != nil {
+		if current, err = load(ctx, tx, next.ID, courierID, "", false); err != nil {
 			return nil, err
 		}
 	}

@@ -25,6 +25,58 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 )
 
+// NoRoute says courierID has no route (in roundID, when given). The not-found errors of a
+// courier's lookups are built here only: a route or parcel that exists but is not the caller's
+// is reported in the very words of one that does not exist, so nobody learns which ids exist.
+func NoRoute(courierID, roundID string) error {
+	if roundID == "" {
+		return fmt.Errorf("%w: courier %s has no route yet", ErrNotFound, courierID)
+	}
+	return fmt.Errorf("%w: courier %s has no route in round %s", ErrNotFound, courierID, roundID)
+}
+
+// NoSuchRoute says courierID has no route routeID.
+func NoSuchRoute(courierID, routeID string) error {
+	return fmt.Errorf("%w: courier %s has no route %s", ErrNotFound, courierID, routeID)
+}
+
+// ParcelNotOnRoutes says parcelID is on none of courierID's routes.
+func ParcelNotOnRoutes(courierID, parcelID string) error {
+	return fmt.Errorf("%w: parcel %s is on none of courier %s's routes", ErrNotFound, parcelID, courierID)
+}
+
+// Role is who an actor is, as far as the courier service records changes: the courier, or a
+// service acting on its own (for nobody in particular).
+type Role int
+
+// Roles of actors.
+const (
+	RoleCourier Role = iota + 1
+	RoleSystem
+)
+
+// Actor is who made a change; events name them.
+type Actor struct {
+	Role Role
+	// ID is the courier id, or the service's name.
+	ID string
+}
+
+// Scope is what a caller may reach, derived by the transport from the verified identity. The
+// zero Scope reaches every route and acts as nobody (it may read, not change).
+type Scope struct {
+	// Courier, when set, is the only courier whose routes the caller may see and act on: a
+	// courier, calling directly or through a service acting for them. Naming another courier is
+	// answered exactly as if that courier had no routes.
+	Courier string
+	// Compound, when set, limits the caller to routes in that compound (staff of one compound).
+	Compound string
+	// Actor is who the caller's changes are recorded as made by.
+	Actor Actor
+}
+
+func (s Scope) reaches(courierID string) bool { return s.Courier == "" || s.Courier == courierID }
+
 // Status is where one parcel of a route stands, from the courier's point of view.
 type Status int
 
@@ -218,6 +270,8 @@ type Route struct {
 
 // Change is one parcel transition, with what an event about it must carry.
 type Change struct {
+	// Actor made the change (the Service sets it from the caller's Scope).
+	Actor       Actor
 	RouteID     string
 	RoundID     string
 	CourierID   string

@@ -34,9 +34,11 @@ func newKey(requestID, op string, fields ...string) Key {
 }
 
 // Target names the route an update acts on: RouteID, or else the courier's newest route holding
-// ParcelID. Either way the route must be CourierID's.
+// ParcelID. Either way the route must be CourierID's and, when Compound is set, in that compound;
+// any other is not found.
 type Target struct {
 	CourierID string
+	Compound  string
 	RouteID   string
 	ParcelID  string
 }
@@ -54,21 +56,23 @@ type Revision struct {
 // key and writes an event per change, so a crash leaves either all of it or none; it returns the
 // revisions its changes reached (none when nothing changed).
 type Repository interface {
-	// Route is the courier's route of roundID, or their newest route when roundID is empty.
-	Route(ctx context.Context, courierID, roundID string) (Route, error)
+	// Route is the courier's route of roundID, or their newest route when roundID is empty;
+	// when compound is set, only the courier's routes in that compound count.
+	Route(ctx context.Context, courierID, roundID, compound string) (Route, error)
 	// Update loads the target route, applies fn and stores the changes it returns with their
 	// events. If key was seen before with the same fingerprint, fn is not run and the route the
 	// first request acted on is returned as it is now; with another fingerprint, ErrRequestReused.
 	// fn may run more than once (transaction retries) and must depend only on its argument.
 	Update(ctx context.Context, key Key, target Target, fn func(*Route) ([]Change, error)) (Route, []Revision, error)
-	// Complete loads, for each of parcelIDs, the courier's newest route holding it, applies fn
-	// to them (a parcel on none is missing from the map) and stores the changes with their events
-	// and the results. If key was seen before with the same fingerprint, fn is not run and the
-	// first results are returned; with another fingerprint, ErrRequestReused. fn may run more
-	// than once and must depend only on its argument.
-	Complete(ctx context.Context, key Key, courierID string, parcelIDs []string,
+	// Complete loads, for each of parcelIDs, the courier's newest route holding it (in compound,
+	// when set), applies fn to them (a parcel on none is missing from the map) and stores the
+	// changes with their events and the results. If key was seen before with the same
+	// fingerprint, fn is not run and the first results are returned; with another fingerprint,
+	// ErrRequestReused. fn may run more than once and must depend only on its argument.
+	Complete(ctx context.Context, key Key, courierID, compound string, parcelIDs []string,
 		fn func(map[string]*Route) ([]Change, []Result)) ([]Result, []Revision, error)
-	// RoundPlanned reports whether any courier has a route in roundID.
+	// RoundPlanned reports whether any courier has a route in roundID, in any compound (round
+	// ids are no secret; whose routes are in a round is).
 	RoundPlanned(ctx context.Context, roundID string) (bool, error)
 	// PruneKeys deletes idempotency keys first used before cutoff and says how many.
 	PruneKeys(ctx context.Context, cutoff time.Time) (int64, error)
@@ -114,41 +118,64 @@ func (s *Service) announce(ctx context.Context, revs []Revision) {
 	}
 }
 
-// Route is the courier's route of a round, or their newest.
-func (s *Service) Route(ctx context.Context, courierID, roundID string) (Route, error) {
-	return s.Repo.Route(ctx, courierID, roundID)
+// by records who made changes.
+func by(a Actor, changes []Change) []Change {
+	for i := range changes {
+		changes[i].Actor = a
+	}
+	return changes
+}
+
+// Route is the courier's route of a round, or their newest, as far as scope reaches.
+func (s *Service) Route(ctx context.Context, scope Scope, courierID, roundID string) (Route, error) {
+	if !scope.reaches(courierID) {
+		return Route{}, NoRoute(courierID, roundID)
+	}
+	return s.Repo.Route(ctx, courierID, roundID, scope.Compound)
 }
 
 // PickUp confirms the courier has the route's parcels in hand at the gate.
-func (s *Service) PickUp(ctx context.Context, requestID, courierID, routeID string) (Route, error) {
+func (s *Service) PickUp(ctx context.Context, scope Scope, requestID, courierID, routeID string) (Route, error) {
+	if !scope.reaches(courierID) {
+		return Route{}, NoSuchRoute(courierID, routeID)
+	}
 	at := s.now()
 	key := s.key(at, requestID, "pick_up", courierID, routeID)
-	r, revs, err := s.Repo.Update(ctx, key, Target{CourierID: courierID, RouteID: routeID}, func(r *Route) ([]Change, error) {
-		return r.PickUp(at), nil
+	target := Target{CourierID: courierID, Compound: scope.Compound, RouteID: routeID}
+	r, revs, err := s.Repo.Update(ctx, key, target, func(r *Route) ([]Change, error) {
+		return by(scope.Actor, r.PickUp(at)), nil
 	})
 	s.announce(ctx, revs)
 	return r, err
 }
 
 // Deliver records a parcel delivered by the courier.
-func (s *Service) Deliver(ctx context.Context, requestID, courierID, parcelID string, m Method, photoRef string) (Parcel, error) {
+func (s *Service) Deliver(ctx context.Context, scope Scope, requestID, courierID, parcelID string, m Method, photoRef string) (Parcel, error) {
+	if !scope.reaches(courierID) {
+		return Parcel{}, ParcelNotOnRoutes(courierID, parcelID)
+	}
 	at := s.now()
 	key := s.key(at, requestID, "deliver", courierID, parcelID, m.String(), photoRef)
-	r, revs, err := s.Repo.Update(ctx, key, Target{CourierID: courierID, ParcelID: parcelID}, func(r *Route) ([]Change, error) {
+	target := Target{CourierID: courierID, Compound: scope.Compound, ParcelID: parcelID}
+	r, revs, err := s.Repo.Update(ctx, key, target, func(r *Route) ([]Change, error) {
 		c, err := r.Deliver(parcelID, m, photoRef, at)
-		return []Change{c}, err
+		return by(scope.Actor, []Change{c}), err
 	})
 	s.announce(ctx, revs)
 	return parcelOf(r, parcelID, err)
 }
 
 // Fail records a failed delivery; dispatch plans the parcel into the next round.
-func (s *Service) Fail(ctx context.Context, requestID, courierID, parcelID string, f Failure) (Parcel, error) {
+func (s *Service) Fail(ctx context.Context, scope Scope, requestID, courierID, parcelID string, f Failure) (Parcel, error) {
+	if !scope.reaches(courierID) {
+		return Parcel{}, ParcelNotOnRoutes(courierID, parcelID)
+	}
 	at := s.now()
 	key := s.key(at, requestID, "fail", courierID, parcelID, strconv.Itoa(int(f.Reason)), f.Note)
-	r, revs, err := s.Repo.Update(ctx, key, Target{CourierID: courierID, ParcelID: parcelID}, func(r *Route) ([]Change, error) {
+	target := Target{CourierID: courierID, Compound: scope.Compound, ParcelID: parcelID}
+	r, revs, err := s.Repo.Update(ctx, key, target, func(r *Route) ([]Change, error) {
 		c, err := r.Fail(parcelID, f, at)
-		return []Change{c}, err
+		return by(scope.Actor, []Change{c}), err
 	})
 	s.announce(ctx, revs)
 	return parcelOf(r, parcelID, err)
@@ -156,7 +183,11 @@ func (s *Service) Fail(ctx context.Context, requestID, courierID, parcelID strin
 
 // CompleteStops records several outcomes in one call (a courier back in signal after a floor
 // without any). Each is recorded or refused on its own; a retry returns the first results.
-func (s *Service) CompleteStops(ctx context.Context, requestID, courierID string, outcomes []Outcome) ([]Result, error) {
+// Naming another courier is refused as a whole, as a courier without routes.
+func (s *Service) CompleteStops(ctx context.Context, scope Scope, requestID, courierID string, outcomes []Outcome) ([]Result, error) {
+	if !scope.reaches(courierID) {
+		return nil, NoRoute(courierID, "")
+	}
 	at := s.now()
 	fields := []string{courierID}
 	ids := make([]string, 0, len(outcomes))
@@ -165,8 +196,9 @@ func (s *Service) CompleteStops(ctx context.Context, requestID, courierID string
 		ids = append(ids, o.ParcelID)
 	}
 	key := s.key(at, requestID, "complete_stops", fields...)
-	results, revs, err := s.Repo.Complete(ctx, key, courierID, ids, func(routes map[string]*Route) ([]Change, []Result) {
-		return Complete(routes, outcomes, at)
+	results, revs, err := s.Repo.Complete(ctx, key, courierID, scope.Compound, ids, func(routes map[string]*Route) ([]Change, []Result) {
+		changes, results := Complete(routes, outcomes, at)
+		return by(scope.Actor, changes), results
 	})
 	s.announce(ctx, revs)
 	return results, err

@@ -3,7 +3,6 @@ package route
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -38,14 +37,18 @@ func (s *Service) resync() time.Duration {
 // Watch sends the courier's route (of roundID, or their newest) and then the route again after
 // every change to it, until ctx is done. With no route yet it sends nothing and waits for one;
 // if the round is planned without a route for this courier (someone else's round) it returns
-// ErrNotFound at once. A route taken away from the courier (given to another) is sent as an
-// empty route with no id. send is called from one goroutine, never concurrently.
+// ErrNotFound at once, as it does for a courier scope does not reach. A route taken away from
+// the courier (given to another) is sent as an empty route with no id. send is called from one
+// goroutine, never concurrently.
 //
 // Every change is announced once it has committed (the API's after their transaction, a new
 // version from the consumer's after-commit hook), so the read an announcement prompts sees it.
-func (s *Service) Watch(ctx context.Context, courierID, roundID string, send func(Route) error) error {
+func (s *Service) Watch(ctx context.Context, scope Scope, courierID, roundID string, send func(Route) error) error {
 	if s.Feed == nil {
 		return errors.New("route watching is not configured")
+	}
+	if !scope.reaches(courierID) {
+		return NoRoute(courierID, roundID)
 	}
 	// Subscribe before the first read, so a change committed between the two is not missed.
 	sub, err := s.Feed.Subscribe(ctx, courierID)
@@ -58,7 +61,7 @@ func (s *Service) Watch(ctx context.Context, courierID, roundID string, send fun
 
 	var shown Route // what the client has; ID "" when nothing (or the empty route) was sent
 	for first := true; ; first = false {
-		r, err := s.Repo.Route(ctx, courierID, roundID)
+		r, err := s.Repo.Route(ctx, courierID, roundID, scope.Compound)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if first && roundID != "" {
@@ -67,7 +70,7 @@ func (s *Service) Watch(ctx context.Context, courierID, roundID string, send fun
 					return err
 				}
 				if planned {
-					return fmt.Errorf("%w: courier %s has no route in round %s", ErrNotFound, courierID, roundID)
+					return NoRoute(courierID, roundID)
 				}
 			}
 			if shown.ID != "" {

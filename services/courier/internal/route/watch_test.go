@@ -25,7 +25,7 @@ func (m *memRepo) set(r *Route) {
 	m.route = r
 }
 
-func (m *memRepo) Route(_ context.Context, courierID, roundID string) (Route, error) {
+func (m *memRepo) Route(_ context.Context, courierID, roundID, compound string) (Route, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.reads != nil {
@@ -34,8 +34,8 @@ func (m *memRepo) Route(_ context.Context, courierID, roundID string) (Route, er
 		default:
 		}
 	}
-	if m.route == nil {
-		return Route{}, ErrNotFound
+	if m.route == nil || (compound != "" && m.route.Compound != compound) {
+		return Route{}, NoRoute(courierID, roundID)
 	}
 	return *m.route, nil
 }
@@ -75,9 +75,9 @@ func (f *memFeed) announce(r Revision) {
 	}
 }
 
-// watchInMemory runs Watch of courier c1; with no resync given, there is no periodic
+// watchInMemory runs Watch of courier c1 as scope; with no resync given, there is no periodic
 // re-read during the test: only announcements count.
-func watchInMemory(t *testing.T, repo *memRepo, roundID string, resync time.Duration) (*memFeed, chan Route, chan error) {
+func watchInMemory(t *testing.T, repo *memRepo, scope Scope, roundID string, resync time.Duration) (*memFeed, chan Route, chan error) {
 	t.Helper()
 	if resync == 0 {
 		resync = time.Hour
@@ -88,7 +88,7 @@ func watchInMemory(t *testing.T, repo *memRepo, roundID string, resync time.Dura
 	t.Cleanup(cancel)
 	sent, done := make(chan Route, 16), make(chan error, 1)
 	go func() {
-		done <- svc.Watch(ctx, "c1", roundID, func(r Route) error { sent <- r; return nil })
+		done <- svc.Watch(ctx, scope, "c1", roundID, func(r Route) error { sent <- r; return nil })
 	}()
 	return feed, sent, done
 }
@@ -107,7 +107,7 @@ func receive(t *testing.T, sent chan Route) Route {
 func TestWatchSendsWhatAnAnnouncementMadeVisible(t *testing.T) {
 	repo := &memRepo{}
 	repo.set(&Route{ID: "r1", CourierID: "c1", Revision: 1})
-	feed, sent, _ := watchInMemory(t, repo, "", 0)
+	feed, sent, _ := watchInMemory(t, repo, Scope{}, "", 0)
 	if r := receive(t, sent); r.ID != "r1" || r.Revision != 1 {
 		t.Fatalf("first send = %+v", r)
 	}
@@ -139,7 +139,7 @@ func TestWatchSendsWhatAnAnnouncementMadeVisible(t *testing.T) {
 func TestWatchRereadsWithoutAnnouncements(t *testing.T) {
 	repo := &memRepo{}
 	repo.set(&Route{ID: "r1", CourierID: "c1", Revision: 1})
-	_, sent, _ := watchInMemory(t, repo, "", 10*time.Millisecond)
+	_, sent, _ := watchInMemory(t, repo, Scope{}, "", 10*time.Millisecond)
 	receive(t, sent)
 	repo.set(&Route{ID: "r1", CourierID: "c1", Revision: 2})
 	if r := receive(t, sent); r.Revision != 2 {
@@ -148,7 +148,7 @@ func TestWatchRereadsWithoutAnnouncements(t *testing.T) {
 }
 
 func TestWatchOfAPlannedRoundWithoutTheCourierIsNotFound(t *testing.T) {
-	_, _, done := watchInMemory(t, &memRepo{planned: true}, "round-am", 0)
+	_, _, done := watchInMemory(t, &memRepo{planned: true}, Scope{}, "round-am", 0)
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrNotFound) {
@@ -156,6 +156,30 @@ func TestWatchOfAPlannedRoundWithoutTheCourierIsNotFound(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch of someone else's round did not end")
+	}
+}
+
+// A courier watching another courier's route is told it is not found, whether or not it exists,
+// before anything is read or subscribed to.
+func TestWatchOfAnotherCourierIsNotFound(t *testing.T) {
+	repo := &memRepo{reads: make(chan struct{}, 1)}
+	repo.set(&Route{ID: "r1", CourierID: "c1", Revision: 1})
+	feed, _, done := watchInMemory(t, repo, Scope{Courier: "c2"}, "", 0)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotFound) || err.Error() != NoRoute("c1", "").Error() {
+			t.Fatalf("Watch = %v, want %v", err, NoRoute("c1", ""))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch of another courier did not end")
+	}
+	select {
+	case <-repo.reads:
+		t.Error("the route was read")
+	default:
+	}
+	if feed.subscribed != 0 {
+		t.Error("the watch subscribed to the courier's announcements")
 	}
 }
 
