@@ -545,43 +545,6 @@ func checkParcelEvent(t *testing.T, s streamed, parcelID, household string, stat
 	}
 }
 
-func TestAnotherCourierCannotSeeOrActOnARoute(t *testing.T) {
-	h := start(t)
-	h.plan(planned("route-1", "round-am", courierA, clock, stop{"haixin-3-2-602", []string{"p1"}}))
-
-	_, err := h.client.GetRoute(h.by(courierB), &courierv1.GetRouteRequest{CourierId: courierB, RoundId: "round-am"})
-	wantCode(t, err, codes.NotFound)
-	_, err = h.client.GetRoute(h.by(courierB), &courierv1.GetRouteRequest{CourierId: courierB})
-	wantCode(t, err, codes.NotFound)
-	_, err = h.client.PickUp(h.by(courierB), &courierv1.PickUpRequest{RequestId: "b-pick", CourierId: courierB, RouteId: "route-1"})
-	wantCode(t, err, codes.NotFound)
-
-	if _, err := h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "a-pick", CourierId: courierA, RouteId: "route-1"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = h.client.MarkDelivered(h.by(courierB), &courierv1.MarkDeliveredRequest{RequestId: "b-d", CourierId: courierB, ParcelId: "p1",
-		Method: courierv1.DeliveryMethod_DELIVERY_METHOD_HANDED_OVER})
-	wantCode(t, err, codes.NotFound)
-	_, err = h.client.MarkFailed(h.by(courierB), &courierv1.MarkFailedRequest{RequestId: "b-f", CourierId: courierB, ParcelId: "p1",
-		Reason: courierv1.FailureReason_FAILURE_REASON_REFUSED})
-	wantCode(t, err, codes.NotFound)
-	_, err = h.client.PickUp(h.by(courierA), &courierv1.PickUpRequest{RequestId: "a-pick-2", CourierId: courierA, RouteId: "no-such-route"})
-	wantCode(t, err, codes.NotFound)
-
-	// Nothing B tried left a trace: the parcel is still only out for delivery.
-	resp, err := h.client.GetRoute(h.by(courierA), &courierv1.GetRouteRequest{CourierId: courierA})
-	if err != nil || statuses(resp.GetRoute())["p1"] != out {
-		t.Fatalf("route = %v, %v", resp.GetRoute(), err)
-	}
-	pub := h.published()
-	if n := len(pub["doorstep.haixin.parcel.delivered"]) + len(pub["doorstep.haixin.parcel.failed"]); n != 0 {
-		t.Errorf("%d outcome events published", n)
-	}
-	if n := h.count(`SELECT count(*) FROM requests WHERE request_id LIKE 'b-%'`); n != 0 {
-		t.Errorf("%d request keys kept for refused requests", n)
-	}
-}
-
 func TestFailedParcelReplannedIntoNextRoundIsDeliveredThere(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
