@@ -141,7 +141,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(390, 844), // a phone, portrait
+		chromedp.WindowSize(390, 844),               // a phone, portrait
 		chromedp.Flag("accept-lang", "zh-CN,zh,en"), // a phone in Shanghai
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -239,11 +239,9 @@ func (tb *tab) signInStaff(account string, page string) {
 func waitLocation(url string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for {
+			// Asking while the page navigates fails ("target navigated"): ask again.
 			loc, err := chromedp.Location()(ctx, t)
-			if err != nil {
-				return err
-			}
-			if strings.TrimSuffix(loc, "/") == strings.TrimSuffix(url, "/") {
+			if err == nil && strings.TrimSuffix(loc, "/") == strings.TrimSuffix(url, "/") {
 				return nil
 			}
 			select {
@@ -340,9 +338,12 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	supplier.do("confirm", 30*time.Second,
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-confirm=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-confirm=%q]`, parcelID))),
+		// Each action reloads the list (and the counts above the tabs): wait for it to settle.
+		chromedp.WaitNotPresent(chromedp.CSS(fmt.Sprintf(`[data-confirm=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(`[data-tab="CONFIRMED"]`)),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-ready=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-ready=%q]`, parcelID))),
+		chromedp.WaitNotPresent(chromedp.CSS(fmt.Sprintf(`[data-ready=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(`[data-tab="READY"]`)),
 		chromedp.WaitVisible(chromedp.CSS(parcel+`[data-state="READY"]`)),
 	)
@@ -356,6 +357,9 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-gate=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(`#checkin`)),
 		chromedp.WaitVisible(chromedp.CSS(`#checkin-message.ok`)),
+		// The checked-in parcel leaves the gate list, which moves the plan button: click it
+		// once the page has settled, not where it was.
+		chromedp.WaitNotPresent(chromedp.CSS(fmt.Sprintf(`[data-gate=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(`#plan`)),
 		chromedp.WaitVisible(chromedp.CSS(`#plan-message.ok`)),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-route][data-courier=%q]`, courierID))),
@@ -379,9 +383,11 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 		courier.do("reload", 10*time.Second, chromedp.Reload())
 	}
 	stop := fmt.Sprintf(`[data-left=%q]`, household)
-	courier.do("pick up and deliver", 30*time.Second,
+	courier.do("pick up", 30*time.Second,
 		chromedp.Click(chromedp.CSS(`#pickup`)),
 		chromedp.WaitVisible(chromedp.CSS(stop)),
+	)
+	courier.do("deliver", 30*time.Second,
 		chromedp.Click(chromedp.CSS(stop)),
 		chromedp.WaitVisible(chromedp.CSS(parcel+`[data-state="DELIVERED"]`)),
 	)

@@ -380,6 +380,10 @@ func TestOrderEventsRelayTrackingLive(t *testing.T) {
 	g := start(t, nil)
 	c := g.resident(t, "haixin-1-1-101")
 	id := get(c.do(t, "POST", "/api/v1/orders", placeBody).body, "order_id").(string)
+	// Tracking has not heard of the order yet for its first few watches: the stream waits for it.
+	g.peers.tracking.mu.Lock()
+	g.peers.tracking.lag[id] = 3
+	g.peers.tracking.mu.Unlock()
 	stream, r := c.events(t, "/api/v1/orders/"+id+"/events")
 	if stream == nil {
 		t.Fatalf("events = %d %s", r.status, r.raw)

@@ -241,11 +241,19 @@ type fakeTracking struct {
 
 	mu       sync.Mutex
 	watchers map[string][]chan *trackingv1.TimelineEntry // order id -> open watches
+	lag      map[string]int                              // order id -> watches to answer NOT_FOUND, as tracking catching up
 }
 
 // WatchOrder sends the timeline so far, then whatever push sends for the order.
 func (f *fakeTracking) WatchOrder(req *trackingv1.WatchOrderRequest, stream trackingv1.TrackingService_WatchOrderServer) error {
 	f.calls.record(stream.Context(), "WatchOrder")
+	f.mu.Lock()
+	if f.lag[req.GetOrderId()] > 0 {
+		f.lag[req.GetOrderId()]--
+		f.mu.Unlock()
+		return status.Errorf(codes.NotFound, "order %s not found", req.GetOrderId())
+	}
+	f.mu.Unlock()
 	tl, err := f.GetOrderTimeline(stream.Context(), &trackingv1.GetOrderTimelineRequest{OrderId: req.GetOrderId()})
 	if err != nil {
 		return err
@@ -379,7 +387,7 @@ func startPeers(t *testing.T) *peers {
 		t.Cleanup(s.Stop)
 		return lis.Addr().String()
 	}
-	tracking := &fakeTracking{calls: c, orders: order, watchers: map[string][]chan *trackingv1.TimelineEntry{}}
+	tracking := &fakeTracking{calls: c, orders: order, watchers: map[string][]chan *trackingv1.TimelineEntry{}, lag: map[string]int{}}
 	return &peers{
 		calls:     c,
 		order:     order,

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Live updates are Server-Sent Events relaying tracking's watch streams: the browser's
@@ -68,20 +71,45 @@ func (a *API) watchOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
-	stream, err := a.tracking.WatchOrder(ctx, &trackingv1.WatchOrderRequest{OrderId: orderID})
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
+	// Tracking learns of an order from its events, a moment after the order service has it: a
+	// page that opens the stream right after placing may find tracking without the order. The
+	// order is known to exist and to be the caller's, so "not found" then means "not yet": ask
+	// again, for a while, before giving up.
+	var stream grpc.ServerStreamingClient[trackingv1.WatchOrderResponse]
+	received, attempts := false, 0
 	relay(a, w, r, stop, func() (sseEvent, error) {
-		m, err := stream.Recv()
-		if err != nil {
-			return sseEvent{}, err
+		for {
+			var err error
+			if stream == nil {
+				stream, err = a.tracking.WatchOrder(ctx, &trackingv1.WatchOrderRequest{OrderId: orderID})
+			}
+			var m *trackingv1.WatchOrderResponse
+			if err == nil {
+				if m, err = stream.Recv(); err == nil {
+					received = true
+					e := entry(m.GetEntry())
+					return sseEvent{name: "entry", id: e.EventID, data: e}, nil
+				}
+			}
+			if received || status.Code(err) != codes.NotFound || attempts >= trackingLagRetries {
+				return sseEvent{}, err
+			}
+			attempts++
+			stream = nil
+			select {
+			case <-time.After(trackingLagWait):
+			case <-ctx.Done():
+				return sseEvent{}, ctx.Err()
+			}
 		}
-		e := entry(m.GetEntry())
-		return sseEvent{name: "entry", id: e.EventID, data: e}, nil
 	})
 }
+
+// How long a watch waits for tracking to learn of a new order: 20 × 250 ms.
+const (
+	trackingLagRetries = 20
+	trackingLagWait    = 250 * time.Millisecond
+)
 
 func (a *API) watchRound(w http.ResponseWriter, r *http.Request) {
 	ctx, stop := context.WithCancel(r.Context())

@@ -20,6 +20,7 @@
     streams: new Map(), // order id -> EventSource
     timelines: new Map(), // order id -> entries
     latest: new Map(), // parcel id -> the newest timeline entry that set its state
+    retries: new Map(), // order id -> refused stream openings in a row
     open: new Set(), // order ids with the timeline shown
     pendingCancels: new Map(),
     polling: false, // a stream could not be opened: fall back to refreshing
@@ -123,13 +124,20 @@
         timer = setTimeout(() => refreshOrder(o.order_id), 400);
       });
       es.onerror = () => {
-        // A dropped connection reconnects by itself; a refused one (the service cannot watch
-        // yet) is closed for good, and the page falls back to refreshing.
-        if (es.readyState === EventSource.CLOSED) {
-          state.streams.delete(o.order_id);
+        // A dropped connection reconnects by itself; a refused one is closed. It is tried again
+        // a few times (a service restarting), then the page falls back to refreshing.
+        if (es.readyState !== EventSource.CLOSED) return;
+        state.streams.delete(o.order_id);
+        const tries = (state.retries.get(o.order_id) || 0) + 1;
+        state.retries.set(o.order_id, tries);
+        if (tries > 3) {
           startPolling();
+          return;
         }
+        state.streams.set(o.order_id, { close() {} }); // holds the place while waiting
+        setTimeout(() => { state.streams.delete(o.order_id); watch(); }, 1000 * 2 ** tries);
       };
+      es.addEventListener('open', () => state.retries.delete(o.order_id));
       state.streams.set(o.order_id, es);
     }
     $('live-hint').textContent = state.polling ? L('每 5 秒自动刷新', 'Refreshes every 5 s') : L('状态实时更新', 'Live updates');
