@@ -1,5 +1,6 @@
 // Package app wires the order service: configuration, the database and broker through
-// servicekit, the supplier and dispatch clients, the gRPC server, the outbox relay, the parcel
+// servicekit, the supplier and dispatch clients (calling as the order service, for the person
+// whose request it serves), the gRPC server with its authorization, the outbox relay, the parcel
 // consumer and the pruning of old request keys.
 // It is not internal because the dev stack runs every service in one process through Run.
 package app
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/servicekit"
 	"github.com/doorstep/doorstep/services/order/internal/consumer"
@@ -42,9 +44,14 @@ type Config struct {
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 	// PruneEvery is how often request keys older than order.KeepRequests (48 h) are deleted.
 	PruneEvery time.Duration `env:"ORDER_PRUNE_EVERY" envDefault:"1h"`
+	// AuthKey verifies the signed identity of every call and signs the order service's own calls
+	// to its peers (shared by all services, at least 32 bytes).
+	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
 
-	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
-	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
+	Listener net.Listener `env:"-"` // when set (tests, dev stack) used instead of Port
+	// Now is the service's clock, by which identities are verified and minted too (the gateway's
+	// clock in the dev stack); nil means time.Now; tests inject a clock.
+	Now func() time.Time `env:"-"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -59,6 +66,10 @@ func ConfigFromEnv() (Config, error) {
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "order")
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), cfg.Now)
+	if err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
 	kit, err := servicekit.Open(ctx, servicekit.Options{Name: "order", Schema: "orders", DatabaseURL: cfg.DatabaseURL,
 		NATSURL: cfg.NATSURL, Migrations: postgres.Migrations(), StreamReplicas: cfg.StreamReplicas, Log: log})
 	if err != nil {
@@ -66,12 +77,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer kit.Close()
 
-	supConn, err := grpcx.Dial(cfg.SupplierAddr)
+	// Calls to the peers carry the order service's own identity, naming the person it acts for.
+	supConn, err := grpcx.Dial(cfg.SupplierAddr, keys.DialOption("order"))
 	if err != nil {
 		return fmt.Errorf("dial supplier %s: %w", cfg.SupplierAddr, err)
 	}
 	defer supConn.Close()
-	dispConn, err := grpcx.Dial(cfg.DispatchAddr)
+	dispConn, err := grpcx.Dial(cfg.DispatchAddr, keys.DialOption("order"))
 	if err != nil {
 		return fmt.Errorf("dial dispatch %s: %w", cfg.DispatchAddr, err)
 	}
@@ -80,7 +92,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	store := postgres.New(kit.Pool, cfg.Now)
 	svc := order.NewService(store, supplierclient.New(supplierv1.NewSupplierServiceClient(supConn)),
 		dispatchclient.New(dispatchv1.NewDispatchServiceClient(dispConn)), cfg.Now, log)
-	srv := grpcx.NewServer(log)
+	srv := grpcx.NewServer(log, keys.ServerOptions(grpcapi.Policy)...)
 	orderv1.RegisterOrderServiceServer(srv, grpcapi.New(svc, log))
 	lis, err := servicekit.Listen(cfg.Listener, cfg.Port)
 	if err != nil {

@@ -215,7 +215,7 @@ func TestConsumerAppliesExpiry(t *testing.T) {
 			t.Errorf("expired parcel reason %q", got.Reason)
 		}
 	}
-	list, err := e.client.ListOrders(e.ctx, &orderv1.ListOrdersRequest{HouseholdId: hh})
+	list, err := e.client.ListOrders(e.resident(hh), &orderv1.ListOrdersRequest{HouseholdId: hh})
 	if err != nil {
 		t.Fatal(err)
 	}

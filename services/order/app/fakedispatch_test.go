@@ -14,22 +14,24 @@ import (
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 )
 
-// fakeDispatch is a peer serving the site plan: the buildings of each compound.
+// fakeDispatch is a peer serving the site plan: the buildings of each compound, to the order
+// service's own identity only.
 type fakeDispatch struct {
 	dispatchv1.UnimplementedDispatchServiceServer
+	*peerAuth
 
 	mu        sync.Mutex
 	buildings map[string][]*dispatchv1.Building // by compound
 	down      bool                              // answer UNAVAILABLE
 }
 
-func newFakeDispatch(t *testing.T) (*fakeDispatch, string) {
-	f := &fakeDispatch{buildings: map[string][]*dispatchv1.Building{}}
+func newFakeDispatch(t *testing.T, clk *clock) (*fakeDispatch, string) {
+	f := &fakeDispatch{peerAuth: newPeerAuth(t, clk), buildings: map[string][]*dispatchv1.Building{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.UnaryInterceptor(f.interceptor))
 	dispatchv1.RegisterDispatchServiceServer(srv, f)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)

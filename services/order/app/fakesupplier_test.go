@@ -17,9 +17,11 @@ import (
 )
 
 // fakeSupplier is a peer, not a database: an in-memory SupplierService that reserves stock per
-// parcel id (idempotently, like the real one) and records what it was asked.
+// parcel id (idempotently, like the real one) and records what it was asked, and for whom. It
+// serves the order service's own identity only.
 type fakeSupplier struct {
 	supplierv1.UnimplementedSupplierServiceServer
+	*peerAuth
 
 	mu       sync.Mutex
 	items    map[string]*supplierv1.Item
@@ -33,14 +35,14 @@ type fakeSupplier struct {
 	chaos func(supplierID string) (before, after error)
 }
 
-func newFakeSupplier(t *testing.T) (*fakeSupplier, string) {
-	f := &fakeSupplier{items: map[string]*supplierv1.Item{}, parcels: map[string]*supplierv1.SupplierParcel{},
-		calls: map[string]int{}, failReserve: map[string]error{}}
+func newFakeSupplier(t *testing.T, clk *clock) (*fakeSupplier, string) {
+	f := &fakeSupplier{peerAuth: newPeerAuth(t, clk), items: map[string]*supplierv1.Item{},
+		parcels: map[string]*supplierv1.SupplierParcel{}, calls: map[string]int{}, failReserve: map[string]error{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.UnaryInterceptor(f.interceptor))
 	supplierv1.RegisterSupplierServiceServer(srv, f)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/natsx"
 	"github.com/doorstep/doorstep/pkg/pgkit"
@@ -23,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -36,14 +41,19 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // env is one running order service on a fresh database and broker, with fake supplier and
 // dispatch peers.
 type env struct {
-	t      *testing.T
-	ctx    context.Context
-	client orderv1.OrderServiceClient
-	sup    *fakeSupplier
-	disp   *fakeDispatch
-	clock  *clock
-	pool   *pgxpool.Pool // for looking at what the service stored
-	js     jetstream.JetStream
+	t *testing.T
+	// ctx carries no identity: for the database, the broker, and calls that must be refused.
+	ctx context.Context
+	// worker is a community worker of haixin, the compound of every household the tests register.
+	worker context.Context
+	// dispatcher is haixin's dispatcher.
+	dispatcher context.Context
+	client     orderv1.OrderServiceClient
+	sup        *fakeSupplier
+	disp       *fakeDispatch
+	clock      *clock
+	pool       *pgxpool.Pool // for looking at what the service stored
+	js         jetstream.JetStream
 }
 
 // clock is the service's clock: each reading is a second after the previous one, so "newest
@@ -66,9 +76,11 @@ func start(t *testing.T) *env { return startWith(t, nil) }
 func startWith(t *testing.T, configure func(*app.Config)) *env {
 	t.Helper()
 	dbURL, natsURL := testkit.Postgres(t), testkit.NATS(t)
-	sup, supAddr := newFakeSupplier(t)
+	// 2022-04-10 08:00 in Shanghai.
+	clk := &clock{base: time.Date(2022, 4, 10, 0, 0, 0, 0, time.UTC)}
+	sup, supAddr := newFakeSupplier(t, clk)
 	sup.seed()
-	disp, dispAddr := newFakeDispatch(t)
+	disp, dispAddr := newFakeDispatch(t, clk)
 	disp.seed()
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,10 +92,8 @@ func startWith(t *testing.T, configure func(*app.Config)) *env {
 		out = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	// 2022-04-10 08:00 in Shanghai.
-	clk := &clock{base: time.Date(2022, 4, 10, 0, 0, 0, 0, time.UTC)}
 	cfg := app.Config{DatabaseURL: dbURL, NATSURL: natsURL, SupplierAddr: supAddr, DispatchAddr: dispAddr,
-		Listener: lis, Now: clk.now, MetricsPort: 0}
+		Listener: lis, Now: clk.now, MetricsPort: 0, AuthKey: string(testkit.AuthKey)}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -132,13 +142,102 @@ func startWith(t *testing.T, configure func(*app.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return &env{t: t, ctx: ctx, client: orderv1.NewOrderServiceClient(conn), sup: sup, disp: disp, clock: clk, pool: pool, js: js}
+	e := &env{t: t, ctx: ctx, client: orderv1.NewOrderServiceClient(conn), sup: sup, disp: disp, clock: clk, pool: pool, js: js}
+	e.worker = e.as(typesv1.Role_ROLE_WORKER, "worker-li", testkit.InCompound("haixin"))
+	e.dispatcher = e.as(typesv1.Role_ROLE_DISPATCHER, "gate-wang", testkit.InCompound("haixin"))
+	return e
+}
+
+// as is e.ctx carrying a signed identity. testkit.As signs by the wall clock, which is years after
+// the service's clock: to the service such an identity is never expired.
+func (e *env) as(role typesv1.Role, subject string, opts ...func(*auth.Identity)) context.Context {
+	return testkit.As(e.t, e.ctx, role, subject, opts...)
+}
+
+// resident is household hh signed in (every test household is haixin's).
+func (e *env) resident(hh string) context.Context {
+	return e.as(typesv1.Role_ROLE_RESIDENT, hh, testkit.InCompound("haixin"))
+}
+
+// system is a service acting on its own (the seed, an operator's tool).
+func (e *env) system() context.Context { return e.as(typesv1.Role_ROLE_SYSTEM, "seed") }
+
+// onBehalfOf makes a SYSTEM identity act for a person.
+func onBehalfOf(role typesv1.Role, subject string, opts ...func(*auth.Identity)) func(*auth.Identity) {
+	return func(id *auth.Identity) {
+		obo := auth.Identity{Role: role, Subject: subject}
+		for _, o := range opts {
+			o(&obo)
+		}
+		id.OnBehalfOf = &obo
+	}
+}
+
+// peerAuth makes a fake peer check calls as the real peers do: each must carry the order
+// service's own SYSTEM identity, signed with the shared key; anything else is refused. It records
+// whom each call was made for, by method.
+type peerAuth struct {
+	keys *auth.Keys
+	mu   sync.Mutex
+	obo  map[string][]*auth.Identity
+}
+
+// newPeerAuth verifies by the start of the service's clock: the service signs by its own
+// ticking clock, and a fake peer checks who calls, not how long identities live (pkg/auth does).
+func newPeerAuth(t *testing.T, clk *clock) *peerAuth {
+	keys, err := auth.NewKeys(testkit.AuthKey, func() time.Time { return clk.base })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &peerAuth{keys: keys, obo: map[string][]*auth.Identity{}}
+}
+
+func (p *peerAuth) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	tokens := md.Get(auth.MetadataKey)
+	if len(tokens) != 1 {
+		return nil, status.Error(codes.Unauthenticated, "no identity")
+	}
+	id, err := p.keys.Verify(tokens[0])
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "identity not accepted: %v", err)
+	}
+	if id.Role != typesv1.Role_ROLE_SYSTEM || id.Subject != "order" {
+		return nil, status.Errorf(codes.PermissionDenied, "%v %s is not the order service", id.Role, id.Subject)
+	}
+	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
+	p.mu.Lock()
+	p.obo[method] = append(p.obo[method], id.OnBehalfOf)
+	p.mu.Unlock()
+	return handler(ctx, req)
+}
+
+// onBehalfOf is whom each call of method was made for, in call order (nil: for nobody).
+func (p *peerAuth) onBehalfOf(method string) []*auth.Identity {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.obo[method])
+}
+
+// wantOnBehalfOf checks that every call of method the peer has had was made for the person
+// with role and subject.
+func wantOnBehalfOf(t *testing.T, p *peerAuth, method string, role typesv1.Role, subject string) {
+	t.Helper()
+	calls := p.onBehalfOf(method)
+	if len(calls) == 0 {
+		t.Errorf("no %s call", method)
+	}
+	for i, obo := range calls {
+		if obo == nil || obo.Role != role || obo.Subject != subject {
+			t.Errorf("%s call %d made for %+v, want %v %s", method, i, obo, role, subject)
+		}
+	}
 }
 
 // household registers haixin 3-2-302 (over 80, quarantined until 2022-04-20) and returns its id.
 func (e *env) household() string {
 	e.t.Helper()
-	resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
+	resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
 		Address:   &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
 		Residents: 1, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED, Over_80: true, QuarantinedUntil: "2022-04-20",
 		Phone: "+86 138-0013-8000",
@@ -154,9 +253,10 @@ func basket() []*orderv1.BasketLine {
 	return []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 2}, {ItemId: "masks-10", Quantity: 3}, {ItemId: "pork", Quantity: 500}}
 }
 
+// place orders lines as the household itself.
 func (e *env) place(requestID, household string, lines []*orderv1.BasketLine) *orderv1.Order {
 	e.t.Helper()
-	resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: requestID, HouseholdId: household, Lines: lines})
+	resp, err := e.client.PlaceOrder(e.resident(household), &orderv1.PlaceOrderRequest{RequestId: requestID, HouseholdId: household, Lines: lines})
 	if err != nil {
 		e.t.Fatalf("PlaceOrder: %v", err)
 	}
@@ -165,7 +265,7 @@ func (e *env) place(requestID, household string, lines []*orderv1.BasketLine) *o
 
 func (e *env) getOrder(id string) *orderv1.Order {
 	e.t.Helper()
-	resp, err := e.client.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: id})
+	resp, err := e.client.GetOrder(e.worker, &orderv1.GetOrderRequest{OrderId: id})
 	if err != nil {
 		e.t.Fatalf("GetOrder: %v", err)
 	}
@@ -280,7 +380,7 @@ func (e *env) waitParcel(id string, state typesv1.ParcelState) *orderv1.Parcel {
 	e.t.Helper()
 	var p *orderv1.Parcel
 	testkit.Eventually(e.t, 20*time.Second, func() error {
-		resp, err := e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: id})
+		resp, err := e.client.GetParcel(e.dispatcher, &orderv1.GetParcelRequest{ParcelId: id})
 		if err != nil {
 			return err
 		}

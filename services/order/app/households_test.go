@@ -20,7 +20,7 @@ func TestHouseholds(t *testing.T) {
 	if id != "haixin-3-2-302" {
 		t.Fatalf("generated id %q, want haixin-3-2-302", id)
 	}
-	got, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: id})
+	got, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,13 +33,13 @@ func TestHouseholds(t *testing.T) {
 		if again != id {
 			t.Errorf("retry gave %q", again)
 		}
-		_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
+		_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: "hh-1", Household: &orderv1.Household{
 			HouseholdId: id, Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"}, Residents: 4}})
 		wantCode(t, err, codes.AlreadyExists)
 	})
 
 	t.Run("update keeps the id", func(t *testing.T) {
-		resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{RequestId: "hh-2", Household: &orderv1.Household{
+		resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: "hh-2", Household: &orderv1.Household{
 			HouseholdId: id, Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
 			Residents: 2, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED}})
 		if err != nil {
@@ -51,13 +51,13 @@ func TestHouseholds(t *testing.T) {
 	})
 
 	t.Run("one room is one household", func(t *testing.T) {
-		_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+		_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
 			HouseholdId: "someone-else", Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"}}})
 		wantCode(t, err, codes.AlreadyExists)
 	})
 
 	t.Run("not found", func(t *testing.T) {
-		_, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-9-9-999"})
+		_, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-9-9-999"})
 		wantCode(t, err, codes.NotFound)
 	})
 
@@ -80,7 +80,7 @@ func TestHouseholds(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: tt.h})
+				_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: tt.h})
 				wantCode(t, err, codes.InvalidArgument)
 				if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
 					t.Errorf("violations %v do not name %s", grpcx.FieldViolations(err), tt.field)
@@ -91,20 +91,21 @@ func TestHouseholds(t *testing.T) {
 
 	t.Run("list pages through a compound", func(t *testing.T) {
 		for i := 1; i <= 4; i++ {
-			_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+			_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
 				Address: &typesv1.Address{Compound: "haixin", Building: "5", Unit: "1", Floor: int32(i), Room: fmt.Sprintf("%d01", i)}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+		// Another compound's household, registered by a city-wide worker.
+		if _, err := e.client.UpsertHousehold(e.as(typesv1.Role_ROLE_WORKER, "worker-chen"), &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
 			Address: &typesv1.Address{Compound: "other", Building: "1", Unit: "1", Floor: 1, Room: "101"}}}); err != nil {
 			t.Fatal(err)
 		}
 		var ids []string
 		token := ""
 		for pages := 0; ; pages++ {
-			resp, err := e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: 2, PageToken: token})
+			resp, err := e.client.ListHouseholds(e.worker, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: 2, PageToken: token})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,16 +123,16 @@ func TestHouseholds(t *testing.T) {
 		if fmt.Sprint(ids) != fmt.Sprint(want) {
 			t.Errorf("listed %v, want %v", ids, want)
 		}
-		all, err := e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin"})
+		all, err := e.client.ListHouseholds(e.worker, &orderv1.ListHouseholdsRequest{Compound: "haixin"})
 		if err != nil || len(all.Households) != 5 || all.NextPageToken != "" {
 			t.Errorf("default page: %v %v", all, err)
 		}
-		_, err = e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageToken: "garbage!"})
+		_, err = e.client.ListHouseholds(e.worker, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageToken: "garbage!"})
 		wantCode(t, err, codes.InvalidArgument)
 		if _, ok := grpcx.FieldViolations(err)["page_token"]; !ok {
 			t.Errorf("bad token: %v", err)
 		}
-		_, err = e.client.ListHouseholds(e.ctx, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: -1})
+		_, err = e.client.ListHouseholds(e.worker, &orderv1.ListHouseholdsRequest{Compound: "haixin", PageSize: -1})
 		if _, ok := grpcx.FieldViolations(err)["page_size"]; !ok {
 			t.Errorf("negative page size: %v", err)
 		}
@@ -146,7 +147,7 @@ func TestHouseholdRosterFields(t *testing.T) {
 	}
 	upsert := func(h *orderv1.Household) *orderv1.Household {
 		t.Helper()
-		resp, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: h})
+		resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: h})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +164,7 @@ func TestHouseholdRosterFields(t *testing.T) {
 		if !proto.Equal(got, want) {
 			t.Errorf("upserted\n%v\nwant\n%v", got, want)
 		}
-		read, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-101"})
+		read, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-101"})
 		if err != nil || !proto.Equal(read.Household, want) {
 			t.Errorf("read %v %v", read, err)
 		}
@@ -194,7 +195,7 @@ func TestHouseholdRosterFields(t *testing.T) {
 			{"too many residents", &orderv1.Household{Address: addr("104"), Residents: 100}, "household.residents"},
 		}
 		for _, tt := range tests {
-			_, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: tt.h})
+			_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: tt.h})
 			wantCode(t, err, codes.InvalidArgument)
 			if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
 				t.Errorf("%s: violations %v do not name %s", tt.name, grpcx.FieldViolations(err), tt.field)
@@ -211,14 +212,14 @@ func TestHouseholdRosterFields(t *testing.T) {
 		}
 		// 2022-04-10 08:00 in Shanghai + 10 days 16 hours is 2022-04-21 00:00: the day after.
 		e.clock.advance(10*24*time.Hour + 16*time.Hour)
-		got, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: hh})
+		got, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: hh})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got.Household.Quarantined || !got.Household.Priority {
 			t.Errorf("after the quarantine: %v", got.Household)
 		}
-		read, err := e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: p.ParcelId})
+		read, err := e.client.GetParcel(e.dispatcher, &orderv1.GetParcelRequest{ParcelId: p.ParcelId})
 		if err != nil {
 			t.Fatal(err)
 		}

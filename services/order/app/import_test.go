@@ -26,7 +26,7 @@ const roster = "\uFEFF楼号,单元,房号,状态,人数,电话,80岁以上,独�
 
 func (e *env) importCSV(requestID, csv string, dryRun bool) *orderv1.ImportHouseholdsResponse {
 	e.t.Helper()
-	resp, err := e.client.ImportHouseholds(e.ctx, &orderv1.ImportHouseholdsRequest{RequestId: requestID, Compound: "haixin",
+	resp, err := e.client.ImportHouseholds(e.worker, &orderv1.ImportHouseholdsRequest{RequestId: requestID, Compound: "haixin",
 		Csv: []byte(csv), DryRun: dryRun})
 	if err != nil {
 		e.t.Fatalf("ImportHouseholds: %v", err)
@@ -54,7 +54,9 @@ func TestImportHouseholds(t *testing.T) {
 
 	first := e.importCSV("import-1", roster, false)
 	wantCounts(t, first, 4, 4, 0, 0, true)
-	got, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-2-301"})
+	// Dispatch was asked for the site plan by the order service, for the worker importing.
+	wantOnBehalfOf(t, e.disp.peerAuth, "ListBuildings", typesv1.Role_ROLE_WORKER, "worker-li")
+	got, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-2-301"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func TestImportHouseholds(t *testing.T) {
 		t.Errorf("imported\n%v\nwant\n%v", got.Household, want)
 	}
 	// Building "a" is spelled as the site plan spells it.
-	if _, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-a-1-1801"}); err != nil {
+	if _, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-a-1-1801"}); err != nil {
 		t.Errorf("tower flat: %v", err)
 	}
 	if n := e.count(`SELECT count(*) FROM households WHERE building = 'A' AND floor = 18`); n != 1 {
@@ -78,7 +80,7 @@ func TestImportHouseholds(t *testing.T) {
 		if !proto.Equal(again, first) {
 			t.Errorf("retry got %v, want %v", again, first)
 		}
-		_, err := e.client.ImportHouseholds(e.ctx, &orderv1.ImportHouseholdsRequest{RequestId: "import-1", Compound: "haixin",
+		_, err := e.client.ImportHouseholds(e.worker, &orderv1.ImportHouseholdsRequest{RequestId: "import-1", Compound: "haixin",
 			Csv: []byte(roster + "1,1,103,在住,1,,否,否,否,\r\n")})
 		wantCode(t, err, codes.AlreadyExists)
 	})
@@ -90,7 +92,7 @@ func TestImportHouseholds(t *testing.T) {
 	t.Run("an edited sheet updates and adds", func(t *testing.T) {
 		edited := strings.Replace(roster, "1,1,102,空置,0,", "1,1,102,在住,3,", 1) + "2,2,602,在住,4,,否,否,否,\r\n"
 		wantCounts(t, e.importCSV("import-3", edited, false), 5, 1, 1, 3, true)
-		h, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-102"})
+		h, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-102"})
 		if err != nil || !h.Household.Occupied || h.Household.Residents != 3 {
 			t.Errorf("updated household %v %v", h, err)
 		}
@@ -99,7 +101,7 @@ func TestImportHouseholds(t *testing.T) {
 	t.Run("a sheet of some columns keeps the others", func(t *testing.T) {
 		phones := "building,unit,room,phone\n1,1,101,021-5555-0000\n"
 		wantCounts(t, e.importCSV("import-4", phones, false), 1, 0, 1, 0, true)
-		h, err := e.client.GetHousehold(e.ctx, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-101"})
+		h, err := e.client.GetHousehold(e.worker, &orderv1.GetHouseholdRequest{HouseholdId: "haixin-1-1-101"})
 		if err != nil || h.Household.Phone != "021-5555-0000" || !h.Household.Over_80 || h.Household.Residents != 2 {
 			t.Errorf("household %v %v", h, err)
 		}
@@ -161,7 +163,7 @@ func TestImportHouseholdsRejects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := e.client.ImportHouseholds(e.ctx, &orderv1.ImportHouseholdsRequest{RequestId: "gbk", Compound: "haixin", Csv: gbk})
+		resp, err := e.client.ImportHouseholds(e.worker, &orderv1.ImportHouseholdsRequest{RequestId: "gbk", Compound: "haixin", Csv: gbk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +175,7 @@ func TestImportHouseholdsRejects(t *testing.T) {
 	t.Run("dispatch unreachable", func(t *testing.T) {
 		e.disp.setDown(true)
 		defer e.disp.setDown(false)
-		_, err := e.client.ImportHouseholds(e.ctx, &orderv1.ImportHouseholdsRequest{RequestId: "down", Compound: "haixin",
+		_, err := e.client.ImportHouseholds(e.worker, &orderv1.ImportHouseholdsRequest{RequestId: "down", Compound: "haixin",
 			Csv: []byte("楼号,单元,房号\n3,1,101\n")})
 		wantCode(t, err, codes.Unavailable)
 		if n := e.count(`SELECT count(*) FROM households`); n != before {
@@ -195,13 +197,13 @@ func TestImportHouseholdsRejects(t *testing.T) {
 			{"no file", &orderv1.ImportHouseholdsRequest{RequestId: "r", Compound: "haixin"}, "csv"},
 		}
 		for _, tt := range tests {
-			_, err := e.client.ImportHouseholds(e.ctx, tt.req)
+			_, err := e.client.ImportHouseholds(e.worker, tt.req)
 			wantCode(t, err, codes.InvalidArgument)
 			if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
 				t.Errorf("%s: violations %v do not name %s", tt.name, grpcx.FieldViolations(err), tt.field)
 			}
 		}
-		_, err := e.client.ExportHouseholds(e.ctx, &orderv1.ExportHouseholdsRequest{Compound: "Hai Xin"})
+		_, err := e.client.ExportHouseholds(e.worker, &orderv1.ExportHouseholdsRequest{Compound: "Hai Xin"})
 		if _, ok := grpcx.FieldViolations(err)["compound"]; !ok {
 			t.Errorf("export of a bad compound: %v", err)
 		}
@@ -218,7 +220,7 @@ func TestImportHouseholdsConcurrentRetries(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			resps[i], errs[i] = e.client.ImportHouseholds(e.ctx, &orderv1.ImportHouseholdsRequest{RequestId: "import-1",
+			resps[i], errs[i] = e.client.ImportHouseholds(e.worker, &orderv1.ImportHouseholdsRequest{RequestId: "import-1",
 				Compound: "haixin", Csv: []byte(roster)})
 		})
 	}
@@ -251,12 +253,12 @@ func TestExportHouseholds(t *testing.T) {
 	}
 	wantCounts(t, e.importCSV("import-1", sheet.String(), false), 15, 15, 0, 0, true)
 	// One flat registered one by one, with a quoted-worthy phone and a migrated-style empty roster.
-	if _, err := e.client.UpsertHousehold(e.ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+	if _, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
 		Address: &typesv1.Address{Compound: "haixin", Building: "2", Unit: "1", Floor: 2, Room: "201"}}}); err != nil {
 		t.Fatal(err)
 	}
 
-	resp, err := e.client.ExportHouseholds(e.ctx, &orderv1.ExportHouseholdsRequest{Compound: "haixin"})
+	resp, err := e.client.ExportHouseholds(e.worker, &orderv1.ExportHouseholdsRequest{Compound: "haixin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +281,7 @@ func TestExportHouseholds(t *testing.T) {
 
 	// The export imports back unchanged.
 	wantCounts(t, e.importCSV("round-trip", string(resp.Csv), false), 16, 0, 0, 16, true)
-	empty, err := e.client.ExportHouseholds(e.ctx, &orderv1.ExportHouseholdsRequest{Compound: "nobody"})
+	empty, err := e.client.ExportHouseholds(e.system(), &orderv1.ExportHouseholdsRequest{Compound: "nobody"})
 	if err != nil || strings.Count(string(empty.Csv), "\n") != 1 {
 		t.Errorf("export of an empty compound: %q %v", empty.GetCsv(), err)
 	}

@@ -49,7 +49,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.client.PlaceOrder(e.ctx, tt.req)
+			_, err := e.client.PlaceOrder(e.resident(hh), tt.req)
 			wantCode(t, err, codes.InvalidArgument)
 			if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
 				t.Errorf("violations %v do not name %s", grpcx.FieldViolations(err), tt.field)
@@ -57,11 +57,15 @@ func TestPlaceOrderValidation(t *testing.T) {
 		})
 	}
 	t.Run("unknown household", func(t *testing.T) {
-		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: "haixin-9-9-999", Lines: basket()})
+		_, err := e.client.PlaceOrder(e.worker, &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: "haixin-9-9-999", Lines: basket()})
 		wantCode(t, err, codes.NotFound)
 	})
 	t.Run("a resident orders only for their own household", func(t *testing.T) {
-		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket(),
+		// Another household is one this resident cannot see: as if it did not exist.
+		_, err := e.client.PlaceOrder(e.resident("haixin-1-1-101"), &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket()})
+		wantCode(t, err, codes.NotFound)
+		// A service acting on its own may name who placed an order, but not a resident for another household.
+		_, err = e.client.PlaceOrder(e.system(), &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: basket(),
 			PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: "haixin-1-1-101"}})
 		wantCode(t, err, codes.PermissionDenied)
 	})
@@ -103,7 +107,7 @@ func TestPlaceOrderSplitsBySupplier(t *testing.T) {
 		t.Errorf("rice stock %d, want 98", got)
 	}
 
-	got, err := e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: fresh.ParcelId})
+	got, err := e.client.GetParcel(e.dispatcher, &orderv1.GetParcelRequest{ParcelId: fresh.ParcelId})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +144,12 @@ func TestPlaceOrderSplitsBySupplier(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE from_state IS NULL AND to_state = 'PLACED' AND actor_role = 'RESIDENT'`); n != 2 {
 		t.Errorf("%d creation transitions, want 2", n)
 	}
+	// The suppliers were asked by the order service, for the household.
+	wantOnBehalfOf(t, e.sup.peerAuth, "BatchGetItems", typesv1.Role_ROLE_RESIDENT, hh)
+	wantOnBehalfOf(t, e.sup.peerAuth, "ReserveStock", typesv1.Role_ROLE_RESIDENT, hh)
 
 	t.Run("a worker's proxy order records who placed it", func(t *testing.T) {
-		resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "proxy-1", HouseholdId: hh,
+		resp, err := e.client.PlaceOrder(e.worker, &orderv1.PlaceOrderRequest{RequestId: "proxy-1", HouseholdId: hh,
 			Lines: []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}}, Channel: orderv1.Channel_CHANNEL_WORKER,
 			PlacedBy: &typesv1.Actor{Role: typesv1.Role_ROLE_WORKER, Id: "worker-li"}})
 		if err != nil {
@@ -154,7 +161,7 @@ func TestPlaceOrderSplitsBySupplier(t *testing.T) {
 		if n := e.count(`SELECT count(*) FROM orders WHERE proxy AND placed_by_id = 'worker-li'`); n != 1 {
 			t.Errorf("proxy orders: %d", n)
 		}
-		list, err := e.client.ListOrders(e.ctx, &orderv1.ListOrdersRequest{HouseholdId: hh})
+		list, err := e.client.ListOrders(e.resident(hh), &orderv1.ListOrdersRequest{HouseholdId: hh})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,15 +171,15 @@ func TestPlaceOrderSplitsBySupplier(t *testing.T) {
 	})
 
 	t.Run("not found", func(t *testing.T) {
-		_, err := e.client.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: "0190f1f6-3c1e-7000-8000-000000000000"})
+		_, err := e.client.GetOrder(e.worker, &orderv1.GetOrderRequest{OrderId: "0190f1f6-3c1e-7000-8000-000000000000"})
 		wantCode(t, err, codes.NotFound)
-		_, err = e.client.GetParcel(e.ctx, &orderv1.GetParcelRequest{ParcelId: "0190f1f6-3c1e-7000-8000-000000000000"})
+		_, err = e.client.GetParcel(e.dispatcher, &orderv1.GetParcelRequest{ParcelId: "0190f1f6-3c1e-7000-8000-000000000000"})
 		wantCode(t, err, codes.NotFound)
-		_, err = e.client.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: "nope"})
+		_, err = e.client.GetOrder(e.worker, &orderv1.GetOrderRequest{OrderId: "nope"})
 		if _, ok := grpcx.FieldViolations(err)["order_id"]; !ok {
 			t.Errorf("malformed order id: %v", err)
 		}
-		_, err = e.client.ListOrders(e.ctx, &orderv1.ListOrdersRequest{HouseholdId: "haixin-9-9-999"})
+		_, err = e.client.ListOrders(e.worker, &orderv1.ListOrdersRequest{HouseholdId: "haixin-9-9-999"})
 		wantCode(t, err, codes.NotFound)
 	})
 }
@@ -189,7 +196,7 @@ func TestPlaceOrderConcurrentRetries(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "tap-tap-tap", HouseholdId: hh, Lines: basket()})
+			resp, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "tap-tap-tap", HouseholdId: hh, Lines: basket()})
 			orders[i], errs[i] = resp.GetOrder(), err
 		})
 	}
@@ -237,7 +244,7 @@ func TestPlaceOrderSameRequestOtherBasket(t *testing.T) {
 	e.place("req-1", hh, basket())
 	other := basket()
 	other[0].Quantity = 3
-	_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "req-1", HouseholdId: hh, Lines: other})
+	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "req-1", HouseholdId: hh, Lines: other})
 	wantCode(t, err, codes.AlreadyExists)
 	if got := e.sup.reservations(); got != 2 {
 		t.Errorf("%d reservations, want the first request's 2", got)
@@ -255,7 +262,7 @@ func TestPlaceOrderFailedReservationReleases(t *testing.T) {
 	e := start(t)
 	hh := e.household()
 	lines := []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 2}, {ItemId: "masks-10", Quantity: 60}}
-	_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
+	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
 	wantCode(t, err, codes.FailedPrecondition)
 	if !strings.Contains(status.Convert(err).Message(), "masks-10") {
 		t.Errorf("message does not name the item: %v", err)
@@ -266,6 +273,7 @@ func TestPlaceOrderFailedReservationReleases(t *testing.T) {
 	if got := e.sup.stock("rice-5kg"); got != 100 {
 		t.Errorf("rice stock %d, want 100 (given back)", got)
 	}
+	wantOnBehalfOf(t, e.sup.peerAuth, "ReleaseReservation", typesv1.Role_ROLE_RESIDENT, hh)
 	if got := e.count(`SELECT count(*) FROM orders`) + e.count(`SELECT count(*) FROM outbox`); got != 0 {
 		t.Errorf("a failed placement stored %d rows", got)
 	}
@@ -282,7 +290,7 @@ func TestPlaceOrderRetryAfterFailure(t *testing.T) {
 	e.sup.mu.Lock()
 	e.sup.failReserve["pharmacy"] = status.Error(codes.Unavailable, "pharmacy is down")
 	e.sup.mu.Unlock()
-	_, err := e.client.PlaceOrder(e.ctx, req)
+	_, err := e.client.PlaceOrder(e.resident(hh), req)
 	wantCode(t, err, codes.Unavailable)
 	orderID := order.OrderID(hh, "retry-me")
 	if got := e.sup.releasedParcels(); len(got) != 1 || got[0] != order.ParcelID(orderID, "freshmart", 0) {
@@ -311,12 +319,12 @@ func TestPlaceOrderRetryAfterFailure(t *testing.T) {
 
 	t.Run("after a refusal too", func(t *testing.T) {
 		lines := []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 1}, {ItemId: "masks-10", Quantity: 60}}
-		_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
+		_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
 		wantCode(t, err, codes.FailedPrecondition)
 		e.sup.mu.Lock()
 		e.sup.items["masks-10"].Stock += 100
 		e.sup.mu.Unlock()
-		resp, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
+		resp, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "greedy", HouseholdId: hh, Lines: lines})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +363,7 @@ func TestPlaceOrderConcurrentRetriesAfterFailure(t *testing.T) {
 	e.sup.mu.Lock()
 	e.sup.failReserve["pharmacy"] = status.Error(codes.FailedPrecondition, "pharmacy closed for stocktaking")
 	e.sup.mu.Unlock()
-	_, err := e.client.PlaceOrder(e.ctx, req)
+	_, err := e.client.PlaceOrder(e.resident(hh), req)
 	wantCode(t, err, codes.FailedPrecondition)
 	e.sup.mu.Lock()
 	delete(e.sup.failReserve, "pharmacy")
@@ -367,7 +375,7 @@ func TestPlaceOrderConcurrentRetriesAfterFailure(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			resp, err := e.client.PlaceOrder(e.ctx, req)
+			resp, err := e.client.PlaceOrder(e.resident(hh), req)
 			orders[i], errs[i] = resp.GetOrder(), err
 		})
 	}
@@ -398,7 +406,7 @@ func TestPlaceOrderLostAnswerIsReleased(t *testing.T) {
 		}
 		return nil, nil
 	}
-	_, err := e.client.PlaceOrder(e.ctx, &orderv1.PlaceOrderRequest{RequestId: "lost", HouseholdId: hh, Lines: basket()})
+	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "lost", HouseholdId: hh, Lines: basket()})
 	wantCode(t, err, codes.Unavailable)
 	if got := e.sup.placedParcels(); len(got) != 0 {
 		t.Errorf("reservations left: %v", got)
@@ -435,7 +443,7 @@ func TestPlaceOrderRetriesUnderFailures(t *testing.T) {
 	for i := range clients {
 		wg.Go(func() {
 			for range 100 {
-				resp, err := e.client.PlaceOrder(e.ctx, req)
+				resp, err := e.client.PlaceOrder(e.resident(hh), req)
 				orders[i], errs[i] = resp.GetOrder(), err
 				if c := status.Code(err); c != codes.Unavailable && c != codes.Aborted {
 					return

@@ -21,7 +21,8 @@ type Client struct {
 var _ order.SitePlan = (*Client)(nil)
 
 // New wraps a dispatch service client. Its connection should come from grpcx.Dial, which gives
-// every call a deadline and retries UNAVAILABLE (ListBuildings only reads).
+// every call a deadline and retries UNAVAILABLE (ListBuildings only reads), with the order
+// service's identity (auth.Keys.DialOption("order")), acting for the worker importing a roster.
 func New(c dispatchv1.DispatchServiceClient) *Client { return &Client{c: c} }
 
 // Buildings implements order.SitePlan.
@@ -34,6 +35,10 @@ func (c *Client) Buildings(ctx context.Context, compound string) ([]order.Buildi
 			return nil, nil // a compound dispatch has never heard of has no buildings
 		case codes.InvalidArgument:
 			return nil, fmt.Errorf("%w: dispatch: %s", order.ErrInvalid, st.Message())
+		case codes.Unauthenticated, codes.PermissionDenied:
+			// Dispatch refused the order service's identity, or what it carries: a deployment
+			// fault no retry mends, answered as an internal error and logged.
+			return nil, fmt.Errorf("dispatch refused the site plan to the order service: %s: %s", st.Code(), st.Message())
 		default:
 			// Whatever went wrong over there, the import cannot be checked now; retry later.
 			return nil, fmt.Errorf("%w: dispatch: %s: %s", order.ErrUnavailable, st.Code(), st.Message())

@@ -1,6 +1,7 @@
-// Package grpcapi is the order service's gRPC transport: it validates requests at the edge
-// (naming each bad field), maps proto to the domain and back, and turns domain errors into status
-// codes in one function.
+// Package grpcapi is the order service's gRPC transport: it says who may call each method
+// (Policy) and passes the verified caller to the domain, validates requests at the edge (naming
+// each bad field), maps proto to the domain and back, and turns domain errors into status codes
+// in one function.
 package grpcapi
 
 import (
@@ -48,11 +49,15 @@ func (s *Server) err(ctx context.Context, err error) error { return toStatus(ctx
 
 // UpsertHousehold implements orderv1.OrderServiceServer.
 func (s *Server) UpsertHousehold(ctx context.Context, req *orderv1.UpsertHouseholdRequest) (*orderv1.UpsertHouseholdResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_UpsertHousehold_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	h, err := upsertRequest(req)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.svc.UpsertHousehold(ctx, req.GetRequestId(), h)
+	out, err := s.svc.UpsertHousehold(ctx, c, req.GetRequestId(), h)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -95,10 +100,14 @@ func upsertRequest(req *orderv1.UpsertHouseholdRequest) (order.Household, error)
 
 // GetHousehold implements orderv1.OrderServiceServer.
 func (s *Server) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdRequest) (*orderv1.GetHouseholdResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_GetHousehold_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetHouseholdId() == "" {
 		return nil, grpcx.InvalidField("household_id", "is required")
 	}
-	h, err := s.svc.Household(ctx, req.GetHouseholdId())
+	h, err := s.svc.Household(ctx, c, req.GetHouseholdId())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -108,6 +117,10 @@ func (s *Server) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdRequ
 // ListHouseholds implements orderv1.OrderServiceServer. The page token is opaque to clients: the
 // last id of the previous page with its compound, so a token cannot wander into another compound.
 func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholdsRequest) (*orderv1.ListHouseholdsResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_ListHouseholds_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	v.Check(events.ValidCompound(req.GetCompound()), "compound", "must be a compound slug")
 	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
@@ -117,7 +130,7 @@ func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholds
 		return nil, err
 	}
 	size := pageSize(req.GetPageSize(), defaultPageSize)
-	hs, err := s.svc.Households(ctx, req.GetCompound(), after, size+1)
+	hs, err := s.svc.Households(ctx, c, req.GetCompound(), after, size+1)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -162,11 +175,15 @@ func decodeToken(token, compound string) (after string, ok bool) {
 
 // ImportHouseholds implements orderv1.OrderServiceServer.
 func (s *Server) ImportHouseholds(ctx context.Context, req *orderv1.ImportHouseholdsRequest) (*orderv1.ImportHouseholdsResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_ImportHouseholds_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	r, err := importRequest(req)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.svc.ImportHouseholds(ctx, r)
+	res, err := s.svc.ImportHouseholds(ctx, c, r)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -204,10 +221,14 @@ func importResponse(res order.ImportResult) *orderv1.ImportHouseholdsResponse {
 
 // ExportHouseholds implements orderv1.OrderServiceServer.
 func (s *Server) ExportHouseholds(ctx context.Context, req *orderv1.ExportHouseholdsRequest) (*orderv1.ExportHouseholdsResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_ExportHouseholds_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	if !events.ValidCompound(req.GetCompound()) {
 		return nil, grpcx.InvalidField("compound", "must be a compound slug")
 	}
-	csv, err := s.svc.ExportHouseholds(ctx, req.GetCompound())
+	csv, err := s.svc.ExportHouseholds(ctx, c, req.GetCompound())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -216,11 +237,15 @@ func (s *Server) ExportHouseholds(ctx context.Context, req *orderv1.ExportHouseh
 
 // PlaceOrder implements orderv1.OrderServiceServer.
 func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_PlaceOrder_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	r, err := placeRequest(req)
 	if err != nil {
 		return nil, err
 	}
-	o, err := s.svc.PlaceOrder(ctx, r)
+	o, err := s.svc.PlaceOrder(ctx, c, r)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -268,8 +293,9 @@ func checkRequestID(v *grpcx.Violations, id string) {
 	v.Check(len(id) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
 }
 
-// checkActor accepts no actor (the household itself) or a complete one of a role that may order
-// for a household.
+// checkActor accepts no actor (the caller, or for a service acting on its own the household
+// itself) or a complete one of a role that may order for a household. Who a person may name is
+// the domain's to judge (order.Caller).
 func checkActor(v *grpcx.Violations, field string, a *typesv1.Actor) {
 	if a == nil || (a.GetRole() == typesv1.Role_ROLE_UNSPECIFIED && a.GetId() == "") {
 		return
@@ -295,12 +321,16 @@ func checkUUID(v *grpcx.Violations, id, field string) {
 
 // GetOrder implements orderv1.OrderServiceServer.
 func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_GetOrder_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	checkUUID(&v, req.GetOrderId(), "order_id")
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	o, err := s.svc.Order(ctx, req.GetOrderId())
+	o, err := s.svc.Order(ctx, c, req.GetOrderId())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -309,13 +339,17 @@ func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*o
 
 // ListOrders implements orderv1.OrderServiceServer.
 func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_ListOrders_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	v.Required(req.GetHouseholdId(), "household_id")
 	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	os, err := s.svc.Orders(ctx, req.GetHouseholdId(), pageSize(req.GetPageSize(), defaultOrdersPage))
+	os, err := s.svc.Orders(ctx, c, req.GetHouseholdId(), pageSize(req.GetPageSize(), defaultOrdersPage))
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -328,11 +362,15 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 
 // CancelOrder implements orderv1.OrderServiceServer.
 func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_CancelOrder_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	r, err := cancelRequest(req)
 	if err != nil {
 		return nil, err
 	}
-	o, err := s.svc.CancelOrder(ctx, r)
+	o, err := s.svc.CancelOrder(ctx, c, r)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
@@ -355,12 +393,16 @@ func cancelRequest(req *orderv1.CancelOrderRequest) (order.CancelRequest, error)
 
 // GetParcel implements orderv1.OrderServiceServer.
 func (s *Server) GetParcel(ctx context.Context, req *orderv1.GetParcelRequest) (*orderv1.GetParcelResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_GetParcel_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	var v grpcx.Violations
 	checkUUID(&v, req.GetParcelId(), "parcel_id")
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	p, err := s.svc.Parcel(ctx, req.GetParcelId())
+	p, err := s.svc.Parcel(ctx, c, req.GetParcelId())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}

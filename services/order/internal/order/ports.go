@@ -10,7 +10,9 @@ import (
 type Store interface {
 	// UpsertHousehold creates or replaces h. With a non-empty key, a repeat of the key returns the
 	// household as it is now without writing, and a reuse for another household returns ErrConflict.
-	UpsertHousehold(ctx context.Context, h Household, key RequestKey) (Household, error)
+	// A household stored under h.ID that reaches refuses is not touched: ErrNotFound, worded as for
+	// an unknown household (checked in the writing transaction, so it cannot move meanwhile).
+	UpsertHousehold(ctx context.Context, h Household, key RequestKey, reaches func(current Household) bool) (Household, error)
 	Household(ctx context.Context, id string) (Household, error)
 	// Households lists a compound's households ordered by id, after the id `after`.
 	Households(ctx context.Context, compound, after string, limit int) ([]Household, error)

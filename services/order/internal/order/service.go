@@ -11,9 +11,6 @@ import (
 	"time"
 )
 
-// ErrPermissionDenied: the actor may not act for this household.
-var ErrPermissionDenied = errors.New("permission denied")
-
 // systemActor is the order service acting on its own (giving stock back after a failed placement).
 var systemActor = Actor{Role: RoleSystem, ID: "order"}
 
@@ -46,10 +43,14 @@ func NewService(store Store, suppliers Suppliers, sites SitePlan, now func() tim
 func (s *Service) Now() time.Time { return s.now() }
 
 // UpsertHousehold registers or updates h; an empty id becomes <compound>-<building>-<unit>-<room>.
-// It states the household in full, so a priority migrated without reasons ends here.
-func (s *Service) UpsertHousehold(ctx context.Context, requestID string, h Household) (Household, error) {
+// It states the household in full, so a priority migrated without reasons ends here. Staff of a
+// compound neither write into another compound nor move a household out of one.
+func (s *Service) UpsertHousehold(ctx context.Context, c Caller, requestID string, h Household) (Household, error) {
 	if h.ID == "" {
 		h.ID = HouseholdID(h.Address)
+	}
+	if !c.reachesCompound(h.Address.Compound) {
+		return Household{}, NotFound("compound", h.Address.Compound)
 	}
 	if h.Occupancy == "" {
 		h.Occupancy = OccupancyUnknown
@@ -59,16 +60,28 @@ func (s *Service) UpsertHousehold(ctx context.Context, requestID string, h House
 	if requestID != "" {
 		key = RequestKey{Kind: "household", Scope: h.ID, ID: requestID, Hash: HouseholdHash(h)}
 	}
-	return s.store.UpsertHousehold(ctx, h, key)
+	return s.store.UpsertHousehold(ctx, h, key, func(current Household) bool {
+		return c.reachesCompound(current.Address.Compound)
+	})
 }
 
-// Household returns one household.
-func (s *Service) Household(ctx context.Context, id string) (Household, error) {
-	return s.store.Household(ctx, id)
+// Household returns one household the caller reaches.
+func (s *Service) Household(ctx context.Context, c Caller, id string) (Household, error) {
+	h, err := s.store.Household(ctx, id)
+	if err != nil {
+		return Household{}, err
+	}
+	if !c.reachesHousehold(h.ID, h.Address.Compound) {
+		return Household{}, NotFound("household", id)
+	}
+	return h, nil
 }
 
 // Households pages through a compound's households in id order.
-func (s *Service) Households(ctx context.Context, compound, after string, limit int) ([]Household, error) {
+func (s *Service) Households(ctx context.Context, c Caller, compound, after string, limit int) ([]Household, error) {
+	if !c.reachesCompound(compound) {
+		return nil, NotFound("compound", compound)
+	}
 	return s.store.Households(ctx, compound, after, limit)
 }
 
@@ -76,7 +89,10 @@ func (s *Service) Households(ctx context.Context, compound, after string, limit 
 // rejected, upserts every row in one transaction. Buildings and units are checked against
 // dispatch's site plan; when dispatch cannot be reached nothing is checked or written
 // (ErrUnavailable). A retry of a finished import returns its first result.
-func (s *Service) ImportHouseholds(ctx context.Context, req ImportRequest) (ImportResult, error) {
+func (s *Service) ImportHouseholds(ctx context.Context, c Caller, req ImportRequest) (ImportResult, error) {
+	if !c.reachesCompound(req.Compound) {
+		return ImportResult{}, NotFound("compound", req.Compound)
+	}
 	key := RequestKey{Kind: "import", Scope: req.Compound, ID: req.RequestID, Hash: req.Hash()}
 	if !req.DryRun {
 		if res, found, err := s.store.ImportResult(ctx, key); err != nil || found {
@@ -110,7 +126,10 @@ func (s *Service) ImportHouseholds(ctx context.Context, req ImportRequest) (Impo
 }
 
 // ExportHouseholds writes a compound's roster as the import reads it.
-func (s *Service) ExportHouseholds(ctx context.Context, compound string) ([]byte, error) {
+func (s *Service) ExportHouseholds(ctx context.Context, c Caller, compound string) ([]byte, error) {
+	if !c.reachesCompound(compound) {
+		return nil, NotFound("compound", compound)
+	}
 	hs, err := s.store.Roster(ctx, compound)
 	if err != nil {
 		return nil, err
@@ -123,39 +142,41 @@ func (s *Service) PruneRequests(ctx context.Context) (int64, error) {
 	return s.store.PruneRequests(ctx, s.now().Add(-KeepRequests))
 }
 
-// Order returns one order with its parcels.
-func (s *Service) Order(ctx context.Context, id string) (Order, error) { return s.store.Order(ctx, id) }
+// Order returns one order, with its parcels, of a household the caller reaches.
+func (s *Service) Order(ctx context.Context, c Caller, id string) (Order, error) {
+	o, err := s.store.Order(ctx, id)
+	if err != nil {
+		return Order{}, err
+	}
+	if !c.reachesHousehold(o.HouseholdID, o.Compound) {
+		return Order{}, NotFound("order", id)
+	}
+	return o, nil
+}
 
 // Orders lists a household's orders, newest first.
-func (s *Service) Orders(ctx context.Context, householdID string, limit int) ([]Order, error) {
-	if _, err := s.store.Household(ctx, householdID); err != nil {
+func (s *Service) Orders(ctx context.Context, c Caller, householdID string, limit int) ([]Order, error) {
+	if _, err := s.Household(ctx, c, householdID); err != nil {
 		return nil, err
 	}
 	return s.store.Orders(ctx, householdID, limit)
 }
 
-// Parcel returns one parcel.
-func (s *Service) Parcel(ctx context.Context, id string) (Parcel, error) {
-	return s.store.Parcel(ctx, id)
-}
-
-// authorize keeps a household to its own orders; workers (proxy orders) and the system may act
-// for any household.
-func authorize(a Actor, householdID string) error {
-	switch a.Role {
-	case RoleResident:
-		if a.ID != householdID {
-			return fmt.Errorf("%w: resident %s cannot act for household %s", ErrPermissionDenied, a.ID, householdID)
-		}
-	case RoleWorker, RoleSystem:
-	default:
-		return fmt.Errorf("%w: role %s cannot order for households", ErrPermissionDenied, a.Role)
+// Parcel returns one parcel of a household the caller reaches.
+func (s *Service) Parcel(ctx context.Context, c Caller, id string) (Parcel, error) {
+	p, err := s.store.Parcel(ctx, id)
+	if err != nil {
+		return Parcel{}, err
 	}
-	return nil
+	if !c.reachesHousehold(p.HouseholdID, p.Address.Compound) {
+		return Parcel{}, NotFound("parcel", id)
+	}
+	return p, nil
 }
 
 // PlaceOrder turns a basket into an order with one parcel per supplier, reserving the stock of
-// each parcel first. The input is assumed well-formed (the transport validated it).
+// each parcel first. The input is assumed well-formed (the transport validated it). The caller
+// places it for a household they reach, recorded as placed by them (see Caller.placing).
 //
 // Retries, even concurrent ones, are safe: the order id derives from the household and request
 // id and the parcel ids from the order and the request's attempt, the suppliers reserve once per
@@ -166,17 +187,12 @@ func authorize(a Actor, householdID string) error {
 // An attempt that fails gives its reservations back and moves the request to its next attempt
 // (see abandon), so a retry after a failure is a fresh attempt under fresh parcel ids rather than
 // a refusal: the supplier never reserves a released parcel id again.
-func (s *Service) PlaceOrder(ctx context.Context, req PlaceRequest) (Order, error) {
-	if req.PlacedBy == (Actor{}) {
-		req.PlacedBy = Actor{Role: RoleResident, ID: req.HouseholdID}
-	}
-	if req.Channel == "" {
-		req.Channel = ChannelApp
-	}
-	if err := authorize(req.PlacedBy, req.HouseholdID); err != nil {
+func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (Order, error) {
+	req, err := c.placing(req)
+	if err != nil {
 		return Order{}, err
 	}
-	hh, err := s.store.Household(ctx, req.HouseholdID)
+	hh, err := s.Household(ctx, c, req.HouseholdID)
 	if err != nil {
 		return Order{}, err
 	}
@@ -331,16 +347,14 @@ func (s *Service) abandon(ctx context.Context, key RequestKey, attempt int, orde
 // CancelOrder cancels every parcel of the order its supplier has not confirmed: each is released
 // at its supplier first, and a supplier that has already confirmed refuses, leaving that parcel as
 // it is. If nothing could be cancelled the result is ErrNothingToCancel. A retry of a finished
-// cancellation returns the order as it is.
-func (s *Service) CancelOrder(ctx context.Context, req CancelRequest) (Order, error) {
-	o, err := s.store.Order(ctx, req.OrderID)
+// cancellation returns the order as it is. The caller cancels an order of a household they reach,
+// recorded as cancelled by them (see Caller.cancelling).
+func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) (Order, error) {
+	o, err := s.Order(ctx, c, req.OrderID)
 	if err != nil {
 		return Order{}, err
 	}
-	if req.Actor == (Actor{}) {
-		req.Actor = Actor{Role: RoleResident, ID: o.HouseholdID}
-	}
-	if err := authorize(req.Actor, o.HouseholdID); err != nil {
+	if req.Actor, err = c.cancelling(req.Actor, o.HouseholdID); err != nil {
 		return Order{}, err
 	}
 	key := RequestKey{Kind: "cancel", Scope: o.ID, ID: req.RequestID, Hash: req.Hash()}

@@ -56,9 +56,17 @@ type querier interface {
 }
 
 // UpsertHousehold implements order.Store.
-func (s *Store) UpsertHousehold(ctx context.Context, h order.Household, key order.RequestKey) (order.Household, error) {
+func (s *Store) UpsertHousehold(ctx context.Context, h order.Household, key order.RequestKey, reaches func(order.Household) bool) (order.Household, error) {
 	var out order.Household
 	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		current, err := scanHousehold(tx.QueryRow(ctx, `SELECT `+householdColumns+` FROM households h WHERE h.household_id = $1 FOR UPDATE`, h.ID))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read household %s: %w", h.ID, err)
+		case !reaches(current):
+			return order.NotFound("household", h.ID)
+		}
 		if key.ID != "" {
 			c, err := s.claim(ctx, tx, key)
 			if err != nil {
@@ -69,7 +77,7 @@ func (s *Store) UpsertHousehold(ctx context.Context, h order.Household, key orde
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `
+		_, err = tx.Exec(ctx, `
 			INSERT INTO households (`+householdWriteColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, '')::date, $14)
 			ON CONFLICT (household_id) DO UPDATE SET
@@ -129,7 +137,7 @@ func scanHousehold(row pgx.Row) (order.Household, error) {
 func household(ctx context.Context, q querier, id string) (order.Household, error) {
 	h, err := scanHousehold(q.QueryRow(ctx, `SELECT `+householdColumns+` FROM households h WHERE h.household_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return h, fmt.Errorf("%w: household %s", order.ErrNotFound, id)
+		return h, order.NotFound("household", id)
 	}
 	if err != nil {
 		return h, fmt.Errorf("read household %s: %w", id, err)
@@ -520,14 +528,14 @@ func (s *Store) Orders(ctx context.Context, householdID string, limit int) ([]or
 // Parcel implements order.Store.
 func (s *Store) Parcel(ctx context.Context, id string) (order.Parcel, error) {
 	if uuid.Validate(id) != nil {
-		return order.Parcel{}, fmt.Errorf("%w: parcel %s", order.ErrNotFound, id)
+		return order.Parcel{}, order.NotFound("parcel", id)
 	}
 	ps, err := s.loadParcels(ctx, s.pool, `p.parcel_id = $1`, id)
 	if err != nil {
 		return order.Parcel{}, err
 	}
 	if len(ps) == 0 {
-		return order.Parcel{}, fmt.Errorf("%w: parcel %s", order.ErrNotFound, id)
+		return order.Parcel{}, order.NotFound("parcel", id)
 	}
 	return ps[0], nil
 }
@@ -598,7 +606,7 @@ func (s *Store) ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) erro
 		return err
 	}
 	if len(ps) == 0 {
-		return fmt.Errorf("%w: parcel %s", order.ErrNotFound, c.ParcelID)
+		return order.NotFound("parcel", c.ParcelID)
 	}
 	p := ps[0]
 	t, changed, err := p.Apply(c)
@@ -613,14 +621,14 @@ func (s *Store) ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) erro
 
 func (s *Store) loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
 	if uuid.Validate(id) != nil {
-		return order.Order{}, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+		return order.Order{}, order.NotFound("order", id)
 	}
 	found, err := s.loadOrders(ctx, q, []string{id})
 	if err != nil {
 		return order.Order{}, err
 	}
 	if len(found) == 0 {
-		return order.Order{}, fmt.Errorf("%w: order %s", order.ErrNotFound, id)
+		return order.Order{}, order.NotFound("order", id)
 	}
 	return found[0], nil
 }

@@ -23,7 +23,9 @@ type Client struct {
 var _ order.Suppliers = (*Client)(nil)
 
 // New wraps a supplier service client. Its connection should come from grpcx.Dial, which gives
-// every call a deadline and retries UNAVAILABLE (safe: every call here is idempotent).
+// every call a deadline and retries UNAVAILABLE (safe: every call here is idempotent), with the
+// order service's identity (auth.Keys.DialOption("order")): the supplier reserves and releases
+// stock for the order service only, acting for the person whose order it is.
 func New(c supplierv1.SupplierServiceClient) *Client { return &Client{c: c} }
 
 // Items implements order.Suppliers.
@@ -78,8 +80,15 @@ func mapErr(err error) error {
 	}
 	var class error
 	switch st.Code() {
-	case codes.FailedPrecondition, codes.ResourceExhausted, codes.PermissionDenied:
+	case codes.FailedPrecondition, codes.ResourceExhausted:
 		class = order.ErrRefused
+	case codes.PermissionDenied:
+		// The supplier would not do this for the person we act for.
+		class = order.ErrPermissionDenied
+	case codes.Unauthenticated:
+		// Our own identity was refused: the services do not share one key. No retry helps, and
+		// the caller is not at fault: an internal error, logged.
+		return fmt.Errorf("supplier refused the order service's identity (is DOORSTEP_AUTH_KEY the same everywhere?): %s", st.Message())
 	case codes.NotFound:
 		class = order.ErrNotFound
 	case codes.InvalidArgument, codes.OutOfRange:
