@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,54 @@ func TestConsumerAppliesRedeliveredEventOnce(t *testing.T) {
 	e.waitConsumed(e.publish(dup, dup.EventId))
 	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1`, p.ParcelId); n != 8 {
 		t.Errorf("%d transitions, want 8", n)
+	}
+}
+
+// A dispatcher's override moves an assigned parcel to another courier's route: dispatch publishes
+// parcel.assigned again. The parcel stays ASSIGNED and the move is recorded with the new route
+// and courier; the same assignment reported again records nothing; and the new courier takes it
+// out.
+func TestConsumerRecordsReassignment(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	o := e.place("req-1", e.household(), basket())
+	p := parcelOf(o, "freshmart")
+	e.drive(o, p, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY, typesv1.ParcelState_PARCEL_STATE_AT_GATE)
+	assign := func(route, courier, reason string) uint64 {
+		ev := parcelEvent(o, p, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, typesv1.Role_ROLE_DISPATCHER, "gate-wang",
+			func(sc *eventsv1.ParcelStateChanged) {
+				sc.RoundId, sc.RouteId, sc.CourierId, sc.Reason = "r1", route, courier, reason
+			})
+		return e.publish(ev, ev.EventId)
+	}
+	assign("route-1", "haixin-courier-01", "")
+	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_ASSIGNED)
+	e.waitConsumed(assign("route-2", "haixin-courier-02", "courier 01 is off sick"))
+	e.waitConsumed(assign("route-2", "haixin-courier-02", "")) // a repeat of the assignment in force
+	pickUp := parcelEvent(o, p, typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.Role_ROLE_COURIER, "haixin-courier-02", nil)
+	e.publish(pickUp, pickUp.EventId)
+	e.waitParcel(p.ParcelId, typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY)
+
+	rows, err := e.pool.Query(e.ctx, `SELECT coalesce(from_state, ''), to_state, route_id, courier_id, reason, actor_id
+		FROM parcel_transitions WHERE parcel_id = $1 AND to_state IN ('ASSIGNED', 'OUT_FOR_DELIVERY') ORDER BY id`, p.ParcelId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moves []string
+	for rows.Next() {
+		var from, to, route, courier, reason, actor string
+		if err := rows.Scan(&from, &to, &route, &courier, &reason, &actor); err != nil {
+			t.Fatal(err)
+		}
+		moves = append(moves, fmt.Sprintf("%s>%s %s %s %q by %s", from, to, route, courier, reason, actor))
+	}
+	want := []string{
+		`AT_GATE>ASSIGNED route-1 haixin-courier-01 "" by gate-wang`,
+		`ASSIGNED>ASSIGNED route-2 haixin-courier-02 "courier 01 is off sick" by gate-wang`,
+		`ASSIGNED>OUT_FOR_DELIVERY   "" by haixin-courier-02`,
+	}
+	if fmt.Sprint(moves) != fmt.Sprint(want) {
+		t.Errorf("moves\n%s\nwant\n%s", strings.Join(moves, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -99,6 +99,16 @@ type Parcel struct {
 	Address     Address
 	Priority    bool
 	Contactless bool
+	// Assignment is the round, route and courier the parcel was last assigned to (zero before its
+	// first assignment); it stays after the parcel moves on, saying who took it out.
+	Assignment Assignment
+}
+
+// Assignment is where dispatch put a parcel: a courier's route on a round.
+type Assignment struct {
+	RoundID   string
+	RouteID   string
+	CourierID string
 }
 
 // Totals recomputes the parcel's total and weight from its lines as ordered.
@@ -156,11 +166,17 @@ type Change struct {
 // already in c's state (a repeated report changes nothing). An illegal move returns
 // ErrIllegalTransition: events of different publishers arrive out of order, so the caller
 // retries it later rather than dropping it.
+//
+// One report of the current state is not a repeat: an ASSIGNED parcel reported ASSIGNED to
+// another route or courier (a dispatcher's override: a stop moved, a sick courier's route handed
+// over). Its state stays; the move is recorded, ASSIGNED to ASSIGNED, with the new route and
+// courier.
 func (p *Parcel) Apply(c Change) (t Transition, ok bool, err error) {
-	if p.State == c.To {
+	switch {
+	case c.To == Assigned && p.State == Assigned && c.reassigns(p.Assignment):
+	case p.State == c.To:
 		return Transition{}, false, nil
-	}
-	if !CanMove(p.State, c.To) {
+	case !CanMove(p.State, c.To):
 		return Transition{}, false, fmt.Errorf("%w: parcel %s is %s, cannot become %s", ErrIllegalTransition, p.ID, p.State, c.To)
 	}
 	t = Transition{ParcelID: p.ID, From: p.State, To: c.To, Actor: c.Actor, At: c.At, Reason: c.Reason,
@@ -172,8 +188,20 @@ func (p *Parcel) Apply(c Change) (t Transition, ok bool, err error) {
 		p.confirm(c.ConfirmedLines, c.ConfirmedTotalFen)
 	case Rejected, Cancelled, Expired, Failed:
 		p.Reason = c.Reason
+	case Assigned:
+		p.Assignment = c.assignment()
 	}
 	return t, true, nil
+}
+
+func (c Change) assignment() Assignment {
+	return Assignment{RoundID: c.RoundID, RouteID: c.RouteID, CourierID: c.CourierID}
+}
+
+// reassigns reports whether c, an ASSIGNED report, puts a parcel assigned as current somewhere
+// else. A report naming no route or courier says nothing new (a second publisher's echo).
+func (c Change) reassigns(current Assignment) bool {
+	return (c.RouteID != "" || c.CourierID != "") && c.assignment() != current
 }
 
 // confirm records the supplier's confirmed lines. A line the supplier left out was not

@@ -48,9 +48,11 @@ func TestApply(t *testing.T) {
 			{ItemID: "pork", Weighed: true, Quantity: 500, UnitPriceFen: 3600, AmountFen: 1800, UnitWeightGrams: 1000},
 		}
 	}
+	first := Assignment{RoundID: "r1", RouteID: "route-1", CourierID: "c1"}
 	tests := []struct {
 		name      string
 		from      State
+		assigned  Assignment // the parcel's assignment before the change
 		change    Change
 		wantState State
 		changed   bool
@@ -65,7 +67,35 @@ func TestApply(t *testing.T) {
 			}},
 		{name: "same state is a no-op", from: Assigned, change: Change{To: Assigned}, wantState: Assigned},
 		{name: "illegal move refused", from: Placed, change: Change{To: Ready}, wantState: Placed, wantErr: ErrIllegalTransition},
-		{name: "failed goes to the next round", from: Failed, change: Change{To: Assigned, RoundID: "r2"}, wantState: Assigned, changed: true},
+		{name: "failed goes to the next round", from: Failed, assigned: first, wantState: Assigned, changed: true,
+			change: Change{To: Assigned, RoundID: "r2", RouteID: "route-9", CourierID: "c2"},
+			check: func(t *testing.T, p Parcel) {
+				if p.Assignment != (Assignment{RoundID: "r2", RouteID: "route-9", CourierID: "c2"}) {
+					t.Errorf("assignment %+v", p.Assignment)
+				}
+			}},
+		{name: "first assignment", from: AtGate, wantState: Assigned, changed: true,
+			change: Change{To: Assigned, RoundID: "r1", RouteID: "route-1", CourierID: "c1"},
+			check: func(t *testing.T, p Parcel) {
+				if p.Assignment != first {
+					t.Errorf("assignment %+v", p.Assignment)
+				}
+			}},
+		{name: "moved to another route is recorded", from: Assigned, assigned: first, wantState: Assigned, changed: true,
+			change: Change{To: Assigned, RoundID: "r1", RouteID: "route-2", CourierID: "c2", Reason: "courier c1 off sick"},
+			check: func(t *testing.T, p Parcel) {
+				if p.Assignment != (Assignment{RoundID: "r1", RouteID: "route-2", CourierID: "c2"}) || p.Reason != "" {
+					t.Errorf("assignment %+v reason %q", p.Assignment, p.Reason)
+				}
+			}},
+		{name: "same route, another courier is recorded", from: Assigned, assigned: first, wantState: Assigned, changed: true,
+			change: Change{To: Assigned, RoundID: "r1", RouteID: "route-1", CourierID: "c3"}},
+		{name: "the same assignment again is a no-op", from: Assigned, assigned: first, wantState: Assigned,
+			change: Change{To: Assigned, RoundID: "r1", RouteID: "route-1", CourierID: "c1"}},
+		{name: "an assignment naming no route or courier is a no-op", from: Assigned, assigned: first, wantState: Assigned,
+			change: Change{To: Assigned, RoundID: "r2"}},
+		{name: "out for delivery is not reassigned", from: OutForDelivery, assigned: first, wantState: OutForDelivery,
+			change: Change{To: Assigned, RoundID: "r1", RouteID: "route-2", CourierID: "c2"}, wantErr: ErrIllegalTransition},
 		{name: "confirm with actual weight", from: Placed, wantState: Confirmed, changed: true,
 			change: Change{To: Confirmed, ConfirmedTotalFen: 7980, ConfirmedLines: []ConfirmedLine{
 				{ItemID: "rice", Quantity: 2, AmountFen: 6000}, {ItemID: "pork", Quantity: 550, AmountFen: 1980}}},
@@ -94,7 +124,7 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Parcel{ID: "p1", State: tt.from, Lines: lines()}
+			p := Parcel{ID: "p1", State: tt.from, Lines: lines(), Assignment: tt.assigned}
 			p.Totals()
 			tt.change.At = at
 			tr, changed, err := p.Apply(tt.change)

@@ -592,8 +592,9 @@ func findParcel(o order.Order, id string) (order.Parcel, bool) {
 }
 
 // ApplyChange applies another service's report of a parcel transition inside tx (the consumer's
-// inbox transaction). A repeat of the parcel's current state changes nothing; an unknown parcel or
-// an illegal move is an error, for the consumer to retry.
+// inbox transaction). A repeat of the parcel's current state changes nothing (except a move to
+// another route, see order.Parcel.Apply); an unknown parcel or an illegal move is an error, for
+// the consumer to retry.
 func (s *Store) ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) error {
 	if uuid.Validate(c.ParcelID) != nil {
 		return fmt.Errorf("%w: parcel %q", order.ErrNotFound, c.ParcelID)
@@ -680,9 +681,13 @@ func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]orde
 // with their lines. Address, priority and contactless come from the household as it is now: a
 // household quarantined after ordering must still get contactless delivery.
 func (s *Store) loadParcels(ctx context.Context, q querier, where string, arg any) ([]order.Parcel, error) {
+	// The assignment is the last ASSIGNED transition's (parcel_transitions_parcel serves it).
 	rows, err := q.Query(ctx, `SELECT p.parcel_id::text, p.order_id::text, p.supplier_id, p.household_id, p.state,
-			p.total_fen, p.weight_grams, p.reason, p.updated_at, `+householdColumns+`
+			p.total_fen, p.weight_grams, p.reason, p.updated_at,
+			coalesce(a.round_id, ''), coalesce(a.route_id, ''), coalesce(a.courier_id, ''), `+householdColumns+`
 		FROM parcels p JOIN households h ON h.household_id = p.household_id
+		LEFT JOIN LATERAL (SELECT t.round_id, t.route_id, t.courier_id FROM parcel_transitions t
+			WHERE t.parcel_id = p.parcel_id AND t.to_state = 'ASSIGNED' ORDER BY t.id DESC LIMIT 1) a ON true
 		WHERE `+where+` ORDER BY p.order_id, p.supplier_id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read parcels: %w", err)
@@ -693,8 +698,9 @@ func (s *Store) loadParcels(ctx context.Context, q querier, where string, arg an
 			p  order.Parcel
 			hh order.Household
 		)
+		a := &p.Assignment
 		dest := append([]any{&p.ID, &p.OrderID, &p.SupplierID, &p.HouseholdID, &p.State, &p.TotalFen, &p.WeightGrams,
-			&p.Reason, &p.UpdatedAt}, householdDest(&hh)...)
+			&p.Reason, &p.UpdatedAt, &a.RoundID, &a.RouteID, &a.CourierID}, householdDest(&hh)...)
 		err := r.Scan(dest...)
 		p.UpdatedAt = p.UpdatedAt.UTC()
 		p.Address, p.Priority, p.Contactless = hh.Address, hh.Priority(now), hh.Quarantined(now)
