@@ -21,6 +21,11 @@ demo: ## simulate a lockdown day against the running system (make run in another
 	@mkdir -p bin && go build -o bin/doorstep-demo ./services/devstack/cmd/doorstep-demo
 	@exec bin/doorstep-demo $(DEMO_FLAGS)
 
+.PHONY: token
+token: ## print a 2-minute identity for grpcurl: make -s token ARGS='-role dispatcher'
+	@mkdir -p bin && go build -o bin/doorstep-token ./services/devstack/cmd/doorstep-token
+	@bin/doorstep-token $(ARGS)
+
 .PHONY: deadletter
 deadletter: ## list dead-lettered events, or replay one: make deadletter ARGS='replay 3'
 	@mkdir -p bin && go build -o bin/doorstep-deadletter ./services/devstack/cmd/doorstep-deadletter
@@ -29,6 +34,16 @@ deadletter: ## list dead-lettered events, or replay one: make deadletter ARGS='r
 .PHONY: test
 test: check-generate lint-proto vet ## everything CI checks: generated-code drift, proto lint, vet, all tests of all modules
 	go test $(GO_TEST_FLAGS) work
+
+.PHONY: bench
+bench: ## benchmarks with their floors, side by side: planner (12k parcels), PlaceOrder vs pgx, outbox → tracking vs raw publish
+	cd services/dispatch && go test -run '^$$' -bench PlanRound12k -benchmem -benchtime 5x ./internal/planner
+	cd services/devstack && go run ./bench/placeorder
+	cd services/devstack && go run ./bench/pipeline
+
+.PHONY: fault-test
+fault-test: ## event-pipeline fault suite with real processes (kill -9 NATS, a service, PostgreSQL)
+	cd services/devstack && DOORSTEP_FAULT_TESTS=1 go test -count=1 -timeout 20m -v ./faulttest
 
 .PHONY: generate
 generate: ## regenerate Go code from proto/

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/rounds"
 	"github.com/doorstep/doorstep/pkg/testkit"
@@ -66,8 +67,14 @@ func start(t *testing.T) *env {
 	}
 	t.Cleanup(s.Stop)
 	t.Logf("stack up in %s", time.Since(began).Round(time.Millisecond))
+	// The tests drive the services as a SYSTEM identity of their own (a service may name who placed
+	// an order), signed by the stack's clock, which the services verify identities with.
+	keys, err := auth.NewKeys([]byte(s.AuthKey), clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dial := func(addr string) *grpc.ClientConn {
-		conn, err := grpcx.Dial(addr)
+		conn, err := grpcx.Dial(addr, keys.DialOption("ordering-test"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -153,10 +153,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return supplier.Run(ctx, supplier.Config{AuthKey: key, MetricsPort: o.Ports.SupplierMetrics, DispatchAddr: s.Dispatch, DatabaseURL: db, NATSURL: nc, Listener: lis["supplier"], Now: o.Now}, l)
 	})
 	run("order", func(ctx context.Context, l *slog.Logger) error {
-		return order.Run(ctx, order.Config{MetricsPort: o.Ports.OrderMetrics, DispatchAddr: s.Dispatch, DatabaseURL: db, NATSURL: nc, SupplierAddr: s.Supplier, Listener: lis["order"], Now: o.Now}, l)
+		return order.Run(ctx, order.Config{AuthKey: key, MetricsPort: o.Ports.OrderMetrics, DispatchAddr: s.Dispatch, DatabaseURL: db, NATSURL: nc, SupplierAddr: s.Supplier, Listener: lis["order"], Now: o.Now}, l)
 	})
 	run("dispatch", func(ctx context.Context, l *slog.Logger) error {
-		return dispatch.Run(ctx, dispatch.Config{MetricsPort: o.Ports.DispatchMetrics, DatabaseURL: db, NATSURL: nc, OrderAddr: s.Order, Listener: lis["dispatch"], Now: o.Now}, l)
+		return dispatch.Run(ctx, dispatch.Config{AuthKey: key, MetricsPort: o.Ports.DispatchMetrics, DatabaseURL: db, NATSURL: nc, OrderAddr: s.Order, Listener: lis["dispatch"], Now: o.Now}, l)
 	})
 	run("courier", func(ctx context.Context, l *slog.Logger) error {
 		return courier.Run(ctx, courier.Config{AuthKey: key, MetricsPort: o.Ports.CourierMetrics, DatabaseURL: db, NATSURL: nc, Listener: lis["courier"], Now: o.Now}, l)
