@@ -114,12 +114,15 @@ func TestUpsertItemValidatesEveryField(t *testing.T) {
 	_, err = e.client.UpsertItem(e.system(), &supplierv1.UpsertItemRequest{Item: counted("nobody", "masks", 2000, 10, 0)})
 	wantCode(t, err, codes.NotFound)
 
-	// Create, then update in place; a weighed item ships 1000 g per kilogram.
+	// Create, then update in place: the stock of the request counts on creation only (stock
+	// changes are AdjustStock's), and the answer shows the stock as it is. A weighed item ships
+	// 1000 g per kilogram.
 	masks := e.item(counted("freshmart", "masks", 2000, 10, 2))
 	masks.CurrentPriceFen, masks.Stock = 1800, 40
-	if got := e.item(masks); got.GetCurrentPriceFen() != 1800 || got.GetStock() != 40 {
-		t.Fatalf("updated item %v", got)
+	if got := e.item(masks); got.GetCurrentPriceFen() != 1800 || got.GetStock() != 10 {
+		t.Fatalf("updated item %v, want price 1800 and stock still 10", got)
 	}
+	e.wantStock("masks", 10)
 	pork := e.item(weighed("freshmart", "", 3000, 50000))
 	if len(pork.GetItemId()) != 36 || pork.GetUnitWeightGrams() != 1000 {
 		t.Fatalf("weighed item %v", pork)
@@ -129,7 +132,7 @@ func TestUpsertItemValidatesEveryField(t *testing.T) {
 	e.supplier("pharmacy")
 	_, err = e.client.UpsertItem(e.staff("pharmacy"), &supplierv1.UpsertItemRequest{Item: counted("pharmacy", "masks", 2000, 10, 0)})
 	wantCode(t, err, codes.AlreadyExists)
-	if got := e.stock("masks"); got != 40 {
+	if got := e.stock("masks"); got != 10 {
 		t.Fatalf("stock %d after a refused takeover", got)
 	}
 	e.item(counted("pharmacy", "thermometer", 3500, 5, 1))

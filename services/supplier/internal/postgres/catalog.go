@@ -188,7 +188,9 @@ func scanItem(row pgx.CollectableRow) (supply.Item, error) {
 }
 
 // UpsertItem implements supply.Repository. An item id is global (BatchGetItems takes bare ids),
-// so an id already used by another supplier is refused rather than taken over.
+// so an id already used by another supplier is refused rather than taken over. The update leaves
+// stock out: the row lock it takes orders it with reservations and adjustments, and whatever
+// stock they left is what the item keeps and what RETURNING answers.
 func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it supply.Item) (supply.Item, error) {
 	var out supply.Item
 	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
@@ -203,7 +205,7 @@ func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it su
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (item_id) DO UPDATE SET name = EXCLUDED.name, unit = EXCLUDED.unit,
 					weighed = EXCLUDED.weighed, reference_price_fen = EXCLUDED.reference_price_fen,
-					current_price_fen = EXCLUDED.current_price_fen, stock = EXCLUDED.stock,
+					current_price_fen = EXCLUDED.current_price_fen,
 					ration_per_day = EXCLUDED.ration_per_day, bundle = EXCLUDED.bundle,
 					bundle_contents = EXCLUDED.bundle_contents, unit_weight_grams = EXCLUDED.unit_weight_grams,
 					category = EXCLUDED.category, updated_at = now()

@@ -56,7 +56,9 @@ type Repository interface {
 	// GetSupplier returns a supplier with its credentials.
 	GetSupplier(ctx context.Context, id string) (Supplier, error)
 	ListSuppliers(ctx context.Context, compound string) ([]Supplier, error)
-	// UpsertItem creates or replaces an item; its compound is its supplier's.
+	// UpsertItem creates an item, or replaces an existing one of the same supplier except for
+	// its stock, which only AdjustStock and reservations change; it returns the item as stored
+	// (with its real stock). Its compound is its supplier's.
 	UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error)
 	// ListItems lists a compound's items, only supplierID's when set, in supplier and item order.
 	ListItems(ctx context.Context, compound, supplierID string) ([]Item, error)
@@ -184,7 +186,9 @@ func (s *Service) SetSuspended(ctx context.Context, c Caller, key *IdempotencyKe
 }
 
 // UpsertItem creates (empty ID: generated) or replaces a catalog item of a supplier the caller
-// reaches.
+// reaches. it.Stock is the stock of a new item only: an existing item keeps its stock, whatever
+// the request says, since the request may come from a screen loaded before reservations took
+// some (stock changes are AdjustStock's). The item returned shows the stock as it is.
 func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey, it Item) (Item, error) {
 	it.Normalize()
 	if err := it.Validate(); err != nil {
