@@ -201,8 +201,8 @@ func TestSupplierConsole(t *testing.T) {
 	if req := lastReq[*supplierv1.ListItemsRequest](g.peers.calls, "ListItems"); req.GetSupplierId() != "haixin-freshmart" {
 		t.Errorf("ListItems %v", req)
 	}
-	u := s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-1","current_price_fen":380,"stock":90000}`)
-	if u.status != 200 || integer(t, get(u.body, "current_price_fen")) != 380 || integer(t, get(u.body, "stock")) != 90000 ||
+	u := s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-1","current_price_fen":380,"ration_per_day":3000}`)
+	if u.status != 200 || integer(t, get(u.body, "current_price_fen")) != 380 || integer(t, get(u.body, "ration_per_day")) != 3000 ||
 		integer(t, get(u.body, "reference_price_fen")) != 400 {
 		t.Fatalf("update = %d %s", u.status, u.raw)
 	}
@@ -210,10 +210,21 @@ func TestSupplierConsole(t *testing.T) {
 		t.Errorf("an edit must keep the rest of the item: %v", req)
 	}
 	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-2","current_price_fen":401}`), 400, "INVALID_ARGUMENT", "item.current_price_fen")
-	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/masks", `{"request_id":"u-3","stock":1}`), 404, "NOT_FOUND", "")
+	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/masks", `{"request_id":"u-3","current_price_fen":1}`), 404, "NOT_FOUND", "")
 	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-4"}`), 400, "INVALID_ARGUMENT", "body")
-	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"stock":1}`), 400, "INVALID_ARGUMENT", "request_id")
-	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-5","stock":"many"}`), 400, "INVALID_ARGUMENT", "stock")
+	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"current_price_fen":1}`), 400, "INVALID_ARGUMENT", "request_id")
+	// Stock is never set from a screen that may be stale, only added to or taken from.
+	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-5","stock":1}`), 400, "INVALID_ARGUMENT", "stock")
+	st := s.do(t, "POST", "/api/v1/supplier/items/cabbage/stock", `{"request_id":"a-1","delta":-500,"reason":"spoiled"}`)
+	if st.status != 200 || integer(t, get(st.body, "stock")) != 199500 {
+		t.Fatalf("adjust = %d %s", st.status, st.raw)
+	}
+	if req := lastReq[*supplierv1.AdjustStockRequest](g.peers.calls, "AdjustStock"); req.GetSupplierId() != "haixin-freshmart" || req.GetReason() != "spoiled" {
+		t.Errorf("AdjustStock %v", req)
+	}
+	expectError(t, s.do(t, "POST", "/api/v1/supplier/items/masks/stock", `{"request_id":"a-2","delta":5}`), 404, "NOT_FOUND", "")
+	expectError(t, s.do(t, "POST", "/api/v1/supplier/items/cabbage/stock", `{"request_id":"a-3","delta":-999999}`), 409, "FAILED_PRECONDITION", "")
+	expectError(t, s.do(t, "POST", "/api/v1/supplier/items/cabbage/stock", `{"request_id":"a-4","delta":"lots"}`), 400, "INVALID_ARGUMENT", "delta")
 
 	// A read model tracking does not serve yet is a clear 501, not a 500.
 	expectError(t, s.do(t, "GET", "/api/v1/supplier/queue", ""), 501, "UNIMPLEMENTED", "")

@@ -123,6 +123,20 @@ func (f *fakeSupplier) UpsertItem(ctx context.Context, req *supplierv1.UpsertIte
 	return &supplierv1.UpsertItemResponse{Item: it}, nil
 }
 
+func (f *fakeSupplier) AdjustStock(ctx context.Context, req *supplierv1.AdjustStockRequest) (*supplierv1.AdjustStockResponse, error) {
+	f.calls.keep(ctx, "AdjustStock", req)
+	it, ok := catalogItems[req.GetItemId()]
+	if !ok || it.GetSupplierId() != req.GetSupplierId() {
+		return nil, status.Errorf(codes.NotFound, "item %s not found", req.GetItemId())
+	}
+	if it.GetStock()+req.GetDelta() < 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s: only %d in stock", it.GetName(), it.GetStock())
+	}
+	out := proto.Clone(it).(*supplierv1.Item)
+	out.Stock += req.GetDelta()
+	return &supplierv1.AdjustStockResponse{Item: out}, nil
+}
+
 func (f *fakeOrder) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdRequest) (*orderv1.GetHouseholdResponse, error) {
 	f.calls.keep(ctx, "GetHousehold", req)
 	parts := strings.Split(req.GetHouseholdId(), "-")

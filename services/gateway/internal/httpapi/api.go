@@ -143,6 +143,7 @@ func (a *API) register(mux *http.ServeMux) {
 	a.handle(mux, "POST /api/v1/supplier/parcels/{parcel_id}/ready", roles(supplier), a.parcelReady)
 	a.handle(mux, "GET /api/v1/supplier/items", roles(supplier), a.supplierItems)
 	a.handle(mux, "PATCH /api/v1/supplier/items/{item_id}", roles(supplier), a.updateItem)
+	a.handle(mux, "POST /api/v1/supplier/items/{item_id}/stock", roles(supplier), a.adjustStock)
 
 	a.handle(mux, "GET /api/v1/dispatch/rounds", roles(dispatcher), a.listRounds)
 	a.handle(mux, "GET /api/v1/dispatch/gate", roles(dispatcher), a.gateParcels)

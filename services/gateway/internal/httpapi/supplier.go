@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -161,13 +162,28 @@ func (a *API) supplierItems(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": p.SupplierID, "items": items})
 }
 
-// itemPatch changes what a supplier keeps up to date by hand; fields left out stay as they are.
-// The supplier service refuses a price above the reference price (不加价).
+// itemPatch changes an item's price or ration; fields left out stay as they are. The supplier
+// service refuses a price above the reference price (不加价). Stock is not here: it changes only
+// by AdjustStock, so an edit from a stale screen cannot undo reservations made meanwhile.
 type itemPatch struct {
 	RequestID       string `json:"request_id"`
 	CurrentPriceFen *int64 `json:"current_price_fen"`
-	Stock           *int64 `json:"stock"`
 	RationPerDay    *int64 `json:"ration_per_day"`
+}
+
+// ownItem gets one of the caller's supplier's items; another supplier's is "not found".
+func (a *API) ownItem(ctx context.Context, w http.ResponseWriter, r *http.Request) (*supplierv1.Item, bool) {
+	itemID := r.PathValue("item_id")
+	got, err := a.supplier.BatchGetItems(ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{itemID}})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return nil, false
+	}
+	if len(got.GetItems()) != 1 || got.GetItems()[0].GetSupplierId() != who(r).SupplierID {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("item %s not found", itemID))
+		return nil, false
+	}
+	return got.GetItems()[0], true
 }
 
 func (a *API) updateItem(w http.ResponseWriter, r *http.Request) {
@@ -179,33 +195,47 @@ func (a *API) updateItem(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, &fieldError{Field: "request_id", Why: "is required"})
 		return
 	}
-	if body.CurrentPriceFen == nil && body.Stock == nil && body.RationPerDay == nil {
-		writeInvalid(w, &fieldError{Field: "body", Why: "must change current_price_fen, stock or ration_per_day"})
+	if body.CurrentPriceFen == nil && body.RationPerDay == nil {
+		writeInvalid(w, &fieldError{Field: "body", Why: "must change current_price_fen or ration_per_day"})
 		return
 	}
-	itemID := r.PathValue("item_id")
 	ctx, cancel := a.call(r)
 	defer cancel()
-	got, err := a.supplier.BatchGetItems(ctx, &supplierv1.BatchGetItemsRequest{ItemIds: []string{itemID}})
-	if err != nil {
-		a.writeRPCError(w, r, err)
+	got, ok := a.ownItem(ctx, w, r)
+	if !ok {
 		return
 	}
-	if len(got.GetItems()) != 1 || got.GetItems()[0].GetSupplierId() != who(r).SupplierID {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("item %s not found", itemID))
-		return
-	}
-	it := proto.Clone(got.GetItems()[0]).(*supplierv1.Item)
+	it := proto.Clone(got).(*supplierv1.Item)
 	if body.CurrentPriceFen != nil {
 		it.CurrentPriceFen = *body.CurrentPriceFen
-	}
-	if body.Stock != nil {
-		it.Stock = *body.Stock
 	}
 	if body.RationPerDay != nil {
 		it.RationPerDay = *body.RationPerDay
 	}
 	resp, err := a.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: body.RequestID, Item: it})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, itemOf(resp.GetItem()))
+}
+
+// stockBody adds (a delivery) or removes (spoilage, a recount) stock, atomically at the supplier.
+type stockBody struct {
+	RequestID string `json:"request_id"`
+	Delta     int64  `json:"delta"`
+	Reason    string `json:"reason"`
+}
+
+func (a *API) adjustStock(w http.ResponseWriter, r *http.Request) {
+	var body stockBody
+	if !a.decode(w, r, &body) {
+		return
+	}
+	ctx, cancel := a.call(r)
+	defer cancel()
+	resp, err := a.supplier.AdjustStock(ctx, &supplierv1.AdjustStockRequest{RequestId: body.RequestID,
+		SupplierId: who(r).SupplierID, ItemId: r.PathValue("item_id"), Delta: body.Delta, Reason: body.Reason})
 	if err != nil {
 		a.writeRPCError(w, r, err)
 		return

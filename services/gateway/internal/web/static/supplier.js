@@ -134,30 +134,52 @@
   function renderItem(it) {
     const msg = el('div', { class: 'message', role: 'status' });
     const per = it.weighed ? '/kg' : `/${it.unit}`;
+    const unit = it.weighed ? 'g' : it.unit;
+    const stockText = el('span', { 'data-stock-now': it.item_id }, `${L('库存', 'Stock')} ${it.stock} ${unit}`);
     const price = el('input', { type: 'number', min: '0', step: '0.01', value: (it.current_price_fen / 100).toFixed(2), class: 'num', 'aria-label': L('现价（元）', 'Price (yuan)'), 'data-price': it.item_id });
-    const stock = el('input', { type: 'number', min: '0', step: '1', value: String(it.stock), class: 'num', 'aria-label': L('库存', 'Stock'), 'data-stock': it.item_id });
-    async function save(button) {
+    const delta = el('input', { type: 'number', step: '1', class: 'num', placeholder: '+/-', 'aria-label': L('增减库存', 'Add or remove stock'), 'data-delta': it.item_id });
+    const why = el('input', { type: 'text', placeholder: L('原因：进货/损耗/盘点', 'Why: delivery, spoiled, recount'), 'data-delta-reason': it.item_id });
+
+    async function savePrice(button) {
       const fen = Math.round(Number(price.value) * 100);
-      const body = { current_price_fen: fen, stock: Number(stock.value) };
-      if (!Number.isFinite(fen) || !Number.isInteger(body.stock)) {
-        showMessage(msg, 'error', L('请输入数字', 'Enter numbers'));
-        return;
-      }
-      const key = `item:${it.item_id}:${JSON.stringify(body)}`;
+      if (!Number.isFinite(fen) || fen < 0) { showMessage(msg, 'error', L('请输入价格', 'Enter a price')); return; }
+      const body = { current_price_fen: fen };
+      const key = `price:${it.item_id}:${fen}`;
       body.request_id = requestId(key);
       button.disabled = true;
       const res = await api('PATCH', `/api/v1/supplier/items/${encodeURIComponent(it.item_id)}`, body);
       settle(key, res);
       button.disabled = false;
-      if (res && res.ok) showMessage(msg, 'ok', L('已保存', 'Saved'));
+      if (res && res.ok) showMessage(msg, 'ok', L('价格已保存', 'Price saved'));
       else showError(msg, res);
     }
+    // Stock changes by what came in or went out, never by overwriting the number on the screen,
+    // which may be older than the reservations residents made meanwhile.
+    async function adjust(button) {
+      const d = Number(delta.value);
+      if (!Number.isInteger(d) || d === 0) { showMessage(msg, 'error', L('请输入增减数量', 'Enter how much came in (+) or went (-)')); return; }
+      const body = { delta: d, reason: why.value.trim() };
+      const key = `stock:${it.item_id}:${JSON.stringify(body)}`;
+      body.request_id = requestId(key);
+      button.disabled = true;
+      const res = await api('POST', `/api/v1/supplier/items/${encodeURIComponent(it.item_id)}/stock`, body);
+      settle(key, res);
+      button.disabled = false;
+      if (!res || !res.ok) { showError(msg, res); return; }
+      stockText.textContent = `${L('库存', 'Stock')} ${res.data.stock} ${unit}`;
+      delta.value = '';
+      why.value = '';
+      showMessage(msg, 'ok', L('库存已更新', 'Stock updated'));
+    }
     return el('div', { class: 'item edit', 'data-item': it.item_id },
-      el('div', null, el('div', { class: 'name' }, it.name), el('div', { class: 'muted' }, L('参考价', 'Ref.'), ' ', yuan(it.reference_price_fen), per)),
+      el('div', null, el('div', { class: 'name' }, it.name),
+        el('div', { class: 'muted' }, L('参考价', 'Ref.'), ' ', yuan(it.reference_price_fen), per, ' · ', stockText)),
       el('div', { class: 'actions wrap' },
         el('label', { class: 'inline' }, '¥', price, per),
-        el('label', { class: 'inline' }, L('库存', 'Stock'), ' ', stock, it.weighed ? ' g' : ''),
-        el('button', { type: 'button', 'data-save': it.item_id, onclick: (e) => save(e.currentTarget) }, L('保存', 'Save'))),
+        el('button', { type: 'button', 'data-save-price': it.item_id, onclick: (e) => savePrice(e.currentTarget) }, L('改价', 'Set price'))),
+      el('div', { class: 'actions wrap' },
+        el('label', { class: 'inline' }, L('增减', 'Change'), ' ', delta, unit), why,
+        el('button', { type: 'button', 'data-adjust': it.item_id, onclick: (e) => adjust(e.currentTarget) }, L('调整库存', 'Adjust stock'))),
       msg);
   }
 
