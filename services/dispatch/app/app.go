@@ -1,6 +1,7 @@
 // Package app wires the dispatch service: configuration, the database and broker through
-// servicekit, the order client, the gRPC server, the outbox relay and the consumer of parcel
-// outcomes (delivered and failed).
+// servicekit, the order client (calling as SYSTEM "dispatch" for the person it serves), the gRPC
+// server with its authorization, the outbox relay and the consumer of what couriers report
+// (picked up, delivered, failed).
 // It is not internal because the dev stack runs every service in one process through Run.
 package app
 
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/inbox"
 	"github.com/doorstep/doorstep/pkg/servicekit"
@@ -40,9 +42,14 @@ type Config struct {
 	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
 	// letters) on /metrics; 0 turns them off.
 	MetricsPort int `env:"DISPATCH_METRICS_PORT" envDefault:"9053"`
+	// AuthKey verifies the signed identity of every call and signs the service's own calls to the
+	// order service (shared by all services, at least 32 bytes).
+	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
 
-	Listener net.Listener     `env:"-"` // when set (tests, dev stack) used instead of Port
-	Now      func() time.Time `env:"-"` // nil means time.Now; tests inject a clock
+	Listener net.Listener `env:"-"` // when set (tests, dev stack) used instead of Port
+	// Now is the service's clock (rounds, cutoffs, and identities verified and minted); nil means
+	// time.Now; tests inject a clock.
+	Now func() time.Time `env:"-"`
 }
 
 // ConfigFromEnv reads Config from the environment.
@@ -57,6 +64,12 @@ func ConfigFromEnv() (Config, error) {
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("service", "dispatch")
+	// Identities are verified by the clock the gateway mints them with (cfg.Now in the dev stack
+	// and its tests, the wall clock in production).
+	keys, err := auth.NewKeys([]byte(cfg.AuthKey), cfg.Now)
+	if err != nil {
+		return err
+	}
 	kit, err := servicekit.Open(ctx, servicekit.Options{Name: "dispatch", Schema: "dispatch", DatabaseURL: cfg.DatabaseURL,
 		NATSURL: cfg.NATSURL, Migrations: postgres.Migrations(), StreamReplicas: cfg.StreamReplicas, Log: log})
 	if err != nil {
@@ -64,7 +77,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer kit.Close()
 
-	conn, err := grpcx.Dial(cfg.OrderAddr)
+	// GetParcel at check-in goes as SYSTEM "dispatch", naming the dispatcher it checks in for.
+	conn, err := grpcx.Dial(cfg.OrderAddr, keys.DialOption("dispatch"))
 	if err != nil {
 		return fmt.Errorf("dial order %s: %w", cfg.OrderAddr, err)
 	}
@@ -72,7 +86,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	svc := dispatch.NewService(postgres.Store{Pool: kit.Pool}, orderclient.Client{Orders: orderv1.NewOrderServiceClient(conn)},
 		cfg.Now)
-	srv := grpcx.NewServer(log)
+	srv := grpcx.NewServer(log, keys.ServerOptions(grpcapi.Policy)...)
 	dispatchv1.RegisterDispatchServiceServer(srv, grpcapi.New(svc, log))
 	lis, err := servicekit.Listen(cfg.Listener, cfg.Port)
 	if err != nil {
@@ -93,12 +107,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // OutcomesPurpose names the consumer of parcel outcomes: durable "dispatch-outcomes".
 const OutcomesPurpose = "outcomes"
 
-// OutcomesSubjects are the couriers' reports of what happened at each door.
-var OutcomesSubjects = []string{"doorstep.*.parcel.delivered", "doorstep.*.parcel.failed"}
+// OutcomesSubjects are the couriers' reports: parcels picked up at the gate, and what happened at
+// each door.
+var OutcomesSubjects = []string{"doorstep.*.parcel.out_for_delivery", "doorstep.*.parcel.delivered", "doorstep.*.parcel.failed"}
 
-// OutcomesHandler records deliveries (a delivered stop no longer moves; a round is done when all
-// its parcels are delivered or failed) and puts each failed parcel back at the gate for the next
-// open round.
+// OutcomesHandler records pick-ups (a picked-up stop stays with its courier), deliveries (a
+// delivered stop no longer moves; a round is done when all its parcels are delivered or failed)
+// and puts each failed parcel back at the gate for the next open round.
 func OutcomesHandler(svc *dispatch.Service) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		psc := ev.GetParcelStateChanged()
@@ -107,6 +122,9 @@ func OutcomesHandler(svc *dispatch.Service) inbox.Handler {
 		}
 		var err error
 		switch psc.GetState() {
+		case typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY:
+			err = svc.ParcelPickedUp(ctx, postgres.Bind(tx), dispatch.PickedUp{ParcelID: psc.GetParcelId(),
+				RoundID: psc.GetRoundId(), RouteID: psc.GetRouteId()})
 		case typesv1.ParcelState_PARCEL_STATE_DELIVERED:
 			err = svc.ParcelDelivered(ctx, postgres.Bind(tx), psc.GetParcelId())
 		case typesv1.ParcelState_PARCEL_STATE_FAILED:

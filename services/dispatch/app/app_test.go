@@ -238,8 +238,9 @@ func TestSitePlanAndCouriers(t *testing.T) {
 	if c := cs.GetCouriers()[1]; len(c.GetBuildings()) != 0 {
 		t.Fatalf("courier 02 serves %v, want anywhere", c.GetBuildings())
 	}
-	// Other compounds see nothing of haixin.
-	other, err := h.client.ListCouriers(h.ctx, &dispatchv1.ListCouriersRequest{Compound: "yuyuan"})
+	// Other compounds have nothing of haixin's (asked by city-wide staff: haixin's dispatcher may
+	// not look at yuyuan).
+	other, err := h.client.ListCouriers(h.as(typesv1.Role_ROLE_WORKER, "worker-chen"), &dispatchv1.ListCouriersRequest{Compound: "yuyuan"})
 	if err != nil || len(other.GetCouriers()) != 0 {
 		t.Fatalf("yuyuan couriers = %v, %v", other.GetCouriers(), err)
 	}
@@ -327,9 +328,16 @@ func TestCheckInJudgesEachParcel(t *testing.T) {
 		if got[i].msgID != ev.GetEventId() || ev.GetOrderId() != p.GetOrderId() || ev.GetCompound() != "haixin" ||
 			psc.GetParcelId() != p.GetParcelId() || psc.GetState() != typesv1.ParcelState_PARCEL_STATE_AT_GATE ||
 			psc.GetRoundId() != "haixin-2026-03-02-am" || psc.GetHouseholdId() != p.GetHouseholdId() ||
-			ev.GetActor().GetRole() != typesv1.Role_ROLE_DISPATCHER || !ev.GetOccurredAt().AsTime().Equal(h.clock.Now()) {
+			ev.GetActor().GetRole() != typesv1.Role_ROLE_DISPATCHER || ev.GetActor().GetId() != dispatcherID ||
+			!ev.GetOccurredAt().AsTime().Equal(h.clock.Now()) {
 			t.Errorf("event %d = %v (msg id %s), want at_gate of %s", i, ev, got[i].msgID, p.GetParcelId())
 		}
+	}
+
+	// The order service was asked by dispatch itself, for the dispatcher checking in.
+	if c := h.orders.lastCaller(); c.Role != typesv1.Role_ROLE_SYSTEM || c.Subject != "dispatch" || c.OnBehalfOf == nil ||
+		c.OnBehalfOf.Role != typesv1.Role_ROLE_DISPATCHER || c.OnBehalfOf.Subject != dispatcherID || c.OnBehalfOf.Compound != "haixin" {
+		t.Errorf("GetParcel called by %+v, want SYSTEM dispatch for dispatcher %s of haixin", c, dispatcherID)
 	}
 
 	// A retry of the same request gets the same answer without asking the order service again.

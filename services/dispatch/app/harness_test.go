@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/natsx"
@@ -54,19 +55,23 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
-// fakeOrders is the order service's GetParcel, answering from a map the test fills.
+// fakeOrders is the order service's GetParcel, answering from a map the test fills. Like the
+// real one it verifies its callers, and it remembers who they were.
 type fakeOrders struct {
 	orderv1.UnimplementedOrderServiceServer
 	mu      sync.Mutex
 	parcels map[string]*orderv1.Parcel
 	calls   int
+	callers []auth.Identity
 	down    bool
 }
 
-func (f *fakeOrders) GetParcel(_ context.Context, req *orderv1.GetParcelRequest) (*orderv1.GetParcelResponse, error) {
+func (f *fakeOrders) GetParcel(ctx context.Context, req *orderv1.GetParcelRequest) (*orderv1.GetParcelResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	id, _ := auth.FromContext(ctx)
+	f.callers = append(f.callers, id)
 	if f.down {
 		return nil, status.Error(codes.Internal, "order database on fire")
 	}
@@ -89,6 +94,16 @@ func (f *fakeOrders) edit(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn()
+}
+
+// lastCaller is the identity of the latest GetParcel.
+func (f *fakeOrders) lastCaller() auth.Identity {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.callers) == 0 {
+		return auth.Identity{}
+	}
+	return f.callers[len(f.callers)-1]
 }
 
 func (f *fakeOrders) callCount() int {
@@ -126,8 +141,15 @@ func (f *fakeOrders) ready(building, unit string, floor int, opts ...parcelOpt) 
 	return f.add(p)
 }
 
+// The dispatcher of haixin the tests call as, unless a test says otherwise.
+const dispatcherID = "dispatcher-wang"
+
 type harness struct {
-	ctx    context.Context
+	// ctx carries the identity of haixin's dispatcher, as the gateway would send it.
+	ctx context.Context
+	// bg carries no identity.
+	bg     context.Context
+	t      *testing.T
 	client dispatchv1.DispatchServiceClient
 	orders *fakeOrders
 	clock  *clock
@@ -142,13 +164,22 @@ func start(t *testing.T, now time.Time) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, natsURL := testkit.Postgres(t), testkit.NATS(t)
-	h := &harness{ctx: ctx, orders: &fakeOrders{parcels: map[string]*orderv1.Parcel{}}, clock: &clock{t: now}}
+	h := &harness{bg: ctx, t: t, orders: &fakeOrders{parcels: map[string]*orderv1.Parcel{}}, clock: &clock{t: now}}
+	// Identities are minted by the wall clock (testkit.As), later than the service's clock in
+	// March 2026, so they stay valid however far a test moves the service's clock.
+	h.ctx = h.as(typesv1.Role_ROLE_DISPATCHER, dispatcherID, testkit.InCompound("haixin"))
 
 	orderLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	orderSrv := grpc.NewServer()
+	// The service mints its own identities by its clock, so the fake verifies them by it too.
+	orderKeys, err := auth.NewKeys(testkit.AuthKey, h.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orderSrv := grpc.NewServer(orderKeys.ServerOptions(auth.Policy{
+		orderv1.OrderService_GetParcel_FullMethodName: {typesv1.Role_ROLE_DISPATCHER, typesv1.Role_ROLE_WORKER, typesv1.Role_ROLE_SYSTEM}})...)
 	orderv1.RegisterOrderServiceServer(orderSrv, h.orders)
 	go orderSrv.Serve(orderLis)
 
@@ -159,7 +190,7 @@ func start(t *testing.T, now time.Time) *harness {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Config{DatabaseURL: db, NATSURL: natsURL, OrderAddr: orderLis.Addr().String(),
-			Listener: lis, Now: h.clock.Now}, log)
+			Listener: lis, Now: h.clock.Now, AuthKey: string(testkit.AuthKey)}, log)
 	}()
 	conn, err := grpcx.Dial(lis.Addr().String())
 	if err != nil {
@@ -184,7 +215,7 @@ func start(t *testing.T, now time.Time) *harness {
 	})
 	h.client = dispatchv1.NewDispatchServiceClient(conn)
 	testkit.Eventually(t, 20*time.Second, func() error {
-		_, err := h.client.ListBuildings(ctx, &dispatchv1.ListBuildingsRequest{Compound: "haixin"})
+		_, err := h.client.ListBuildings(h.ctx, &dispatchv1.ListBuildingsRequest{Compound: "haixin"})
 		return err
 	})
 	// The test's own view of the service's tables, for what the API does not show.
@@ -193,6 +224,21 @@ func start(t *testing.T, now time.Time) *harness {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// as is ctx carrying a signed identity.
+func (h *harness) as(role typesv1.Role, subject string, opts ...func(*auth.Identity)) context.Context {
+	return testkit.As(h.t, h.bg, role, subject, opts...)
+}
+
+// onBehalfOf makes a SYSTEM identity act for a person.
+func onBehalfOf(role typesv1.Role, subject string, opts ...func(*auth.Identity)) func(*auth.Identity) {
+	return func(id *auth.Identity) {
+		id.OnBehalfOf = &auth.Identity{Role: role, Subject: subject}
+		for _, o := range opts {
+			o(id.OnBehalfOf)
+		}
+	}
 }
 
 // sitePlan is a small compound: two walk-ups near the gate, a lift tower further in, and two

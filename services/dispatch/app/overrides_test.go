@@ -58,7 +58,7 @@ func (o overrideRound) since(t *testing.T, subject string, n int) []published {
 func checkEnvelope(t *testing.T, m published, subject string) {
 	t.Helper()
 	if m.subject != subject || m.msgID == "" || m.msgID != m.event.GetEventId() || m.event.GetCompound() != "haixin" ||
-		m.event.GetActor().GetRole() != typesv1.Role_ROLE_DISPATCHER {
+		m.event.GetActor().GetRole() != typesv1.Role_ROLE_DISPATCHER || m.event.GetActor().GetId() != dispatcherID {
 		t.Fatalf("envelope on %s (msg id %s): %v, want %s with the event id as Nats-Msg-Id", m.subject, m.msgID, m.event, subject)
 	}
 }

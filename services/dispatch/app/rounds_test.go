@@ -51,7 +51,7 @@ func TestCompoundSettings(t *testing.T) {
 	}
 	_, err = h.client.UpdateCompoundSettings(h.ctx, &dispatchv1.UpdateCompoundSettingsRequest{RequestId: "s1", Settings: defaults})
 	wantCode(t, err, codes.AlreadyExists)
-	other, _ := h.client.GetCompoundSettings(h.ctx, &dispatchv1.GetCompoundSettingsRequest{Compound: "yuyuan"})
+	other, _ := h.client.GetCompoundSettings(h.as(typesv1.Role_ROLE_SYSTEM, "supplier"), &dispatchv1.GetCompoundSettingsRequest{Compound: "yuyuan"})
 	if len(other.GetSettings().GetSlots()) != 2 {
 		t.Fatalf("yuyuan settings %v", other.GetSettings())
 	}

@@ -20,6 +20,8 @@ type CheckIn struct {
 	// Shortages found checking the batch against the supplier's list; each names a parcel of
 	// the batch (the transport checks that).
 	Shortages []Shortage
+	// By is who checks the batch in, recorded on each parcel.at_gate.
+	By Actor `json:"-"`
 }
 
 // CheckIn checks parcels in at the gate. Each parcel must be READY in the order service's view
@@ -113,7 +115,7 @@ func (s *Service) CheckIn(ctx context.Context, cmd CheckIn) ([]CheckInResult, er
 				return nil, err
 			}
 			if err := tx.Publish(ctx, ParcelAtGate{Parcel: p, Shortages: short, Reason: ShortageReason(short), At: now,
-				By: byDispatcher}); err != nil {
+				By: cmd.By}); err != nil {
 				return nil, err
 			}
 			results[i].CheckedIn, results[i].RoundID, results[i].Shortages = true, round.ID, short

@@ -19,7 +19,8 @@ var (
 	// ErrCannotPlan: the round's parcels cannot be planned with this site plan and these couriers.
 	ErrCannotPlan = errors.New("cannot plan round")
 	// ErrIllegalTransition: the round (or stop) is not in a state that allows the change, e.g.
-	// moving a stop of a round not planned yet or closing a planned round.
+	// moving a stop of a round not planned yet, moving a stop its courier has picked up, or
+	// closing a planned round.
 	ErrIllegalTransition = errors.New("illegal transition")
 	// ErrOffDuty: the courier named is off duty for the round.
 	ErrOffDuty = errors.New("courier off duty")
@@ -156,6 +157,9 @@ type Parcel struct {
 	CheckedInAt time.Time
 	// Pinned: a dispatcher moved it to its courier; re-planning keeps it there.
 	Pinned bool
+	// PickedUp: its courier has it in hand (parcel.out_for_delivery); no override takes it from
+	// them, since the order service's parcel cannot go back to ASSIGNED.
+	PickedUp bool
 }
 
 // Shortage is items of a parcel missing or damaged when its supplier's batch was checked in at

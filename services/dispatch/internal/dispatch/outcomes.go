@@ -65,6 +65,32 @@ func (s *Service) ParcelDelivered(ctx context.Context, tx Tx, parcelID string) e
 	return err
 }
 
+// PickedUp is a courier's report that they have a parcel in hand at the gate (out for
+// delivery). RoundID and RouteID are the round and route they picked it up from, when the report
+// says.
+type PickedUp struct {
+	ParcelID string
+	RoundID  string
+	RouteID  string
+}
+
+// ParcelPickedUp records that a parcel on a route is out for delivery: from now on no override
+// moves it from its courier, since the order service's parcel cannot go back to ASSIGNED. A
+// report about another round or route than the parcel's now (it failed and moved on, or a
+// dispatcher moved it in the moment before the pick-up) and one about a parcel delivered or back
+// at the gate change nothing. It runs inside the event consumer's transaction.
+func (s *Service) ParcelPickedUp(ctx context.Context, tx Tx, u PickedUp) error {
+	p, err := lockParcel(ctx, tx, u.ParcelID)
+	if err != nil {
+		return err
+	}
+	if p.Status != StatusAssigned || p.PickedUp || u.RoundID != "" && u.RoundID != p.RoundID ||
+		u.RouteID != "" && u.RouteID != p.RouteID {
+		return nil
+	}
+	return tx.MarkPickedUp(ctx, p.ID)
+}
+
 // lockParcel locks a parcel's round and then the parcel: rounds before parcels, the order every
 // use case takes them in, so that an override of the round and an event about one of its
 // parcels wait for each other instead of deadlocking.

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +17,8 @@ import (
 type PlanRoundCmd struct {
 	RequestID string `json:"-"`
 	RoundID   string
+	// By is who plans, recorded on the events.
+	By Actor `json:"-"`
 }
 
 // PlanRound plans an open or closed round's parcels onto its on-duty couriers and publishes the
@@ -62,9 +65,9 @@ func (s *Service) PlanRound(ctx context.Context, cmd PlanRoundCmd) (Plan, error)
 			for _, id := range parcelIDs(route) {
 				x := byID[id]
 				x.Status, x.RouteID, x.CourierID = StatusAssigned, route.ID, route.CourierID
-				evs = append(evs, ParcelAssigned{Parcel: x, At: now, By: byDispatcher})
+				evs = append(evs, ParcelAssigned{Parcel: x, At: now, By: cmd.By})
 			}
-			evs = append(evs, RoutePlanned{Compound: r.Compound, Route: route, At: now, By: byDispatcher})
+			evs = append(evs, RoutePlanned{Compound: r.Compound, Route: route, At: now, By: cmd.By})
 		}
 		if err := tx.SavePlan(ctx, p, now); err != nil {
 			return Plan{}, err
@@ -153,12 +156,17 @@ func parcelIDs(r Route) []string {
 type ReplanCmd struct {
 	RequestID string `json:"-"`
 	RoundID   string
+	// By is who re-plans, recorded on the events.
+	By Actor `json:"-"`
 }
 
 // ReplanRound plans a planned round's undelivered parcels again over the couriers on duty in it
 // now (after duty changes or moves), keeping pinned stops with their courier while that courier
-// is on duty (a pin to a courier now off duty is dropped). Routes whose stops change get the next
-// version and are published; parcels that change courier get parcel.assigned.
+// is on duty (a pin to a courier now off duty is dropped). Parcels a courier has picked up stay
+// with that courier whatever their duty: on duty, they are pinned to them like a dispatcher's
+// move; off duty, the courier's route is planned apart with exactly those parcels. Routes whose
+// stops change get the next version and are published; parcels that change courier get
+// parcel.assigned.
 func (s *Service) ReplanRound(ctx context.Context, cmd ReplanCmd) (Plan, error) {
 	return once(ctx, s, "ReplanRound", cmd.RequestID, cmd, func(tx Tx) (Plan, error) {
 		now := s.now()
@@ -174,7 +182,6 @@ func (s *Service) ReplanRound(ctx context.Context, cmd ReplanCmd) (Plan, error) 
 		if err != nil {
 			return Plan{}, err
 		}
-		parcels := append(live, pooled...)
 		buildings, err := tx.Buildings(ctx, r.Compound)
 		if err != nil {
 			return Plan{}, err
@@ -184,28 +191,42 @@ func (s *Service) ReplanRound(ctx context.Context, cmd ReplanCmd) (Plan, error) 
 			return Plan{}, err
 		}
 		pins := map[string]string{}
+		held := map[string][]Parcel{} // picked up by a courier off duty now
+		var open, all []Parcel
 		var unpin []string
-		for i, p := range parcels {
-			if !p.Pinned {
+		for _, p := range append(live, pooled...) {
+			switch on := isOnDuty(couriers, p.CourierID); {
+			case p.PickedUp && !on:
+				held[p.CourierID] = append(held[p.CourierID], p)
+				all = append(all, p)
 				continue
-			}
-			if slices.ContainsFunc(couriers, func(c Courier) bool { return c.ID == p.CourierID && c.OnDuty }) {
+			case p.PickedUp, p.Pinned && on:
 				pins[p.ID] = p.CourierID
-			} else {
+			case p.Pinned:
 				unpin = append(unpin, p.ID)
-				parcels[i].Pinned = false
+				p.Pinned = false
 			}
+			open = append(open, p)
+			all = append(all, p)
 		}
 		if err := tx.SetPinned(ctx, unpin, false); err != nil {
 			return Plan{}, err
 		}
-		pp, err := plan(r, planInput(buildings, couriers, parcels, pins))
+		pp, err := plan(r, planInput(buildings, couriers, open, pins))
 		if err != nil {
 			return Plan{}, err
 		}
 		next := map[string]planned{}
 		for _, pr := range pp.Routes {
-			next[pr.CourierID] = planned{stops: stopsOf(pr, parcelsByID(parcels)), cost: Cost(pr.Cost)}
+			next[pr.CourierID] = planned{stops: stopsOf(pr, parcelsByID(open)), cost: Cost(pr.Cost)}
+		}
+		cost, lb := Cost(pp.Cost), Cost(pp.LowerBound)
+		for _, c := range keys(held) {
+			one, oneLB, err := alone(r, buildings, couriers, c, held[c])
+			if err != nil {
+				return Plan{}, err
+			}
+			next[c], cost, lb = one, cost.add(one.cost), lb.add(oneLB)
 		}
 		old, err := tx.Routes(ctx, r.ID)
 		if err != nil {
@@ -218,10 +239,10 @@ func (s *Service) ReplanRound(ctx context.Context, cmd ReplanCmd) (Plan, error) 
 		for c := range next {
 			everyone = append(everyone, c)
 		}
-		if _, err := applyRoutes(ctx, tx, r, old, next, everyone, parcels, "re-planned by the dispatcher", now); err != nil {
+		if _, err := applyRoutes(ctx, tx, r, old, next, everyone, all, "re-planned by the dispatcher", cmd.By, now); err != nil {
 			return Plan{}, err
 		}
-		r.Cost, r.LowerBound = Cost(pp.Cost), Cost(pp.LowerBound)
+		r.Cost, r.LowerBound = cost, lb
 		if err := tx.SetRoundCost(ctx, r.ID, r.Cost, r.LowerBound); err != nil {
 			return Plan{}, err
 		}
@@ -252,12 +273,37 @@ type planned struct {
 	cost  Cost
 }
 
+// alone plans courier id's route over exactly theirs, whatever the courier's duty, buildings or
+// floors: the route of a courier who keeps what they have. It returns the route and its lower
+// bound.
+func alone(r Round, buildings []Building, couriers []Courier, id string, theirs []Parcel) (planned, Cost, error) {
+	i := slices.IndexFunc(couriers, func(c Courier) bool { return c.ID == id })
+	if i < 0 {
+		return planned{}, Cost{}, fmt.Errorf("courier %s of %s: %w", id, r.Compound, ErrNotFound)
+	}
+	one := couriers[i]
+	one.OnDuty = true
+	pins := make(map[string]string, len(theirs))
+	for _, p := range theirs {
+		pins[p.ID] = id
+	}
+	pp, err := plan(r, planInput(buildings, []Courier{one}, theirs, pins))
+	if err != nil {
+		return planned{}, Cost{}, err
+	}
+	var out planned
+	for _, pr := range pp.Routes {
+		out = planned{stops: stopsOf(pr, parcelsByID(theirs)), cost: Cost(pr.Cost)}
+	}
+	return out, Cost(pp.LowerBound), nil
+}
+
 // applyRoutes stores and publishes the routes of couriers whose stops changed: each gets the next
 // version (a courier new to the round gets a route at version 1), and is published whole, or
 // with no stops when emptied, to withdraw it. Every parcel that changes route is published as
 // assigned anew, with reason. It returns the changed routes by courier id.
 func applyRoutes(ctx context.Context, tx Tx, r Round, old []Route, next map[string]planned, couriers []string,
-	parcels []Parcel, reason string, now time.Time) ([]Route, error) {
+	parcels []Parcel, reason string, by Actor, now time.Time) ([]Route, error) {
 	couriers = slices.Clone(couriers)
 	slices.Sort(couriers)
 	couriers = slices.Compact(couriers)
@@ -288,13 +334,18 @@ func applyRoutes(ctx context.Context, tx Tx, r Round, old []Route, next map[stri
 			if p.Status == StatusAssigned && p.RouteID == route.ID {
 				continue
 			}
+			if p.PickedUp {
+				// The order service's parcel is out for delivery and cannot be assigned again; the
+				// callers keep picked-up parcels with their courier, so this is a bug.
+				return nil, fmt.Errorf("parcel %s is out for delivery with %s: it cannot move to %s", p.ID, p.CourierID, c)
+			}
 			p.Status, p.RouteID, p.CourierID = StatusAssigned, route.ID, route.CourierID
-			assigned = append(assigned, ParcelAssigned{Parcel: p, Reason: reason, At: now, By: byDispatcher})
+			assigned = append(assigned, ParcelAssigned{Parcel: p, Reason: reason, At: now, By: by})
 		}
 	}
 	evs := make([]Event, 0, len(changed)+len(assigned))
 	for _, route := range changed {
-		evs = append(evs, RoutePlanned{Compound: r.Compound, Route: route, At: now, By: byDispatcher})
+		evs = append(evs, RoutePlanned{Compound: r.Compound, Route: route, At: now, By: by})
 	}
 	return changed, tx.Publish(ctx, append(evs, assigned...)...)
 }
@@ -313,12 +364,14 @@ type MoveStopCmd struct {
 	RoundID     string
 	HouseholdID string
 	ToCourierID string
+	// By is who moves it, recorded on the events.
+	By Actor `json:"-"`
 }
 
 // MoveStop gives a household's undelivered parcels in a planned round to another on-duty
 // courier, pinned there so that re-planning keeps them (a dispatcher's move overrides buildings
-// and floor ranges). Both couriers' routes are re-planned around the change; it returns the
-// routes that changed.
+// and floor ranges). A stop whose courier has picked it up stays with them. Both couriers'
+// routes are re-planned around the change; it returns the routes that changed.
 func (s *Service) MoveStop(ctx context.Context, cmd MoveStopCmd) ([]Route, error) {
 	return once(ctx, s, "MoveStop", cmd.RequestID, cmd, func(tx Tx) ([]Route, error) {
 		now := s.now()
@@ -347,11 +400,16 @@ func (s *Service) MoveStop(ctx context.Context, cmd MoveStopCmd) ([]Route, error
 		moving := map[string]string{}
 		affected := []string{cmd.ToCourierID}
 		for i, p := range live {
-			if p.HouseholdID == cmd.HouseholdID {
-				moving[p.ID] = cmd.ToCourierID
-				affected = append(affected, p.CourierID)
-				live[i].Pinned = true
+			if p.HouseholdID != cmd.HouseholdID {
+				continue
 			}
+			if p.PickedUp {
+				return nil, fmt.Errorf("%w: the stop of household %s in round %s is out for delivery: courier %s has picked it up",
+					ErrIllegalTransition, cmd.HouseholdID, r.ID, p.CourierID)
+			}
+			moving[p.ID] = cmd.ToCourierID
+			affected = append(affected, p.CourierID)
+			live[i].Pinned = true
 		}
 		if len(moving) == 0 {
 			return nil, fmt.Errorf("%w: the stop of household %s in round %s was already delivered or failed",
@@ -361,7 +419,7 @@ func (s *Service) MoveStop(ctx context.Context, cmd MoveStopCmd) ([]Route, error
 			return nil, err
 		}
 		return reroute(ctx, tx, r, couriers, live, moving, affected, fmt.Sprintf("moved to courier %s by the dispatcher",
-			cmd.ToCourierID), now)
+			cmd.ToCourierID), cmd.By, now)
 	})
 }
 
@@ -373,52 +431,80 @@ type ReassignCmd struct {
 	// ToCourierID takes everything; empty spreads the stops over the couriers who serve them.
 	ToCourierID string
 	Reason      string
+	// By is who reassigns, recorded on the events.
+	By Actor `json:"-"`
+}
+
+// Reassigned is what ReassignCourier changed.
+type Reassigned struct {
+	// Routes that changed.
+	Routes []Route
+	// Kept counts the stops (households) that stayed with the courier because they had picked
+	// them up already.
+	Kept int
+}
+
+// UnmarshalJSON also reads the answers stored before Reassigned existed (the routes alone), so
+// that retries of those requests still get their first answer.
+func (r *Reassigned) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '[' {
+		*r = Reassigned{}
+		return json.Unmarshal(b, &r.Routes)
+	}
+	type plain Reassigned
+	return json.Unmarshal(b, (*plain)(r))
 }
 
 // ReassignCourier takes a courier (off sick) out of a planned round in one action: they go off
-// duty for the round, and their undelivered stops go either to one on-duty courier (pinned
-// there, as the dispatcher's choice) or, spread, to the on-duty couriers who serve each
-// household, balanced with what those couriers already carry. It returns the routes that changed.
-func (s *Service) ReassignCourier(ctx context.Context, cmd ReassignCmd) ([]Route, error) {
-	return once(ctx, s, "ReassignCourier", cmd.RequestID, cmd, func(tx Tx) ([]Route, error) {
+// duty for the round, and their undelivered stops not picked up yet go either to one on-duty
+// courier (pinned there, as the dispatcher's choice) or, spread, to the on-duty couriers who
+// serve each household, balanced with what those couriers already carry. Stops they have picked
+// up stay on their route (they have the parcels in hand); Kept counts them.
+func (s *Service) ReassignCourier(ctx context.Context, cmd ReassignCmd) (Reassigned, error) {
+	return once(ctx, s, "ReassignCourier", cmd.RequestID, cmd, func(tx Tx) (Reassigned, error) {
 		now := s.now()
 		r, err := plannedRound(ctx, tx, cmd.RoundID, now)
 		if err != nil {
-			return nil, err
+			return Reassigned{}, err
 		}
 		couriers, err := roundCouriers(ctx, tx, r)
 		if err != nil {
-			return nil, err
+			return Reassigned{}, err
 		}
 		from := slices.IndexFunc(couriers, func(c Courier) bool { return c.ID == cmd.FromCourierID })
 		if from < 0 {
-			return nil, fmt.Errorf("courier %s of %s: %w", cmd.FromCourierID, r.Compound, ErrNotFound)
+			return Reassigned{}, fmt.Errorf("courier %s of %s: %w", cmd.FromCourierID, r.Compound, ErrNotFound)
 		}
 		if cmd.ToCourierID != "" {
 			if err := onDuty(couriers, r, cmd.ToCourierID); err != nil {
-				return nil, err
+				return Reassigned{}, err
 			}
 		}
 		if err := tx.SetDuty(ctx, r.ID, cmd.FromCourierID, false); err != nil {
-			return nil, err
+			return Reassigned{}, err
 		}
 		couriers[from].OnDuty = false
 		live, err := tx.LiveParcels(ctx, r.ID)
 		if err != nil {
-			return nil, err
+			return Reassigned{}, err
 		}
 		moving := map[string]string{}
+		kept := map[string]bool{}
 		for _, p := range live {
-			if p.CourierID == cmd.FromCourierID {
+			switch {
+			case p.CourierID != cmd.FromCourierID:
+			case p.PickedUp:
+				kept[p.HouseholdID] = true
+			default:
 				moving[p.ID] = cmd.ToCourierID
 			}
 		}
 		if len(moving) == 0 {
-			return nil, nil
+			return Reassigned{Kept: len(kept)}, nil
 		}
 		if cmd.ToCourierID == "" {
 			if err := spread(ctx, tx, r, couriers, live, moving); err != nil {
-				return nil, err
+				return Reassigned{}, err
 			}
 		}
 		affected := []string{cmd.FromCourierID}
@@ -429,31 +515,41 @@ func (s *Service) ReassignCourier(ctx context.Context, cmd ReassignCmd) ([]Route
 			}
 		}
 		if err := tx.SetPinned(ctx, keys(moving), cmd.ToCourierID != ""); err != nil {
-			return nil, err
+			return Reassigned{}, err
 		}
 		reason := fmt.Sprintf("courier %s reassigned", cmd.FromCourierID)
 		if cmd.Reason != "" {
 			reason += ": " + cmd.Reason
 		}
-		return reroute(ctx, tx, r, couriers, live, moving, affected, reason, now)
+		routes, err := reroute(ctx, tx, r, couriers, live, moving, affected, reason, cmd.By, now)
+		return Reassigned{Routes: routes, Kept: len(kept)}, err
 	})
 }
 
 // spread chooses, for each parcel in moving, an on-duty courier who serves its household: the
-// planner plans the round's live parcels with everyone else's pinned where they are, so the
-// moving households go where they fit best and balance with what each courier already carries.
+// planner plans the moving parcels with those of the on-duty couriers pinned where they are, so
+// the moving households go where they fit best and balance with what each courier already
+// carries. Parcels staying with a courier off duty (picked up) are left out: they weigh on
+// nobody else's trips.
 func spread(ctx context.Context, tx Tx, r Round, couriers []Courier, live []Parcel, moving map[string]string) error {
 	buildings, err := tx.Buildings(ctx, r.Compound)
 	if err != nil {
 		return err
 	}
 	pins := map[string]string{}
+	var in []Parcel
 	for _, p := range live {
-		if _, ok := moving[p.ID]; !ok {
+		_, moves := moving[p.ID]
+		switch {
+		case moves:
+		case isOnDuty(couriers, p.CourierID):
 			pins[p.ID] = p.CourierID
+		default:
+			continue
 		}
+		in = append(in, p)
 	}
-	pp, err := plan(r, planInput(buildings, couriers, live, pins))
+	pp, err := plan(r, planInput(buildings, couriers, in, pins))
 	if err != nil {
 		return err
 	}
@@ -481,12 +577,17 @@ func onDuty(couriers []Courier, r Round, id string) error {
 	return nil
 }
 
+// isOnDuty reports whether courier id is on duty among couriers.
+func isOnDuty(couriers []Courier, id string) bool {
+	return slices.ContainsFunc(couriers, func(c Courier) bool { return c.ID == id && c.OnDuty })
+}
+
 // reroute gives the parcels in moving to their new couriers and re-plans the route of every
 // affected courier around the change (each courier's parcels kept with them), storing and
 // publishing the routes that changed; the round's cost and lower bound become those of what is
 // left to deliver.
 func reroute(ctx context.Context, tx Tx, r Round, couriers []Courier, live []Parcel, moving map[string]string,
-	affected []string, reason string, now time.Time) ([]Route, error) {
+	affected []string, reason string, by Actor, now time.Time) ([]Route, error) {
 	buildings, err := tx.Buildings(ctx, r.Compound)
 	if err != nil {
 		return nil, err
@@ -495,32 +596,26 @@ func reroute(ctx context.Context, tx Tx, r Round, couriers []Courier, live []Par
 	next := map[string]planned{}
 	for _, c := range affected {
 		var theirs []Parcel
-		pins := map[string]string{}
 		for _, p := range live {
 			if courierOf(p) == c {
 				theirs = append(theirs, p)
-				pins[p.ID] = c
 			}
 		}
-		i := slices.IndexFunc(couriers, func(x Courier) bool { return x.ID == c })
-		if len(theirs) == 0 || i < 0 {
+		if len(theirs) == 0 {
 			continue
 		}
-		one := couriers[i]
-		one.OnDuty = true // their own route, even when the round has them off duty from now on
-		pp, err := plan(r, planInput(buildings, []Courier{one}, theirs, pins))
+		// Their own route, even when the round has them off duty from now on.
+		one, _, err := alone(r, buildings, couriers, c, theirs)
 		if err != nil {
 			return nil, err
 		}
-		for _, pr := range pp.Routes {
-			next[c] = planned{stops: stopsOf(pr, parcelsByID(theirs)), cost: Cost(pr.Cost)}
-		}
+		next[c] = one
 	}
 	old, err := tx.Routes(ctx, r.ID)
 	if err != nil {
 		return nil, err
 	}
-	changed, err := applyRoutes(ctx, tx, r, old, next, affected, live, reason, now)
+	changed, err := applyRoutes(ctx, tx, r, old, next, affected, live, reason, by, now)
 	if err != nil {
 		return nil, err
 	}
@@ -541,7 +636,7 @@ func (c Cost) add(o Cost) Cost {
 	return Cost{Metres: c.Metres + o.Metres, Floors: c.Floors + o.Floors, Trips: c.Trips + o.Trips}
 }
 
-func keys(m map[string]string) []string {
+func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -71,7 +71,8 @@ type Tx interface {
 	InsertParcel(ctx context.Context, p Parcel) (bool, error)
 	// LockParcel reads a parcel for update; ErrNotFound if it was never checked in.
 	LockParcel(ctx context.Context, id string) (Parcel, error)
-	// RepoolParcel puts a parcel back at the gate as a member of round, keeping reason.
+	// RepoolParcel puts a parcel back at the gate as a member of round, keeping reason (no longer
+	// pinned nor picked up).
 	RepoolParcel(ctx context.Context, id, roundID, reason string) error
 	// PooledParcels are the parcels waiting at the gate for round, by id.
 	PooledParcels(ctx context.Context, roundID string) ([]Parcel, error)
@@ -82,6 +83,9 @@ type Tx interface {
 	HouseholdParcels(ctx context.Context, roundID, householdID string) ([]Parcel, error)
 	// SetPinned pins or unpins parcels to their couriers.
 	SetPinned(ctx context.Context, ids []string, pinned bool) error
+	// MarkPickedUp records that the courier has a parcel in hand (out for delivery): it stays
+	// with them whatever overrides come.
+	MarkPickedUp(ctx context.Context, id string) error
 	// RecordOutcome records that a parcel was delivered or failed, in every round it is still
 	// open in; delivered also marks the parcel so.
 	RecordOutcome(ctx context.Context, id string, delivered bool) error
@@ -112,27 +116,24 @@ type Request struct {
 	Response    []byte
 }
 
-// Role says on whose behalf dispatch acted.
+// Role is the part a caller plays, as the verified identity of a call names it.
 type Role string
 
 const (
+	RoleResident   Role = "resident"
+	RoleWorker     Role = "worker"
+	RoleSupplier   Role = "supplier"
 	RoleDispatcher Role = "dispatcher"
+	RoleCourier    Role = "courier"
 	RoleSystem     Role = "system"
 )
 
-// Actor records who made a change.
+// Actor records who made a change: the person whose verified identity the call carried (a
+// service acting for someone acts as them), or the service itself when it acts for nobody.
 type Actor struct {
 	Role Role
 	ID   string
 }
-
-var (
-	// byDispatcher: a dispatcher's call. The API carries no staff identity yet, so the id names
-	// the service that acted on their behalf.
-	byDispatcher = Actor{Role: RoleDispatcher, ID: "dispatch"}
-	// bySystem: dispatch acting on an event on its own.
-	bySystem = Actor{Role: RoleSystem, ID: "dispatch"}
-)
 
 // Event is something dispatch tells the other services, through the outbox.
 type Event interface{ isEvent() }

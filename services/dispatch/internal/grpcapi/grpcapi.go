@@ -82,6 +82,9 @@ func (s *Server) UpsertBuilding(ctx context.Context, req *dispatchv1.UpsertBuild
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_UpsertBuilding_FullMethodName, b.GetCompound()); err != nil {
+		return nil, err
+	}
 	got, err := s.svc.UpsertBuilding(ctx, req.GetRequestId(), dispatch.Building{Compound: b.GetCompound(),
 		Name: b.GetBuilding(), Units: b.GetUnits(), Floors: int(b.GetFloors()), HasLift: b.GetHasLift(),
 		DistanceM: int(b.GetDistanceM())})
@@ -96,6 +99,9 @@ func (s *Server) ListBuildings(ctx context.Context, req *dispatchv1.ListBuilding
 	var v grpcx.Violations
 	compound(&v, req.GetCompound(), "compound")
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_ListBuildings_FullMethodName, req.GetCompound()); err != nil {
 		return nil, err
 	}
 	bs, err := s.svc.Buildings(ctx, req.GetCompound())
@@ -142,6 +148,9 @@ func (s *Server) UpsertCourier(ctx context.Context, req *dispatchv1.UpsertCourie
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_UpsertCourier_FullMethodName, c.GetCompound()); err != nil {
+		return nil, err
+	}
 	dc := dispatch.Courier{ID: c.GetCourierId(), Compound: c.GetCompound(), Name: c.GetName(), Buildings: c.GetBuildings(),
 		MaxParcels: int(c.GetMaxParcels()), MaxGrams: c.GetMaxGrams(), OnDuty: c.GetOnDuty()}
 	for _, r := range c.GetFloorRanges() {
@@ -160,6 +169,9 @@ func (s *Server) ListCouriers(ctx context.Context, req *dispatchv1.ListCouriersR
 	var v grpcx.Violations
 	compound(&v, req.GetCompound(), "compound")
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_ListCouriers_FullMethodName, req.GetCompound()); err != nil {
 		return nil, err
 	}
 	cs, err := s.svc.Couriers(ctx, req.GetCompound())
@@ -182,6 +194,9 @@ func (s *Server) ListRounds(ctx context.Context, req *dispatchv1.ListRoundsReque
 		v.Check(err == nil, "date", "must be YYYY-MM-DD")
 	}
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_ListRounds_FullMethodName, req.GetCompound()); err != nil {
 		return nil, err
 	}
 	rounds, err := s.svc.Rounds(ctx, req.GetCompound(), req.GetDate())
@@ -233,8 +248,12 @@ func (s *Server) CheckInParcels(ctx context.Context, req *dispatchv1.CheckInParc
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	by, err := inCompound(ctx, dispatchv1.DispatchService_CheckInParcels_FullMethodName, req.GetCompound())
+	if err != nil {
+		return nil, err
+	}
 	results, err := s.svc.CheckIn(ctx, dispatch.CheckIn{RequestID: req.GetRequestId(), Compound: req.GetCompound(),
-		ParcelIDs: ids, Shortages: short})
+		ParcelIDs: ids, Shortages: short, By: by})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -258,7 +277,11 @@ func (s *Server) PlanRound(ctx context.Context, req *dispatchv1.PlanRoundRequest
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	plan, err := s.svc.PlanRound(ctx, dispatch.PlanRoundCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId()})
+	by, err := inRound(ctx, dispatchv1.DispatchService_PlanRound_FullMethodName, req.GetRoundId())
+	if err != nil {
+		return nil, err
+	}
+	plan, err := s.svc.PlanRound(ctx, dispatch.PlanRoundCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId(), By: by})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -274,6 +297,9 @@ func (s *Server) ListRoutes(ctx context.Context, req *dispatchv1.ListRoutesReque
 	var v grpcx.Violations
 	roundID(&v, req.GetRoundId())
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := inRound(ctx, dispatchv1.DispatchService_ListRoutes_FullMethodName, req.GetRoundId()); err != nil {
 		return nil, err
 	}
 	routes, err := s.svc.Routes(ctx, req.GetRoundId())

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,5 +48,20 @@ func TestToStatus(t *testing.T) {
 		if errors.As(tc.err, &fe) && grpcx.FieldViolations(st.Err())[fe.Field] != fe.Reason {
 			t.Errorf("toStatus(%v) does not name %s", tc.err, fe.Field)
 		}
+	}
+}
+
+// A method missing from the policy is refused to everyone, so every RPC of the service must be in
+// it; and nothing else is.
+func TestPolicyCoversEveryRPC(t *testing.T) {
+	desc := dispatchv1.DispatchService_ServiceDesc
+	for _, m := range desc.Methods {
+		name := "/" + desc.ServiceName + "/" + m.MethodName
+		if len(Policy[name]) == 0 {
+			t.Errorf("%s is not in the policy", name)
+		}
+	}
+	if len(Policy) != len(desc.Methods)+len(desc.Streams) {
+		t.Errorf("policy names %d methods, the service has %d", len(Policy), len(desc.Methods)+len(desc.Streams))
 	}
 }

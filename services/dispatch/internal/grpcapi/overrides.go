@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/doorstep/doorstep/pkg/rounds"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // UpdateCompoundSettings sets a compound's round times, cutoffs and capacity.
@@ -48,6 +51,9 @@ func (s *Server) UpdateCompoundSettings(ctx context.Context, req *dispatchv1.Upd
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_UpdateCompoundSettings_FullMethodName, st.GetCompound()); err != nil {
+		return nil, err
+	}
 	got, err := s.svc.UpdateSettings(ctx, req.GetRequestId(), dispatch.Settings{Compound: st.GetCompound(),
 		Schedule: schedule, RoundCapacity: int(st.GetRoundCapacity())})
 	if err != nil {
@@ -75,6 +81,9 @@ func (s *Server) GetCompoundSettings(ctx context.Context, req *dispatchv1.GetCom
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if _, err := inCompound(ctx, dispatchv1.DispatchService_GetCompoundSettings_FullMethodName, req.GetCompound()); err != nil {
+		return nil, err
+	}
 	st, err := s.svc.Settings(ctx, req.GetCompound())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -100,6 +109,9 @@ func (s *Server) SetCourierDuty(ctx context.Context, req *dispatchv1.SetCourierD
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if _, err := inRound(ctx, dispatchv1.DispatchService_SetCourierDuty_FullMethodName, req.GetRoundId()); err != nil {
+		return nil, err
+	}
 	d, err := s.svc.SetDuty(ctx, dispatch.Duty{RequestID: req.GetRequestId(), RoundID: req.GetRoundId(),
 		CourierID: req.GetCourierId(), OnDuty: req.GetOnDuty()})
 	if err != nil {
@@ -114,6 +126,9 @@ func (s *Server) CloseRound(ctx context.Context, req *dispatchv1.CloseRoundReque
 	requestID(&v, req.GetRequestId())
 	roundID(&v, req.GetRoundId())
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := inRound(ctx, dispatchv1.DispatchService_CloseRound_FullMethodName, req.GetRoundId()); err != nil {
 		return nil, err
 	}
 	r, err := s.svc.CloseRound(ctx, dispatch.CloseRoundCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId()})
@@ -133,8 +148,12 @@ func (s *Server) MoveStop(ctx context.Context, req *dispatchv1.MoveStopRequest) 
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	by, err := inRound(ctx, dispatchv1.DispatchService_MoveStop_FullMethodName, req.GetRoundId())
+	if err != nil {
+		return nil, err
+	}
 	routes, err := s.svc.MoveStop(ctx, dispatch.MoveStopCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId(),
-		HouseholdID: req.GetHouseholdId(), ToCourierID: req.GetToCourierId()})
+		HouseholdID: req.GetHouseholdId(), ToCourierID: req.GetToCourierId(), By: by})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
@@ -144,6 +163,10 @@ func (s *Server) MoveStop(ctx context.Context, req *dispatchv1.MoveStopRequest) 
 	}
 	return out, nil
 }
+
+// StopsKeptHeader is the response header of ReassignCourier counting the courier's stops that
+// stayed with them because they had picked them up already.
+const StopsKeptHeader = "doorstep-stops-kept"
 
 // ReassignCourier hands all of one courier's undelivered stops in a round to others.
 func (s *Server) ReassignCourier(ctx context.Context, req *dispatchv1.ReassignCourierRequest) (*dispatchv1.ReassignCourierResponse, error) {
@@ -159,13 +182,22 @@ func (s *Server) ReassignCourier(ctx context.Context, req *dispatchv1.ReassignCo
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	routes, err := s.svc.ReassignCourier(ctx, dispatch.ReassignCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId(),
-		FromCourierID: req.GetFromCourierId(), ToCourierID: req.GetToCourierId(), Reason: req.GetReason()})
+	by, err := inRound(ctx, dispatchv1.DispatchService_ReassignCourier_FullMethodName, req.GetRoundId())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.svc.ReassignCourier(ctx, dispatch.ReassignCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId(),
+		FromCourierID: req.GetFromCourierId(), ToCourierID: req.GetToCourierId(), Reason: req.GetReason(), By: by})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
+	// The response has no field for the stops that stayed (picked up already), so they are told in
+	// a header; the courier's route in routes shows them too whenever anything else moved.
+	if err := grpc.SetHeader(ctx, metadata.Pairs(StopsKeptHeader, strconv.Itoa(res.Kept))); err != nil {
+		s.log.WarnContext(ctx, "reassign: header not sent", "err", err)
+	}
 	out := &dispatchv1.ReassignCourierResponse{}
-	for _, r := range routes {
+	for _, r := range res.Routes {
 		out.Routes = append(out.Routes, routePB(r))
 	}
 	return out, nil
@@ -179,7 +211,11 @@ func (s *Server) ReplanRound(ctx context.Context, req *dispatchv1.ReplanRoundReq
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	plan, err := s.svc.ReplanRound(ctx, dispatch.ReplanCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId()})
+	by, err := inRound(ctx, dispatchv1.DispatchService_ReplanRound_FullMethodName, req.GetRoundId())
+	if err != nil {
+		return nil, err
+	}
+	plan, err := s.svc.ReplanRound(ctx, dispatch.ReplanCmd{RequestID: req.GetRequestId(), RoundID: req.GetRoundId(), By: by})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

@@ -28,7 +28,10 @@ func (t txn) Publish(ctx context.Context, evs ...dispatch.Event) error {
 func envelope(e dispatch.Event) (*eventsv1.Event, error) {
 	switch e := e.(type) {
 	case dispatch.ParcelAtGate:
-		ev := parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_AT_GATE, e.Reason, e.By, e.At)
+		ev, err := parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_AT_GATE, e.Reason, e.By, e.At)
+		if err != nil {
+			return nil, err
+		}
 		psc := ev.GetParcelStateChanged()
 		for _, s := range e.Shortages {
 			psc.Shortages = append(psc.Shortages, &eventsv1.EventShortage{ItemId: s.ItemID, MissingQuantity: s.Missing,
@@ -36,10 +39,14 @@ func envelope(e dispatch.Event) (*eventsv1.Event, error) {
 		}
 		return ev, nil
 	case dispatch.ParcelAssigned:
-		return parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, e.Reason, e.By, e.At), nil
+		return parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, e.Reason, e.By, e.At)
 	case dispatch.RoutePlanned:
 		// A route spans many orders, so the envelope names none; each parcel carries its own.
-		ev := events.New(e.Compound, actor(e.By), "", e.At)
+		by, err := actor(e.By)
+		if err != nil {
+			return nil, err
+		}
+		ev := events.New(e.Compound, by, "", e.At)
 		ev.Payload = &eventsv1.Event_RoutePlanned{RoutePlanned: routePlanned(e.Route)}
 		return ev, nil
 	default:
@@ -47,15 +54,19 @@ func envelope(e dispatch.Event) (*eventsv1.Event, error) {
 	}
 }
 
-func parcelEvent(p dispatch.Parcel, state typesv1.ParcelState, reason string, by dispatch.Actor, at time.Time) *eventsv1.Event {
-	ev := events.New(p.Address.Compound, actor(by), p.OrderID, at)
+func parcelEvent(p dispatch.Parcel, state typesv1.ParcelState, reason string, by dispatch.Actor, at time.Time) (*eventsv1.Event, error) {
+	who, err := actor(by)
+	if err != nil {
+		return nil, err
+	}
+	ev := events.New(p.Address.Compound, who, p.OrderID, at)
 	psc := &eventsv1.ParcelStateChanged{ParcelId: p.ID, State: state, Reason: reason, RoundId: p.RoundID,
 		HouseholdId: p.HouseholdID}
 	if state == typesv1.ParcelState_PARCEL_STATE_ASSIGNED {
 		psc.RouteId, psc.CourierId = p.RouteID, p.CourierID
 	}
 	ev.Payload = &eventsv1.Event_ParcelStateChanged{ParcelStateChanged: psc}
-	return ev
+	return ev, nil
 }
 
 func routePlanned(r dispatch.Route) *eventsv1.RoutePlanned {
@@ -75,10 +86,21 @@ func address(a dispatch.Address) *typesv1.Address {
 	return &typesv1.Address{Compound: a.Compound, Building: a.Building, Unit: a.Unit, Floor: int32(a.Floor), Room: a.Room}
 }
 
-func actor(a dispatch.Actor) *typesv1.Actor {
-	role := typesv1.Role_ROLE_SYSTEM
-	if a.Role == dispatch.RoleDispatcher {
-		role = typesv1.Role_ROLE_DISPATCHER
+var roles = map[dispatch.Role]typesv1.Role{
+	dispatch.RoleResident:   typesv1.Role_ROLE_RESIDENT,
+	dispatch.RoleWorker:     typesv1.Role_ROLE_WORKER,
+	dispatch.RoleSupplier:   typesv1.Role_ROLE_SUPPLIER,
+	dispatch.RoleDispatcher: typesv1.Role_ROLE_DISPATCHER,
+	dispatch.RoleCourier:    typesv1.Role_ROLE_COURIER,
+	dispatch.RoleSystem:     typesv1.Role_ROLE_SYSTEM,
+}
+
+// actor is who made a change as events record it. An event without a verified actor is a bug in
+// the caller's wiring, not something to publish.
+func actor(a dispatch.Actor) (*typesv1.Actor, error) {
+	role, ok := roles[a.Role]
+	if !ok || a.ID == "" {
+		return nil, fmt.Errorf("event without an actor (%q, %q)", a.Role, a.ID)
 	}
-	return &typesv1.Actor{Role: role, Id: a.ID}
+	return &typesv1.Actor{Role: role, Id: a.ID}, nil
 }

@@ -374,14 +374,14 @@ func (t txn) FinishRound(ctx context.Context, id string, at time.Time) (bool, er
 
 const parcelColumns = `parcel_id, order_id, compound, household_id, building, unit, floor, room, priority,
 	contactless, weight_grams, round_id, status, coalesce(route_id::text, ''), coalesce(courier_id, ''), reason,
-	checked_in_at, pinned`
+	checked_in_at, pinned, picked_up`
 
 func scanParcel(row pgx.Row) (dispatch.Parcel, error) {
 	var p dispatch.Parcel
 	var status string
 	err := row.Scan(&p.ID, &p.OrderID, &p.Address.Compound, &p.HouseholdID, &p.Address.Building, &p.Address.Unit,
 		&p.Address.Floor, &p.Address.Room, &p.Priority, &p.Contactless, &p.WeightGrams, &p.RoundID, &status,
-		&p.RouteID, &p.CourierID, &p.Reason, &p.CheckedInAt, &p.Pinned)
+		&p.RouteID, &p.CourierID, &p.Reason, &p.CheckedInAt, &p.Pinned, &p.PickedUp)
 	p.Status = dispatch.ParcelStatus(status)
 	p.CheckedInAt = p.CheckedInAt.UTC()
 	return p, err
@@ -434,7 +434,7 @@ func (t txn) LockParcel(ctx context.Context, id string) (dispatch.Parcel, error)
 func (t txn) RepoolParcel(ctx context.Context, id, roundID, reason string) error {
 	if _, err := t.tx.Exec(ctx, `
 		UPDATE parcels SET round_id = $2, status = 'pooled', route_id = NULL, courier_id = NULL, reason = $3,
-			pinned = false, updated_at = now()
+			pinned = false, picked_up = false, updated_at = now()
 		WHERE parcel_id = $1`, id, roundID, reason); err != nil {
 		return fmt.Errorf("repool parcel %s: %w", id, err)
 	}
@@ -466,6 +466,13 @@ func (t txn) SetPinned(ctx context.Context, ids []string, pinned bool) error {
 	if _, err := t.tx.Exec(ctx, `UPDATE parcels SET pinned = $2, updated_at = now() WHERE parcel_id = ANY($1)`,
 		ids, pinned); err != nil {
 		return fmt.Errorf("pin parcels: %w", err)
+	}
+	return nil
+}
+
+func (t txn) MarkPickedUp(ctx context.Context, id string) error {
+	if _, err := t.tx.Exec(ctx, `UPDATE parcels SET picked_up = true, updated_at = now() WHERE parcel_id = $1`, id); err != nil {
+		return fmt.Errorf("mark parcel %s picked up: %w", id, err)
 	}
 	return nil
 }
