@@ -116,6 +116,11 @@ func TestWhoMayCallWhat(t *testing.T) {
 			_, err := e.client.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: "freshmart"})
 			return err
 		}},
+		{"AdjustStock", func(ctx context.Context) error {
+			_, err := e.client.AdjustStock(ctx, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "freshmart",
+				ItemId: "rice", Delta: 1, Reason: "delivery"})
+			return err
+		}},
 	}
 
 	const (
@@ -149,27 +154,28 @@ func TestWhoMayCallWhat(t *testing.T) {
 	var (
 		// Codes in the order of rpcs: CreateSupplier, ListSuppliers, UpdateCredentials,
 		// SetSupplierSuspended, UpsertItem, ListItems, BatchGetItems, ReserveStock,
-		// ReleaseReservation, ConfirmParcel, RejectParcel, MarkParcelReady, ListParcels.
-		reader        = [13]codes.Code{denied, ok, denied, denied, denied, ok, ok, denied, denied, denied, denied, denied, denied}
-		compoundStaff = [13]codes.Code{ok, ok, ok, ok, denied, ok, ok, denied, denied, denied, denied, denied, ok}
-		otherCompound = [13]codes.Code{denied, notFound, notFound, notFound, denied, notFound, notFound, denied, denied, denied, denied, denied, notFound}
-		ownStaff      = [13]codes.Code{denied, ok, ok, denied, ok, ok, ok, denied, denied, ok, ok, ok, ok}
-		otherStaff    = [13]codes.Code{denied, ok, notFound, denied, notFound, ok, ok, denied, denied, notFound, notFound, notFound, notFound}
-		everything    = [13]codes.Code{ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok}
-		nobody        = [13]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic,
-			unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}
-		unbound = [13]codes.Code{denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied}
+		// ReleaseReservation, ConfirmParcel, RejectParcel, MarkParcelReady, ListParcels,
+		// AdjustStock.
+		reader        = [14]codes.Code{denied, ok, denied, denied, denied, ok, ok, denied, denied, denied, denied, denied, denied, denied}
+		compoundStaff = [14]codes.Code{ok, ok, ok, ok, denied, ok, ok, denied, denied, denied, denied, denied, ok, denied}
+		otherCompound = [14]codes.Code{denied, notFound, notFound, notFound, denied, notFound, notFound, denied, denied, denied, denied, denied, notFound, denied}
+		ownStaff      = [14]codes.Code{denied, ok, ok, denied, ok, ok, ok, denied, denied, ok, ok, ok, ok, ok}
+		otherStaff    = [14]codes.Code{denied, ok, notFound, denied, notFound, ok, ok, denied, denied, notFound, notFound, notFound, notFound, notFound}
+		everything    = [14]codes.Code{ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok}
+		nobody        = [14]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic,
+			unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}
+		unbound = [14]codes.Code{denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied}
 	)
 	// with is want with the codes of ReserveStock and ReleaseReservation replaced: the order
 	// service reserves and releases for residents and workers, whose own roles may not.
-	with := func(want [13]codes.Code, reserve, release codes.Code) [13]codes.Code {
+	with := func(want [14]codes.Code, reserve, release codes.Code) [14]codes.Code {
 		want[7], want[8] = reserve, release
 		return want
 	}
 	for _, tc := range []struct {
 		caller string
 		ctx    context.Context
-		want   [13]codes.Code
+		want   [14]codes.Code
 	}{
 		{"the resident", as(resident, household, in(compound)), reader},
 		{"worker", as(worker, "worker-li", in(compound)), compoundStaff},
@@ -235,6 +241,16 @@ func TestWhoMayCallWhat(t *testing.T) {
 	_, errOther = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart"})
 	_, errUnknown = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "nobody"})
 	same("another compound's supplier", errOther, errUnknown, "freshmart", "nobody")
+	_, errOther = e.client.AdjustStock(pharmacy, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "freshmart",
+		ItemId: "rice", Delta: 1, Reason: "delivery"})
+	_, errUnknown = e.client.AdjustStock(e.system(), &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "nobody",
+		ItemId: "rice", Delta: 1, Reason: "delivery"})
+	same("another supplier's stock", errOther, errUnknown, "freshmart", "nobody")
+	_, errOther = e.client.AdjustStock(pharmacy, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "pharmacy",
+		ItemId: "rice", Delta: 1, Reason: "delivery"})
+	_, errUnknown = e.client.AdjustStock(pharmacy, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "pharmacy",
+		ItemId: "caviar", Delta: 1, Reason: "delivery"})
+	same("another supplier's item under one's own name", errOther, errUnknown, "rice", "caviar")
 	forNeighbour := forSomeone(resident, "haixin-9-1-901", in(compound))
 	_, errOther = e.client.ReleaseReservation(forNeighbour, &supplierv1.ReleaseReservationRequest{ParcelId: p.GetParcelId()})
 	_, errUnknown = e.client.ReleaseReservation(forNeighbour, &supplierv1.ReleaseReservationRequest{ParcelId: unknownParcel})
@@ -254,4 +270,12 @@ func TestWhoMayCallWhat(t *testing.T) {
 	// answer.
 	_, errOther = e.client.ConfirmParcel(pharmacy, confirm)
 	same("another supplier's stored answer", errOther, errUnknown, p.GetParcelId(), unknownParcel)
+	adjust := &supplierv1.AdjustStockRequest{RequestId: "adjust-1", SupplierId: "freshmart", ItemId: "rice", Delta: 5, Reason: "delivery"}
+	if _, err := e.client.AdjustStock(e.staff("freshmart"), adjust); err != nil {
+		t.Fatal(err)
+	}
+	_, errOther = e.client.AdjustStock(pharmacy, adjust)
+	_, errUnknown = e.client.AdjustStock(e.system(), &supplierv1.AdjustStockRequest{RequestId: "adjust-2", SupplierId: "nobody",
+		ItemId: "rice", Delta: 5, Reason: "delivery"})
+	same("another supplier's stored adjustment", errOther, errUnknown, "freshmart", "nobody")
 }

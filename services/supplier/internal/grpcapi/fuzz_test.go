@@ -53,6 +53,17 @@ var seeds = map[string]map[string]proto.Message{
 			Weighed: true, Bundle: true, ReferencePriceFen: 100, CurrentPriceFen: 101, Stock: -1}},
 		"no-item": &supplierv1.UpsertItemRequest{RequestId: "r2"},
 	},
+	"FuzzAdjustStock": {
+		"delivery": &supplierv1.AdjustStockRequest{RequestId: "r1", SupplierId: "freshmart", ItemId: "rice", Delta: 20,
+			Reason: "delivery from the wholesaler"},
+		"too-many-removed": &supplierv1.AdjustStockRequest{RequestId: "r2", SupplierId: "freshmart", ItemId: "rice", Delta: -6,
+			Reason: "spoiled"},
+		"bad": &supplierv1.AdjustStockRequest{SupplierId: "Fresh Mart", Delta: 0, Reason: " "},
+		"other-supplier": &supplierv1.AdjustStockRequest{RequestId: "r3", SupplierId: "freshmart", ItemId: "other", Delta: 1,
+			Reason: "recount"},
+		"above-max": &supplierv1.AdjustStockRequest{RequestId: "r4", SupplierId: "freshmart", ItemId: "eggs", Delta: supply.MaxStock,
+			Reason: "recount"},
+	},
 	"FuzzReserveStock": {
 		"valid": &supplierv1.ReserveStockRequest{ParcelId: fuzzParcelID, OrderId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02",
 			SupplierId: "freshmart", HouseholdId: "haixin-3-2-302",
@@ -205,6 +216,13 @@ func FuzzUpsertItem(f *testing.F) {
 	fuzzRPC(f, supplierv1.SupplierService_UpsertItem_FullMethodName, func() *supplierv1.UpsertItemRequest { return &supplierv1.UpsertItemRequest{} },
 		func(s *Server, ctx context.Context, r *supplierv1.UpsertItemRequest) (proto.Message, error) {
 			return s.UpsertItem(ctx, r)
+		})
+}
+
+func FuzzAdjustStock(f *testing.F) {
+	fuzzRPC(f, supplierv1.SupplierService_AdjustStock_FullMethodName, func() *supplierv1.AdjustStockRequest { return &supplierv1.AdjustStockRequest{} },
+		func(s *Server, ctx context.Context, r *supplierv1.AdjustStockRequest) (proto.Message, error) {
+			return s.AdjustStock(ctx, r)
 		})
 }
 

@@ -77,6 +77,29 @@ func (r fuzzRepo) UpsertItem(_ context.Context, _ *supply.IdempotencyKey, it sup
 	return it, err
 }
 
+// AdjustStock applies the adjustment to the fixed catalog with the repository's bounds and
+// checks that the domain asked with a key and recorded the caller.
+func (r fuzzRepo) AdjustStock(_ context.Context, key *supply.IdempotencyKey, a supply.StockAdjustment, _ time.Time) (supply.Item, error) {
+	if key == nil || a.Delta == 0 || a.Actor.ID == "" || a.Reason == "" {
+		r.t.Fatalf("adjustment %+v with key %v reached the repository", a, key)
+	}
+	if _, err := r.supplier(a.SupplierID); err != nil {
+		return supply.Item{}, err
+	}
+	it, ok := fuzzItems()[a.ItemID]
+	if !ok || it.SupplierID != a.SupplierID {
+		return supply.Item{}, supply.ItemNotFound(a.ItemID)
+	}
+	if err := a.Refusal(it.Stock); err != nil {
+		return supply.Item{}, err
+	}
+	it.Stock += a.Delta
+	if it.Stock < 0 || it.Stock > supply.MaxStock {
+		r.t.Fatalf("adjusted %s to %d", it.ID, it.Stock)
+	}
+	return *it, nil
+}
+
 func (r fuzzRepo) ListItems(context.Context, string, string) ([]supply.Item, error) { return nil, nil }
 
 func (r fuzzRepo) GetItems(context.Context, []string) ([]supply.Item, error) { return nil, nil }

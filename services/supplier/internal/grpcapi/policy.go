@@ -36,6 +36,7 @@ var Policy = auth.Policy{
 	supplierv1.SupplierService_SetSupplierSuspended_FullMethodName: {worker, system},
 	supplierv1.SupplierService_UpdateCredentials_FullMethodName:    {supplier, worker, system},
 	supplierv1.SupplierService_UpsertItem_FullMethodName:           {supplier, system},
+	supplierv1.SupplierService_AdjustStock_FullMethodName:          {supplier, system},
 	supplierv1.SupplierService_ReserveStock_FullMethodName:         {system},
 	supplierv1.SupplierService_ReleaseReservation_FullMethodName:   {system},
 	supplierv1.SupplierService_ConfirmParcel_FullMethodName:        {supplier, system},

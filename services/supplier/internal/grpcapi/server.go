@@ -144,6 +144,24 @@ func (s *Server) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemReque
 	return &supplierv1.UpsertItemResponse{Item: itemMsg(it)}, nil
 }
 
+// AdjustStock implements SupplierServiceServer.
+func (s *Server) AdjustStock(ctx context.Context, req *supplierv1.AdjustStockRequest) (*supplierv1.AdjustStockResponse, error) {
+	c, err := caller(ctx, supplierv1.SupplierService_AdjustStock_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	k, err := key(req.GetRequestId(), supplierv1.SupplierService_AdjustStock_FullMethodName, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	it, err := s.Svc.AdjustStock(ctx, c, k, supply.StockAdjustment{SupplierID: req.GetSupplierId(), ItemID: req.GetItemId(),
+		Delta: req.GetDelta(), Reason: req.GetReason()})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &supplierv1.AdjustStockResponse{Item: itemMsg(it)}, nil
+}
+
 // ListItems implements SupplierServiceServer.
 func (s *Server) ListItems(ctx context.Context, req *supplierv1.ListItemsRequest) (*supplierv1.ListItemsResponse, error) {
 	c, err := caller(ctx, supplierv1.SupplierService_ListItems_FullMethodName)

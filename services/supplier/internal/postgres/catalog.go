@@ -230,6 +230,77 @@ func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it su
 	return out, err
 }
 
+// AdjustStock implements supply.Repository. The bounds are in the UPDATE's WHERE, so the row
+// lock decides: a concurrent reservation or adjustment commits first and this one re-reads the
+// stock it left (READ COMMITTED re-checks the condition on the new row version) instead of
+// writing over it.
+func (r *Repo) AdjustStock(ctx context.Context, key *supply.IdempotencyKey, a supply.StockAdjustment, at time.Time) (supply.Item, error) {
+	var out supply.Item
+	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = idempotent(ctx, tx, key, func() (supply.Item, error) {
+			it, err := adjust(ctx, tx, a, at)
+			if err != nil {
+				return it, err
+			}
+			requestID := ""
+			if key != nil {
+				requestID = key.RequestID
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO stock_adjustments
+				(item_id, supplier_id, delta, reason, stock_after, actor_role, actor_id, request_id, at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, a.ItemID, a.SupplierID, a.Delta, a.Reason, it.Stock,
+				string(a.Actor.Role), a.Actor.ID, requestID, at); err != nil {
+				return supply.Item{}, fmt.Errorf("record stock adjustment of %s: %w", a.ItemID, err)
+			}
+			return it, nil
+		})
+		return err
+	})
+	return out, err
+}
+
+// adjustAttempts bounds adjust's retries: each one means the stock crossed the bound between the
+// UPDATE and the read that explains its refusal, twice in a row is already unlikely.
+const adjustAttempts = 5
+
+// adjust applies the adjustment within its bounds, or says why it cannot: no such supplier, no
+// such item of that supplier, or a.Refusal of the stock as it is.
+func adjust(ctx context.Context, tx pgx.Tx, a supply.StockAdjustment, at time.Time) (supply.Item, error) {
+	for range adjustAttempts {
+		rows, err := tx.Query(ctx, `UPDATE items SET stock = stock + $3, updated_at = $4
+			WHERE item_id = $1 AND supplier_id = $2 AND stock + $3 BETWEEN 0 AND $5
+			RETURNING `+itemColumns, a.ItemID, a.SupplierID, a.Delta, at, int64(supply.MaxStock))
+		if err != nil {
+			return supply.Item{}, fmt.Errorf("adjust stock of %s: %w", a.ItemID, err)
+		}
+		it, err := pgx.CollectExactlyOneRow(rows, scanItem)
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			if err != nil {
+				err = fmt.Errorf("adjust stock of %s: %w", a.ItemID, err)
+			}
+			return it, err
+		}
+		var stock *int64
+		var supplierExists bool
+		if err := tx.QueryRow(ctx, `SELECT (SELECT stock FROM items WHERE item_id = $1 AND supplier_id = $2),
+			EXISTS (SELECT 1 FROM suppliers WHERE supplier_id = $2)`, a.ItemID, a.SupplierID).Scan(&stock, &supplierExists); err != nil {
+			return supply.Item{}, fmt.Errorf("adjust stock of %s: %w", a.ItemID, err)
+		}
+		switch {
+		case !supplierExists:
+			return supply.Item{}, supply.SupplierNotFound(a.SupplierID)
+		case stock == nil:
+			return supply.Item{}, supply.ItemNotFound(a.ItemID)
+		}
+		if err := a.Refusal(*stock); err != nil {
+			return supply.Item{}, err
+		}
+		// A concurrent change brought the stock back within bounds after the UPDATE looked.
+	}
+	return supply.Item{}, fmt.Errorf("adjust stock of %s: stock kept crossing its bounds after %d attempts", a.ItemID, adjustAttempts)
+}
+
 // ListItems implements supply.Repository.
 func (r *Repo) ListItems(ctx context.Context, compound, supplierID string) ([]supply.Item, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT `+itemColumns+` FROM items

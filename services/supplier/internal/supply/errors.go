@@ -111,6 +111,15 @@ func (v *violations) id(s, field string) {
 	v.check(err == nil && u.String() == s, field, "must be a UUID in canonical lower-case form")
 }
 
+// slug checks a supplier or item id.
+func (v *violations) slug(s, field string) {
+	if strings.TrimSpace(s) == "" {
+		v.add(field, "is required")
+		return
+	}
+	v.check(ValidSlug(s), field, "must be a slug (lower-case letters, digits, '-', at most 63)")
+}
+
 func (v *violations) maxLen(s, field string, n int) {
 	v.check(len([]rune(s)) <= n, field, "must be at most %d characters", n)
 }

@@ -60,6 +60,11 @@ type Repository interface {
 	// its stock, which only AdjustStock and reservations change; it returns the item as stored
 	// (with its real stock). Its compound is its supplier's.
 	UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error)
+	// AdjustStock adds a.Delta to the stock of a.SupplierID's item a.ItemID in one statement that
+	// refuses (a.Refusal) to take it below zero or above MaxStock, records the adjustment with its
+	// actor, time and the stock after it, and returns the item. Unknown suppliers are
+	// SupplierNotFound; unknown items, and other suppliers' items, ItemNotFound.
+	AdjustStock(ctx context.Context, key *IdempotencyKey, a StockAdjustment, at time.Time) (Item, error)
 	// ListItems lists a compound's items, only supplierID's when set, in supplier and item order.
 	ListItems(ctx context.Context, compound, supplierID string) ([]Item, error)
 	// GetItems returns those of ids that exist.
