@@ -257,10 +257,14 @@ func (s *System) AddService(ctx context.Context, kind string, metrics bool) (*Se
 		up + "_PORT=" + strconv.Itoa(port),
 		up + "_METRICS_PORT=" + strconv.Itoa(metricsPort),
 	}
-	for _, peer := range []string{"supplier", "order", "dispatch", "tracking"} {
+	// Peers this system runs, and for those it does not, an address where nothing listens: the
+	// defaults (127.0.0.1:5005x) may be another Doorstep running on this machine.
+	for _, peer := range []string{"order", "supplier", "dispatch", "courier", "tracking"} {
+		addr := "127.0.0.1:1"
 		if ps := s.Replicas(peer); len(ps) > 0 {
-			env = append(env, strings.ToUpper(peer)+"_ADDR="+ps[0].Addr)
+			addr = ps[0].Addr
 		}
+		env = append(env, strings.ToUpper(peer)+"_ADDR="+addr)
 	}
 	bin, ok := s.Bin[kind+"d"]
 	if !ok {
