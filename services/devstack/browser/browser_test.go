@@ -141,7 +141,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(390, 844),               // a phone, portrait
+		chromedp.WindowSize(360, 780),               // the narrowest phone the pages are made for
 		chromedp.Flag("accept-lang", "zh-CN,zh,en"), // a phone in Shanghai
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -354,6 +354,10 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	dispatcher := b.open("dispatcher")
 	dispatcher.signInStaff("gate", "/dispatch")
 	dispatcher.do("check in and plan", 60*time.Second,
+		// The parcel's label is scanned (typed) at the gate: that works whether or not the
+		// suppliers' lists are open to dispatch.
+		chromedp.WaitVisible(chromedp.CSS(`#gate-parcel`)),
+		chromedp.SendKeys(chromedp.CSS(`#gate-parcel`), parcelID+"\n"),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-gate=%q]`, parcelID))),
 		chromedp.Click(chromedp.CSS(`#checkin`)),
 		chromedp.WaitVisible(chromedp.CSS(`#checkin-message.ok`)),
