@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -11,8 +10,6 @@ import (
 	"github.com/doorstep/doorstep/pkg/rounds"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	"github.com/doorstep/doorstep/services/dispatch/internal/dispatch"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 )
 
 // UpdateCompoundSettings sets a compound's round times, cutoffs and capacity.
@@ -164,10 +161,6 @@ func (s *Server) MoveStop(ctx context.Context, req *dispatchv1.MoveStopRequest) 
 	return out, nil
 }
 
-// StopsKeptHeader is the response header of ReassignCourier counting the courier's stops that
-// stayed with them because they had picked them up already.
-const StopsKeptHeader = "doorstep-stops-kept"
-
 // ReassignCourier hands all of one courier's undelivered stops in a round to others.
 func (s *Server) ReassignCourier(ctx context.Context, req *dispatchv1.ReassignCourierRequest) (*dispatchv1.ReassignCourierResponse, error) {
 	var v grpcx.Violations
@@ -191,12 +184,7 @@ func (s *Server) ReassignCourier(ctx context.Context, req *dispatchv1.ReassignCo
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	// The response has no field for the stops that stayed (picked up already), so they are told in
-	// a header; the courier's route in routes shows them too whenever anything else moved.
-	if err := grpc.SetHeader(ctx, metadata.Pairs(StopsKeptHeader, strconv.Itoa(res.Kept))); err != nil {
-		s.log.WarnContext(ctx, "reassign: header not sent", "err", err)
-	}
-	out := &dispatchv1.ReassignCourierResponse{}
+	out := &dispatchv1.ReassignCourierResponse{StopsKept: int32(res.Kept)}
 	for _, r := range res.Routes {
 		out.Routes = append(out.Routes, routePB(r))
 	}

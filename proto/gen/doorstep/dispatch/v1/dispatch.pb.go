@@ -1337,8 +1337,10 @@ func (x *ReassignCourierRequest) GetReason() string {
 }
 
 type ReassignCourierResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Routes        []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Routes []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	// Stops that stayed with the courier because they had picked them up already.
+	StopsKept     int32 `protobuf:"varint,2,opt,name=stops_kept,json=stopsKept,proto3" json:"stops_kept,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1378,6 +1380,13 @@ func (x *ReassignCourierResponse) GetRoutes() []*Route {
 		return x.Routes
 	}
 	return nil
+}
+
+func (x *ReassignCourierResponse) GetStopsKept() int32 {
+	if x != nil {
+		return x.StopsKept
+	}
+	return 0
 }
 
 type ReplanRoundRequest struct {
@@ -2617,9 +2626,11 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\bround_id\x18\x02 \x01(\tR\aroundId\x12&\n" +
 	"\x0ffrom_courier_id\x18\x03 \x01(\tR\rfromCourierId\x12\"\n" +
 	"\rto_courier_id\x18\x04 \x01(\tR\vtoCourierId\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"N\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"m\n" +
 	"\x17ReassignCourierResponse\x123\n" +
-	"\x06routes\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes\"N\n" +
+	"\x06routes\x18\x01 \x03(\v2\x1b.doorstep.dispatch.v1.RouteR\x06routes\x12\x1d\n" +
+	"\n" +
+	"stops_kept\x18\x02 \x01(\x05R\tstopsKept\"N\n" +
 	"\x12ReplanRoundRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
