@@ -42,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,6 +76,7 @@ type config struct {
 	writers      int
 	floorRuns    int
 	keep         bool
+	relayProfile string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -82,7 +84,7 @@ func parseFlags(args []string) (config, error) {
 	c := config{}
 	fs.Float64Var(&c.rate, "rate", 500, "paced orders per second of the first phase (the lag target is stated at 500)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of the paced phase")
-	ramp := fs.String("ramp", "1000,2000,4000", "higher paced rates (orders/s), tried in order until the pipeline falls behind; empty for none")
+	ramp := fs.String("ramp", "750,1000,1500,2000,3000", "higher paced rates (orders/s), tried in order until the pipeline falls behind; empty for none")
 	fs.DurationVar(&c.rampDuration, "ramp-duration", 5*time.Second, "length of each ramp step")
 	fs.IntVar(&c.backlog, "backlog", 5000, "orders written while orderd is stopped, then drained through it and tracking")
 	batches := fs.String("relay-batch", "256,1024,4096", "outbox relay batch sizes to measure the relay alone with (256 is the services' default); empty for none")
@@ -90,6 +92,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.writers, "writers", 8, "concurrent producer transactions")
 	fs.IntVar(&c.floorRuns, "floor-runs", 3, "runs of the raw-publish floor (the median is reported)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the data directory and the processes' logs")
+	fs.StringVar(&c.relayProfile, "relay-cpuprofile", "", "write a CPU profile of this process while the relay drains alone at the first -relay-batch size")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -198,9 +201,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		floors = append(floors, f)
 	}
 	var relays []relayRun
-	for _, b := range cfg.relayBatches {
+	for i, b := range cfg.relayBatches {
 		fmt.Fprintf(out, "outbox relay alone, batch %d ...\n", b)
-		r, err := relayAlone(ctx, sys, p, b, cfg.sweepOrders)
+		profile := ""
+		if i == 0 {
+			profile = cfg.relayProfile
+		}
+		r, err := relayAlone(ctx, sys, p, b, cfg.sweepOrders, profile)
 		if err != nil {
 			return fmt.Errorf("relay batch %d: %w", b, err)
 		}
@@ -550,7 +557,7 @@ type relayRun struct {
 
 // relayAlone writes orders into the outbox and drains them with pkg/outbox's Relay in this
 // process, exactly the code the services run, with batch as its Batch.
-func relayAlone(ctx context.Context, sys *faulttest.System, p *producer, batch, orders int) (relayRun, error) {
+func relayAlone(ctx context.Context, sys *faulttest.System, p *producer, batch, orders int, profile string) (relayRun, error) {
 	compound := fmt.Sprintf("bench-relay%d", batch)
 	produced, _, err := p.produce(ctx, compound, 0, 0, orders)
 	if err != nil {
@@ -567,6 +574,17 @@ func relayAlone(ctx context.Context, sys *faulttest.System, p *producer, batch, 
 		return relayRun{}, err
 	}
 	defer nc.Close()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return relayRun{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return relayRun{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- (&outbox.Relay{Pool: p.pool, JS: js, Log: discard, Batch: batch}).Run(rctx) }()
