@@ -35,6 +35,9 @@ type Config struct {
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 	// AuthKey verifies the signed identity of every call (shared by all services, at least 32 bytes).
 	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
+	// WatchResync is how often a watch re-reads unprompted, in case an announcement was lost (a
+	// broker reconnect); 0 means 30 s.
+	WatchResync time.Duration `env:"TRACKING_WATCH_RESYNC" envDefault:"30s"`
 	// WatchOnly runs a replica that serves reads and watches but consumes no events, leaving that to
 	// the other replicas (watches hear their commits through NATS all the same).
 	WatchOnly bool `env:"TRACKING_WATCH_ONLY"`
@@ -93,6 +96,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Views:     store,
 		Changes:   &watch.Subscriber{NC: kit.NC},
 		Stopping:  ctx.Done(),
+		Resync:    cfg.WatchResync,
 		Log:       log,
 	})
 
@@ -102,14 +106,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g.Go(func() error { return kit.Relay().Run(ctx) })
 	g.Go(func() error { return kit.ServeMetrics(ctx, cfg.MetricsPort) })
 	if !cfg.WatchOnly {
+		// The handlers announce what they changed through inbox.AfterCommit, so every replica's
+		// watchers re-read only once the change is visible to them.
+		announcer := &watch.Publisher{NC: kit.NC, Log: log.With("component", "watch")}
 		for purpose, handler := range map[string]func(*slog.Logger, ingest.Announcer) inbox.Handler{
 			timelineConsumer: ingest.Timeline,
 			viewsConsumer:    ingest.Views,
 		} {
 			consumer := kit.Consumer(purpose, ingest.Subjects, nil)
-			announcer := watch.NewAnnouncer(kit.Pool, kit.NC, consumer.Durable, log.With("component", "watch", "consumer", consumer.Durable))
 			consumer.Handle = handler(consumer.Log, announcer)
-			g.Go(func() error { return announcer.Run(ctx) })
 			g.Go(func() error { return consumer.Run(ctx) })
 		}
 	}

@@ -77,7 +77,10 @@ func (st *stack) instance(t *testing.T, watchOnly bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := app.Config{DatabaseURL: st.dbURL, NATSURL: st.natsURL, Listener: lis, AuthKey: string(testkit.AuthKey), WatchOnly: watchOnly}
+	// The periodic re-read is off (an hour), so what a watch sends was prompted by an announcement
+	// made after the change committed.
+	cfg := app.Config{DatabaseURL: st.dbURL, NATSURL: st.natsURL, Listener: lis, AuthKey: string(testkit.AuthKey),
+		WatchOnly: watchOnly, WatchResync: time.Hour}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, cfg, st.log) }()
 	var once sync.Once
@@ -331,7 +334,7 @@ func TestRunNeedsAnAuthKeyOfAtLeast32Bytes(t *testing.T) {
 	t.Setenv("DOORSTEP_AUTH_KEY", string(testkit.AuthKey))
 	t.Setenv("TRACKING_WATCH_ONLY", "true")
 	cfg, err := app.ConfigFromEnv()
-	if err != nil || cfg.AuthKey != string(testkit.AuthKey) || !cfg.WatchOnly {
+	if err != nil || cfg.AuthKey != string(testkit.AuthKey) || !cfg.WatchOnly || cfg.WatchResync != 30*time.Second {
 		t.Errorf("ConfigFromEnv = %+v, %v", cfg, err)
 	}
 }

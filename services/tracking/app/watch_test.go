@@ -60,7 +60,8 @@ func wantEntry(t *testing.T, got *trackingv1.WatchOrderResponse, ev *eventsv1.Ev
 }
 
 // Watches run on instance A, which consumes nothing; every event is applied by instance B. A
-// watch hears of B's commits only through the database and the NATS announcements.
+// watch hears of B's commits only through the NATS announcements B makes after each commit (the
+// periodic re-read is off), and each re-read they prompt already sees the change.
 func TestWatchesHearChangesAppliedByAnotherInstance(t *testing.T) {
 	st := newStack(t)
 	b := st.instance(t, false)

@@ -25,14 +25,15 @@ import (
 // Subjects both consumers read: every event, since any of them may belong to an order or a round.
 var Subjects = []string{events.StreamSubjects}
 
-// Announcer tells the watches what an event changed. Handlers call it inside the transaction;
-// it must not tell anyone before that transaction has committed (watch.Announcer waits).
+// Announcer tells the watches of every replica what changed (watch.Publisher). Handlers hand it
+// to inbox.AfterCommit, so it is called only once the change is visible to every replica's
+// readers, and not at all for a transaction that rolled back or an event already applied.
 type Announcer interface {
-	Announce(eventID string, subjects ...string)
+	Announce(subjects ...string)
 }
 
-// Timeline stores each event that belongs to an order, notes whose order it is, and announces
-// the order's change.
+// Timeline stores each event that belongs to an order, notes whose order it is, and, once that
+// has committed, announces the order's change.
 func Timeline(log *slog.Logger, announce Announcer) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		e, ok, err := Entry(ev)
@@ -54,7 +55,7 @@ func Timeline(log *slog.Logger, announce Announcer) inbox.Handler {
 			return err
 		}
 		if inserted {
-			announce.Announce(e.EventID, watch.OrderSubject(e.OrderID))
+			inbox.AfterCommit(ctx, func() { announce.Announce(watch.OrderSubject(e.OrderID)) })
 		}
 		log.DebugContext(ctx, "timeline entry stored", "order", e.OrderID, "kind", e.Kind, "event", e.EventID, "new", inserted)
 		return nil

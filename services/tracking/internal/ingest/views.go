@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Views applies order.placed, parcel.* and route.planned to the read models and announces the
-// rounds whose progress changed.
+// Views applies order.placed, parcel.* and route.planned to the read models and, once that has
+// committed, announces the rounds whose progress changed.
 func Views(log *slog.Logger, announce Announcer) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		var rounds []string
@@ -53,7 +53,7 @@ func Views(log *slog.Logger, announce Announcer) inbox.Handler {
 			for i, r := range rounds {
 				subjects[i] = watch.RoundSubject(r)
 			}
-			announce.Announce(ev.GetEventId(), subjects...)
+			inbox.AfterCommit(ctx, func() { announce.Announce(subjects...) })
 		}
 		log.DebugContext(ctx, "views updated", "event", ev.GetEventId(), "rounds", rounds)
 		return nil

@@ -1,0 +1,144 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/inbox"
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/pkg/testkit"
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
+	"github.com/doorstep/doorstep/services/tracking/internal/watch"
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const round = "haixin-2022-04-10-am"
+
+// seen records each announcement with what another connection could read when it was made: the
+// order's number of timeline entries, or the round's parcels and how many are assigned.
+type seen struct {
+	store *postgres.Store
+	mu    sync.Mutex
+	got   []string
+}
+
+func (s *seen) Announce(subjects ...string) {
+	ctx := context.Background()
+	for _, subject := range subjects {
+		var visible string
+		switch subject {
+		case watch.OrderSubject(orderID):
+			entries, err := s.store.OrderTimeline(ctx, orderID)
+			visible = fmt.Sprintf("order: %d entries (%v)", len(entries), err)
+		case watch.RoundSubject(round):
+			p, err := s.store.RoundProgress(ctx, round)
+			visible = fmt.Sprintf("round: %d parcels, %d assigned (%v)", p.Total.Parcels, p.Total.Assigned, err)
+		default:
+			visible = "unexpected subject " + subject
+		}
+		s.mu.Lock()
+		s.got = append(s.got, visible)
+		s.mu.Unlock()
+	}
+}
+
+func (s *seen) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.got
+	s.got = nil
+	return out
+}
+
+// Both consumers announce what an event changed once its transaction has committed, so the
+// re-read an announcement prompts on any replica sees the change; nothing is announced for a
+// transaction that rolled back, for a redelivery, or for an event that changed nothing watched.
+func TestChangesAreAnnouncedAfterTheyCommit(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "tracking")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgkit.Migrate(ctx, pool, inbox.Migrations(), postgres.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	announced := &seen{store: &postgres.Store{Pool: pool}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	failNext := false
+	consumer := func(durable string, handle inbox.Handler) *inbox.Consumer {
+		return &inbox.Consumer{Pool: pool, Log: log, Durable: durable,
+			Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+				if err := handle(ctx, tx, ev); err != nil {
+					return err
+				}
+				if failNext {
+					return errors.New("the commit never happens")
+				}
+				return nil
+			}}
+	}
+	timelines := consumer("tracking-timeline", Timeline(log, announced))
+	views := consumer("tracking-views", Views(log, announced))
+
+	// apply runs ev through both consumers, as JetStream delivers it to each, and wants exactly
+	// the announcements want, in order: the timeline's first.
+	apply := func(ev *eventsv1.Event, want ...string) {
+		t.Helper()
+		for _, c := range []*inbox.Consumer{timelines, views} {
+			if err := c.Apply(ctx, ev); (err != nil) != failNext {
+				t.Fatalf("%s: Apply = %v with failNext %v", c.Durable, err, failNext)
+			}
+		}
+		if got := announced.take(); !slices.Equal(got, want) {
+			t.Fatalf("announced\n %q\nwant\n %q", got, want)
+		}
+	}
+
+	placed := events.New("haixin", nil, orderID, at)
+	placed.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: &eventsv1.OrderPlaced{HouseholdId: "haixin-1-1-101",
+		Parcels: []*eventsv1.EventParcel{{ParcelId: parcelA}, {ParcelId: parcelB}}}}
+	// The order's timeline changes; no round has its parcels yet.
+	apply(placed, "order: 1 entries (<nil>)")
+	apply(placed) // a redelivery
+
+	planned := routeEvent(&eventsv1.RoutePlanned{RouteId: "route-1", RoundId: round, CourierId: "c1", Version: 1,
+		Stops: []*eventsv1.RouteStop{{Parcels: []*eventsv1.RouteParcel{{ParcelId: parcelA}, {ParcelId: parcelB}}}}})
+	planned = withTime(planned, at.Add(time.Minute))
+	// A route belongs to no order: the round changes, no timeline.
+	apply(planned, "round: 2 parcels, 0 assigned (<nil>)")
+	apply(planned)
+
+	assigned := parcelEvent(typesv1.ParcelState_PARCEL_STATE_ASSIGNED, nil, func(p *eventsv1.ParcelStateChanged) {
+		p.RoundId, p.CourierId = round, "c1"
+	})
+	assigned = withTime(assigned, at.Add(2*time.Minute))
+	failNext = true
+	apply(assigned) // rolled back by both consumers
+	failNext = false
+	apply(assigned, "order: 2 entries (<nil>)", "round: 2 parcels, 1 assigned (<nil>)") // its retry
+	apply(assigned)
+
+	// A late state of the past is news to the timeline, but the round already has a later one.
+	late := parcelEvent(typesv1.ParcelState_PARCEL_STATE_AT_GATE, nil, func(p *eventsv1.ParcelStateChanged) { p.RoundId = round })
+	late = withTime(late, at.Add(90*time.Second))
+	apply(late, "order: 3 entries (<nil>)")
+}
+
+func withTime(ev *eventsv1.Event, t time.Time) *eventsv1.Event {
+	fresh := events.New(ev.GetCompound(), ev.GetActor(), ev.GetOrderId(), t)
+	fresh.Payload = ev.GetPayload()
+	return fresh
+}
