@@ -43,7 +43,7 @@ type Handler func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error
 type afterCommitKey struct{}
 
 // AfterCommit runs f once the transaction of the event being handled has committed (not at all if
-// it rolls back; again on a redelivery). Handlers call it with the ctx they were given, e.g. to
+// it rolls back, nor for a redelivery, which never reaches the handler). Handlers call it with the ctx they were given, e.g. to
 // tell watchers on other replicas that the change is visible; elsewhere it does nothing.
 func AfterCommit(ctx context.Context, f func()) {
 	if hooks, ok := ctx.Value(afterCommitKey{}).(*[]func()); ok {
