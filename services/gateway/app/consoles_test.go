@@ -57,7 +57,18 @@ func TestEveryEndpointChecksTheRole(t *testing.T) {
 			for _, r := range rt.Roles {
 				allowed = allowed || r == role
 			}
-			r := c.do(t, method, path, body)
+			var r response
+			if strings.HasSuffix(path, "/events") {
+				// A stream that opens never ends by itself: look at its status, then leave.
+				if s, got := c.events(t, path); s != nil {
+					r = got
+					s.res.Body.Close()
+				} else {
+					r = got
+				}
+			} else {
+				r = c.do(t, method, path, body)
+			}
 			switch {
 			case role == typesv1.Role_ROLE_UNSPECIFIED:
 				if r.status != 401 {
@@ -445,6 +456,24 @@ func TestOrderEventsRelayTrackingLive(t *testing.T) {
 	other := g.resident(t, "haixin-2-1-301")
 	if s, r := other.events(t, "/api/v1/orders/"+id+"/events"); s != nil || r.status != 404 {
 		t.Fatalf("neighbour's stream = %d", r.status)
+	}
+}
+
+func TestCourierRouteEventsRelayChanges(t *testing.T) {
+	g := start(t, nil)
+	c := g.courier(t)
+	stream, r := c.events(t, "/api/v1/courier/route/events")
+	if stream == nil {
+		t.Fatalf("events = %d %s", r.status, r.raw)
+	}
+	if name, rt := stream.next(t); name != "route" || rt["courier_id"] != "haixin-courier-02" || rt["version"] != float64(1) {
+		t.Fatalf("first %s %v", name, rt)
+	}
+	if _, rt := stream.next(t); rt["version"] != float64(2) || len(rt["stops"].([]any)) != 2 {
+		t.Fatalf("moved %v", rt)
+	}
+	if req := lastReq[*courierv1.WatchRouteRequest](g.peers.calls, "WatchRoute"); req.GetCourierId() != "haixin-courier-02" {
+		t.Errorf("WatchRoute %v", req)
 	}
 }
 

@@ -251,6 +251,24 @@ func (f *fakeCourier) GetRoute(ctx context.Context, req *courierv1.GetRouteReque
 	return &courierv1.GetRouteResponse{Route: courierRouteOf(req.GetCourierId(), courierv1.StopStatus_STOP_STATUS_PENDING)}, nil
 }
 
+// WatchRoute sends the route and then a newer version, as after a dispatcher's move.
+func (f *fakeCourier) WatchRoute(req *courierv1.WatchRouteRequest, stream courierv1.CourierService_WatchRouteServer) error {
+	f.calls.keep(stream.Context(), "WatchRoute", req)
+	first := courierRouteOf(req.GetCourierId(), courierv1.StopStatus_STOP_STATUS_PENDING)
+	if err := stream.Send(&courierv1.WatchRouteResponse{Route: first}); err != nil {
+		return err
+	}
+	moved := courierRouteOf(req.GetCourierId(), courierv1.StopStatus_STOP_STATUS_PENDING)
+	moved.Version = 2
+	moved.Stops = append(moved.Stops, &courierv1.CourierStop{Sequence: 2, Trip: 1, HouseholdId: "haixin-3-2-402",
+		Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 4, Room: "402"}})
+	if err := stream.Send(&courierv1.WatchRouteResponse{Route: moved}); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
 func (f *fakeCourier) PickUp(ctx context.Context, req *courierv1.PickUpRequest) (*courierv1.PickUpResponse, error) {
 	f.calls.keep(ctx, "PickUp", req)
 	if req.GetRouteId() != "route-1" {

@@ -157,6 +157,7 @@ func (a *API) register(mux *http.ServeMux) {
 	a.handle(mux, "GET /api/v1/dispatch/couriers", roles(dispatcher), a.listCouriers)
 
 	a.handle(mux, "GET /api/v1/courier/route", roles(courier), a.myRoute)
+	a.handle(mux, "GET /api/v1/courier/route/events", roles(courier), a.watchRoute)
 	a.handle(mux, "POST /api/v1/courier/pickup", roles(courier), a.pickUp)
 	a.handle(mux, "POST /api/v1/courier/parcels/{parcel_id}/delivered", roles(courier), a.delivered)
 	a.handle(mux, "POST /api/v1/courier/parcels/{parcel_id}/failed", roles(courier), a.failed)

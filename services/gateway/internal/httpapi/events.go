@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -125,6 +126,25 @@ func (a *API) watchRound(w http.ResponseWriter, r *http.Request) {
 			return sseEvent{}, err
 		}
 		return sseEvent{name: "progress", data: progressOf(m.GetProgress())}, nil
+	})
+}
+
+// watchRoute relays the courier's route: the current one, then every change (a stop moved to or
+// from them, a re-plan), so the page in a stairwell shows the route the dispatcher just changed.
+func (a *API) watchRoute(w http.ResponseWriter, r *http.Request) {
+	ctx, stop := context.WithCancel(r.Context())
+	defer stop()
+	stream, err := a.courier.WatchRoute(ctx, &courierv1.WatchRouteRequest{CourierId: who(r).CourierID, RoundId: r.URL.Query().Get("round_id")})
+	if err != nil {
+		a.writeRPCError(w, r, err)
+		return
+	}
+	relay(a, w, r, stop, func() (sseEvent, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return sseEvent{}, err
+		}
+		return sseEvent{name: "route", data: courierRoute(m.GetRoute())}, nil
 	})
 }
 

@@ -119,7 +119,27 @@
     render();
   });
 
-  load();
-  // A re-plan or a dispatcher's move changes the route; look again every 15 s.
-  setInterval(() => { if (!document.hidden && !document.activeElement.matches('input, select')) load(); }, 15000);
+  // A re-plan or a dispatcher's move changes the route: the courier service streams each new
+  // version. Without the stream (no route yet, a service restarting) the page looks every 15 s.
+  let stream = null;
+  function live() {
+    if (!window.EventSource || stream) return;
+    const es = new EventSource('/api/v1/courier/route/events');
+    es.addEventListener('route', (ev) => {
+      const r = JSON.parse(ev.data);
+      if (!state.route || r.version >= state.route.version) {
+        state.route = r;
+        render();
+      }
+    });
+    es.onerror = () => { if (es.readyState === EventSource.CLOSED) stream = null; };
+    stream = es;
+  }
+
+  await load();
+  live();
+  setInterval(() => {
+    if (document.hidden || document.activeElement.matches('input, select')) return;
+    if (!stream) { load().then(live); }
+  }, 15000);
 })();
