@@ -164,8 +164,10 @@ func killOrder(ctx context.Context, t *testing.T, sys *System, js jetstream.JetS
 // they are redelivered (after AckWait) and must change nothing.
 func killConsumerAfterCommit(ctx context.Context, t *testing.T, sys *System, js jetstream.JetStream, l *load, done <-chan struct{}) error {
 	tr := sys.Replicas("tracking")[0]
-	tr.Kill() // a backlog builds up for it while orders flow
-	if err := waitAcked(ctx, l, 200, done); err != nil {
+	// Down until 600 orders are in: the backlog keeps every run busy applying (so each death
+	// lands mid-flow) while the last 400 orders still flow.
+	tr.Kill()
+	if err := waitAcked(ctx, l, 600, done); err != nil {
 		return err
 	}
 	u, err := newUnackedCounter(ctx, sys, js, "tracking")
@@ -189,7 +191,14 @@ func killConsumerAfterCommit(ctx context.Context, t *testing.T, sys *System, js 
 		if tr.Running() {
 			tr.Kill()
 			hooked = false
-			t.Logf("tracking went past %d commits without exiting: the services have no DOORSTEP_FAULT_EXIT_AFTER_COMMIT hook; killing it instead", n)
+			deaths++
+			fresh, committed, err := u.count(ctx)
+			if err != nil {
+				return err
+			}
+			committedUnacked += committed
+			t.Logf("tracking went past %d commits without exiting: the services have no DOORSTEP_FAULT_EXIT_AFTER_COMMIT hook; killed it (%d delivered and unacknowledged, %d of them committed) and kill it from now on",
+				n, fresh, committed)
 			break
 		}
 		if err != nil {
@@ -222,7 +231,11 @@ func killConsumerAfterCommit(ctx context.Context, t *testing.T, sys *System, js 
 		kills++
 		deaths++
 		if err != nil {
-			t.Logf("kill %d: tracking found nothing more to apply; stopping the loop", kills)
+			info, _ := consumerInfo(ctx, js, trackingDurable)
+			if info != nil {
+				t.Logf("kill %d: tracking applied nothing more within 15 s (its consumer: %d pending, %d unacknowledged, %d redelivered); stopping the loop",
+					kills, info.NumPending, info.NumAckPending, info.NumRedelivered)
+			}
 			break
 		}
 		fresh, committed, err := u.count(ctx)

@@ -72,17 +72,17 @@ type Binaries map[string]string
 // the first one a link step.
 func Build(ctx context.Context, root, dir string, services ...string) (Binaries, error) {
 	bins := Binaries{"nats-server": filepath.Join(dir, "nats-server")}
-	var mu sync.Mutex
+	for _, svc := range services {
+		bins[svc+"d"] = filepath.Join(dir, svc+"d")
+	}
+	natsServer := bins["nats-server"]
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
 	g.Go(func() error {
-		return goBuild(ctx, filepath.Join(root, "tools"), nil, bins["nats-server"], "github.com/nats-io/nats-server/v2")
+		return goBuild(ctx, filepath.Join(root, "tools"), nil, natsServer, "github.com/nats-io/nats-server/v2")
 	})
 	for _, svc := range services {
-		out := filepath.Join(dir, svc+"d")
-		mu.Lock()
-		bins[svc+"d"] = out
-		mu.Unlock()
+		out := bins[svc+"d"]
 		g.Go(func() error {
 			return goBuild(ctx, filepath.Join(root, "services", svc), []string{"GOWORK=off"}, out, "./cmd/"+svc+"d")
 		})
