@@ -110,6 +110,7 @@ func people(t *testing.T, s *stack.Stack) accounts.IssuedCode {
 		{ID: "fm-staff", Role: typesv1.Role_ROLE_SUPPLIER, SupplierID: freshmart, Name: "鲜丰 FreshMart"},
 		{ID: "gate", Role: typesv1.Role_ROLE_DISPATCHER, Name: "门岗 Gate"},
 		{ID: "li.shifu", Role: typesv1.Role_ROLE_COURIER, CourierID: courierID, Name: "李师傅"},
+		{ID: "zhou", Role: typesv1.Role_ROLE_WORKER, Name: "社工 周老师"},
 	} {
 		st.Compound, st.Password = "haixin", password
 		if _, err := store.CreateStaff(ctx, st); err != nil {
@@ -416,4 +417,53 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	if hint != "Live updates" && hint != "状态实时更新" {
 		t.Fatalf("the resident's page says %q: its event stream failed (screenshots in %s)", hint, resident.screenshot("polling"))
 	}
+
+	// A community worker re-issues the household's code (the old one stops working), prints the
+	// notice with its QR code, and orders for the household; the household signs in with the new
+	// code and finds the worker's order.
+	worker := b.open("worker")
+	worker.signInStaff("zhou", "/worker")
+	var issued string
+	var qrWidth int
+	worker.do("re-issue the code and order for the household", 60*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#filter`)),
+		chromedp.SendKeys(chromedp.CSS(`#filter`), household+"\n"),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-code=%q]`, household))),
+		evaluate(`window.confirm = () => true`), // the "re-issuing ends the old code" question
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-code=%q]`, household))),
+		chromedp.WaitVisible(chromedp.CSS(`#issued-code`)),
+		text(`#issued-code`, &issued),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			// The QR code is drawn once its image has loaded.
+			for {
+				w, err := chromedp.Evaluate[int](`document.querySelector('img.qr').naturalWidth`)(ctx, t)
+				if err != nil || w > 0 {
+					qrWidth = w
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-proxy=%q]`, household))),
+		chromedp.WaitVisible(chromedp.CSS(`#proxy-catalog [data-add="fm-rice-5kg"]`)),
+		chromedp.Click(chromedp.CSS(`#proxy-catalog [data-add="fm-rice-5kg"]`)),
+		chromedp.WaitEnabled(chromedp.CSS(`#proxy-place`)),
+		chromedp.Click(chromedp.CSS(`#proxy-place`)),
+		chromedp.WaitVisible(chromedp.CSS(`#proxy-message.ok`)),
+	)
+	if len(issued) != 19 || issued == code.Formatted || qrWidth == 0 {
+		t.Fatalf("issued %q (old %q), QR %d px wide", issued, code.Formatted, qrWidth)
+	}
+	// The resident's phone was signed in with the old code: its next request finds the session
+	// ended. The new code signs in, and the worker's order is there.
+	again := b.open("resident again")
+	again.do("sign in with the new code", 30*time.Second,
+		chromedp.Navigate(accounts.SignInLink(b.base, issued)),
+		waitLocation(b.base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-order-id][data-placed-by="WORKER"]`)),
+	)
 }

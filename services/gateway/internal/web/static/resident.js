@@ -167,7 +167,7 @@
     const open = state.open.has(o.order_id);
     const [zh, en, tone] = STATUSES[o.status] || [o.status, o.status, ''];
     const msg = el('div', { class: 'message', role: 'status' });
-    return el('div', { class: 'order', 'data-order-id': o.order_id, 'data-status': o.status },
+    return el('div', { class: 'order', 'data-order-id': o.order_id, 'data-status': o.status, 'data-placed-by': (o.placed_by || {}).role || '' },
       el('div', { class: 'order-head' },
         el('span', null, L('订单', 'Order'), ' ', el('span', { class: 'order-id', title: o.order_id }, '…' + o.order_id.slice(-6))),
         el('span', { class: `chip ${tone}` }, L(zh, en))),

@@ -69,7 +69,20 @@
     $('proxy-card').scrollIntoView({ behavior: 'smooth' });
   }
 
+  // A full household id not among the loaded pages is fetched by itself.
+  async function find(e) {
+    e.preventDefault();
+    const id = $('filter').value.trim().toLowerCase();
+    $('find-message').replaceChildren();
+    if (!id || state.households.some((h) => h.household_id === id)) { render(); return; }
+    const res = await api('GET', `/api/v1/worker/households/${encodeURIComponent(id)}`);
+    if (!res || !res.ok) { showError($('find-message'), res); return; }
+    state.households.unshift(res.data);
+    render();
+  }
+
   $('filter').addEventListener('input', render);
+  $('find').addEventListener('submit', find);
   $('more').addEventListener('click', () => loadRoster(true));
   $('print').addEventListener('click', () => window.print());
   loadRoster(false);
