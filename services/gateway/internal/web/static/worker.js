@@ -50,7 +50,7 @@
       el('p', { class: 'code', id: 'issued-code' }, c.code),
       el('img', { src: c.qr_url, alt: L('登录二维码', 'Sign-in QR code'), width: '240', height: '240', class: 'qr' }),
       el('p', { class: 'muted link-text' }, c.link));
-    $('code-card').scrollIntoView({ behavior: 'smooth' });
+    $('code-card').scrollIntoView({ block: 'start' });
   }
 
   let shop = null;
@@ -66,7 +66,7 @@
     } else {
       shop.renderBasket();
     }
-    $('proxy-card').scrollIntoView({ behavior: 'smooth' });
+    $('proxy-card').scrollIntoView({ block: 'start' });
   }
 
   // A full household id not among the loaded pages is fetched by itself.
