@@ -162,7 +162,30 @@
       el('ol', { class: 'stops' }, r.stops.map((s) => el('li', null, `${L('第', 'Trip ')}${s.trip}${L('趟', '')} · ${addressText(s.address)} · ${s.parcel_ids.length} ${L('件', 'parcel(s)')}`,
         s.priority ? el('span', { class: 'chip waiting' }, L('优先', 'Priority')) : null,
         s.contactless ? el('span', { class: 'chip bad' }, L('无接触', 'Contactless')) : null,
-        s.pinned ? el('span', { class: 'chip' }, L('手动', 'Moved')) : null))))));
+        s.pinned ? el('span', { class: 'chip' }, L('手动', 'Moved')) : null,
+        moveControl(r, s)))))));
+  }
+
+  // moveControl moves one household's stop to another courier of the round.
+  function moveControl(route, stop) {
+    const others = state.couriers.filter((c) => c.courier_id !== route.courier_id);
+    if (!others.length) return null;
+    const msg = el('span', { class: 'message', role: 'status' });
+    const to = el('select', { 'aria-label': L('改由', 'Move to'), 'data-move-to': stop.household_id },
+      others.map((c) => el('option', { value: c.courier_id }, c.name || c.courier_id)));
+    return el('details', null, el('summary', null, L('改派此户', 'Move this stop')),
+      el('div', { class: 'actions wrap' }, to, el('button', {
+        type: 'button', 'data-move': stop.household_id, onclick: async (e) => {
+          const body = { household_id: stop.household_id, to_courier_id: to.value };
+          const key = `move:${state.round}:${JSON.stringify(body)}`;
+          body.request_id = requestId(key);
+          e.currentTarget.disabled = true;
+          const res = await api('POST', `/api/v1/dispatch/rounds/${encodeURIComponent(state.round)}/move-stop`, body);
+          settle(key, res);
+          if (!res || !res.ok) { e.target.disabled = false; showError(msg, res); return; }
+          loadRoutes();
+        },
+      }, L('改派', 'Move')), msg));
   }
 
   // Progress of the selected round, live from tracking's round watch; a one-off read when the
