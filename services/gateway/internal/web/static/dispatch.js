@@ -246,7 +246,7 @@
   $('reassign-form').addEventListener('submit', reassign);
   await loadRounds();
   loadGate();
-  loadCouriers();
+  await loadCouriers(); // the route list offers them for moving a stop
   loadRoutes();
   watchProgress();
   setInterval(() => { if (!document.hidden && !document.activeElement.matches('input, select')) { loadGate(); loadRounds(); } }, 15000);
