@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
@@ -64,7 +66,17 @@ type Consumer struct {
 	MaxDeliver int
 	// Metrics, when set, receives applied, retried and dead-lettered counts and the lag.
 	Metrics *metrics.Pipeline
+	// ExitAfterCommit, when positive, ends the process with FaultExitCode right after the
+	// ExitAfterCommit-th event it applied has committed and before that event is acknowledged:
+	// the fault tests' crash between commit and ack. servicekit sets it from
+	// DOORSTEP_FAULT_EXIT_AFTER_COMMIT; production never sets it.
+	ExitAfterCommit int64
+
+	committed atomic.Int64
 }
+
+// FaultExitCode is the exit status of a process ended by ExitAfterCommit.
+const FaultExitCode = 86
 
 // backoff is the redelivery schedule for handler errors, indexed by delivery attempt.
 var backoff = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second}
@@ -117,8 +129,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		for msg := range batch.Messages() {
-			c.process(ctx, msg)
+		msgs := batch.Messages()
+		group := make([]jetstream.Msg, 0, 64)
+		for msg := range msgs {
+			// Take what has already arrived with it: a busy consumer then commits many events in
+			// one transaction (one WAL flush), a quiet one still applies each event at once.
+			group = append(group[:0], msg)
+			for more := true; more && len(group) < cap(group); {
+				select {
+				case m, ok := <-msgs:
+					if ok {
+						group = append(group, m)
+					}
+					more = ok
+				default:
+					more = false
+				}
+			}
+			c.process(ctx, group)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 			c.Log.Debug("consumer: batch ended", "durable", c.Durable, "err", err)
@@ -127,20 +155,51 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
-	ev := &eventsv1.Event{}
-	if err := proto.Unmarshal(msg.Data(), ev); err != nil || ev.GetEventId() == "" {
-		c.deadLetter(ctx, msg, fmt.Sprintf("undecodable event: %v", err))
-		return
-	}
-	err := c.Apply(ctx, ev)
-	if err == nil {
-		if err := msg.Ack(); err != nil {
-			// The effect is committed; a redelivery will be recognised by the inbox.
-			c.Log.Warn("consumer: ack failed", "durable", c.Durable, "event", ev.GetEventId(), "err", err)
+// process applies a group of messages in one transaction, then acknowledges the applied ones and
+// sends the failed ones back for redelivery (or to the dead-letter stream).
+func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) {
+	evs := make([]*eventsv1.Event, 0, len(msgs))
+	decoded := make([]jetstream.Msg, 0, len(msgs))
+	for _, msg := range msgs {
+		ev := &eventsv1.Event{}
+		if err := proto.Unmarshal(msg.Data(), ev); err != nil || ev.GetEventId() == "" {
+			c.deadLetter(ctx, msg, fmt.Sprintf("undecodable event: %v", err))
+			continue
 		}
+		evs = append(evs, ev)
+		decoded = append(decoded, msg)
+	}
+	if len(evs) == 0 {
 		return
 	}
+	errs := c.ApplyAll(ctx, evs)
+	if c.ExitAfterCommit > 0 {
+		ok := int64(0)
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			}
+		}
+		if n := c.committed.Add(ok); n >= c.ExitAfterCommit && n-ok < c.ExitAfterCommit {
+			c.Log.Error("fault injection: exiting between commit and ack", "durable", c.Durable, "events", ok)
+			os.Exit(FaultExitCode)
+		}
+	}
+	for i, msg := range decoded {
+		if errs[i] == nil {
+			if err := msg.Ack(); err != nil {
+				// The effect is committed; a redelivery will be recognised by the inbox.
+				c.Log.Warn("consumer: ack failed", "durable", c.Durable, "event", evs[i].GetEventId(), "err", err)
+			}
+			continue
+		}
+		c.failed(ctx, msg, evs[i], errs[i])
+	}
+}
+
+// failed sends back a message whose handler failed: for redelivery with backoff, or, when no
+// retry can help or the retries are used up, to the dead-letter stream.
+func (c *Consumer) failed(ctx context.Context, msg jetstream.Msg, ev *eventsv1.Event, err error) {
 	if ctx.Err() != nil {
 		_ = msg.Nak()
 		return
@@ -166,34 +225,75 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 // Apply runs the handler for ev once: in a transaction that first records the event id. It is
 // exported so tests and replays can drive a handler without a broker.
 func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
-	applied := false
+	return c.ApplyAll(ctx, []*eventsv1.Event{ev})[0]
+}
+
+// ApplyAll applies evs in order in one transaction, each behind a savepoint that also records its
+// id: an event whose handler fails is rolled back alone and its error returned at its index, the
+// others commit together (one WAL flush for the lot). If the transaction itself fails, every
+// event gets that error.
+func (c *Consumer) ApplyAll(ctx context.Context, evs []*eventsv1.Event) []error {
+	errs := make([]error, len(evs))
+	applied := 0
 	var hooks []func()
 	hctx := context.WithValue(ctx, afterCommitKey{}, &hooks)
 	err := pgkit.Tx(ctx, c.Pool, func(tx pgx.Tx) error {
-		applied, hooks = false, hooks[:0]
-		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-			c.Durable, ev.GetEventId())
-		if err != nil {
-			return err
+		clear(errs)
+		applied, hooks = 0, hooks[:0]
+		for i, ev := range evs {
+			mark := len(hooks)
+			sp, err := tx.Begin(hctx) // a savepoint
+			if err != nil {
+				return err
+			}
+			fresh, err := c.applyOne(hctx, sp, ev)
+			if err != nil {
+				if rerr := sp.Rollback(hctx); rerr != nil {
+					return rerr
+				}
+				hooks = hooks[:mark]
+				errs[i] = err
+				continue
+			}
+			if err := sp.Commit(hctx); err != nil { // releases the savepoint
+				return err
+			}
+			if fresh {
+				applied++
+			}
 		}
-		if tag.RowsAffected() == 0 {
-			return nil // applied before: a redelivery
-		}
-		if err := c.Handle(hctx, tx, ev); err != nil {
-			return err
-		}
-		applied = true
 		return nil
 	})
-	if err == nil && applied && c.Metrics != nil {
-		c.Metrics.ConsumerApplied.WithLabelValues(c.Durable).Inc()
-	}
-	if err == nil {
-		for _, f := range hooks {
-			f()
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
 		}
+		return errs
 	}
-	return err
+	if c.Metrics != nil && applied > 0 {
+		c.Metrics.ConsumerApplied.WithLabelValues(c.Durable).Add(float64(applied))
+	}
+	for _, f := range hooks {
+		f()
+	}
+	return errs
+}
+
+// applyOne records ev's id and runs the handler, unless the id is recorded already (a
+// redelivery), in which case it changes nothing and reports fresh false.
+func (c *Consumer) applyOne(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) (fresh bool, err error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		c.Durable, ev.GetEventId())
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil // applied before: a redelivery
+	}
+	if err := c.Handle(ctx, tx, ev); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // deadLetter parks msg on the dead-letter stream with the reason, then terminates it so the

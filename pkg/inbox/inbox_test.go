@@ -70,3 +70,51 @@ func TestAfterCommit(t *testing.T) {
 		t.Fatalf("hook runs and rows visible then: %v, want [1]", visibleAtHook)
 	}
 }
+
+// A group of events commits together; one whose handler fails is rolled back alone, with its
+// after-commit hooks, and reported at its index.
+func TestApplyAllRollsBackOnlyTheFailure(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text)`); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*eventsv1.Event
+	for range 3 {
+		evs = append(evs, events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now()))
+	}
+	hooks := 0
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1)`, ev.GetEventId()); err != nil {
+				return err
+			}
+			inbox.AfterCommit(ctx, func() { hooks++ })
+			if ev == evs[1] {
+				return errors.New("not yet")
+			}
+			return nil
+		}}
+	errs := c.ApplyAll(ctx, evs)
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Fatalf("errors %v, want only the second", errs)
+	}
+	var n, inboxRows int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&n)
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM inbox`).Scan(&inboxRows)
+	if n != 2 || inboxRows != 2 || hooks != 2 {
+		t.Fatalf("effects %d, inbox rows %d, hooks %d; want 2 each", n, inboxRows, hooks)
+	}
+	// The failed one, redelivered, applies; the others are recognised.
+	errs = c.ApplyAll(ctx, []*eventsv1.Event{evs[0], evs[2]})
+	if errs[0] != nil || errs[1] != nil || hooks != 2 {
+		t.Fatalf("redelivery: %v, hooks %d", errs, hooks)
+	}
+}

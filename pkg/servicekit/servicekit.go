@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strconv"
 
 	"github.com/doorstep/doorstep/pkg/inbox"
 	"github.com/doorstep/doorstep/pkg/metrics"
@@ -90,9 +92,16 @@ func (k *Kit) Relay() *outbox.Relay {
 }
 
 // Consumer is a durable consumer named after the service and purpose, applying h per event.
+// DOORSTEP_FAULT_EXIT_AFTER_COMMIT=n (fault tests only) makes the process exit right after its
+// n-th committed event, before acknowledging it; see inbox.Consumer.ExitAfterCommit.
 func (k *Kit) Consumer(purpose string, subjects []string, h inbox.Handler) *inbox.Consumer {
-	return &inbox.Consumer{Pool: k.Pool, JS: k.JS, Log: k.Log.With("component", "consumer", "purpose", purpose),
+	c := &inbox.Consumer{Pool: k.Pool, JS: k.JS, Log: k.Log.With("component", "consumer", "purpose", purpose),
 		Durable: k.Name + "-" + purpose, Subjects: subjects, Handle: h, Metrics: k.Metrics}
+	if n, err := strconv.ParseInt(os.Getenv("DOORSTEP_FAULT_EXIT_AFTER_COMMIT"), 10, 64); err == nil && n > 0 {
+		c.ExitAfterCommit = n
+		k.Log.Warn("fault injection armed: exiting after a commit, before its ack", "durable", c.Durable, "after", n)
+	}
+	return c
 }
 
 // ServeMetrics serves the service's Prometheus metrics on port (0: not served) until ctx is done.
