@@ -42,7 +42,8 @@ var Policy = auth.Policy{
 	supplierv1.SupplierService_ConfirmParcel_FullMethodName:        {supplier, system},
 	supplierv1.SupplierService_RejectParcel_FullMethodName:         {supplier, system},
 	supplierv1.SupplierService_MarkParcelReady_FullMethodName:      {supplier, system},
-	supplierv1.SupplierService_ListParcels_FullMethodName:          {supplier, worker, system},
+	// Dispatchers list their compound's parcels to see what is waiting at the gate.
+	supplierv1.SupplierService_ListParcels_FullMethodName: {supplier, worker, dispatcher, system},
 }
 
 // flows are the methods only services call, each with the people a service may call it for: the
