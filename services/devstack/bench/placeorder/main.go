@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/services/devstack/stack"
 	"github.com/jackc/pgx/v5"
@@ -122,12 +123,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer s.Stop()
 
-	orderConn, err := grpcx.Dial(s.Order)
+	// Calls carry a signed SYSTEM identity, verified by every service as a resident's would be.
+	keys, err := auth.NewKeys([]byte(s.AuthKey), nil)
+	if err != nil {
+		return err
+	}
+	orderConn, err := grpcx.Dial(s.Order, keys.DialOption("placeorder-bench"))
 	if err != nil {
 		return err
 	}
 	defer orderConn.Close()
-	supplierConn, err := grpcx.Dial(s.Supplier)
+	supplierConn, err := grpcx.Dial(s.Supplier, keys.DialOption("placeorder-bench"))
 	if err != nil {
 		return err
 	}
