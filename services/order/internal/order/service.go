@@ -2,12 +2,14 @@ package order
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -221,34 +223,61 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	fail := func(cause error, unsure ...string) (Order, error) {
 		return s.abandon(ctx, key, attempt, orderID, append(reserved, unsure...), cause)
 	}
-	// A fixed supplier order keeps concurrent retries from holding reservations in opposite orders.
-	for _, sup := range slices.Sorted(maps.Keys(groups)) {
+	// The suppliers reserve at the same time: each reservation is its own transaction in its own
+	// service, so nothing is held across them, and the order waits for the slowest supplier rather
+	// than for all of them one after another. Results are then read in a fixed supplier order.
+	sups := slices.Sorted(maps.Keys(groups))
+	type outcome struct {
+		r   Reservation
+		got Reserved
+		err error
+	}
+	outcomes := make([]outcome, len(sups))
+	var wg sync.WaitGroup
+	for i, sup := range sups {
 		r := Reservation{ParcelID: ParcelID(orderID, sup, attempt), OrderID: orderID, SupplierID: sup,
 			HouseholdID: hh.ID, Address: hh.Address, Lines: groups[sup]}
-		got, err := s.suppliers.Reserve(ctx, r)
-		if errors.Is(err, ErrUnavailable) {
-			// The call may have reserved all the same (a lost answer): give that back too.
-			return fail(fmt.Errorf("reserve at supplier %s: %w", sup, err), r.ParcelID)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("reserve at supplier %s: %w", sup, err))
-		}
-		if !sameLines(r.Lines, got.Lines) {
+		wg.Go(func() {
+			got, err := s.suppliers.Reserve(ctx, r)
+			outcomes[i] = outcome{r: r, got: got, err: err}
+		})
+	}
+	wg.Wait()
+	// Everything that may have been reserved is known before any failure is answered, so a
+	// failure gives all of it back: what was reserved, and what a lost answer may have reserved.
+	var unsure []string
+	var firstErr error
+	for i, oc := range outcomes {
+		sup, r, got, err := sups[i], oc.r, oc.got, oc.err
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			unsure = append(unsure, r.ParcelID)
+			firstErr = cmp.Or(firstErr, fmt.Errorf("reserve at supplier %s: %w", sup, err))
+			continue
+		case err != nil:
+			firstErr = cmp.Or(firstErr, fmt.Errorf("reserve at supplier %s: %w", sup, err))
+			continue
+		case !sameLines(r.Lines, got.Lines):
 			// Another request holds this parcel id; with the request claimed first this means a
 			// supplier bug, and the reservation is not ours to release.
-			return fail(fmt.Errorf("%w: supplier %s holds parcel %s with other lines", ErrConflict, sup, r.ParcelID))
+			firstErr = cmp.Or(firstErr, fmt.Errorf("%w: supplier %s holds parcel %s with other lines", ErrConflict, sup, r.ParcelID))
+			continue
 		}
 		reserved = append(reserved, r.ParcelID)
 		switch got.State {
 		case Cancelled, Expired, Rejected:
 			// A concurrent retry of this attempt failed and gave the attempt's reservations back.
-			return fail(fmt.Errorf("%w: a concurrent attempt of request %q failed (parcel %s is %s at supplier %s); retry",
+			firstErr = cmp.Or(firstErr, fmt.Errorf("%w: a concurrent attempt of request %q failed (parcel %s is %s at supplier %s); retry",
 				ErrAborted, req.RequestID, r.ParcelID, got.State, sup))
+			continue
 		}
 		p := Parcel{ID: r.ParcelID, OrderID: orderID, SupplierID: sup, HouseholdID: hh.ID, State: Placed,
 			Lines: got.Lines, UpdatedAt: now, Address: hh.Address, Priority: hh.Priority(now), Contactless: hh.Quarantined(now)}
 		p.Totals()
 		o.Parcels = append(o.Parcels, p)
+	}
+	if firstErr != nil {
+		return fail(firstErr, unsure...)
 	}
 
 	stored, created, err := s.store.CreateOrder(ctx, o, key, attempt)
