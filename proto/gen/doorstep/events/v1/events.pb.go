@@ -39,6 +39,8 @@ type Event struct {
 	//	*Event_OrderPlaced
 	//	*Event_ParcelStateChanged
 	//	*Event_RoutePlanned
+	//	*Event_NoticePosted
+	//	*Event_NoticeWithdrawn
 	Payload       isEvent_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -143,6 +145,24 @@ func (x *Event) GetRoutePlanned() *RoutePlanned {
 	return nil
 }
 
+func (x *Event) GetNoticePosted() *NoticePosted {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_NoticePosted); ok {
+			return x.NoticePosted
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetNoticeWithdrawn() *NoticeWithdrawn {
+	if x != nil {
+		if x, ok := x.Payload.(*Event_NoticeWithdrawn); ok {
+			return x.NoticeWithdrawn
+		}
+	}
+	return nil
+}
+
 type isEvent_Payload interface {
 	isEvent_Payload()
 }
@@ -159,11 +179,23 @@ type Event_RoutePlanned struct {
 	RoutePlanned *RoutePlanned `protobuf:"bytes,12,opt,name=route_planned,json=routePlanned,proto3,oneof"`
 }
 
+type Event_NoticePosted struct {
+	NoticePosted *NoticePosted `protobuf:"bytes,13,opt,name=notice_posted,json=noticePosted,proto3,oneof"`
+}
+
+type Event_NoticeWithdrawn struct {
+	NoticeWithdrawn *NoticeWithdrawn `protobuf:"bytes,14,opt,name=notice_withdrawn,json=noticeWithdrawn,proto3,oneof"`
+}
+
 func (*Event_OrderPlaced) isEvent_Payload() {}
 
 func (*Event_ParcelStateChanged) isEvent_Payload() {}
 
 func (*Event_RoutePlanned) isEvent_Payload() {}
+
+func (*Event_NoticePosted) isEvent_Payload() {}
+
+func (*Event_NoticeWithdrawn) isEvent_Payload() {}
 
 // EventLine is a parcel line as events carry it.
 type EventLine struct {
@@ -310,8 +342,10 @@ type OrderPlaced struct {
 	Address     *v1.Address            `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	Parcels     []*EventParcel         `protobuf:"bytes,3,rep,name=parcels,proto3" json:"parcels,omitempty"`
 	TotalFen    int64                  `protobuf:"varint,4,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
-	// "app", "phone" or "worker".
-	Channel       string `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	// "app", "phone", "worker" or "campaign".
+	Channel string `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	// The campaign a free pack belongs to.
+	CampaignId    string `protobuf:"bytes,6,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +411,13 @@ func (x *OrderPlaced) GetTotalFen() int64 {
 func (x *OrderPlaced) GetChannel() string {
 	if x != nil {
 		return x.Channel
+	}
+	return ""
+}
+
+func (x *OrderPlaced) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
 	}
 	return ""
 }
@@ -814,11 +855,126 @@ func (x *RouteParcel) GetOrderId() string {
 	return ""
 }
 
+// NoticePosted: doorstep.<compound>.notice.posted, a notice to the compound's residents.
+type NoticePosted struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NoticeId string                 `protobuf:"bytes,1,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	Title    string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Text     string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// Empty means every building.
+	Buildings     []string `protobuf:"bytes,4,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticePosted) Reset() {
+	*x = NoticePosted{}
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticePosted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticePosted) ProtoMessage() {}
+
+func (x *NoticePosted) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticePosted.ProtoReflect.Descriptor instead.
+func (*NoticePosted) Descriptor() ([]byte, []int) {
+	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *NoticePosted) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+func (x *NoticePosted) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *NoticePosted) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *NoticePosted) GetBuildings() []string {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+// NoticeWithdrawn: doorstep.<compound>.notice.withdrawn.
+type NoticeWithdrawn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NoticeId      string                 `protobuf:"bytes,1,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticeWithdrawn) Reset() {
+	*x = NoticeWithdrawn{}
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticeWithdrawn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticeWithdrawn) ProtoMessage() {}
+
+func (x *NoticeWithdrawn) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_events_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticeWithdrawn.ProtoReflect.Descriptor instead.
+func (*NoticeWithdrawn) Descriptor() ([]byte, []int) {
+	return file_doorstep_events_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *NoticeWithdrawn) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
 var File_doorstep_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_doorstep_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1fdoorstep/events/v1/events.proto\x12\x12doorstep.events.v1\x1a\x1ddoorstep/types/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x03\n" +
+	"\x1fdoorstep/events/v1/events.proto\x12\x12doorstep.events.v1\x1a\x1ddoorstep/types/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x04\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12;\n" +
@@ -829,7 +985,9 @@ const file_doorstep_events_v1_events_proto_rawDesc = "" +
 	"\forder_placed\x18\n" +
 	" \x01(\v2\x1f.doorstep.events.v1.OrderPlacedH\x00R\vorderPlaced\x12Z\n" +
 	"\x14parcel_state_changed\x18\v \x01(\v2&.doorstep.events.v1.ParcelStateChangedH\x00R\x12parcelStateChanged\x12G\n" +
-	"\rroute_planned\x18\f \x01(\v2 .doorstep.events.v1.RoutePlannedH\x00R\froutePlannedB\t\n" +
+	"\rroute_planned\x18\f \x01(\v2 .doorstep.events.v1.RoutePlannedH\x00R\froutePlanned\x12G\n" +
+	"\rnotice_posted\x18\r \x01(\v2 .doorstep.events.v1.NoticePostedH\x00R\fnoticePosted\x12P\n" +
+	"\x10notice_withdrawn\x18\x0e \x01(\v2#.doorstep.events.v1.NoticeWithdrawnH\x00R\x0fnoticeWithdrawnB\t\n" +
 	"\apayload\"s\n" +
 	"\tEventLine\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x12\n" +
@@ -842,13 +1000,15 @@ const file_doorstep_events_v1_events_proto_rawDesc = "" +
 	"\vsupplier_id\x18\x02 \x01(\tR\n" +
 	"supplierId\x123\n" +
 	"\x05lines\x18\x03 \x03(\v2\x1d.doorstep.events.v1.EventLineR\x05lines\x12\x1b\n" +
-	"\ttotal_fen\x18\x04 \x01(\x03R\btotalFen\"\xd8\x01\n" +
+	"\ttotal_fen\x18\x04 \x01(\x03R\btotalFen\"\xf9\x01\n" +
 	"\vOrderPlaced\x12!\n" +
 	"\fhousehold_id\x18\x01 \x01(\tR\vhouseholdId\x124\n" +
 	"\aaddress\x18\x02 \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x129\n" +
 	"\aparcels\x18\x03 \x03(\v2\x1f.doorstep.events.v1.EventParcelR\aparcels\x12\x1b\n" +
 	"\ttotal_fen\x18\x04 \x01(\x03R\btotalFen\x12\x18\n" +
-	"\achannel\x18\x05 \x01(\tR\achannel\"\xf6\x03\n" +
+	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1f\n" +
+	"\vcampaign_id\x18\x06 \x01(\tR\n" +
+	"campaignId\"\xf6\x03\n" +
 	"\x12ParcelStateChanged\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\x12\x16\n" +
@@ -886,7 +1046,14 @@ const file_doorstep_events_v1_events_proto_rawDesc = "" +
 	"\vcontactless\x18\a \x01(\bR\vcontactless\"E\n" +
 	"\vRouteParcel\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderIdBDZBgithub.com/doorstep/doorstep/proto/gen/doorstep/events/v1;eventsv1b\x06proto3"
+	"\border_id\x18\x02 \x01(\tR\aorderId\"s\n" +
+	"\fNoticePosted\x12\x1b\n" +
+	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1c\n" +
+	"\tbuildings\x18\x04 \x03(\tR\tbuildings\".\n" +
+	"\x0fNoticeWithdrawn\x12\x1b\n" +
+	"\tnotice_id\x18\x01 \x01(\tR\bnoticeIdBDZBgithub.com/doorstep/doorstep/proto/gen/doorstep/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_doorstep_events_v1_events_proto_rawDescOnce sync.Once
@@ -900,7 +1067,7 @@ func file_doorstep_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_doorstep_events_v1_events_proto_rawDescData
 }
 
-var file_doorstep_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_doorstep_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_doorstep_events_v1_events_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: doorstep.events.v1.Event
 	(*EventLine)(nil),             // 1: doorstep.events.v1.EventLine
@@ -911,31 +1078,35 @@ var file_doorstep_events_v1_events_proto_goTypes = []any{
 	(*RoutePlanned)(nil),          // 6: doorstep.events.v1.RoutePlanned
 	(*RouteStop)(nil),             // 7: doorstep.events.v1.RouteStop
 	(*RouteParcel)(nil),           // 8: doorstep.events.v1.RouteParcel
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*v1.Actor)(nil),              // 10: doorstep.types.v1.Actor
-	(*v1.Address)(nil),            // 11: doorstep.types.v1.Address
-	(v1.ParcelState)(0),           // 12: doorstep.types.v1.ParcelState
+	(*NoticePosted)(nil),          // 9: doorstep.events.v1.NoticePosted
+	(*NoticeWithdrawn)(nil),       // 10: doorstep.events.v1.NoticeWithdrawn
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*v1.Actor)(nil),              // 12: doorstep.types.v1.Actor
+	(*v1.Address)(nil),            // 13: doorstep.types.v1.Address
+	(v1.ParcelState)(0),           // 14: doorstep.types.v1.ParcelState
 }
 var file_doorstep_events_v1_events_proto_depIdxs = []int32{
-	9,  // 0: doorstep.events.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	10, // 1: doorstep.events.v1.Event.actor:type_name -> doorstep.types.v1.Actor
+	11, // 0: doorstep.events.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	12, // 1: doorstep.events.v1.Event.actor:type_name -> doorstep.types.v1.Actor
 	3,  // 2: doorstep.events.v1.Event.order_placed:type_name -> doorstep.events.v1.OrderPlaced
 	4,  // 3: doorstep.events.v1.Event.parcel_state_changed:type_name -> doorstep.events.v1.ParcelStateChanged
 	6,  // 4: doorstep.events.v1.Event.route_planned:type_name -> doorstep.events.v1.RoutePlanned
-	1,  // 5: doorstep.events.v1.EventParcel.lines:type_name -> doorstep.events.v1.EventLine
-	11, // 6: doorstep.events.v1.OrderPlaced.address:type_name -> doorstep.types.v1.Address
-	2,  // 7: doorstep.events.v1.OrderPlaced.parcels:type_name -> doorstep.events.v1.EventParcel
-	12, // 8: doorstep.events.v1.ParcelStateChanged.state:type_name -> doorstep.types.v1.ParcelState
-	1,  // 9: doorstep.events.v1.ParcelStateChanged.confirmed_lines:type_name -> doorstep.events.v1.EventLine
-	5,  // 10: doorstep.events.v1.ParcelStateChanged.shortages:type_name -> doorstep.events.v1.EventShortage
-	7,  // 11: doorstep.events.v1.RoutePlanned.stops:type_name -> doorstep.events.v1.RouteStop
-	11, // 12: doorstep.events.v1.RouteStop.address:type_name -> doorstep.types.v1.Address
-	8,  // 13: doorstep.events.v1.RouteStop.parcels:type_name -> doorstep.events.v1.RouteParcel
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	9,  // 5: doorstep.events.v1.Event.notice_posted:type_name -> doorstep.events.v1.NoticePosted
+	10, // 6: doorstep.events.v1.Event.notice_withdrawn:type_name -> doorstep.events.v1.NoticeWithdrawn
+	1,  // 7: doorstep.events.v1.EventParcel.lines:type_name -> doorstep.events.v1.EventLine
+	13, // 8: doorstep.events.v1.OrderPlaced.address:type_name -> doorstep.types.v1.Address
+	2,  // 9: doorstep.events.v1.OrderPlaced.parcels:type_name -> doorstep.events.v1.EventParcel
+	14, // 10: doorstep.events.v1.ParcelStateChanged.state:type_name -> doorstep.types.v1.ParcelState
+	1,  // 11: doorstep.events.v1.ParcelStateChanged.confirmed_lines:type_name -> doorstep.events.v1.EventLine
+	5,  // 12: doorstep.events.v1.ParcelStateChanged.shortages:type_name -> doorstep.events.v1.EventShortage
+	7,  // 13: doorstep.events.v1.RoutePlanned.stops:type_name -> doorstep.events.v1.RouteStop
+	13, // 14: doorstep.events.v1.RouteStop.address:type_name -> doorstep.types.v1.Address
+	8,  // 15: doorstep.events.v1.RouteStop.parcels:type_name -> doorstep.events.v1.RouteParcel
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_events_v1_events_proto_init() }
@@ -947,6 +1118,8 @@ func file_doorstep_events_v1_events_proto_init() {
 		(*Event_OrderPlaced)(nil),
 		(*Event_ParcelStateChanged)(nil),
 		(*Event_RoutePlanned)(nil),
+		(*Event_NoticePosted)(nil),
+		(*Event_NoticeWithdrawn)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -954,7 +1127,7 @@ func file_doorstep_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_events_v1_events_proto_rawDesc), len(file_doorstep_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -84,6 +84,8 @@ const (
 	Channel_CHANNEL_APP         Channel = 1
 	Channel_CHANNEL_PHONE       Channel = 2
 	Channel_CHANNEL_WORKER      Channel = 3
+	// A free pack of a campaign.
+	Channel_CHANNEL_CAMPAIGN Channel = 4
 )
 
 // Enum value maps for Channel.
@@ -93,12 +95,14 @@ var (
 		1: "CHANNEL_APP",
 		2: "CHANNEL_PHONE",
 		3: "CHANNEL_WORKER",
+		4: "CHANNEL_CAMPAIGN",
 	}
 	Channel_value = map[string]int32{
 		"CHANNEL_UNSPECIFIED": 0,
 		"CHANNEL_APP":         1,
 		"CHANNEL_PHONE":       2,
 		"CHANNEL_WORKER":      3,
+		"CHANNEL_CAMPAIGN":    4,
 	}
 )
 
@@ -187,6 +191,181 @@ func (x OrderStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use OrderStatus.Descriptor instead.
 func (OrderStatus) EnumDescriptor() ([]byte, []int) {
 	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+// HouseholdFlag is a roster flag a campaign can target.
+type HouseholdFlag int32
+
+const (
+	HouseholdFlag_HOUSEHOLD_FLAG_UNSPECIFIED     HouseholdFlag = 0
+	HouseholdFlag_HOUSEHOLD_FLAG_OVER_80         HouseholdFlag = 1
+	HouseholdFlag_HOUSEHOLD_FLAG_LIVES_ALONE     HouseholdFlag = 2
+	HouseholdFlag_HOUSEHOLD_FLAG_CHRONICALLY_ILL HouseholdFlag = 3
+	// Under quarantine on the day of the launch.
+	HouseholdFlag_HOUSEHOLD_FLAG_QUARANTINED HouseholdFlag = 4
+)
+
+// Enum value maps for HouseholdFlag.
+var (
+	HouseholdFlag_name = map[int32]string{
+		0: "HOUSEHOLD_FLAG_UNSPECIFIED",
+		1: "HOUSEHOLD_FLAG_OVER_80",
+		2: "HOUSEHOLD_FLAG_LIVES_ALONE",
+		3: "HOUSEHOLD_FLAG_CHRONICALLY_ILL",
+		4: "HOUSEHOLD_FLAG_QUARANTINED",
+	}
+	HouseholdFlag_value = map[string]int32{
+		"HOUSEHOLD_FLAG_UNSPECIFIED":     0,
+		"HOUSEHOLD_FLAG_OVER_80":         1,
+		"HOUSEHOLD_FLAG_LIVES_ALONE":     2,
+		"HOUSEHOLD_FLAG_CHRONICALLY_ILL": 3,
+		"HOUSEHOLD_FLAG_QUARANTINED":     4,
+	}
+)
+
+func (x HouseholdFlag) Enum() *HouseholdFlag {
+	p := new(HouseholdFlag)
+	*p = x
+	return p
+}
+
+func (x HouseholdFlag) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HouseholdFlag) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorstep_order_v1_order_proto_enumTypes[3].Descriptor()
+}
+
+func (HouseholdFlag) Type() protoreflect.EnumType {
+	return &file_doorstep_order_v1_order_proto_enumTypes[3]
+}
+
+func (x HouseholdFlag) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HouseholdFlag.Descriptor instead.
+func (HouseholdFlag) EnumDescriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
+// CampaignState is a campaign's life: DRAFT → LAUNCHING (packs being made) → LAUNCHED.
+// A retry of missed households makes it LAUNCHING again until their packs are made.
+type CampaignState int32
+
+const (
+	CampaignState_CAMPAIGN_STATE_UNSPECIFIED CampaignState = 0
+	CampaignState_CAMPAIGN_STATE_DRAFT       CampaignState = 1
+	CampaignState_CAMPAIGN_STATE_LAUNCHING   CampaignState = 2
+	CampaignState_CAMPAIGN_STATE_LAUNCHED    CampaignState = 3
+)
+
+// Enum value maps for CampaignState.
+var (
+	CampaignState_name = map[int32]string{
+		0: "CAMPAIGN_STATE_UNSPECIFIED",
+		1: "CAMPAIGN_STATE_DRAFT",
+		2: "CAMPAIGN_STATE_LAUNCHING",
+		3: "CAMPAIGN_STATE_LAUNCHED",
+	}
+	CampaignState_value = map[string]int32{
+		"CAMPAIGN_STATE_UNSPECIFIED": 0,
+		"CAMPAIGN_STATE_DRAFT":       1,
+		"CAMPAIGN_STATE_LAUNCHING":   2,
+		"CAMPAIGN_STATE_LAUNCHED":    3,
+	}
+)
+
+func (x CampaignState) Enum() *CampaignState {
+	p := new(CampaignState)
+	*p = x
+	return p
+}
+
+func (x CampaignState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CampaignState) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorstep_order_v1_order_proto_enumTypes[4].Descriptor()
+}
+
+func (CampaignState) Type() protoreflect.EnumType {
+	return &file_doorstep_order_v1_order_proto_enumTypes[4]
+}
+
+func (x CampaignState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CampaignState.Descriptor instead.
+func (CampaignState) EnumDescriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{4}
+}
+
+// RosterStatus is where one targeted household's pack stands.
+type RosterStatus int32
+
+const (
+	RosterStatus_ROSTER_STATUS_UNSPECIFIED RosterStatus = 0
+	// The pack is being made (reserved at its supplier).
+	RosterStatus_ROSTER_STATUS_PACKING RosterStatus = 1
+	// The pack is on its way: confirmed, at the gate, on a route or out for delivery.
+	RosterStatus_ROSTER_STATUS_ON_THE_WAY RosterStatus = 2
+	RosterStatus_ROSTER_STATUS_DELIVERED  RosterStatus = 3
+	// The courier could not deliver it (reason given); it waits at the gate for the next round.
+	RosterStatus_ROSTER_STATUS_FAILED RosterStatus = 4
+	// No pack is on its way: none could be made (out of stock, supplier not accepting), or its
+	// parcel was rejected, cancelled or expired. RetryMissedHouseholds makes a fresh one.
+	RosterStatus_ROSTER_STATUS_MISSED RosterStatus = 5
+)
+
+// Enum value maps for RosterStatus.
+var (
+	RosterStatus_name = map[int32]string{
+		0: "ROSTER_STATUS_UNSPECIFIED",
+		1: "ROSTER_STATUS_PACKING",
+		2: "ROSTER_STATUS_ON_THE_WAY",
+		3: "ROSTER_STATUS_DELIVERED",
+		4: "ROSTER_STATUS_FAILED",
+		5: "ROSTER_STATUS_MISSED",
+	}
+	RosterStatus_value = map[string]int32{
+		"ROSTER_STATUS_UNSPECIFIED": 0,
+		"ROSTER_STATUS_PACKING":     1,
+		"ROSTER_STATUS_ON_THE_WAY":  2,
+		"ROSTER_STATUS_DELIVERED":   3,
+		"ROSTER_STATUS_FAILED":      4,
+		"ROSTER_STATUS_MISSED":      5,
+	}
+)
+
+func (x RosterStatus) Enum() *RosterStatus {
+	p := new(RosterStatus)
+	*p = x
+	return p
+}
+
+func (x RosterStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RosterStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_doorstep_order_v1_order_proto_enumTypes[5].Descriptor()
+}
+
+func (RosterStatus) Type() protoreflect.EnumType {
+	return &file_doorstep_order_v1_order_proto_enumTypes[5]
+}
+
+func (x RosterStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RosterStatus.Descriptor instead.
+func (RosterStatus) EnumDescriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{5}
 }
 
 // Household is one home of the roster.
@@ -1367,15 +1546,17 @@ func (x *Parcel) GetContactless() bool {
 }
 
 type Order struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	HouseholdId   string                 `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	Status        OrderStatus            `protobuf:"varint,3,opt,name=status,proto3,enum=doorstep.order.v1.OrderStatus" json:"status,omitempty"`
-	Parcels       []*Parcel              `protobuf:"bytes,4,rep,name=parcels,proto3" json:"parcels,omitempty"`
-	TotalFen      int64                  `protobuf:"varint,5,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
-	Channel       Channel                `protobuf:"varint,6,opt,name=channel,proto3,enum=doorstep.order.v1.Channel" json:"channel,omitempty"`
-	PlacedBy      *v1.Actor              `protobuf:"bytes,7,opt,name=placed_by,json=placedBy,proto3" json:"placed_by,omitempty"`
-	PlacedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=placed_at,json=placedAt,proto3" json:"placed_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	OrderId     string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	HouseholdId string                 `protobuf:"bytes,2,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	Status      OrderStatus            `protobuf:"varint,3,opt,name=status,proto3,enum=doorstep.order.v1.OrderStatus" json:"status,omitempty"`
+	Parcels     []*Parcel              `protobuf:"bytes,4,rep,name=parcels,proto3" json:"parcels,omitempty"`
+	TotalFen    int64                  `protobuf:"varint,5,opt,name=total_fen,json=totalFen,proto3" json:"total_fen,omitempty"`
+	Channel     Channel                `protobuf:"varint,6,opt,name=channel,proto3,enum=doorstep.order.v1.Channel" json:"channel,omitempty"`
+	PlacedBy    *v1.Actor              `protobuf:"bytes,7,opt,name=placed_by,json=placedBy,proto3" json:"placed_by,omitempty"`
+	PlacedAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=placed_at,json=placedAt,proto3" json:"placed_at,omitempty"`
+	// The campaign a free pack belongs to.
+	CampaignId    string `protobuf:"bytes,9,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1464,6 +1645,13 @@ func (x *Order) GetPlacedAt() *timestamppb.Timestamp {
 		return x.PlacedAt
 	}
 	return nil
+}
+
+func (x *Order) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
 }
 
 type GetOrderRequest struct {
@@ -1850,6 +2038,1655 @@ func (x *GetParcelResponse) GetParcel() *Parcel {
 	return nil
 }
 
+// PackLine is one item of a campaign's pack.
+type PackLine struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	ItemId string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Units of the item per household.
+	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PackLine) Reset() {
+	*x = PackLine{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PackLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PackLine) ProtoMessage() {}
+
+func (x *PackLine) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PackLine.ProtoReflect.Descriptor instead.
+func (*PackLine) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PackLine) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *PackLine) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+// CampaignTarget chooses the households a campaign goes to: occupied households, narrowed by
+// buildings and by flags.
+type CampaignTarget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty means every building.
+	Buildings []string `protobuf:"bytes,1,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	// Empty means every household; otherwise households with at least one of these flags.
+	Flags []HouseholdFlag `protobuf:"varint,2,rep,packed,name=flags,proto3,enum=doorstep.order.v1.HouseholdFlag" json:"flags,omitempty"`
+	// Also send to households whose occupancy is unknown (better a pack at an empty door than none
+	// at an occupied one). Empty flats never get one.
+	IncludeUnknownOccupancy bool `protobuf:"varint,3,opt,name=include_unknown_occupancy,json=includeUnknownOccupancy,proto3" json:"include_unknown_occupancy,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *CampaignTarget) Reset() {
+	*x = CampaignTarget{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignTarget) ProtoMessage() {}
+
+func (x *CampaignTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignTarget.ProtoReflect.Descriptor instead.
+func (*CampaignTarget) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CampaignTarget) GetBuildings() []string {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+func (x *CampaignTarget) GetFlags() []HouseholdFlag {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *CampaignTarget) GetIncludeUnknownOccupancy() bool {
+	if x != nil {
+		return x.IncludeUnknownOccupancy
+	}
+	return false
+}
+
+// CampaignCounts counts a campaign's households by roster status.
+type CampaignCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Targeted      int32                  `protobuf:"varint,1,opt,name=targeted,proto3" json:"targeted,omitempty"`
+	Packing       int32                  `protobuf:"varint,2,opt,name=packing,proto3" json:"packing,omitempty"`
+	OnTheWay      int32                  `protobuf:"varint,3,opt,name=on_the_way,json=onTheWay,proto3" json:"on_the_way,omitempty"`
+	Delivered     int32                  `protobuf:"varint,4,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Failed        int32                  `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	Missed        int32                  `protobuf:"varint,6,opt,name=missed,proto3" json:"missed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignCounts) Reset() {
+	*x = CampaignCounts{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignCounts) ProtoMessage() {}
+
+func (x *CampaignCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignCounts.ProtoReflect.Descriptor instead.
+func (*CampaignCounts) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CampaignCounts) GetTargeted() int32 {
+	if x != nil {
+		return x.Targeted
+	}
+	return 0
+}
+
+func (x *CampaignCounts) GetPacking() int32 {
+	if x != nil {
+		return x.Packing
+	}
+	return 0
+}
+
+func (x *CampaignCounts) GetOnTheWay() int32 {
+	if x != nil {
+		return x.OnTheWay
+	}
+	return 0
+}
+
+func (x *CampaignCounts) GetDelivered() int32 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *CampaignCounts) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *CampaignCounts) GetMissed() int32 {
+	if x != nil {
+		return x.Missed
+	}
+	return 0
+}
+
+// Campaign is a free distribution to the households of a compound.
+type Campaign struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	Compound   string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	// What the households are told, e.g. "84消毒液和口罩".
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Output only: the supplier whose items make the pack (a supermarket, a pharmacy, or the
+	// community's donated stock).
+	SupplierId string          `protobuf:"bytes,4,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	Pack       []*PackLine     `protobuf:"bytes,5,rep,name=pack,proto3" json:"pack,omitempty"`
+	Target     *CampaignTarget `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	// Output only.
+	State CampaignState `protobuf:"varint,7,opt,name=state,proto3,enum=doorstep.order.v1.CampaignState" json:"state,omitempty"`
+	// Output only.
+	CreatedBy *v1.Actor `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Output only.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Output only: set by the first launch.
+	LaunchedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=launched_at,json=launchedAt,proto3" json:"launched_at,omitempty"`
+	// Output only: zero until launched.
+	Counts        *CampaignCounts `protobuf:"bytes,11,opt,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Campaign) Reset() {
+	*x = Campaign{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Campaign) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Campaign) ProtoMessage() {}
+
+func (x *Campaign) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
+func (*Campaign) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Campaign) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *Campaign) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *Campaign) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Campaign) GetSupplierId() string {
+	if x != nil {
+		return x.SupplierId
+	}
+	return ""
+}
+
+func (x *Campaign) GetPack() []*PackLine {
+	if x != nil {
+		return x.Pack
+	}
+	return nil
+}
+
+func (x *Campaign) GetTarget() *CampaignTarget {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *Campaign) GetState() CampaignState {
+	if x != nil {
+		return x.State
+	}
+	return CampaignState_CAMPAIGN_STATE_UNSPECIFIED
+}
+
+func (x *Campaign) GetCreatedBy() *v1.Actor {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return nil
+}
+
+func (x *Campaign) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Campaign) GetLaunchedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LaunchedAt
+	}
+	return nil
+}
+
+func (x *Campaign) GetCounts() *CampaignCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+type CreateCampaignRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Compound  string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Every item of one supplier; at most 20 lines.
+	Pack          []*PackLine     `protobuf:"bytes,4,rep,name=pack,proto3" json:"pack,omitempty"`
+	Target        *CampaignTarget `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCampaignRequest) Reset() {
+	*x = CreateCampaignRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCampaignRequest) ProtoMessage() {}
+
+func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
+func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateCampaignRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateCampaignRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *CreateCampaignRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateCampaignRequest) GetPack() []*PackLine {
+	if x != nil {
+		return x.Pack
+	}
+	return nil
+}
+
+func (x *CreateCampaignRequest) GetTarget() *CampaignTarget {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type CreateCampaignResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCampaignResponse) Reset() {
+	*x = CreateCampaignResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCampaignResponse) ProtoMessage() {}
+
+func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCampaignResponse.ProtoReflect.Descriptor instead.
+func (*CreateCampaignResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateCampaignResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+type GetCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCampaignRequest) Reset() {
+	*x = GetCampaignRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCampaignRequest) ProtoMessage() {}
+
+func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
+func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetCampaignRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+type GetCampaignResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCampaignResponse) Reset() {
+	*x = GetCampaignResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCampaignResponse) ProtoMessage() {}
+
+func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
+func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetCampaignResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+type ListCampaignsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Compound      string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCampaignsRequest) Reset() {
+	*x = ListCampaignsRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCampaignsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCampaignsRequest) ProtoMessage() {}
+
+func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
+func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListCampaignsRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+type ListCampaignsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaigns     []*Campaign            `protobuf:"bytes,1,rep,name=campaigns,proto3" json:"campaigns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCampaignsResponse) Reset() {
+	*x = ListCampaignsResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCampaignsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCampaignsResponse) ProtoMessage() {}
+
+func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
+func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
+	if x != nil {
+		return x.Campaigns
+	}
+	return nil
+}
+
+type LaunchCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CampaignId    string                 `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LaunchCampaignRequest) Reset() {
+	*x = LaunchCampaignRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LaunchCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LaunchCampaignRequest) ProtoMessage() {}
+
+func (x *LaunchCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LaunchCampaignRequest.ProtoReflect.Descriptor instead.
+func (*LaunchCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LaunchCampaignRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LaunchCampaignRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+type LaunchCampaignResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LaunchCampaignResponse) Reset() {
+	*x = LaunchCampaignResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LaunchCampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LaunchCampaignResponse) ProtoMessage() {}
+
+func (x *LaunchCampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LaunchCampaignResponse.ProtoReflect.Descriptor instead.
+func (*LaunchCampaignResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *LaunchCampaignResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+type RetryMissedHouseholdsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CampaignId    string                 `protobuf:"bytes,2,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryMissedHouseholdsRequest) Reset() {
+	*x = RetryMissedHouseholdsRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryMissedHouseholdsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryMissedHouseholdsRequest) ProtoMessage() {}
+
+func (x *RetryMissedHouseholdsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryMissedHouseholdsRequest.ProtoReflect.Descriptor instead.
+func (*RetryMissedHouseholdsRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RetryMissedHouseholdsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RetryMissedHouseholdsRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+type RetryMissedHouseholdsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Campaign *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	// Households given a fresh pack.
+	Retried       int32 `protobuf:"varint,2,opt,name=retried,proto3" json:"retried,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryMissedHouseholdsResponse) Reset() {
+	*x = RetryMissedHouseholdsResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryMissedHouseholdsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryMissedHouseholdsResponse) ProtoMessage() {}
+
+func (x *RetryMissedHouseholdsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryMissedHouseholdsResponse.ProtoReflect.Descriptor instead.
+func (*RetryMissedHouseholdsResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RetryMissedHouseholdsResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+func (x *RetryMissedHouseholdsResponse) GetRetried() int32 {
+	if x != nil {
+		return x.Retried
+	}
+	return 0
+}
+
+// RosterEntry is one targeted household of a campaign.
+type RosterEntry struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	HouseholdId string                 `protobuf:"bytes,1,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	Address     *v1.Address            `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Status      RosterStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=doorstep.order.v1.RosterStatus" json:"status,omitempty"`
+	// Why it failed or was missed.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The current pack's parcel, once made.
+	ParcelId    string         `protobuf:"bytes,5,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	ParcelState v1.ParcelState `protobuf:"varint,6,opt,name=parcel_state,json=parcelState,proto3,enum=doorstep.types.v1.ParcelState" json:"parcel_state,omitempty"`
+	// 1 for the first pack, 2 after one retry, ...
+	Attempt       int32                  `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Priority      bool                   `protobuf:"varint,8,opt,name=priority,proto3" json:"priority,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RosterEntry) Reset() {
+	*x = RosterEntry{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RosterEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RosterEntry) ProtoMessage() {}
+
+func (x *RosterEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RosterEntry.ProtoReflect.Descriptor instead.
+func (*RosterEntry) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RosterEntry) GetHouseholdId() string {
+	if x != nil {
+		return x.HouseholdId
+	}
+	return ""
+}
+
+func (x *RosterEntry) GetAddress() *v1.Address {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *RosterEntry) GetStatus() RosterStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RosterStatus_ROSTER_STATUS_UNSPECIFIED
+}
+
+func (x *RosterEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RosterEntry) GetParcelId() string {
+	if x != nil {
+		return x.ParcelId
+	}
+	return ""
+}
+
+func (x *RosterEntry) GetParcelState() v1.ParcelState {
+	if x != nil {
+		return x.ParcelState
+	}
+	return v1.ParcelState(0)
+}
+
+func (x *RosterEntry) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *RosterEntry) GetPriority() bool {
+	if x != nil {
+		return x.Priority
+	}
+	return false
+}
+
+func (x *RosterEntry) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// BuildingCounts is one building's share of a campaign.
+type BuildingCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Building      string                 `protobuf:"bytes,1,opt,name=building,proto3" json:"building,omitempty"`
+	Counts        *CampaignCounts        `protobuf:"bytes,2,opt,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildingCounts) Reset() {
+	*x = BuildingCounts{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildingCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildingCounts) ProtoMessage() {}
+
+func (x *BuildingCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildingCounts.ProtoReflect.Descriptor instead.
+func (*BuildingCounts) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BuildingCounts) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+func (x *BuildingCounts) GetCounts() *CampaignCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+type GetCampaignRosterRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// Optional: only these statuses.
+	Statuses []RosterStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=doorstep.order.v1.RosterStatus" json:"statuses,omitempty"`
+	// Optional: only this building.
+	Building string `protobuf:"bytes,3,opt,name=building,proto3" json:"building,omitempty"`
+	// At most 1000; 0 means 200.
+	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCampaignRosterRequest) Reset() {
+	*x = GetCampaignRosterRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCampaignRosterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCampaignRosterRequest) ProtoMessage() {}
+
+func (x *GetCampaignRosterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCampaignRosterRequest.ProtoReflect.Descriptor instead.
+func (*GetCampaignRosterRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetCampaignRosterRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *GetCampaignRosterRequest) GetStatuses() []RosterStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *GetCampaignRosterRequest) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+func (x *GetCampaignRosterRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetCampaignRosterRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type GetCampaignRosterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*RosterEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// Counts of the whole campaign by building (not narrowed by the filters).
+	Buildings     []*BuildingCounts `protobuf:"bytes,3,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	Totals        *CampaignCounts   `protobuf:"bytes,4,opt,name=totals,proto3" json:"totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCampaignRosterResponse) Reset() {
+	*x = GetCampaignRosterResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCampaignRosterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCampaignRosterResponse) ProtoMessage() {}
+
+func (x *GetCampaignRosterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCampaignRosterResponse.ProtoReflect.Descriptor instead.
+func (*GetCampaignRosterResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetCampaignRosterResponse) GetEntries() []*RosterEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetCampaignRosterResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *GetCampaignRosterResponse) GetBuildings() []*BuildingCounts {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+func (x *GetCampaignRosterResponse) GetTotals() *CampaignCounts {
+	if x != nil {
+		return x.Totals
+	}
+	return nil
+}
+
+type ExportCampaignRosterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCampaignRosterRequest) Reset() {
+	*x = ExportCampaignRosterRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCampaignRosterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCampaignRosterRequest) ProtoMessage() {}
+
+func (x *ExportCampaignRosterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCampaignRosterRequest.ProtoReflect.Descriptor instead.
+func (*ExportCampaignRosterRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ExportCampaignRosterRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+type ExportCampaignRosterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Csv           []byte                 `protobuf:"bytes,1,opt,name=csv,proto3" json:"csv,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCampaignRosterResponse) Reset() {
+	*x = ExportCampaignRosterResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCampaignRosterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCampaignRosterResponse) ProtoMessage() {}
+
+func (x *ExportCampaignRosterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCampaignRosterResponse.ProtoReflect.Descriptor instead.
+func (*ExportCampaignRosterResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ExportCampaignRosterResponse) GetCsv() []byte {
+	if x != nil {
+		return x.Csv
+	}
+	return nil
+}
+
+// Notice is a message from the community to its residents.
+type Notice struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NoticeId string                 `protobuf:"bytes,1,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	Compound string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	Title    string                 `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	Text     string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// Empty means every building.
+	Buildings []string `protobuf:"bytes,5,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	// Output only.
+	PostedBy *v1.Actor `protobuf:"bytes,6,opt,name=posted_by,json=postedBy,proto3" json:"posted_by,omitempty"`
+	// Output only.
+	PostedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=posted_at,json=postedAt,proto3" json:"posted_at,omitempty"`
+	// Output only: set once withdrawn.
+	WithdrawnAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=withdrawn_at,json=withdrawnAt,proto3" json:"withdrawn_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notice) Reset() {
+	*x = Notice{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notice) ProtoMessage() {}
+
+func (x *Notice) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notice.ProtoReflect.Descriptor instead.
+func (*Notice) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Notice) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+func (x *Notice) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *Notice) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Notice) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Notice) GetBuildings() []string {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+func (x *Notice) GetPostedBy() *v1.Actor {
+	if x != nil {
+		return x.PostedBy
+	}
+	return nil
+}
+
+func (x *Notice) GetPostedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PostedAt
+	}
+	return nil
+}
+
+func (x *Notice) GetWithdrawnAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WithdrawnAt
+	}
+	return nil
+}
+
+type PostNoticeRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Compound  string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
+	// At most 100 characters.
+	Title string `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	// At most 4000 characters.
+	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// Empty means every building.
+	Buildings     []string `protobuf:"bytes,5,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostNoticeRequest) Reset() {
+	*x = PostNoticeRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostNoticeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostNoticeRequest) ProtoMessage() {}
+
+func (x *PostNoticeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostNoticeRequest.ProtoReflect.Descriptor instead.
+func (*PostNoticeRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PostNoticeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PostNoticeRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *PostNoticeRequest) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *PostNoticeRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *PostNoticeRequest) GetBuildings() []string {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+type PostNoticeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notice        *Notice                `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostNoticeResponse) Reset() {
+	*x = PostNoticeResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostNoticeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostNoticeResponse) ProtoMessage() {}
+
+func (x *PostNoticeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostNoticeResponse.ProtoReflect.Descriptor instead.
+func (*PostNoticeResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PostNoticeResponse) GetNotice() *Notice {
+	if x != nil {
+		return x.Notice
+	}
+	return nil
+}
+
+type WithdrawNoticeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	NoticeId      string                 `protobuf:"bytes,2,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawNoticeRequest) Reset() {
+	*x = WithdrawNoticeRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawNoticeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawNoticeRequest) ProtoMessage() {}
+
+func (x *WithdrawNoticeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawNoticeRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawNoticeRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *WithdrawNoticeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WithdrawNoticeRequest) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+type WithdrawNoticeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notice        *Notice                `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawNoticeResponse) Reset() {
+	*x = WithdrawNoticeResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawNoticeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawNoticeResponse) ProtoMessage() {}
+
+func (x *WithdrawNoticeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawNoticeResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawNoticeResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *WithdrawNoticeResponse) GetNotice() *Notice {
+	if x != nil {
+		return x.Notice
+	}
+	return nil
+}
+
+type ListNoticesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Compound      string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNoticesRequest) Reset() {
+	*x = ListNoticesRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNoticesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNoticesRequest) ProtoMessage() {}
+
+func (x *ListNoticesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNoticesRequest.ProtoReflect.Descriptor instead.
+func (*ListNoticesRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListNoticesRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+type ListNoticesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notices       []*Notice              `protobuf:"bytes,1,rep,name=notices,proto3" json:"notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNoticesResponse) Reset() {
+	*x = ListNoticesResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNoticesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNoticesResponse) ProtoMessage() {}
+
+func (x *ListNoticesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNoticesResponse.ProtoReflect.Descriptor instead.
+func (*ListNoticesResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ListNoticesResponse) GetNotices() []*Notice {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
 var File_doorstep_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_doorstep_order_v1_order_proto_rawDesc = "" +
@@ -1953,7 +3790,7 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x124\n" +
 	"\aaddress\x18\v \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x12\x1a\n" +
 	"\bpriority\x18\f \x01(\bR\bpriority\x12 \n" +
-	"\vcontactless\x18\r \x01(\bR\vcontactless\"\xf5\x02\n" +
+	"\vcontactless\x18\r \x01(\bR\vcontactless\"\x96\x03\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12!\n" +
 	"\fhousehold_id\x18\x02 \x01(\tR\vhouseholdId\x126\n" +
@@ -1962,7 +3799,9 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\ttotal_fen\x18\x05 \x01(\x03R\btotalFen\x124\n" +
 	"\achannel\x18\x06 \x01(\x0e2\x1a.doorstep.order.v1.ChannelR\achannel\x125\n" +
 	"\tplaced_by\x18\a \x01(\v2\x18.doorstep.types.v1.ActorR\bplacedBy\x127\n" +
-	"\tplaced_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bplacedAt\",\n" +
+	"\tplaced_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bplacedAt\x12\x1f\n" +
+	"\vcampaign_id\x18\t \x01(\tR\n" +
+	"campaignId\",\n" +
 	"\x0fGetOrderRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"B\n" +
 	"\x10GetOrderResponse\x12.\n" +
@@ -1983,23 +3822,168 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\x10GetParcelRequest\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\"F\n" +
 	"\x11GetParcelResponse\x121\n" +
-	"\x06parcel\x18\x01 \x01(\v2\x19.doorstep.order.v1.ParcelR\x06parcel*j\n" +
+	"\x06parcel\x18\x01 \x01(\v2\x19.doorstep.order.v1.ParcelR\x06parcel\"?\n" +
+	"\bPackLine\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xa2\x01\n" +
+	"\x0eCampaignTarget\x12\x1c\n" +
+	"\tbuildings\x18\x01 \x03(\tR\tbuildings\x126\n" +
+	"\x05flags\x18\x02 \x03(\x0e2 .doorstep.order.v1.HouseholdFlagR\x05flags\x12:\n" +
+	"\x19include_unknown_occupancy\x18\x03 \x01(\bR\x17includeUnknownOccupancy\"\xb2\x01\n" +
+	"\x0eCampaignCounts\x12\x1a\n" +
+	"\btargeted\x18\x01 \x01(\x05R\btargeted\x12\x18\n" +
+	"\apacking\x18\x02 \x01(\x05R\apacking\x12\x1c\n" +
+	"\n" +
+	"on_the_way\x18\x03 \x01(\x05R\bonTheWay\x12\x1c\n" +
+	"\tdelivered\x18\x04 \x01(\x05R\tdelivered\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\x05R\x06failed\x12\x16\n" +
+	"\x06missed\x18\x06 \x01(\x05R\x06missed\"\x8c\x04\n" +
+	"\bCampaign\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12\x1a\n" +
+	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
+	"\vsupplier_id\x18\x04 \x01(\tR\n" +
+	"supplierId\x12/\n" +
+	"\x04pack\x18\x05 \x03(\v2\x1b.doorstep.order.v1.PackLineR\x04pack\x129\n" +
+	"\x06target\x18\x06 \x01(\v2!.doorstep.order.v1.CampaignTargetR\x06target\x126\n" +
+	"\x05state\x18\a \x01(\x0e2 .doorstep.order.v1.CampaignStateR\x05state\x127\n" +
+	"\n" +
+	"created_by\x18\b \x01(\v2\x18.doorstep.types.v1.ActorR\tcreatedBy\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vlaunched_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"launchedAt\x129\n" +
+	"\x06counts\x18\v \x01(\v2!.doorstep.order.v1.CampaignCountsR\x06counts\"\xd2\x01\n" +
+	"\x15CreateCampaignRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12/\n" +
+	"\x04pack\x18\x04 \x03(\v2\x1b.doorstep.order.v1.PackLineR\x04pack\x129\n" +
+	"\x06target\x18\x05 \x01(\v2!.doorstep.order.v1.CampaignTargetR\x06target\"Q\n" +
+	"\x16CreateCampaignResponse\x127\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1b.doorstep.order.v1.CampaignR\bcampaign\"5\n" +
+	"\x12GetCampaignRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\"N\n" +
+	"\x13GetCampaignResponse\x127\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1b.doorstep.order.v1.CampaignR\bcampaign\"2\n" +
+	"\x14ListCampaignsRequest\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\"R\n" +
+	"\x15ListCampaignsResponse\x129\n" +
+	"\tcampaigns\x18\x01 \x03(\v2\x1b.doorstep.order.v1.CampaignR\tcampaigns\"W\n" +
+	"\x15LaunchCampaignRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vcampaign_id\x18\x02 \x01(\tR\n" +
+	"campaignId\"Q\n" +
+	"\x16LaunchCampaignResponse\x127\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1b.doorstep.order.v1.CampaignR\bcampaign\"^\n" +
+	"\x1cRetryMissedHouseholdsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vcampaign_id\x18\x02 \x01(\tR\n" +
+	"campaignId\"r\n" +
+	"\x1dRetryMissedHouseholdsResponse\x127\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1b.doorstep.order.v1.CampaignR\bcampaign\x12\x18\n" +
+	"\aretried\x18\x02 \x01(\x05R\aretried\"\x88\x03\n" +
+	"\vRosterEntry\x12!\n" +
+	"\fhousehold_id\x18\x01 \x01(\tR\vhouseholdId\x124\n" +
+	"\aaddress\x18\x02 \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x127\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1f.doorstep.order.v1.RosterStatusR\x06status\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1b\n" +
+	"\tparcel_id\x18\x05 \x01(\tR\bparcelId\x12A\n" +
+	"\fparcel_state\x18\x06 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\vparcelState\x12\x18\n" +
+	"\aattempt\x18\a \x01(\x05R\aattempt\x12\x1a\n" +
+	"\bpriority\x18\b \x01(\bR\bpriority\x129\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"g\n" +
+	"\x0eBuildingCounts\x12\x1a\n" +
+	"\bbuilding\x18\x01 \x01(\tR\bbuilding\x129\n" +
+	"\x06counts\x18\x02 \x01(\v2!.doorstep.order.v1.CampaignCountsR\x06counts\"\xd0\x01\n" +
+	"\x18GetCampaignRosterRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12;\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2\x1f.doorstep.order.v1.RosterStatusR\bstatuses\x12\x1a\n" +
+	"\bbuilding\x18\x03 \x01(\tR\bbuilding\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\xf9\x01\n" +
+	"\x19GetCampaignRosterResponse\x128\n" +
+	"\aentries\x18\x01 \x03(\v2\x1e.doorstep.order.v1.RosterEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12?\n" +
+	"\tbuildings\x18\x03 \x03(\v2!.doorstep.order.v1.BuildingCountsR\tbuildings\x129\n" +
+	"\x06totals\x18\x04 \x01(\v2!.doorstep.order.v1.CampaignCountsR\x06totals\">\n" +
+	"\x1bExportCampaignRosterRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\"0\n" +
+	"\x1cExportCampaignRosterResponse\x12\x10\n" +
+	"\x03csv\x18\x01 \x01(\fR\x03csv\"\xb8\x02\n" +
+	"\x06Notice\x12\x1b\n" +
+	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12\x1a\n" +
+	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1c\n" +
+	"\tbuildings\x18\x05 \x03(\tR\tbuildings\x125\n" +
+	"\tposted_by\x18\x06 \x01(\v2\x18.doorstep.types.v1.ActorR\bpostedBy\x127\n" +
+	"\tposted_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bpostedAt\x12=\n" +
+	"\fwithdrawn_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vwithdrawnAt\"\x96\x01\n" +
+	"\x11PostNoticeRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x14\n" +
+	"\x05title\x18\x03 \x01(\tR\x05title\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1c\n" +
+	"\tbuildings\x18\x05 \x03(\tR\tbuildings\"G\n" +
+	"\x12PostNoticeResponse\x121\n" +
+	"\x06notice\x18\x01 \x01(\v2\x19.doorstep.order.v1.NoticeR\x06notice\"S\n" +
+	"\x15WithdrawNoticeRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tnotice_id\x18\x02 \x01(\tR\bnoticeId\"K\n" +
+	"\x16WithdrawNoticeResponse\x121\n" +
+	"\x06notice\x18\x01 \x01(\v2\x19.doorstep.order.v1.NoticeR\x06notice\"0\n" +
+	"\x12ListNoticesRequest\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\"J\n" +
+	"\x13ListNoticesResponse\x123\n" +
+	"\anotices\x18\x01 \x03(\v2\x19.doorstep.order.v1.NoticeR\anotices*j\n" +
 	"\tOccupancy\x12\x19\n" +
 	"\x15OCCUPANCY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12OCCUPANCY_OCCUPIED\x10\x01\x12\x13\n" +
 	"\x0fOCCUPANCY_EMPTY\x10\x02\x12\x15\n" +
-	"\x11OCCUPANCY_UNKNOWN\x10\x03*Z\n" +
+	"\x11OCCUPANCY_UNKNOWN\x10\x03*p\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vCHANNEL_APP\x10\x01\x12\x11\n" +
 	"\rCHANNEL_PHONE\x10\x02\x12\x12\n" +
-	"\x0eCHANNEL_WORKER\x10\x03*\x97\x01\n" +
+	"\x0eCHANNEL_WORKER\x10\x03\x12\x14\n" +
+	"\x10CHANNEL_CAMPAIGN\x10\x04*\x97\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ORDER_STATUS_PLACED\x10\x01\x12\x1c\n" +
 	"\x18ORDER_STATUS_IN_PROGRESS\x10\x02\x12\x1a\n" +
 	"\x16ORDER_STATUS_DELIVERED\x10\x03\x12\x17\n" +
-	"\x13ORDER_STATUS_CLOSED\x10\x042\xdb\a\n" +
+	"\x13ORDER_STATUS_CLOSED\x10\x04*\xaf\x01\n" +
+	"\rHouseholdFlag\x12\x1e\n" +
+	"\x1aHOUSEHOLD_FLAG_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16HOUSEHOLD_FLAG_OVER_80\x10\x01\x12\x1e\n" +
+	"\x1aHOUSEHOLD_FLAG_LIVES_ALONE\x10\x02\x12\"\n" +
+	"\x1eHOUSEHOLD_FLAG_CHRONICALLY_ILL\x10\x03\x12\x1e\n" +
+	"\x1aHOUSEHOLD_FLAG_QUARANTINED\x10\x04*\x84\x01\n" +
+	"\rCampaignState\x12\x1e\n" +
+	"\x1aCAMPAIGN_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CAMPAIGN_STATE_DRAFT\x10\x01\x12\x1c\n" +
+	"\x18CAMPAIGN_STATE_LAUNCHING\x10\x02\x12\x1b\n" +
+	"\x17CAMPAIGN_STATE_LAUNCHED\x10\x03*\xb7\x01\n" +
+	"\fRosterStatus\x12\x1d\n" +
+	"\x19ROSTER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15ROSTER_STATUS_PACKING\x10\x01\x12\x1c\n" +
+	"\x18ROSTER_STATUS_ON_THE_WAY\x10\x02\x12\x1b\n" +
+	"\x17ROSTER_STATUS_DELIVERED\x10\x03\x12\x18\n" +
+	"\x14ROSTER_STATUS_FAILED\x10\x04\x12\x18\n" +
+	"\x14ROSTER_STATUS_MISSED\x10\x052\xf0\x0f\n" +
 	"\fOrderService\x12h\n" +
 	"\x0fUpsertHousehold\x12).doorstep.order.v1.UpsertHouseholdRequest\x1a*.doorstep.order.v1.UpsertHouseholdResponse\x12_\n" +
 	"\fGetHousehold\x12&.doorstep.order.v1.GetHouseholdRequest\x1a'.doorstep.order.v1.GetHouseholdResponse\x12e\n" +
@@ -2012,7 +3996,18 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\vCancelOrder\x12%.doorstep.order.v1.CancelOrderRequest\x1a&.doorstep.order.v1.CancelOrderResponse\x12V\n" +
 	"\tGetParcel\x12#.doorstep.order.v1.GetParcelRequest\x1a$.doorstep.order.v1.GetParcelResponse\x12k\n" +
 	"\x10ImportHouseholds\x12*.doorstep.order.v1.ImportHouseholdsRequest\x1a+.doorstep.order.v1.ImportHouseholdsResponse\x12k\n" +
-	"\x10ExportHouseholds\x12*.doorstep.order.v1.ExportHouseholdsRequest\x1a+.doorstep.order.v1.ExportHouseholdsResponseBBZ@github.com/doorstep/doorstep/proto/gen/doorstep/order/v1;orderv1b\x06proto3"
+	"\x10ExportHouseholds\x12*.doorstep.order.v1.ExportHouseholdsRequest\x1a+.doorstep.order.v1.ExportHouseholdsResponse\x12e\n" +
+	"\x0eCreateCampaign\x12(.doorstep.order.v1.CreateCampaignRequest\x1a).doorstep.order.v1.CreateCampaignResponse\x12\\\n" +
+	"\vGetCampaign\x12%.doorstep.order.v1.GetCampaignRequest\x1a&.doorstep.order.v1.GetCampaignResponse\x12b\n" +
+	"\rListCampaigns\x12'.doorstep.order.v1.ListCampaignsRequest\x1a(.doorstep.order.v1.ListCampaignsResponse\x12e\n" +
+	"\x0eLaunchCampaign\x12(.doorstep.order.v1.LaunchCampaignRequest\x1a).doorstep.order.v1.LaunchCampaignResponse\x12z\n" +
+	"\x15RetryMissedHouseholds\x12/.doorstep.order.v1.RetryMissedHouseholdsRequest\x1a0.doorstep.order.v1.RetryMissedHouseholdsResponse\x12n\n" +
+	"\x11GetCampaignRoster\x12+.doorstep.order.v1.GetCampaignRosterRequest\x1a,.doorstep.order.v1.GetCampaignRosterResponse\x12w\n" +
+	"\x14ExportCampaignRoster\x12..doorstep.order.v1.ExportCampaignRosterRequest\x1a/.doorstep.order.v1.ExportCampaignRosterResponse\x12Y\n" +
+	"\n" +
+	"PostNotice\x12$.doorstep.order.v1.PostNoticeRequest\x1a%.doorstep.order.v1.PostNoticeResponse\x12e\n" +
+	"\x0eWithdrawNotice\x12(.doorstep.order.v1.WithdrawNoticeRequest\x1a).doorstep.order.v1.WithdrawNoticeResponse\x12\\\n" +
+	"\vListNotices\x12%.doorstep.order.v1.ListNoticesRequest\x1a&.doorstep.order.v1.ListNoticesResponseBBZ@github.com/doorstep/doorstep/proto/gen/doorstep/order/v1;orderv1b\x06proto3"
 
 var (
 	file_doorstep_order_v1_order_proto_rawDescOnce sync.Once
@@ -2026,94 +4021,174 @@ func file_doorstep_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_doorstep_order_v1_order_proto_rawDescData
 }
 
-var file_doorstep_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_doorstep_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_doorstep_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_doorstep_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_doorstep_order_v1_order_proto_goTypes = []any{
-	(Occupancy)(0),                   // 0: doorstep.order.v1.Occupancy
-	(Channel)(0),                     // 1: doorstep.order.v1.Channel
-	(OrderStatus)(0),                 // 2: doorstep.order.v1.OrderStatus
-	(*Household)(nil),                // 3: doorstep.order.v1.Household
-	(*ImportHouseholdsRequest)(nil),  // 4: doorstep.order.v1.ImportHouseholdsRequest
-	(*RowError)(nil),                 // 5: doorstep.order.v1.RowError
-	(*ImportHouseholdsResponse)(nil), // 6: doorstep.order.v1.ImportHouseholdsResponse
-	(*ExportHouseholdsRequest)(nil),  // 7: doorstep.order.v1.ExportHouseholdsRequest
-	(*ExportHouseholdsResponse)(nil), // 8: doorstep.order.v1.ExportHouseholdsResponse
-	(*UpsertHouseholdRequest)(nil),   // 9: doorstep.order.v1.UpsertHouseholdRequest
-	(*UpsertHouseholdResponse)(nil),  // 10: doorstep.order.v1.UpsertHouseholdResponse
-	(*GetHouseholdRequest)(nil),      // 11: doorstep.order.v1.GetHouseholdRequest
-	(*GetHouseholdResponse)(nil),     // 12: doorstep.order.v1.GetHouseholdResponse
-	(*ListHouseholdsRequest)(nil),    // 13: doorstep.order.v1.ListHouseholdsRequest
-	(*ListHouseholdsResponse)(nil),   // 14: doorstep.order.v1.ListHouseholdsResponse
-	(*BasketLine)(nil),               // 15: doorstep.order.v1.BasketLine
-	(*PlaceOrderRequest)(nil),        // 16: doorstep.order.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),       // 17: doorstep.order.v1.PlaceOrderResponse
-	(*OrderLine)(nil),                // 18: doorstep.order.v1.OrderLine
-	(*Parcel)(nil),                   // 19: doorstep.order.v1.Parcel
-	(*Order)(nil),                    // 20: doorstep.order.v1.Order
-	(*GetOrderRequest)(nil),          // 21: doorstep.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),         // 22: doorstep.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),        // 23: doorstep.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),       // 24: doorstep.order.v1.ListOrdersResponse
-	(*CancelOrderRequest)(nil),       // 25: doorstep.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),      // 26: doorstep.order.v1.CancelOrderResponse
-	(*GetParcelRequest)(nil),         // 27: doorstep.order.v1.GetParcelRequest
-	(*GetParcelResponse)(nil),        // 28: doorstep.order.v1.GetParcelResponse
-	(*v1.Address)(nil),               // 29: doorstep.types.v1.Address
-	(*v1.Actor)(nil),                 // 30: doorstep.types.v1.Actor
-	(v1.ParcelState)(0),              // 31: doorstep.types.v1.ParcelState
-	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(Occupancy)(0),                        // 0: doorstep.order.v1.Occupancy
+	(Channel)(0),                          // 1: doorstep.order.v1.Channel
+	(OrderStatus)(0),                      // 2: doorstep.order.v1.OrderStatus
+	(HouseholdFlag)(0),                    // 3: doorstep.order.v1.HouseholdFlag
+	(CampaignState)(0),                    // 4: doorstep.order.v1.CampaignState
+	(RosterStatus)(0),                     // 5: doorstep.order.v1.RosterStatus
+	(*Household)(nil),                     // 6: doorstep.order.v1.Household
+	(*ImportHouseholdsRequest)(nil),       // 7: doorstep.order.v1.ImportHouseholdsRequest
+	(*RowError)(nil),                      // 8: doorstep.order.v1.RowError
+	(*ImportHouseholdsResponse)(nil),      // 9: doorstep.order.v1.ImportHouseholdsResponse
+	(*ExportHouseholdsRequest)(nil),       // 10: doorstep.order.v1.ExportHouseholdsRequest
+	(*ExportHouseholdsResponse)(nil),      // 11: doorstep.order.v1.ExportHouseholdsResponse
+	(*UpsertHouseholdRequest)(nil),        // 12: doorstep.order.v1.UpsertHouseholdRequest
+	(*UpsertHouseholdResponse)(nil),       // 13: doorstep.order.v1.UpsertHouseholdResponse
+	(*GetHouseholdRequest)(nil),           // 14: doorstep.order.v1.GetHouseholdRequest
+	(*GetHouseholdResponse)(nil),          // 15: doorstep.order.v1.GetHouseholdResponse
+	(*ListHouseholdsRequest)(nil),         // 16: doorstep.order.v1.ListHouseholdsRequest
+	(*ListHouseholdsResponse)(nil),        // 17: doorstep.order.v1.ListHouseholdsResponse
+	(*BasketLine)(nil),                    // 18: doorstep.order.v1.BasketLine
+	(*PlaceOrderRequest)(nil),             // 19: doorstep.order.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),            // 20: doorstep.order.v1.PlaceOrderResponse
+	(*OrderLine)(nil),                     // 21: doorstep.order.v1.OrderLine
+	(*Parcel)(nil),                        // 22: doorstep.order.v1.Parcel
+	(*Order)(nil),                         // 23: doorstep.order.v1.Order
+	(*GetOrderRequest)(nil),               // 24: doorstep.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),              // 25: doorstep.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),             // 26: doorstep.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),            // 27: doorstep.order.v1.ListOrdersResponse
+	(*CancelOrderRequest)(nil),            // 28: doorstep.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),           // 29: doorstep.order.v1.CancelOrderResponse
+	(*GetParcelRequest)(nil),              // 30: doorstep.order.v1.GetParcelRequest
+	(*GetParcelResponse)(nil),             // 31: doorstep.order.v1.GetParcelResponse
+	(*PackLine)(nil),                      // 32: doorstep.order.v1.PackLine
+	(*CampaignTarget)(nil),                // 33: doorstep.order.v1.CampaignTarget
+	(*CampaignCounts)(nil),                // 34: doorstep.order.v1.CampaignCounts
+	(*Campaign)(nil),                      // 35: doorstep.order.v1.Campaign
+	(*CreateCampaignRequest)(nil),         // 36: doorstep.order.v1.CreateCampaignRequest
+	(*CreateCampaignResponse)(nil),        // 37: doorstep.order.v1.CreateCampaignResponse
+	(*GetCampaignRequest)(nil),            // 38: doorstep.order.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),           // 39: doorstep.order.v1.GetCampaignResponse
+	(*ListCampaignsRequest)(nil),          // 40: doorstep.order.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),         // 41: doorstep.order.v1.ListCampaignsResponse
+	(*LaunchCampaignRequest)(nil),         // 42: doorstep.order.v1.LaunchCampaignRequest
+	(*LaunchCampaignResponse)(nil),        // 43: doorstep.order.v1.LaunchCampaignResponse
+	(*RetryMissedHouseholdsRequest)(nil),  // 44: doorstep.order.v1.RetryMissedHouseholdsRequest
+	(*RetryMissedHouseholdsResponse)(nil), // 45: doorstep.order.v1.RetryMissedHouseholdsResponse
+	(*RosterEntry)(nil),                   // 46: doorstep.order.v1.RosterEntry
+	(*BuildingCounts)(nil),                // 47: doorstep.order.v1.BuildingCounts
+	(*GetCampaignRosterRequest)(nil),      // 48: doorstep.order.v1.GetCampaignRosterRequest
+	(*GetCampaignRosterResponse)(nil),     // 49: doorstep.order.v1.GetCampaignRosterResponse
+	(*ExportCampaignRosterRequest)(nil),   // 50: doorstep.order.v1.ExportCampaignRosterRequest
+	(*ExportCampaignRosterResponse)(nil),  // 51: doorstep.order.v1.ExportCampaignRosterResponse
+	(*Notice)(nil),                        // 52: doorstep.order.v1.Notice
+	(*PostNoticeRequest)(nil),             // 53: doorstep.order.v1.PostNoticeRequest
+	(*PostNoticeResponse)(nil),            // 54: doorstep.order.v1.PostNoticeResponse
+	(*WithdrawNoticeRequest)(nil),         // 55: doorstep.order.v1.WithdrawNoticeRequest
+	(*WithdrawNoticeResponse)(nil),        // 56: doorstep.order.v1.WithdrawNoticeResponse
+	(*ListNoticesRequest)(nil),            // 57: doorstep.order.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),           // 58: doorstep.order.v1.ListNoticesResponse
+	(*v1.Address)(nil),                    // 59: doorstep.types.v1.Address
+	(*v1.Actor)(nil),                      // 60: doorstep.types.v1.Actor
+	(v1.ParcelState)(0),                   // 61: doorstep.types.v1.ParcelState
+	(*timestamppb.Timestamp)(nil),         // 62: google.protobuf.Timestamp
 }
 var file_doorstep_order_v1_order_proto_depIdxs = []int32{
-	29, // 0: doorstep.order.v1.Household.address:type_name -> doorstep.types.v1.Address
+	59, // 0: doorstep.order.v1.Household.address:type_name -> doorstep.types.v1.Address
 	0,  // 1: doorstep.order.v1.Household.occupancy:type_name -> doorstep.order.v1.Occupancy
-	5,  // 2: doorstep.order.v1.ImportHouseholdsResponse.errors:type_name -> doorstep.order.v1.RowError
-	3,  // 3: doorstep.order.v1.UpsertHouseholdRequest.household:type_name -> doorstep.order.v1.Household
-	3,  // 4: doorstep.order.v1.UpsertHouseholdResponse.household:type_name -> doorstep.order.v1.Household
-	3,  // 5: doorstep.order.v1.GetHouseholdResponse.household:type_name -> doorstep.order.v1.Household
-	3,  // 6: doorstep.order.v1.ListHouseholdsResponse.households:type_name -> doorstep.order.v1.Household
-	15, // 7: doorstep.order.v1.PlaceOrderRequest.lines:type_name -> doorstep.order.v1.BasketLine
+	8,  // 2: doorstep.order.v1.ImportHouseholdsResponse.errors:type_name -> doorstep.order.v1.RowError
+	6,  // 3: doorstep.order.v1.UpsertHouseholdRequest.household:type_name -> doorstep.order.v1.Household
+	6,  // 4: doorstep.order.v1.UpsertHouseholdResponse.household:type_name -> doorstep.order.v1.Household
+	6,  // 5: doorstep.order.v1.GetHouseholdResponse.household:type_name -> doorstep.order.v1.Household
+	6,  // 6: doorstep.order.v1.ListHouseholdsResponse.households:type_name -> doorstep.order.v1.Household
+	18, // 7: doorstep.order.v1.PlaceOrderRequest.lines:type_name -> doorstep.order.v1.BasketLine
 	1,  // 8: doorstep.order.v1.PlaceOrderRequest.channel:type_name -> doorstep.order.v1.Channel
-	30, // 9: doorstep.order.v1.PlaceOrderRequest.placed_by:type_name -> doorstep.types.v1.Actor
-	20, // 10: doorstep.order.v1.PlaceOrderResponse.order:type_name -> doorstep.order.v1.Order
-	31, // 11: doorstep.order.v1.Parcel.state:type_name -> doorstep.types.v1.ParcelState
-	18, // 12: doorstep.order.v1.Parcel.lines:type_name -> doorstep.order.v1.OrderLine
-	32, // 13: doorstep.order.v1.Parcel.updated_at:type_name -> google.protobuf.Timestamp
-	29, // 14: doorstep.order.v1.Parcel.address:type_name -> doorstep.types.v1.Address
+	60, // 9: doorstep.order.v1.PlaceOrderRequest.placed_by:type_name -> doorstep.types.v1.Actor
+	23, // 10: doorstep.order.v1.PlaceOrderResponse.order:type_name -> doorstep.order.v1.Order
+	61, // 11: doorstep.order.v1.Parcel.state:type_name -> doorstep.types.v1.ParcelState
+	21, // 12: doorstep.order.v1.Parcel.lines:type_name -> doorstep.order.v1.OrderLine
+	62, // 13: doorstep.order.v1.Parcel.updated_at:type_name -> google.protobuf.Timestamp
+	59, // 14: doorstep.order.v1.Parcel.address:type_name -> doorstep.types.v1.Address
 	2,  // 15: doorstep.order.v1.Order.status:type_name -> doorstep.order.v1.OrderStatus
-	19, // 16: doorstep.order.v1.Order.parcels:type_name -> doorstep.order.v1.Parcel
+	22, // 16: doorstep.order.v1.Order.parcels:type_name -> doorstep.order.v1.Parcel
 	1,  // 17: doorstep.order.v1.Order.channel:type_name -> doorstep.order.v1.Channel
-	30, // 18: doorstep.order.v1.Order.placed_by:type_name -> doorstep.types.v1.Actor
-	32, // 19: doorstep.order.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
-	20, // 20: doorstep.order.v1.GetOrderResponse.order:type_name -> doorstep.order.v1.Order
-	20, // 21: doorstep.order.v1.ListOrdersResponse.orders:type_name -> doorstep.order.v1.Order
-	30, // 22: doorstep.order.v1.CancelOrderRequest.actor:type_name -> doorstep.types.v1.Actor
-	20, // 23: doorstep.order.v1.CancelOrderResponse.order:type_name -> doorstep.order.v1.Order
-	19, // 24: doorstep.order.v1.GetParcelResponse.parcel:type_name -> doorstep.order.v1.Parcel
-	9,  // 25: doorstep.order.v1.OrderService.UpsertHousehold:input_type -> doorstep.order.v1.UpsertHouseholdRequest
-	11, // 26: doorstep.order.v1.OrderService.GetHousehold:input_type -> doorstep.order.v1.GetHouseholdRequest
-	13, // 27: doorstep.order.v1.OrderService.ListHouseholds:input_type -> doorstep.order.v1.ListHouseholdsRequest
-	16, // 28: doorstep.order.v1.OrderService.PlaceOrder:input_type -> doorstep.order.v1.PlaceOrderRequest
-	21, // 29: doorstep.order.v1.OrderService.GetOrder:input_type -> doorstep.order.v1.GetOrderRequest
-	23, // 30: doorstep.order.v1.OrderService.ListOrders:input_type -> doorstep.order.v1.ListOrdersRequest
-	25, // 31: doorstep.order.v1.OrderService.CancelOrder:input_type -> doorstep.order.v1.CancelOrderRequest
-	27, // 32: doorstep.order.v1.OrderService.GetParcel:input_type -> doorstep.order.v1.GetParcelRequest
-	4,  // 33: doorstep.order.v1.OrderService.ImportHouseholds:input_type -> doorstep.order.v1.ImportHouseholdsRequest
-	7,  // 34: doorstep.order.v1.OrderService.ExportHouseholds:input_type -> doorstep.order.v1.ExportHouseholdsRequest
-	10, // 35: doorstep.order.v1.OrderService.UpsertHousehold:output_type -> doorstep.order.v1.UpsertHouseholdResponse
-	12, // 36: doorstep.order.v1.OrderService.GetHousehold:output_type -> doorstep.order.v1.GetHouseholdResponse
-	14, // 37: doorstep.order.v1.OrderService.ListHouseholds:output_type -> doorstep.order.v1.ListHouseholdsResponse
-	17, // 38: doorstep.order.v1.OrderService.PlaceOrder:output_type -> doorstep.order.v1.PlaceOrderResponse
-	22, // 39: doorstep.order.v1.OrderService.GetOrder:output_type -> doorstep.order.v1.GetOrderResponse
-	24, // 40: doorstep.order.v1.OrderService.ListOrders:output_type -> doorstep.order.v1.ListOrdersResponse
-	26, // 41: doorstep.order.v1.OrderService.CancelOrder:output_type -> doorstep.order.v1.CancelOrderResponse
-	28, // 42: doorstep.order.v1.OrderService.GetParcel:output_type -> doorstep.order.v1.GetParcelResponse
-	6,  // 43: doorstep.order.v1.OrderService.ImportHouseholds:output_type -> doorstep.order.v1.ImportHouseholdsResponse
-	8,  // 44: doorstep.order.v1.OrderService.ExportHouseholds:output_type -> doorstep.order.v1.ExportHouseholdsResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	60, // 18: doorstep.order.v1.Order.placed_by:type_name -> doorstep.types.v1.Actor
+	62, // 19: doorstep.order.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
+	23, // 20: doorstep.order.v1.GetOrderResponse.order:type_name -> doorstep.order.v1.Order
+	23, // 21: doorstep.order.v1.ListOrdersResponse.orders:type_name -> doorstep.order.v1.Order
+	60, // 22: doorstep.order.v1.CancelOrderRequest.actor:type_name -> doorstep.types.v1.Actor
+	23, // 23: doorstep.order.v1.CancelOrderResponse.order:type_name -> doorstep.order.v1.Order
+	22, // 24: doorstep.order.v1.GetParcelResponse.parcel:type_name -> doorstep.order.v1.Parcel
+	3,  // 25: doorstep.order.v1.CampaignTarget.flags:type_name -> doorstep.order.v1.HouseholdFlag
+	32, // 26: doorstep.order.v1.Campaign.pack:type_name -> doorstep.order.v1.PackLine
+	33, // 27: doorstep.order.v1.Campaign.target:type_name -> doorstep.order.v1.CampaignTarget
+	4,  // 28: doorstep.order.v1.Campaign.state:type_name -> doorstep.order.v1.CampaignState
+	60, // 29: doorstep.order.v1.Campaign.created_by:type_name -> doorstep.types.v1.Actor
+	62, // 30: doorstep.order.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	62, // 31: doorstep.order.v1.Campaign.launched_at:type_name -> google.protobuf.Timestamp
+	34, // 32: doorstep.order.v1.Campaign.counts:type_name -> doorstep.order.v1.CampaignCounts
+	32, // 33: doorstep.order.v1.CreateCampaignRequest.pack:type_name -> doorstep.order.v1.PackLine
+	33, // 34: doorstep.order.v1.CreateCampaignRequest.target:type_name -> doorstep.order.v1.CampaignTarget
+	35, // 35: doorstep.order.v1.CreateCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	35, // 36: doorstep.order.v1.GetCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	35, // 37: doorstep.order.v1.ListCampaignsResponse.campaigns:type_name -> doorstep.order.v1.Campaign
+	35, // 38: doorstep.order.v1.LaunchCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	35, // 39: doorstep.order.v1.RetryMissedHouseholdsResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	59, // 40: doorstep.order.v1.RosterEntry.address:type_name -> doorstep.types.v1.Address
+	5,  // 41: doorstep.order.v1.RosterEntry.status:type_name -> doorstep.order.v1.RosterStatus
+	61, // 42: doorstep.order.v1.RosterEntry.parcel_state:type_name -> doorstep.types.v1.ParcelState
+	62, // 43: doorstep.order.v1.RosterEntry.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 44: doorstep.order.v1.BuildingCounts.counts:type_name -> doorstep.order.v1.CampaignCounts
+	5,  // 45: doorstep.order.v1.GetCampaignRosterRequest.statuses:type_name -> doorstep.order.v1.RosterStatus
+	46, // 46: doorstep.order.v1.GetCampaignRosterResponse.entries:type_name -> doorstep.order.v1.RosterEntry
+	47, // 47: doorstep.order.v1.GetCampaignRosterResponse.buildings:type_name -> doorstep.order.v1.BuildingCounts
+	34, // 48: doorstep.order.v1.GetCampaignRosterResponse.totals:type_name -> doorstep.order.v1.CampaignCounts
+	60, // 49: doorstep.order.v1.Notice.posted_by:type_name -> doorstep.types.v1.Actor
+	62, // 50: doorstep.order.v1.Notice.posted_at:type_name -> google.protobuf.Timestamp
+	62, // 51: doorstep.order.v1.Notice.withdrawn_at:type_name -> google.protobuf.Timestamp
+	52, // 52: doorstep.order.v1.PostNoticeResponse.notice:type_name -> doorstep.order.v1.Notice
+	52, // 53: doorstep.order.v1.WithdrawNoticeResponse.notice:type_name -> doorstep.order.v1.Notice
+	52, // 54: doorstep.order.v1.ListNoticesResponse.notices:type_name -> doorstep.order.v1.Notice
+	12, // 55: doorstep.order.v1.OrderService.UpsertHousehold:input_type -> doorstep.order.v1.UpsertHouseholdRequest
+	14, // 56: doorstep.order.v1.OrderService.GetHousehold:input_type -> doorstep.order.v1.GetHouseholdRequest
+	16, // 57: doorstep.order.v1.OrderService.ListHouseholds:input_type -> doorstep.order.v1.ListHouseholdsRequest
+	19, // 58: doorstep.order.v1.OrderService.PlaceOrder:input_type -> doorstep.order.v1.PlaceOrderRequest
+	24, // 59: doorstep.order.v1.OrderService.GetOrder:input_type -> doorstep.order.v1.GetOrderRequest
+	26, // 60: doorstep.order.v1.OrderService.ListOrders:input_type -> doorstep.order.v1.ListOrdersRequest
+	28, // 61: doorstep.order.v1.OrderService.CancelOrder:input_type -> doorstep.order.v1.CancelOrderRequest
+	30, // 62: doorstep.order.v1.OrderService.GetParcel:input_type -> doorstep.order.v1.GetParcelRequest
+	7,  // 63: doorstep.order.v1.OrderService.ImportHouseholds:input_type -> doorstep.order.v1.ImportHouseholdsRequest
+	10, // 64: doorstep.order.v1.OrderService.ExportHouseholds:input_type -> doorstep.order.v1.ExportHouseholdsRequest
+	36, // 65: doorstep.order.v1.OrderService.CreateCampaign:input_type -> doorstep.order.v1.CreateCampaignRequest
+	38, // 66: doorstep.order.v1.OrderService.GetCampaign:input_type -> doorstep.order.v1.GetCampaignRequest
+	40, // 67: doorstep.order.v1.OrderService.ListCampaigns:input_type -> doorstep.order.v1.ListCampaignsRequest
+	42, // 68: doorstep.order.v1.OrderService.LaunchCampaign:input_type -> doorstep.order.v1.LaunchCampaignRequest
+	44, // 69: doorstep.order.v1.OrderService.RetryMissedHouseholds:input_type -> doorstep.order.v1.RetryMissedHouseholdsRequest
+	48, // 70: doorstep.order.v1.OrderService.GetCampaignRoster:input_type -> doorstep.order.v1.GetCampaignRosterRequest
+	50, // 71: doorstep.order.v1.OrderService.ExportCampaignRoster:input_type -> doorstep.order.v1.ExportCampaignRosterRequest
+	53, // 72: doorstep.order.v1.OrderService.PostNotice:input_type -> doorstep.order.v1.PostNoticeRequest
+	55, // 73: doorstep.order.v1.OrderService.WithdrawNotice:input_type -> doorstep.order.v1.WithdrawNoticeRequest
+	57, // 74: doorstep.order.v1.OrderService.ListNotices:input_type -> doorstep.order.v1.ListNoticesRequest
+	13, // 75: doorstep.order.v1.OrderService.UpsertHousehold:output_type -> doorstep.order.v1.UpsertHouseholdResponse
+	15, // 76: doorstep.order.v1.OrderService.GetHousehold:output_type -> doorstep.order.v1.GetHouseholdResponse
+	17, // 77: doorstep.order.v1.OrderService.ListHouseholds:output_type -> doorstep.order.v1.ListHouseholdsResponse
+	20, // 78: doorstep.order.v1.OrderService.PlaceOrder:output_type -> doorstep.order.v1.PlaceOrderResponse
+	25, // 79: doorstep.order.v1.OrderService.GetOrder:output_type -> doorstep.order.v1.GetOrderResponse
+	27, // 80: doorstep.order.v1.OrderService.ListOrders:output_type -> doorstep.order.v1.ListOrdersResponse
+	29, // 81: doorstep.order.v1.OrderService.CancelOrder:output_type -> doorstep.order.v1.CancelOrderResponse
+	31, // 82: doorstep.order.v1.OrderService.GetParcel:output_type -> doorstep.order.v1.GetParcelResponse
+	9,  // 83: doorstep.order.v1.OrderService.ImportHouseholds:output_type -> doorstep.order.v1.ImportHouseholdsResponse
+	11, // 84: doorstep.order.v1.OrderService.ExportHouseholds:output_type -> doorstep.order.v1.ExportHouseholdsResponse
+	37, // 85: doorstep.order.v1.OrderService.CreateCampaign:output_type -> doorstep.order.v1.CreateCampaignResponse
+	39, // 86: doorstep.order.v1.OrderService.GetCampaign:output_type -> doorstep.order.v1.GetCampaignResponse
+	41, // 87: doorstep.order.v1.OrderService.ListCampaigns:output_type -> doorstep.order.v1.ListCampaignsResponse
+	43, // 88: doorstep.order.v1.OrderService.LaunchCampaign:output_type -> doorstep.order.v1.LaunchCampaignResponse
+	45, // 89: doorstep.order.v1.OrderService.RetryMissedHouseholds:output_type -> doorstep.order.v1.RetryMissedHouseholdsResponse
+	49, // 90: doorstep.order.v1.OrderService.GetCampaignRoster:output_type -> doorstep.order.v1.GetCampaignRosterResponse
+	51, // 91: doorstep.order.v1.OrderService.ExportCampaignRoster:output_type -> doorstep.order.v1.ExportCampaignRosterResponse
+	54, // 92: doorstep.order.v1.OrderService.PostNotice:output_type -> doorstep.order.v1.PostNoticeResponse
+	56, // 93: doorstep.order.v1.OrderService.WithdrawNotice:output_type -> doorstep.order.v1.WithdrawNoticeResponse
+	58, // 94: doorstep.order.v1.OrderService.ListNotices:output_type -> doorstep.order.v1.ListNoticesResponse
+	75, // [75:95] is the sub-list for method output_type
+	55, // [55:75] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_order_v1_order_proto_init() }
@@ -2126,8 +4201,8 @@ func file_doorstep_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_order_v1_order_proto_rawDesc), len(file_doorstep_order_v1_order_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   26,
+			NumEnums:      6,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,16 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrderService_UpsertHousehold_FullMethodName  = "/doorstep.order.v1.OrderService/UpsertHousehold"
-	OrderService_GetHousehold_FullMethodName     = "/doorstep.order.v1.OrderService/GetHousehold"
-	OrderService_ListHouseholds_FullMethodName   = "/doorstep.order.v1.OrderService/ListHouseholds"
-	OrderService_PlaceOrder_FullMethodName       = "/doorstep.order.v1.OrderService/PlaceOrder"
-	OrderService_GetOrder_FullMethodName         = "/doorstep.order.v1.OrderService/GetOrder"
-	OrderService_ListOrders_FullMethodName       = "/doorstep.order.v1.OrderService/ListOrders"
-	OrderService_CancelOrder_FullMethodName      = "/doorstep.order.v1.OrderService/CancelOrder"
-	OrderService_GetParcel_FullMethodName        = "/doorstep.order.v1.OrderService/GetParcel"
-	OrderService_ImportHouseholds_FullMethodName = "/doorstep.order.v1.OrderService/ImportHouseholds"
-	OrderService_ExportHouseholds_FullMethodName = "/doorstep.order.v1.OrderService/ExportHouseholds"
+	OrderService_UpsertHousehold_FullMethodName       = "/doorstep.order.v1.OrderService/UpsertHousehold"
+	OrderService_GetHousehold_FullMethodName          = "/doorstep.order.v1.OrderService/GetHousehold"
+	OrderService_ListHouseholds_FullMethodName        = "/doorstep.order.v1.OrderService/ListHouseholds"
+	OrderService_PlaceOrder_FullMethodName            = "/doorstep.order.v1.OrderService/PlaceOrder"
+	OrderService_GetOrder_FullMethodName              = "/doorstep.order.v1.OrderService/GetOrder"
+	OrderService_ListOrders_FullMethodName            = "/doorstep.order.v1.OrderService/ListOrders"
+	OrderService_CancelOrder_FullMethodName           = "/doorstep.order.v1.OrderService/CancelOrder"
+	OrderService_GetParcel_FullMethodName             = "/doorstep.order.v1.OrderService/GetParcel"
+	OrderService_ImportHouseholds_FullMethodName      = "/doorstep.order.v1.OrderService/ImportHouseholds"
+	OrderService_ExportHouseholds_FullMethodName      = "/doorstep.order.v1.OrderService/ExportHouseholds"
+	OrderService_CreateCampaign_FullMethodName        = "/doorstep.order.v1.OrderService/CreateCampaign"
+	OrderService_GetCampaign_FullMethodName           = "/doorstep.order.v1.OrderService/GetCampaign"
+	OrderService_ListCampaigns_FullMethodName         = "/doorstep.order.v1.OrderService/ListCampaigns"
+	OrderService_LaunchCampaign_FullMethodName        = "/doorstep.order.v1.OrderService/LaunchCampaign"
+	OrderService_RetryMissedHouseholds_FullMethodName = "/doorstep.order.v1.OrderService/RetryMissedHouseholds"
+	OrderService_GetCampaignRoster_FullMethodName     = "/doorstep.order.v1.OrderService/GetCampaignRoster"
+	OrderService_ExportCampaignRoster_FullMethodName  = "/doorstep.order.v1.OrderService/ExportCampaignRoster"
+	OrderService_PostNotice_FullMethodName            = "/doorstep.order.v1.OrderService/PostNotice"
+	OrderService_WithdrawNotice_FullMethodName        = "/doorstep.order.v1.OrderService/WithdrawNotice"
+	OrderService_ListNotices_FullMethodName           = "/doorstep.order.v1.OrderService/ListNotices"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -59,6 +69,32 @@ type OrderServiceClient interface {
 	ImportHouseholds(ctx context.Context, in *ImportHouseholdsRequest, opts ...grpc.CallOption) (*ImportHouseholdsResponse, error)
 	// ExportHouseholds writes a compound's roster as CSV in the import's format.
 	ExportHouseholds(ctx context.Context, in *ExportHouseholdsRequest, opts ...grpc.CallOption) (*ExportHouseholdsResponse, error)
+	// CreateCampaign defines a free-distribution campaign: a pack (one supplier's items, free) and
+	// the households it goes to. Nothing is sent until it is launched.
+	CreateCampaign(ctx context.Context, in *CreateCampaignRequest, opts ...grpc.CallOption) (*CreateCampaignResponse, error)
+	// GetCampaign returns a campaign with its counts.
+	GetCampaign(ctx context.Context, in *GetCampaignRequest, opts ...grpc.CallOption) (*GetCampaignResponse, error)
+	// ListCampaigns lists a compound's campaigns, newest first.
+	ListCampaigns(ctx context.Context, in *ListCampaignsRequest, opts ...grpc.CallOption) (*ListCampaignsResponse, error)
+	// LaunchCampaign fixes the target households and makes one zero-price parcel per household in
+	// the background (the campaign is LAUNCHING until every pack is made). Launching again, or a
+	// launch resumed after a crash, never gives a household a second pack.
+	LaunchCampaign(ctx context.Context, in *LaunchCampaignRequest, opts ...grpc.CallOption) (*LaunchCampaignResponse, error)
+	// RetryMissedHouseholds makes a fresh pack for every missed household (no pack could be made,
+	// or its parcel was rejected, cancelled or expired); the packs go into the next round.
+	RetryMissedHouseholds(ctx context.Context, in *RetryMissedHouseholdsRequest, opts ...grpc.CallOption) (*RetryMissedHouseholdsResponse, error)
+	// GetCampaignRoster lists the targeted households, where each pack stands, with counts per
+	// building.
+	GetCampaignRoster(ctx context.Context, in *GetCampaignRosterRequest, opts ...grpc.CallOption) (*GetCampaignRosterResponse, error)
+	// ExportCampaignRoster writes the whole campaign roster as CSV (UTF-8, with a byte-order mark).
+	ExportCampaignRoster(ctx context.Context, in *ExportCampaignRosterRequest, opts ...grpc.CallOption) (*ExportCampaignRosterResponse, error)
+	// PostNotice posts a notice to a compound's residents (all, or some buildings); it is published
+	// as notice.posted and residents read it through the tracking service.
+	PostNotice(ctx context.Context, in *PostNoticeRequest, opts ...grpc.CallOption) (*PostNoticeResponse, error)
+	// WithdrawNotice takes a notice down (notice.withdrawn).
+	WithdrawNotice(ctx context.Context, in *WithdrawNoticeRequest, opts ...grpc.CallOption) (*WithdrawNoticeResponse, error)
+	// ListNotices lists a compound's notices, newest first, withdrawn ones included.
+	ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error)
 }
 
 type orderServiceClient struct {
@@ -169,6 +205,106 @@ func (c *orderServiceClient) ExportHouseholds(ctx context.Context, in *ExportHou
 	return out, nil
 }
 
+func (c *orderServiceClient) CreateCampaign(ctx context.Context, in *CreateCampaignRequest, opts ...grpc.CallOption) (*CreateCampaignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCampaignResponse)
+	err := c.cc.Invoke(ctx, OrderService_CreateCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) GetCampaign(ctx context.Context, in *GetCampaignRequest, opts ...grpc.CallOption) (*GetCampaignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCampaignResponse)
+	err := c.cc.Invoke(ctx, OrderService_GetCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) ListCampaigns(ctx context.Context, in *ListCampaignsRequest, opts ...grpc.CallOption) (*ListCampaignsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCampaignsResponse)
+	err := c.cc.Invoke(ctx, OrderService_ListCampaigns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) LaunchCampaign(ctx context.Context, in *LaunchCampaignRequest, opts ...grpc.CallOption) (*LaunchCampaignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LaunchCampaignResponse)
+	err := c.cc.Invoke(ctx, OrderService_LaunchCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) RetryMissedHouseholds(ctx context.Context, in *RetryMissedHouseholdsRequest, opts ...grpc.CallOption) (*RetryMissedHouseholdsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryMissedHouseholdsResponse)
+	err := c.cc.Invoke(ctx, OrderService_RetryMissedHouseholds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) GetCampaignRoster(ctx context.Context, in *GetCampaignRosterRequest, opts ...grpc.CallOption) (*GetCampaignRosterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCampaignRosterResponse)
+	err := c.cc.Invoke(ctx, OrderService_GetCampaignRoster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) ExportCampaignRoster(ctx context.Context, in *ExportCampaignRosterRequest, opts ...grpc.CallOption) (*ExportCampaignRosterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportCampaignRosterResponse)
+	err := c.cc.Invoke(ctx, OrderService_ExportCampaignRoster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) PostNotice(ctx context.Context, in *PostNoticeRequest, opts ...grpc.CallOption) (*PostNoticeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PostNoticeResponse)
+	err := c.cc.Invoke(ctx, OrderService_PostNotice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) WithdrawNotice(ctx context.Context, in *WithdrawNoticeRequest, opts ...grpc.CallOption) (*WithdrawNoticeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawNoticeResponse)
+	err := c.cc.Invoke(ctx, OrderService_WithdrawNotice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNoticesResponse)
+	err := c.cc.Invoke(ctx, OrderService_ListNotices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -197,6 +333,32 @@ type OrderServiceServer interface {
 	ImportHouseholds(context.Context, *ImportHouseholdsRequest) (*ImportHouseholdsResponse, error)
 	// ExportHouseholds writes a compound's roster as CSV in the import's format.
 	ExportHouseholds(context.Context, *ExportHouseholdsRequest) (*ExportHouseholdsResponse, error)
+	// CreateCampaign defines a free-distribution campaign: a pack (one supplier's items, free) and
+	// the households it goes to. Nothing is sent until it is launched.
+	CreateCampaign(context.Context, *CreateCampaignRequest) (*CreateCampaignResponse, error)
+	// GetCampaign returns a campaign with its counts.
+	GetCampaign(context.Context, *GetCampaignRequest) (*GetCampaignResponse, error)
+	// ListCampaigns lists a compound's campaigns, newest first.
+	ListCampaigns(context.Context, *ListCampaignsRequest) (*ListCampaignsResponse, error)
+	// LaunchCampaign fixes the target households and makes one zero-price parcel per household in
+	// the background (the campaign is LAUNCHING until every pack is made). Launching again, or a
+	// launch resumed after a crash, never gives a household a second pack.
+	LaunchCampaign(context.Context, *LaunchCampaignRequest) (*LaunchCampaignResponse, error)
+	// RetryMissedHouseholds makes a fresh pack for every missed household (no pack could be made,
+	// or its parcel was rejected, cancelled or expired); the packs go into the next round.
+	RetryMissedHouseholds(context.Context, *RetryMissedHouseholdsRequest) (*RetryMissedHouseholdsResponse, error)
+	// GetCampaignRoster lists the targeted households, where each pack stands, with counts per
+	// building.
+	GetCampaignRoster(context.Context, *GetCampaignRosterRequest) (*GetCampaignRosterResponse, error)
+	// ExportCampaignRoster writes the whole campaign roster as CSV (UTF-8, with a byte-order mark).
+	ExportCampaignRoster(context.Context, *ExportCampaignRosterRequest) (*ExportCampaignRosterResponse, error)
+	// PostNotice posts a notice to a compound's residents (all, or some buildings); it is published
+	// as notice.posted and residents read it through the tracking service.
+	PostNotice(context.Context, *PostNoticeRequest) (*PostNoticeResponse, error)
+	// WithdrawNotice takes a notice down (notice.withdrawn).
+	WithdrawNotice(context.Context, *WithdrawNoticeRequest) (*WithdrawNoticeResponse, error)
+	// ListNotices lists a compound's notices, newest first, withdrawn ones included.
+	ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -236,6 +398,36 @@ func (UnimplementedOrderServiceServer) ImportHouseholds(context.Context, *Import
 }
 func (UnimplementedOrderServiceServer) ExportHouseholds(context.Context, *ExportHouseholdsRequest) (*ExportHouseholdsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportHouseholds not implemented")
+}
+func (UnimplementedOrderServiceServer) CreateCampaign(context.Context, *CreateCampaignRequest) (*CreateCampaignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCampaign not implemented")
+}
+func (UnimplementedOrderServiceServer) GetCampaign(context.Context, *GetCampaignRequest) (*GetCampaignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCampaign not implemented")
+}
+func (UnimplementedOrderServiceServer) ListCampaigns(context.Context, *ListCampaignsRequest) (*ListCampaignsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCampaigns not implemented")
+}
+func (UnimplementedOrderServiceServer) LaunchCampaign(context.Context, *LaunchCampaignRequest) (*LaunchCampaignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LaunchCampaign not implemented")
+}
+func (UnimplementedOrderServiceServer) RetryMissedHouseholds(context.Context, *RetryMissedHouseholdsRequest) (*RetryMissedHouseholdsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryMissedHouseholds not implemented")
+}
+func (UnimplementedOrderServiceServer) GetCampaignRoster(context.Context, *GetCampaignRosterRequest) (*GetCampaignRosterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCampaignRoster not implemented")
+}
+func (UnimplementedOrderServiceServer) ExportCampaignRoster(context.Context, *ExportCampaignRosterRequest) (*ExportCampaignRosterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportCampaignRoster not implemented")
+}
+func (UnimplementedOrderServiceServer) PostNotice(context.Context, *PostNoticeRequest) (*PostNoticeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PostNotice not implemented")
+}
+func (UnimplementedOrderServiceServer) WithdrawNotice(context.Context, *WithdrawNoticeRequest) (*WithdrawNoticeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawNotice not implemented")
+}
+func (UnimplementedOrderServiceServer) ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNotices not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -438,6 +630,186 @@ func _OrderService_ExportHouseholds_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_CreateCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).CreateCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_CreateCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).CreateCampaign(ctx, req.(*CreateCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_GetCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).GetCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_GetCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).GetCampaign(ctx, req.(*GetCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_ListCampaigns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCampaignsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ListCampaigns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ListCampaigns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ListCampaigns(ctx, req.(*ListCampaignsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_LaunchCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LaunchCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).LaunchCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_LaunchCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).LaunchCampaign(ctx, req.(*LaunchCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_RetryMissedHouseholds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryMissedHouseholdsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).RetryMissedHouseholds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_RetryMissedHouseholds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).RetryMissedHouseholds(ctx, req.(*RetryMissedHouseholdsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_GetCampaignRoster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCampaignRosterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).GetCampaignRoster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_GetCampaignRoster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).GetCampaignRoster(ctx, req.(*GetCampaignRosterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_ExportCampaignRoster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportCampaignRosterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ExportCampaignRoster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ExportCampaignRoster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ExportCampaignRoster(ctx, req.(*ExportCampaignRosterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_PostNotice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PostNoticeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).PostNotice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_PostNotice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).PostNotice(ctx, req.(*PostNoticeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_WithdrawNotice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawNoticeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).WithdrawNotice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_WithdrawNotice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).WithdrawNotice(ctx, req.(*WithdrawNoticeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_ListNotices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNoticesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ListNotices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ListNotices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ListNotices(ctx, req.(*ListNoticesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -484,6 +856,46 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportHouseholds",
 			Handler:    _OrderService_ExportHouseholds_Handler,
+		},
+		{
+			MethodName: "CreateCampaign",
+			Handler:    _OrderService_CreateCampaign_Handler,
+		},
+		{
+			MethodName: "GetCampaign",
+			Handler:    _OrderService_GetCampaign_Handler,
+		},
+		{
+			MethodName: "ListCampaigns",
+			Handler:    _OrderService_ListCampaigns_Handler,
+		},
+		{
+			MethodName: "LaunchCampaign",
+			Handler:    _OrderService_LaunchCampaign_Handler,
+		},
+		{
+			MethodName: "RetryMissedHouseholds",
+			Handler:    _OrderService_RetryMissedHouseholds_Handler,
+		},
+		{
+			MethodName: "GetCampaignRoster",
+			Handler:    _OrderService_GetCampaignRoster_Handler,
+		},
+		{
+			MethodName: "ExportCampaignRoster",
+			Handler:    _OrderService_ExportCampaignRoster_Handler,
+		},
+		{
+			MethodName: "PostNotice",
+			Handler:    _OrderService_PostNotice_Handler,
+		},
+		{
+			MethodName: "WithdrawNotice",
+			Handler:    _OrderService_WithdrawNotice_Handler,
+		},
+		{
+			MethodName: "ListNotices",
+			Handler:    _OrderService_ListNotices_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

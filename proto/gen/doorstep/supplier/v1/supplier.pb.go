@@ -29,7 +29,8 @@ type Supplier struct {
 	SupplierId string                 `protobuf:"bytes,1,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
 	Compound   string                 `protobuf:"bytes,2,opt,name=compound,proto3" json:"compound,omitempty"`
 	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	// "supermarket" or "pharmacy".
+	// "supermarket", "pharmacy" or "donations": the community's donated stock, kept by its workers,
+	// priced at zero, needing no credentials and handed out only by campaigns.
 	Kind             string        `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
 	Credentials      []*Credential `protobuf:"bytes,5,rep,name=credentials,proto3" json:"credentials,omitempty"`
 	Suspended        bool          `protobuf:"varint,6,opt,name=suspended,proto3" json:"suspended,omitempty"`
@@ -1365,13 +1366,16 @@ func (x *ParcelLine) GetUnitWeightGrams() int64 {
 }
 
 type ReserveStockRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ParcelId      string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
-	OrderId       string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	SupplierId    string                 `protobuf:"bytes,3,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
-	HouseholdId   string                 `protobuf:"bytes,4,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
-	Address       *v1.Address            `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
-	Lines         []*ReservationLine     `protobuf:"bytes,6,rep,name=lines,proto3" json:"lines,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ParcelId    string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	OrderId     string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	SupplierId  string                 `protobuf:"bytes,3,opt,name=supplier_id,json=supplierId,proto3" json:"supplier_id,omitempty"`
+	HouseholdId string                 `protobuf:"bytes,4,opt,name=household_id,json=householdId,proto3" json:"household_id,omitempty"`
+	Address     *v1.Address            `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	Lines       []*ReservationLine     `protobuf:"bytes,6,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Set for a campaign's free pack: every line is priced at zero, rations do not apply, and the
+	// parcel is confirmed at once (a pack has nothing to weigh or decide).
+	CampaignId    string `protobuf:"bytes,7,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1446,6 +1450,13 @@ func (x *ReserveStockRequest) GetLines() []*ReservationLine {
 		return x.Lines
 	}
 	return nil
+}
+
+func (x *ReserveStockRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
 }
 
 type ReserveStockResponse struct {
@@ -1986,7 +1997,9 @@ type ListParcelsRequest struct {
 	// Optional filter.
 	State v1.ParcelState `protobuf:"varint,2,opt,name=state,proto3,enum=doorstep.types.v1.ParcelState" json:"state,omitempty"`
 	// Optional filter: parcels due for this round (see SupplierParcel.round_id).
-	RoundId       string `protobuf:"bytes,3,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	RoundId string `protobuf:"bytes,3,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	// Optional filter: one campaign's free packs.
+	CampaignId    string `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2038,6 +2051,13 @@ func (x *ListParcelsRequest) GetState() v1.ParcelState {
 func (x *ListParcelsRequest) GetRoundId() string {
 	if x != nil {
 		return x.RoundId
+	}
+	return ""
+}
+
+func (x *ListParcelsRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
 	}
 	return ""
 }
@@ -2103,7 +2123,9 @@ type SupplierParcel struct {
 	// cutoff is at least the lead time after the reservation.
 	RoundId string `protobuf:"bytes,11,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
 	// An unconfirmed reservation expires (EXPIRED, stock released) at its round's cutoff.
-	ConfirmBy     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=confirm_by,json=confirmBy,proto3" json:"confirm_by,omitempty"`
+	ConfirmBy *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=confirm_by,json=confirmBy,proto3" json:"confirm_by,omitempty"`
+	// Set for a campaign's free pack.
+	CampaignId    string `protobuf:"bytes,13,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2222,6 +2244,13 @@ func (x *SupplierParcel) GetConfirmBy() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SupplierParcel) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
 var File_doorstep_supplier_v1_supplier_proto protoreflect.FileDescriptor
 
 const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
@@ -2334,7 +2363,7 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"\x12confirmed_quantity\x18\b \x01(\x03R\x11confirmedQuantity\x120\n" +
 	"\x14confirmed_amount_fen\x18\t \x01(\x03R\x12confirmedAmountFen\x12*\n" +
 	"\x11unit_weight_grams\x18\n" +
-	" \x01(\x03R\x0funitWeightGrams\"\x84\x02\n" +
+	" \x01(\x03R\x0funitWeightGrams\"\xa5\x02\n" +
 	"\x13ReserveStockRequest\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1f\n" +
@@ -2342,7 +2371,9 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"supplierId\x12!\n" +
 	"\fhousehold_id\x18\x04 \x01(\tR\vhouseholdId\x124\n" +
 	"\aaddress\x18\x05 \x01(\v2\x1a.doorstep.types.v1.AddressR\aaddress\x12;\n" +
-	"\x05lines\x18\x06 \x03(\v2%.doorstep.supplier.v1.ReservationLineR\x05lines\"T\n" +
+	"\x05lines\x18\x06 \x03(\v2%.doorstep.supplier.v1.ReservationLineR\x05lines\x12\x1f\n" +
+	"\vcampaign_id\x18\a \x01(\tR\n" +
+	"campaignId\"T\n" +
 	"\x14ReserveStockResponse\x12<\n" +
 	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\x80\x01\n" +
 	"\x19ReleaseReservationRequest\x12\x1b\n" +
@@ -2380,14 +2411,16 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"supplierId\x12\x1b\n" +
 	"\tparcel_id\x18\x03 \x01(\tR\bparcelId\"W\n" +
 	"\x17MarkParcelReadyResponse\x12<\n" +
-	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\x86\x01\n" +
+	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\xa7\x01\n" +
 	"\x12ListParcelsRequest\x12\x1f\n" +
 	"\vsupplier_id\x18\x01 \x01(\tR\n" +
 	"supplierId\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\x12\x19\n" +
-	"\bround_id\x18\x03 \x01(\tR\aroundId\"U\n" +
+	"\bround_id\x18\x03 \x01(\tR\aroundId\x12\x1f\n" +
+	"\vcampaign_id\x18\x04 \x01(\tR\n" +
+	"campaignId\"U\n" +
 	"\x13ListParcelsResponse\x12>\n" +
-	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\"\xf6\x03\n" +
+	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\"\x97\x04\n" +
 	"\x0eSupplierParcel\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1f\n" +
@@ -2404,7 +2437,9 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x19\n" +
 	"\bround_id\x18\v \x01(\tR\aroundId\x129\n" +
 	"\n" +
-	"confirm_by\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tconfirmBy2\xef\v\n" +
+	"confirm_by\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tconfirmBy\x12\x1f\n" +
+	"\vcampaign_id\x18\r \x01(\tR\n" +
+	"campaignId2\xef\v\n" +
 	"\x0fSupplierService\x12k\n" +
 	"\x0eCreateSupplier\x12+.doorstep.supplier.v1.CreateSupplierRequest\x1a,.doorstep.supplier.v1.CreateSupplierResponse\x12h\n" +
 	"\rListSuppliers\x12*.doorstep.supplier.v1.ListSuppliersRequest\x1a+.doorstep.supplier.v1.ListSuppliersResponse\x12_\n" +

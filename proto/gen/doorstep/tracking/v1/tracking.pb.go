@@ -880,6 +880,189 @@ func (x *GetSupplierQueueResponse) GetStates() []*StateCount {
 	return nil
 }
 
+// Notice is a notice in force, as residents read it.
+type Notice struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NoticeId string                 `protobuf:"bytes,1,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	Title    string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Text     string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	// Empty means every building.
+	Buildings     []string               `protobuf:"bytes,4,rep,name=buildings,proto3" json:"buildings,omitempty"`
+	PostedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=posted_at,json=postedAt,proto3" json:"posted_at,omitempty"`
+	PostedBy      *v1.Actor              `protobuf:"bytes,6,opt,name=posted_by,json=postedBy,proto3" json:"posted_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notice) Reset() {
+	*x = Notice{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notice) ProtoMessage() {}
+
+func (x *Notice) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notice.ProtoReflect.Descriptor instead.
+func (*Notice) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Notice) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+func (x *Notice) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Notice) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Notice) GetBuildings() []string {
+	if x != nil {
+		return x.Buildings
+	}
+	return nil
+}
+
+func (x *Notice) GetPostedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PostedAt
+	}
+	return nil
+}
+
+func (x *Notice) GetPostedBy() *v1.Actor {
+	if x != nil {
+		return x.PostedBy
+	}
+	return nil
+}
+
+type ListNoticesRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Compound string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	// Optional: only notices that reach this building; empty lists every notice in force.
+	Building      string `protobuf:"bytes,2,opt,name=building,proto3" json:"building,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNoticesRequest) Reset() {
+	*x = ListNoticesRequest{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNoticesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNoticesRequest) ProtoMessage() {}
+
+func (x *ListNoticesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNoticesRequest.ProtoReflect.Descriptor instead.
+func (*ListNoticesRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListNoticesRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *ListNoticesRequest) GetBuilding() string {
+	if x != nil {
+		return x.Building
+	}
+	return ""
+}
+
+type ListNoticesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notices       []*Notice              `protobuf:"bytes,1,rep,name=notices,proto3" json:"notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNoticesResponse) Reset() {
+	*x = ListNoticesResponse{}
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNoticesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNoticesResponse) ProtoMessage() {}
+
+func (x *ListNoticesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_tracking_v1_tracking_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNoticesResponse.ProtoReflect.Descriptor instead.
+func (*ListNoticesResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_tracking_v1_tracking_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListNoticesResponse) GetNotices() []*Notice {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
 var File_doorstep_tracking_v1_tracking_proto protoreflect.FileDescriptor
 
 const file_doorstep_tracking_v1_tracking_proto_rawDesc = "" +
@@ -939,7 +1122,19 @@ const file_doorstep_tracking_v1_tracking_proto_rawDesc = "" +
 	"\x18GetSupplierQueueResponse\x12\x1f\n" +
 	"\vsupplier_id\x18\x01 \x01(\tR\n" +
 	"supplierId\x128\n" +
-	"\x06states\x18\x02 \x03(\v2 .doorstep.tracking.v1.StateCountR\x06states2\xb0\x04\n" +
+	"\x06states\x18\x02 \x03(\v2 .doorstep.tracking.v1.StateCountR\x06states\"\xdd\x01\n" +
+	"\x06Notice\x12\x1b\n" +
+	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1c\n" +
+	"\tbuildings\x18\x04 \x03(\tR\tbuildings\x127\n" +
+	"\tposted_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bpostedAt\x125\n" +
+	"\tposted_by\x18\x06 \x01(\v2\x18.doorstep.types.v1.ActorR\bpostedBy\"L\n" +
+	"\x12ListNoticesRequest\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\x12\x1a\n" +
+	"\bbuilding\x18\x02 \x01(\tR\bbuilding\"M\n" +
+	"\x13ListNoticesResponse\x126\n" +
+	"\anotices\x18\x01 \x03(\v2\x1c.doorstep.tracking.v1.NoticeR\anotices2\x94\x05\n" +
 	"\x0fTrackingService\x12q\n" +
 	"\x10GetOrderTimeline\x12-.doorstep.tracking.v1.GetOrderTimelineRequest\x1a..doorstep.tracking.v1.GetOrderTimelineResponse\x12a\n" +
 	"\n" +
@@ -947,7 +1142,8 @@ const file_doorstep_tracking_v1_tracking_proto_rawDesc = "" +
 	"\x10GetRoundProgress\x12-.doorstep.tracking.v1.GetRoundProgressRequest\x1a..doorstep.tracking.v1.GetRoundProgressResponse\x12a\n" +
 	"\n" +
 	"WatchRound\x12'.doorstep.tracking.v1.WatchRoundRequest\x1a(.doorstep.tracking.v1.WatchRoundResponse0\x01\x12q\n" +
-	"\x10GetSupplierQueue\x12-.doorstep.tracking.v1.GetSupplierQueueRequest\x1a..doorstep.tracking.v1.GetSupplierQueueResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1;trackingv1b\x06proto3"
+	"\x10GetSupplierQueue\x12-.doorstep.tracking.v1.GetSupplierQueueRequest\x1a..doorstep.tracking.v1.GetSupplierQueueResponse\x12b\n" +
+	"\vListNotices\x12(.doorstep.tracking.v1.ListNoticesRequest\x1a).doorstep.tracking.v1.ListNoticesResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1;trackingv1b\x06proto3"
 
 var (
 	file_doorstep_tracking_v1_tracking_proto_rawDescOnce sync.Once
@@ -961,7 +1157,7 @@ func file_doorstep_tracking_v1_tracking_proto_rawDescGZIP() []byte {
 	return file_doorstep_tracking_v1_tracking_proto_rawDescData
 }
 
-var file_doorstep_tracking_v1_tracking_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_doorstep_tracking_v1_tracking_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_doorstep_tracking_v1_tracking_proto_goTypes = []any{
 	(*TimelineEntry)(nil),            // 0: doorstep.tracking.v1.TimelineEntry
 	(*GetOrderTimelineRequest)(nil),  // 1: doorstep.tracking.v1.GetOrderTimelineRequest
@@ -979,14 +1175,17 @@ var file_doorstep_tracking_v1_tracking_proto_goTypes = []any{
 	(*GetSupplierQueueRequest)(nil),  // 13: doorstep.tracking.v1.GetSupplierQueueRequest
 	(*StateCount)(nil),               // 14: doorstep.tracking.v1.StateCount
 	(*GetSupplierQueueResponse)(nil), // 15: doorstep.tracking.v1.GetSupplierQueueResponse
-	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
-	(v1.ParcelState)(0),              // 17: doorstep.types.v1.ParcelState
-	(*v1.Actor)(nil),                 // 18: doorstep.types.v1.Actor
+	(*Notice)(nil),                   // 16: doorstep.tracking.v1.Notice
+	(*ListNoticesRequest)(nil),       // 17: doorstep.tracking.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),      // 18: doorstep.tracking.v1.ListNoticesResponse
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(v1.ParcelState)(0),              // 20: doorstep.types.v1.ParcelState
+	(*v1.Actor)(nil),                 // 21: doorstep.types.v1.Actor
 }
 var file_doorstep_tracking_v1_tracking_proto_depIdxs = []int32{
-	16, // 0: doorstep.tracking.v1.TimelineEntry.occurred_at:type_name -> google.protobuf.Timestamp
-	17, // 1: doorstep.tracking.v1.TimelineEntry.state:type_name -> doorstep.types.v1.ParcelState
-	18, // 2: doorstep.tracking.v1.TimelineEntry.actor:type_name -> doorstep.types.v1.Actor
+	19, // 0: doorstep.tracking.v1.TimelineEntry.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 1: doorstep.tracking.v1.TimelineEntry.state:type_name -> doorstep.types.v1.ParcelState
+	21, // 2: doorstep.tracking.v1.TimelineEntry.actor:type_name -> doorstep.types.v1.Actor
 	0,  // 3: doorstep.tracking.v1.GetOrderTimelineResponse.entries:type_name -> doorstep.tracking.v1.TimelineEntry
 	0,  // 4: doorstep.tracking.v1.WatchOrderResponse.entry:type_name -> doorstep.tracking.v1.TimelineEntry
 	5,  // 5: doorstep.tracking.v1.BuildingProgress.progress:type_name -> doorstep.tracking.v1.Progress
@@ -996,23 +1195,28 @@ var file_doorstep_tracking_v1_tracking_proto_depIdxs = []int32{
 	7,  // 9: doorstep.tracking.v1.RoundProgress.couriers:type_name -> doorstep.tracking.v1.CourierProgress
 	8,  // 10: doorstep.tracking.v1.GetRoundProgressResponse.progress:type_name -> doorstep.tracking.v1.RoundProgress
 	8,  // 11: doorstep.tracking.v1.WatchRoundResponse.progress:type_name -> doorstep.tracking.v1.RoundProgress
-	17, // 12: doorstep.tracking.v1.StateCount.state:type_name -> doorstep.types.v1.ParcelState
+	20, // 12: doorstep.tracking.v1.StateCount.state:type_name -> doorstep.types.v1.ParcelState
 	14, // 13: doorstep.tracking.v1.GetSupplierQueueResponse.states:type_name -> doorstep.tracking.v1.StateCount
-	1,  // 14: doorstep.tracking.v1.TrackingService.GetOrderTimeline:input_type -> doorstep.tracking.v1.GetOrderTimelineRequest
-	3,  // 15: doorstep.tracking.v1.TrackingService.WatchOrder:input_type -> doorstep.tracking.v1.WatchOrderRequest
-	9,  // 16: doorstep.tracking.v1.TrackingService.GetRoundProgress:input_type -> doorstep.tracking.v1.GetRoundProgressRequest
-	11, // 17: doorstep.tracking.v1.TrackingService.WatchRound:input_type -> doorstep.tracking.v1.WatchRoundRequest
-	13, // 18: doorstep.tracking.v1.TrackingService.GetSupplierQueue:input_type -> doorstep.tracking.v1.GetSupplierQueueRequest
-	2,  // 19: doorstep.tracking.v1.TrackingService.GetOrderTimeline:output_type -> doorstep.tracking.v1.GetOrderTimelineResponse
-	4,  // 20: doorstep.tracking.v1.TrackingService.WatchOrder:output_type -> doorstep.tracking.v1.WatchOrderResponse
-	10, // 21: doorstep.tracking.v1.TrackingService.GetRoundProgress:output_type -> doorstep.tracking.v1.GetRoundProgressResponse
-	12, // 22: doorstep.tracking.v1.TrackingService.WatchRound:output_type -> doorstep.tracking.v1.WatchRoundResponse
-	15, // 23: doorstep.tracking.v1.TrackingService.GetSupplierQueue:output_type -> doorstep.tracking.v1.GetSupplierQueueResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	19, // 14: doorstep.tracking.v1.Notice.posted_at:type_name -> google.protobuf.Timestamp
+	21, // 15: doorstep.tracking.v1.Notice.posted_by:type_name -> doorstep.types.v1.Actor
+	16, // 16: doorstep.tracking.v1.ListNoticesResponse.notices:type_name -> doorstep.tracking.v1.Notice
+	1,  // 17: doorstep.tracking.v1.TrackingService.GetOrderTimeline:input_type -> doorstep.tracking.v1.GetOrderTimelineRequest
+	3,  // 18: doorstep.tracking.v1.TrackingService.WatchOrder:input_type -> doorstep.tracking.v1.WatchOrderRequest
+	9,  // 19: doorstep.tracking.v1.TrackingService.GetRoundProgress:input_type -> doorstep.tracking.v1.GetRoundProgressRequest
+	11, // 20: doorstep.tracking.v1.TrackingService.WatchRound:input_type -> doorstep.tracking.v1.WatchRoundRequest
+	13, // 21: doorstep.tracking.v1.TrackingService.GetSupplierQueue:input_type -> doorstep.tracking.v1.GetSupplierQueueRequest
+	17, // 22: doorstep.tracking.v1.TrackingService.ListNotices:input_type -> doorstep.tracking.v1.ListNoticesRequest
+	2,  // 23: doorstep.tracking.v1.TrackingService.GetOrderTimeline:output_type -> doorstep.tracking.v1.GetOrderTimelineResponse
+	4,  // 24: doorstep.tracking.v1.TrackingService.WatchOrder:output_type -> doorstep.tracking.v1.WatchOrderResponse
+	10, // 25: doorstep.tracking.v1.TrackingService.GetRoundProgress:output_type -> doorstep.tracking.v1.GetRoundProgressResponse
+	12, // 26: doorstep.tracking.v1.TrackingService.WatchRound:output_type -> doorstep.tracking.v1.WatchRoundResponse
+	15, // 27: doorstep.tracking.v1.TrackingService.GetSupplierQueue:output_type -> doorstep.tracking.v1.GetSupplierQueueResponse
+	18, // 28: doorstep.tracking.v1.TrackingService.ListNotices:output_type -> doorstep.tracking.v1.ListNoticesResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_tracking_v1_tracking_proto_init() }
@@ -1026,7 +1230,7 @@ func file_doorstep_tracking_v1_tracking_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_tracking_v1_tracking_proto_rawDesc), len(file_doorstep_tracking_v1_tracking_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	TrackingService_GetRoundProgress_FullMethodName = "/doorstep.tracking.v1.TrackingService/GetRoundProgress"
 	TrackingService_WatchRound_FullMethodName       = "/doorstep.tracking.v1.TrackingService/WatchRound"
 	TrackingService_GetSupplierQueue_FullMethodName = "/doorstep.tracking.v1.TrackingService/GetSupplierQueue"
+	TrackingService_ListNotices_FullMethodName      = "/doorstep.tracking.v1.TrackingService/ListNotices"
 )
 
 // TrackingServiceClient is the client API for TrackingService service.
@@ -43,6 +44,9 @@ type TrackingServiceClient interface {
 	WatchRound(ctx context.Context, in *WatchRoundRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRoundResponse], error)
 	// GetSupplierQueue counts a supplier's parcels by state.
 	GetSupplierQueue(ctx context.Context, in *GetSupplierQueueRequest, opts ...grpc.CallOption) (*GetSupplierQueueResponse, error)
+	// ListNotices returns the notices in force for one building of a compound (those to all
+	// buildings and those to it), newest first, from notice.posted and notice.withdrawn events.
+	ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error)
 }
 
 type trackingServiceClient struct {
@@ -121,6 +125,16 @@ func (c *trackingServiceClient) GetSupplierQueue(ctx context.Context, in *GetSup
 	return out, nil
 }
 
+func (c *trackingServiceClient) ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNoticesResponse)
+	err := c.cc.Invoke(ctx, TrackingService_ListNotices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TrackingServiceServer is the server API for TrackingService service.
 // All implementations must embed UnimplementedTrackingServiceServer
 // for forward compatibility.
@@ -138,6 +152,9 @@ type TrackingServiceServer interface {
 	WatchRound(*WatchRoundRequest, grpc.ServerStreamingServer[WatchRoundResponse]) error
 	// GetSupplierQueue counts a supplier's parcels by state.
 	GetSupplierQueue(context.Context, *GetSupplierQueueRequest) (*GetSupplierQueueResponse, error)
+	// ListNotices returns the notices in force for one building of a compound (those to all
+	// buildings and those to it), newest first, from notice.posted and notice.withdrawn events.
+	ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error)
 	mustEmbedUnimplementedTrackingServiceServer()
 }
 
@@ -162,6 +179,9 @@ func (UnimplementedTrackingServiceServer) WatchRound(*WatchRoundRequest, grpc.Se
 }
 func (UnimplementedTrackingServiceServer) GetSupplierQueue(context.Context, *GetSupplierQueueRequest) (*GetSupplierQueueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSupplierQueue not implemented")
+}
+func (UnimplementedTrackingServiceServer) ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNotices not implemented")
 }
 func (UnimplementedTrackingServiceServer) mustEmbedUnimplementedTrackingServiceServer() {}
 func (UnimplementedTrackingServiceServer) testEmbeddedByValue()                         {}
@@ -260,6 +280,24 @@ func _TrackingService_GetSupplierQueue_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrackingService_ListNotices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNoticesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrackingServiceServer).ListNotices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TrackingService_ListNotices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrackingServiceServer).ListNotices(ctx, req.(*ListNoticesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TrackingService_ServiceDesc is the grpc.ServiceDesc for TrackingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +316,10 @@ var TrackingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSupplierQueue",
 			Handler:    _TrackingService_GetSupplierQueue_Handler,
+		},
+		{
+			MethodName: "ListNotices",
+			Handler:    _TrackingService_ListNotices_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
