@@ -65,6 +65,10 @@ func Name(ev *eventsv1.Event) (string, error) {
 		return "parcel." + StateName(st), nil
 	case *eventsv1.Event_RoutePlanned:
 		return "route.planned", nil
+	case *eventsv1.Event_NoticePosted:
+		return "notice.posted", nil
+	case *eventsv1.Event_NoticeWithdrawn:
+		return "notice.withdrawn", nil
 	default:
 		return "", errors.New("event " + ev.GetEventId() + ": no payload")
 	}
