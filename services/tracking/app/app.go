@@ -1,6 +1,6 @@
-// Package app wires the tracking service: its PostgreSQL schema, the timeline and views consumers,
-// the watch announcements and the gRPC server with its authorization. cmd/trackingd and the dev
-// stack both run it.
+// Package app wires the tracking service: its PostgreSQL schema, the timeline, views and notices
+// consumers, the watch announcements and the gRPC server with its authorization. cmd/trackingd and
+// the dev stack both run it.
 package app
 
 import (
@@ -53,10 +53,11 @@ func ConfigFromEnv() (Config, error) {
 	return env.ParseAs[Config]()
 }
 
-// Consumer purposes: durables tracking-timeline and tracking-views.
+// Consumer purposes: durables tracking-timeline, tracking-views and tracking-notices.
 const (
 	timelineConsumer = "timeline"
 	viewsConsumer    = "views"
+	noticesConsumer  = "notices"
 )
 
 // Run serves until ctx is done, then shuts down gracefully.
@@ -94,6 +95,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	trackingv1.RegisterTrackingServiceServer(srv, &grpcapi.Server{
 		Timelines: store,
 		Views:     store,
+		Notices:   store,
 		Changes:   &watch.Subscriber{NC: kit.NC},
 		Stopping:  ctx.Done(),
 		Resync:    cfg.WatchResync,
@@ -109,12 +111,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// The handlers announce what they changed through inbox.AfterCommit, so every replica's
 		// watchers re-read only once the change is visible to them.
 		announcer := &watch.Publisher{NC: kit.NC, Log: log.With("component", "watch")}
-		for purpose, handler := range map[string]func(*slog.Logger, ingest.Announcer) inbox.Handler{
-			timelineConsumer: ingest.Timeline,
-			viewsConsumer:    ingest.Views,
+		// Notices have a durable of their own, filtered to notice subjects: it starts from the
+		// stream's first notice wherever the other two stand, reads none of the parcel traffic,
+		// and a notice it cannot apply yet holds up no parcel.
+		for purpose, c := range map[string]struct {
+			subjects []string
+			handler  func(*slog.Logger, ingest.Announcer) inbox.Handler
+		}{
+			timelineConsumer: {ingest.Subjects, ingest.Timeline},
+			viewsConsumer:    {ingest.Subjects, ingest.Views},
+			noticesConsumer:  {ingest.NoticeSubjects, ingest.Notices},
 		} {
-			consumer := kit.Consumer(purpose, ingest.Subjects, nil)
-			consumer.Handle = handler(consumer.Log, announcer)
+			consumer := kit.Consumer(purpose, c.subjects, nil)
+			consumer.Handle = c.handler(consumer.Log, announcer)
 			g.Go(func() error { return consumer.Run(ctx) })
 		}
 	}

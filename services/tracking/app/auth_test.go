@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 )
 
 // Every RPC against every kind of caller. A caller may not learn that something they may not see
-// exists: another household's order and another supplier's queue are NOT_FOUND, as if unknown.
+// exists: another household's order, another supplier's queue and another compound's notices are
+// NOT_FOUND, as if unknown.
 func TestWhoMaySeeWhat(t *testing.T) {
 	e := start(t)
 	const (
@@ -26,7 +28,9 @@ func TestWhoMaySeeWhat(t *testing.T) {
 	e.publishAll(t,
 		placeOrder(orderID, household, supplier, t0, p1),
 		routePlanned("route-1", am, "haixin-courier-01", 1, t0.Add(time.Hour), stop{"3", []string{p1}}))
+	e.publishNotices(t, noticePosted("haixin", "testing", t0, "Testing at 8"))
 	e.timeline(t, orderID, 1)
+	e.waitNotices(t, "haixin", "", "testing")
 	e.waitProgress(t, &trackingv1.RoundProgress{RoundId: am, Total: prog(1, 0, 0, 0, 0),
 		Buildings: []*trackingv1.BuildingProgress{building("3", prog(1, 0, 0, 0, 0))},
 		Couriers:  []*trackingv1.CourierProgress{courierShare("haixin-courier-01", prog(1, 0, 0, 0, 0))}})
@@ -64,13 +68,22 @@ func TestWhoMaySeeWhat(t *testing.T) {
 			_, err := e.client.GetSupplierQueue(ctx, &trackingv1.GetSupplierQueueRequest{SupplierId: supplier})
 			return err
 		}},
+		{"ListNotices", func(ctx context.Context) error {
+			resp, err := e.client.ListNotices(ctx, &trackingv1.ListNoticesRequest{Compound: "haixin", Building: "3"})
+			if err == nil && len(resp.GetNotices()) != 1 {
+				return fmt.Errorf("%d notices, want 1", len(resp.GetNotices()))
+			}
+			return err
+		}},
 	}
 
 	as := func(role typesv1.Role, subject string, opts ...func(*auth.Identity)) context.Context {
 		return testkit.As(t, e.ctx, role, subject, opts...)
 	}
-	onBehalfOf := func(role typesv1.Role, subject string) func(*auth.Identity) {
-		return func(id *auth.Identity) { id.OnBehalfOf = &auth.Identity{Role: role, Subject: subject} }
+	onBehalfOf := func(role typesv1.Role, subject, compound string) func(*auth.Identity) {
+		return func(id *auth.Identity) {
+			id.OnBehalfOf = &auth.Identity{Role: role, Subject: subject, Compound: compound}
+		}
 	}
 	forged, err := auth.NewKeys([]byte("not-the-doorstep-key-but-32-bytes-long"), nil)
 	if err != nil {
@@ -81,6 +94,7 @@ func TestWhoMaySeeWhat(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	haixin, yuyuan := testkit.InCompound("haixin"), testkit.InCompound("yuyuan")
 	const (
 		ok          = codes.OK
 		notFound    = codes.NotFound
@@ -90,25 +104,32 @@ func TestWhoMaySeeWhat(t *testing.T) {
 	for _, tc := range []struct {
 		caller string
 		ctx    context.Context
-		// Codes for GetOrderTimeline, WatchOrder, GetRoundProgress, WatchRound, GetSupplierQueue.
-		want [5]codes.Code
+		// Codes for GetOrderTimeline, WatchOrder, GetRoundProgress, WatchRound, GetSupplierQueue,
+		// ListNotices (of haixin).
+		want [6]codes.Code
 	}{
-		{"resident of the order", as(typesv1.Role_ROLE_RESIDENT, household), [5]codes.Code{ok, ok, denied, denied, denied}},
-		{"another resident", as(typesv1.Role_ROLE_RESIDENT, "haixin-9-1-901"), [5]codes.Code{notFound, notFound, denied, denied, denied}},
-		{"worker", as(typesv1.Role_ROLE_WORKER, "worker-li", testkit.InCompound("haixin")), [5]codes.Code{ok, ok, ok, ok, ok}},
-		{"city-wide worker", as(typesv1.Role_ROLE_WORKER, "worker-chen"), [5]codes.Code{ok, ok, ok, ok, ok}},
-		{"worker of another compound", as(typesv1.Role_ROLE_WORKER, "worker-zhao", testkit.InCompound("yuyuan")), [5]codes.Code{notFound, notFound, notFound, notFound, ok}},
-		{"the order's supplier", as(typesv1.Role_ROLE_SUPPLIER, "staff-1", testkit.Supplier(supplier)), [5]codes.Code{denied, denied, denied, denied, ok}},
-		{"another supplier", as(typesv1.Role_ROLE_SUPPLIER, "staff-2", testkit.Supplier("other-mart")), [5]codes.Code{denied, denied, denied, denied, notFound}},
-		{"dispatcher", as(typesv1.Role_ROLE_DISPATCHER, "wang", testkit.InCompound("haixin")), [5]codes.Code{denied, denied, ok, ok, denied}},
-		{"dispatcher of another compound", as(typesv1.Role_ROLE_DISPATCHER, "zhou", testkit.InCompound("yuyuan")), [5]codes.Code{denied, denied, notFound, notFound, denied}},
-		{"courier", as(typesv1.Role_ROLE_COURIER, "haixin-courier-01"), [5]codes.Code{denied, denied, denied, denied, denied}},
-		{"system", as(typesv1.Role_ROLE_SYSTEM, "gateway"), [5]codes.Code{ok, ok, ok, ok, ok}},
-		{"system for the order's resident", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, household)), [5]codes.Code{ok, ok, denied, denied, denied}},
-		{"system for another resident", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, "haixin-9-1-901")), [5]codes.Code{notFound, notFound, denied, denied, denied}},
-		{"system for a courier", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_COURIER, "haixin-courier-01")), [5]codes.Code{denied, denied, denied, denied, denied}},
-		{"no identity", e.ctx, [5]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}},
-		{"identity signed with another key", forgedCtx, [5]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}},
+		{"resident of the order", as(typesv1.Role_ROLE_RESIDENT, household, haixin), [6]codes.Code{ok, ok, denied, denied, denied, ok}},
+		{"another resident", as(typesv1.Role_ROLE_RESIDENT, "haixin-9-1-901", haixin), [6]codes.Code{notFound, notFound, denied, denied, denied, ok}},
+		{"resident of another compound", as(typesv1.Role_ROLE_RESIDENT, "yuyuan-1-1-101", yuyuan), [6]codes.Code{notFound, notFound, denied, denied, denied, notFound}},
+		// Residents always belong to a compound; one that does not belongs to none, not to all.
+		{"resident without a compound", as(typesv1.Role_ROLE_RESIDENT, household), [6]codes.Code{ok, ok, denied, denied, denied, notFound}},
+		{"worker", as(typesv1.Role_ROLE_WORKER, "worker-li", haixin), [6]codes.Code{ok, ok, ok, ok, ok, ok}},
+		{"city-wide worker", as(typesv1.Role_ROLE_WORKER, "worker-chen"), [6]codes.Code{ok, ok, ok, ok, ok, ok}},
+		{"worker of another compound", as(typesv1.Role_ROLE_WORKER, "worker-zhao", yuyuan), [6]codes.Code{notFound, notFound, notFound, notFound, ok, notFound}},
+		{"the order's supplier", as(typesv1.Role_ROLE_SUPPLIER, "staff-1", testkit.Supplier(supplier)), [6]codes.Code{denied, denied, denied, denied, ok, ok}},
+		{"another supplier", as(typesv1.Role_ROLE_SUPPLIER, "staff-2", testkit.Supplier("other-mart")), [6]codes.Code{denied, denied, denied, denied, notFound, ok}},
+		{"supplier of another compound", as(typesv1.Role_ROLE_SUPPLIER, "staff-3", testkit.Supplier("yuyuan-mart"), yuyuan), [6]codes.Code{denied, denied, denied, denied, notFound, notFound}},
+		{"dispatcher", as(typesv1.Role_ROLE_DISPATCHER, "wang", haixin), [6]codes.Code{denied, denied, ok, ok, denied, ok}},
+		{"dispatcher of another compound", as(typesv1.Role_ROLE_DISPATCHER, "zhou", yuyuan), [6]codes.Code{denied, denied, notFound, notFound, denied, notFound}},
+		{"courier", as(typesv1.Role_ROLE_COURIER, "haixin-courier-01"), [6]codes.Code{denied, denied, denied, denied, denied, ok}},
+		{"courier of another compound", as(typesv1.Role_ROLE_COURIER, "yuyuan-courier-01", yuyuan), [6]codes.Code{denied, denied, denied, denied, denied, notFound}},
+		{"system", as(typesv1.Role_ROLE_SYSTEM, "gateway"), [6]codes.Code{ok, ok, ok, ok, ok, ok}},
+		{"system for the order's resident", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, household, "haixin")), [6]codes.Code{ok, ok, denied, denied, denied, ok}},
+		{"system for another resident", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, "haixin-9-1-901", "haixin")), [6]codes.Code{notFound, notFound, denied, denied, denied, ok}},
+		{"system for a resident of another compound", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, "yuyuan-1-1-101", "yuyuan")), [6]codes.Code{notFound, notFound, denied, denied, denied, notFound}},
+		{"system for a courier", as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_COURIER, "haixin-courier-01", "")), [6]codes.Code{denied, denied, denied, denied, denied, ok}},
+		{"no identity", e.ctx, [6]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}},
+		{"identity signed with another key", forgedCtx, [6]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}},
 	} {
 		for i, rpc := range rpcs {
 			t.Run(tc.caller+"/"+rpc.name, func(t *testing.T) {

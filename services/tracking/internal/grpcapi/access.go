@@ -10,6 +10,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/auth"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/tracking/internal/notices"
 	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
 	"github.com/doorstep/doorstep/services/tracking/internal/views"
 )
@@ -19,18 +20,22 @@ const (
 	worker     = typesv1.Role_ROLE_WORKER
 	supplier   = typesv1.Role_ROLE_SUPPLIER
 	dispatcher = typesv1.Role_ROLE_DISPATCHER
+	courier    = typesv1.Role_ROLE_COURIER
 	system     = typesv1.Role_ROLE_SYSTEM
 )
 
 // Policy is who may call each method at all; the auth interceptor enforces it. The handlers then
 // check what the caller may see: a resident only their household's orders, a supplier only their
-// own queue, staff of a compound only that compound's orders and rounds.
+// own queue, staff of a compound only that compound's orders and rounds. Notices are public within
+// their compound: anyone signed in to it may read them (the couriers and suppliers who come to its
+// gates too), nobody another compound's.
 var Policy = auth.Policy{
 	trackingv1.TrackingService_GetOrderTimeline_FullMethodName: {resident, worker, system},
 	trackingv1.TrackingService_WatchOrder_FullMethodName:       {resident, worker, system},
 	trackingv1.TrackingService_GetRoundProgress_FullMethodName: {dispatcher, worker, system},
 	trackingv1.TrackingService_WatchRound_FullMethodName:       {dispatcher, worker, system},
 	trackingv1.TrackingService_GetSupplierQueue_FullMethodName: {supplier, worker, system},
+	trackingv1.TrackingService_ListNotices_FullMethodName:      {resident, worker, dispatcher, courier, supplier, system},
 }
 
 var (
@@ -92,6 +97,19 @@ func (s *Server) mayReadSupplier(ctx context.Context, supplierID string) error {
 	}
 	if who.Role == supplier && who.SupplierID != supplierID {
 		return s.toStatus(ctx, fmt.Errorf("supplier %s: %w", supplierID, views.ErrNotFound))
+	}
+	return nil
+}
+
+// mayReadNotices lets callers read the notices of their own compound only. A resident always
+// belongs to one: a resident identity without a compound sees none rather than every compound's.
+func (s *Server) mayReadNotices(ctx context.Context, compound string) error {
+	who, err := s.caller(ctx, trackingv1.TrackingService_ListNotices_FullMethodName)
+	if err != nil {
+		return s.toStatus(ctx, err)
+	}
+	if (who.Role == resident && who.Compound != compound) || !inCompound(who, compound) {
+		return s.toStatus(ctx, fmt.Errorf("notices of compound %s: %w", compound, notices.ErrNotFound))
 	}
 	return nil
 }

@@ -6,14 +6,17 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/tracking/internal/notices"
 	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
 	"github.com/doorstep/doorstep/services/tracking/internal/views"
 	"github.com/doorstep/doorstep/services/tracking/internal/watch"
@@ -37,6 +40,7 @@ type Server struct {
 	trackingv1.UnimplementedTrackingServiceServer
 	Timelines timeline.Reader
 	Views     views.Reader
+	Notices   notices.Reader
 	Changes   Changes
 	// Stopping closes when the service shuts down; watches then end with UNAVAILABLE so that
 	// clients reconnect to another replica and the server's graceful stop does not wait for them.
@@ -192,6 +196,38 @@ func (s *Server) GetSupplierQueue(ctx context.Context, req *trackingv1.GetSuppli
 	return resp, nil
 }
 
+// ListNotices returns the compound's notices in force that reach the building (every one in
+// force when no building is given), newest first. A compound without notices has none.
+func (s *Server) ListNotices(ctx context.Context, req *trackingv1.ListNoticesRequest) (*trackingv1.ListNoticesResponse, error) {
+	var v grpcx.Violations
+	v.Required(req.GetCompound(), "compound")
+	if !v.Any() {
+		v.Check(events.ValidCompound(req.GetCompound()), "compound", "must be a compound slug such as haixin")
+	}
+	v.Check(len(req.GetBuilding()) <= maxBuilding && strings.TrimSpace(req.GetBuilding()) == req.GetBuilding(),
+		"building", fmt.Sprintf("must be a building such as 3, at most %d bytes", maxBuilding))
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.mayReadNotices(ctx, req.GetCompound()); err != nil {
+		return nil, err
+	}
+	list, err := s.Notices.Notices(ctx, req.GetCompound(), req.GetBuilding())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &trackingv1.ListNoticesResponse{}
+	for _, n := range list {
+		resp.Notices = append(resp.Notices, &trackingv1.Notice{NoticeId: n.NoticeID, Title: n.Title, Text: n.Text,
+			Buildings: n.Buildings, PostedAt: timestamppb.New(n.PostedAt),
+			PostedBy: &typesv1.Actor{Role: role(n.PostedBy.Role), Id: n.PostedBy.ID}})
+	}
+	return resp, nil
+}
+
+// maxBuilding bounds a building name in a request; real ones are a number or a short name.
+const maxBuilding = 64
+
 func validateOrderID(id string) error {
 	var v grpcx.Violations
 	v.Required(id, "order_id")
@@ -258,7 +294,7 @@ func role(name string) typesv1.Role {
 // toStatus is the one place domain errors become status codes.
 func (s *Server) toStatus(ctx context.Context, err error) error {
 	switch {
-	case errors.Is(err, timeline.ErrNotFound), errors.Is(err, views.ErrNotFound):
+	case errors.Is(err, timeline.ErrNotFound), errors.Is(err, views.ErrNotFound), errors.Is(err, notices.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, errNoIdentity):
 		return status.Error(codes.Unauthenticated, err.Error())

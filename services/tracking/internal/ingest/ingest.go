@@ -1,6 +1,7 @@
 // Package ingest applies Doorstep's events to the tracking service's tables. It holds the handlers
-// of its two consumers: the timeline (every event of an order, and whose order it is) and the
-// views (parcels, routes and their states, for round progress and supplier queues). The inbox runs
+// of its three consumers: the timeline (every event of an order, and whose order it is), the
+// views (parcels, routes and their states, for round progress and supplier queues) and the
+// notices (what workers posted to a compound's residents). The inbox runs
 // each in the transaction that records the event id, so each event is applied once however often
 // JetStream delivers it.
 package ingest
@@ -22,7 +23,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Subjects both consumers read: every event, since any of them may belong to an order or a round.
+// Subjects the timeline and views consumers read: every event, since any of them may belong to an
+// order or a round. Both pass over notice events, which belong to neither.
 var Subjects = []string{events.StreamSubjects}
 
 // Announcer tells the watches of every replica what changed (watch.Publisher). Handlers hand it

@@ -45,6 +45,8 @@ func Views(log *slog.Logger, announce Announcer) inbox.Handler {
 			if rounds, err = postgres.ApplyRoute(ctx, tx, r); err != nil {
 				return err
 			}
+		case *eventsv1.Event_NoticePosted, *eventsv1.Event_NoticeWithdrawn:
+			return nil // no parcel or round in it: the notices consumer's
 		default:
 			return fmt.Errorf("event %s: no payload: %w", ev.GetEventId(), inbox.ErrPermanent)
 		}

@@ -1,10 +1,10 @@
 // Package watch lets a gRPC watch on any replica of the tracking service hear that what it
 // watches has changed, whichever replica's consumer applied the event. After a consumer's
 // transaction commits (inbox.AfterCommit), the Publisher publishes an empty core-NATS message on
-// trackingwatch.order.<order_id> or trackingwatch.round.<round_id> (outside the event stream's
-// doorstep.> subjects, so nothing of it is stored); watchers subscribe there and re-read the
-// database. A message carries no data: the database is the only truth, and a lost message costs
-// a late update, never a wrong one.
+// trackingwatch.order.<order_id>, trackingwatch.round.<round_id> or trackingwatch.notices.<compound>
+// (outside the event stream's doorstep.> subjects, so nothing of it is stored); watchers subscribe
+// there and re-read the database. A message carries no data: the database is the only truth, and
+// a lost message costs a late update, never a wrong one.
 package watch
 
 import (
@@ -26,11 +26,15 @@ func OrderSubject(orderID string) string { return Prefix + "order." + token(orde
 // RoundSubject is where changes of a round's progress are announced.
 func RoundSubject(roundID string) string { return Prefix + "round." + token(roundID) }
 
+// NoticesSubject is where changes of a compound's notices in force are announced (a notice posted
+// or withdrawn), for a watch of the notices.
+func NoticesSubject(compound string) string { return Prefix + "notices." + token(compound) }
+
 var plainToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// token makes an id one subject token. Order ids (UUIDs) and round ids (<compound>-<date>-<slot>)
-// are used as they are; anything else (a dot, a wildcard) is hex-encoded behind an "x." so it can
-// neither split the subject nor match another id.
+// token makes an id one subject token. Order ids (UUIDs), round ids (<compound>-<date>-<slot>) and
+// compounds are used as they are; anything else (a dot, a wildcard) is hex-encoded behind an "x."
+// so it can neither split the subject nor match another id.
 func token(id string) string {
 	if plainToken.MatchString(id) {
 		return id

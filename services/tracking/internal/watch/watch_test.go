@@ -15,6 +15,7 @@ func TestSubjects(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{watch.OrderSubject("019a0000-0000-7000-8000-000000000001"), "trackingwatch.order.019a0000-0000-7000-8000-000000000001"},
 		{watch.RoundSubject("haixin-2022-04-10-am"), "trackingwatch.round.haixin-2022-04-10-am"},
+		{watch.NoticesSubject("haixin"), "trackingwatch.notices.haixin"},
 		// Dots and wildcards would split the subject or match others: encoded into one token.
 		{watch.RoundSubject("a.b"), "trackingwatch.round.x.612e62"},
 		{watch.RoundSubject(">"), "trackingwatch.round.x.3e"},
