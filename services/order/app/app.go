@@ -1,11 +1,12 @@
 // Package app wires the order service: configuration, the database and broker through
 // servicekit, the supplier and dispatch clients (calling as the order service, for the person
 // whose request it serves), the gRPC server with its authorization, the outbox relay, the parcel
-// consumer and the pruning of old request keys.
+// consumer, the pruning of old request keys and the campaign launcher.
 // It is not internal because the dev stack runs every service in one process through Run.
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,9 @@ type Config struct {
 	StreamReplicas int `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 	// PruneEvery is how often request keys older than order.KeepRequests (48 h) are deleted.
 	PruneEvery time.Duration `env:"ORDER_PRUNE_EVERY" envDefault:"1h"`
+	// LaunchEvery is how often the campaign launcher looks for packs still to make, besides being
+	// woken by each launch: the net under a launch interrupted by a crash or made on a replica.
+	LaunchEvery time.Duration `env:"ORDER_LAUNCH_EVERY" envDefault:"5s"`
 	// AuthKey verifies the signed identity of every call and signs the order service's own calls
 	// to its peers (shared by all services, at least 32 bytes).
 	AuthKey string `env:"DOORSTEP_AUTH_KEY"`
@@ -108,6 +112,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return kit.Consumer(consumer.Purpose, consumer.Subjects, consumer.Handler(store)).Run(ctx)
 	})
 	g.Go(func() error { prune(ctx, svc, cfg.PruneEvery, log); return nil })
+	g.Go(func() error { svc.RunLauncher(ctx, cmp.Or(cfg.LaunchEvery, 5*time.Second)); return nil })
 	return g.Wait()
 }
 

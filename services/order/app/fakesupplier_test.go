@@ -141,12 +141,17 @@ func (f *fakeSupplier) ReserveStock(_ context.Context, req *supplierv1.ReserveSt
 	for _, l := range req.Lines {
 		it := f.items[l.ItemId]
 		it.Stock -= l.Quantity
-		amount := it.CurrentPriceFen * l.Quantity
+		price := it.CurrentPriceFen
+		if req.CampaignId != "" {
+			price = 0 // a campaign's pack is free, and confirmed at once
+			p.State, p.CampaignId = typesv1.ParcelState_PARCEL_STATE_CONFIRMED, req.CampaignId
+		}
+		amount := price * l.Quantity
 		if it.Weighed {
-			amount = (it.CurrentPriceFen*l.Quantity + 500) / 1000
+			amount = (price*l.Quantity + 500) / 1000
 		}
 		p.Lines = append(p.Lines, &supplierv1.ParcelLine{ItemId: it.ItemId, Name: it.Name, Unit: it.Unit, Weighed: it.Weighed,
-			Quantity: l.Quantity, UnitPriceFen: it.CurrentPriceFen, AmountFen: amount, UnitWeightGrams: it.UnitWeightGrams})
+			Quantity: l.Quantity, UnitPriceFen: price, AmountFen: amount, UnitWeightGrams: it.UnitWeightGrams})
 		p.TotalFen += amount
 	}
 	f.parcels[req.ParcelId] = p
@@ -187,6 +192,28 @@ func (f *fakeSupplier) seed() {
 		ReferencePriceFen: 3600, CurrentPriceFen: 3600, Stock: 20000, UnitWeightGrams: 1000})
 	f.addItem(&supplierv1.Item{ItemId: "masks-10", SupplierId: "pharmacy", Name: "Masks (10)", Unit: "box",
 		ReferencePriceFen: 1500, CurrentPriceFen: 1500, Stock: 50, UnitWeightGrams: 40})
+	// The community's donated stock, handed out by campaigns.
+	f.addItem(&supplierv1.Item{ItemId: "disinfectant-84", SupplierId: "donations", Name: "84 disinfectant 500 ml", Unit: "bottle",
+		Stock: 1000, UnitWeightGrams: 600})
+	f.addItem(&supplierv1.Item{ItemId: "notice-print", SupplierId: "donations", Name: "Printed notice", Unit: "sheet",
+		Stock: 1000, UnitWeightGrams: 10})
+}
+
+// setStock sets an item's stock.
+func (f *fakeSupplier) setStock(itemID string, n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.items[itemID].Stock = n
+}
+
+// parcel returns the supplier's parcel.
+func (f *fakeSupplier) parcel(id string) *supplierv1.SupplierParcel {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.parcels[id]; p != nil {
+		return proto.Clone(p).(*supplierv1.SupplierParcel)
+	}
+	return nil
 }
 
 // placedParcels are the parcel ids the supplier holds stock for.

@@ -29,7 +29,8 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, order.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, order.ErrIllegalTransition), errors.Is(err, order.ErrRefused), errors.Is(err, order.ErrNothingToCancel):
+	case errors.Is(err, order.ErrIllegalTransition), errors.Is(err, order.ErrRefused), errors.Is(err, order.ErrNothingToCancel),
+		errors.Is(err, order.ErrCampaignState):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, order.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())

@@ -36,6 +36,17 @@ var Policy = auth.Policy{
 	orderv1.OrderService_ListOrders_FullMethodName:       {resident, worker, system},
 	orderv1.OrderService_CancelOrder_FullMethodName:      {resident, worker, system},
 	orderv1.OrderService_GetParcel_FullMethodName:        {dispatcher, worker, system},
+
+	orderv1.OrderService_CreateCampaign_FullMethodName:        {worker, system},
+	orderv1.OrderService_GetCampaign_FullMethodName:           {worker, system},
+	orderv1.OrderService_ListCampaigns_FullMethodName:         {worker, system},
+	orderv1.OrderService_LaunchCampaign_FullMethodName:        {worker, system},
+	orderv1.OrderService_RetryMissedHouseholds_FullMethodName: {worker, system},
+	orderv1.OrderService_GetCampaignRoster_FullMethodName:     {worker, system},
+	orderv1.OrderService_ExportCampaignRoster_FullMethodName:  {worker, system},
+	orderv1.OrderService_PostNotice_FullMethodName:            {worker, system},
+	orderv1.OrderService_WithdrawNotice_FullMethodName:        {worker, system},
+	orderv1.OrderService_ListNotices_FullMethodName:           {worker, system},
 }
 
 // caller is the verified person behind a call as the domain sees it: the person a service acts

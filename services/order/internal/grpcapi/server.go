@@ -280,6 +280,7 @@ func placeRequest(req *orderv1.PlaceOrderRequest) (order.PlaceRequest, error) {
 	}
 	_, known := orderv1.Channel_name[int32(req.GetChannel())]
 	v.Check(known, "channel", "is not a known channel")
+	v.Check(req.GetChannel() != orderv1.Channel_CHANNEL_CAMPAIGN, "channel", "campaign packs are made by LaunchCampaign, not ordered")
 	checkActor(&v, "placed_by", req.GetPlacedBy())
 	if err := v.Err(); err != nil {
 		return order.PlaceRequest{}, err

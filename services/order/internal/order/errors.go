@@ -24,6 +24,8 @@ var (
 	ErrInvalid = errors.New("invalid request")
 	// ErrUnavailable: a peer could not be reached or did not answer in time; retry later.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrCampaignState: a campaign is not in the state the call needs (FAILED_PRECONDITION).
+	ErrCampaignState = errors.New("campaign state")
 	// ErrAborted: a concurrent attempt of the same request got in the way; retry (ABORTED).
 	ErrAborted = errors.New("aborted")
 )

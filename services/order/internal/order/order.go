@@ -38,6 +38,8 @@ const (
 	ChannelApp    Channel = "APP"
 	ChannelPhone  Channel = "PHONE"
 	ChannelWorker Channel = "WORKER"
+	// ChannelCampaign is a campaign's free pack.
+	ChannelCampaign Channel = "CAMPAIGN"
 )
 
 // Status is an order's status, derived from its parcels.
@@ -65,6 +67,8 @@ type Order struct {
 	Proxy    bool
 	PlacedAt time.Time
 	Parcels  []Parcel
+	// CampaignID is set on a campaign's free pack.
+	CampaignID string
 }
 
 // Status derives the order's status from its parcels: any parcel still waiting for its supplier

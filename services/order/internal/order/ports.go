@@ -8,6 +8,8 @@ import (
 // Store keeps households, orders and parcels. Every method that changes parcels also records
 // their transitions and the events announcing them, in one transaction.
 type Store interface {
+	CampaignStore
+
 	// UpsertHousehold creates or replaces h. With a non-empty key, a repeat of the key returns the
 	// household as it is now without writing, and a reuse for another household returns ErrConflict.
 	// A household stored under h.ID that reaches refuses is not touched: ErrNotFound, worded as for
@@ -85,6 +87,10 @@ type Reservation struct {
 	HouseholdID string
 	Address     Address
 	Lines       []BasketLine
+	// CampaignID marks a campaign's free pack: priced at zero, confirmed at once by the supplier.
+	CampaignID string
+	// ActingFor is the worker who launched the campaign, whom the background launcher acts for.
+	ActingFor Actor
 }
 
 // Reserved is the supplier's answer: the parcel as it holds it, priced.

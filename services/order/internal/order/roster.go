@@ -500,17 +500,23 @@ func FormatRoster(hs []Household) []byte {
 		return cmp.Or(naturalCompare(x.Building, y.Building), naturalCompare(x.Unit, y.Unit),
 			cmp.Compare(x.Floor, y.Floor), naturalCompare(x.Room, y.Room), cmp.Compare(a.ID, b.ID))
 	})
+	rows := [][]string{headerRow()}
+	for _, h := range hs {
+		a := h.Address
+		rows = append(rows, []string{a.Building, a.Unit, a.Room, strconv.Itoa(a.Floor), occupancyName(h.Occupancy),
+			strconv.Itoa(h.Residents), h.Phone, yesNo(h.Over80), yesNo(h.LivesAlone), yesNo(h.ChronicallyIll), h.QuarantinedUntil})
+	}
+	return writeCSV(rows)
+}
+
+// writeCSV writes rows as spreadsheets expect them: UTF-8 with a byte-order mark (or Excel reads
+// Chinese as GBK) and CRLF line ends.
+func writeCSV(rows [][]string) []byte {
 	var buf bytes.Buffer
 	buf.Write(utf8BOM)
 	w := csv.NewWriter(&buf)
-	w.UseCRLF = true // what spreadsheets write and expect
-	_ = w.Write(headerRow())
-	for _, h := range hs {
-		a := h.Address
-		_ = w.Write([]string{a.Building, a.Unit, a.Room, strconv.Itoa(a.Floor), occupancyName(h.Occupancy),
-			strconv.Itoa(h.Residents), h.Phone, yesNo(h.Over80), yesNo(h.LivesAlone), yesNo(h.ChronicallyIll), h.QuarantinedUntil})
-	}
-	w.Flush() // writes to a bytes.Buffer cannot fail
+	w.UseCRLF = true
+	_ = w.WriteAll(rows) // writes to a bytes.Buffer cannot fail
 	return buf.Bytes()
 }
 

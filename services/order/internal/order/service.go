@@ -31,6 +31,8 @@ type Service struct {
 	sites     SitePlan
 	now       func() time.Time
 	log       *slog.Logger
+	// launches wakes the campaign launcher (RunLauncher) after a launch or a retry.
+	launches chan struct{}
 }
 
 // NewService wires the use cases; now nil means time.Now.
@@ -38,7 +40,8 @@ func NewService(store Store, suppliers Suppliers, sites SitePlan, now func() tim
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, suppliers: suppliers, sites: sites, now: func() time.Time { return now().UTC() }, log: log}
+	return &Service{store: store, suppliers: suppliers, sites: sites, now: func() time.Time { return now().UTC() }, log: log,
+		launches: make(chan struct{}, 1)}
 }
 
 // Now is the service's clock, by which households' quarantine and priority are judged.

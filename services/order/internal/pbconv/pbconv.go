@@ -131,7 +131,8 @@ func OrderProto(o order.Order) *orderv1.Order {
 		parcels[i] = ParcelProto(p)
 	}
 	return &orderv1.Order{OrderId: o.ID, HouseholdId: o.HouseholdID, Status: statusProto[o.Status()], Parcels: parcels,
-		TotalFen: o.TotalFen(), Channel: ChannelProto(o.Channel), PlacedBy: ActorProto(o.PlacedBy), PlacedAt: timestamppb.New(o.PlacedAt)}
+		TotalFen: o.TotalFen(), Channel: ChannelProto(o.Channel), PlacedBy: ActorProto(o.PlacedBy), PlacedAt: timestamppb.New(o.PlacedAt),
+		CampaignId: o.CampaignID}
 }
 
 // EventLines maps parcel lines as events carry them (as ordered).

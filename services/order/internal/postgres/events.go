@@ -26,7 +26,7 @@ func placedEvents(o order.Order) []*eventsv1.Event {
 	placed := events.New(o.Compound, actor, o.ID, o.PlacedAt)
 	placed.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: &eventsv1.OrderPlaced{
 		HouseholdId: o.HouseholdID, Address: addr, Parcels: parcels, TotalFen: total,
-		Channel: strings.ToLower(string(o.Channel)),
+		Channel: strings.ToLower(string(o.Channel)), CampaignId: o.CampaignID,
 	}}
 	out := []*eventsv1.Event{placed}
 	for _, p := range o.Parcels {

@@ -418,29 +418,8 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 		if current != attempt {
 			return fmt.Errorf("%w: attempt %d of request %q failed meanwhile and gave its reservations back; retry", order.ErrAborted, attempt, key.ID)
 		}
-		// ON CONFLICT waits for a concurrent insert of the same id to commit, then does nothing;
-		// the read below (a new statement) sees the winner's order.
-		tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
-				placed_by_role, placed_by_id, proxy, placed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING`,
-			o.ID, o.HouseholdID, o.Compound, o.RequestID, o.RequestHash, o.Channel, o.PlacedBy.Role, o.PlacedBy.ID, o.Proxy, o.PlacedAt)
-		if err != nil {
-			return fmt.Errorf("insert order %s: %w", o.ID, err)
-		}
-		created = tag.RowsAffected() == 1
-		if created {
-			for _, p := range o.Parcels {
-				if err := insertParcel(ctx, tx, p); err != nil {
-					return err
-				}
-				t := order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt}
-				if err := insertTransition(ctx, tx, t); err != nil {
-					return err
-				}
-			}
-			if err := outbox.Add(ctx, tx, placedEvents(o)...); err != nil {
-				return err
-			}
+		if created, err = insertOrder(ctx, tx, o); err != nil {
+			return err
 		}
 		stored, err = s.loadOrder(ctx, tx, o.ID)
 		return err
@@ -449,6 +428,34 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 		return order.Order{}, false, err
 	}
 	return stored, created, nil
+}
+
+// insertOrder writes o with its parcels (PLACED), their creation transitions and the
+// order.placed and parcel.placed events, unless an order with its id exists (created=false).
+// ON CONFLICT waits for a concurrent insert of the same id to commit, then does nothing, so a
+// later statement of the transaction sees the winner's order.
+func insertOrder(ctx context.Context, tx pgx.Tx, o order.Order) (created bool, err error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
+			placed_by_role, placed_by_id, proxy, placed_at, campaign_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, '')::uuid) ON CONFLICT (order_id) DO NOTHING`,
+		o.ID, o.HouseholdID, o.Compound, o.RequestID, o.RequestHash, o.Channel, o.PlacedBy.Role, o.PlacedBy.ID, o.Proxy,
+		o.PlacedAt, o.CampaignID)
+	if err != nil {
+		return false, fmt.Errorf("insert order %s: %w", o.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	for _, p := range o.Parcels {
+		if err := insertParcel(ctx, tx, p); err != nil {
+			return false, err
+		}
+		t := order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt}
+		if err := insertTransition(ctx, tx, t); err != nil {
+			return false, err
+		}
+	}
+	return true, outbox.Add(ctx, tx, placedEvents(o)...)
 }
 
 func insertParcel(ctx context.Context, tx pgx.Tx, p order.Parcel) error {
@@ -640,7 +647,7 @@ func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]orde
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `SELECT order_id::text, household_id, compound, request_id, request_hash, channel,
-			placed_by_role, placed_by_id, proxy, placed_at
+			placed_by_role, placed_by_id, proxy, placed_at, coalesce(campaign_id::text, '')
 		FROM orders WHERE order_id = ANY($1::uuid[])`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
@@ -649,7 +656,7 @@ func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]orde
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Order, error) {
 		var o order.Order
 		err := r.Scan(&o.ID, &o.HouseholdID, &o.Compound, &o.RequestID, &o.RequestHash, &o.Channel,
-			&o.PlacedBy.Role, &o.PlacedBy.ID, &o.Proxy, &o.PlacedAt)
+			&o.PlacedBy.Role, &o.PlacedBy.ID, &o.Proxy, &o.PlacedAt, &o.CampaignID)
 		o.PlacedAt = o.PlacedAt.UTC()
 		return o, err
 	})

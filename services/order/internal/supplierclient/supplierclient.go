@@ -7,10 +7,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/services/order/internal/order"
 	"github.com/doorstep/doorstep/services/order/internal/pbconv"
 
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -47,8 +49,15 @@ func (c *Client) Reserve(ctx context.Context, r order.Reservation) (order.Reserv
 	for i, l := range r.Lines {
 		lines[i] = &supplierv1.ReservationLine{ItemId: l.ItemID, Quantity: l.Quantity}
 	}
+	if r.ActingFor.Role == order.RoleWorker {
+		// A campaign's launcher runs in the background, outside any call: the supplier is told
+		// which worker launched the campaign, and judges the reservation as theirs.
+		ctx = auth.WithIdentity(ctx, auth.Identity{Role: typesv1.Role_ROLE_WORKER, Subject: r.ActingFor.ID,
+			Compound: r.Address.Compound})
+	}
 	resp, err := c.c.ReserveStock(ctx, &supplierv1.ReserveStockRequest{ParcelId: r.ParcelID, OrderId: r.OrderID,
-		SupplierId: r.SupplierID, HouseholdId: r.HouseholdID, Address: pbconv.AddressProto(r.Address), Lines: lines})
+		SupplierId: r.SupplierID, HouseholdId: r.HouseholdID, Address: pbconv.AddressProto(r.Address), Lines: lines,
+		CampaignId: r.CampaignID})
 	if err != nil {
 		return order.Reserved{}, mapErr(err)
 	}
