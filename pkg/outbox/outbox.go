@@ -33,8 +33,21 @@ func Migrations() pgkit.Migrations {
 	return pgkit.Migrations{Table: "goose_outbox", FS: sub}
 }
 
-// Add writes events into the outbox as part of tx.
+// Add writes events into the outbox as part of tx, in one round trip.
 func Add(ctx context.Context, tx pgx.Tx, evs ...*eventsv1.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	if err := Queue(b, evs...); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// Queue adds the inserts of events into the outbox to b, for a caller that sends its own writes
+// of the transaction as one batch (one round trip instead of one per statement).
+func Queue(b *pgx.Batch, evs ...*eventsv1.Event) error {
 	for _, ev := range evs {
 		subject, err := events.Subject(ev)
 		if err != nil {
@@ -44,11 +57,7 @@ func Add(ctx context.Context, tx pgx.Tx, evs ...*eventsv1.Event) error {
 		if err != nil {
 			return fmt.Errorf("marshal event %s: %w", ev.GetEventId(), err)
 		}
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)`,
-			ev.GetEventId(), subject, payload); err != nil {
-			return fmt.Errorf("outbox insert %s: %w", subject, err)
-		}
+		b.Queue(`INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)`, ev.GetEventId(), subject, payload)
 	}
 	return nil
 }

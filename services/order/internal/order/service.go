@@ -218,7 +218,8 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	if err != nil {
 		return Order{}, err
 	}
-	now := s.now()
+	// PostgreSQL keeps microseconds: the order returned is then the very order a retry reads back.
+	now := s.now().Truncate(time.Microsecond)
 	attempt := claim.Attempt
 	o := Order{ID: orderID, HouseholdID: hh.ID, Compound: hh.Address.Compound, RequestID: req.RequestID,
 		RequestHash: hash, Channel: req.Channel, PlacedBy: req.PlacedBy, Proxy: req.PlacedBy.Role == RoleWorker, PlacedAt: now}

@@ -418,7 +418,9 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 		if current != attempt {
 			return fmt.Errorf("%w: attempt %d of request %q failed meanwhile and gave its reservations back; retry", order.ErrAborted, attempt, key.ID)
 		}
-		if created, err = insertOrder(ctx, tx, o); err != nil {
+		if created, err = insertOrder(ctx, tx, o); err != nil || created {
+			// What was written is o itself: no need to read it back.
+			stored = o
 			return err
 		}
 		stored, err = s.loadOrder(ctx, tx, o.ID)
@@ -433,7 +435,8 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 // insertOrder writes o with its parcels (PLACED), their creation transitions and the
 // order.placed and parcel.placed events, unless an order with its id exists (created=false).
 // ON CONFLICT waits for a concurrent insert of the same id to commit, then does nothing, so a
-// later statement of the transaction sees the winner's order.
+// later statement of the transaction sees the winner's order. Everything after the order row goes
+// in one batch: a round trip for the lot rather than one per parcel, line, transition and event.
 func insertOrder(ctx context.Context, tx pgx.Tx, o order.Order) (created bool, err error) {
 	tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
 			placed_by_role, placed_by_id, proxy, placed_at, campaign_id)
@@ -446,37 +449,35 @@ func insertOrder(ctx context.Context, tx pgx.Tx, o order.Order) (created bool, e
 	if tag.RowsAffected() == 0 {
 		return false, nil
 	}
+	b := &pgx.Batch{}
 	for _, p := range o.Parcels {
-		if err := insertParcel(ctx, tx, p); err != nil {
-			return false, err
-		}
-		t := order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt}
-		if err := insertTransition(ctx, tx, t); err != nil {
-			return false, err
-		}
+		queueParcel(b, p)
+		queueTransition(b, order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt})
 	}
-	return true, outbox.Add(ctx, tx, placedEvents(o)...)
+	if err := outbox.Queue(b, placedEvents(o)...); err != nil {
+		return false, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("insert the parcels of order %s: %w", o.ID, err)
+	}
+	return true, nil
 }
 
-func insertParcel(ctx context.Context, tx pgx.Tx, p order.Parcel) error {
+// queueParcel adds the inserts of a new parcel and its lines to b.
+func queueParcel(b *pgx.Batch, p order.Parcel) {
 	a := p.Address
-	if _, err := tx.Exec(ctx, `INSERT INTO parcels (parcel_id, order_id, supplier_id, household_id, compound, state,
+	b.Queue(`INSERT INTO parcels (parcel_id, order_id, supplier_id, household_id, compound, state,
 			total_fen, weight_grams, reason, updated_at, building, unit, floor, room, priority, contactless)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		p.ID, p.OrderID, p.SupplierID, p.HouseholdID, a.Compound, p.State, p.TotalFen, p.WeightGrams, p.Reason, p.UpdatedAt,
-		a.Building, a.Unit, a.Floor, a.Room, p.Priority, p.Contactless); err != nil {
-		return fmt.Errorf("insert parcel %s: %w", p.ID, err)
-	}
+		a.Building, a.Unit, a.Floor, a.Room, p.Priority, p.Contactless)
 	for i, l := range p.Lines {
-		if _, err := tx.Exec(ctx, `INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity,
+		b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity,
 				unit_price_fen, amount_fen, confirmed_quantity, confirmed_amount_fen, unit_weight_grams)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			p.ID, i, l.ItemID, l.Name, l.Unit, l.Weighed, l.Quantity, l.UnitPriceFen, l.AmountFen,
-			l.ConfirmedQuantity, l.ConfirmedAmountFen, l.UnitWeightGrams); err != nil {
-			return fmt.Errorf("insert parcel %s line %d: %w", p.ID, i, err)
-		}
+			l.ConfirmedQuantity, l.ConfirmedAmountFen, l.UnitWeightGrams)
 	}
-	return nil
 }
 
 // saveParcel stores what a transition may change: state, totals, reason and confirmed lines.
@@ -495,6 +496,16 @@ func saveParcel(ctx context.Context, tx pgx.Tx, p order.Parcel) error {
 }
 
 func insertTransition(ctx context.Context, tx pgx.Tx, t order.Transition) error {
+	b := &pgx.Batch{}
+	queueTransition(b, t)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("record transition of parcel %s to %s: %w", t.ParcelID, t.To, err)
+	}
+	return nil
+}
+
+// queueTransition adds the record of a parcel's transition to b.
+func queueTransition(b *pgx.Batch, t order.Transition) {
 	var from, eventID *string
 	if t.From != "" {
 		f := string(t.From)
@@ -503,14 +514,11 @@ func insertTransition(ctx context.Context, tx pgx.Tx, t order.Transition) error 
 	if t.EventID != "" {
 		eventID = &t.EventID
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, at,
+	b.Queue(`INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, at,
 			reason, event_id, round_id, route_id, courier_id, delivery_method)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		t.ParcelID, from, t.To, t.Actor.Role, t.Actor.ID, t.At, t.Reason, eventID,
-		t.RoundID, t.RouteID, t.CourierID, t.DeliveryMethod); err != nil {
-		return fmt.Errorf("record transition of parcel %s to %s: %w", t.ParcelID, t.To, err)
-	}
-	return nil
+		t.RoundID, t.RouteID, t.CourierID, t.DeliveryMethod)
 }
 
 // Order implements order.Store.
@@ -662,6 +670,9 @@ func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]orde
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, nil
 	}
 	for i := range list {
 		byID[list[i].ID] = &list[i]
