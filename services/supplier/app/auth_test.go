@@ -17,15 +17,26 @@ import (
 // Every RPC against every kind of caller, through the real server and its interceptor. Where
 // ownership applies, the caller's own object and another's: another supplier's records and
 // parcels, another household's parcel and another compound's anything are NOT_FOUND, as if
-// unknown.
+// unknown. The community's donated stock is kept by the compound's workers, who may keep no
+// other supplier's, and only a worker's campaign (through the order service) reserves free packs.
 func TestWhoMayCallWhat(t *testing.T) {
 	t.Parallel()
 	e := start(t)
 	e.supplier("freshmart")
 	e.supplier("pharmacy")
 	e.item(counted("freshmart", "rice", 4500, 100_000, 0))
+	e.donations("donations")
+	e.donated("donations", "disinfectant", 100_000)
 	const household = "haixin-3-2-302" // the resident whose order the parcels are
 
+	// packed is a fresh campaign's pack of donated stock for the household, confirmed at once.
+	packed := func() (*supplierv1.SupplierParcel, error) {
+		res, err := e.client.ReserveStock(e.campaign(), packReq("donations", "302", "spring", line("disinfectant", 1)))
+		if err != nil {
+			return nil, fmt.Errorf("setup: campaign pack: %v", err)
+		}
+		return res.GetParcel(), nil
+	}
 	// placed is a fresh parcel of the household at FreshMart, reserved by the order service. A
 	// failed setup is an error without a status code, so the test names it.
 	placed := func() (*supplierv1.SupplierParcel, error) {
@@ -121,6 +132,32 @@ func TestWhoMayCallWhat(t *testing.T) {
 				ItemId: "rice", Delta: 1, Reason: "delivery"})
 			return err
 		}},
+		// The same for the donated stock.
+		{"UpsertItem of donated stock", func(ctx context.Context) error {
+			_, err := e.client.UpsertItem(ctx, &supplierv1.UpsertItemRequest{Item: donatedItem("donations", "disinfectant", 100_000)})
+			return err
+		}},
+		{"AdjustStock of donated stock", func(ctx context.Context) error {
+			_, err := e.client.AdjustStock(ctx, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "donations",
+				ItemId: "disinfectant", Delta: 1, Reason: "donated by a neighbour"})
+			return err
+		}},
+		{"MarkParcelReady of a campaign's pack", func(ctx context.Context) error {
+			p, err := packed()
+			if err != nil {
+				return err
+			}
+			_, err = e.client.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "donations", ParcelId: p.GetParcelId()})
+			return err
+		}},
+		{"ListParcels of donated stock", func(ctx context.Context) error {
+			_, err := e.client.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: "donations"})
+			return err
+		}},
+		{"ReserveStock of a campaign's pack", func(ctx context.Context) error {
+			_, err := e.client.ReserveStock(ctx, packReq("donations", "302", "spring", line("disinfectant", 1)))
+			return err
+		}},
 	}
 
 	const (
@@ -151,51 +188,65 @@ func TestWhoMayCallWhat(t *testing.T) {
 		denied      = codes.PermissionDenied
 		unauthentic = codes.Unauthenticated
 	)
+	const n = 19 // len(rpcs)
 	var (
 		// Codes in the order of rpcs: CreateSupplier, ListSuppliers, UpdateCredentials,
 		// SetSupplierSuspended, UpsertItem, ListItems, BatchGetItems, ReserveStock,
 		// ReleaseReservation, ConfirmParcel, RejectParcel, MarkParcelReady, ListParcels,
-		// AdjustStock.
-		reader        = [14]codes.Code{denied, ok, denied, denied, denied, ok, ok, denied, denied, denied, denied, denied, denied, denied}
-		compoundStaff = [14]codes.Code{ok, ok, ok, ok, denied, ok, ok, denied, denied, denied, denied, denied, ok, denied}
-		otherCompound = [14]codes.Code{denied, notFound, notFound, notFound, denied, notFound, notFound, denied, denied, denied, denied, denied, notFound, denied}
-		ownStaff      = [14]codes.Code{denied, ok, ok, denied, ok, ok, ok, denied, denied, ok, ok, ok, ok, ok}
-		otherStaff    = [14]codes.Code{denied, ok, notFound, denied, notFound, ok, ok, denied, denied, notFound, notFound, notFound, notFound, notFound}
-		everything    = [14]codes.Code{ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok}
-		nobody        = [14]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic,
-			unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}
-		unbound = [14]codes.Code{denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied}
+		// AdjustStock; then for the donated stock UpsertItem, AdjustStock, MarkParcelReady,
+		// ListParcels, and ReserveStock of a campaign's pack.
+		reader = [n]codes.Code{denied, ok, denied, denied, denied, ok, ok, denied, denied, denied, denied, denied, denied, denied,
+			denied, denied, denied, denied, denied}
+		// A worker keeps the donated stock, and no supermarket's (refused by the domain).
+		compoundStaff = [n]codes.Code{ok, ok, ok, ok, denied, ok, ok, denied, denied, denied, denied, denied, ok, denied,
+			ok, ok, ok, ok, denied}
+		otherCompound = [n]codes.Code{denied, notFound, notFound, notFound, notFound, notFound, notFound, denied, denied, denied, denied, notFound, notFound, notFound,
+			notFound, notFound, notFound, notFound, denied}
+		ownStaff = [n]codes.Code{denied, ok, ok, denied, ok, ok, ok, denied, denied, ok, ok, ok, ok, ok,
+			notFound, notFound, notFound, notFound, denied}
+		otherStaff = [n]codes.Code{denied, ok, notFound, denied, notFound, ok, ok, denied, denied, notFound, notFound, notFound, notFound, notFound,
+			notFound, notFound, notFound, notFound, denied}
+		everything = [n]codes.Code{ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok}
+		nobody     = [n]codes.Code{unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic,
+			unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic, unauthentic,
+			unauthentic, unauthentic, unauthentic, unauthentic, unauthentic}
+		unbound = [n]codes.Code{denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied, denied,
+			denied, denied, denied, denied, denied}
 	)
-	// with is want with the codes of ReserveStock and ReleaseReservation replaced: the order
-	// service reserves and releases for residents and workers, whose own roles may not.
-	with := func(want [14]codes.Code, reserve, release codes.Code) [14]codes.Code {
-		want[7], want[8] = reserve, release
+	if len(rpcs) != n {
+		t.Fatalf("%d rpcs, the tables have %d codes", len(rpcs), n)
+	}
+	// with is want with the codes of ReserveStock, ReleaseReservation and ReserveStock of a
+	// campaign's pack replaced: the order service reserves and releases for residents and workers,
+	// whose own roles may not, and reserves campaigns' packs for workers only.
+	with := func(want [n]codes.Code, reserve, release, pack codes.Code) [n]codes.Code {
+		want[7], want[8], want[18] = reserve, release, pack
 		return want
 	}
 	// A dispatcher reads like a resident, and also lists parcels (what waits at the gate).
 	gate := reader
-	gate[12] = ok
+	gate[12], gate[17] = ok, ok
 	for _, tc := range []struct {
 		caller string
 		ctx    context.Context
-		want   [14]codes.Code
+		want   [n]codes.Code
 	}{
 		{"the resident", as(resident, household, in(compound)), reader},
 		{"worker", as(worker, "worker-li", in(compound)), compoundStaff},
 		{"city-wide worker", as(worker, "worker-chen"), compoundStaff},
-		{"worker of another compound", as(worker, "worker-zhao", in("yuyuan")), with(otherCompound, denied, denied)},
+		{"worker of another compound", as(worker, "worker-zhao", in("yuyuan")), with(otherCompound, denied, denied, denied)},
 		{"FreshMart's staff", as(supplier, "fm-1", testkit.Supplier("freshmart"), in(compound)), ownStaff},
 		{"another supplier's staff", as(supplier, "ph-1", testkit.Supplier("pharmacy"), in(compound)), otherStaff},
 		{"supplier staff bound to no supplier", as(supplier, "stray-1", in(compound)), unbound},
 		{"dispatcher", as(dispatcher, "wang", in(compound)), gate},
 		{"courier", as(courier, "haixin-courier-01", in(compound)), reader},
 		{"system", as(system, "order"), everything},
-		{"system for the resident", forSomeone(resident, household, in(compound)), with(reader, ok, ok)},
-		{"system for another resident", forSomeone(resident, "haixin-9-1-901", in(compound)), with(reader, denied, notFound)},
+		{"system for the resident", forSomeone(resident, household, in(compound)), with(reader, ok, ok, denied)},
+		{"system for another resident", forSomeone(resident, "haixin-9-1-901", in(compound)), with(reader, denied, notFound, denied)},
 		{"system for FreshMart's staff", forSomeone(supplier, "fm-1", testkit.Supplier("freshmart"), in(compound)), ownStaff},
 		{"system for another supplier's staff", forSomeone(supplier, "ph-1", testkit.Supplier("pharmacy"), in(compound)), otherStaff},
-		{"system for a worker", forSomeone(worker, "worker-li", in(compound)), with(compoundStaff, ok, ok)},
-		{"system for a worker of another compound", forSomeone(worker, "worker-zhao", in("yuyuan")), with(otherCompound, denied, notFound)},
+		{"system for a worker", forSomeone(worker, "worker-li", in(compound)), with(compoundStaff, ok, ok, ok)},
+		{"system for a worker of another compound", forSomeone(worker, "worker-zhao", in("yuyuan")), with(otherCompound, denied, notFound, denied)},
 		{"system for a dispatcher", forSomeone(dispatcher, "wang", in(compound)), gate},
 		{"system for a courier", forSomeone(courier, "haixin-courier-01", in(compound)), reader},
 		{"no identity", e.ctx, nobody},
@@ -244,6 +295,11 @@ func TestWhoMayCallWhat(t *testing.T) {
 	_, errOther = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart"})
 	_, errUnknown = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "nobody"})
 	same("another compound's supplier", errOther, errUnknown, "freshmart", "nobody")
+	_, errOther = e.client.AdjustStock(elsewhere, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "donations",
+		ItemId: "disinfectant", Delta: 1, Reason: "donated"})
+	_, errUnknown = e.client.AdjustStock(elsewhere, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "nobody",
+		ItemId: "disinfectant", Delta: 1, Reason: "donated"})
+	same("another compound's donated stock", errOther, errUnknown, "donations", "nobody")
 	_, errOther = e.client.AdjustStock(pharmacy, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "freshmart",
 		ItemId: "rice", Delta: 1, Reason: "delivery"})
 	_, errUnknown = e.client.AdjustStock(e.system(), &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "nobody",

@@ -240,6 +240,41 @@ func weighed(supplierID, id string, pricePerKg, grams int64) *supplierv1.Item {
 		ReferencePriceFen: pricePerKg, CurrentPriceFen: pricePerKg, Stock: grams}
 }
 
+// donations registers the compound's donated stock: a supplier of kind donations, which needs no
+// credentials.
+func (e *env) donations(id string) *supplierv1.Supplier {
+	e.t.Helper()
+	return e.newSupplier(id, "donations")
+}
+
+// donatedItem is an item of donated stock: free, unrationed.
+func donatedItem(supplierID, id string, stock int64) *supplierv1.Item {
+	return &supplierv1.Item{ItemId: id, SupplierId: supplierID, Name: "Donated " + id, Unit: "bottle", Stock: stock,
+		UnitWeightGrams: 600, Category: "protection"}
+}
+
+// donated adds an item of donated stock, as the compound's worker who keeps it.
+func (e *env) donated(supplierID, id string, stock int64) *supplierv1.Item {
+	e.t.Helper()
+	res, err := e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{Item: donatedItem(supplierID, id, stock)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.GetItem()
+}
+
+// campaign is the order service making a campaign's packs for the worker running it.
+func (e *env) campaign() context.Context {
+	return e.as(typesv1.Role_ROLE_SYSTEM, "order", onBehalfOf(typesv1.Role_ROLE_WORKER, "worker-li", testkit.InCompound(compound)))
+}
+
+// packReq reserves a campaign's free pack for a household.
+func packReq(supplierID, household, campaignID string, lines ...*supplierv1.ReservationLine) *supplierv1.ReserveStockRequest {
+	r := reserveReq(supplierID, household, lines...)
+	r.CampaignId = campaignID
+	return r
+}
+
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 func address(household string) *typesv1.Address {

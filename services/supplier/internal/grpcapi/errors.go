@@ -19,6 +19,7 @@ const (
 	FailureIllegalTransition = "ILLEGAL_TRANSITION"
 	FailureNotAccepting      = "NOT_ACCEPTING_ORDERS"
 	FailurePastCutoff        = "PAST_CUTOFF"
+	FailureDonatedStock      = "DONATED_STOCK"
 )
 
 // status is the one place domain errors become status codes. Expected refusals keep their
@@ -47,7 +48,8 @@ func (s *Server) status(ctx context.Context, err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, supply.ErrOutOfStock), errors.Is(err, supply.ErrRationExceeded),
 		errors.Is(err, supply.ErrNotInCatalog), errors.Is(err, supply.ErrIllegalTransition),
-		errors.Is(err, supply.ErrNotAcceptingOrders), errors.Is(err, supply.ErrPastCutoff):
+		errors.Is(err, supply.ErrNotAcceptingOrders), errors.Is(err, supply.ErrPastCutoff),
+		errors.Is(err, supply.ErrDonatedStock):
 		return preconditionFailed(err)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
@@ -60,7 +62,8 @@ func (s *Server) status(ctx context.Context, err error) error {
 }
 
 // preconditionFailed is FAILED_PRECONDITION with one google.rpc.PreconditionFailure violation
-// per refused item (subject: the item id), or for a supplier not accepting orders (subject: the
+// per refused item (subject: the item id; type OUT_OF_STOCK, RATION_EXCEEDED, NOT_IN_CATALOG or
+// DONATED_STOCK), or for a supplier not accepting orders (subject: the
 // supplier id, description: why).
 func preconditionFailed(err error) error {
 	st := status.New(codes.FailedPrecondition, err.Error())
@@ -72,6 +75,8 @@ func preconditionFailed(err error) error {
 			kind = FailureRationExceeded
 		case errors.Is(ie, supply.ErrNotInCatalog):
 			kind = FailureNotInCatalog
+		case errors.Is(ie, supply.ErrDonatedStock):
+			kind = FailureDonatedStock
 		}
 		detail.Violations = append(detail.Violations, &errdetails.PreconditionFailure_Violation{
 			Type: kind, Subject: ie.ItemID, Description: ie.Error()})

@@ -31,10 +31,12 @@ import (
 
 var updateCorpus = flag.Bool("update-corpus", false, "write the seed requests to testdata/fuzz")
 
-// fuzzParcelID names a placed parcel (see fuzzParcel), readyParcelID a confirmed one.
+// fuzzParcelID names a placed parcel (see fuzzParcel), readyParcelID a confirmed one and
+// packParcelID a campaign's confirmed pack of donated stock.
 const (
 	fuzzParcelID  = "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02"
 	readyParcelID = "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f04"
+	packParcelID  = "d190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f03"
 )
 
 var fuzzNow = time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC) // 10:00 in Shanghai
@@ -43,8 +45,9 @@ var fuzzNow = time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC) // 10:00 in Shanghai
 // name, so the fuzzer starts from requests that reach deep into the domain.
 var seeds = map[string]map[string]proto.Message{
 	"FuzzCreateSupplier": {
-		"valid":   &supplierv1.CreateSupplierRequest{RequestId: "r1", Compound: "haixin", Name: "FreshMart", Kind: "supermarket", SupplierId: "freshmart"},
-		"bad-ids": &supplierv1.CreateSupplierRequest{Compound: "Hai Xin", Name: " ", Kind: "bakery", SupplierId: "Fresh Mart"},
+		"valid":     &supplierv1.CreateSupplierRequest{RequestId: "r1", Compound: "haixin", Name: "FreshMart", Kind: "supermarket", SupplierId: "freshmart"},
+		"bad-ids":   &supplierv1.CreateSupplierRequest{Compound: "Hai Xin", Name: " ", Kind: "bakery", SupplierId: "Fresh Mart"},
+		"donations": &supplierv1.CreateSupplierRequest{Compound: "haixin", Name: "捐赠物资", Kind: "donations", SupplierId: "haixin-donations"},
 	},
 	"FuzzUpsertItem": {
 		"counted": &supplierv1.UpsertItemRequest{RequestId: "r1", Item: &supplierv1.Item{ItemId: "rice", SupplierId: "freshmart",
@@ -52,6 +55,12 @@ var seeds = map[string]map[string]proto.Message{
 		"weighed-bundle": &supplierv1.UpsertItemRequest{Item: &supplierv1.Item{SupplierId: "freshmart", Name: "Veg", Unit: "kg",
 			Weighed: true, Bundle: true, ReferencePriceFen: 100, CurrentPriceFen: 101, Stock: -1}},
 		"no-item": &supplierv1.UpsertItemRequest{RequestId: "r2"},
+		"donated": &supplierv1.UpsertItemRequest{RequestId: "r3", Item: &supplierv1.Item{ItemId: "disinfectant", SupplierId: "donations",
+			Name: "84消毒液", Unit: "bottle", Stock: 1300, UnitWeightGrams: 600}},
+		"donated-priced": &supplierv1.UpsertItemRequest{Item: &supplierv1.Item{ItemId: "masks", SupplierId: "donations",
+			Name: "Masks", Unit: "pack", ReferencePriceFen: 100, CurrentPriceFen: 100, RationPerDay: 1, UnitWeightGrams: 60}},
+		"free-at-supermarket": &supplierv1.UpsertItemRequest{Item: &supplierv1.Item{ItemId: "rice", SupplierId: "freshmart",
+			Name: "Rice", Unit: "bag", UnitWeightGrams: 5000}},
 	},
 	"FuzzAdjustStock": {
 		"delivery": &supplierv1.AdjustStockRequest{RequestId: "r1", SupplierId: "freshmart", ItemId: "rice", Delta: 20,
@@ -63,6 +72,8 @@ var seeds = map[string]map[string]proto.Message{
 			Reason: "recount"},
 		"above-max": &supplierv1.AdjustStockRequest{RequestId: "r4", SupplierId: "freshmart", ItemId: "eggs", Delta: supply.MaxStock,
 			Reason: "recount"},
+		"donated": &supplierv1.AdjustStockRequest{RequestId: "r5", SupplierId: "donations", ItemId: "disinfectant", Delta: -3,
+			Reason: "broken bottles"},
 	},
 	"FuzzReserveStock": {
 		"valid": &supplierv1.ReserveStockRequest{ParcelId: fuzzParcelID, OrderId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02",
@@ -78,7 +89,19 @@ var seeds = map[string]map[string]proto.Message{
 			Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Room: "302"},
 			Lines:   []*supplierv1.ReservationLine{{ItemId: "rice", Quantity: 1}}},
 		"bad-shape": &supplierv1.ReserveStockRequest{ParcelId: "p1", Address: &typesv1.Address{Compound: "elsewhere", Floor: -1},
-			Lines: []*supplierv1.ReservationLine{{ItemId: "rice"}, {ItemId: "rice", Quantity: -3}}},
+			Lines: []*supplierv1.ReservationLine{{ItemId: "rice"}, {ItemId: "rice", Quantity: -3}}, CampaignId: "not a campaign"},
+		"campaign": &supplierv1.ReserveStockRequest{ParcelId: fuzzParcelID, OrderId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02",
+			SupplierId: "freshmart", HouseholdId: "haixin-3-2-302", CampaignId: "spring-disinfection",
+			Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
+			Lines:   []*supplierv1.ReservationLine{{ItemId: "masks", Quantity: 5}, {ItemId: "pork", Quantity: 50}}},
+		"campaign-donated": &supplierv1.ReserveStockRequest{ParcelId: fuzzParcelID, OrderId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02",
+			SupplierId: "donations", HouseholdId: "haixin-3-2-302", CampaignId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f09",
+			Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
+			Lines:   []*supplierv1.ReservationLine{{ItemId: "disinfectant", Quantity: 1}, {ItemId: "notice", Quantity: 1}}},
+		"donated-without-campaign": &supplierv1.ReserveStockRequest{ParcelId: fuzzParcelID, OrderId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02",
+			SupplierId: "donations", HouseholdId: "haixin-3-2-302",
+			Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
+			Lines:   []*supplierv1.ReservationLine{{ItemId: "disinfectant", Quantity: 1}}},
 	},
 	"FuzzReleaseReservation": {
 		"valid": &supplierv1.ReleaseReservationRequest{ParcelId: fuzzParcelID, Reason: "resident cancelled",
@@ -90,6 +113,7 @@ var seeds = map[string]map[string]proto.Message{
 		"past-cutoff": &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f03"},
 		"partial": &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: fuzzParcelID, Lines: []*supplierv1.ConfirmLine{
 			{ItemId: "rice", Quantity: proto.Int64(0)}, {ItemId: "pork", Quantity: proto.Int64(1100)}, {ItemId: "eggs"}}},
+		"donated-pack": &supplierv1.ConfirmParcelRequest{SupplierId: "donations", ParcelId: packParcelID},
 		"drop-counted": &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: fuzzParcelID, Lines: []*supplierv1.ConfirmLine{
 			{ItemId: "rice", Quantity: proto.Int64(0)}, {ItemId: "eggs", Quantity: proto.Int64(0)}}},
 		"out-of-range": &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: fuzzParcelID, Lines: []*supplierv1.ConfirmLine{
@@ -102,6 +126,7 @@ var seeds = map[string]map[string]proto.Message{
 	"FuzzMarkParcelReady": {
 		"valid":          &supplierv1.MarkParcelReadyRequest{RequestId: "r1", SupplierId: "freshmart", ParcelId: readyParcelID},
 		"other-supplier": &supplierv1.MarkParcelReadyRequest{SupplierId: "pharmacy", ParcelId: fuzzParcelID},
+		"donated-pack":   &supplierv1.MarkParcelReadyRequest{RequestId: "r2", SupplierId: "donations", ParcelId: packParcelID},
 	},
 	"FuzzUpdateCredentials": {
 		"valid": &supplierv1.UpdateCredentialsRequest{RequestId: "r1", SupplierId: "freshmart", Credentials: []*supplierv1.Credential{
@@ -158,7 +183,7 @@ func TestFuzzCorpusIsCommitted(t *testing.T) {
 
 // fuzzCallers are the identities each request is run as, where the policy lets their role call
 // the method: a service, services acting for a resident and for a worker of the fuzz compound,
-// FreshMart's staff and a worker of the compound.
+// FreshMart's staff and a worker of the compound (who keeps the donated stock).
 var fuzzCallers = []auth.Identity{
 	{Role: typesv1.Role_ROLE_SYSTEM, Subject: "order"},
 	{Role: typesv1.Role_ROLE_SYSTEM, Subject: "order",

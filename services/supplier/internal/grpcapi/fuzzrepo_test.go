@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,15 +29,19 @@ var fuzzSuppliers = map[string]supply.Supplier{
 	"suspended": {ID: "suspended", Compound: "haixin", Name: "Closed", Kind: supply.KindSupermarket, Credentials: licensed,
 		Suspended: true, SuspensionReason: "inspection"},
 	"pharmacy": {ID: "pharmacy", Compound: "haixin", Name: "Pharmacy", Kind: supply.KindPharmacy},
+	// The community's donated stock: no credentials needed, workers keep it.
+	"donations": {ID: "donations", Compound: "haixin", Name: "Donations", Kind: supply.KindDonations},
 }
 
 func fuzzItems() map[string]*supply.Item {
 	return map[string]*supply.Item{
-		"rice":  {ID: "rice", SupplierID: "freshmart", Name: "Rice", Unit: "bag", ReferencePriceFen: 4500, CurrentPriceFen: 4000, Stock: 5, UnitWeightGrams: 5000},
-		"pork":  {ID: "pork", SupplierID: "freshmart", Name: "Pork", Unit: "kg", Weighed: true, ReferencePriceFen: 3000, CurrentPriceFen: 2800, Stock: 60, UnitWeightGrams: 1000},
-		"eggs":  {ID: "eggs", SupplierID: "freshmart", Name: "Eggs", Unit: "box", ReferencePriceFen: 1500, CurrentPriceFen: 1500, Stock: 30, UnitWeightGrams: 600},
-		"masks": {ID: "masks", SupplierID: "freshmart", Name: "Masks", Unit: "box", ReferencePriceFen: 2000, CurrentPriceFen: 2000, Stock: 100, RationPerDay: 2, UnitWeightGrams: 200},
-		"other": {ID: "other", SupplierID: "pharmacy", Name: "Other", Unit: "box", ReferencePriceFen: 100, CurrentPriceFen: 100, Stock: 100, UnitWeightGrams: 10},
+		"rice":         {ID: "rice", SupplierID: "freshmart", Name: "Rice", Unit: "bag", ReferencePriceFen: 4500, CurrentPriceFen: 4000, Stock: 5, UnitWeightGrams: 5000},
+		"pork":         {ID: "pork", SupplierID: "freshmart", Name: "Pork", Unit: "kg", Weighed: true, ReferencePriceFen: 3000, CurrentPriceFen: 2800, Stock: 60, UnitWeightGrams: 1000},
+		"eggs":         {ID: "eggs", SupplierID: "freshmart", Name: "Eggs", Unit: "box", ReferencePriceFen: 1500, CurrentPriceFen: 1500, Stock: 30, UnitWeightGrams: 600},
+		"masks":        {ID: "masks", SupplierID: "freshmart", Name: "Masks", Unit: "box", ReferencePriceFen: 2000, CurrentPriceFen: 2000, Stock: 100, RationPerDay: 2, UnitWeightGrams: 200},
+		"other":        {ID: "other", SupplierID: "pharmacy", Name: "Other", Unit: "box", ReferencePriceFen: 100, CurrentPriceFen: 100, Stock: 100, UnitWeightGrams: 10},
+		"disinfectant": {ID: "disinfectant", SupplierID: "donations", Name: "84", Unit: "bottle", Stock: 20, UnitWeightGrams: 600},
+		"notice":       {ID: "notice", SupplierID: "donations", Name: "告知书", Unit: "sheet", Stock: 100, UnitWeightGrams: 10},
 	}
 }
 
@@ -100,7 +105,9 @@ func (r fuzzRepo) AdjustStock(_ context.Context, key *supply.IdempotencyKey, a s
 	return *it, nil
 }
 
-func (r fuzzRepo) ListItems(context.Context, string, string) ([]supply.Item, error) { return nil, nil }
+func (r fuzzRepo) ListItems(context.Context, string, string, bool) ([]supply.Item, error) {
+	return nil, nil
+}
 
 func (r fuzzRepo) GetItems(context.Context, []string) ([]supply.Item, error) { return nil, nil }
 
@@ -117,22 +124,45 @@ func (r fuzzRepo) SetSuspended(_ context.Context, _ *supply.IdempotencyKey, c su
 }
 
 func (r fuzzRepo) Reserve(_ context.Context, res supply.Reservation, _ time.Time,
-	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, supply.Transition, error)) (supply.Parcel, error) {
+	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, []supply.Transition, error)) (supply.Parcel, error) {
 	sup, err := r.supplier(res.SupplierID)
 	if err != nil {
 		return supply.Parcel{}, err
 	}
 	items := fuzzItems()
 	before := stocks(items)
-	p, t, err := decide(sup, items, map[string]int64{"masks": 1})
+	used := map[string]int64{"masks": 1}
+	if res.CampaignID != "" {
+		used = map[string]int64{} // as PostgreSQL's: a campaign's pack reads no rations
+	}
+	p, ts, err := decide(sup, items, used)
 	if err != nil {
 		if !maps.Equal(before, stocks(items)) {
 			r.t.Fatalf("a refused reservation moved stock: %v -> %v", before, stocks(items))
 		}
 		return p, err
 	}
-	if p.State != supply.StatePlaced || t.To != supply.StatePlaced || p.RoundID == "" || !p.ConfirmBy.After(fuzzNow) {
-		r.t.Fatalf("reserved %+v with %+v", p, t)
+	if sup.Kind == supply.KindDonations && p.CampaignID == "" {
+		r.t.Fatalf("donated stock reserved outside a campaign: %+v", p)
+	}
+	switch {
+	case p.CampaignID == "":
+		if p.State != supply.StatePlaced || len(ts) != 1 || ts[0].To != supply.StatePlaced || ts[0].Announce ||
+			p.RoundID == "" || !p.ConfirmBy.After(fuzzNow) {
+			r.t.Fatalf("reserved %+v with %+v", p, ts)
+		}
+	default:
+		// A campaign's pack: free, confirmed at once and announced once, never to expire.
+		if p.State != supply.StateConfirmed || len(ts) != 2 || ts[0].To != supply.StatePlaced || ts[0].Announce ||
+			ts[1].From != supply.StatePlaced || ts[1].To != supply.StateConfirmed || !ts[1].Announce ||
+			p.TotalFen != 0 || p.RoundID == "" || !p.ConfirmBy.IsZero() {
+			r.t.Fatalf("campaign pack %+v with %+v", p, ts)
+		}
+		for _, l := range p.Lines {
+			if l.AmountFen != 0 || l.ConfirmedQuantity != l.Quantity || l.ConfirmedAmountFen != 0 {
+				r.t.Fatalf("campaign pack line %+v", l)
+			}
+		}
 	}
 	total := int64(0)
 	for _, l := range p.Lines {
@@ -149,8 +179,12 @@ func (r fuzzRepo) Reserve(_ context.Context, res supply.Reservation, _ time.Time
 }
 
 // fuzzParcel is the parcel behind any id: its state (and whether its cutoff has passed) follows
-// the id's last byte, so the fuzzer reaches every decision.
+// the id's last byte, so the fuzzer reaches every decision. An id starting with "d" is a
+// campaign's free pack of donated stock.
 func fuzzParcel(id string) supply.Parcel {
+	if strings.HasPrefix(id, "d") {
+		return fuzzPack(id)
+	}
 	states := []supply.State{supply.StatePlaced, supply.StatePlaced, supply.StateConfirmed, supply.StateReady, supply.StateExpired}
 	var last byte
 	if id != "" {
@@ -170,6 +204,20 @@ func fuzzParcel(id string) supply.Parcel {
 	for _, l := range p.Lines {
 		p.TotalFen += l.AmountFen
 	}
+	return p
+}
+
+// fuzzPack is a campaign's pack of donated stock, confirmed when reserved (or, by the id's last
+// byte, ready or delivered already).
+func fuzzPack(id string) supply.Parcel {
+	states := []supply.State{supply.StateConfirmed, supply.StateReady, supply.StateDelivered}
+	p := supply.Parcel{ID: id, OrderID: "0190a6d2-7a3c-7cc3-8a11-3d2a2b7c9f02", SupplierID: "donations", Compound: "haixin",
+		HouseholdID: "haixin-3-2-302", State: states[int(id[len(id)-1])%len(states)], RoundID: "haixin-2026-03-01-pm",
+		CampaignID: "spring-disinfection", Reason: "free pack of campaign spring-disinfection",
+		Lines: []supply.Line{
+			{ItemID: "disinfectant", Name: "84", Quantity: 1, ConfirmedQuantity: 1, UnitWeightGrams: 600},
+			{ItemID: "notice", Name: "告知书", Quantity: 1, ConfirmedQuantity: 1, UnitWeightGrams: 10},
+		}}
 	return p
 }
 
@@ -215,7 +263,7 @@ func (r fuzzRepo) ChangeParcel(_ context.Context, _ *supply.IdempotencyKey, ref 
 			}
 			total += l.ConfirmedAmountFen
 		}
-		if total != p.TotalFen || total == 0 {
+		if total != p.TotalFen || (total == 0 && p.CampaignID == "") {
 			r.t.Fatalf("confirmed total %d, lines sum to %d", p.TotalFen, total)
 		}
 	case supply.StateRejected, supply.StateCancelled, supply.StateExpired:
@@ -232,7 +280,7 @@ func (r fuzzRepo) ChangeParcel(_ context.Context, _ *supply.IdempotencyKey, ref 
 	return p, nil
 }
 
-func (r fuzzRepo) ListParcels(context.Context, string, supply.State, string) ([]supply.Parcel, error) {
+func (r fuzzRepo) ListParcels(context.Context, string, supply.ParcelFilter) ([]supply.Parcel, error) {
 	return nil, nil
 }
 

@@ -90,6 +90,7 @@ func parcelMsg(p supply.Parcel) *supplierv1.SupplierParcel {
 		Reason:      p.Reason,
 		UpdatedAt:   timestamppb.New(p.UpdatedAt),
 		RoundId:     p.RoundID,
+		CampaignId:  p.CampaignID,
 	}
 	if !p.ConfirmBy.IsZero() {
 		m.ConfirmBy = timestamppb.New(p.ConfirmBy)

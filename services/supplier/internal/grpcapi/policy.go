@@ -27,7 +27,9 @@ var everyone = []typesv1.Role{resident, worker, supplier, dispatcher, courier, s
 // Policy is who may call each method at all; the auth interceptor enforces it, and a method
 // missing here is refused to everyone. The handlers then narrow what each caller reaches
 // (supply.Reach): a supplier's staff their own supplier, a resident their own household, anyone
-// of a compound that compound.
+// of a compound that compound. Workers keep the community's donated stock, which has no staff of
+// its own: they may keep its catalog and stock and hand its packs over at the gate, and the
+// domain refuses them the same for any other supplier.
 var Policy = auth.Policy{
 	supplierv1.SupplierService_ListSuppliers_FullMethodName:        everyone,
 	supplierv1.SupplierService_ListItems_FullMethodName:            everyone,
@@ -35,20 +37,21 @@ var Policy = auth.Policy{
 	supplierv1.SupplierService_CreateSupplier_FullMethodName:       {worker, system},
 	supplierv1.SupplierService_SetSupplierSuspended_FullMethodName: {worker, system},
 	supplierv1.SupplierService_UpdateCredentials_FullMethodName:    {supplier, worker, system},
-	supplierv1.SupplierService_UpsertItem_FullMethodName:           {supplier, system},
-	supplierv1.SupplierService_AdjustStock_FullMethodName:          {supplier, system},
+	supplierv1.SupplierService_UpsertItem_FullMethodName:           {supplier, worker, system},
+	supplierv1.SupplierService_AdjustStock_FullMethodName:          {supplier, worker, system},
 	supplierv1.SupplierService_ReserveStock_FullMethodName:         {system},
 	supplierv1.SupplierService_ReleaseReservation_FullMethodName:   {system},
 	supplierv1.SupplierService_ConfirmParcel_FullMethodName:        {supplier, system},
 	supplierv1.SupplierService_RejectParcel_FullMethodName:         {supplier, system},
-	supplierv1.SupplierService_MarkParcelReady_FullMethodName:      {supplier, system},
+	supplierv1.SupplierService_MarkParcelReady_FullMethodName:      {supplier, worker, system},
 	// Dispatchers list their compound's parcels to see what is waiting at the gate.
 	supplierv1.SupplierService_ListParcels_FullMethodName: {supplier, worker, dispatcher, system},
 }
 
 // flows are the methods only services call, each with the people a service may call it for: the
 // order service reserves and releases stock while placing and cancelling the orders of residents
-// and of workers ordering for them. A service acting for anyone else, or calling any other method
+// and of workers ordering for them, and reserves campaigns' free packs for the workers running
+// them (the domain refuses a campaign's pack to anyone else). A service acting for anyone else, or calling any other method
 // for someone, gets what that person's own role may do (Policy).
 var flows = map[string][]typesv1.Role{
 	supplierv1.SupplierService_ReserveStock_FullMethodName:       {resident, worker, system},

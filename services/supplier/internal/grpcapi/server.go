@@ -207,6 +207,7 @@ func (s *Server) ReserveStock(ctx context.Context, req *supplierv1.ReserveStockR
 		HouseholdID: req.GetHouseholdId(),
 		Address:     protomap.FromAddress(req.GetAddress()),
 		Lines:       make([]supply.ReservationLine, len(req.GetLines())),
+		CampaignID:  req.GetCampaignId(),
 	}
 	for i, l := range req.GetLines() {
 		r.Lines[i] = supply.ReservationLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity()}
@@ -296,7 +297,8 @@ func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsReq
 	if err != nil {
 		return nil, err
 	}
-	list, err := s.Svc.ListParcels(ctx, c, req.GetSupplierId(), protomap.FromState(req.GetState()), req.GetRoundId())
+	list, err := s.Svc.ListParcels(ctx, c, req.GetSupplierId(), supply.ParcelFilter{State: protomap.FromState(req.GetState()),
+		RoundID: req.GetRoundId(), CampaignID: req.GetCampaignId()})
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

@@ -302,9 +302,11 @@ func adjust(ctx context.Context, tx pgx.Tx, a supply.StockAdjustment, at time.Ti
 }
 
 // ListItems implements supply.Repository.
-func (r *Repo) ListItems(ctx context.Context, compound, supplierID string) ([]supply.Item, error) {
+func (r *Repo) ListItems(ctx context.Context, compound, supplierID string, withDonated bool) ([]supply.Item, error) {
 	rows, err := r.Pool.Query(ctx, `SELECT `+itemColumns+` FROM items
-		WHERE compound = $1 AND ($2 = '' OR supplier_id = $2) ORDER BY supplier_id, item_id`, compound, supplierID)
+		WHERE compound = $1 AND ($2 = '' OR supplier_id = $2)
+			AND ($3 OR supplier_id NOT IN (SELECT supplier_id FROM suppliers WHERE compound = $1 AND kind = 'donations'))
+		ORDER BY supplier_id, item_id`, compound, supplierID, withDonated)
 	if err != nil {
 		return nil, fmt.Errorf("list items: %w", err)
 	}

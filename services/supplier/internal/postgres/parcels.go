@@ -16,14 +16,14 @@ import (
 
 const parcelColumns = `parcel_id::text, order_id::text, supplier_id, compound, household_id, address_compound,
 	address_building, address_unit, address_floor, address_room, state, total_fen, reason, service_day,
-	fingerprint, created_at, updated_at, round_id, confirm_by`
+	fingerprint, created_at, updated_at, round_id, confirm_by, campaign_id`
 
 func scanParcel(row pgx.Row) (supply.Parcel, error) {
 	var p supply.Parcel
 	var confirmBy *time.Time
 	err := row.Scan(&p.ID, &p.OrderID, &p.SupplierID, &p.Compound, &p.HouseholdID, &p.Address.Compound,
 		&p.Address.Building, &p.Address.Unit, &p.Address.Floor, &p.Address.Room, &p.State, &p.TotalFen, &p.Reason,
-		&p.Day, &p.Fingerprint, &p.CreatedAt, &p.UpdatedAt, &p.RoundID, &confirmBy)
+		&p.Day, &p.Fingerprint, &p.CreatedAt, &p.UpdatedAt, &p.RoundID, &confirmBy, &p.CampaignID)
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	if confirmBy != nil {
 		p.ConfirmBy = confirmBy.UTC()
@@ -84,7 +84,7 @@ func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (suppl
 
 // Reserve implements supply.Repository.
 func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
-	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, supply.Transition, error)) (supply.Parcel, error) {
+	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, []supply.Transition, error)) (supply.Parcel, error) {
 	var out supply.Parcel
 	reserve := func(tx pgx.Tx) error {
 		existing, err := getParcel(ctx, tx, res.ParcelID, false)
@@ -111,12 +111,14 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 			return err
 		}
 		// Read after the locks: a concurrent reservation of the same item by the same household
-		// has committed by now, so its lines count.
-		used, err := rationUsed(ctx, tx, res.HouseholdID, day, locked)
-		if err != nil {
-			return err
+		// has committed by now, so its lines count. A campaign's pack is not rationed.
+		used := map[string]int64{}
+		if res.CampaignID == "" {
+			if used, err = rationUsed(ctx, tx, res.HouseholdID, day, locked); err != nil {
+				return err
+			}
 		}
-		p, t, err := decide(sup, locked.items, used)
+		p, ts, err := decide(sup, locked.items, used)
 		if err != nil {
 			return err
 		}
@@ -126,8 +128,17 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		if err := locked.save(ctx, tx); err != nil {
 			return err
 		}
-		if err := insertTransition(ctx, tx, p.ID, t); err != nil {
-			return err
+		for _, t := range ts {
+			if err := insertTransition(ctx, tx, p.ID, t); err != nil {
+				return err
+			}
+			// A campaign's pack is confirmed as it is reserved, announced as a confirmation
+			// always is (the parcel's final lines are the confirmed ones, which the event carries).
+			if t.Announce {
+				if err := outbox.Add(ctx, tx, protomap.ParcelEvent(p, t)); err != nil {
+					return fmt.Errorf("announce parcel %s %s: %w", p.ID, t.To, err)
+				}
+			}
 		}
 		out = p
 		return nil
@@ -142,7 +153,8 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 }
 
 // rationUsed is what the household's live parcels of the day hold of each rationed item: the
-// reserved quantity until confirmed, the confirmed one after.
+// reserved quantity until confirmed, the confirmed one after. Campaigns' free packs do not count:
+// a ration limits what a household buys, and a gift from the community is not bought.
 func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time, locked lockedItems) (map[string]int64, error) {
 	var rationed []string
 	for id, it := range locked.items {
@@ -158,7 +170,7 @@ func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time,
 			sum(CASE WHEN p.state = 'placed' THEN l.quantity ELSE l.confirmed_quantity END)::bigint
 		FROM parcel_lines l JOIN parcels p ON p.parcel_id = l.parcel_id
 		WHERE p.household_id = $1 AND p.service_day = $2 AND l.item_id = ANY($3)
-			AND p.state NOT IN ('rejected', 'cancelled', 'expired')
+			AND p.state NOT IN ('rejected', 'cancelled', 'expired') AND p.campaign_id = ''
 		GROUP BY l.item_id`, household, day, rationed)
 	if err != nil {
 		return nil, fmt.Errorf("ration use: %w", err)
@@ -175,19 +187,22 @@ func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time,
 func insertParcel(ctx context.Context, tx pgx.Tx, p supply.Parcel) error {
 	_, err := tx.Exec(ctx, `INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
 			address_compound, address_building, address_unit, address_floor, address_room, state, total_fen, reason,
-			service_day, fingerprint, created_at, updated_at, round_id, confirm_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+			service_day, fingerprint, created_at, updated_at, round_id, confirm_by, campaign_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		p.ID, p.OrderID, p.SupplierID, p.Compound, p.HouseholdID, p.Address.Compound, p.Address.Building,
 		p.Address.Unit, p.Address.Floor, p.Address.Room, string(p.State), p.TotalFen, p.Reason, p.Day, p.Fingerprint,
-		p.CreatedAt, p.UpdatedAt, p.RoundID, nullTime(p.ConfirmBy))
+		p.CreatedAt, p.UpdatedAt, p.RoundID, nullTime(p.ConfirmBy), p.CampaignID)
 	if err != nil {
 		return fmt.Errorf("insert parcel %s: %w", p.ID, err)
 	}
 	b := &pgx.Batch{}
 	for i, l := range p.Lines {
+		// Confirmed quantities are set from the start for a campaign's pack, confirmed as reserved.
 		b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity, unit_price_fen,
-				amount_fen, unit_weight_grams) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			p.ID, i, l.ItemID, l.Name, l.Unit, l.Weighed, l.Quantity, l.UnitPriceFen, l.AmountFen, l.UnitWeightGrams)
+				amount_fen, unit_weight_grams, confirmed_quantity, confirmed_amount_fen)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			p.ID, i, l.ItemID, l.Name, l.Unit, l.Weighed, l.Quantity, l.UnitPriceFen, l.AmountFen, l.UnitWeightGrams,
+			l.ConfirmedQuantity, l.ConfirmedAmountFen)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("insert lines of parcel %s: %w", p.ID, err)
@@ -296,8 +311,9 @@ func (r *Repo) DueForExpiry(ctx context.Context, now time.Time, limit int) ([]st
 	return ids, nil
 }
 
-// ListParcels implements supply.Repository.
-func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.State, roundID string) ([]supply.Parcel, error) {
+// ListParcels implements supply.Repository. Only the filters set become conditions, so each
+// query can use the index that fits it (parcels_campaign is partial).
+func (r *Repo) ListParcels(ctx context.Context, supplierID string, f supply.ParcelFilter) ([]supply.Parcel, error) {
 	tx, err := r.Pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, fmt.Errorf("list parcels: %w", err)
@@ -306,9 +322,21 @@ func (r *Repo) ListParcels(ctx context.Context, supplierID string, state supply.
 	if _, err := getSupplier(ctx, tx, supplierID, noLock); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT `+parcelColumns+` FROM parcels
-		WHERE supplier_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR round_id = $3)
-		ORDER BY created_at, parcel_id`, supplierID, string(state), roundID)
+	q, args := `SELECT `+parcelColumns+` FROM parcels WHERE supplier_id = $1`, []any{supplierID}
+	where := func(cond string, arg any) {
+		args = append(args, arg)
+		q += fmt.Sprintf(cond, len(args))
+	}
+	if f.State != "" {
+		where(` AND state = $%d`, string(f.State))
+	}
+	if f.RoundID != "" {
+		where(` AND round_id = $%d`, f.RoundID)
+	}
+	if f.CampaignID != "" {
+		where(` AND campaign_id = $%d AND campaign_id <> ''`, f.CampaignID)
+	}
+	rows, err := tx.Query(ctx, q+` ORDER BY created_at, parcel_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list parcels: %w", err)
 	}

@@ -12,7 +12,8 @@ func (s Supplier) Validate() error {
 	v.check(s.ID == "" || ValidSlug(s.ID), "supplier_id", "must be a slug (lower-case letters, digits, '-', at most 63)")
 	v.required(s.Name, "name")
 	v.maxLen(s.Name, "name", MaxText)
-	v.check(s.Kind == KindSupermarket || s.Kind == KindPharmacy, "kind", `must be "supermarket" or "pharmacy"`)
+	v.check(s.Kind == KindSupermarket || s.Kind == KindPharmacy || s.Kind == KindDonations, "kind",
+		`must be "supermarket", "pharmacy" or "donations"`)
 	return v.err()
 }
 
@@ -28,7 +29,9 @@ func (it *Item) Normalize() {
 }
 
 // Validate checks an item before it is stored, including the no-markup rule (不加价): the current
-// price may never exceed the pre-epidemic reference price. Field names are UpsertItemRequest's.
+// price may never exceed the pre-epidemic reference price. What its prices and ration must be
+// depends on its supplier's kind, which ValidateFor checks once the supplier is known. Field
+// names are UpsertItemRequest's.
 func (it Item) Validate() error {
 	var v violations
 	v.check(it.ID == "" || ValidSlug(it.ID), "item.item_id", "must be a slug (lower-case letters, digits, '-', at most 63)")
@@ -39,11 +42,11 @@ func (it Item) Validate() error {
 	v.maxLen(it.Unit, "item.unit", 32)
 	v.maxLen(it.Category, "item.category", MaxText)
 	v.maxLen(it.BundleContents, "item.bundle_contents", 2000)
-	v.check(it.ReferencePriceFen > 0, "item.reference_price_fen", "must be positive")
+	v.check(it.ReferencePriceFen >= 0, "item.reference_price_fen", "must not be negative")
 	v.check(it.ReferencePriceFen <= MaxPriceFen, "item.reference_price_fen", "must be at most %d", MaxPriceFen)
 	switch {
-	case it.CurrentPriceFen <= 0:
-		v.add("item.current_price_fen", "must be positive")
+	case it.CurrentPriceFen < 0:
+		v.add("item.current_price_fen", "must not be negative")
 	case it.ReferencePriceFen > 0 && it.CurrentPriceFen > it.ReferencePriceFen:
 		v.add("item.current_price_fen", "must not exceed reference_price_fen %d (no markup)", it.ReferencePriceFen)
 	}
@@ -61,6 +64,23 @@ func (it Item) Validate() error {
 	if it.Bundle {
 		v.required(it.BundleContents, "item.bundle_contents")
 	}
+	return v.err()
+}
+
+// ValidateFor checks what an item's prices and ration must be at a supplier of kind k. Goods for
+// sale have a positive reference price and current price. Donated stock is free (both prices 0)
+// and has no ration: it is handed out only by campaigns, to which rations do not apply, so a
+// ration on it would be a promise nothing keeps.
+func (it Item) ValidateFor(k Kind) error {
+	var v violations
+	if k == KindDonations {
+		v.check(it.ReferencePriceFen == 0, "item.reference_price_fen", "must be 0: donated stock is handed out free")
+		v.check(it.CurrentPriceFen == 0, "item.current_price_fen", "must be 0: donated stock is handed out free")
+		v.check(it.RationPerDay == 0, "item.ration_per_day", "must be 0: donated stock is handed out by campaigns, which rations do not apply to")
+		return v.err()
+	}
+	v.check(it.ReferencePriceFen > 0, "item.reference_price_fen", "must be positive")
+	v.check(it.CurrentPriceFen > 0, "item.current_price_fen", "must be positive")
 	return v.err()
 }
 

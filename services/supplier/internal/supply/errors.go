@@ -20,6 +20,8 @@ var (
 	ErrPastCutoff = errors.New("past its confirmation cutoff")
 	// ErrNotAcceptingOrders: the supplier is suspended or lacks a valid licence or permit.
 	ErrNotAcceptingOrders = errors.New("not accepting orders")
+	// ErrDonatedStock: the community's donated stock is handed out by campaigns, never ordered.
+	ErrDonatedStock = errors.New("donated stock; it is handed out by campaigns")
 )
 
 // ItemError is a refusal that concerns one catalog item, so that the caller (the order service,
@@ -31,7 +33,11 @@ type ItemError struct {
 }
 
 func (e *ItemError) Error() string {
-	msg := "item " + e.ItemID + ": " + e.Err.Error()
+	sep := ": "
+	if errors.Is(e.Err, ErrDonatedStock) {
+		sep = " is " // says what the item is: "item masks is donated stock; ..."
+	}
+	msg := "item " + e.ItemID + sep + e.Err.Error()
 	if e.Detail != "" {
 		msg += " (" + e.Detail + ")"
 	}

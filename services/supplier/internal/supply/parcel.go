@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -92,6 +93,9 @@ type Parcel struct {
 	// round's cutoff, ConfirmBy. Parcels reserved before rounds were kept have neither.
 	RoundID   string
 	ConfirmBy time.Time
+	// CampaignID is set on a campaign's free pack: priced at zero, confirmed when reserved, so it
+	// has no ConfirmBy and never expires.
+	CampaignID string
 	// Fingerprint identifies the reservation request, so a retry is told from a different
 	// request reusing the parcel id.
 	Fingerprint []byte
@@ -125,7 +129,12 @@ type Reservation struct {
 	Address     Address
 	Lines       []ReservationLine
 	Actor       Actor
+	// CampaignID makes the parcel a campaign's free pack (see NewParcel).
+	CampaignID string
 }
+
+// campaignIDRE is what a campaign id may look like: the order service's UUIDs, or a readable slug.
+var campaignIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
 // Validate checks a reservation's shape. Field names are ReserveStockRequest's.
 func (r Reservation) Validate() error {
@@ -143,6 +152,8 @@ func (r Reservation) Validate() error {
 	v.maxLen(r.Address.Unit, "address.unit", 32)
 	v.maxLen(r.Address.Room, "address.room", 32)
 	v.check(r.Address.Floor >= 0, "address.floor", "must not be negative")
+	v.check(r.CampaignID == "" || campaignIDRE.MatchString(r.CampaignID), "campaign_id",
+		"must be at most 64 letters, digits, '-' or '_'")
 	v.check(len(r.Lines) > 0, "lines", "must hold at least one line")
 	v.check(len(r.Lines) <= MaxLines, "lines", "must hold at most %d lines", MaxLines)
 	seen := map[string]bool{}
@@ -177,6 +188,12 @@ func (r Reservation) Fingerprint() []byte {
 		str(l.ItemID)
 		num(l.Quantity)
 	}
+	// Only when set, so that the fingerprints of parcels reserved before campaigns existed, which
+	// a retry is compared with, stay what they were.
+	if r.CampaignID != "" {
+		str("campaign")
+		str(r.CampaignID)
+	}
 	return h.Sum(nil)
 }
 
@@ -184,19 +201,26 @@ func (r Reservation) Fingerprint() []byte {
 // must be in the supplier's catalog, in stock and within the household's daily ration
 // (rationUsed: what the household's live parcels already hold of each item today). It takes
 // the stock off items and prices every line at the current price. All failing lines are reported
-// together, each as an ItemError.
+// together, each as an ItemError. It returns the transitions to record, in order.
 // The parcel is due for round due, by whose cutoff the supplier must confirm it.
-func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed map[string]int64, now time.Time, due rounds.Round) (Parcel, Transition, error) {
+//
+// A campaign's free pack (r.CampaignID set) is priced at zero, whatever the items cost, and
+// rations do not apply to it (it is the community's gift, not the household's purchase); stock is
+// taken all the same. It has nothing to weigh or decide, so it is confirmed as reserved at once:
+// PLACED then CONFIRMED, both by r.Actor, the confirmation announced as any other, and it never
+// expires. The community's donated stock is handed out by campaigns only.
+func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed map[string]int64, now time.Time, due rounds.Round) (Parcel, []Transition, error) {
 	if err := r.Validate(); err != nil {
-		return Parcel{}, Transition{}, err
+		return Parcel{}, nil, err
 	}
 	if r.Address.Compound != sup.Compound {
-		return Parcel{}, Transition{}, Invalid("address.compound",
+		return Parcel{}, nil, Invalid("address.compound",
 			fmt.Sprintf("supplier %s serves compound %s", sup.ID, sup.Compound))
 	}
 	if ok, why := sup.Standing(now); !ok {
-		return Parcel{}, Transition{}, NotAcceptingError(sup, why)
+		return Parcel{}, nil, NotAcceptingError(sup, why)
 	}
+	campaign := r.CampaignID != ""
 	var problems []error
 	lines := make([]Line, 0, len(r.Lines))
 	for _, rl := range r.Lines {
@@ -205,13 +229,20 @@ func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed m
 		case it == nil || it.SupplierID != sup.ID:
 			problems = append(problems, &ItemError{ItemID: rl.ItemID, Err: ErrNotInCatalog, Detail: "supplier " + sup.ID})
 			continue
+		case sup.Kind == KindDonations && !campaign:
+			problems = append(problems, &ItemError{ItemID: it.ID, Err: ErrDonatedStock})
+			continue
 		case it.Stock < rl.Quantity:
 			problems = append(problems, &ItemError{ItemID: it.ID, Err: ErrOutOfStock,
 				Detail: fmt.Sprintf("%s: asked %d, %d left", it.Name, rl.Quantity, it.Stock)})
-		case it.RationPerDay > 0 && rationUsed[it.ID]+rl.Quantity > it.RationPerDay:
+		case !campaign && it.RationPerDay > 0 && rationUsed[it.ID]+rl.Quantity > it.RationPerDay:
 			problems = append(problems, &ItemError{ItemID: it.ID, Err: ErrRationExceeded,
 				Detail: fmt.Sprintf("%s: limit %d a day, %d already reserved today, asked %d",
 					it.Name, it.RationPerDay, rationUsed[it.ID], rl.Quantity)})
+		}
+		price := it.CurrentPriceFen
+		if campaign {
+			price = 0
 		}
 		lines = append(lines, Line{
 			ItemID:          it.ID,
@@ -219,13 +250,13 @@ func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed m
 			Unit:            it.Unit,
 			Weighed:         it.Weighed,
 			Quantity:        rl.Quantity,
-			UnitPriceFen:    it.CurrentPriceFen,
-			AmountFen:       LineAmount(it.Weighed, it.CurrentPriceFen, rl.Quantity),
+			UnitPriceFen:    price,
+			AmountFen:       LineAmount(it.Weighed, price, rl.Quantity),
 			UnitWeightGrams: it.UnitWeightGrams,
 		})
 	}
 	if len(problems) > 0 {
-		return Parcel{}, Transition{}, joinErrors(problems)
+		return Parcel{}, nil, joinErrors(problems)
 	}
 	p := Parcel{
 		ID:          r.ParcelID,
@@ -242,12 +273,23 @@ func NewParcel(r Reservation, sup Supplier, items map[string]*Item, rationUsed m
 		Fingerprint: r.Fingerprint(),
 		RoundID:     due.ID,
 		ConfirmBy:   due.Cutoff,
+		CampaignID:  r.CampaignID,
 	}
 	for _, l := range lines {
 		items[l.ItemID].Stock -= l.Quantity
 		p.TotalFen += l.AmountFen
 	}
-	return p, Transition{To: StatePlaced, Actor: r.Actor, Reason: "reserved for order " + r.OrderID, At: now}, nil
+	placed := Transition{To: StatePlaced, Actor: r.Actor, Reason: "reserved for order " + r.OrderID, At: now}
+	if !campaign {
+		return p, []Transition{placed}, nil
+	}
+	placed.Reason += " (free pack of campaign " + r.CampaignID + ")"
+	p.ConfirmBy = time.Time{} // confirmed now: there is no cutoff to confirm it by
+	confirmed, err := p.confirm(items, nil, r.Actor, "free pack of campaign "+r.CampaignID, now)
+	if err != nil {
+		return Parcel{}, nil, err
+	}
+	return p, []Transition{placed, confirmed}, nil
 }
 
 func joinErrors(errs []error) error {
@@ -367,6 +409,11 @@ const WeighTolerancePercent = 10
 // confirmed partly, down to 0 (dropped), and the units not confirmed go back to stock; a parcel
 // with nothing left is rejected, not confirmed. items are the parcel's items, held locked.
 func (p *Parcel) Confirm(items map[string]*Item, confirm []ConfirmLine, actor Actor, now time.Time) (Transition, error) {
+	return p.confirm(items, confirm, actor, "", now)
+}
+
+// confirm is Confirm, recorded with reason.
+func (p *Parcel) confirm(items map[string]*Item, confirm []ConfirmLine, actor Actor, reason string, now time.Time) (Transition, error) {
 	if !p.State.CanBecome(StateConfirmed) {
 		return Transition{}, fmt.Errorf("parcel %s is %s, cannot become %s: %w", p.ID, p.State, StateConfirmed, ErrIllegalTransition)
 	}
@@ -458,5 +505,5 @@ func (p *Parcel) Confirm(items map[string]*Item, confirm []ConfirmLine, actor Ac
 		total += l.ConfirmedAmountFen
 	}
 	p.TotalFen = total
-	return p.move(StateConfirmed, actor, "", now, true)
+	return p.move(StateConfirmed, actor, reason, now, true)
 }

@@ -73,3 +73,45 @@ func (s *Service) reachSupplier(ctx context.Context, r Reach, id string) error {
 	}
 	return nil
 }
+
+// SeesDonatedStock reports whether c is shown the community's donated stock in catalogs: the
+// workers who hand it out, the dispatchers who plan its delivery and the services. It is not for
+// sale, so residents, who order from the catalog, do not see it, nor do couriers and the
+// suppliers' staff, who have no use for it. Items named by id (BatchGetItems) are answered to
+// anyone, so a household can read what its free pack holds.
+func (c Caller) SeesDonatedStock() bool {
+	switch c.Actor.Role {
+	case RoleWorker, RoleDispatcher, RoleSystem:
+		return true
+	}
+	return false
+}
+
+// keeper checks that c may keep supplier id's catalog and stock and hand its parcels over at the
+// gate, and returns the supplier. That is its own staff and the services; and, since the
+// community's donated stock has no staff of its own, the workers of its compound for a donations
+// supplier, and only for one. A supplier c does not reach is not found, worded as an unknown one;
+// one it reaches but may not keep (a worker and a supermarket) is ErrForbidden.
+func (s *Service) keeper(ctx context.Context, c Caller, id string) (Supplier, error) {
+	r := c.Reach
+	if r.HouseholdID != "" || (r.SupplierID != "" && r.SupplierID != id) {
+		return Supplier{}, SupplierNotFound(id)
+	}
+	sup, err := s.Repo.GetSupplier(ctx, id)
+	if err != nil {
+		return Supplier{}, err
+	}
+	if !r.Supplier(sup) {
+		return Supplier{}, SupplierNotFound(id)
+	}
+	switch {
+	case c.Actor.Role == RoleSupplier, c.Actor.Role == RoleSystem:
+		return sup, nil
+	case c.Actor.Role == RoleWorker && sup.Kind == KindDonations:
+		return sup, nil
+	case c.Actor.Role == RoleWorker:
+		return Supplier{}, fmt.Errorf("worker %s may not act for %s %s: workers keep the community's donated stock only: %w",
+			c.Actor.ID, sup.Kind, sup.ID, ErrForbidden)
+	}
+	return Supplier{}, fmt.Errorf("%s %s may not act for supplier %s: %w", c.Actor.Role, c.Actor.ID, sup.ID, ErrForbidden)
+}

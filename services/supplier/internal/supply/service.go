@@ -65,8 +65,9 @@ type Repository interface {
 	// actor, time and the stock after it, and returns the item. Unknown suppliers are
 	// SupplierNotFound; unknown items, and other suppliers' items, ItemNotFound.
 	AdjustStock(ctx context.Context, key *IdempotencyKey, a StockAdjustment, at time.Time) (Item, error)
-	// ListItems lists a compound's items, only supplierID's when set, in supplier and item order.
-	ListItems(ctx context.Context, compound, supplierID string) ([]Item, error)
+	// ListItems lists a compound's items, only supplierID's when set, in supplier and item order;
+	// the items of donations suppliers only when withDonated.
+	ListItems(ctx context.Context, compound, supplierID string, withDonated bool) ([]Item, error)
 	// GetItems returns those of ids that exist.
 	GetItems(ctx context.Context, ids []string) ([]Item, error)
 	// UpdateCredentials replaces the supplier's credentials and returns the supplier.
@@ -75,15 +76,17 @@ type Repository interface {
 	// returns the supplier.
 	SetSuspended(ctx context.Context, key *IdempotencyKey, c SuspensionChange, at time.Time) (Supplier, error)
 	// Reserve returns the stored parcel when r.ParcelID exists; otherwise it locks the supplier's
-	// items named by r in item id order, reads the household's ration use for today and lets
-	// decide build the parcel, then stores it with the items' new stock.
-	Reserve(ctx context.Context, r Reservation, day time.Time, decide func(sup Supplier, items map[string]*Item, rationUsed map[string]int64) (Parcel, Transition, error)) (Parcel, error)
+	// items named by r in item id order, reads the household's ration use for today (not for a
+	// campaign's pack, to which rations do not apply) and lets decide build the parcel, then
+	// stores it with the items' new stock and its transitions in order, announcing those marked
+	// so, all in one transaction.
+	Reserve(ctx context.Context, r Reservation, day time.Time, decide func(sup Supplier, items map[string]*Item, rationUsed map[string]int64) (Parcel, []Transition, error)) (Parcel, error)
 	// ChangeParcel locks the parcel (and its items in id order when lockItems), applies change and
 	// stores the result, the transition and, when announced, its event. A parcel that ref does
 	// not match is ParcelNotFound.
 	ChangeParcel(ctx context.Context, key *IdempotencyKey, ref ParcelRef, lockItems bool, change ParcelChange) (Parcel, error)
-	// ListParcels is a supplier's parcels, oldest first, in state and round when set.
-	ListParcels(ctx context.Context, supplierID string, state State, roundID string) ([]Parcel, error)
+	// ListParcels is a supplier's parcels, oldest first, narrowed by f.
+	ListParcels(ctx context.Context, supplierID string, f ParcelFilter) ([]Parcel, error)
 	// DueForExpiry lists up to limit placed parcels whose cutoff has come by now, earliest first.
 	DueForExpiry(ctx context.Context, now time.Time, limit int) ([]string, error)
 	// PruneKeys deletes idempotency keys first used before cutoff and says how many.
@@ -191,15 +194,21 @@ func (s *Service) SetSuspended(ctx context.Context, c Caller, key *IdempotencyKe
 }
 
 // UpsertItem creates (empty ID: generated) or replaces a catalog item of a supplier the caller
-// reaches. it.Stock is the stock of a new item only: an existing item keeps its stock, whatever
+// keeps (see keeper). it.Stock is the stock of a new item only: an existing item keeps its stock, whatever
 // the request says, since the request may come from a screen loaded before reservations took
 // some (stock changes are AdjustStock's). The item returned shows the stock as it is.
+// Its prices and ration are checked against its supplier's kind (Item.ValidateFor).
 func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey, it Item) (Item, error) {
 	it.Normalize()
 	if err := it.Validate(); err != nil {
 		return Item{}, err
 	}
-	if err := s.reachSupplier(ctx, c.Reach, it.SupplierID); err != nil {
+	sup, err := s.keeper(ctx, c, it.SupplierID)
+	if err != nil {
+		return Item{}, err
+	}
+	// A supplier's kind never changes, so checking it before the repository's transaction holds.
+	if err := it.ValidateFor(sup.Kind); err != nil {
 		return Item{}, err
 	}
 	if it.ID == "" {
@@ -208,7 +217,9 @@ func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey,
 	return s.Repo.UpsertItem(ctx, s.stamp(key, s.now()), it)
 }
 
-// ListItems lists a compound's catalog, or one supplier's part of it.
+// ListItems lists a compound's catalog, or one supplier's part of it. The community's donated
+// stock is listed only to those who hand it out or plan its delivery (SeesDonatedStock): it is
+// not for sale, so it is no part of the catalog residents order from.
 func (s *Service) ListItems(ctx context.Context, c Caller, compound, supplierID string) ([]Item, error) {
 	if !ValidSlug(compound) {
 		return nil, Invalid("compound", "must be a compound slug")
@@ -216,7 +227,7 @@ func (s *Service) ListItems(ctx context.Context, c Caller, compound, supplierID 
 	if !c.Reach.InCompound(compound) {
 		return nil, compoundNotFound(compound)
 	}
-	return s.Repo.ListItems(ctx, compound, supplierID)
+	return s.Repo.ListItems(ctx, compound, supplierID, c.SeesDonatedStock())
 }
 
 // MaxBatch bounds BatchGetItems.
@@ -268,7 +279,9 @@ func (s *Service) BatchGetItems(ctx context.Context, c Caller, ids []string) ([]
 
 // Reserve holds stock for one parcel, recorded as placed by the caller; a retry of the same
 // reservation returns the stored parcel. A caller acting for a household or a compound reserves
-// for that household or compound only.
+// for that household or compound only. A campaign's free pack (r.CampaignID) is reserved by the
+// order service for the worker running the campaign, or by a service alone: a resident's order
+// cannot make itself free.
 func (s *Service) Reserve(ctx context.Context, c Caller, r Reservation) (Parcel, error) {
 	r.Actor = c.Actor
 	if err := r.Validate(); err != nil {
@@ -278,9 +291,13 @@ func (s *Service) Reserve(ctx context.Context, c Caller, r Reservation) (Parcel,
 		return Parcel{}, fmt.Errorf("%s %s may not reserve for household %s of compound %s: %w",
 			c.Actor.Role, c.Actor.ID, r.HouseholdID, r.Address.Compound, ErrForbidden)
 	}
+	if r.CampaignID != "" && c.Actor.Role != RoleWorker && c.Actor.Role != RoleSystem {
+		return Parcel{}, fmt.Errorf("%s %s may not reserve a campaign's free pack: only a worker's campaign gives them: %w",
+			c.Actor.Role, c.Actor.ID, ErrForbidden)
+	}
 	now := s.now()
 	due := s.dueRound(ctx, r.Address.Compound, now)
-	return s.Repo.Reserve(ctx, r, ServiceDay(now), func(sup Supplier, items map[string]*Item, used map[string]int64) (Parcel, Transition, error) {
+	return s.Repo.Reserve(ctx, r, ServiceDay(now), func(sup Supplier, items map[string]*Item, used map[string]int64) (Parcel, []Transition, error) {
 		return NewParcel(r, sup, items, used, now, due)
 	})
 }
@@ -415,7 +432,8 @@ func (s *Service) Reject(ctx context.Context, c Caller, key *IdempotencyKey, sup
 	})
 }
 
-// MarkReady records a confirmed parcel handed over at the gate by the caller.
+// MarkReady records a confirmed parcel handed over at the gate by the caller: the supplier's
+// staff, or, for the community's donated stock, a worker of its compound.
 func (s *Service) MarkReady(ctx context.Context, c Caller, key *IdempotencyKey, supplierID, parcelID string) (Parcel, error) {
 	ref, v := supplierRef(c, supplierID, parcelID)
 	if err := v.err(); err != nil {
@@ -424,24 +442,39 @@ func (s *Service) MarkReady(ctx context.Context, c Caller, key *IdempotencyKey, 
 	if err := mayDecide(c, ref); err != nil {
 		return Parcel{}, err
 	}
+	if c.Actor.Role == RoleWorker {
+		if _, err := s.keeper(ctx, c, supplierID); err != nil {
+			return Parcel{}, err
+		}
+	}
 	now := s.now()
 	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
 		return p.MarkReady(c.Actor, now)
 	})
 }
 
-// ListParcels is the parcel queue of a supplier the caller reaches, optionally in one state and
-// one round.
-func (s *Service) ListParcels(ctx context.Context, c Caller, supplierID string, state State, roundID string) ([]Parcel, error) {
+// ParcelFilter narrows a supplier's parcel queue; zero fields do not narrow it.
+type ParcelFilter struct {
+	State State
+	// RoundID: the parcels due for one round.
+	RoundID string
+	// CampaignID: one campaign's free packs.
+	CampaignID string
+}
+
+// ListParcels is the parcel queue of a supplier the caller reaches, narrowed by f.
+func (s *Service) ListParcels(ctx context.Context, c Caller, supplierID string, f ParcelFilter) ([]Parcel, error) {
 	var v violations
 	v.required(supplierID, "supplier_id")
-	v.check(state == "" || state.Valid(), "state", "is not a parcel state")
-	v.maxLen(roundID, "round_id", MaxText)
+	v.check(f.State == "" || f.State.Valid(), "state", "is not a parcel state")
+	v.maxLen(f.RoundID, "round_id", MaxText)
+	v.check(f.CampaignID == "" || campaignIDRE.MatchString(f.CampaignID), "campaign_id",
+		"must be at most 64 letters, digits, '-' or '_'")
 	if err := v.err(); err != nil {
 		return nil, err
 	}
 	if err := s.reachSupplier(ctx, c.Reach, supplierID); err != nil {
 		return nil, err
 	}
-	return s.Repo.ListParcels(ctx, supplierID, state, roundID)
+	return s.Repo.ListParcels(ctx, supplierID, f)
 }

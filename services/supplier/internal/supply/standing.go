@@ -42,12 +42,16 @@ const (
 const MaxCredentialNumber = 64
 
 // Required is what a supplier of kind k must hold to take orders, in the order a refusal names them.
+// The community's donated stock is no business and needs none: it takes campaign reservations
+// unless suspended.
 func (k Kind) Required() []CredentialKind {
 	switch k {
 	case KindSupermarket:
 		return []CredentialKind{BusinessLicence, FoodPermit}
 	case KindPharmacy:
 		return []CredentialKind{BusinessLicence, DrugPermit}
+	case KindDonations:
+		return nil
 	}
 	return []CredentialKind{BusinessLicence}
 }

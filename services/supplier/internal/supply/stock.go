@@ -57,10 +57,10 @@ func (a StockAdjustment) Refusal(stock int64) error {
 // ItemNotFound is the one wording of an unknown item, used as well for another supplier's.
 func ItemNotFound(id string) error { return fmt.Errorf("item %s: %w", id, ErrNotFound) }
 
-// AdjustStock adds a.Delta to the stock of an item of a supplier the caller reaches, recorded as
-// made by the caller. The change is atomic: concurrent adjustments and reservations each see the
-// stock the others left, and none takes it below zero. A request id is required, since a delta
-// counted twice is wrong stock: a retry gets the first answer back.
+// AdjustStock adds a.Delta to the stock of an item of a supplier the caller keeps (see keeper),
+// recorded as made by the caller. The change is atomic: concurrent adjustments and reservations
+// each see the stock the others left, and none takes it below zero. A request id is required,
+// since a delta counted twice is wrong stock: a retry gets the first answer back.
 func (s *Service) AdjustStock(ctx context.Context, c Caller, key *IdempotencyKey, a StockAdjustment) (Item, error) {
 	a.Reason = strings.TrimSpace(a.Reason)
 	a.Actor = c.Actor
@@ -70,7 +70,7 @@ func (s *Service) AdjustStock(ctx context.Context, c Caller, key *IdempotencyKey
 	if err := v.err(); err != nil {
 		return Item{}, err
 	}
-	if err := s.reachSupplier(ctx, c.Reach, a.SupplierID); err != nil {
+	if _, err := s.keeper(ctx, c, a.SupplierID); err != nil {
 		return Item{}, err
 	}
 	now := s.now()

@@ -11,13 +11,16 @@ import (
 // Kind is what a supplier sells.
 type Kind string
 
-// The kinds of supplier a compound has.
+// The kinds of supplier a compound has. Donations is the community's donated stock (84
+// disinfectant, masks, spray bottles, printed notices): kept by its workers, priced at zero,
+// needing no licence and handed out only by free-distribution campaigns, never ordered.
 const (
 	KindSupermarket Kind = "supermarket"
 	KindPharmacy    Kind = "pharmacy"
+	KindDonations   Kind = "donations"
 )
 
-// Supplier is a supermarket or pharmacy serving one compound.
+// Supplier is a supermarket, a pharmacy or the community's donated stock, serving one compound.
 type Supplier struct {
 	ID          string
 	Compound    string

@@ -55,7 +55,7 @@ func TestItemValidate(t *testing.T) {
 			it := validItem()
 			tt.edit(&it)
 			it.Normalize()
-			got := fields(it.Validate())
+			got := append(fields(it.Validate()), fields(it.ValidateFor(KindSupermarket))...)
 			if tt.field == "" {
 				if got != nil {
 					t.Fatalf("want valid, got violations %v", got)
@@ -80,6 +80,7 @@ func TestSupplierValidate(t *testing.T) {
 		{Supplier{Compound: "Hai Xin", Name: "x", Kind: KindPharmacy}, "compound"},
 		{Supplier{Compound: "haixin", Kind: KindPharmacy}, "name"},
 		{Supplier{Compound: "haixin", Name: "x", Kind: "bakery"}, "kind"},
+		{Supplier{ID: "haixin-donations", Compound: "haixin", Name: "捐赠物资", Kind: KindDonations}, ""},
 	}
 	for _, tt := range tests {
 		got := fields(tt.s.Validate())
@@ -179,12 +180,12 @@ var freshmart = Supplier{ID: "freshmart", Compound: "haixin", Name: "FreshMart",
 func TestNewParcelPricesAndTakesStock(t *testing.T) {
 	items := catalog()
 	now := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
-	p, tr, err := NewParcel(reservation(ReservationLine{"rice", 2}, ReservationLine{"pork", 1500}), freshmart, items, nil, now, due(now))
+	p, ts, err := NewParcel(reservation(ReservationLine{"rice", 2}, ReservationLine{"pork", 1500}), freshmart, items, nil, now, due(now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.State != StatePlaced || tr.To != StatePlaced || tr.From != "" {
-		t.Fatalf("state %s, transition %+v", p.State, tr)
+	if p.State != StatePlaced || len(ts) != 1 || ts[0].To != StatePlaced || ts[0].From != "" || ts[0].Announce {
+		t.Fatalf("state %s, transitions %+v", p.State, ts)
 	}
 	if p.Lines[0].AmountFen != 8000 || p.Lines[1].AmountFen != 4200 || p.TotalFen != 12200 {
 		t.Fatalf("amounts %d %d total %d", p.Lines[0].AmountFen, p.Lines[1].AmountFen, p.TotalFen)
