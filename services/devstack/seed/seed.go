@@ -1,5 +1,6 @@
 // Package seed fills an empty Doorstep with the demo compound "haixin" (海信小区): its site plan,
-// roster, couriers, two supermarkets and a pharmacy with their catalogs. It goes through the
+// roster, couriers, two supermarkets and a pharmacy with their catalogs, and the community's
+// donated stock for free-distribution campaigns. It goes through the
 // services' public gRPC APIs, so seeded data passes the same validation as anything a user enters,
 // and every call carries a fixed request id, so seeding twice changes nothing.
 package seed
@@ -68,7 +69,7 @@ func Run(ctx context.Context, c Clients) (Summary, error) {
 		return Summary{}, fmt.Errorf("list items: %w", err)
 	}
 	want := 0
-	for _, s := range Catalog() {
+	for _, s := range suppliers() {
 		want += len(s.items)
 	}
 	if len(existing.GetItems()) >= want {
@@ -245,23 +246,30 @@ func Catalog() []supplierSeed {
 	}
 }
 
+// Donations is the community's donated stock, which the workers keep and hand out by campaigns
+// (a pack of 84 disinfectant, masks and a spray bottle, with the printed notice): free, with
+// enough for every household of the compound and the notice to spare. It has no staff account of
+// its own (see Staff), since the compound's workers act for it.
+func Donations() supplierSeed {
+	return supplierSeed{id: "haixin-donations", name: "社区捐赠物资 (donations)", kind: "donations", items: []item{
+		{id: "dn-84-disinfectant", name: "84消毒液 500ml 84 disinfectant", unit: "bottle", category: "protection", stock: 1300, unitGrams: 600},
+		{id: "dn-masks-10", name: "一次性口罩 10只 Masks", unit: "pack", category: "protection", stock: 1300, unitGrams: 60},
+		{id: "dn-spray-bottle", name: "喷壶 Spray bottle", unit: "piece", category: "protection", stock: 1300, unitGrams: 120},
+		{id: "dn-notice", name: "告知书 Printed notice", unit: "sheet", category: "notices", stock: 5000, unitGrams: 10},
+	}}
+}
+
+// suppliers is every supplier seeded: the catalog's, then the donated stock.
+func suppliers() []supplierSeed { return append(Catalog(), Donations()) }
+
 func catalog(ctx context.Context, c Clients, sum *Summary) error {
-	for _, s := range Catalog() {
+	for _, s := range suppliers() {
 		if _, err := c.Supplier.CreateSupplier(ctx, &supplierv1.CreateSupplierRequest{
 			RequestId: "seed-" + s.id, SupplierId: s.id, Compound: Compound, Name: s.name, Kind: s.kind}); err != nil {
 			return fmt.Errorf("supplier %s: %w", s.id, err)
 		}
-		// A supplier sells only with valid papers: a business licence, and a food or drug permit.
-		permit := "food_permit"
-		if s.kind == "pharmacy" {
-			permit = "drug_permit"
-		}
-		if _, err := c.Supplier.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{RequestId: "seed-credentials-" + s.id,
-			SupplierId: s.id, Credentials: []*supplierv1.Credential{
-				{Kind: "business_licence", Number: "91310000" + s.id[len(s.id)-4:], ExpiresOn: "2030-12-31"},
-				{Kind: permit, Number: "JY1310" + s.id[len(s.id)-4:], ExpiresOn: "2027-06-30"},
-			}}); err != nil && status.Code(err) != codes.Unimplemented {
-			return fmt.Errorf("credentials of %s: %w", s.id, err)
+		if err := credentials(ctx, c, s); err != nil {
+			return err
 		}
 		sum.Suppliers++
 		for _, it := range s.items {
@@ -278,6 +286,26 @@ func catalog(ctx context.Context, c Clients, sum *Summary) error {
 			}
 			sum.Items++
 		}
+	}
+	return nil
+}
+
+// credentials gives a supplier the papers it sells with: a business licence, and a food or drug
+// permit. The donated stock is sold by nobody and needs none.
+func credentials(ctx context.Context, c Clients, s supplierSeed) error {
+	if s.kind == "donations" {
+		return nil
+	}
+	permit := "food_permit"
+	if s.kind == "pharmacy" {
+		permit = "drug_permit"
+	}
+	if _, err := c.Supplier.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{RequestId: "seed-credentials-" + s.id,
+		SupplierId: s.id, Credentials: []*supplierv1.Credential{
+			{Kind: "business_licence", Number: "91310000" + s.id[len(s.id)-4:], ExpiresOn: "2030-12-31"},
+			{Kind: permit, Number: "JY1310" + s.id[len(s.id)-4:], ExpiresOn: "2027-06-30"},
+		}}); err != nil && status.Code(err) != codes.Unimplemented {
+		return fmt.Errorf("credentials of %s: %w", s.id, err)
 	}
 	return nil
 }
