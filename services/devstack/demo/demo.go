@@ -130,7 +130,9 @@ func Run(ctx context.Context, c Clients, cfg Config) (Report, error) {
 		return rep, fmt.Errorf("only %d occupied households in %s; is the compound seeded?", len(households), cfg.Compound)
 	}
 	rng.Shuffle(len(households), func(i, j int) { households[i], households[j] = households[j], households[i] })
-	items, err := c.Supplier.ListItems(c.worker(ctx, cfg.Compound), &supplierv1.ListItemsRequest{Compound: cfg.Compound})
+	// The catalog as residents see it: donated stock is handed out by campaigns, not ordered.
+	shopper := c.as(ctx, typesv1.Role_ROLE_RESIDENT, households[0].GetHouseholdId(), cfg.Compound)
+	items, err := c.Supplier.ListItems(shopper, &supplierv1.ListItemsRequest{Compound: cfg.Compound})
 	if err != nil {
 		return rep, fmt.Errorf("catalog: %w", err)
 	}
