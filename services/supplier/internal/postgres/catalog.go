@@ -351,11 +351,7 @@ func lockItems(ctx context.Context, tx pgx.Tx, ids []string) (lockedItems, error
 // save writes back the stock of the items whose stock changed.
 func (l lockedItems) save(ctx context.Context, tx pgx.Tx) error {
 	b := &pgx.Batch{}
-	for id, it := range l.items {
-		if it.Stock != l.stock[id] {
-			b.Queue(`UPDATE items SET stock = $2 WHERE item_id = $1`, id, it.Stock)
-		}
-	}
+	l.queueSave(b)
 	if b.Len() == 0 {
 		return nil
 	}
@@ -363,4 +359,13 @@ func (l lockedItems) save(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("update stock: %w", err)
 	}
 	return nil
+}
+
+// queueSave adds the updates of the items whose stock changed to b.
+func (l lockedItems) queueSave(b *pgx.Batch) {
+	for id, it := range l.items {
+		if it.Stock != l.stock[id] {
+			b.Queue(`UPDATE items SET stock = $2 WHERE item_id = $1`, id, it.Stock)
+		}
+	}
 }

@@ -122,23 +122,23 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		if err != nil {
 			return err
 		}
-		if err := insertParcel(ctx, tx, p); err != nil {
-			return err
-		}
-		if err := locked.save(ctx, tx); err != nil {
-			return err
-		}
+		// Every write of the reservation goes in one batch: one round trip while the items are
+		// locked, rather than one per statement, which is what other orders of the item wait on.
+		b := &pgx.Batch{}
+		queueParcel(b, p)
+		locked.queueSave(b)
 		for _, t := range ts {
-			if err := insertTransition(ctx, tx, p.ID, t); err != nil {
-				return err
-			}
+			queueTransition(b, p.ID, t)
 			// A campaign's pack is confirmed as it is reserved, announced as a confirmation
 			// always is (the parcel's final lines are the confirmed ones, which the event carries).
 			if t.Announce {
-				if err := outbox.Add(ctx, tx, protomap.ParcelEvent(p, t)); err != nil {
+				if err := outbox.Queue(b, protomap.ParcelEvent(p, t)); err != nil {
 					return fmt.Errorf("announce parcel %s %s: %w", p.ID, t.To, err)
 				}
 			}
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("reserve parcel %s: %w", p.ID, err)
 		}
 		out = p
 		return nil
@@ -184,18 +184,15 @@ func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time,
 	return used, nil
 }
 
-func insertParcel(ctx context.Context, tx pgx.Tx, p supply.Parcel) error {
-	_, err := tx.Exec(ctx, `INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
+// queueParcel adds the inserts of a new parcel and its lines to b.
+func queueParcel(b *pgx.Batch, p supply.Parcel) {
+	b.Queue(`INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
 			address_compound, address_building, address_unit, address_floor, address_room, state, total_fen, reason,
 			service_day, fingerprint, created_at, updated_at, round_id, confirm_by, campaign_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		p.ID, p.OrderID, p.SupplierID, p.Compound, p.HouseholdID, p.Address.Compound, p.Address.Building,
 		p.Address.Unit, p.Address.Floor, p.Address.Room, string(p.State), p.TotalFen, p.Reason, p.Day, p.Fingerprint,
 		p.CreatedAt, p.UpdatedAt, p.RoundID, nullTime(p.ConfirmBy), p.CampaignID)
-	if err != nil {
-		return fmt.Errorf("insert parcel %s: %w", p.ID, err)
-	}
-	b := &pgx.Batch{}
 	for i, l := range p.Lines {
 		// Confirmed quantities are set from the start for a campaign's pack, confirmed as reserved.
 		b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity, unit_price_fen,
@@ -204,24 +201,26 @@ func insertParcel(ctx context.Context, tx pgx.Tx, p supply.Parcel) error {
 			p.ID, i, l.ItemID, l.Name, l.Unit, l.Weighed, l.Quantity, l.UnitPriceFen, l.AmountFen, l.UnitWeightGrams,
 			l.ConfirmedQuantity, l.ConfirmedAmountFen)
 	}
+}
+
+func insertTransition(ctx context.Context, tx pgx.Tx, parcelID string, t supply.Transition) error {
+	b := &pgx.Batch{}
+	queueTransition(b, parcelID, t)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("insert lines of parcel %s: %w", p.ID, err)
+		return fmt.Errorf("record transition of parcel %s: %w", parcelID, err)
 	}
 	return nil
 }
 
-func insertTransition(ctx context.Context, tx pgx.Tx, parcelID string, t supply.Transition) error {
+// queueTransition adds the record of a parcel's transition to b.
+func queueTransition(b *pgx.Batch, parcelID string, t supply.Transition) {
 	var from *string
 	if t.From != "" {
 		s := string(t.From)
 		from = &s
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, reason, at)
+	b.Queue(`INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, reason, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, parcelID, from, string(t.To), string(t.Actor.Role), t.Actor.ID, t.Reason, t.At)
-	if err != nil {
-		return fmt.Errorf("record transition of parcel %s: %w", parcelID, err)
-	}
-	return nil
 }
 
 // ChangeParcel implements supply.Repository. The parcel row is locked before its items, and
