@@ -70,7 +70,7 @@ func (s *Service) CreateCampaign(ctx context.Context, c Caller, req CampaignRequ
 	}
 	items, err := s.suppliers.Items(ctx, ids)
 	if errors.Is(err, ErrNotFound) {
-		return Campaign{}, s.unknownPackItem(ctx, ids, err)
+		return Campaign{}, s.unknownItem(ctx, "pack", req.Pack, err)
 	}
 	if err != nil {
 		return Campaign{}, fmt.Errorf("look up items: %w", err)
@@ -94,15 +94,6 @@ func (s *Service) CreateCampaign(ctx context.Context, c Caller, req CampaignRequ
 		Pack: req.Pack, Target: req.Target, State: CampaignDraft, CreatedBy: c.Actor, CreatedAt: s.now()}
 	key := RequestKey{Kind: "campaign", Scope: req.Compound, ID: req.RequestID, Hash: req.Hash()}
 	return s.store.CreateCampaign(ctx, camp, key)
-}
-
-func (s *Service) unknownPackItem(ctx context.Context, ids []string, batchErr error) error {
-	for i, id := range ids {
-		if _, err := s.suppliers.Items(ctx, []string{id}); errors.Is(err, ErrNotFound) {
-			return &FieldError{Field: fmt.Sprintf("pack[%d].item_id", i), Reason: fmt.Sprintf("no item %q", id)}
-		}
-	}
-	return fmt.Errorf("look up items: %w", batchErr)
 }
 
 // Campaign returns a campaign of a compound the caller reaches.

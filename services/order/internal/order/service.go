@@ -33,6 +33,9 @@ type Service struct {
 	log       *slog.Logger
 	// launches wakes the campaign launcher (RunLauncher) after a launch or a retry.
 	launches chan struct{}
+	// itemSupplier remembers whose each item is (item id → supplier id); see group. Bounded by
+	// the catalogs' size.
+	itemSupplier sync.Map
 }
 
 // NewService wires the use cases; now nil means time.Now.
@@ -294,36 +297,46 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	return stored, nil
 }
 
-// group looks the basket's items up and splits the lines by supplier.
+// group splits the basket's lines by supplier. An item never changes supplier (the supplier
+// service refuses it), so whose each item is is remembered once learnt: a basket of known items
+// costs no call. Everything else about an item (price, stock, ration) is the reservation's to judge.
 func (s *Service) group(ctx context.Context, lines []BasketLine) (map[string][]BasketLine, error) {
-	ids := make([]string, len(lines))
-	for i, l := range lines {
-		ids[i] = l.ItemID
+	var unknown []string
+	for _, l := range lines {
+		if _, ok := s.itemSupplier.Load(l.ItemID); !ok {
+			unknown = append(unknown, l.ItemID)
+		}
 	}
-	items, err := s.suppliers.Items(ctx, ids)
-	if errors.Is(err, ErrNotFound) {
-		return nil, s.unknownItem(ctx, ids, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up items: %w", err)
+	if len(unknown) > 0 {
+		items, err := s.suppliers.Items(ctx, unknown)
+		if errors.Is(err, ErrNotFound) {
+			return nil, s.unknownItem(ctx, "lines", lines, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up items: %w", err)
+		}
+		for id, it := range items {
+			s.itemSupplier.Store(id, it.SupplierID)
+		}
 	}
 	groups := map[string][]BasketLine{}
 	for i, l := range lines {
-		it, ok := items[l.ItemID]
+		sup, ok := s.itemSupplier.Load(l.ItemID)
 		if !ok {
 			return nil, &FieldError{Field: fmt.Sprintf("lines[%d].item_id", i), Reason: fmt.Sprintf("no item %q", l.ItemID)}
 		}
-		groups[it.SupplierID] = append(groups[it.SupplierID], l)
+		groups[sup.(string)] = append(groups[sup.(string)], l)
 	}
 	return groups, nil
 }
 
 // unknownItem names the first line whose item does not exist. The supplier's batch look-up is all
 // or nothing, so on NOT_FOUND each item is asked for alone (a rare path: a stale basket).
-func (s *Service) unknownItem(ctx context.Context, ids []string, batchErr error) error {
-	for i, id := range ids {
-		if _, err := s.suppliers.Items(ctx, []string{id}); errors.Is(err, ErrNotFound) {
-			return &FieldError{Field: fmt.Sprintf("lines[%d].item_id", i), Reason: fmt.Sprintf("no item %q", id)}
+// field names the request's list of lines ("lines", "pack").
+func (s *Service) unknownItem(ctx context.Context, field string, lines []BasketLine, batchErr error) error {
+	for i, l := range lines {
+		if _, err := s.suppliers.Items(ctx, []string{l.ItemID}); errors.Is(err, ErrNotFound) {
+			return &FieldError{Field: fmt.Sprintf("%s[%d].item_id", field, i), Reason: fmt.Sprintf("no item %q", l.ItemID)}
 		}
 	}
 	return fmt.Errorf("look up items: %w", batchErr)
