@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 )
 
 // The floor's copies of the two services' schemas, in the stack's own database.
@@ -226,26 +227,32 @@ func (f *floor) place(ctx context.Context, n int64) error {
 	hash := digest("place", h.id, fmt.Sprint(lines), "APP", "RESIDENT", h.id)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 
-	// order: ClaimRequest.
-	if err := pgkit.Tx(ctx, f.orders, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO requests (kind, scope, request_id, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT DO NOTHING`, "place", h.id, requestID, hash, now)
-		return err
-	}); err != nil {
+	// order: ClaimRequest, one statement.
+	if _, err := f.orders.Exec(ctx, `INSERT INTO requests (kind, scope, request_id, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT DO NOTHING`, "place", h.id, requestID, hash, now); err != nil {
 		return fmt.Errorf("claim: %w", err)
 	}
 
+	// The suppliers reserve at the same time, as the order service has them do.
 	groups := map[string][]line{}
 	for _, l := range lines {
 		groups[l.item.supplier] = append(groups[l.item.supplier], l)
 	}
-	var parcels []floorParcel
-	for _, sup := range slices.Sorted(maps.Keys(groups)) {
-		p, err := f.reserve(ctx, orderID, sup, h, groups[sup], now)
-		if err != nil {
-			return fmt.Errorf("reserve at %s: %w", sup, err)
-		}
-		parcels = append(parcels, p)
+	sups := slices.Sorted(maps.Keys(groups))
+	parcels := make([]floorParcel, len(sups))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, sup := range sups {
+		g.Go(func() error {
+			p, err := f.reserve(gctx, orderID, sup, h, groups[sup], now)
+			if err != nil {
+				return fmt.Errorf("reserve at %s: %w", sup, err)
+			}
+			parcels[i] = p
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := f.createOrder(ctx, orderID, requestID, hash, h, parcels, now); err != nil {
 		return fmt.Errorf("create order: %w", err)
@@ -357,35 +364,27 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
 			args = append(args, compound+"-"+day.Format("2006-01-02")+"-pm", now.Add(time.Hour))
 		}
-		if _, err := tx.Exec(ctx, insert, args...); err != nil {
-			return err
-		}
+		// Every write in one batch, as the supplier service sends them.
 		b := &pgx.Batch{}
+		b.Queue(insert, args...)
 		for i, l := range out.lines {
 			b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity, unit_price_fen,
 					amount_fen, unit_weight_grams) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 				parcelID, i, l.item.id, l.name, l.unit, l.item.weighed, l.quantity, l.price, l.amount, l.item.unitGrams)
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		b = &pgx.Batch{}
 		for _, it := range items {
 			b.Queue(`UPDATE items SET stock = $2 WHERE item_id = $1`, it.id, it.stock)
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, reason, at)
+		b.Queue(`INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, reason, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, parcelID, nil, "placed", "system", "order", "reserved for order "+orderID, now)
-		return err
+		return tx.SendBatch(ctx, b).Close()
 	})
 	return out, err
 }
 
 // createOrder is the order service's CreateOrder transaction: the request's attempt (locked), the
-// order, each parcel with its lines and first transition, order.placed and one parcel.placed per parcel in the outbox, and
-// the order read back for the answer.
+// order, then in one batch each parcel with its lines and first transition, order.placed and one
+// parcel.placed per parcel in the outbox.
 func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash []byte, h household, parcels []floorParcel, now time.Time) error {
 	actor := &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: h.id}
 	addr := &typesv1.Address{Compound: compound, Building: h.building, Unit: h.unit, Floor: h.floor, Room: h.room}
@@ -406,33 +405,30 @@ func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("order %s exists", orderID)
 		}
+		// Everything after the order row in one batch, as the order service sends it; the order
+		// is answered from memory, not read back.
 		placed := events.New(compound, actor, orderID, now)
 		op := &eventsv1.OrderPlaced{HouseholdId: h.id, Address: addr, Channel: "app"}
 		evs := []*eventsv1.Event{placed}
+		b := &pgx.Batch{}
 		for _, p := range parcels {
-			if _, err := tx.Exec(ctx, `INSERT INTO parcels (parcel_id, order_id, supplier_id, household_id, compound, state,
+			b.Queue(`INSERT INTO parcels (parcel_id, order_id, supplier_id, household_id, compound, state,
 					total_fen, weight_grams, reason, updated_at, building, unit, floor, room, priority, contactless)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 				p.id, orderID, p.supplier, h.id, compound, "PLACED", p.total, p.weight, "", now,
-				h.building, h.unit, h.floor, h.room, false, false); err != nil {
-				return err
-			}
+				h.building, h.unit, h.floor, h.room, false, false)
 			ep := &eventsv1.EventParcel{ParcelId: p.id, SupplierId: p.supplier, TotalFen: p.total}
 			for i, l := range p.lines {
-				if _, err := tx.Exec(ctx, `INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity,
+				b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity,
 						unit_price_fen, amount_fen, confirmed_quantity, confirmed_amount_fen, unit_weight_grams)
 					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-					p.id, i, l.item.id, l.name, l.unit, l.item.weighed, l.quantity, l.price, l.amount, 0, 0, l.item.unitGrams); err != nil {
-					return err
-				}
+					p.id, i, l.item.id, l.name, l.unit, l.item.weighed, l.quantity, l.price, l.amount, 0, 0, l.item.unitGrams)
 				ep.Lines = append(ep.Lines, &eventsv1.EventLine{ItemId: l.item.id, Name: l.name, Quantity: l.quantity, AmountFen: l.amount})
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, at,
+			b.Queue(`INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, at,
 					reason, event_id, round_id, route_id, courier_id, delivery_method)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-				p.id, nil, "PLACED", "RESIDENT", h.id, now, "", nil, "", "", "", ""); err != nil {
-				return err
-			}
+				p.id, nil, "PLACED", "RESIDENT", h.id, now, "", nil, "", "", "", "")
 			op.Parcels = append(op.Parcels, ep)
 			op.TotalFen += p.total
 			ev := events.New(compound, actor, orderID, now)
@@ -441,62 +437,11 @@ func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash
 			evs = append(evs, ev)
 		}
 		placed.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: op}
-		if err := outbox.Add(ctx, tx, evs...); err != nil {
+		if err := outbox.Queue(b, evs...); err != nil {
 			return err
 		}
-		return readBack(ctx, tx, orderID)
+		return tx.SendBatch(ctx, b).Close()
 	})
-}
-
-// readBack is the order service's loadOrder: the order, its parcels joined with the household,
-// and their lines.
-func readBack(ctx context.Context, tx pgx.Tx, orderID string) error {
-	drain := func(rows pgx.Rows, err error) (int, error) {
-		if err != nil {
-			return 0, err
-		}
-		defer rows.Close()
-		n := 0
-		for rows.Next() {
-			if _, err := rows.Values(); err != nil {
-				return n, err
-			}
-			n++
-		}
-		return n, rows.Err()
-	}
-	if _, err := drain(tx.Query(ctx, `SELECT order_id::text, household_id, compound, request_id, request_hash, channel,
-			placed_by_role, placed_by_id, proxy, placed_at
-		FROM orders WHERE order_id = ANY($1::uuid[])`, []string{orderID})); err != nil {
-		return err
-	}
-	rows, err := tx.Query(ctx, `SELECT p.parcel_id::text, p.order_id::text, p.supplier_id, p.household_id, p.state,
-			p.total_fen, p.weight_grams, p.reason, p.updated_at,
-			h.household_id, h.compound, h.building, h.unit, h.floor, h.room, h.residents, h.occupancy,
-			h.phone, h.over_80, h.lives_alone, h.chronically_ill, coalesce(to_char(h.quarantined_until, 'YYYY-MM-DD'), ''),
-			h.priority_unstated
-		FROM parcels p JOIN households h ON h.household_id = p.household_id
-		WHERE p.order_id = ANY($1::uuid[]) ORDER BY p.order_id, p.supplier_id`, []string{orderID})
-	if err != nil {
-		return err
-	}
-	var pids []string
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		pids = append(pids, vals[0].(string))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	_, err = drain(tx.Query(ctx, `SELECT parcel_id::text, item_id, name, unit, weighed, quantity, unit_price_fen, amount_fen,
-			confirmed_quantity, confirmed_amount_fen, unit_weight_grams
-		FROM parcel_lines WHERE parcel_id = ANY($1::uuid[]) ORDER BY parcel_id, line_no`, pids))
-	return err
 }
 
 func digest(parts ...string) []byte {

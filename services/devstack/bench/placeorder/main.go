@@ -246,9 +246,10 @@ func describe(ctx context.Context, out io.Writer, url string, cfg config, w *wor
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), version, fsync, syncCommit)
 	fmt.Fprintf(out, "basket: 1 counted + 1 weighed item of %s and 1 counted item of %s, drawn from %d of each kind; %d households\n",
 		w.market, w.pharmacy, cfg.catalog, len(w.households))
-	fmt.Fprintf(out, "floor per order: the order's claim tx; per supplier the reservation tx (read parcel, supplier FOR SHARE and credentials,\n"+
-		"  lock items, insert parcel and lines, stock, transition); the order tx (attempt FOR SHARE, order, parcels, lines, transitions,\n"+
-		"  3 outbox rows, read back); on pools opened like the services'. Not in the floor: the household, order and item reads, the gRPC hops\n")
+	fmt.Fprintf(out, "floor per order: the order's claim statement; per supplier, at the same time, the reservation tx (read parcel, supplier\n"+
+		"  FOR SHARE and credentials, lock items, then one batch: parcel and lines, stock, transition); the order tx (attempt FOR SHARE,\n"+
+		"  order, then one batch: parcels, lines, transitions, 3 outbox rows); on pools opened like the services', statements batched\n"+
+		"  as the services batch them. Not in the floor: the household, order and item reads, the gRPC hops\n")
 	fmt.Fprintf(out, "floor schemas copied from the services': %s\n", strings.Join(f.copied, ", "))
 	fmt.Fprintf(out, "each level: %s per system in %d alternating slices, at most %d orders a slice\n", cfg.duration, cfg.rounds, cfg.maxOrders)
 	return nil
