@@ -56,6 +56,10 @@ func supplierParcel(supplierID string, state typesv1.ParcelState) *supplierv1.Su
 
 func (f *fakeSupplier) ListParcels(ctx context.Context, req *supplierv1.ListParcelsRequest) (*supplierv1.ListParcelsResponse, error) {
 	f.calls.keep(ctx, "ListParcels", req)
+	// The donated stock has no parcels but campaign packs.
+	if req.GetCampaignId() != "" || req.GetSupplierId() == "haixin-donations" {
+		return f.listPacks(req), nil
+	}
 	state := req.GetState()
 	if state == typesv1.ParcelState_PARCEL_STATE_UNSPECIFIED {
 		state = typesv1.ParcelState_PARCEL_STATE_PLACED
@@ -98,6 +102,9 @@ func (f *fakeSupplier) RejectParcel(ctx context.Context, req *supplierv1.RejectP
 
 func (f *fakeSupplier) MarkParcelReady(ctx context.Context, req *supplierv1.MarkParcelReadyRequest) (*supplierv1.MarkParcelReadyResponse, error) {
 	f.calls.keep(ctx, "MarkParcelReady", req)
+	if strings.HasPrefix(req.GetParcelId(), "pack-") {
+		return f.markPackReady(ctx, req)
+	}
 	return &supplierv1.MarkParcelReadyResponse{Parcel: supplierParcel(req.GetSupplierId(), typesv1.ParcelState_PARCEL_STATE_READY)}, nil
 }
 

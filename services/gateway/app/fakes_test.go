@@ -66,6 +66,13 @@ type fakeOrder struct {
 	requests map[string]*orderv1.PlaceOrderRequest // request id -> first request
 	byReq    map[string]string                     // request id -> order id
 	nextID   int
+
+	// Campaigns and notices (fakes_campaigns_test.go), under mu.
+	campaigns    map[string]*orderv1.Campaign
+	rosters      map[string][]*orderv1.RosterEntry // campaign id -> roster, once launched
+	notices      []*orderv1.Notice                 // oldest first
+	firstRequest map[string]proto.Message          // method + request id -> the first request
+	answers      map[string]proto.Message          // method + request id -> the first answer
 }
 
 func (f *fakeOrder) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
@@ -196,6 +203,8 @@ var (
 	catalogSuppliers = []*supplierv1.Supplier{
 		{SupplierId: "haixin-freshmart", Compound: "haixin", Name: "鲜丰超市 FreshMart", Kind: "supermarket"},
 		{SupplierId: "haixin-pharmacy", Compound: "haixin", Name: "益民药房 Yimin Pharmacy", Kind: "pharmacy"},
+		// The community's donated stock: only workers see it, for campaign packs.
+		{SupplierId: "haixin-donations", Compound: "haixin", Name: "社区捐赠 Donations", Kind: "donations"},
 	}
 	catalogItems = map[string]*supplierv1.Item{
 		"cabbage": {ItemId: "cabbage", SupplierId: "haixin-freshmart", Name: "大白菜 Napa cabbage", Unit: "kg", Weighed: true,
@@ -205,13 +214,23 @@ var (
 			UnitWeightGrams: 2500},
 		"masks": {ItemId: "masks", SupplierId: "haixin-pharmacy", Name: "口罩 Masks (10)", Unit: "box",
 			ReferencePriceFen: 2000, CurrentPriceFen: 2000, Stock: 3, RationPerDay: 2, UnitWeightGrams: 100},
+		"donated-84": {ItemId: "donated-84", SupplierId: "haixin-donations", Name: "84消毒液 84 disinfectant (donated)", Unit: "bottle",
+			Stock: 900, UnitWeightGrams: 1100},
 	}
-	catalogOrder = []string{"cabbage", "veg-pack", "masks"}
+	catalogOrder = []string{"cabbage", "veg-pack", "masks", "donated-84"}
 )
 
 type fakeSupplier struct {
 	supplierv1.UnimplementedSupplierServiceServer
 	calls *calls
+
+	// Campaign packs at the supplier (fakes_campaigns_test.go), under mu.
+	mu          sync.Mutex
+	packs       map[string]*supplierv1.SupplierParcel // parcel id -> pack
+	readyByReq  map[string]string                     // MarkParcelReady request id -> parcel id
+	inFlight    int                                   // MarkParcelReady calls of packs running now
+	maxInFlight int
+	refuseReady bool // MarkParcelReady refuses the caller, as for a worker at a supermarket
 }
 
 func (f *fakeSupplier) ListSuppliers(ctx context.Context, req *supplierv1.ListSuppliersRequest) (*supplierv1.ListSuppliersResponse, error) {
@@ -242,6 +261,8 @@ type fakeTracking struct {
 	mu       sync.Mutex
 	watchers map[string][]chan *trackingv1.TimelineEntry // order id -> open watches
 	lag      map[string]int                              // order id -> watches to answer NOT_FOUND, as tracking catching up
+	// leakBuildings makes ListNotices ignore the building asked for, as a faulty read model might.
+	leakBuildings bool
 }
 
 // WatchOrder sends the timeline so far, then whatever push sends for the order.
@@ -331,6 +352,7 @@ func (f *fakeTracking) GetOrderTimeline(ctx context.Context, req *trackingv1.Get
 type peers struct {
 	calls                                                            *calls
 	order                                                            *fakeOrder
+	supplier                                                         *fakeSupplier
 	tracking                                                         *fakeTracking
 	orderAddr, supplierAddr, trackingAddr, dispatchAddr, courierAddr string
 }
@@ -366,7 +388,7 @@ func (c *calls) identity(keys *auth.Keys) (grpc.UnaryServerInterceptor, grpc.Str
 		}
 }
 
-// startPeers serves the three fakes on their own 127.0.0.1:0 listeners.
+// startPeers serves the fakes on their own 127.0.0.1:0 listeners.
 func startPeers(t *testing.T) *peers {
 	t.Helper()
 	c := &calls{deadlines: map[string]time.Duration{}, identities: map[string]auth.Identity{}, last: map[string]proto.Message{}}
@@ -375,7 +397,10 @@ func startPeers(t *testing.T) *peers {
 		t.Fatal(err)
 	}
 	unary, stream := c.identity(keys)
-	order := &fakeOrder{calls: c, orders: map[string]*orderv1.Order{}, requests: map[string]*orderv1.PlaceOrderRequest{}, byReq: map[string]string{}}
+	order := &fakeOrder{calls: c, orders: map[string]*orderv1.Order{}, requests: map[string]*orderv1.PlaceOrderRequest{}, byReq: map[string]string{},
+		campaigns: map[string]*orderv1.Campaign{otherCompoundCampaign.GetCampaignId(): otherCompoundCampaign},
+		rosters:   map[string][]*orderv1.RosterEntry{}, firstRequest: map[string]proto.Message{}, answers: map[string]proto.Message{}}
+	supplier := &fakeSupplier{calls: c, packs: map[string]*supplierv1.SupplierParcel{}, readyByReq: map[string]string{}}
 	serve := func(register func(*grpc.Server)) string {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -391,10 +416,11 @@ func startPeers(t *testing.T) *peers {
 	return &peers{
 		calls:     c,
 		order:     order,
+		supplier:  supplier,
 		tracking:  tracking,
 		orderAddr: serve(func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, order) }),
 		supplierAddr: serve(func(s *grpc.Server) {
-			supplierv1.RegisterSupplierServiceServer(s, &fakeSupplier{calls: c})
+			supplierv1.RegisterSupplierServiceServer(s, supplier)
 		}),
 		trackingAddr: serve(func(s *grpc.Server) {
 			trackingv1.RegisterTrackingServiceServer(s, tracking)

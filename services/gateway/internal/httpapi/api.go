@@ -167,6 +167,17 @@ func (a *API) register(mux *http.ServeMux) {
 	a.handle(mux, "GET /api/v1/worker/households/{household_id}", roles(worker), a.getHousehold)
 	a.handle(mux, "POST /api/v1/worker/households/{household_id}/code", roles(worker), a.issueCode)
 	a.handle(mux, "GET /api/v1/worker/signin-qr.png", roles(worker), a.signInQR)
+	a.handle(mux, "GET /api/v1/worker/notices", roles(worker), a.listAllNotices)
+	a.handle(mux, "POST /api/v1/worker/notices", roles(worker), a.postNotice)
+	a.handle(mux, "POST /api/v1/worker/notices/{notice_id}/withdraw", roles(worker), a.withdrawNotice)
+	a.handle(mux, "GET /api/v1/worker/campaigns", roles(worker), a.listCampaigns)
+	a.handle(mux, "POST /api/v1/worker/campaigns", roles(worker), a.createCampaign)
+	a.handle(mux, "GET /api/v1/worker/campaigns/{campaign_id}", roles(worker), a.getCampaign)
+	a.handle(mux, "POST /api/v1/worker/campaigns/{campaign_id}/launch", roles(worker), a.launchCampaign)
+	a.handle(mux, "POST /api/v1/worker/campaigns/{campaign_id}/retry-missed", roles(worker), a.retryMissed)
+	a.handle(mux, "GET /api/v1/worker/campaigns/{campaign_id}/roster", roles(worker), a.campaignRoster)
+	a.handle(mux, "GET /api/v1/worker/campaigns/{campaign_id}/roster.csv", roles(worker), a.exportRoster)
+	a.handle(mux, "POST /api/v1/worker/campaigns/{campaign_id}/hand-over", roles(worker), a.handOver)
 
 	// Anything else under /api/ answers in JSON too, rather than with a page or plain text.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/doorstep/doorstep/pkg/events"
@@ -51,13 +52,13 @@ func (a *API) getCatalog(w http.ResponseWriter, r *http.Request) {
 		a.writeRPCError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, catalog(compound, suppliers.GetSuppliers(), items.GetItems()))
-}
-
-// listNotices is where the workers' notices will be shown; there is no notice service yet, so
-// the list is empty rather than missing, and the pages already have their place for it.
-func (a *API) listNotices(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "notices": []any{}})
+	// Donated stock is handed out only by campaigns: only the workers who make the packs see it;
+	// its items go with it (catalog drops items of suppliers it is not given).
+	sups := suppliers.GetSuppliers()
+	if who(r).Role != worker {
+		sups = slices.DeleteFunc(slices.Clone(sups), func(s *supplierv1.Supplier) bool { return s.GetKind() == DonationsKind })
+	}
+	writeJSON(w, http.StatusOK, catalog(compound, sups, items.GetItems()))
 }
 
 // placeOrderBody is POST /api/v1/orders. Lines stay raw at first so that an error in one of them

@@ -58,6 +58,8 @@ type orderView struct {
 	PlacedBy    actorView    `json:"placed_by"`
 	PlacedAt    *time.Time   `json:"placed_at"`
 	Parcels     []parcelView `json:"parcels"`
+	// CampaignID names the campaign of a free pack (channel CAMPAIGN).
+	CampaignID string `json:"campaign_id"`
 }
 
 type parcelView struct {
@@ -136,7 +138,7 @@ func order(o *orderv1.Order) orderView {
 		Status:   enumName(o.GetStatus().String(), "ORDER_STATUS_"),
 		TotalFen: o.GetTotalFen(), Channel: enumName(o.GetChannel().String(), "CHANNEL_"),
 		PlacedBy: actor(o.GetPlacedBy()), PlacedAt: timeOf(o.GetPlacedAt()),
-		Parcels: make([]parcelView, 0, len(o.GetParcels())),
+		Parcels: make([]parcelView, 0, len(o.GetParcels())), CampaignID: o.GetCampaignId(),
 	}
 	for _, p := range o.GetParcels() {
 		pv := parcelView{
