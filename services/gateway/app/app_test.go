@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -550,7 +551,8 @@ func TestPagesAndAssetsAreServed(t *testing.T) {
 		"/supplier": {`src="/supplier.js"`, `id="parcels"`, `id="items"`},
 		"/dispatch": {`src="/dispatch.js"`, `id="gate"`, `id="plan"`, `id="progress"`, `id="reassign-form"`},
 		"/courier":  {`src="/courier.js"`, `id="pickup"`, `id="stops"`},
-		"/worker":   {`src="/worker.js"`, `id="roster"`, `id="code-card"`, `id="proxy-card"`},
+		"/worker": {`src="/worker.js"`, `src="/campaigns.js"`, `id="roster"`, `id="code-card"`, `id="proxy-card"`,
+			`id="campaign-form"`, `id="campaign-detail"`, `id="campaign-roster"`, `id="notice-form"`, `id="worker-notices"`},
 	}
 	var assets []string
 	for path, wants := range pages {
@@ -563,6 +565,14 @@ func TestPagesAndAssetsAreServed(t *testing.T) {
 			if !strings.Contains(html, want) {
 				t.Errorf("%s lacks %s", path, want)
 			}
+		}
+		// Scripts find elements by id: an id used twice would send them to the wrong one.
+		seen := map[string]bool{}
+		for _, m := range regexp.MustCompile(` id="([^"]+)"`).FindAllStringSubmatch(html, -1) {
+			if seen[m[1]] {
+				t.Errorf("%s has id %q twice", path, m[1])
+			}
+			seen[m[1]] = true
 		}
 		// The policy allows no inline script: every script is a file, no handler is an attribute.
 		if strings.Contains(html, "<script>") || strings.Contains(html, " onclick=") || strings.Contains(html, " onload=") {
@@ -577,7 +587,7 @@ func TestPagesAndAssetsAreServed(t *testing.T) {
 	}
 	for path, ctype := range map[string]string{"/common.js": "text/javascript", "/shop.js": "text/javascript", "/resident.js": "text/javascript",
 		"/signin.js": "text/javascript", "/supplier.js": "text/javascript", "/dispatch.js": "text/javascript", "/courier.js": "text/javascript",
-		"/worker.js": "text/javascript", "/app.css": "text/css", "/favicon.svg": "image/svg+xml"} {
+		"/worker.js": "text/javascript", "/campaigns.js": "text/javascript", "/app.css": "text/css", "/favicon.svg": "image/svg+xml"} {
 		r := c.do(t, "GET", path, "")
 		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), ctype) || len(r.raw) == 0 {
 			t.Errorf("%s = %d %q (%d bytes)", path, r.status, r.header.Get("Content-Type"), len(r.raw))

@@ -50,6 +50,9 @@ window.Doorstep = (() => {
   }
   const grams = (g) => (g >= 1000 ? `${g / 1000} kg` : `${g} g`);
 
+  // splitList reads "1, 3 5" or "1，3、5" (a Chinese keyboard's commas) as a list of names.
+  const splitList = (s) => s.split(/[\s,，、]+/).filter(Boolean);
+
   const timeFormat = new Intl.DateTimeFormat(lang === 'en' ? 'en-GB' : 'zh-CN', {
     timeZone: 'Asia/Shanghai', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false,
   });
@@ -184,5 +187,5 @@ window.Doorstep = (() => {
   }
 
   translateStatic();
-  return { L, lang, $, el, yuan, grams, when, newRequestId, api, outcomeUnknown, errorText, showMessage, showError, STATES, chip, session, topBar, toSignIn };
+  return { L, lang, $, el, yuan, grams, splitList, when, newRequestId, api, outcomeUnknown, errorText, showMessage, showError, STATES, chip, session, topBar, toSignIn };
 })();

@@ -32,11 +32,28 @@
     onPlaced: () => refresh(),
   });
 
+  // The notices in force for the household's building. A failed refresh keeps what is shown;
+  // only a page that has none yet says why.
+  let noticesShown = null;
   async function notices() {
     const res = await api('GET', '/api/v1/notices');
-    const list = res && res.ok ? res.data.notices : [];
+    if (!res || !res.ok) {
+      if (noticesShown === null && res && res.status !== 401) {
+        const msg = el('div', { class: 'message' });
+        showError(msg, res);
+        $('notices').replaceChildren(msg);
+      }
+      return;
+    }
+    const list = res.data.notices;
+    const snapshot = JSON.stringify(list);
+    if (snapshot === noticesShown) return;
+    noticesShown = snapshot;
     $('notices').replaceChildren(list.length
-      ? el('ul', null, list.map((n) => el('li', null, n.text)))
+      ? el('ul', { class: 'notices' }, list.map((n) => el('li', { class: 'notice', 'data-notice-id': n.notice_id },
+        el('div', { class: 'order-head' }, el('strong', null, n.title),
+          el('time', { class: 'muted', datetime: n.posted_at }, when(n.posted_at))),
+        el('p', { class: 'notice-text' }, n.text))))
       : el('p', { class: 'muted' }, L('暂无通知', 'No notices')));
   }
 
@@ -172,8 +189,9 @@
         el('span', null, L('订单', 'Order'), ' ', el('span', { class: 'order-id', title: o.order_id }, '…' + o.order_id.slice(-6))),
         el('span', { class: `chip ${tone}` }, L(zh, en))),
       el('div', { class: 'muted' }, when(o.placed_at), ' · ', yuan(o.total_fen),
-        o.placed_by && o.placed_by.role === 'WORKER' ? ` · ${L('社工代下单', 'placed by a worker')}` : ''),
-      o.parcels.map(renderParcel),
+        o.channel === 'CAMPAIGN' ? ` · ${L('社区免费发放', 'free from the community')}`
+          : o.placed_by && o.placed_by.role === 'WORKER' ? ` · ${L('社工代下单', 'placed by a worker')}` : ''),
+      o.parcels.map((p) => renderParcel(p, o)),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'link', 'aria-expanded': String(open), onclick: () => toggle(o.order_id) },
           open ? L('收起动态', 'Hide timeline') : L('查看动态', 'Timeline')),
@@ -184,13 +202,16 @@
       open ? renderTimeline(o.order_id) : null);
   }
 
-  function renderParcel(p) {
+  function renderParcel(p, o) {
+    // A free pack's supplier (the donated stock) is not in a resident's catalog.
+    const from = o.channel === 'CAMPAIGN' && shop.supplierName(p.supplier_id) === p.supplier_id
+      ? L('社区发放', 'Community') : shop.supplierName(p.supplier_id);
     const lines = p.lines.map((l) => {
       const q = l.confirmed_quantity || l.quantity;
       return `${l.name} ${l.weighed ? grams(q) : `${q} ${l.unit}`}`;
     }).join(L('、', ', '));
     return el('div', { class: 'parcel', 'data-parcel-id': p.parcel_id, 'data-state': p.state },
-      el('div', null, shop.supplierName(p.supplier_id), ' ', chip(p.state), ' ', yuan(p.total_fen)),
+      el('div', null, from, ' ', chip(p.state), ' ', yuan(p.total_fen)),
       el('div', { class: 'lines' }, lines),
       p.contactless ? el('div', { class: 'muted' }, L('无接触配送：放门口、敲门、后退', 'Contactless: left at the door')) : null,
       p.reason ? el('div', { class: 'reason' }, L('原因', 'Reason'), ': ', p.reason) : null);
@@ -244,7 +265,13 @@
 
   notices();
   refresh();
-  // Orders placed elsewhere (a worker's proxy order) show up within a minute.
-  setInterval(() => { if (!document.hidden && !state.polling) refresh(); }, 60000);
+  // Orders placed elsewhere (a worker's proxy order, a campaign's free pack) and new notices show
+  // up within a minute, and at once when the page comes back into view.
+  setInterval(() => {
+    if (document.hidden) return;
+    notices();
+    if (!state.polling) refresh();
+  }, 60000);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) notices(); });
   showMessage($('order-message'), '', '');
 })();

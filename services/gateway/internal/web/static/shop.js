@@ -7,6 +7,8 @@ window.Doorstep.shop = (opts) => {
   const { L, $, el, yuan, grams, api, newRequestId, outcomeUnknown, showMessage, showError } = window.Doorstep;
   const WEIGHT_STEP_GRAMS = 500;
   const KINDS = { supermarket: L('超市', 'Supermarket'), pharmacy: L('药房', 'Pharmacy') };
+  // The community's donated stock is given by campaigns, never ordered (a worker's catalog has it).
+  const orderable = (s) => s.kind !== 'donations';
   const state = {
     suppliers: new Map(), items: new Map(), controls: new Map(), basket: new Map(),
     pending: null, // {key, requestId}
@@ -25,14 +27,15 @@ window.Doorstep.shop = (opts) => {
       $(opts.catalog).replaceChildren(msg, el('button', { type: 'button', onclick: load }, L('重试', 'Retry')));
       return;
     }
+    const suppliers = res.data.suppliers.filter(orderable);
     state.suppliers.clear();
     state.items.clear();
-    for (const s of res.data.suppliers) {
+    for (const s of suppliers) {
       state.suppliers.set(s.supplier_id, s);
       for (const it of s.items) state.items.set(it.item_id, it);
     }
     for (const id of [...state.basket.keys()]) if (!state.items.has(id)) state.basket.delete(id);
-    render(res.data.suppliers);
+    render(suppliers);
     renderBasket();
   }
 

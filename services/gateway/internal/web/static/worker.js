@@ -1,10 +1,10 @@
 // The community worker's console: the household roster with its flags, issuing (or re-issuing)
-// a household's sign-in code as a printable notice with a QR code, and ordering on behalf of a
-// household that cannot order itself.
+// a household's sign-in code as a printable notice with a QR code, ordering on behalf of a
+// household that cannot order itself, free-distribution campaigns (campaigns.js), and notices.
 'use strict';
 
 (async () => {
-  const { L, $, el, api, showError, session, topBar } = window.Doorstep;
+  const { L, $, el, when, api, newRequestId, outcomeUnknown, showMessage, showError, splitList, session, topBar } = window.Doorstep;
   const me = await session('WORKER');
   if (!me) return;
   topBar(me, `${L('社工', 'Worker')} ${me.name || me.account_id}`);
@@ -80,6 +80,69 @@
     state.households.unshift(res.data);
     render();
   }
+
+  // ---- notices ----
+
+  const notices = { posting: null, withdrawing: new Map() }; // request ids kept while an outcome is unknown
+
+  async function loadNotices() {
+    const res = await api('GET', '/api/v1/worker/notices');
+    if (!res || !res.ok) { const m = el('div', { class: 'message' }); showError(m, res); $('worker-notices').replaceChildren(m); return; }
+    $('worker-notices').replaceChildren(...(res.data.notices.length
+      ? res.data.notices.map(renderNotice)
+      : [el('p', { class: 'muted' }, L('还没有通知', 'No notices yet'))]));
+  }
+
+  function renderNotice(n) {
+    const msg = el('div', { class: 'message', role: 'status' });
+    return el('div', { class: 'order notice', 'data-notice-id': n.notice_id, 'data-withdrawn': String(Boolean(n.withdrawn_at)) },
+      el('div', { class: 'order-head' }, el('strong', null, n.title),
+        n.withdrawn_at ? el('span', { class: 'chip bad' }, L('已撤回', 'Withdrawn')) : el('span', { class: 'chip good' }, L('生效中', 'In force'))),
+      el('div', { class: 'muted' }, when(n.posted_at), ' · ',
+        n.buildings.length ? `${L('楼栋', 'Buildings')} ${n.buildings.join(', ')}` : L('全部楼栋', 'Every building'), ' · ', n.posted_by.id),
+      el('p', { class: 'notice-text' }, n.text),
+      n.withdrawn_at
+        ? el('div', { class: 'muted' }, `${L('撤回于', 'Withdrawn')} ${when(n.withdrawn_at)}`)
+        : el('div', { class: 'actions' }, el('button', {
+          type: 'button', class: 'danger', 'data-withdraw': n.notice_id, onclick: (e) => withdraw(n, e.currentTarget, msg),
+        }, L('撤回', 'Withdraw'))),
+      msg);
+  }
+
+  async function postNotice(e) {
+    e.preventDefault();
+    const body = { title: $('notice-title').value.trim(), text: $('notice-text').value.trim(), buildings: splitList($('notice-buildings').value) };
+    const key = JSON.stringify(body);
+    if (!notices.posting || notices.posting.key !== key) notices.posting = { key, requestId: newRequestId() };
+    body.request_id = notices.posting.requestId;
+    $('notice-post').disabled = true;
+    const res = await api('POST', '/api/v1/worker/notices', body);
+    $('notice-post').disabled = false;
+    if (res && res.ok) {
+      notices.posting = null;
+      $('notice-form').reset();
+      showMessage($('notice-message'), 'ok', L('已发布，住户页面将显示此通知', 'Posted: residents see it on their page'));
+      loadNotices();
+      return;
+    }
+    if (!outcomeUnknown(res)) notices.posting = null;
+    showError($('notice-message'), res);
+  }
+
+  async function withdraw(n, button, msg) {
+    if (!window.confirm(L(`撤回通知「${n.title}」？住户将不再看到它。`, `Withdraw "${n.title}"? Residents will no longer see it.`))) return;
+    if (!notices.withdrawing.has(n.notice_id)) notices.withdrawing.set(n.notice_id, newRequestId());
+    button.disabled = true;
+    const res = await api('POST', `/api/v1/worker/notices/${encodeURIComponent(n.notice_id)}/withdraw`, { request_id: notices.withdrawing.get(n.notice_id) });
+    if (!outcomeUnknown(res)) notices.withdrawing.delete(n.notice_id);
+    if (res && res.ok) { loadNotices(); return; }
+    button.disabled = false;
+    showError(msg, res);
+  }
+
+  $('notice-form').addEventListener('submit', postNotice);
+  loadNotices();
+  window.Doorstep.campaigns();
 
   $('filter').addEventListener('input', render);
   $('find').addEventListener('submit', find);
