@@ -271,6 +271,24 @@ func TestDispatcherConsole(t *testing.T) {
 	if req := lastReq[*dispatchv1.CheckInParcelsRequest](g.peers.calls, "CheckInParcels"); req.GetCompound() != "haixin" {
 		t.Errorf("CheckInParcels %v", req)
 	}
+	// A campaign's packs for a whole compound: more than one CheckInParcels call takes, split into
+	// parts with request ids of their own, each carrying its own parcels' shortages.
+	many := make([]string, 1201)
+	for i := range many {
+		many[i] = fmt.Sprintf("p-%04d", i)
+	}
+	many[1000] = parcelFM
+	ids, _ := json.Marshal(many)
+	big := d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-big","parcel_ids":`+string(ids)+`,
+		"shortages":[{"parcel_id":"`+parcelFM+`","item_id":"cabbage","missing_quantity":1}]}`)
+	if big.status != 200 || len(get(big.body, "results").([]any)) != 1201 || get(big.body, "results", 1000, "checked_in") != true ||
+		integer(t, get(big.body, "results", 1000, "shortages", 0, "missing_quantity")) != 1 {
+		t.Fatalf("check-in of 1,201 = %d %d %v", big.status, len(get(big.body, "results").([]any)), get(big.body, "results", 1000))
+	}
+	if req := lastReq[*dispatchv1.CheckInParcelsRequest](g.peers.calls, "CheckInParcels"); req.GetRequestId() != "in-big/2" ||
+		len(req.GetParcelIds()) != 201 || len(req.GetShortages()) != 1 {
+		t.Errorf("last part %s: %d parcels, %d shortages", req.GetRequestId(), len(req.GetParcelIds()), len(req.GetShortages()))
+	}
 	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-2"}`), 400, "INVALID_ARGUMENT", "parcel_ids")
 	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-3","parcel_ids":["a"],"shortages":[{"parcel_id":"a","missing":1}]}`),
 		400, "INVALID_ARGUMENT", "shortages[0].missing")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
@@ -122,12 +123,43 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.call(r)
 	defer cancel()
-	resp, err := a.dispatch.CheckInParcels(ctx, req)
-	if err != nil {
-		a.writeRPCError(w, r, err)
-		return
+	var results []*dispatchv1.CheckInResult
+	for _, part := range checkInParts(req) {
+		resp, err := a.dispatch.CheckInParcels(ctx, part)
+		if err != nil {
+			// The parts before were checked in; a retry of the request repeats them harmlessly
+			// (their request ids derive from the request's) and goes on with the rest.
+			a.writeRPCError(w, r, err)
+			return
+		}
+		results = append(results, resp.GetResults()...)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": checkIns(resp.GetResults())})
+	writeJSON(w, http.StatusOK, map[string]any{"results": checkIns(results)})
+}
+
+// checkInPart is how many parcels one CheckInParcels call carries; dispatch takes up to 1,000,
+// and a campaign brings a pack for every household to the gate at once.
+const checkInPart = 500
+
+// checkInParts splits a check-in into calls dispatch accepts, each with the shortages of its own
+// parcels and a request id derived from the request's. A check-in of one part keeps its id.
+func checkInParts(req *dispatchv1.CheckInParcelsRequest) []*dispatchv1.CheckInParcelsRequest {
+	if len(req.GetParcelIds()) <= checkInPart {
+		return []*dispatchv1.CheckInParcelsRequest{req}
+	}
+	var parts []*dispatchv1.CheckInParcelsRequest
+	for i := 0; i < len(req.GetParcelIds()); i += checkInPart {
+		ids := req.GetParcelIds()[i:min(i+checkInPart, len(req.GetParcelIds()))]
+		part := &dispatchv1.CheckInParcelsRequest{RequestId: fmt.Sprintf("%s/%d", req.GetRequestId(), i/checkInPart),
+			Compound: req.GetCompound(), ParcelIds: ids}
+		for _, s := range req.GetShortages() {
+			if slices.Contains(ids, s.GetParcelId()) {
+				part.Shortages = append(part.Shortages, s)
+			}
+		}
+		parts = append(parts, part)
+	}
+	return parts
 }
 
 func (a *API) planRound(w http.ResponseWriter, r *http.Request) {
