@@ -18,8 +18,12 @@ func TestSubject(t *testing.T) {
 			e.Payload = &eventsv1.Event_ParcelStateChanged{ParcelStateChanged: &eventsv1.ParcelStateChanged{
 				State: typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY}}
 		}, "doorstep.haixin.parcel.out_for_delivery"},
-		{func(e *eventsv1.Event) { e.Payload = &eventsv1.Event_RoutePlanned{RoutePlanned: &eventsv1.RoutePlanned{}} }, "doorstep.haixin.route.planned"},
-		{func(e *eventsv1.Event) { e.Payload = &eventsv1.Event_NoticePosted{NoticePosted: &eventsv1.NoticePosted{}} }, "doorstep.haixin.notice.posted"},
+		{func(e *eventsv1.Event) {
+			e.Payload = &eventsv1.Event_RoutePlanned{RoutePlanned: &eventsv1.RoutePlanned{}}
+		}, "doorstep.haixin.route.planned"},
+		{func(e *eventsv1.Event) {
+			e.Payload = &eventsv1.Event_NoticePosted{NoticePosted: &eventsv1.NoticePosted{}}
+		}, "doorstep.haixin.notice.posted"},
 		{func(e *eventsv1.Event) {
 			e.Payload = &eventsv1.Event_NoticeWithdrawn{NoticeWithdrawn: &eventsv1.NoticeWithdrawn{}}
 		}, "doorstep.haixin.notice.withdrawn"},

@@ -292,7 +292,7 @@ func deliverRound(t *testing.T, c clients, round string, failEvery int) []string
 		t.Fatal(err)
 	}
 	var (
-		mu               sync.Mutex
+		mu     sync.Mutex
 		failed []string
 		count  int
 	)
