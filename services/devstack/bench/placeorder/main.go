@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ type config struct {
 	households int
 	halfFor    time.Duration
 	verbose    bool
+	cpuProfile string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -69,6 +71,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.households, "households", 500, "households placing the orders")
 	fs.DurationVar(&c.halfFor, "half-duration", 4*time.Second, "how long to offer half the maximum throughput")
 	fs.BoolVar(&c.verbose, "v", false, "log the services' warnings to stderr")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (services, broker and load generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -106,6 +109,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	dir, err := os.MkdirTemp("", "doorstep-bench-")
 	if err != nil {

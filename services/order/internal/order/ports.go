@@ -63,6 +63,8 @@ type Claim struct {
 	Done bool
 	// Attempt counts the failed attempts of a placement; parcel ids derive from it.
 	Attempt int
+	// New: this call recorded the key; no earlier call with it has done anything yet.
+	New bool
 }
 
 // SitePlan is the compound's buildings as dispatch keeps them. Errors wrap ErrUnavailable when

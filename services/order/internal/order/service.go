@@ -211,10 +211,16 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	if err != nil {
 		return Order{}, err
 	}
-	if o, err := s.store.Order(ctx, orderID); err == nil {
-		return o, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return Order{}, err
+	// A retry may find its order placed already. A request seen for the first time has none (its
+	// id derives from the request id), unless its key was pruned after KeepRequests while the order
+	// stayed; then the reservations below find the order's parcels at the suppliers (same ids, so
+	// nothing is reserved twice) and CreateOrder returns the stored order.
+	if !claim.New {
+		if o, err := s.store.Order(ctx, orderID); err == nil {
+			return o, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return Order{}, err
+		}
 	}
 
 	groups, err := s.group(ctx, req.Lines)

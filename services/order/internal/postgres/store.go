@@ -310,7 +310,7 @@ func (s *Store) claim(ctx context.Context, tx querier, key order.RequestKey) (or
 		return order.Claim{}, fmt.Errorf("claim request %s: %w", key.ID, err)
 	}
 	if tag.RowsAffected() == 1 {
-		return order.Claim{}, nil
+		return order.Claim{New: true}, nil
 	}
 	var (
 		hash   []byte

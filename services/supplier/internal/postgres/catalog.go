@@ -104,16 +104,29 @@ const (
 	forUpdate = " FOR UPDATE"
 )
 
+// getSupplier reads a supplier with its credentials (in kind order) in one statement: every
+// reservation starts with it, so it is one round trip rather than two.
 func getSupplier(ctx context.Context, tx pgx.Tx, id, lock string) (supply.Supplier, error) {
-	s, err := scanSupplier(tx.QueryRow(ctx, `SELECT `+supplierColumns+` FROM suppliers WHERE supplier_id = $1`+lock, id))
+	var (
+		s     supply.Supplier
+		creds []struct {
+			Kind      supply.CredentialKind `json:"kind"`
+			Number    string                `json:"number"`
+			ExpiresOn string                `json:"expires_on"`
+		}
+	)
+	err := tx.QueryRow(ctx, `SELECT `+supplierColumns+`,
+			(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
+				ORDER BY c.kind), '[]') FROM supplier_credentials c WHERE c.supplier_id = suppliers.supplier_id)
+		FROM suppliers WHERE supplier_id = $1`+lock, id).
+		Scan(&s.ID, &s.Compound, &s.Name, &s.Kind, &s.Suspended, &s.SuspensionReason, &creds)
 	if err != nil {
 		return s, notFound(err, "supplier "+id)
 	}
-	list := []supply.Supplier{s}
-	if err := loadCredentials(ctx, tx, list); err != nil {
-		return s, err
+	for _, c := range creds {
+		s.Credentials = append(s.Credentials, supply.Credential{Kind: c.Kind, Number: c.Number, ExpiresOn: c.ExpiresOn})
 	}
-	return list[0], nil
+	return s, nil
 }
 
 // UpdateCredentials implements supply.Repository.
