@@ -186,10 +186,9 @@ func (s *Store) RetryMissed(ctx context.Context, id string, key order.RequestKey
 			return err
 		}
 		if c.Done {
-			var result []byte
-			if err := tx.QueryRow(ctx, `SELECT result FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
-				key.Kind, key.Scope, key.ID).Scan(&result); err != nil {
-				return fmt.Errorf("read request %s: %w", key.ID, err)
+			result, err := storedResult(ctx, tx, key)
+			if err != nil {
+				return err
 			}
 			retried, err = strconv.Atoi(string(result))
 			return err
@@ -213,10 +212,8 @@ func (s *Store) RetryMissed(ctx context.Context, id string, key order.RequestKey
 				return fmt.Errorf("relaunch campaign %s: %w", id, err)
 			}
 		}
-		// The count is the request's result, for its retries ("3" is valid jsonb).
-		_, err = tx.Exec(ctx, `UPDATE requests SET done_at = now(), result = $4::jsonb WHERE kind = $1 AND scope = $2 AND request_id = $3`,
-			key.Kind, key.Scope, key.ID, strconv.Itoa(retried))
-		return err
+		// The count is the request's result, for its retries ("3" is valid JSON).
+		return finish(ctx, tx, key, []byte(strconv.Itoa(retried)))
 	})
 	return retried, err
 }

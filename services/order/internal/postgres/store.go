@@ -244,10 +244,9 @@ func (s *Store) ImportRoster(ctx context.Context, compound string, key order.Req
 			return err
 		}
 		if c.Done {
-			var result []byte
-			if err := tx.QueryRow(ctx, `SELECT result FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
-				key.Kind, key.Scope, key.ID).Scan(&result); err != nil {
-				return fmt.Errorf("read request %s: %w", key.ID, err)
+			result, err := storedResult(ctx, tx, key)
+			if err != nil {
+				return err
 			}
 			out, err = decodeResult(result)
 			return err
@@ -286,7 +285,11 @@ func (s *Store) ImportRoster(ctx context.Context, compound string, key order.Req
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("write households: %w", err)
 		}
-		if err := finish(ctx, tx, key, &res); err != nil {
+		result, err := encodeResult(res)
+		if err != nil {
+			return fmt.Errorf("finish request %s: %w", key.ID, err)
+		}
+		if err := finish(ctx, tx, key, result); err != nil {
 			return err
 		}
 		out = res
@@ -328,21 +331,24 @@ func (s *Store) claim(ctx context.Context, tx querier, key order.RequestKey) (or
 	return c, nil
 }
 
-// finish marks key done, keeping an import's result for its retries.
-func finish(ctx context.Context, tx pgx.Tx, key order.RequestKey, res *order.ImportResult) error {
-	var result []byte
-	if res != nil {
-		var err error
-		if result, err = encodeResult(*res); err != nil {
-			return fmt.Errorf("finish request %s: %w", key.ID, err)
-		}
-	}
+// finish marks key done, keeping result (JSON, or nil) for the request's retries.
+func finish(ctx context.Context, tx pgx.Tx, key order.RequestKey, result []byte) error {
 	_, err := tx.Exec(ctx, `UPDATE requests SET done_at = now(), result = $4 WHERE kind = $1 AND scope = $2 AND request_id = $3`,
 		key.Kind, key.Scope, key.ID, result)
 	if err != nil {
 		return fmt.Errorf("finish request %s: %w", key.ID, err)
 	}
 	return nil
+}
+
+// storedResult is the result a finished request kept for its retries.
+func storedResult(ctx context.Context, q querier, key order.RequestKey) ([]byte, error) {
+	var result []byte
+	if err := q.QueryRow(ctx, `SELECT result FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+		key.Kind, key.Scope, key.ID).Scan(&result); err != nil {
+		return nil, fmt.Errorf("read request %s: %w", key.ID, err)
+	}
+	return result, nil
 }
 
 // PruneRequests implements order.Store.
