@@ -291,6 +291,24 @@ func deliverRound(t *testing.T, c clients, round string, failEvery int) []string
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Priority households (over 80, living alone, ill, quarantined) are served first on every route.
+	priority := 0
+	for _, r := range routes.GetRoutes() {
+		seenOther := false
+		for _, s := range r.GetStops() {
+			switch {
+			case !s.GetPriority():
+				seenOther = true
+			case seenOther:
+				t.Errorf("route %s: priority household %s at stop %d, after others", r.GetRouteId(), s.GetHouseholdId(), s.GetSequence())
+			default:
+				priority++
+			}
+		}
+	}
+	if priority == 0 {
+		t.Errorf("no priority household in round %s", round)
+	}
 	var (
 		mu     sync.Mutex
 		failed []string
