@@ -104,8 +104,15 @@ func TestCampaignLaunchSurvivesKills(t *testing.T) {
 			return false // the order service may still be starting
 		}
 		camp = resp.GetCampaign()
-		c := camp.GetCounts()
-		return camp.GetState() == orderv1.CampaignState_CAMPAIGN_STATE_LAUNCHED && c.GetOnTheWay() == c.GetTargeted()
+		if camp.GetState() != orderv1.CampaignState_CAMPAIGN_STATE_LAUNCHED || camp.GetCounts().GetPacking() != campaignHouseholds {
+			return false
+		}
+		var unconfirmed int
+		if err := sys.DB.QueryRow(ctx, `SELECT count(*) FROM orders.parcels p JOIN orders.orders o USING (order_id)
+			WHERE o.campaign_id = $1 AND p.state <> 'CONFIRMED'`, id).Scan(&unconfirmed); err != nil {
+			t.Fatal(err)
+		}
+		return unconfirmed == 0
 	}); err != nil {
 		t.Fatalf("campaign never launched with every pack confirmed: %v (%v)", err, camp)
 	}

@@ -151,6 +151,7 @@ type RosterStatus string
 
 // Roster statuses.
 const (
+	// RosterPacking: being made, or made and not yet handed over at the gate.
 	RosterPacking   RosterStatus = "PACKING"
 	RosterOnTheWay  RosterStatus = "ON_THE_WAY"
 	RosterDelivered RosterStatus = "DELIVERED"
@@ -185,7 +186,8 @@ func (e RosterEntry) Status() (RosterStatus, string) {
 		return RosterPacking, ""
 	}
 	switch e.ParcelState {
-	case Placed:
+	case Placed, Confirmed:
+		// Reserved (a pack is confirmed as it is reserved) and not yet handed over at the gate.
 		return RosterPacking, ""
 	case Delivered:
 		return RosterDelivered, ""
@@ -258,11 +260,7 @@ const maxPackLines = 20
 // per targeted household in address order, with where its pack stands and why.
 func FormatCampaignRoster(entries []RosterEntry) []byte {
 	entries = slices.Clone(entries)
-	slices.SortFunc(entries, func(a, b RosterEntry) int {
-		x, y := a.Address, b.Address
-		return cmp.Or(naturalCompare(x.Building, y.Building), naturalCompare(x.Unit, y.Unit),
-			cmp.Compare(x.Floor, y.Floor), naturalCompare(x.Room, y.Room), cmp.Compare(a.HouseholdID, b.HouseholdID))
-	})
+	slices.SortFunc(entries, byAddress)
 	rows := [][]string{{"楼号 building", "单元 unit", "楼层 floor", "房号 room", "户号 household", "状态 status",
 		"原因 reason", "重点户 priority", "次数 attempt", "包裹 parcel", "包裹状态 parcel state", "更新时间 updated (Asia/Shanghai)"}}
 	for _, e := range entries {
@@ -279,6 +277,14 @@ func FormatCampaignRoster(entries []RosterEntry) []byte {
 	return writeCSV(rows)
 }
 
+// byAddress orders roster entries as people walk the compound: building, unit, floor, room, with
+// numbers by value.
+func byAddress(a, b RosterEntry) int {
+	x, y := a.Address, b.Address
+	return cmp.Or(naturalCompare(x.Building, y.Building), naturalCompare(x.Unit, y.Unit),
+		cmp.Compare(x.Floor, y.Floor), naturalCompare(x.Room, y.Room), cmp.Compare(a.HouseholdID, b.HouseholdID))
+}
+
 func rosterStatusName(s RosterStatus) string {
 	switch s {
 	case RosterPacking:
@@ -290,7 +296,7 @@ func rosterStatusName(s RosterStatus) string {
 	case RosterFailed:
 		return "未送达 failed"
 	default:
-		return "遗漏 missed"
+		return "未发出 missed"
 	}
 }
 

@@ -20,8 +20,9 @@ type CampaignStore interface {
 	Campaigns(ctx context.Context, compound string) ([]Campaign, error)
 	// LaunchCampaign, in one transaction, locks the campaign and, if it is still a draft, records
 	// the households choose picks from the compound's roster as its targets (each at attempt 1,
-	// no pack yet) and makes it LAUNCHING by actor at now (LAUNCHED when nobody is targeted). A
-	// launched campaign is left as it is. It returns the campaign as it then stands.
+	// no pack yet) and makes it LAUNCHING by actor at now; when choose picks nobody it changes
+	// nothing and returns ErrCampaignState. A launched campaign is left as it is. It returns the
+	// campaign as it then stands.
 	LaunchCampaign(ctx context.Context, id string, actor Actor, now time.Time, choose func([]Household) []Household) (Campaign, error)
 	// RetryMissed, in one transaction under key, moves every household whose pack missed (see
 	// RosterEntry.Status) to its next attempt with no pack yet, and makes the campaign LAUNCHING
@@ -157,8 +158,8 @@ func (s *Service) RetryMissedHouseholds(ctx context.Context, c Caller, requestID
 	return camp, n, err
 }
 
-// CampaignRoster lists a campaign's targeted households matching f in household id order, with
-// the counts of the whole campaign.
+// CampaignRoster lists a campaign's targeted households matching f in address order (building,
+// unit, floor, room), with the counts of the whole campaign.
 func (s *Service) CampaignRoster(ctx context.Context, c Caller, id string, f RosterFilter) (CampaignRoster, error) {
 	camp, err := s.Campaign(ctx, c, id)
 	if err != nil {
@@ -170,10 +171,19 @@ func (s *Service) CampaignRoster(ctx context.Context, c Caller, id string, f Ros
 	}
 	out := CampaignRoster{}
 	out.Totals, out.Buildings = CountRoster(all)
+	// In address order, as workers walk the compound; the targets are fixed at launch, so a page
+	// goes on after the last household of the previous one.
+	slices.SortFunc(all, byAddress)
+	if f.After != "" {
+		i := slices.IndexFunc(all, func(e RosterEntry) bool { return e.HouseholdID == f.After })
+		if i < 0 {
+			return CampaignRoster{}, &FieldError{Field: "page_token", Reason: "names no household of this campaign"}
+		}
+		all = all[i+1:]
+	}
 	for _, e := range all {
 		status, _ := e.Status()
 		switch {
-		case e.HouseholdID <= f.After:
 		case f.Building != "" && e.Address.Building != f.Building:
 		case len(f.Statuses) > 0 && !slices.Contains(f.Statuses, status):
 		default:

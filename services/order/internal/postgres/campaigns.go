@@ -154,6 +154,12 @@ func (s *Store) LaunchCampaign(ctx context.Context, id string, actor order.Actor
 				return err
 			}
 			targets := choose(hs)
+			if len(targets) == 0 {
+				// Launching would do nothing, silently: most likely the target is not what the
+				// worker meant (a building without such households).
+				return fmt.Errorf("%w: campaign %s reaches no household of %s (occupied, in its buildings, with its flags); define another",
+					order.ErrCampaignState, id, compound)
+			}
 			ids := make([]string, len(targets))
 			for i, h := range targets {
 				ids[i] = h.ID
@@ -162,12 +168,8 @@ func (s *Store) LaunchCampaign(ctx context.Context, id string, actor order.Actor
 				SELECT $1, unnest($2::text[]), $3`, id, ids, now); err != nil {
 				return fmt.Errorf("record the targets of campaign %s: %w", id, err)
 			}
-			next := order.CampaignLaunching
-			if len(ids) == 0 {
-				next = order.CampaignLaunched
-			}
 			if _, err := tx.Exec(ctx, `UPDATE campaigns SET state = $2, launched_by_role = $3, launched_by_id = $4, launched_at = $5
-				WHERE campaign_id = $1`, id, next, actor.Role, actor.ID, now); err != nil {
+				WHERE campaign_id = $1`, id, order.CampaignLaunching, actor.Role, actor.ID, now); err != nil {
 				return fmt.Errorf("launch campaign %s: %w", id, err)
 			}
 		}

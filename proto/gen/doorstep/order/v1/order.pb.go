@@ -309,9 +309,10 @@ type RosterStatus int32
 
 const (
 	RosterStatus_ROSTER_STATUS_UNSPECIFIED RosterStatus = 0
-	// The pack is being made (reserved at its supplier).
+	// The pack is being made: reserved at its supplier, not yet handed over at the gate (for donated
+	// stock, the workers' hand-over is what moves it on).
 	RosterStatus_ROSTER_STATUS_PACKING RosterStatus = 1
-	// The pack is on its way: confirmed, at the gate, on a route or out for delivery.
+	// The pack is on its way: handed over at the gate, checked in, on a route or out for delivery.
 	RosterStatus_ROSTER_STATUS_ON_THE_WAY RosterStatus = 2
 	RosterStatus_ROSTER_STATUS_DELIVERED  RosterStatus = 3
 	// The courier could not deliver it (reason given); it waits at the gate for the next round.

@@ -138,7 +138,9 @@ window.Doorstep.campaigns = () => {
       }, el('strong', null, c.name), ' ', tag(STATES, c.state),
       el('div', { class: 'muted' }, supplierOf(c.supplier_id).name, ' · ', c.state === 'DRAFT'
         ? L('尚未发放', 'not sent yet')
-        : `${c.counts.delivered}/${c.counts.targeted} ${L('户已送达', 'delivered')}`)))
+        : `${c.counts.delivered}/${c.counts.targeted} ${L('户已送达', 'delivered')}` +
+          (c.counts.missed ? ` · ${c.counts.missed} ${L('户未发出', 'missed')}` : '') +
+          (c.counts.failed ? ` · ${c.counts.failed} ${L('户未送达', 'failed')}` : ''))))
       : [el('p', { class: 'muted' }, L('还没有活动', 'No campaigns yet'))]));
   }
 
@@ -241,10 +243,11 @@ window.Doorstep.campaigns = () => {
       return;
     }
     const row = (head, counts, attrs) => el('tr', attrs || null, el('th', { scope: 'row' }, head), COUNTS.map(([k]) => el('td', null, counts[k])));
-    $('campaign-progress').replaceChildren(el('table', { class: 'grid' },
+    // Wider than a phone in English: it scrolls sideways inside its box, not the page.
+    $('campaign-progress').replaceChildren(el('div', { class: 'scroll' }, el('table', { class: 'grid' },
       el('thead', null, el('tr', null, el('th', { scope: 'col' }, L('楼', 'Bldg')), COUNTS.map(([, zh, en]) => el('th', { scope: 'col' }, L(zh, en))))),
       el('tbody', null, buildings.map((b) => row(b.building, b.counts, { 'data-building': b.building }))),
-      el('tfoot', null, row(L('合计', 'All'), totals))));
+      el('tfoot', null, row(L('合计', 'All'), totals)))));
   }
 
   function renderRoster() {
