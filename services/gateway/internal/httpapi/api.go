@@ -194,8 +194,8 @@ func (a *API) handle(mux *http.ServeMux, pattern string, allowed []typesv1.Role,
 	a.routes = append(a.routes, Route{Pattern: pattern, Roles: allowed})
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, signedIn := principalOf(r.Context())
-		if !a.perClient.allow(a.clientKey(r)) {
-			writeTooMany(w, "too many requests; slow down")
+		if ok, wait := a.perClient.allow(a.clientKey(r)); !ok {
+			writeTooMany(w, "too many requests; slow down", wait)
 			return
 		}
 		if allowed != nil {

@@ -161,7 +161,7 @@ func relay(a *API, w http.ResponseWriter, r *http.Request, stop context.CancelFu
 	key := a.clientKey(r)
 	if !a.streams.acquire(key) {
 		stop()
-		writeTooMany(w, fmt.Sprintf("too many live updates open (at most %d); close another page", MaxStreamsPerClient))
+		writeTooMany(w, fmt.Sprintf("too many live updates open (at most %d); close another page", MaxStreamsPerClient), 30*time.Second)
 		return
 	}
 	defer a.streams.release(key)

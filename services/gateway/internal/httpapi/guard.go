@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -80,9 +82,24 @@ func newKeyedLimiter(limit rate.Limit, burst int, now func() time.Time) *keyedLi
 	return &keyedLimiter{limit: limit, burst: burst, now: now, buckets: map[string]*bucket{}}
 }
 
-func (k *keyedLimiter) allow(key string) bool {
+// allow takes a token from key's bucket; when there is none it takes nothing and says how long
+// until there is one.
+func (k *keyedLimiter) allow(key string) (bool, time.Duration) {
+	return k.take(key, true)
+}
+
+// check says whether key's bucket has a token, and if not how long until it has, taking none:
+// for limits that count only some outcomes (failed sign-ins), spent afterwards with spend.
+func (k *keyedLimiter) check(key string) (bool, time.Duration) {
+	return k.take(key, false)
+}
+
+// spend takes a token from key's bucket, or nothing when it is empty.
+func (k *keyedLimiter) spend(key string) { k.take(key, true) }
+
+func (k *keyedLimiter) take(key string, spend bool) (bool, time.Duration) {
 	if k.limit <= 0 {
-		return true
+		return true, 0
 	}
 	now := k.now()
 	k.mu.Lock()
@@ -103,7 +120,13 @@ func (k *keyedLimiter) allow(key string) bool {
 		k.buckets[key] = b
 	}
 	b.seen = now
-	return b.l.AllowN(now, 1)
+	if tokens := b.l.TokensAt(now); tokens < 1 {
+		return false, time.Duration((1 - tokens) / float64(k.limit) * float64(time.Second))
+	}
+	if spend {
+		b.l.AllowN(now, 1)
+	}
+	return true, 0
 }
 
 // ClientIP is the address a request came from: the connection's peer, or, behind a proxy the
@@ -124,7 +147,9 @@ func ClientIP(header string) func(*http.Request) string {
 	}
 }
 
-func writeTooMany(w http.ResponseWriter, what string) {
-	w.Header().Set("Retry-After", "60")
+// writeTooMany refuses a request over a limit, saying in Retry-After when to try again (whole
+// seconds, at least one).
+func writeTooMany(w http.ResponseWriter, what string, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 	writeError(w, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", what)
 }

@@ -11,15 +11,32 @@ import (
 func TestKeyedLimiter(t *testing.T) {
 	now := time.Date(2022, 4, 10, 8, 0, 0, 0, time.UTC)
 	l := newKeyedLimiter(rate.Every(time.Minute), 2, func() time.Time { return now })
-	if !l.allow("a") || !l.allow("a") || l.allow("a") {
+	allow := func(key string) bool { ok, _ := l.allow(key); return ok }
+	if !allow("a") || !allow("a") || allow("a") {
 		t.Fatal("a bucket of 2 must allow exactly 2 at once")
 	}
-	if !l.allow("b") {
+	if ok, wait := l.allow("a"); ok || wait != time.Minute {
+		t.Errorf("an empty bucket says to wait %s, want the minute until its next token", wait)
+	}
+	if !allow("b") {
 		t.Fatal("another key has its own bucket")
 	}
-	now = now.Add(time.Minute)
-	if !l.allow("a") || l.allow("a") {
+	now = now.Add(40 * time.Second)
+	if _, wait := l.allow("a"); wait != 20*time.Second {
+		t.Errorf("40 s later the wait is %s, want 20s", wait)
+	}
+	now = now.Add(20 * time.Second)
+	if !allow("a") || allow("a") {
 		t.Fatal("one token a minute must come back after a minute")
+	}
+	// check takes nothing; spend does.
+	if ok, _ := l.check("d"); !ok {
+		t.Fatal("a new bucket has tokens")
+	}
+	l.spend("d")
+	l.spend("d")
+	if ok, _ := l.check("d"); ok {
+		t.Error("two spent of a bucket of 2: check must say none is left")
 	}
 	// Idle buckets are dropped once they would be full again, so the map does not grow forever.
 	now = now.Add(time.Hour)
@@ -27,7 +44,7 @@ func TestKeyedLimiter(t *testing.T) {
 	if _, ok := l.buckets["b"]; ok || len(l.buckets) != 1 {
 		t.Errorf("idle buckets kept: %d", len(l.buckets))
 	}
-	if open := newKeyedLimiter(0, 0, time.Now); !open.allow("x") {
+	if ok, _ := newKeyedLimiter(0, 0, time.Now).allow("x"); !ok {
 		t.Error("a zero limit means no limit")
 	}
 }

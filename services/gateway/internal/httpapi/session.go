@@ -130,8 +130,8 @@ type codeSignInBody struct {
 
 // signInWithCode signs a household in with the code from its notice.
 func (a *API) signInWithCode(w http.ResponseWriter, r *http.Request) {
-	if !a.signInIP.allow(a.clientIP(r)) {
-		writeTooMany(w, "too many sign-in attempts from this address; wait a minute")
+	if ok, wait := a.signInIP.allow(a.clientIP(r)); !ok {
+		writeTooMany(w, "too many sign-in attempts from this address; wait a minute", wait)
 		return
 	}
 	var body codeSignInBody
@@ -153,8 +153,8 @@ type passwordSignInBody struct {
 
 // signInWithPassword signs a staff member in.
 func (a *API) signInWithPassword(w http.ResponseWriter, r *http.Request) {
-	if !a.signInIP.allow(a.clientIP(r)) {
-		writeTooMany(w, "too many sign-in attempts from this address; wait a minute")
+	if ok, wait := a.signInIP.allow(a.clientIP(r)); !ok {
+		writeTooMany(w, "too many sign-in attempts from this address; wait a minute", wait)
 		return
 	}
 	var body passwordSignInBody
@@ -171,12 +171,16 @@ func (a *API) signInWithPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Per account as well as per address: guessing one account's password from many addresses
-	// is stopped here, at the price of the owner waiting too while it goes on.
-	if !a.signInAccount.allow(account) {
-		writeTooMany(w, "too many sign-in attempts for this account; wait and try again")
+	// is stopped here, at the price of the owner waiting too while it goes on. Only failed
+	// attempts count, so signing in on several devices never locks the owner out.
+	if ok, wait := a.signInAccount.check(account); !ok {
+		writeTooMany(w, "too many failed sign-ins for this account; wait and try again", wait)
 		return
 	}
 	p, err := a.accounts.SignInStaff(r.Context(), account, body.Password)
+	if errors.Is(err, accounts.ErrBadCredentials) {
+		a.signInAccount.spend(account)
+	}
 	a.startSession(w, r, p, err)
 }
 
