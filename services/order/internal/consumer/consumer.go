@@ -21,8 +21,14 @@ const (
 	Purpose = "parcels" // the durable is "order-parcels"
 )
 
-// Subjects are the events the consumer applies.
-var Subjects = []string{"doorstep.*.parcel.>"}
+// Subjects are the events the consumer applies: the other services' parcel transitions. The
+// order service's own parcel.placed and parcel.cancelled are left out, so they cost it no
+// delivery, transaction or inbox row (two of every order's events).
+var Subjects = []string{
+	"doorstep.*.parcel.confirmed", "doorstep.*.parcel.rejected", "doorstep.*.parcel.expired", "doorstep.*.parcel.ready",
+	"doorstep.*.parcel.at_gate", "doorstep.*.parcel.assigned", "doorstep.*.parcel.out_for_delivery",
+	"doorstep.*.parcel.delivered", "doorstep.*.parcel.failed",
+}
 
 // Applier applies one reported change inside the inbox transaction.
 type Applier interface {
@@ -42,8 +48,8 @@ func Handler(a Applier) inbox.Handler {
 		switch to {
 		case "":
 			return fmt.Errorf("%w: event %s: unknown parcel state %v", inbox.ErrPermanent, ev.GetEventId(), sc.GetState())
-		case order.Placed:
-			// Only this service places parcels; these are its own announcements.
+		case order.Placed, order.Cancelled:
+			// This service's own announcements (outside Subjects; harmless if a replay brings one).
 			return nil
 		}
 		at := time.Now().UTC()
