@@ -1,7 +1,8 @@
 // Command placeorder measures PlaceOrder end to end and against its floor, in one run.
 //
 // It starts the whole dev stack (stack.Start: every service in this process, an in-process
-// JetStream and a private PostgreSQL cluster in a temporary directory), registers a compound of
+// JetStream and a private PostgreSQL cluster in a temporary directory; with -processes each
+// service and the broker run as processes of their own, as deployed). It registers a compound of
 // its own with two suppliers, and then, at each concurrency level, places orders of a 3-line
 // basket from both suppliers over gRPC and issues the same database writes directly with pgx:
 // the supplier's reservation transaction for each supplier and the order service's transactions,
@@ -31,9 +32,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
-	"github.com/doorstep/doorstep/services/devstack/stack"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -57,6 +56,7 @@ type config struct {
 	halfFor    time.Duration
 	verbose    bool
 	cpuProfile string
+	processes  bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -71,7 +71,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.households, "households", 500, "households placing the orders")
 	fs.DurationVar(&c.halfFor, "half-duration", 4*time.Second, "how long to offer half the maximum throughput")
 	fs.BoolVar(&c.verbose, "v", false, "log the services' warnings to stderr")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (services, broker and load generator) to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the services, broker, load generator and floor; with -processes only the last two) to this file")
+	fs.BoolVar(&c.processes, "processes", false, "run each service and the broker as its own process, built as the Dockerfile builds it, as deployed (default: all in this process, as make run does)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -130,24 +131,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "starting the stack (private PostgreSQL in %s) ...\n", dir)
-	s, err := stack.Start(ctx, stack.Options{DataDir: dir, Log: log})
-	if err != nil {
-		return fmt.Errorf("start stack: %w", err)
+	fmt.Fprintf(out, "starting the system (private PostgreSQL in %s) ...\n", dir)
+	start := startInProcess
+	if cfg.processes {
+		start = startProcesses
 	}
-	defer s.Stop()
-
-	// Calls carry a signed SYSTEM identity, verified by every service as a resident's would be.
-	keys, err := auth.NewKeys([]byte(s.AuthKey), nil)
+	s, err := start(ctx, dir, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("start: %w", err)
 	}
-	orderConn, err := grpcx.Dial(s.Order, keys.DialOption("placeorder-bench"))
+	defer s.stop()
+	keys := s.keys
+	orderConn, err := grpcx.Dial(s.order, keys.DialOption("placeorder-bench"))
 	if err != nil {
 		return err
 	}
 	defer orderConn.Close()
-	supplierConn, err := grpcx.Dial(s.Supplier, keys.DialOption("placeorder-bench"))
+	supplierConn, err := grpcx.Dial(s.supplier, keys.DialOption("placeorder-bench"))
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("set up compound: %w", err)
 	}
-	f, err := newFloor(ctx, s.DatabaseURL, w)
+	f, err := newFloor(ctx, s.dbURL, w)
 	if err != nil {
 		return fmt.Errorf("set up floor: %w", err)
 	}
@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	startLoad := loadAverage()
 	real := &grpcSystem{client: w.orders, w: w, tag: "g"}
-	if err := describe(ctx, out, s.DatabaseURL, cfg, w, f); err != nil {
+	if err := describe(ctx, out, s.dbURL, cfg, w, f); err != nil {
 		return err
 	}
 
@@ -231,7 +231,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  floor: %4.0f orders/s achieved, p50 %s, p99 %s, max %s\n",
 			fl.throughput(), ms(fl.quantile(0.5)), ms(fl.quantile(0.99)), ms(fl.quantile(1)))
 	}
-	summary, err := verify(ctx, s.DatabaseURL, real, f)
+	summary, err := verify(ctx, s.dbURL, real, f)
 	if err != nil {
 		return err
 	}
@@ -256,8 +256,12 @@ func describe(ctx context.Context, out io.Writer, url string, cfg config, w *wor
 		Scan(&version, &fsync, &syncCommit); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nPlaceOrder benchmark: %d CPUs (GOMAXPROCS %d), PostgreSQL %s (fsync %s, synchronous_commit %s); services, broker and load generator share this process\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), version, fsync, syncCommit)
+	where := "services, broker and load generator share this process"
+	if cfg.processes {
+		where = "each service and the broker its own process, as deployed; the load generator and the floor in this one"
+	}
+	fmt.Fprintf(out, "\nPlaceOrder benchmark: %d CPUs (GOMAXPROCS %d), PostgreSQL %s (fsync %s, synchronous_commit %s); %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), version, fsync, syncCommit, where)
 	fmt.Fprintf(out, "basket: 1 counted + 1 weighed item of %s and 1 counted item of %s, drawn from %d of each kind; %d households\n",
 		w.market, w.pharmacy, cfg.catalog, len(w.households))
 	fmt.Fprintf(out, "floor per order: the order's claim statement; per supplier, at the same time, the reservation tx (read parcel, supplier\n"+
