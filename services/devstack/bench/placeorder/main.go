@@ -56,6 +56,7 @@ type config struct {
 	halfFor    time.Duration
 	verbose    bool
 	cpuProfile string
+	memProfile string
 	processes  bool
 }
 
@@ -72,6 +73,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.halfFor, "half-duration", 4*time.Second, "how long to offer half the maximum throughput")
 	fs.BoolVar(&c.verbose, "v", false, "log the services' warnings to stderr")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the services, broker, load generator and floor; with -processes only the last two) to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile of this process at the end of the run to this file")
 	fs.BoolVar(&c.processes, "processes", false, "run each service and the broker as its own process, built as the Dockerfile builds it, as deployed (default: all in this process, as make run does)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -120,6 +122,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.memProfile != "" {
+		defer func() {
+			if f, err := os.Create(cfg.memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 
 	dir, err := os.MkdirTemp("", "doorstep-bench-")
