@@ -126,9 +126,9 @@ func (s *Service) LaunchCampaign(ctx context.Context, c Caller, id string) (Camp
 	if err != nil {
 		return Campaign{}, err
 	}
-	now := s.now()
+	now, target := s.now(), camp.Target
 	camp, err = s.store.LaunchCampaign(ctx, camp.ID, c.Actor, now, func(hs []Household) []Household {
-		return slices.DeleteFunc(hs, func(h Household) bool { return !camp.Target.Includes(h, now) })
+		return slices.DeleteFunc(hs, func(h Household) bool { return !target.Includes(h, now) })
 	})
 	if err != nil {
 		return Campaign{}, err
