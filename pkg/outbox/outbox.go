@@ -42,7 +42,10 @@ func Add(ctx context.Context, tx pgx.Tx, evs ...*eventsv1.Event) error {
 	if err := Queue(b, evs...); err != nil {
 		return err
 	}
-	return tx.SendBatch(ctx, b).Close()
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("outbox insert of %d events: %w", len(evs), err)
+	}
+	return nil
 }
 
 // Queue adds the inserts of events into the outbox to b, for a caller that sends its own writes

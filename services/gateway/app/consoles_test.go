@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,6 +289,18 @@ func TestDispatcherConsole(t *testing.T) {
 	if req := lastReq[*dispatchv1.CheckInParcelsRequest](g.peers.calls, "CheckInParcels"); req.GetRequestId() != "in-big/2" ||
 		len(req.GetParcelIds()) != 201 || len(req.GetShortages()) != 1 {
 		t.Errorf("last part %s: %d parcels, %d shortages", req.GetRequestId(), len(req.GetParcelIds()), len(req.GetShortages()))
+	}
+	// What only the whole of a split check-in shows is refused before any part goes.
+	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"parcel_ids":`+string(ids)+`}`), 400, "INVALID_ARGUMENT", "request_id")
+	twice := slices.Clone(many)
+	twice[700] = many[3]
+	dup, _ := json.Marshal(twice)
+	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-dup","parcel_ids":`+string(dup)+`}`),
+		400, "INVALID_ARGUMENT", "parcel_ids[700]")
+	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-stray","parcel_ids":`+string(ids)+`,
+		"shortages":[{"parcel_id":"elsewhere","item_id":"cabbage","missing_quantity":1}]}`), 400, "INVALID_ARGUMENT", "shortages[0].parcel_id")
+	if req := lastReq[*dispatchv1.CheckInParcelsRequest](g.peers.calls, "CheckInParcels"); req.GetRequestId() != "in-big/2" {
+		t.Errorf("a refused check-in reached dispatch: %s", req.GetRequestId())
 	}
 	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-2"}`), 400, "INVALID_ARGUMENT", "parcel_ids")
 	expectError(t, d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-3","parcel_ids":["a"],"shortages":[{"parcel_id":"a","missing":1}]}`),

@@ -121,11 +121,18 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
 		req.Shortages = append(req.Shortages, &dispatchv1.Shortage{ParcelId: s.ParcelID, ItemId: s.ItemID,
 			MissingQuantity: s.MissingQuantity, DamagedQuantity: s.DamagedQuantity, Note: s.Note})
 	}
-	ctx, cancel := a.call(r)
-	defer cancel()
+	if len(req.GetParcelIds()) > checkInPart {
+		// Dispatch checks one part at a time; what only the whole request shows is checked here.
+		if err := checkWholeCheckIn(req); err != nil {
+			writeInvalid(w, err)
+			return
+		}
+	}
 	var results []*dispatchv1.CheckInResult
 	for _, part := range checkInParts(req) {
+		ctx, cancel := a.call(r)
 		resp, err := a.dispatch.CheckInParcels(ctx, part)
+		cancel()
 		if err != nil {
 			// The parts before were checked in; a retry of the request repeats them harmlessly
 			// (their request ids derive from the request's) and goes on with the rest.
@@ -140,6 +147,35 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
 // checkInPart is how many parcels one CheckInParcels call carries; dispatch takes up to 1,000,
 // and a campaign brings a pack for every household to the gate at once.
 const checkInPart = 500
+
+// maxCheckIn bounds one check-in through the gateway: a compound's every household, twice over.
+const maxCheckIn = 20000
+
+// checkWholeCheckIn checks what the parts of a split check-in cannot: a request id to derive
+// theirs from, no parcel twice, every shortage for a parcel of the request, and the size.
+func checkWholeCheckIn(req *dispatchv1.CheckInParcelsRequest) *fieldError {
+	switch id := req.GetRequestId(); {
+	case id == "":
+		return &fieldError{Field: "request_id", Why: "is required"}
+	case len(id) > 100:
+		return &fieldError{Field: "request_id", Why: "must be at most 100 characters for a check-in of more than 500 parcels"}
+	case len(req.GetParcelIds()) > maxCheckIn:
+		return &fieldError{Field: "parcel_ids", Why: fmt.Sprintf("at most %d parcels per check-in", maxCheckIn)}
+	}
+	seen := make(map[string]int, len(req.GetParcelIds()))
+	for i, id := range req.GetParcelIds() {
+		if first, dup := seen[id]; dup {
+			return &fieldError{Field: fmt.Sprintf("parcel_ids[%d]", i), Why: fmt.Sprintf("repeats parcel_ids[%d]", first)}
+		}
+		seen[id] = i
+	}
+	for i, sh := range req.GetShortages() {
+		if _, ok := seen[sh.GetParcelId()]; !ok {
+			return &fieldError{Field: fmt.Sprintf("shortages[%d].parcel_id", i), Why: "must be one of parcel_ids"}
+		}
+	}
+	return nil
+}
 
 // checkInParts splits a check-in into calls dispatch accepts, each with the shortages of its own
 // parcels and a request id derived from the request's. A check-in of one part keeps its id.

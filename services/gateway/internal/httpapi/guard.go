@@ -85,25 +85,47 @@ func newKeyedLimiter(limit rate.Limit, burst int, now func() time.Time) *keyedLi
 // allow takes a token from key's bucket; when there is none it takes nothing and says how long
 // until there is one.
 func (k *keyedLimiter) allow(key string) (bool, time.Duration) {
-	return k.take(key, true)
-}
-
-// check says whether key's bucket has a token, and if not how long until it has, taking none:
-// for limits that count only some outcomes (failed sign-ins), spent afterwards with spend.
-func (k *keyedLimiter) check(key string) (bool, time.Duration) {
-	return k.take(key, false)
-}
-
-// spend takes a token from key's bucket, or nothing when it is empty.
-func (k *keyedLimiter) spend(key string) { k.take(key, true) }
-
-func (k *keyedLimiter) take(key string, spend bool) (bool, time.Duration) {
 	if k.limit <= 0 {
 		return true, 0
 	}
 	now := k.now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	b := k.bucket(key, now)
+	if tokens := b.l.TokensAt(now); tokens < 1 {
+		return false, time.Duration((1 - tokens) / float64(k.limit) * float64(time.Second))
+	}
+	b.l.AllowN(now, 1)
+	return true, 0
+}
+
+// hold takes a token from key's bucket for an attempt whose outcome decides whether it counts
+// (a sign-in: only failures do); refund gives it back (rate.Reservation.CancelAt). Taking it
+// first, rather than spending it after the outcome, keeps concurrent attempts from all passing on
+// the last token.
+func (k *keyedLimiter) hold(key string) (ok bool, wait time.Duration, refund func()) {
+	if k.limit <= 0 {
+		return true, 0, func() {}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	b := k.bucket(key, now)
+	r := b.l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d, func() {}
+	}
+	return true, 0, func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		r.CancelAt(k.now())
+	}
+}
+
+// bucket is key's bucket, made when new; k.mu is held. Buckets idle for longer than a full refill
+// are dropped once a minute.
+func (k *keyedLimiter) bucket(key string, now time.Time) *bucket {
 	if now.Sub(k.lastSweep) > time.Minute {
 		// A bucket idle for longer than a full refill is as good as a new one.
 		idle := time.Duration(float64(k.burst)/float64(k.limit)*float64(time.Second)) + time.Minute
@@ -120,13 +142,7 @@ func (k *keyedLimiter) take(key string, spend bool) (bool, time.Duration) {
 		k.buckets[key] = b
 	}
 	b.seen = now
-	if tokens := b.l.TokensAt(now); tokens < 1 {
-		return false, time.Duration((1 - tokens) / float64(k.limit) * float64(time.Second))
-	}
-	if spend {
-		b.l.AllowN(now, 1)
-	}
-	return true, 0
+	return b
 }
 
 // ClientIP is the address a request came from: the connection's peer, or, behind a proxy the

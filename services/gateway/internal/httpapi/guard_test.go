@@ -29,14 +29,16 @@ func TestKeyedLimiter(t *testing.T) {
 	if !allow("a") || allow("a") {
 		t.Fatal("one token a minute must come back after a minute")
 	}
-	// check takes nothing; spend does.
-	if ok, _ := l.check("d"); !ok {
-		t.Fatal("a new bucket has tokens")
+	// hold takes a token at once, so concurrent attempts cannot all pass on the last one; a
+	// refund gives it back.
+	ok1, _, refund := l.hold("d")
+	ok2, _, _ := l.hold("d")
+	if ok3, wait, _ := l.hold("d"); !ok1 || !ok2 || ok3 || wait != time.Minute {
+		t.Fatalf("holds of a bucket of 2: %v %v %v (wait %s)", ok1, ok2, ok3, wait)
 	}
-	l.spend("d")
-	l.spend("d")
-	if ok, _ := l.check("d"); ok {
-		t.Error("two spent of a bucket of 2: check must say none is left")
+	refund()
+	if ok, _, _ := l.hold("d"); !ok {
+		t.Error("a refunded token must be there again")
 	}
 	// Idle buckets are dropped once they would be full again, so the map does not grow forever.
 	now = now.Add(time.Hour)

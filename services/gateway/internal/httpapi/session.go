@@ -173,13 +173,14 @@ func (a *API) signInWithPassword(w http.ResponseWriter, r *http.Request) {
 	// Per account as well as per address: guessing one account's password from many addresses
 	// is stopped here, at the price of the owner waiting too while it goes on. Only failed
 	// attempts count, so signing in on several devices never locks the owner out.
-	if ok, wait := a.signInAccount.check(account); !ok {
+	ok, wait, refund := a.signInAccount.hold(account)
+	if !ok {
 		writeTooMany(w, "too many failed sign-ins for this account; wait and try again", wait)
 		return
 	}
 	p, err := a.accounts.SignInStaff(r.Context(), account, body.Password)
-	if errors.Is(err, accounts.ErrBadCredentials) {
-		a.signInAccount.spend(account)
+	if err == nil {
+		refund()
 	}
 	a.startSession(w, r, p, err)
 }
