@@ -110,7 +110,7 @@ func people(t *testing.T, s *stack.Stack) accounts.IssuedCode {
 		{ID: "fm-staff", Role: typesv1.Role_ROLE_SUPPLIER, SupplierID: freshmart, Name: "鲜丰 FreshMart"},
 		{ID: "gate", Role: typesv1.Role_ROLE_DISPATCHER, Name: "门岗 Gate"},
 		{ID: "li.shifu", Role: typesv1.Role_ROLE_COURIER, CourierID: courierID, Name: "李师傅"},
-		{ID: "zhou", Role: typesv1.Role_ROLE_WORKER, Name: "社工 周老师"},
+		{ID: "zhou", Role: typesv1.Role_ROLE_WORKER, Name: "周老师"},
 	} {
 		st.Compound, st.Password = "haixin", password
 		if _, err := store.CreateStaff(ctx, st); err != nil {

@@ -28,8 +28,8 @@ type StaffAccount struct {
 // supplier and one per courier.
 func Staff() []StaffAccount {
 	out := []StaffAccount{
-		{ID: "worker.haixin", Name: "社工 周老师", Role: typesv1.Role_ROLE_WORKER},
-		{ID: "dispatcher.haixin", Name: "物业调度 孙经理", Role: typesv1.Role_ROLE_DISPATCHER},
+		{ID: "worker.haixin", Name: "周老师", Role: typesv1.Role_ROLE_WORKER},
+		{ID: "dispatcher.haixin", Name: "孙经理", Role: typesv1.Role_ROLE_DISPATCHER},
 	}
 	for _, s := range Catalog() {
 		out = append(out, StaffAccount{ID: s.id + ".staff", Name: s.name, Role: typesv1.Role_ROLE_SUPPLIER, Supplier: s.id})

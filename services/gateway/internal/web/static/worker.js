@@ -28,7 +28,7 @@
     const shown = state.households.filter((h) => !f || h.household_id.includes(f)).slice(0, 200);
     $('roster').replaceChildren(...shown.map((h) => el('div', { class: 'order', 'data-household': h.household_id },
       el('div', { class: 'order-head' }, el('strong', null, h.household_id),
-        el('span', { class: 'muted' }, h.occupied ? `${h.residents} ${L('人', 'people')}` : L('空置', 'Empty'))),
+        el('span', { class: 'muted' }, h.occupied ? `${h.residents} ${L('人', h.residents === 1 ? 'person' : 'people')}` : L('空置', 'Empty'))),
       el('div', { class: 'chips' }, FLAGS.filter(([k]) => h[k]).map(([, zh, en]) => el('span', { class: 'chip waiting' }, L(zh, en)))),
       el('div', { class: 'actions wrap' },
         el('button', { type: 'button', 'data-code': h.household_id, onclick: () => issue(h) }, L('发放/重发登录码', 'Issue / re-issue code')),
