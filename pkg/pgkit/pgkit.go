@@ -114,10 +114,40 @@ func Tx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 
 // TxWith is Tx with explicit transaction options (isolation level).
 func TxWith(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	return retry(ctx, func() error { return pgx.BeginTxFunc(ctx, pool, opts, fn) })
+}
+
+// BatchTx is Tx for a transaction that starts with statements known before it begins: queue adds
+// them to b, with callbacks that read their results, and they go to the server with the BEGIN in
+// one round trip. fn then runs in the transaction, which is committed. A transaction that reads,
+// decides and writes thus costs three round trips (begin and reads, writes, commit) rather than one
+// per statement. queue and fn must be safe to run again, like Tx's fn.
+func BatchTx(ctx context.Context, pool *pgxpool.Pool, queue func(b *pgx.Batch), fn func(pgx.Tx) error) error {
+	return retry(ctx, func() (err error) {
+		b := &pgx.Batch{}
+		b.BeginTx(pgx.TxOptions{})
+		queue(b)
+		br := pool.SendBatch(ctx, b)
+		tx := br.Tx()
+		// After a commit this only gives the connection back; otherwise it also rolls back.
+		defer func() { _ = tx.Rollback(ctx) }()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+// retry runs attempt until it succeeds, fails in a way a retry cannot resolve, or has conflicted
+// ten times, waiting a jittered, growing backoff between attempts.
+func retry(ctx context.Context, attempt func() error) error {
 	const attempts = 10
 	var err error
 	for i := range attempts {
-		err = pgx.BeginTxFunc(ctx, pool, opts, fn)
+		err = attempt()
 		if err == nil || !Retryable(err) {
 			return err
 		}

@@ -1,0 +1,102 @@
+package pgkit_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/pkg/testkit"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+func openPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "kit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, `CREATE TABLE counters (name text PRIMARY KEY, n int NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+func count(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM counters`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The batch's statements run inside the transaction: fn sees what they read, and what they wrote
+// commits or rolls back with fn's own writes. Every path gives the connection back to the pool.
+func TestBatchTx(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+
+	t.Run("commits the batch and fn together", func(t *testing.T) {
+		var got int
+		err := pgkit.BatchTx(ctx, pool, func(b *pgx.Batch) {
+			b.Queue(`INSERT INTO counters VALUES ('a', 1)`)
+			b.Queue(`SELECT n FROM counters WHERE name = 'a'`).QueryRow(func(r pgx.Row) error { return r.Scan(&got) })
+		}, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO counters VALUES ('b', $1)`, got+1)
+			return err
+		})
+		if err != nil || got != 1 || count(t, pool) != 2 {
+			t.Fatalf("err %v, read %d, rows %d; want nil, 1, 2", err, got, count(t, pool))
+		}
+	})
+
+	t.Run("fn's error rolls back the batch's writes", func(t *testing.T) {
+		boom := errors.New("boom")
+		err := pgkit.BatchTx(ctx, pool, func(b *pgx.Batch) {
+			b.Queue(`INSERT INTO counters VALUES ('c', 1)`)
+		}, func(pgx.Tx) error { return boom })
+		if !errors.Is(err, boom) || count(t, pool) != 2 {
+			t.Fatalf("err %v, rows %d; want boom, 2", err, count(t, pool))
+		}
+	})
+
+	t.Run("a failing statement of the batch fails the transaction before fn", func(t *testing.T) {
+		ran := false
+		err := pgkit.BatchTx(ctx, pool, func(b *pgx.Batch) {
+			b.Queue(`INSERT INTO counters VALUES ('d', 1)`)
+			b.Queue(`INSERT INTO counters VALUES ('a', 1)`) // duplicate key
+		}, func(pgx.Tx) error { ran = true; return nil })
+		if !pgkit.IsUniqueViolation(err) || ran || count(t, pool) != 2 {
+			t.Fatalf("err %v, fn ran %v, rows %d; want a unique violation, false, 2", err, ran, count(t, pool))
+		}
+	})
+
+	t.Run("a serialization failure is retried, batch and all", func(t *testing.T) {
+		attempts := 0
+		err := pgkit.BatchTx(ctx, pool, func(b *pgx.Batch) {
+			attempts++
+			b.Queue(`INSERT INTO counters VALUES ('e', 1)`)
+			if attempts == 1 {
+				b.Queue(`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`)
+			}
+		}, func(pgx.Tx) error { return nil })
+		if err != nil || attempts != 2 || count(t, pool) != 3 {
+			t.Fatalf("err %v, attempts %d, rows %d; want nil, 2, 3", err, attempts, count(t, pool))
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			t.Fatalf("retried failure surfaced: %v", pgErr)
+		}
+	})
+
+	if n := pool.Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("%d connections still held after every transaction ended", n)
+	}
+}
