@@ -118,3 +118,50 @@ func TestApplyAllRollsBackOnlyTheFailure(t *testing.T) {
 		t.Fatalf("redelivery: %v, hooks %d", errs, hooks)
 	}
 }
+
+// A group is applied as a whole when nothing fails: an event delivered twice within it is applied
+// once, and one already applied is recognised. An id that cannot be recorded fails that event
+// alone, as a failing handler does.
+func TestApplyAllTogether(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*eventsv1.Event
+	for range 3 {
+		evs = append(evs, events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now()))
+	}
+	handled := map[string]int{}
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			handled[ev.GetEventId()]++
+			return nil
+		}}
+	if errs := c.ApplyAll(ctx, []*eventsv1.Event{evs[0], evs[1], evs[0]}); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	if errs := c.ApplyAll(ctx, []*eventsv1.Event{evs[1], evs[2]}); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	if handled[evs[0].GetEventId()] != 1 || handled[evs[1].GetEventId()] != 1 || handled[evs[2].GetEventId()] != 1 {
+		t.Fatalf("handler runs per event: %v; want 1 each", handled)
+	}
+
+	bad := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now())
+	bad.EventId = "not-a-uuid"
+	good := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now())
+	errs := c.ApplyAll(ctx, []*eventsv1.Event{bad, good})
+	if errs[0] == nil || errs[1] != nil || handled[good.GetEventId()] != 1 {
+		t.Fatalf("errors %v, good handled %d times; want only the bad id to fail, good once", errs, handled[good.GetEventId()])
+	}
+	var rows int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM inbox`).Scan(&rows)
+	if rows != 4 {
+		t.Fatalf("inbox rows %d, want 4", rows)
+	}
+}
