@@ -49,10 +49,7 @@ func Timeline(log *slog.Logger, announce Announcer) inbox.Handler {
 		if household == "" {
 			household = ev.GetParcelStateChanged().GetHouseholdId()
 		}
-		if err := postgres.RecordOrder(ctx, tx, timeline.Order{ID: e.OrderID, Compound: e.Compound, HouseholdID: household}); err != nil {
-			return err
-		}
-		inserted, err := postgres.Insert(ctx, tx, e)
+		inserted, err := postgres.Insert(ctx, tx, timeline.Order{ID: e.OrderID, Compound: e.Compound, HouseholdID: household}, e)
 		if err != nil {
 			return err
 		}

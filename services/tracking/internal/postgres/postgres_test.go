@@ -43,7 +43,7 @@ func TestInsertIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
 	for i, e := range []timeline.Entry{second, first, first, earlier} {
 		var inserted bool
 		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) (err error) {
-			inserted, err = postgres.Insert(ctx, tx, e)
+			inserted, err = postgres.Insert(ctx, tx, timeline.Order{ID: orderID, Compound: "haixin", HouseholdID: "haixin-1-1-101"}, e)
 			return err
 		}); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -24,37 +25,34 @@ func Migrations() pgkit.Migrations {
 	return pgkit.Migrations{Table: "goose_tracking", FS: sub}
 }
 
-// Insert records e inside tx, the consumer's inbox transaction. It reports whether the entry is
-// new: an event already stored changes nothing.
-func Insert(ctx context.Context, tx pgx.Tx, e timeline.Entry) (bool, error) {
+// Insert records e inside tx, the consumer's inbox transaction, and notes its order o (with the
+// household once an event names it); both statements go in one round trip. It reports whether the
+// entry is new: an event already stored changes nothing.
+func Insert(ctx context.Context, tx pgx.Tx, o timeline.Order, e timeline.Entry) (inserted bool, err error) {
 	var parcelID *string
 	if e.ParcelID != "" {
 		parcelID = &e.ParcelID
 	}
-	tag, err := tx.Exec(ctx, `
+	b := &pgx.Batch{}
+	b.Queue(`
+		INSERT INTO orders (order_id, compound, household_id) VALUES ($1, $2, $3)
+		ON CONFLICT (order_id) DO UPDATE SET household_id = EXCLUDED.household_id
+		WHERE orders.household_id = '' AND EXCLUDED.household_id <> ''`,
+		o.ID, o.Compound, o.HouseholdID)
+	b.Queue(`
 		INSERT INTO timeline_entries
 			(event_id, compound, order_id, occurred_at, kind, parcel_id, state, actor_role, actor_id, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (event_id) DO NOTHING`,
 		e.EventID, e.Compound, e.OrderID, e.OccurredAt.UTC(), e.Kind, parcelID, e.State,
-		e.Actor.Role, e.Actor.ID, e.Detail)
-	if err != nil {
-		return false, fmt.Errorf("insert timeline entry %s: %w", e.EventID, err)
+		e.Actor.Role, e.Actor.ID, e.Detail).Exec(func(tag pgconn.CommandTag) error {
+		inserted = tag.RowsAffected() == 1
+		return nil
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("record timeline entry %s of order %s: %w", e.EventID, o.ID, err)
 	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// RecordOrder notes the order inside tx, and its household once an event names it.
-func RecordOrder(ctx context.Context, tx pgx.Tx, o timeline.Order) error {
-	_, err := tx.Exec(ctx, `
-		INSERT INTO orders (order_id, compound, household_id) VALUES ($1, $2, $3)
-		ON CONFLICT (order_id) DO UPDATE SET household_id = EXCLUDED.household_id
-		WHERE orders.household_id = '' AND EXCLUDED.household_id <> ''`,
-		o.ID, o.Compound, o.HouseholdID)
-	if err != nil {
-		return fmt.Errorf("record order %s: %w", o.ID, err)
-	}
-	return nil
+	return inserted, nil
 }
 
 // Store reads timelines and read models.

@@ -7,80 +7,79 @@ import (
 
 	"github.com/doorstep/doorstep/services/tracking/internal/views"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Every write below compares (time, event id) with what the row holds and keeps the later fact,
 // so events applied in any order, by any replica, leave the same rows. Each write returns the
 // rounds whose progress it changed, for the watches.
 
-// RecordPlacement stores whose each parcel is and that it is PLACED as of the order's time.
+// RecordPlacement stores whose each parcel is and that it is PLACED as of the order's time, in
+// one round trip.
 func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds []string, err error) {
+	b := &pgx.Batch{}
 	for _, pp := range p.Parcels {
-		if _, err := tx.Exec(ctx, `
+		b.Queue(`
 			INSERT INTO parcels (parcel_id, compound, order_id, household_id, supplier_id)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (parcel_id) DO UPDATE
 			SET order_id = EXCLUDED.order_id, household_id = EXCLUDED.household_id, supplier_id = EXCLUDED.supplier_id`,
-			pp.ParcelID, p.Compound, p.OrderID, p.HouseholdID, pp.SupplierID); err != nil {
-			return nil, fmt.Errorf("record parcel %s of order %s: %w", pp.ParcelID, p.OrderID, err)
-		}
-		changed, err := applyState(ctx, tx, views.StateChange{Compound: p.Compound, ParcelID: pp.ParcelID,
-			OrderID: p.OrderID, HouseholdID: p.HouseholdID, State: views.StatePlaced, At: p.At, EventID: p.EventID})
-		if err != nil {
-			return nil, err
-		}
-		rounds = append(rounds, changed...)
+			pp.ParcelID, p.Compound, p.OrderID, p.HouseholdID, pp.SupplierID)
+		queueState(b, views.StateChange{Compound: p.Compound, ParcelID: pp.ParcelID,
+			OrderID: p.OrderID, HouseholdID: p.HouseholdID, State: views.StatePlaced, At: p.At, EventID: p.EventID}, &rounds)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("record the parcels of order %s: %w", p.OrderID, err)
 	}
 	return dedupe(rounds), nil
 }
 
-// ApplyStateChange records a parcel's new state unless a later one is already recorded.
+// ApplyStateChange records a parcel's new state unless a later one is already recorded, in one
+// round trip.
 func ApplyStateChange(ctx context.Context, tx pgx.Tx, c views.StateChange) (rounds []string, err error) {
 	// The parcel may be news to us (its order.placed not applied yet): note what the event says
 	// of it, without overwriting what order.placed said.
-	if _, err := tx.Exec(ctx, `
+	b := &pgx.Batch{}
+	b.Queue(`
 		INSERT INTO parcels (parcel_id, compound, order_id, household_id) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (parcel_id) DO UPDATE
 		SET order_id = coalesce(parcels.order_id, EXCLUDED.order_id),
 		    household_id = CASE WHEN parcels.household_id = '' THEN EXCLUDED.household_id ELSE parcels.household_id END`,
-		c.ParcelID, c.Compound, nullable(c.OrderID), c.HouseholdID); err != nil {
-		return nil, fmt.Errorf("record parcel %s: %w", c.ParcelID, err)
+		c.ParcelID, c.Compound, nullable(c.OrderID), c.HouseholdID)
+	queueState(b, c, &rounds)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("set state %s of parcel %s: %w", c.State, c.ParcelID, err)
 	}
-	return applyState(ctx, tx, c)
+	return rounds, nil
 }
 
-func applyState(ctx context.Context, tx pgx.Tx, c views.StateChange) ([]string, error) {
-	if _, err := tx.Exec(ctx, `
+// queueState adds to b the statements that record c, and adds to rounds, once b has run, the rounds
+// whose progress that changed.
+func queueState(b *pgx.Batch, c views.StateChange, rounds *[]string) {
+	b.Queue(`
 		UPDATE parcels SET state = $2, state_at = $3, state_event_id = $4
 		WHERE parcel_id = $1 AND (state_at IS NULL OR (state_at, state_event_id) < ($3, $4))`,
-		c.ParcelID, c.State, c.At.UTC(), c.EventID); err != nil {
-		return nil, fmt.Errorf("set state of parcel %s: %w", c.ParcelID, err)
-	}
-	tag, err := tx.Exec(ctx, `
+		c.ParcelID, c.State, c.At.UTC(), c.EventID)
+	changed := false
+	b.Queue(`
 		INSERT INTO parcel_states (parcel_id, round_id, state, occurred_at, event_id) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (parcel_id, round_id) DO UPDATE
 		SET state = EXCLUDED.state, occurred_at = EXCLUDED.occurred_at, event_id = EXCLUDED.event_id
 		WHERE (parcel_states.occurred_at, parcel_states.event_id) < (EXCLUDED.occurred_at, EXCLUDED.event_id)`,
-		c.ParcelID, c.RoundID, c.State, c.At.UTC(), c.EventID)
-	if err != nil {
-		return nil, fmt.Errorf("set round state of parcel %s: %w", c.ParcelID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return nil, nil // an older state than the one recorded: nothing changed
-	}
+		c.ParcelID, c.RoundID, c.State, c.At.UTC(), c.EventID).Exec(func(tag pgconn.CommandTag) error {
+		changed = tag.RowsAffected() > 0 // none: an older state than the one recorded
+		return nil
+	})
 	// A state within a round changes that round only; one outside any round (a cancellation)
-	// changes every round the parcel is on.
-	rows, err := tx.Query(ctx, `
-		SELECT round_id FROM round_parcels WHERE parcel_id = $1 AND ($2 = '' OR round_id = $2)`,
-		c.ParcelID, c.RoundID)
-	if err != nil {
-		return nil, fmt.Errorf("rounds of parcel %s: %w", c.ParcelID, err)
-	}
-	rounds, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("rounds of parcel %s: %w", c.ParcelID, err)
-	}
-	return rounds, nil
+	// changes every round the parcel is on. Read in the same round trip, used only if it changed.
+	b.Queue(`SELECT round_id FROM round_parcels WHERE parcel_id = $1 AND ($2 = '' OR round_id = $2)`,
+		c.ParcelID, c.RoundID).Query(func(rows pgx.Rows) error {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if changed {
+			*rounds = append(*rounds, ids...)
+		}
+		return err
+	})
 }
 
 // ApplyRoute makes r the route's parcels unless a later version is already applied. A parcel
