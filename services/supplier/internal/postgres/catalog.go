@@ -104,29 +104,36 @@ const (
 	forUpdate = " FOR UPDATE"
 )
 
-// getSupplier reads a supplier with its credentials (in kind order) in one statement: every
-// reservation starts with it, so it is one round trip rather than two.
+// getSupplier reads a supplier with its credentials (in kind order) in one statement.
 func getSupplier(ctx context.Context, tx pgx.Tx, id, lock string) (supply.Supplier, error) {
-	var (
-		s     supply.Supplier
-		creds []struct {
+	var s supply.Supplier
+	b := &pgx.Batch{}
+	queueGetSupplier(b, id, lock, &s)
+	return s, tx.SendBatch(ctx, b).Close()
+}
+
+// queueGetSupplier adds to b the statement that reads supplier id, with its credentials, into s.
+// Every reservation starts with it, so it is one statement rather than two, and goes in the
+// reservation's first round trip.
+func queueGetSupplier(b *pgx.Batch, id, lock string, s *supply.Supplier) {
+	b.Queue(`SELECT `+supplierColumns+`,
+			(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
+				ORDER BY c.kind), '[]') FROM supplier_credentials c WHERE c.supplier_id = suppliers.supplier_id)
+		FROM suppliers WHERE supplier_id = $1`+lock, id).QueryRow(func(row pgx.Row) error {
+		var creds []struct {
 			Kind      supply.CredentialKind `json:"kind"`
 			Number    string                `json:"number"`
 			ExpiresOn string                `json:"expires_on"`
 		}
-	)
-	err := tx.QueryRow(ctx, `SELECT `+supplierColumns+`,
-			(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
-				ORDER BY c.kind), '[]') FROM supplier_credentials c WHERE c.supplier_id = suppliers.supplier_id)
-		FROM suppliers WHERE supplier_id = $1`+lock, id).
-		Scan(&s.ID, &s.Compound, &s.Name, &s.Kind, &s.Suspended, &s.SuspensionReason, &creds)
-	if err != nil {
-		return s, notFound(err, "supplier "+id)
-	}
-	for _, c := range creds {
-		s.Credentials = append(s.Credentials, supply.Credential{Kind: c.Kind, Number: c.Number, ExpiresOn: c.ExpiresOn})
-	}
-	return s, nil
+		*s = supply.Supplier{}
+		if err := row.Scan(&s.ID, &s.Compound, &s.Name, &s.Kind, &s.Suspended, &s.SuspensionReason, &creds); err != nil {
+			return notFound(err, "supplier "+id)
+		}
+		for _, c := range creds {
+			s.Credentials = append(s.Credentials, supply.Credential{Kind: c.Kind, Number: c.Number, ExpiresOn: c.ExpiresOn})
+		}
+		return nil
+	})
 }
 
 // UpdateCredentials implements supply.Repository.
@@ -345,20 +352,26 @@ type lockedItems struct {
 // lockItems locks the named items in item id order. Every transaction that locks several items
 // takes them in that one order, so two baskets sharing items queue instead of deadlocking.
 func lockItems(ctx context.Context, tx pgx.Tx, ids []string) (lockedItems, error) {
-	rows, err := tx.Query(ctx, `SELECT `+itemColumns+` FROM items WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE`, ids)
-	if err != nil {
-		return lockedItems{}, fmt.Errorf("lock items: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, scanItem)
-	if err != nil {
-		return lockedItems{}, fmt.Errorf("lock items: %w", err)
-	}
-	l := lockedItems{items: make(map[string]*supply.Item, len(list)), stock: make(map[string]int64, len(list))}
-	for i := range list {
-		l.items[list[i].ID] = &list[i]
-		l.stock[list[i].ID] = list[i].Stock
-	}
-	return l, nil
+	var l lockedItems
+	b := &pgx.Batch{}
+	queueLockItems(b, ids, &l)
+	return l, tx.SendBatch(ctx, b).Close()
+}
+
+// queueLockItems adds lockItems' statement to b, filling l once b has run.
+func queueLockItems(b *pgx.Batch, ids []string, l *lockedItems) {
+	b.Queue(`SELECT `+itemColumns+` FROM items WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		list, err := pgx.CollectRows(rows, scanItem)
+		if err != nil {
+			return fmt.Errorf("lock items: %w", err)
+		}
+		*l = lockedItems{items: make(map[string]*supply.Item, len(list)), stock: make(map[string]int64, len(list))}
+		for i := range list {
+			l.items[list[i].ID] = &list[i]
+			l.stock[list[i].ID] = list[i].Stock
+		}
+		return nil
+	})
 }
 
 // save writes back the stock of the items whose stock changed.

@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -82,39 +81,45 @@ func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (suppl
 	return ps[0], nil
 }
 
-// Reserve implements supply.Repository.
+// Reserve implements supply.Repository. Its reads (the parcel if it exists, the supplier, the
+// items, locked) go with the BEGIN in one round trip, its writes in a second and the commit in a
+// third; a basket with rationed items reads the household's use of them in between.
 func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
 	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, []supply.Transition, error)) (supply.Parcel, error) {
-	var out supply.Parcel
+	ids := make([]string, len(res.Lines))
+	for i, l := range res.Lines {
+		ids[i] = l.ItemID
+	}
+	var (
+		out      supply.Parcel
+		existing []supply.Parcel
+		sup      supply.Supplier
+		locked   lockedItems
+	)
+	reads := func(b *pgx.Batch) {
+		b.Queue(`SELECT `+parcelColumns+` FROM parcels WHERE parcel_id = $1`, res.ParcelID).Query(func(rows pgx.Rows) (err error) {
+			existing, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (supply.Parcel, error) { return scanParcel(r) })
+			return err
+		})
+		queueGetSupplier(b, res.SupplierID, forShare, &sup)
+		queueLockItems(b, ids, &locked)
+	}
 	reserve := func(tx pgx.Tx) error {
-		existing, err := getParcel(ctx, tx, res.ParcelID, false)
-		switch {
-		case err == nil:
-			if !bytes.Equal(existing.Fingerprint, res.Fingerprint()) {
+		if len(existing) == 1 {
+			if err := loadLines(ctx, tx, existing); err != nil {
+				return err
+			}
+			if !bytes.Equal(existing[0].Fingerprint, res.Fingerprint()) {
 				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
 			}
-			out = existing
+			out = existing[0]
 			return nil
-		case !errors.Is(err, supply.ErrNotFound):
-			return err
-		}
-		sup, err := getSupplier(ctx, tx, res.SupplierID, forShare)
-		if err != nil {
-			return err
-		}
-		ids := make([]string, len(res.Lines))
-		for i, l := range res.Lines {
-			ids[i] = l.ItemID
-		}
-		locked, err := lockItems(ctx, tx, ids)
-		if err != nil {
-			return err
 		}
 		// Read after the locks: a concurrent reservation of the same item by the same household
 		// has committed by now, so its lines count. A campaign's pack is not rationed.
 		used := map[string]int64{}
 		if res.CampaignID == "" {
-			if used, err = rationUsed(ctx, tx, res.HouseholdID, day, locked); err != nil {
+			if err := rationUsed(ctx, tx, res.HouseholdID, day, locked, used); err != nil {
 				return err
 			}
 		}
@@ -143,28 +148,28 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		out = p
 		return nil
 	}
-	err := pgkit.Tx(ctx, r.Pool, reserve)
+	err := pgkit.BatchTx(ctx, r.Pool, reads, reserve)
 	if pgkit.IsUniqueViolation(err) {
 		// The same parcel reserved concurrently and committed first: this attempt now finds it
 		// and answers as a retry would.
-		err = pgkit.Tx(ctx, r.Pool, reserve)
+		err = pgkit.BatchTx(ctx, r.Pool, reads, reserve)
 	}
 	return out, err
 }
 
-// rationUsed is what the household's live parcels of the day hold of each rationed item: the
-// reserved quantity until confirmed, the confirmed one after. Campaigns' free packs do not count:
-// a ration limits what a household buys, and a gift from the community is not bought.
-func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time, locked lockedItems) (map[string]int64, error) {
+// rationUsed adds to used what the household's live parcels of the day hold of each rationed
+// item among locked: the reserved quantity until confirmed, the confirmed one after. Campaigns'
+// free packs do not count: a ration limits what a household buys, and a gift from the community
+// is not bought.
+func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time, locked lockedItems, used map[string]int64) error {
 	var rationed []string
 	for id, it := range locked.items {
 		if it.RationPerDay > 0 {
 			rationed = append(rationed, id)
 		}
 	}
-	used := map[string]int64{}
 	if len(rationed) == 0 {
-		return used, nil
+		return nil
 	}
 	rows, err := tx.Query(ctx, `SELECT l.item_id,
 			sum(CASE WHEN p.state = 'placed' THEN l.quantity ELSE l.confirmed_quantity END)::bigint
@@ -173,15 +178,14 @@ func rationUsed(ctx context.Context, tx pgx.Tx, household string, day time.Time,
 			AND p.state NOT IN ('rejected', 'cancelled', 'expired') AND p.campaign_id = ''
 		GROUP BY l.item_id`, household, day, rationed)
 	if err != nil {
-		return nil, fmt.Errorf("ration use: %w", err)
+		return fmt.Errorf("ration use: %w", err)
 	}
 	var id string
 	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error { used[id] = n; return nil })
-	if err != nil {
-		return nil, fmt.Errorf("ration use: %w", err)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { used[id] = n; return nil }); err != nil {
+		return fmt.Errorf("ration use: %w", err)
 	}
-	return used, nil
+	return nil
 }
 
 // queueParcel adds the inserts of a new parcel and its lines to b.
