@@ -364,16 +364,25 @@ func (s *Store) PruneRequests(ctx context.Context, before time.Time) (int64, err
 // is created, exclusive while an attempt is ended, so the two never interleave.
 func lockAttempt(ctx context.Context, tx pgx.Tx, key order.RequestKey, mode string) (int, error) {
 	var attempt int
-	err := tx.QueryRow(ctx, `SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR `+mode,
-		key.Kind, key.Scope, key.ID).Scan(&attempt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Pruned while the placement ran (it would have to run for days): let the client retry.
-		return 0, fmt.Errorf("%w: request %q is no longer recorded; retry", order.ErrAborted, key.ID)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read request %s: %w", key.ID, err)
-	}
-	return attempt, nil
+	b := &pgx.Batch{}
+	queueLockAttempt(b, key, mode, &attempt)
+	return attempt, tx.SendBatch(ctx, b).Close()
+}
+
+// queueLockAttempt adds lockAttempt's statement to b, reading the attempt into attempt.
+func queueLockAttempt(b *pgx.Batch, key order.RequestKey, mode string, attempt *int) {
+	b.Queue(`SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR `+mode,
+		key.Kind, key.Scope, key.ID).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(attempt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Pruned while the placement ran (it would have to run for days): let the client retry.
+			return fmt.Errorf("%w: request %q is no longer recorded; retry", order.ErrAborted, key.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("read request %s: %w", key.ID, err)
+		}
+		return nil
+	})
 }
 
 // EndAttempt implements order.Store.
@@ -410,22 +419,25 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 	var (
 		stored  order.Order
 		created bool
+		current int
 	)
-	err := pgkit.Tx(ctx, s.pool, func(tx pgx.Tx) error {
-		current, err := lockAttempt(ctx, tx, key, "SHARE")
-		if err != nil {
-			return err
-		}
+	// The request's attempt is read and the order row written with the BEGIN, in one round trip;
+	// a stale attempt rolls the row back. An order with the id already there (a concurrent retry
+	// won) is loaded instead.
+	err := pgkit.BatchTx(ctx, s.pool, func(b *pgx.Batch) {
+		queueLockAttempt(b, key, "SHARE", &current)
+		queueOrder(b, o, &created)
+	}, func(tx pgx.Tx) (err error) {
 		if current != attempt {
 			return fmt.Errorf("%w: attempt %d of request %q failed meanwhile and gave its reservations back; retry", order.ErrAborted, attempt, key.ID)
 		}
-		if created, err = insertOrder(ctx, tx, o); err != nil || created {
-			// What was written is o itself: no need to read it back.
-			stored = o
+		if !created {
+			stored, err = s.loadOrder(ctx, tx, o.ID)
 			return err
 		}
-		stored, err = s.loadOrder(ctx, tx, o.ID)
-		return err
+		// What is written is o itself: no need to read it back.
+		stored = o
+		return insertParcels(ctx, tx, o)
 	})
 	if err != nil {
 		return order.Order{}, false, err
@@ -433,35 +445,46 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 	return stored, created, nil
 }
 
-// insertOrder writes o with its parcels (PLACED), their creation transitions and the
-// order.placed and parcel.placed events, unless an order with its id exists (created=false).
-// ON CONFLICT waits for a concurrent insert of the same id to commit, then does nothing, so a
-// later statement of the transaction sees the winner's order. Everything after the order row goes
-// in one batch: a round trip for the lot rather than one per parcel, line, transition and event.
+// insertOrder writes o with its parcels, unless an order with its id exists (created=false).
 func insertOrder(ctx context.Context, tx pgx.Tx, o order.Order) (created bool, err error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
+	b := &pgx.Batch{}
+	queueOrder(b, o, &created)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil || !created {
+		return false, err
+	}
+	return true, insertParcels(ctx, tx, o)
+}
+
+// queueOrder adds to b the insert of o's row, which sets created once b has run. ON CONFLICT waits
+// for a concurrent insert of the same id to commit, then does nothing, so a later statement of
+// the transaction sees the winner's order.
+func queueOrder(b *pgx.Batch, o order.Order, created *bool) {
+	b.Queue(`INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
 			placed_by_role, placed_by_id, proxy, placed_at, campaign_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, '')::uuid) ON CONFLICT (order_id) DO NOTHING`,
 		o.ID, o.HouseholdID, o.Compound, o.RequestID, o.RequestHash, o.Channel, o.PlacedBy.Role, o.PlacedBy.ID, o.Proxy,
-		o.PlacedAt, o.CampaignID)
-	if err != nil {
-		return false, fmt.Errorf("insert order %s: %w", o.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
-	}
+		o.PlacedAt, o.CampaignID).Exec(func(tag pgconn.CommandTag) error {
+		*created = tag.RowsAffected() == 1
+		return nil
+	})
+}
+
+// insertParcels writes the parcels of the new order o (PLACED), their creation transitions and
+// the order.placed and parcel.placed events, all in one batch: a round trip for the lot rather
+// than one per parcel, line, transition and event.
+func insertParcels(ctx context.Context, tx pgx.Tx, o order.Order) error {
 	b := &pgx.Batch{}
 	for _, p := range o.Parcels {
 		queueParcel(b, p)
 		queueTransition(b, order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt})
 	}
 	if err := outbox.Queue(b, placedEvents(o)...); err != nil {
-		return false, err
+		return err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return false, fmt.Errorf("insert the parcels of order %s: %w", o.ID, err)
+		return fmt.Errorf("insert the parcels of order %s: %w", o.ID, err)
 	}
-	return true, nil
+	return nil
 }
 
 // queueParcel adds the inserts of a new parcel and its lines to b.
