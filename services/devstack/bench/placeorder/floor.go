@@ -18,6 +18,7 @@ import (
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 )
@@ -274,60 +275,56 @@ type lockedItem struct {
 	ref, price, stock, ration, unitGrams                   int64
 }
 
-// reserve is the supplier's Reserve transaction: look for the parcel, hold the supplier and read
-// its credentials, lock the items in id order, price the lines, insert the parcel and its lines, write the stock back and
-// record the transition. (The ration query runs only for rationed items; the bench has none.)
+// reserve is the supplier's Reserve transaction: with the BEGIN, look for the parcel, hold the
+// supplier with its credentials and lock the items in id order (the ration query runs only for
+// rationed items; the bench has none); then price the lines and, in one batch, insert the parcel
+// and its lines, write the stock back and record the transition; then commit.
 func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, lines []line, now time.Time) (floorParcel, error) {
 	parcelID := uuid.NewSHA1(namespace, []byte(orderID+"/"+sup)).String()
 	fingerprint := digest(parcelID, orderID, sup, h.id, compound, h.building, h.unit, h.room, fmt.Sprint(h.floor, lines))
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	var out floorParcel
-	err := pgkit.Tx(ctx, f.supplier, func(tx pgx.Tx) error {
-		out = floorParcel{id: parcelID, supplier: sup}
+	ids := make([]string, len(lines))
+	for i, l := range lines {
+		ids[i] = l.item.id
+	}
+	var (
+		out       floorParcel
+		found     bool
+		scompound string
+		items     []*lockedItem
+	)
+	err := pgkit.BatchTx(ctx, f.supplier, func(b *pgx.Batch) {
 		columns := supplierParcelColumns
 		if f.rounds {
 			columns += `, round_id, confirm_by`
 		}
-		rows, err := tx.Query(ctx, `SELECT `+columns+` FROM parcels WHERE parcel_id = $1`, parcelID)
-		if err != nil {
+		b.Queue(`SELECT `+columns+` FROM parcels WHERE parcel_id = $1`, parcelID).Query(func(rows pgx.Rows) error {
+			found = rows.Next()
+			return nil
+		})
+		// The supplier held FOR SHARE against a concurrent suspension, with its credentials.
+		b.Queue(`SELECT supplier_id, compound, name, kind, suspended, suspension_reason,
+				(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
+					ORDER BY c.kind), '[]') FROM supplier_credentials c WHERE c.supplier_id = suppliers.supplier_id)
+			FROM suppliers WHERE supplier_id = $1 FOR SHARE`, sup).QueryRow(func(row pgx.Row) error {
+			var sid, sname, skind, reason string
+			var suspended bool
+			var creds []map[string]string
+			return row.Scan(&sid, &scompound, &sname, &skind, &suspended, &reason, &creds)
+		})
+		b.Queue(`SELECT `+itemColumns+` FROM items WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE`, ids).Query(func(rows pgx.Rows) (err error) {
+			items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*lockedItem, error) {
+				it := &lockedItem{}
+				err := r.Scan(&it.id, &it.supplier, &it.compound, &it.name, &it.unit, &it.weighed, &it.ref, &it.price,
+					&it.stock, &it.ration, &it.bundle, &it.contents, &it.unitGrams, &it.category)
+				return it, err
+			})
 			return err
-		}
-		found := rows.Next()
-		rows.Close()
+		})
+	}, func(tx pgx.Tx) error {
+		out = floorParcel{id: parcelID, supplier: sup}
 		if found {
 			return fmt.Errorf("parcel %s exists", parcelID)
-		}
-		// The supplier held FOR SHARE against a concurrent suspension, with its credentials.
-		var sid, scompound, sname, skind, reason string
-		var suspended bool
-		if err := tx.QueryRow(ctx, `SELECT supplier_id, compound, name, kind, suspended, suspension_reason FROM suppliers
-			WHERE supplier_id = $1 FOR SHARE`, sup).Scan(&sid, &scompound, &sname, &skind, &suspended, &reason); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT supplier_id, kind, number, expires_on::text FROM supplier_credentials
-			WHERE supplier_id = ANY($1) ORDER BY supplier_id, kind`, []string{sup})
-		if err != nil {
-			return err
-		}
-		if _, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Supplier, Kind, Number, ExpiresOn string }]); err != nil {
-			return err
-		}
-		ids := make([]string, len(lines))
-		for i, l := range lines {
-			ids[i] = l.item.id
-		}
-		rows, err = tx.Query(ctx, `SELECT `+itemColumns+` FROM items WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE`, ids)
-		if err != nil {
-			return err
-		}
-		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*lockedItem, error) {
-			it := &lockedItem{}
-			err := r.Scan(&it.id, &it.supplier, &it.compound, &it.name, &it.unit, &it.weighed, &it.ref, &it.price,
-				&it.stock, &it.ration, &it.bundle, &it.contents, &it.unitGrams, &it.category)
-			return it, err
-		})
-		if err != nil {
-			return err
 		}
 		byID := map[string]*lockedItem{}
 		for _, it := range items {
@@ -388,22 +385,23 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash []byte, h household, parcels []floorParcel, now time.Time) error {
 	actor := &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: h.id}
 	addr := &typesv1.Address{Compound: compound, Building: h.building, Unit: h.unit, Floor: h.floor, Room: h.room}
-	return pgkit.Tx(ctx, f.orders, func(tx pgx.Tx) error {
-		// The request's attempt, held shared so that a failing attempt cannot end under the order.
-		var attempt int
-		if err := tx.QueryRow(ctx, `SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR SHARE`,
-			"place", h.id, requestID).Scan(&attempt); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
-				placed_by_role, placed_by_id, proxy, placed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (order_id) DO NOTHING`,
-			orderID, h.id, compound, requestID, hash, "APP", "RESIDENT", h.id, false, now)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("order %s exists", orderID)
+	var attempt int
+	var created bool
+	// With the BEGIN: the request's attempt, held shared so that a failing attempt cannot end under
+	// the order, and the order row.
+	return pgkit.BatchTx(ctx, f.orders, func(b *pgx.Batch) {
+		b.Queue(`SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR SHARE`,
+			"place", h.id, requestID).QueryRow(func(row pgx.Row) error { return row.Scan(&attempt) })
+		b.Queue(`INSERT INTO orders (order_id, household_id, compound, request_id, request_hash, channel,
+				placed_by_role, placed_by_id, proxy, placed_at, campaign_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, '')::uuid) ON CONFLICT (order_id) DO NOTHING`,
+			orderID, h.id, compound, requestID, hash, "APP", "RESIDENT", h.id, false, now, "").Exec(func(tag pgconn.CommandTag) error {
+			created = tag.RowsAffected() == 1
+			return nil
+		})
+	}, func(tx pgx.Tx) error {
+		if attempt != 0 || !created {
+			return fmt.Errorf("order %s: attempt %d, created %v", orderID, attempt, created)
 		}
 		// Everything after the order row in one batch, as the order service sends it; the order
 		// is answered from memory, not read back.
