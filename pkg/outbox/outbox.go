@@ -157,26 +157,28 @@ type row struct {
 // a higher id was published is still picked up.
 func (r *Relay) publishBatch(ctx context.Context, limit int) (int, error) {
 	published := 0
-	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
-		published = 0
-		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))`).Scan(&mine); err != nil {
-			return err
-		}
-		if !mine {
-			return nil
-		}
-		rows, err := tx.Query(ctx,
-			`SELECT id, event_id::text, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1`, limit)
-		if err != nil {
-			return err
-		}
-		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-			var x row
-			return x, r.Scan(&x.id, &x.eventID, &x.subject, &x.payload)
+	var (
+		mine  bool
+		batch []row
+	)
+	// The lock and the read go with the BEGIN, so a poll of an empty outbox costs two round trips
+	// (this and the commit); the rows read are used only if the lock was ours.
+	err := pgkit.BatchTx(ctx, r.Pool, func(b *pgx.Batch) {
+		b.Queue(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))`).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&mine)
 		})
-		if err != nil || len(batch) == 0 {
+		b.Queue(`SELECT id, event_id::text, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1`,
+			limit).Query(func(rows pgx.Rows) (err error) {
+			batch, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var x row
+				return x, r.Scan(&x.id, &x.eventID, &x.subject, &x.payload)
+			})
 			return err
+		})
+	}, func(tx pgx.Tx) error {
+		published = 0
+		if !mine || len(batch) == 0 {
+			return nil
 		}
 		if err := r.publish(ctx, batch); err != nil {
 			return err
