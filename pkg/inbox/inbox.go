@@ -19,6 +19,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/metrics"
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -72,7 +73,8 @@ type Consumer struct {
 	// DOORSTEP_FAULT_EXIT_AFTER_COMMIT; production never sets it.
 	ExitAfterCommit int64
 
-	committed atomic.Int64
+	committed    atomic.Int64
+	eventByEvent atomic.Int32 // groups still to apply event by event; see ApplyAll
 }
 
 // FaultExitCode is the exit status of a process ended by ExitAfterCommit.
@@ -233,26 +235,44 @@ func (c *Consumer) Apply(ctx context.Context, ev *eventsv1.Event) error {
 // after-commit hooks; the others commit. If the transaction itself fails, every event gets that
 // error.
 //
-// Handlers rarely fail, so the group is first applied as a whole: one statement records every id,
-// and the handlers run one after another with no savepoint between them. Only if that fails is the
-// group applied again event by event, each behind a savepoint that isolates its failure. A
-// savepoint and its release are two round trips per event, which for the tracking consumers was
-// as much as the work itself.
+// Most groups apply without a failure, so a group is first applied as a whole: one statement
+// records every id, and the handlers run one after another with no savepoint between them. Only if
+// that fails is the group applied again event by event, each behind a savepoint that isolates its
+// failure. A savepoint and its release are two round trips per event, which for the tracking
+// consumers was as much as the work itself.
 func (c *Consumer) ApplyAll(ctx context.Context, evs []*eventsv1.Event) []error {
-	if hooks, applied, err := c.applyTogether(ctx, evs); err == nil {
+	// A consumer whose events often come before what they depend on (the order service's, when a
+	// supplier's confirmation overtakes the order) would apply most groups twice: after a group
+	// fails as a whole, the next ones are applied event by event for a while.
+	if c.eventByEvent.Load() > 0 {
+		c.eventByEvent.Add(-1)
+		return c.applyEach(ctx, evs)
+	}
+	hooks, applied, err := c.applyTogether(ctx, evs)
+	if err == nil {
 		c.afterCommitted(applied, hooks)
 		return make([]error, len(evs))
 	}
+	c.eventByEvent.Store(eventByEventAfterFailure)
 	return c.applyEach(ctx, evs)
 }
+
+// eventByEventAfterFailure is how many groups are applied event by event after a group failed.
+const eventByEventAfterFailure = 16
 
 // applyTogether records every id of evs in one statement, sent with the BEGIN, and runs the
 // handlers of the fresh ones in that transaction; any error rolls back the lot.
 func (c *Consumer) applyTogether(ctx context.Context, evs []*eventsv1.Event) (hooks []func(), applied int, err error) {
 	hctx := context.WithValue(ctx, afterCommitKey{}, &hooks)
+	// Ids are matched in PostgreSQL's spelling of a UUID (lower case, with dashes), the one that
+	// RETURNING gives back; an id that is no UUID fails here and event by event names it.
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
-		ids[i] = ev.GetEventId()
+		id, err := uuid.Parse(ev.GetEventId())
+		if err != nil {
+			return nil, 0, fmt.Errorf("event id %q: %w", ev.GetEventId(), err)
+		}
+		ids[i] = id.String()
 	}
 	var recorded []string
 	err = pgkit.BatchTx(ctx, c.Pool, func(b *pgx.Batch) {
@@ -269,11 +289,11 @@ func (c *Consumer) applyTogether(ctx context.Context, evs []*eventsv1.Event) (ho
 		for _, id := range recorded {
 			fresh[id] = true
 		}
-		for _, ev := range evs {
-			if !fresh[ev.GetEventId()] {
+		for i, ev := range evs {
+			if !fresh[ids[i]] {
 				continue
 			}
-			delete(fresh, ev.GetEventId())
+			delete(fresh, ids[i])
 			if err := c.Handle(hctx, tx, ev); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -163,5 +165,70 @@ func TestApplyAllTogether(t *testing.T) {
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM inbox`).Scan(&rows)
 	if rows != 4 {
 		t.Fatalf("inbox rows %d, want 4", rows)
+	}
+}
+
+// An event id spelt another way (upper case) is still one event: applied once, recognised when
+// redelivered in PostgreSQL's spelling. After a group fails, the next groups are applied event by
+// event, and a failing event still fails alone while the others' effects commit once.
+func TestApplyAllIdSpellingAndFailures(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text)`); err != nil {
+		t.Fatal(err)
+	}
+	effects := func(id string) int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM effects WHERE event_id = lower($1)`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	newEvent := func() *eventsv1.Event {
+		return events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now())
+	}
+	failing := map[string]bool{}
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO effects VALUES (lower($1))`, ev.GetEventId()); err != nil {
+				return err
+			}
+			if failing[ev.GetEventId()] {
+				return errors.New("not yet")
+			}
+			return nil
+		}}
+
+	upper := newEvent()
+	upper.EventId = strings.ToUpper(upper.EventId)
+	if errs := c.ApplyAll(ctx, []*eventsv1.Event{upper}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	lower := proto.Clone(upper).(*eventsv1.Event)
+	lower.EventId = strings.ToLower(upper.EventId)
+	if errs := c.ApplyAll(ctx, []*eventsv1.Event{lower}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if n := effects(lower.EventId); n != 1 {
+		t.Fatalf("an upper-case id took effect %d times over two deliveries, want 1", n)
+	}
+
+	for round := range 3 { // the first fails as a whole; the next ones go event by event
+		ok1, bad, ok2 := newEvent(), newEvent(), newEvent()
+		failing[bad.EventId] = true
+		errs := c.ApplyAll(ctx, []*eventsv1.Event{ok1, bad, ok2})
+		if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+			t.Fatalf("round %d: errors %v, want only the second", round, errs)
+		}
+		if effects(ok1.EventId) != 1 || effects(bad.EventId) != 0 || effects(ok2.EventId) != 1 {
+			t.Fatalf("round %d: effects %d, %d, %d; want 1, 0, 1", round, effects(ok1.EventId), effects(bad.EventId), effects(ok2.EventId))
+		}
 	}
 }
