@@ -162,12 +162,14 @@ func (r *Relay) publishBatch(ctx context.Context, limit int) (int, error) {
 		batch []row
 	)
 	// The lock and the read go with the BEGIN, so a poll of an empty outbox costs two round trips
-	// (this and the commit); the rows read are used only if the lock was ours.
+	// (this and the commit). The read is a statement of its own so that it sees what the lock's
+	// previous holder committed; it reads nothing unless the lock is ours (noted in a setting local
+	// to the transaction), so a replica waiting its turn does not read a backlog for nothing.
 	err := pgkit.BatchTx(ctx, r.Pool, func(b *pgx.Batch) {
-		b.Queue(`SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))`).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&mine)
-		})
-		b.Queue(`SELECT id, event_id::text, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1`,
+		b.Queue(`SELECT set_config('doorstep.outbox_relay', pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))::text, true)::bool`).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&mine) })
+		b.Queue(`SELECT id, event_id::text, subject, payload FROM outbox
+			WHERE published_at IS NULL AND current_setting('doorstep.outbox_relay')::bool ORDER BY id LIMIT $1`,
 			limit).Query(func(rows pgx.Rows) (err error) {
 			batch, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 				var x row
