@@ -136,6 +136,11 @@ func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 	_, err = e.client.ReserveStock(e.order(req.GetHouseholdId()), different)
 	wantCode(t, err, codes.AlreadyExists)
 	e.wantStock("rice", 8)
+	// The parcel id is what conflicts, whatever else the other request names.
+	elsewhere := proto.Clone(req).(*supplierv1.ReserveStockRequest)
+	elsewhere.SupplierId = "no-such-supplier"
+	_, err = e.client.ReserveStock(e.order(req.GetHouseholdId()), elsewhere)
+	wantCode(t, err, codes.AlreadyExists)
 
 	// Concurrent duplicates of a new parcel reserve it once.
 	dup := reserveReq("freshmart", "303", line("rice", 1))

@@ -106,33 +106,46 @@ const (
 
 // getSupplier reads a supplier with its credentials (in kind order) in one statement.
 func getSupplier(ctx context.Context, tx pgx.Tx, id, lock string) (supply.Supplier, error) {
-	var s supply.Supplier
+	var (
+		s     supply.Supplier
+		found bool
+	)
 	b := &pgx.Batch{}
-	queueGetSupplier(b, id, lock, &s)
-	return s, tx.SendBatch(ctx, b).Close()
+	queueGetSupplier(b, id, lock, &s, &found)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return s, fmt.Errorf("supplier %s: %w", id, err)
+	}
+	if !found {
+		return s, notFound(pgx.ErrNoRows, "supplier "+id)
+	}
+	return s, nil
 }
 
-// queueGetSupplier adds to b the statement that reads supplier id, with its credentials, into s.
-// Every reservation starts with it, so it is one statement rather than two, and goes in the
-// reservation's first round trip.
-func queueGetSupplier(b *pgx.Batch, id, lock string, s *supply.Supplier) {
+// queueGetSupplier adds to b the statement that reads supplier id, with its credentials, into s,
+// and whether there is one into found. Every reservation starts with it, so it is one statement
+// rather than two, and goes in the reservation's first round trip. (A miss is not the batch's
+// error: a failed batch would make pgx forget its prepared statements.)
+func queueGetSupplier(b *pgx.Batch, id, lock string, s *supply.Supplier, found *bool) {
 	b.Queue(`SELECT `+supplierColumns+`,
 			(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
 				ORDER BY c.kind), '[]') FROM supplier_credentials c WHERE c.supplier_id = suppliers.supplier_id)
-		FROM suppliers WHERE supplier_id = $1`+lock, id).QueryRow(func(row pgx.Row) error {
+		FROM suppliers WHERE supplier_id = $1`+lock, id).Query(func(rows pgx.Rows) error {
 		var creds []struct {
 			Kind      supply.CredentialKind `json:"kind"`
 			Number    string                `json:"number"`
 			ExpiresOn string                `json:"expires_on"`
 		}
-		*s = supply.Supplier{}
-		if err := row.Scan(&s.ID, &s.Compound, &s.Name, &s.Kind, &s.Suspended, &s.SuspensionReason, &creds); err != nil {
-			return notFound(err, "supplier "+id)
+		*s, *found = supply.Supplier{}, false
+		for rows.Next() {
+			if err := rows.Scan(&s.ID, &s.Compound, &s.Name, &s.Kind, &s.Suspended, &s.SuspensionReason, &creds); err != nil {
+				return fmt.Errorf("read supplier %s: %w", id, err)
+			}
+			*found = true
 		}
 		for _, c := range creds {
 			s.Credentials = append(s.Credentials, supply.Credential{Kind: c.Kind, Number: c.Number, ExpiresOn: c.ExpiresOn})
 		}
-		return nil
+		return rows.Err()
 	})
 }
 
@@ -355,7 +368,8 @@ func lockItems(ctx context.Context, tx pgx.Tx, ids []string) (lockedItems, error
 	var l lockedItems
 	b := &pgx.Batch{}
 	queueLockItems(b, ids, &l)
-	return l, tx.SendBatch(ctx, b).Close()
+	err := tx.SendBatch(ctx, b).Close()
+	return l, err
 }
 
 // queueLockItems adds lockItems' statement to b, filling l once b has run.

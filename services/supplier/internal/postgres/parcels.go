@@ -40,22 +40,39 @@ func loadLines(ctx context.Context, q interface {
 	if len(parcels) == 0 {
 		return nil
 	}
-	index := make(map[string]int, len(parcels))
-	ids := make([]string, len(parcels))
-	for i, p := range parcels {
-		index[p.ID], ids[i] = i, p.ID
-	}
-	rows, err := q.Query(ctx, `SELECT `+lineColumns+` FROM parcel_lines WHERE parcel_id = ANY($1::uuid[])
-		ORDER BY parcel_id, line_no`, ids)
+	rows, err := q.Query(ctx, linesQuery, parcelIDs(parcels))
 	if err != nil {
 		return fmt.Errorf("load parcel lines: %w", err)
 	}
+	return collectLines(rows, parcels)
+}
+
+// linesQuery reads the lines of the parcels whose ids are $1, in line order.
+const linesQuery = `SELECT ` + lineColumns + ` FROM parcel_lines WHERE parcel_id = ANY($1::uuid[]) ORDER BY parcel_id, line_no`
+
+func parcelIDs(parcels []supply.Parcel) []string {
+	ids := make([]string, len(parcels))
+	for i, p := range parcels {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// collectLines appends the lines rows holds (linesQuery's) to their parcels.
+func collectLines(rows pgx.Rows, parcels []supply.Parcel) error {
+	index := make(map[string]int, len(parcels))
+	for i, p := range parcels {
+		index[p.ID] = i
+	}
 	var parcelID string
 	var l supply.Line
-	_, err = pgx.ForEachRow(rows, []any{&parcelID, &l.ItemID, &l.Name, &l.Unit, &l.Weighed, &l.Quantity,
+	_, err := pgx.ForEachRow(rows, []any{&parcelID, &l.ItemID, &l.Name, &l.Unit, &l.Weighed, &l.Quantity,
 		&l.UnitPriceFen, &l.AmountFen, &l.UnitWeightGrams, &l.ConfirmedQuantity, &l.ConfirmedAmountFen}, func() error {
-		p := &parcels[index[parcelID]]
-		p.Lines = append(p.Lines, l)
+		i, ok := index[parcelID]
+		if !ok {
+			return fmt.Errorf("line of parcel %s, which was not asked for", parcelID)
+		}
+		parcels[i].Lines = append(parcels[i].Lines, l)
 		return nil
 	})
 	if err != nil {
@@ -94,26 +111,38 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		out      supply.Parcel
 		existing []supply.Parcel
 		sup      supply.Supplier
+		found    bool
 		locked   lockedItems
 	)
+	// A retry finds its parcel with these reads and still takes the locks; retries are rare, and
+	// the locks taken before the parcel is known keep a new reservation to three round trips.
 	reads := func(b *pgx.Batch) {
 		b.Queue(`SELECT `+parcelColumns+` FROM parcels WHERE parcel_id = $1`, res.ParcelID).Query(func(rows pgx.Rows) (err error) {
 			existing, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (supply.Parcel, error) { return scanParcel(r) })
 			return err
 		})
-		queueGetSupplier(b, res.SupplierID, forShare, &sup)
+		b.Queue(linesQuery, []string{res.ParcelID}).Query(func(rows pgx.Rows) error {
+			if len(existing) == 0 {
+				// Each statement reads what is committed when it starts: lines found here belong
+				// to a concurrent reservation of this parcel that committed after the read above;
+				// the insert will meet it and the retry below read it whole.
+				return nil
+			}
+			return collectLines(rows, existing)
+		})
+		queueGetSupplier(b, res.SupplierID, forShare, &sup, &found)
 		queueLockItems(b, ids, &locked)
 	}
 	reserve := func(tx pgx.Tx) error {
 		if len(existing) == 1 {
-			if err := loadLines(ctx, tx, existing); err != nil {
-				return err
-			}
 			if !bytes.Equal(existing[0].Fingerprint, res.Fingerprint()) {
 				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
 			}
 			out = existing[0]
 			return nil
+		}
+		if !found {
+			return notFound(pgx.ErrNoRows, "supplier "+res.SupplierID)
 		}
 		// Read after the locks: a concurrent reservation of the same item by the same household
 		// has committed by now, so its lines count. A campaign's pack is not rationed.
