@@ -363,26 +363,45 @@ func (s *Store) PruneRequests(ctx context.Context, before time.Time) (int64, err
 // lockAttempt reads the current attempt of a placement's request, locked: shared while an order
 // is created, exclusive while an attempt is ended, so the two never interleave.
 func lockAttempt(ctx context.Context, tx pgx.Tx, key order.RequestKey, mode string) (int, error) {
-	var attempt int
+	var (
+		attempt  int
+		recorded bool
+	)
 	b := &pgx.Batch{}
-	queueLockAttempt(b, key, mode, &attempt)
-	return attempt, tx.SendBatch(ctx, b).Close()
+	queueLockAttempt(b, key, mode, &attempt, &recorded)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, err
+	}
+	return attempt, attemptRecorded(key, recorded)
 }
 
-// queueLockAttempt adds lockAttempt's statement to b, reading the attempt into attempt.
-func queueLockAttempt(b *pgx.Batch, key order.RequestKey, mode string, attempt *int) {
+// queueLockAttempt adds lockAttempt's statement to b, reading the attempt into attempt and
+// whether the request is recorded at all into recorded. (A missing request is not the batch's
+// error: a failed batch would make pgx forget its prepared statements.)
+func queueLockAttempt(b *pgx.Batch, key order.RequestKey, mode string, attempt *int, recorded *bool) {
 	b.Queue(`SELECT attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3 FOR `+mode,
-		key.Kind, key.Scope, key.ID).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(attempt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// Pruned while the placement ran (it would have to run for days): let the client retry.
-			return fmt.Errorf("%w: request %q is no longer recorded; retry", order.ErrAborted, key.ID)
+		key.Kind, key.Scope, key.ID).Query(func(rows pgx.Rows) error {
+		*recorded = false
+		for rows.Next() {
+			if err := rows.Scan(attempt); err != nil {
+				return fmt.Errorf("read request %s: %w", key.ID, err)
+			}
+			*recorded = true
 		}
-		if err != nil {
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read request %s: %w", key.ID, err)
 		}
 		return nil
 	})
+}
+
+// attemptRecorded is the error for a request no longer recorded: pruned while the placement ran
+// (it would have to run for days). The client may retry.
+func attemptRecorded(key order.RequestKey, recorded bool) error {
+	if !recorded {
+		return fmt.Errorf("%w: request %q is no longer recorded; retry", order.ErrAborted, key.ID)
+	}
+	return nil
 }
 
 // EndAttempt implements order.Store.
@@ -417,17 +436,21 @@ func (s *Store) EndAttempt(ctx context.Context, key order.RequestKey, attempt in
 // CreateOrder implements order.Store.
 func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.RequestKey, attempt int) (order.Order, bool, error) {
 	var (
-		stored  order.Order
-		created bool
-		current int
+		stored   order.Order
+		created  bool
+		current  int
+		recorded bool
 	)
 	// The request's attempt is read and the order row written with the BEGIN, in one round trip;
 	// a stale attempt rolls the row back. An order with the id already there (a concurrent retry
 	// won) is loaded instead.
 	err := pgkit.BatchTx(ctx, s.pool, func(b *pgx.Batch) {
-		queueLockAttempt(b, key, "SHARE", &current)
+		queueLockAttempt(b, key, "SHARE", &current, &recorded)
 		queueOrder(b, o, &created)
 	}, func(tx pgx.Tx) (err error) {
+		if err := attemptRecorded(key, recorded); err != nil {
+			return err
+		}
 		if current != attempt {
 			return fmt.Errorf("%w: attempt %d of request %q failed meanwhile and gave its reservations back; retry", order.ErrAborted, attempt, key.ID)
 		}
@@ -440,7 +463,7 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 		return insertParcels(ctx, tx, o)
 	})
 	if err != nil {
-		return order.Order{}, false, err
+		return order.Order{}, false, fmt.Errorf("create order %s: %w", o.ID, err)
 	}
 	return stored, created, nil
 }
@@ -449,8 +472,11 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 func insertOrder(ctx context.Context, tx pgx.Tx, o order.Order) (created bool, err error) {
 	b := &pgx.Batch{}
 	queueOrder(b, o, &created)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil || !created {
-		return false, err
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("insert order %s: %w", o.ID, err)
+	}
+	if !created {
+		return false, nil
 	}
 	return true, insertParcels(ctx, tx, o)
 }
