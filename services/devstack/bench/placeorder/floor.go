@@ -40,11 +40,7 @@ type floor struct {
 	orders   *pgxpool.Pool
 	seq      atomic.Int64
 	placed   atomic.Int64
-	// rounds: the supplier's parcels carry the round they are due for and the time by which they
-	// must be confirmed (a migration that is arriving as this is written; the floor follows the
-	// schema it finds).
-	rounds bool
-	copied []string
+	copied   []string
 }
 
 var namespace = uuid.MustParse("6f1c3a52-4d0e-4b8e-9a57-3d1f0c2b7e10")
@@ -79,12 +75,6 @@ func newFloor(ctx context.Context, url string, w *workload) (*floor, error) {
 			return nil, fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	var roundColumns int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'supplier'
-		AND table_name = 'parcels' AND column_name IN ('round_id', 'confirm_by')`).Scan(&roundColumns); err != nil {
-		return nil, err
-	}
-	f.rounds = roundColumns == 2
 	if f.supplier, err = pgkit.Open(ctx, url, floorSupplier); err != nil {
 		return nil, err
 	}
@@ -264,7 +254,7 @@ func (f *floor) place(ctx context.Context, n int64) error {
 
 const supplierParcelColumns = `parcel_id::text, order_id::text, supplier_id, compound, household_id, address_compound,
 	address_building, address_unit, address_floor, address_room, state, total_fen, reason, service_day,
-	fingerprint, created_at, updated_at`
+	fingerprint, created_at, updated_at, round_id, confirm_by, campaign_id`
 
 const itemColumns = `item_id, supplier_id, compound, name, unit, weighed, reference_price_fen, current_price_fen,
 	stock, ration_per_day, bundle, bundle_contents, unit_weight_grams, category`
@@ -275,8 +265,8 @@ type lockedItem struct {
 	ref, price, stock, ration, unitGrams                   int64
 }
 
-// reserve is the supplier's Reserve transaction: with the BEGIN, look for the parcel, hold the
-// supplier with its credentials and lock the items in id order (the ration query runs only for
+// reserve is the supplier's Reserve transaction: with the BEGIN, look for the parcel and its lines,
+// hold the supplier with its credentials and lock the items in id order (the ration query runs only for
 // rationed items; the bench has none); then price the lines and, in one batch, insert the parcel
 // and its lines, write the stock back and record the transition; then commit.
 func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, lines []line, now time.Time) (floorParcel, error) {
@@ -294,14 +284,13 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 		items     []*lockedItem
 	)
 	err := pgkit.BatchTx(ctx, f.supplier, func(b *pgx.Batch) {
-		columns := supplierParcelColumns
-		if f.rounds {
-			columns += `, round_id, confirm_by`
-		}
-		b.Queue(`SELECT `+columns+` FROM parcels WHERE parcel_id = $1`, parcelID).Query(func(rows pgx.Rows) error {
+		b.Queue(`SELECT `+supplierParcelColumns+` FROM parcels WHERE parcel_id = $1`, parcelID).Query(func(rows pgx.Rows) error {
 			found = rows.Next()
 			return nil
 		})
+		b.Queue(`SELECT parcel_id::text, item_id, name, unit, weighed, quantity, unit_price_fen, amount_fen,
+				unit_weight_grams, confirmed_quantity, confirmed_amount_fen
+			FROM parcel_lines WHERE parcel_id = ANY($1::uuid[]) ORDER BY parcel_id, line_no`, []string{parcelID})
 		// The supplier held FOR SHARE against a concurrent suspension, with its credentials.
 		b.Queue(`SELECT supplier_id, compound, name, kind, suspended, suspension_reason,
 				(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
@@ -350,24 +339,18 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 		}
 		insert := `INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
 				address_compound, address_building, address_unit, address_floor, address_room, state, total_fen, reason,
-				service_day, fingerprint, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+				service_day, fingerprint, created_at, updated_at, round_id, confirm_by, campaign_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 		args := []any{parcelID, orderID, sup, scompound, h.id, compound, h.building, h.unit, h.floor, h.room, "placed", out.total, "",
-			day, fingerprint, now, now}
-		if f.rounds {
-			insert = `INSERT INTO parcels (parcel_id, order_id, supplier_id, compound, household_id,
-				address_compound, address_building, address_unit, address_floor, address_room, state, total_fen, reason,
-				service_day, fingerprint, created_at, updated_at, round_id, confirm_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
-			args = append(args, compound+"-"+day.Format("2006-01-02")+"-pm", now.Add(time.Hour))
-		}
+			day, fingerprint, now, now, compound + "-" + day.Format("2006-01-02") + "-pm", now.Add(time.Hour), ""}
 		// Every write in one batch, as the supplier service sends them.
 		b := &pgx.Batch{}
 		b.Queue(insert, args...)
 		for i, l := range out.lines {
 			b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity, unit_price_fen,
-					amount_fen, unit_weight_grams) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				parcelID, i, l.item.id, l.name, l.unit, l.item.weighed, l.quantity, l.price, l.amount, l.item.unitGrams)
+					amount_fen, unit_weight_grams, confirmed_quantity, confirmed_amount_fen)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+				parcelID, i, l.item.id, l.name, l.unit, l.item.weighed, l.quantity, l.price, l.amount, l.item.unitGrams, 0, 0)
 		}
 		for _, it := range items {
 			b.Queue(`UPDATE items SET stock = $2 WHERE item_id = $1`, it.id, it.stock)
