@@ -16,26 +16,35 @@ import (
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// AfterCommit hooks run once the effect is visible to other connections, and never for an effect
-// that rolled back or for a redelivery.
-func TestAfterCommit(t *testing.T) {
+// openPool opens a fresh database with the inbox table and an effects table for handlers to write.
+func openPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text)`); err != nil {
 		t.Fatal(err)
 	}
+	return pool
+}
+
+// AfterCommit hooks run once the effect is visible to other connections, and never for an effect
+// that rolled back or for a redelivery.
+func TestAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
 	fail := false
 	var visibleAtHook []int
 	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
@@ -77,17 +86,7 @@ func TestAfterCommit(t *testing.T) {
 // after-commit hooks, and reported at its index.
 func TestApplyAllRollsBackOnlyTheFailure(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text)`); err != nil {
-		t.Fatal(err)
-	}
+	pool := openPool(t)
 	var evs []*eventsv1.Event
 	for range 3 {
 		evs = append(evs, events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now()))
@@ -126,14 +125,7 @@ func TestApplyAllRollsBackOnlyTheFailure(t *testing.T) {
 // alone, as a failing handler does.
 func TestApplyAllTogether(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
-		t.Fatal(err)
-	}
+	pool := openPool(t)
 	var evs []*eventsv1.Event
 	for range 3 {
 		evs = append(evs, events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now()))
@@ -173,17 +165,7 @@ func TestApplyAllTogether(t *testing.T) {
 // event, and a failing event still fails alone while the others' effects commit once.
 func TestApplyAllIdSpellingAndFailures(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgkit.Migrate(ctx, pool, inbox.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text)`); err != nil {
-		t.Fatal(err)
-	}
+	pool := openPool(t)
 	effects := func(id string) int {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM effects WHERE event_id = lower($1)`, id).Scan(&n); err != nil {
