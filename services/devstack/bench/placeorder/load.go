@@ -16,12 +16,17 @@ type result struct {
 	latencies []time.Duration
 	elapsed   time.Duration
 	sorted    bool
+	cpu       cpuTime       // the whole machine's, while the latencies were taken
+	drain     time.Duration // longest wait, after a slice, for the stack to apply its events
 }
 
 func (r *result) add(o result) {
 	r.latencies = append(r.latencies, o.latencies...)
 	r.elapsed += o.elapsed
 	r.sorted = false
+	r.cpu.busyTicks += o.cpu.busyTicks
+	r.cpu.totalTicks += o.cpu.totalTicks
+	r.drain = max(r.drain, o.drain)
 }
 
 func (r *result) throughput() float64 {

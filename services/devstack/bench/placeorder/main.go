@@ -179,6 +179,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer f.close()
 
+	settle, err := newSettler(ctx, s.dbURL, s.natsURL)
+	if err != nil {
+		return err
+	}
+	defer settle.close()
+	if _, err := settle.wait(ctx, time.Minute); err != nil {
+		return err
+	}
+
 	startLoad := loadAverage()
 	real := &grpcSystem{client: w.orders, w: w, tag: "g"}
 	if err := describe(ctx, out, s.dbURL, cfg, w, f); err != nil {
@@ -197,25 +206,22 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "%-6s | %9s %10s %10s | %9s %10s %10s | %s\n", "conc", "orders/s", "p50", "p99", "orders/s", "p50", "p99", "ratio")
 	fmt.Fprintln(out, strings.Repeat("-", 6)+"-+-"+strings.Repeat("-", 31)+"-+-"+strings.Repeat("-", 31)+"-+------")
 	var rows []row
+	var drain time.Duration
 	for _, c := range cfg.levels {
-		var g, fl result
-		slice := cfg.duration / time.Duration(cfg.rounds)
-		for range cfg.rounds {
-			r, err := measure(ctx, real, c, slice, cfg.maxOrders)
-			if err != nil {
-				return err
-			}
-			g.add(r)
-			if r, err = measure(ctx, f, c, slice, cfg.maxOrders); err != nil {
-				return err
-			}
-			fl.add(r)
+		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
+			return measure(ctx, s, c, cfg.duration/time.Duration(cfg.rounds), cfg.maxOrders)
+		})
+		if err != nil {
+			return err
 		}
 		rows = append(rows, row{conc: c, grpc: g, floor: fl})
 		fmt.Fprintf(out, "%-6d | %9.0f %10s %10s | %9.0f %10s %10s | %4.0f %%\n", c,
 			g.throughput(), ms(g.quantile(0.50)), ms(g.quantile(0.99)),
 			fl.throughput(), ms(fl.quantile(0.50)), ms(fl.quantile(0.99)), 100*g.throughput()/fl.throughput())
+		drain = max(drain, g.drain)
 	}
+	fmt.Fprintf(out, "(each slice starts once the stack has applied the events of the slices before it: after a gRPC slice that took %s at most)\n",
+		drain.Round(time.Millisecond))
 
 	best := slices.MaxFunc(rows, func(a, b row) int { return cmpFloat(a.grpc.throughput(), b.grpc.throughput()) })
 	bestFloor := slices.MaxFunc(rows, func(a, b row) int { return cmpFloat(a.floor.throughput(), b.floor.throughput()) })
@@ -235,18 +241,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// An exploration, not the measure: no verdict.
 			rate, what, target = cfg.rate, "as set by -rate", ""
 		}
-		var g, fl result
-		slice := cfg.halfFor / time.Duration(cfg.rounds)
-		for range cfg.rounds {
-			r, err := openLoop(ctx, real, rate, slice)
-			if err != nil {
-				return err
-			}
-			g.add(r)
-			if r, err = openLoop(ctx, f, rate, slice); err != nil {
-				return err
-			}
-			fl.add(r)
+		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
+			return openLoop(ctx, s, rate, cfg.halfFor/time.Duration(cfg.rounds))
+		})
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(out, "%s, %.0f orders/s offered open-loop for %s each in %d alternating slices (latency from each order's scheduled start):\n",
 			what, rate, cfg.halfFor, cfg.rounds)
@@ -258,6 +257,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			g.throughput(), ms(g.quantile(0.5)), ms(g.quantile(0.99)), ms(g.quantile(1)), target, met)
 		fmt.Fprintf(out, "  floor: %4.0f orders/s achieved, p50 %s, p99 %s, max %s\n",
 			fl.throughput(), ms(fl.quantile(0.5)), ms(fl.quantile(0.99)), ms(fl.quantile(1)))
+		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
+			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
 	}
 	summary, err := verify(ctx, s.dbURL, real, f)
 	if err != nil {
@@ -266,6 +267,39 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "\nevery call succeeded; %s\n", summary)
 	fmt.Fprintf(out, "machine load (1, 5, 15 min) at the start %s, at the end %s: other work on the machine shows in every figure\n", startLoad, loadAverage())
 	return nil
+}
+
+// alternate runs rounds pairs of slices, the gRPC system's then the floor's, and sums each
+// system's. Every slice starts once the stack has published and applied every event of the slices
+// before it, so that no slice pays for another's work; the wait after a gRPC slice is its drain.
+func alternate(ctx context.Context, settle *settler, rounds int, real, floor system, slice func(system) (result, error)) (g, fl result, err error) {
+	run := func(s system, sum *result) error {
+		before := readCPU()
+		r, err := slice(s)
+		if err != nil {
+			return err
+		}
+		r.cpu = readCPU().since(before)
+		sum.add(r)
+		return nil
+	}
+	for range rounds {
+		if _, err := settle.wait(ctx, 5*time.Minute); err != nil {
+			return g, fl, err
+		}
+		if err := run(real, &g); err != nil {
+			return g, fl, err
+		}
+		drained, err := settle.wait(ctx, 5*time.Minute)
+		if err != nil {
+			return g, fl, err
+		}
+		g.drain = max(g.drain, drained)
+		if err := run(floor, &fl); err != nil {
+			return g, fl, err
+		}
+	}
+	return g, fl, nil
 }
 
 type row struct {

@@ -15,7 +15,7 @@ import (
 // database, and the key its identities are signed with.
 type doorstep struct {
 	order, supplier string
-	dbURL           string
+	dbURL, natsURL  string
 	keys            *auth.Keys
 	stop            func()
 }
@@ -49,7 +49,7 @@ func startProcesses(ctx context.Context, dir string, _ *slog.Logger) (doorstep, 
 			return doorstep{}, err
 		}
 	}
-	return doorstep{order: sys.Replicas("order")[0].Addr, supplier: sys.Replicas("supplier")[0].Addr, dbURL: sys.DBURL,
+	return doorstep{order: sys.Replicas("order")[0].Addr, supplier: sys.Replicas("supplier")[0].Addr, dbURL: sys.DBURL, natsURL: sys.NATSURL,
 		keys: sys.Keys, stop: sys.Close}, nil
 }
 
@@ -64,5 +64,5 @@ func startInProcess(ctx context.Context, dir string, log *slog.Logger) (doorstep
 		s.Stop()
 		return doorstep{}, err
 	}
-	return doorstep{order: s.Order, supplier: s.Supplier, dbURL: s.DatabaseURL, keys: keys, stop: s.Stop}, nil
+	return doorstep{order: s.Order, supplier: s.Supplier, dbURL: s.DatabaseURL, natsURL: s.NATS, keys: keys, stop: s.Stop}, nil
 }
