@@ -19,14 +19,16 @@ import (
 func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds []string, err error) {
 	b := &pgx.Batch{}
 	for _, pp := range p.Parcels {
+		// What order.placed says of the parcel is the whole truth: it overwrites what an earlier
+		// parcel event noted.
 		b.Queue(`
-			INSERT INTO parcels (parcel_id, compound, order_id, household_id, supplier_id)
-			VALUES ($1, $2, $3, $4, $5)
+			INSERT INTO parcels (parcel_id, compound, order_id, household_id, supplier_id, state, state_at, state_event_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (parcel_id) DO UPDATE
-			SET order_id = EXCLUDED.order_id, household_id = EXCLUDED.household_id, supplier_id = EXCLUDED.supplier_id`,
-			pp.ParcelID, p.Compound, p.OrderID, p.HouseholdID, pp.SupplierID)
-		queueState(b, views.StateChange{Compound: p.Compound, ParcelID: pp.ParcelID,
-			OrderID: p.OrderID, HouseholdID: p.HouseholdID, State: views.StatePlaced, At: p.At, EventID: p.EventID}, &rounds)
+			SET order_id = EXCLUDED.order_id, household_id = EXCLUDED.household_id, supplier_id = EXCLUDED.supplier_id,
+			    `+laterState,
+			pp.ParcelID, p.Compound, p.OrderID, p.HouseholdID, pp.SupplierID, views.StatePlaced, p.At.UTC(), p.EventID)
+		queueRoundState(b, views.StateChange{ParcelID: pp.ParcelID, State: views.StatePlaced, At: p.At, EventID: p.EventID}, &rounds)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("record the parcels of order %s: %w", p.OrderID, err)
@@ -38,28 +40,39 @@ func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds 
 // round trip.
 func ApplyStateChange(ctx context.Context, tx pgx.Tx, c views.StateChange) (rounds []string, err error) {
 	// The parcel may be news to us (its order.placed not applied yet): note what the event says
-	// of it, without overwriting what order.placed said.
+	// of it, without overwriting what order.placed said. A row the event changes nothing in is
+	// not written at all.
 	b := &pgx.Batch{}
 	b.Queue(`
-		INSERT INTO parcels (parcel_id, compound, order_id, household_id) VALUES ($1, $2, $3, $4)
+		INSERT INTO parcels (parcel_id, compound, order_id, household_id, state, state_at, state_event_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (parcel_id) DO UPDATE
 		SET order_id = coalesce(parcels.order_id, EXCLUDED.order_id),
-		    household_id = CASE WHEN parcels.household_id = '' THEN EXCLUDED.household_id ELSE parcels.household_id END`,
-		c.ParcelID, c.Compound, nullable(c.OrderID), c.HouseholdID)
-	queueState(b, c, &rounds)
+		    household_id = CASE WHEN parcels.household_id = '' THEN EXCLUDED.household_id ELSE parcels.household_id END,
+		    `+laterState+`
+		WHERE (parcels.order_id IS NULL AND EXCLUDED.order_id IS NOT NULL)
+		   OR (parcels.household_id = '' AND EXCLUDED.household_id <> '')
+		   OR `+isLater,
+		c.ParcelID, c.Compound, nullable(c.OrderID), c.HouseholdID, c.State, c.At.UTC(), c.EventID)
+	queueRoundState(b, c, &rounds)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("set state %s of parcel %s: %w", c.State, c.ParcelID, err)
 	}
 	return rounds, nil
 }
 
-// queueState adds to b the statements that record c, and adds to rounds, once b has run, the rounds
-// whose progress that changed.
-func queueState(b *pgx.Batch, c views.StateChange, rounds *[]string) {
-	b.Queue(`
-		UPDATE parcels SET state = $2, state_at = $3, state_event_id = $4
-		WHERE parcel_id = $1 AND (state_at IS NULL OR (state_at, state_event_id) < ($3, $4))`,
-		c.ParcelID, c.State, c.At.UTC(), c.EventID)
+// isLater, in an upsert of parcels, holds when the proposed state is later than the one recorded
+// (or none is): by time, then event id, so that any order of events leaves the same state.
+const isLater = `(parcels.state_at IS NULL OR (parcels.state_at, parcels.state_event_id) < (EXCLUDED.state_at, EXCLUDED.state_event_id))`
+
+// laterState, in an upsert of parcels, keeps the later of the recorded and the proposed state.
+const laterState = `state = CASE WHEN ` + isLater + ` THEN EXCLUDED.state ELSE parcels.state END,
+		    state_at = CASE WHEN ` + isLater + ` THEN EXCLUDED.state_at ELSE parcels.state_at END,
+		    state_event_id = CASE WHEN ` + isLater + ` THEN EXCLUDED.state_event_id ELSE parcels.state_event_id END`
+
+// queueRoundState adds to b the statements that record c as the parcel's state in its round, and
+// adds to rounds, once b has run, the rounds whose progress that changed.
+func queueRoundState(b *pgx.Batch, c views.StateChange, rounds *[]string) {
 	changed := false
 	b.Queue(`
 		INSERT INTO parcel_states (parcel_id, round_id, state, occurred_at, event_id) VALUES ($1, $2, $3, $4, $5)

@@ -72,3 +72,113 @@ func TestConcurrentVersionsAndStatesLeaveTheLatest(t *testing.T) {
 		t.Errorf("progress = %+v\nwant %+v", got, want)
 	}
 }
+
+// A parcel's row ends the same whatever order its placement and state changes arrive in: who
+// placed it from order.placed, the latest state by time. An event that changes nothing in the row
+// does not write it.
+func TestParcelRowIsTheSameInAnyOrderOfEvents(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "tracking")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgkit.Migrate(ctx, pool, postgres.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2022, 4, 10, 1, 0, 0, 0, time.UTC)
+	orderID, household, supplier := uuid.Must(uuid.NewV7()).String(), "hh-1-2-301", "sup-market"
+	id := func() string { return uuid.Must(uuid.NewV7()).String() }
+
+	type row struct {
+		OrderID, Household, Supplier, State string
+		At                                  time.Time
+	}
+	read := func(parcel string) (r row, xmin string) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT order_id::text, household_id, supplier_id, state, state_at, xmin::text FROM parcels WHERE parcel_id = $1`,
+			parcel).Scan(&r.OrderID, &r.Household, &r.Supplier, &r.State, &r.At, &xmin); err != nil {
+			t.Fatal(err)
+		}
+		r.At = r.At.UTC()
+		return r, xmin
+	}
+
+	// Four events of one parcel; every one of their 24 orders, each on a parcel of its own.
+	events := func(parcel string) []func(tx pgx.Tx) error {
+		placement := views.Placement{Compound: "haixin", OrderID: orderID, HouseholdID: household, At: at, EventID: id(),
+			Parcels: []views.PlacedParcel{{ParcelID: parcel, SupplierID: supplier}}}
+		changes := []views.StateChange{
+			{Compound: "haixin", ParcelID: parcel, OrderID: orderID, HouseholdID: household, State: "placed", At: at.Add(time.Millisecond), EventID: id()},
+			{Compound: "haixin", ParcelID: parcel, OrderID: orderID, State: "confirmed", At: at.Add(time.Minute), EventID: id()},
+			{Compound: "haixin", ParcelID: parcel, OrderID: orderID, HouseholdID: "someone else", State: "ready", At: at.Add(2 * time.Minute), EventID: id()},
+		}
+		fs := []func(tx pgx.Tx) error{func(tx pgx.Tx) error { _, err := postgres.RecordPlacement(ctx, tx, placement); return err }}
+		for _, c := range changes {
+			fs = append(fs, func(tx pgx.Tx) error { _, err := postgres.ApplyStateChange(ctx, tx, c); return err })
+		}
+		return fs
+	}
+	want := row{OrderID: orderID, Household: household, Supplier: supplier, State: "ready", At: at.Add(2 * time.Minute)}
+	for _, order := range permutations(4) {
+		parcel := id()
+		fs := events(parcel)
+		for _, i := range order {
+			if err := pgkit.Tx(ctx, pool, fs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, xmin := read(parcel)
+		if got != want {
+			t.Errorf("events in order %v: row = %+v, want %+v", order, got, want)
+		}
+		// Applying any of them again (a redelivery past the inbox, or an older state) changes nothing.
+		if err := pgkit.Tx(ctx, pool, fs[2]); err != nil {
+			t.Fatal(err)
+		}
+		if again, xminAgain := read(parcel); again != want || xminAgain != xmin {
+			t.Errorf("events in order %v, then confirmed again: row = %+v (xmin %s -> %s), want it unwritten", order, again, xmin, xminAgain)
+		}
+	}
+
+	// Before order.placed arrives, an older event still notes what a later one did not say.
+	parcel := id()
+	fs := events(parcel)
+	for _, i := range []int{2, 1} { // confirmed (no household), then the older parcel.placed
+		if err := pgkit.Tx(ctx, pool, fs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := read(parcel)
+	if want := (row{OrderID: orderID, Household: household, State: "confirmed", At: at.Add(time.Minute)}); got != want {
+		t.Errorf("confirmed, then an older parcel.placed: row = %+v, want %+v", got, want)
+	}
+	parcel = id()
+	for _, c := range []views.StateChange{
+		{Compound: "haixin", ParcelID: parcel, HouseholdID: household, State: "ready", At: at.Add(time.Hour), EventID: id()},
+		{Compound: "haixin", ParcelID: parcel, OrderID: orderID, State: "confirmed", At: at, EventID: id()},
+	} {
+		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) error { _, err := postgres.ApplyStateChange(ctx, tx, c); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ = read(parcel)
+	if want := (row{OrderID: orderID, Household: household, State: "ready", At: at.Add(time.Hour)}); got != want {
+		t.Errorf("ready (no order), then an older confirmed: row = %+v, want %+v", got, want)
+	}
+}
+
+// permutations of 0..n-1.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for i := 0; i <= len(p); i++ {
+			q := append(append(append([]int{}, p[:i]...), n-1), p[i:]...)
+			out = append(out, q)
+		}
+	}
+	return out
+}
