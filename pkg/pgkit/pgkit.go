@@ -33,6 +33,10 @@ func Open(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// Names the schema's connections in pg_stat_activity, so that an operator sees whose they are.
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "doorstep-" + schema
+	}
 	// pgx defaults to max(4, CPUs) connections, which on a small machine queues concurrent
 	// requests behind four transactions; ?pool_max_conns= in the URL still overrides this.
 	if !strings.Contains(url, "pool_max_conns") {

@@ -3,6 +3,7 @@ package pgkit_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/doorstep/doorstep/pkg/pgkit"
@@ -99,4 +100,32 @@ func TestBatchTx(t *testing.T) {
 	if n := pool.Stat().AcquiredConns(); n != 0 {
 		t.Fatalf("%d connections still held after every transaction ended", n)
 	}
+}
+
+// A pool's connections carry the schema's name, unless the URL names them otherwise.
+func TestOpenNamesTheConnections(t *testing.T) {
+	ctx := context.Background()
+	url := testkit.Postgres(t)
+	for _, tc := range []struct{ url, want string }{
+		{url, "doorstep-kit"},
+		{url + sep(url) + "application_name=ops-console", "ops-console"},
+	} {
+		pool, err := pgkit.Open(ctx, tc.url, "kit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = pool.QueryRow(ctx, `SELECT current_setting('application_name')`).Scan(&got)
+		pool.Close()
+		if err != nil || got != tc.want {
+			t.Errorf("application_name = %q, %v; want %q", got, err, tc.want)
+		}
+	}
+}
+
+func sep(url string) string {
+	if strings.Contains(url, "?") {
+		return "&"
+	}
+	return "?"
 }
