@@ -265,10 +265,11 @@ type lockedItem struct {
 	ref, price, stock, ration, unitGrams                   int64
 }
 
-// reserve is the supplier's Reserve transaction: with the BEGIN, look for the parcel and its lines,
-// hold the supplier with its credentials and lock the items in id order (the ration query runs only for
-// rationed items; the bench has none); then price the lines and, in one batch, insert the parcel
-// and its lines, write the stock back and record the transition; then commit.
+// reserve is the supplier's Reserve transaction: with the BEGIN, look for the parcel, hold the
+// supplier with its credentials and lock the items in id order (the ration query runs only for
+// rationed items, and the lines are read only for a parcel found; the bench has neither); then
+// price the lines and, in one batch, insert the parcel and its lines, write the stock back and
+// record the transition; then commit.
 func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, lines []line, now time.Time) (floorParcel, error) {
 	parcelID := uuid.NewSHA1(namespace, []byte(orderID+"/"+sup)).String()
 	fingerprint := digest(parcelID, orderID, sup, h.id, compound, h.building, h.unit, h.room, fmt.Sprint(h.floor, lines))
@@ -288,9 +289,6 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 			found = rows.Next()
 			return nil
 		})
-		b.Queue(`SELECT parcel_id::text, item_id, name, unit, weighed, quantity, unit_price_fen, amount_fen,
-				unit_weight_grams, confirmed_quantity, confirmed_amount_fen
-			FROM parcel_lines WHERE parcel_id = ANY($1::uuid[]) ORDER BY parcel_id, line_no`, []string{parcelID})
 		// The supplier held FOR SHARE against a concurrent suspension, with its credentials.
 		b.Queue(`SELECT supplier_id, compound, name, kind, suspended, suspension_reason,
 				(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)

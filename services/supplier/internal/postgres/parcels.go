@@ -100,7 +100,8 @@ func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (suppl
 
 // Reserve implements supply.Repository. Its reads (the parcel if it exists, the supplier, the
 // items, locked) go with the BEGIN in one round trip, its writes in a second and the commit in a
-// third; a basket with rationed items reads the household's use of them in between.
+// third; a basket with rationed items reads the household's use of them in between, and a retry
+// reads its parcel's lines.
 func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
 	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, []supply.Transition, error)) (supply.Parcel, error) {
 	ids := make([]string, len(res.Lines))
@@ -115,20 +116,13 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		locked   lockedItems
 	)
 	// A retry finds its parcel with these reads and still takes the locks; retries are rare, and
-	// the locks taken before the parcel is known keep a new reservation to three round trips.
+	// the locks taken before the parcel is known keep a new reservation to three round trips. Only
+	// a retry reads lines: a new parcel has none, and reading them anyway cost a new reservation a
+	// statement (a scan of every line, with the plan PostgreSQL caches before it has statistics).
 	reads := func(b *pgx.Batch) {
 		b.Queue(`SELECT `+parcelColumns+` FROM parcels WHERE parcel_id = $1`, res.ParcelID).Query(func(rows pgx.Rows) (err error) {
 			existing, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (supply.Parcel, error) { return scanParcel(r) })
 			return err
-		})
-		b.Queue(linesQuery, []string{res.ParcelID}).Query(func(rows pgx.Rows) error {
-			if len(existing) == 0 {
-				// Each statement reads what is committed when it starts: lines found here belong
-				// to a concurrent reservation of this parcel that committed after the read above;
-				// the insert will meet it and the retry below read it whole.
-				return nil
-			}
-			return collectLines(rows, existing)
 		})
 		queueGetSupplier(b, res.SupplierID, forShare, &sup, &found)
 		queueLockItems(b, ids, &locked)
@@ -137,6 +131,10 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		if len(existing) == 1 {
 			if !bytes.Equal(existing[0].Fingerprint, res.Fingerprint()) {
 				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
+			}
+			// Committed with the parcel, so visible to this later statement.
+			if err := loadLines(ctx, tx, existing); err != nil {
+				return err
 			}
 			out = existing[0]
 			return nil
