@@ -12,13 +12,14 @@ import (
 	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// The event_id key keeps an event once even if it reaches Insert twice without the inbox
-// (a replay under another consumer name, a manual re-import).
-func TestInsertIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
+// openPool opens a migrated tracking schema in a database of the test's own.
+func openPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "tracking")
 	if err != nil {
@@ -28,6 +29,14 @@ func TestInsertIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
 	if err := pgkit.Migrate(ctx, pool, postgres.Migrations()); err != nil {
 		t.Fatal(err)
 	}
+	return pool
+}
+
+// The event_id key keeps an event once even if it reaches Insert twice without the inbox
+// (a replay under another consumer name, a manual re-import).
+func TestInsertIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
 	store := &postgres.Store{Pool: pool}
 	orderID := uuid.Must(uuid.NewV7()).String()
 	at := time.Date(2022, 4, 10, 8, 0, 0, 0, time.UTC)

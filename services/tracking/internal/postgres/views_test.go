@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/pgkit"
-	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
 	"github.com/doorstep/doorstep/services/tracking/internal/views"
 	"github.com/google/uuid"
@@ -20,14 +19,7 @@ import (
 // state win whatever the interleaving.
 func TestConcurrentVersionsAndStatesLeaveTheLatest(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "tracking")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgkit.Migrate(ctx, pool, postgres.Migrations()); err != nil {
-		t.Fatal(err)
-	}
+	pool := openPool(t)
 	store := &postgres.Store{Pool: pool}
 	const round = "haixin-2022-04-10-am"
 	at := time.Date(2022, 4, 10, 1, 0, 0, 0, time.UTC)
@@ -78,14 +70,7 @@ func TestConcurrentVersionsAndStatesLeaveTheLatest(t *testing.T) {
 // does not write it.
 func TestParcelRowIsTheSameInAnyOrderOfEvents(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgkit.Open(ctx, testkit.Postgres(t), "tracking")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgkit.Migrate(ctx, pool, postgres.Migrations()); err != nil {
-		t.Fatal(err)
-	}
+	pool := openPool(t)
 	at := time.Date(2022, 4, 10, 1, 0, 0, 0, time.UTC)
 	orderID, household, supplier := uuid.Must(uuid.NewV7()).String(), "hh-1-2-301", "sup-market"
 	id := func() string { return uuid.Must(uuid.NewV7()).String() }
