@@ -104,6 +104,7 @@ func TestBatchTx(t *testing.T) {
 
 // A pool's connections carry the schema's name, unless the URL names them otherwise.
 func TestOpenNamesTheConnections(t *testing.T) {
+	t.Setenv("PGAPPNAME", "") // pgx would take a name from the environment first
 	ctx := context.Background()
 	url := testkit.Postgres(t)
 	for _, tc := range []struct{ url, want string }{

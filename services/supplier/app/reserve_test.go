@@ -146,13 +146,18 @@ func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 	dup := reserveReq("freshmart", "303", line("rice", 1))
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
+	replies := make([]*supplierv1.ReserveStockResponse, len(errs))
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = e.client.ReserveStock(e.order(dup.GetHouseholdId()), dup) })
+		wg.Go(func() { replies[i], errs[i] = e.client.ReserveStock(e.order(dup.GetHouseholdId()), dup) })
 	}
 	wg.Wait()
-	for _, err := range errs {
+	for i, err := range errs {
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The losers of the race answer as retries do: the same parcel, lines and all.
+		if !proto.Equal(replies[i], replies[0]) || len(replies[i].GetParcel().GetLines()) != 1 {
+			t.Fatalf("duplicate %d answered %v, the first %v", i, replies[i], replies[0])
 		}
 	}
 	e.wantStock("rice", 7)

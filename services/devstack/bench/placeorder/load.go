@@ -18,6 +18,7 @@ type result struct {
 	sorted    bool
 	cpu       cpuTime       // the whole machine's, while the latencies were taken
 	drain     time.Duration // longest wait, after a slice, for the stack to apply its events
+	drained   time.Duration // all those waits
 }
 
 func (r *result) add(o result) {
@@ -27,6 +28,16 @@ func (r *result) add(o result) {
 	r.cpu.busyTicks += o.cpu.busyTicks
 	r.cpu.totalTicks += o.cpu.totalTicks
 	r.drain = max(r.drain, o.drain)
+	r.drained += o.drained
+}
+
+// sustained is the throughput counting the time the stack took, after the slices, to apply their
+// events: what it could keep up indefinitely.
+func (r *result) sustained() float64 {
+	if r.elapsed+r.drained <= 0 {
+		return 0
+	}
+	return float64(len(r.latencies)) / (r.elapsed + r.drained).Seconds()
 }
 
 func (r *result) throughput() float64 {

@@ -83,16 +83,24 @@ func (s *settler) backlog(ctx context.Context) (unpublished, unapplied int64, er
 	return unpublished, unapplied, streams.Err()
 }
 
-// wait polls until nothing is left, and says how long that took.
+// wait polls until nothing is left, and says how long that took. The outboxes and the consumers
+// are read one after the other, not at one instant: a consumer could write an outbox row and ack
+// its event in between, so nothing left is believed only when two polls in a row say so.
 func (s *settler) wait(ctx context.Context, timeout time.Duration) (time.Duration, error) {
 	began := time.Now()
+	clean := 0
 	for {
 		unpublished, unapplied, err := s.backlog(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("settle: %w", err)
 		}
 		if unpublished == 0 && unapplied == 0 {
-			return time.Since(began), nil
+			clean++
+			if clean == 2 {
+				return time.Since(began), nil
+			}
+		} else {
+			clean = 0
 		}
 		if time.Since(began) > timeout {
 			return 0, fmt.Errorf("settle: %d outbox rows unpublished and %d events unapplied after %s", unpublished, unapplied, timeout)

@@ -132,11 +132,14 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 			if !bytes.Equal(existing[0].Fingerprint, res.Fingerprint()) {
 				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
 			}
-			// Committed with the parcel, so visible to this later statement.
-			if err := loadLines(ctx, tx, existing); err != nil {
+			// Read again with its lines, next to each other as the answer of a first attempt would
+			// be: the row read before the item locks may predate a confirmation that committed
+			// while this transaction waited for them.
+			p, err := getParcel(ctx, tx, res.ParcelID, false)
+			if err != nil {
 				return err
 			}
-			out = existing[0]
+			out = p
 			return nil
 		}
 		if !found {

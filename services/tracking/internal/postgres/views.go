@@ -19,8 +19,8 @@ import (
 func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds []string, err error) {
 	b := &pgx.Batch{}
 	for _, pp := range p.Parcels {
-		// What order.placed says of the parcel is the whole truth: it overwrites what an earlier
-		// parcel event noted.
+		// Whose the parcel is (order, household, supplier), order.placed says best: it overwrites
+		// what an earlier parcel event noted. Its state still goes only where it is the later.
 		b.Queue(`
 			INSERT INTO parcels (parcel_id, compound, order_id, household_id, supplier_id, state, state_at, state_event_id)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
