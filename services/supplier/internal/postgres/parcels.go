@@ -101,7 +101,7 @@ func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (suppl
 // Reserve implements supply.Repository. Its reads (the parcel if it exists, the supplier, the
 // items, locked) go with the BEGIN in one round trip, its writes in a second and the commit in a
 // third; a basket with rationed items reads the household's use of them in between, and a retry
-// reads its parcel's lines.
+// reads its parcel again with its lines.
 func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
 	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, []supply.Transition, error)) (supply.Parcel, error) {
 	ids := make([]string, len(res.Lines))
