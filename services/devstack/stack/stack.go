@@ -186,8 +186,7 @@ func (s *Stack) Stop() {
 		_ = s.group.Wait()
 	}
 	if s.nats != nil {
-		s.nats.Shutdown()
-		s.nats.WaitForShutdown()
+		natsx.StopEmbedded(s.nats)
 	}
 	if s.pg != nil {
 		_ = s.pg.Stop()
