@@ -33,7 +33,15 @@ deadletter: ## list dead-lettered events, or replay one: make deadletter ARGS='r
 
 .PHONY: test
 test: check-generate lint-proto vet ## everything CI checks: generated-code drift, proto lint, vet, all tests of all modules
-	go test $(GO_TEST_FLAGS) work
+	@# CI keeps only the end of a long log: on failure the first data race report and the failing
+	@# tests are printed again last, so a race's two sides are never cut off.
+	@log=$$(mktemp) && trap 'rm -f $$log' EXIT && set -o pipefail && \
+	echo "go test $(GO_TEST_FLAGS) work" && \
+	go test $(GO_TEST_FLAGS) work 2>&1 | tee $$log || { \
+		echo; echo "==== make test failed; repeated from above ===="; \
+		awk '/^WARNING: DATA RACE/ { on = 1 } on && /^=+$$/ { exit } \
+			on && /^[^ ]/ { print; n = 8; next } on && n-- > 0' $$log; \
+		grep -E '^(--- FAIL|FAIL|panic:)' $$log; exit 1; }
 
 .PHONY: bench
 bench: ## benchmarks with their floors, side by side: planner (12k parcels), PlaceOrder vs pgx, outbox → tracking vs raw publish
