@@ -103,33 +103,3 @@ func RunEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	}
 	return s, nil
 }
-
-// StopEmbedded shuts an in-process server down once JetStream has answered every API request it
-// took. Stop the server's clients first. A request a client sent just before closing can still be
-// queued; were the server's API workers to answer it while Shutdown tears the streams down, the
-// two would touch the same stream and consumer state at once (the race detector has caught a
-// worker racing in CI). Waiting on the in-flight count, which the workers update atomically, also
-// orders their work before the shutdown.
-func StopEmbedded(s *server.Server) {
-	waitJetStreamAPIIdle(s, 5*time.Second)
-	s.Shutdown()
-	s.WaitForShutdown()
-}
-
-// waitJetStreamAPIIdle reports whether JetStream had no API request in flight within timeout.
-func waitJetStreamAPIIdle(s *server.Server, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		info, err := s.Jsz(&server.JSzOptions{})
-		if err != nil {
-			return false
-		}
-		if info.API.Inflight == 0 {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

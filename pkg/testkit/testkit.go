@@ -109,7 +109,7 @@ func NATS(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testkit: nats: %v", err)
 	}
-	t.Cleanup(func() { natsx.StopEmbedded(s) })
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return s.ClientURL()
 }
 

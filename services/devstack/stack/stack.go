@@ -186,7 +186,8 @@ func (s *Stack) Stop() {
 		_ = s.group.Wait()
 	}
 	if s.nats != nil {
-		natsx.StopEmbedded(s.nats)
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
 	}
 	if s.pg != nil {
 		_ = s.pg.Stop()
