@@ -4,8 +4,10 @@ package natsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
@@ -43,8 +45,8 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 	return nc, js, nil
 }
 
-// EnsureStreams creates or updates the event and dead-letter streams. Safe to call from every
-// replica at every start.
+// EnsureStreams creates the event and dead-letter streams, or updates them where their settings
+// differ from Doorstep's. Safe to call from every replica at every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if replicas < 1 {
 		replicas = 1
@@ -65,11 +67,43 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		MaxAge:    90 * 24 * time.Hour,
 		Replicas:  replicas,
 	}} {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := ensureStream(ctx, js, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream creates the stream, or updates it only when a setting cfg names differs. An update
+// that changes nothing is not harmless: it rewrites the stream's metadata, and nats-server 2.15.3
+// reads that metadata without its lock while it creates a consumer, so services starting together
+// (each provisioning the streams, then its consumers) raced inside the server.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// A replica starting at the same moment may create it first: with the same settings
+		// that is success, with others the stream is read again and updated below.
+		if _, err = js.CreateStream(ctx, cfg); !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		s, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if hasSettings(s.CachedInfo().Config, cfg) {
+		return nil
+	}
+	_, err = js.UpdateStream(ctx, cfg)
+	return err
+}
+
+// hasSettings reports whether have holds every setting want names (a zero duplicate window leaves
+// the server's default).
+func hasSettings(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
+		have.Retention == want.Retention && have.MaxAge == want.MaxAge && have.Replicas == want.Replicas &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
 }
 
 // EmbeddedOptions configure an in-process server.
