@@ -41,7 +41,7 @@ test: check-generate lint-proto vet ## everything CI checks: generated-code drif
 		echo; echo "==== make test failed; repeated from above ===="; \
 		awk '/^WARNING: DATA RACE/ { on = 1 } on && /^=+$$/ { exit } \
 			on && /^[^ ]/ { print; n = 8; next } on && n-- > 0' $$log; \
-		grep -E '^(--- FAIL|FAIL|panic:)' $$log; exit 1; }
+		grep -E '^ *--- FAIL|^FAIL|^panic:' $$log; exit 1; }
 
 .PHONY: bench
 bench: ## benchmarks with their floors, side by side: planner (12k parcels), PlaceOrder vs pgx, outbox → tracking vs raw publish

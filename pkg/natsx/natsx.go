@@ -77,7 +77,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 // ensureStream creates the stream, or updates it only when a setting cfg names differs. An update
 // that changes nothing is not harmless: it rewrites the stream's metadata, and nats-server 2.15.3
 // reads that metadata without its lock while it creates a consumer, so services starting together
-// (each provisioning the streams, then its consumers) raced inside the server.
+// (each provisioning the streams, then its consumers) raced inside the server at every start.
+// A real change of settings can still meet a consumer being created; that is now the rare case.
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -2,8 +2,8 @@ package natsx_test
 
 import (
 	"context"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +12,28 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// countingJS counts the stream writes EnsureStreams asks of JetStream.
+type countingJS struct {
+	jetstream.JetStream
+	creates, updates atomic.Int32
+}
+
+func (c *countingJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.creates.Add(1)
+	return c.JetStream.CreateStream(ctx, cfg)
+}
+
+func (c *countingJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.updates.Add(1)
+	return c.JetStream.UpdateStream(ctx, cfg)
+}
+
+func (c *countingJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.creates.Add(1)
+	c.updates.Add(1)
+	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
 
 // Every service provisions the streams as it starts. Replicas starting together all succeed; a
 // stream whose settings differ is updated; one that already has them is left alone, because an
@@ -35,78 +57,52 @@ func TestEnsureStreamsUpdatesOnlyWhatDiffers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// JetStream announces every stream it creates and updates, in order.
-	advisories := make(chan string, 100)
-	if _, err := nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.>", func(m *nats.Msg) {
-		advisories <- strings.TrimPrefix(m.Subject, "$JS.EVENT.ADVISORY.STREAM.")
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	// until returns the advisories up to the one a new stream named sentinel causes.
-	until := func(sentinel string) []string {
-		t.Helper()
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: sentinel, Subjects: []string{"sentinel." + sentinel}}); err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for {
-			select {
-			case a := <-advisories:
-				if a == "CREATED."+sentinel {
-					return got
-				}
-				got = append(got, a)
-			case <-ctx.Done():
-				t.Fatalf("no advisory for %s; got %v", sentinel, got)
-			}
-		}
-	}
-
 	// The event stream exists with a shorter retention; the dead-letter stream does not.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: events.Stream, Subjects: []string{events.StreamSubjects},
 		Storage: jetstream.FileStorage, MaxAge: time.Hour, Duplicates: natsx.DuplicateWindow}); err != nil {
 		t.Fatal(err)
 	}
-	until("S1")
 
-	// Four replicas start at once.
+	// Four replicas start at once. A replica that reads the event stream before another has fixed
+	// its retention updates it, once; one that finds the dead-letter stream missing creates it.
+	replicas := make([]*countingJS, 4)
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i := range errs {
-		wg.Go(func() { errs[i] = natsx.EnsureStreams(ctx, js, 1) })
+	errs := make([]error, len(replicas))
+	for i := range replicas {
+		replicas[i] = &countingJS{JetStream: js}
+		wg.Go(func() { errs[i] = natsx.EnsureStreams(ctx, replicas[i], 1) })
 	}
 	wg.Wait()
-	for i, err := range errs {
+	var creates, updates int32
+	for i, r := range replicas {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		c, u := r.creates.Load(), r.updates.Load()
+		if c > 1 || u > 1 {
+			t.Errorf("replica %d: %d creates and %d updates, want at most the dead-letter stream's and the event stream's", i, c, u)
+		}
+		creates, updates = creates+c, updates+u
+	}
+	if creates == 0 || updates == 0 {
+		t.Errorf("%d creates and %d updates in all, want the dead-letter stream created and the event stream updated", creates, updates)
+	}
+	for name, age := range map[string]time.Duration{events.Stream: 30 * 24 * time.Hour, events.DeadLetterStream: 90 * 24 * time.Hour} {
+		st, err := js.Stream(ctx, name)
 		if err != nil {
-			t.Fatalf("replica %d: %v", i, err)
+			t.Fatalf("stream %s: %v", name, err)
 		}
-	}
-	got := until("S2")
-	want := map[string]bool{"UPDATED." + events.Stream: true, "CREATED." + events.DeadLetterStream: true}
-	for _, a := range got {
-		if !want[a] {
-			t.Errorf("unexpected advisory %s (all: %v)", a, got)
+		if got := st.CachedInfo().Config.MaxAge; got != age {
+			t.Errorf("stream %s keeps events %s, want %s", name, got, age)
 		}
-	}
-	if len(got) < 2 {
-		t.Errorf("want the event stream updated and the dead-letter stream created, got %v", got)
-	}
-	info, err := js.Stream(ctx, events.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if age := info.CachedInfo().Config.MaxAge; age != 30*24*time.Hour {
-		t.Errorf("event stream keeps events %s, want 30 days", age)
 	}
 
-	// Started again, nothing is updated.
-	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
+	// Started again, it writes nothing.
+	again := &countingJS{JetStream: js}
+	if err := natsx.EnsureStreams(ctx, again, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := until("S3"); len(got) != 0 {
-		t.Errorf("streams with Doorstep's settings changed again: %v", got)
+	if c, u := again.creates.Load(), again.updates.Load(); c != 0 || u != 0 {
+		t.Errorf("streams with Doorstep's settings: %d creates and %d updates on a restart, want none", c, u)
 	}
 }
