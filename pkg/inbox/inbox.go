@@ -63,6 +63,13 @@ type Consumer struct {
 	// Subjects filters the stream, e.g. "doorstep.*.parcel.>".
 	Subjects []string
 	Handle   Handler
+	// Replaces names durables whose work this one took over (a service merged or renamed its
+	// consumers). Created for the first time, this durable starts after the last event every one
+	// of them had acknowledged instead of at the stream's start (30 days of events), and once it
+	// exists they are deleted. Their inbox ids do not count for it: events they had applied
+	// past that point are applied again, so the handler must tolerate a replay (each of Doorstep's
+	// compares event ids or times before writing).
+	Replaces []string
 	// MaxDeliver bounds redelivery before the event is dead-lettered; default 8.
 	MaxDeliver int
 	// Metrics, when set, receives applied, retried and dead-lettered counts and the lag.
@@ -92,16 +99,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var cons jetstream.Consumer
 	for {
 		var err error
-		cons, err = c.JS.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
-			Durable:        c.Durable,
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        30 * time.Second,
-			MaxDeliver:     c.MaxDeliver,
-			FilterSubjects: c.Subjects,
-			MaxAckPending:  1024,
-			DeliverPolicy:  jetstream.DeliverAllPolicy,
-		})
-		if err == nil {
+		if cons, err = c.provision(ctx); err == nil {
 			break
 		}
 		// The broker may still be starting or restarting; keep trying rather than exit.
@@ -155,6 +153,67 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// provision creates the durable, or brings an existing one's settings up to date, and deletes
+// the durables it replaces.
+func (c *Consumer) provision(ctx context.Context) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:        c.Durable,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxDeliver:     c.MaxDeliver,
+		FilterSubjects: c.Subjects,
+		MaxAckPending:  1024,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	existing, err := c.JS.Consumer(ctx, events.Stream, c.Durable)
+	switch {
+	case err == nil:
+		// Where a consumer starts is fixed when it is created; an update must repeat it.
+		created := existing.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq = created.DeliverPolicy, created.OptStartSeq
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		start, err := c.takeOverPoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if start > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+			c.Log.Info("consumer: taking over from replaced durables", "durable", c.Durable, "replaces", c.Replaces, "start_seq", start)
+		}
+	default:
+		return nil, err
+	}
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, events.Stream, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, old := range c.Replaces {
+		if err := c.JS.DeleteConsumer(ctx, events.Stream, old); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("delete replaced durable %s: %w", old, err)
+		}
+	}
+	return cons, nil
+}
+
+// takeOverPoint is the stream sequence after the last event every replaced durable still present
+// had acknowledged; 0 if none is present (start at the stream's start).
+func (c *Consumer) takeOverPoint(ctx context.Context) (uint64, error) {
+	var start uint64
+	for _, old := range c.Replaces {
+		cons, err := c.JS.Consumer(ctx, events.Stream, old)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read replaced durable %s: %w", old, err)
+		}
+		if next := cons.CachedInfo().AckFloor.Stream + 1; start == 0 || next < start {
+			start = next
+		}
+	}
+	return start, nil
 }
 
 // process applies a group of messages in one transaction, then acknowledges the applied ones and

@@ -3,20 +3,24 @@ package inbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/inbox"
+	"github.com/doorstep/doorstep/pkg/natsx"
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/doorstep/doorstep/pkg/testkit"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -213,4 +217,83 @@ func TestApplyAllIdSpellingAndFailures(t *testing.T) {
 			t.Fatalf("round %d: effects %d, %d, %d; want 1, 0, 1", round, effects(ok1.EventId), effects(bad.EventId), effects(ok2.EventId))
 		}
 	}
+}
+
+// A durable that replaces others starts after the last event the slowest of them had acknowledged,
+// not at the stream's start, and they are deleted. Restarted, it keeps where it started, so it
+// provisions again and goes on with new events.
+func TestReplacesTakesOverWhereTheSlowestStood(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool := openPool(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	nc, js, err := natsx.Connect(testkit.NATS(t), "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	var published []string
+	publish := func(n int) {
+		for range n {
+			ev := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "", time.Now())
+			ev.Payload = &eventsv1.Event_NoticeWithdrawn{NoticeWithdrawn: &eventsv1.NoticeWithdrawn{NoticeId: "n"}}
+			testkit.Publish(t, ctx, js, ev, ev.GetEventId())
+			published = append(published, strings.ToLower(ev.GetEventId()))
+		}
+	}
+	publish(10)
+	// The old durables applied the first 7 and the first 4 events.
+	testkit.DurableThatAcked(t, ctx, js, "old-fast", 7)
+	testkit.DurableThatAcked(t, ctx, js, "old-slow", 4)
+
+	applied := func() []string {
+		rows, err := pool.Query(ctx, `SELECT event_id FROM effects ORDER BY event_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	run := func() (stop func()) {
+		runCtx, stopRun := context.WithCancel(ctx)
+		c := &inbox.Consumer{Pool: pool, JS: js, Log: log, Durable: "merged", Subjects: []string{events.StreamSubjects},
+			Replaces: []string{"old-fast", "old-slow", "never-existed"},
+			Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+				_, err := tx.Exec(ctx, `INSERT INTO effects VALUES (lower($1))`, ev.GetEventId())
+				return err
+			}}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = c.Run(runCtx) }()
+		return func() { stopRun(); <-done }
+	}
+	wantApplied := func(want []string) {
+		t.Helper()
+		want = slices.Sorted(slices.Values(want))
+		testkit.Eventually(t, 10*time.Second, func() error {
+			if got := applied(); !slices.Equal(got, want) {
+				return fmt.Errorf("applied %d events %v, want %d %v", len(got), got, len(want), want)
+			}
+			return nil
+		})
+	}
+
+	stop := run()
+	wantApplied(published[4:])
+	for _, old := range []string{"old-fast", "old-slow"} {
+		if _, err := js.Consumer(ctx, events.Stream, old); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Errorf("replaced durable %s: err = %v, want it deleted", old, err)
+		}
+	}
+	stop()
+
+	publish(2)
+	stop = run()
+	defer stop()
+	wantApplied(published[4:])
 }

@@ -23,7 +23,6 @@ import (
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/courier/app"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -203,20 +202,7 @@ func planned(routeID, roundID, courierID string, at time.Time, stops ...stop) *e
 // publish puts ev on the stream as the outbox relay would, with msgID as Nats-Msg-Id.
 func (h *harness) publish(ev *eventsv1.Event, msgID string) {
 	h.t.Helper()
-	subject, err := events.Subject(ev)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
-	if _, err := h.js.PublishMsg(h.ctx, msg); err != nil {
-		h.t.Fatal(err)
-	}
+	testkit.Publish(h.t, h.ctx, h.js, ev, msgID)
 }
 
 // plan publishes ev and waits until its courier sees the route in ev's version.

@@ -22,7 +22,7 @@ import (
 
 // trackingDurable is the consumer behind tracking's timelines, the read model the checks compare
 // row by row with the stream.
-const trackingDurable = "tracking-timeline"
+const trackingDurable = "tracking-deliveries"
 
 // durable is one service's durable consumer on the event stream.
 type durable struct {

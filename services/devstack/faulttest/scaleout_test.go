@@ -47,7 +47,7 @@ func TestScaleOut(t *testing.T) {
 			fromOrder++
 		}
 	}
-	shared(t, sys, "tracking", `doorstep_consumer_applied_total{consumer="tracking-timeline"`, len(msgs), true)
+	shared(t, sys, "tracking", `doorstep_consumer_applied_total{consumer="tracking-deliveries"`, len(msgs), true)
 	shared(t, sys, "order", `doorstep_consumer_applied_total{consumer="order-parcels"`, parcelEvents, true)
 	// The relays take turns (one advisory lock per batch), so one replica may well publish
 	// everything; what matters is that nothing is published twice.

@@ -11,8 +11,6 @@ import (
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/testkit"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -713,19 +711,7 @@ func TestFailedParcelJoinsTheNextRound(t *testing.T) {
 
 func publish(t *testing.T, h *harness, ev *eventsv1.Event) {
 	t.Helper()
-	subject, err := events.Subject(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.GetEventId())
-	if _, err := h.js.PublishMsg(h.ctx, msg); err != nil {
-		t.Fatal(err)
-	}
+	testkit.Publish(t, h.ctx, h.js, ev, ev.GetEventId())
 }
 
 // Check-ins racing the plan of their round: each parcel ends either on the plan or in the next

@@ -21,7 +21,6 @@ import (
 	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/order/app"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -357,22 +356,7 @@ func parcelEvent(o *orderv1.Order, p *orderv1.Parcel, state typesv1.ParcelState,
 // publish puts ev on the stream under msgID (normally its event id) and returns its sequence.
 func (e *env) publish(ev *eventsv1.Event, msgID string) uint64 {
 	e.t.Helper()
-	subject, err := events.Subject(ev)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
-	ack, err := e.js.PublishMsg(e.ctx, msg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ack.Sequence
+	return testkit.Publish(e.t, e.ctx, e.js, ev, msgID)
 }
 
 // waitParcel waits until the parcel is in state.

@@ -53,12 +53,15 @@ func ConfigFromEnv() (Config, error) {
 	return env.ParseAs[Config]()
 }
 
-// Consumer purposes: durables tracking-timeline, tracking-views and tracking-notices.
+// Consumer purposes: durables tracking-deliveries and tracking-notices.
 const (
-	timelineConsumer = "timeline"
-	viewsConsumer    = "views"
-	noticesConsumer  = "notices"
+	deliveriesConsumer = "deliveries"
+	noticesConsumer    = "notices"
 )
+
+// retiredDurables were the deliveries consumer's work until it did both in one transaction per
+// event group: half the acknowledgements, inbox rows and commits.
+var retiredDurables = []string{"tracking-timeline", "tracking-views"}
 
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -111,20 +114,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// The handlers announce what they changed through inbox.AfterCommit, so every replica's
 		// watchers re-read only once the change is visible to them.
 		announcer := &watch.Publisher{NC: kit.NC, Log: log.With("component", "watch")}
+		deliveries := kit.Consumer(deliveriesConsumer, ingest.Subjects, nil)
+		deliveries.Handle = ingest.Deliveries(deliveries.Log, announcer)
+		deliveries.Replaces = retiredDurables
 		// Notices have a durable of their own, filtered to notice subjects: it starts from the
-		// stream's first notice wherever the other two stand, reads none of the parcel traffic,
-		// and a notice it cannot apply yet holds up no parcel.
-		for purpose, c := range map[string]struct {
-			subjects []string
-			handler  func(*slog.Logger, ingest.Announcer) inbox.Handler
-		}{
-			timelineConsumer: {ingest.Subjects, ingest.Timeline},
-			viewsConsumer:    {ingest.Subjects, ingest.Views},
-			noticesConsumer:  {ingest.NoticeSubjects, ingest.Notices},
-		} {
-			consumer := kit.Consumer(purpose, c.subjects, nil)
-			consumer.Handle = c.handler(consumer.Log, announcer)
-			g.Go(func() error { return consumer.Run(ctx) })
+		// stream's first notice wherever the deliveries consumer stands, reads none of the parcel
+		// traffic, and a notice it cannot apply yet holds up no parcel.
+		notices := kit.Consumer(noticesConsumer, ingest.NoticeSubjects, nil)
+		notices.Handle = ingest.Notices(notices.Log, announcer)
+		for _, c := range []*inbox.Consumer{deliveries, notices} {
+			g.Go(func() error { return c.Run(ctx) })
 		}
 	}
 	log.Info("tracking service started", "addr", lis.Addr().String(), "watch_only", cfg.WatchOnly)

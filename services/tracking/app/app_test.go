@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,12 +21,10 @@ import (
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/tracking/app"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -111,19 +110,7 @@ func start(t *testing.T) *env {
 // publish sends ev as the outbox relay does, with msgID as Nats-Msg-Id (normally the event id).
 func (e *env) publish(t *testing.T, ev *eventsv1.Event, msgID string) {
 	t.Helper()
-	subject, err := events.Subject(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
-	if _, err := e.js.PublishMsg(e.ctx, msg); err != nil {
-		t.Fatalf("publish %s: %v", subject, err)
-	}
+	testkit.Publish(t, e.ctx, e.js, ev, msgID)
 }
 
 // timelineLen waits until the order's timeline has want entries and returns them.
@@ -255,7 +242,8 @@ func TestMalformedEventIsDeadLetteredAndConsumingGoesOn(t *testing.T) {
 	e.publish(t, good, good.GetEventId())
 
 	e.timeline(t, orderID, 1)
-	// Each consumer gives up on the bad event once, and says so.
+	// The deliveries consumer gives up on the bad event once, and says so; the notices consumer
+	// never sees it.
 	testkit.Eventually(t, 10*time.Second, func() error {
 		s, err := e.js.Stream(e.ctx, events.DeadLetterStream)
 		if err != nil {
@@ -265,19 +253,15 @@ func TestMalformedEventIsDeadLetteredAndConsumingGoesOn(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs != 2 {
-			return fmt.Errorf("dead-letter stream has %d messages, want 2", info.State.Msgs)
+		if info.State.Msgs != 1 {
+			return fmt.Errorf("dead-letter stream has %d messages, want 1", info.State.Msgs)
 		}
-		consumers := map[string]bool{}
-		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-			m, err := s.GetMsg(e.ctx, seq)
-			if err != nil {
-				return err
-			}
-			consumers[m.Header.Get("Doorstep-Consumer")] = true
+		m, err := s.GetMsg(e.ctx, info.State.FirstSeq)
+		if err != nil {
+			return err
 		}
-		if !consumers["tracking-timeline"] || !consumers["tracking-views"] {
-			return fmt.Errorf("dead-lettered by %v, want tracking-timeline and tracking-views", consumers)
+		if got := m.Header.Get("Doorstep-Consumer"); got != "tracking-deliveries" {
+			return fmt.Errorf("dead-lettered by %s, want tracking-deliveries", got)
 		}
 		return nil
 	})
@@ -336,5 +320,38 @@ func TestRunNeedsAnAuthKeyOfAtLeast32Bytes(t *testing.T) {
 	cfg, err := app.ConfigFromEnv()
 	if err != nil || cfg.AuthKey != string(testkit.AuthKey) || !cfg.WatchOnly || cfg.WatchResync != 30*time.Second {
 		t.Errorf("ConfigFromEnv = %+v, %v", cfg, err)
+	}
+}
+
+// Upgraded from the release whose timeline and views had durables of their own, the service takes
+// over where the slower of them stood: what both had applied is not read again, what one had not
+// is, and the retired durables are deleted.
+func TestUpgradeTakesOverFromTheRetiredDurables(t *testing.T) {
+	st := newStack(t)
+	before, behind := newID(), newID()
+	publisher := &env{ctx: st.ctx, js: st.js}
+	published := func(orderID string, at time.Time) {
+		ev := orderPlaced(orderID, at, newID())
+		publisher.publish(t, ev, ev.GetEventId())
+	}
+	published(before, t0)
+	published(behind, t0.Add(time.Second))
+	// The old timeline consumer acknowledged both events, the old views consumer only the first.
+	testkit.DurableThatAcked(t, st.ctx, st.js, "tracking-timeline", 2)
+	testkit.DurableThatAcked(t, st.ctx, st.js, "tracking-views", 1)
+
+	e := st.instance(t, false)
+	after := newID()
+	published(after, t0.Add(2*time.Second))
+	e.timeline(t, behind, 1)
+	e.timeline(t, after, 1)
+	// The first event was applied by both before the upgrade (here, only acknowledged): not again.
+	if _, err := e.client.GetOrderTimeline(e.worker, &trackingv1.GetOrderTimelineRequest{OrderId: before}); status.Code(err) != codes.NotFound {
+		t.Errorf("order placed before both retired durables' ack floor: err = %v, want NotFound (not replayed)", err)
+	}
+	for _, old := range []string{"tracking-timeline", "tracking-views"} {
+		if _, err := st.js.Consumer(st.ctx, events.Stream, old); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Errorf("retired durable %s: err = %v, want it deleted", old, err)
+		}
 	}
 }

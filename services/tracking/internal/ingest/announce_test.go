@@ -62,7 +62,7 @@ func (s *seen) take() []string {
 	return out
 }
 
-// Both consumers announce what an event changed once its transaction has committed, so the
+// The deliveries consumer announces what an event changed once its transaction has committed, so the
 // re-read an announcement prompts on any replica sees the change; nothing is announced for a
 // transaction that rolled back, for a redelivery, or for an event that changed nothing watched.
 func TestChangesAreAnnouncedAfterTheyCommit(t *testing.T) {
@@ -90,17 +90,14 @@ func TestChangesAreAnnouncedAfterTheyCommit(t *testing.T) {
 				return nil
 			}}
 	}
-	timelines := consumer("tracking-timeline", Timeline(log, announced))
-	views := consumer("tracking-views", Views(log, announced))
+	deliveries := consumer("tracking-deliveries", Deliveries(log, announced))
 
-	// apply runs ev through both consumers, as JetStream delivers it to each, and wants exactly
-	// the announcements want, in order: the timeline's first.
+	// apply runs ev through the consumer, as JetStream delivers it, and wants exactly the
+	// announcements want, in order: the order's first.
 	apply := func(ev *eventsv1.Event, want ...string) {
 		t.Helper()
-		for _, c := range []*inbox.Consumer{timelines, views} {
-			if err := c.Apply(ctx, ev); (err != nil) != failNext {
-				t.Fatalf("%s: Apply = %v with failNext %v", c.Durable, err, failNext)
-			}
+		if err := deliveries.Apply(ctx, ev); (err != nil) != failNext {
+			t.Fatalf("Apply = %v with failNext %v", err, failNext)
 		}
 		if got := announced.take(); !slices.Equal(got, want) {
 			t.Fatalf("announced\n %q\nwant\n %q", got, want)
@@ -126,7 +123,7 @@ func TestChangesAreAnnouncedAfterTheyCommit(t *testing.T) {
 	})
 	assigned = withTime(assigned, at.Add(2*time.Minute))
 	failNext = true
-	apply(assigned) // rolled back by both consumers
+	apply(assigned) // rolled back
 	failNext = false
 	apply(assigned, "order: 2 entries (<nil>)", "round: 2 parcels, 1 assigned (<nil>)") // its retry
 	apply(assigned)

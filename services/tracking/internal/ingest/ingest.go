@@ -1,9 +1,9 @@
 // Package ingest applies Doorstep's events to the tracking service's tables. It holds the handlers
-// of its three consumers: the timeline (every event of an order, and whose order it is), the
-// views (parcels, routes and their states, for round progress and supplier queues) and the
-// notices (what workers posted to a compound's residents). The inbox runs
-// each in the transaction that records the event id, so each event is applied once however often
-// JetStream delivers it.
+// of its two consumers: the deliveries (each event of an order goes on the order's timeline, and
+// parcels, routes and their states into the views behind round progress and supplier queues) and
+// the notices (what workers posted to a compound's residents). The inbox runs each in the
+// transaction that records the event id, so each event is applied once however often JetStream
+// delivers it.
 package ingest
 
 import (
@@ -23,8 +23,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Subjects the timeline and views consumers read: every event, since any of them may belong to an
-// order or a round. Both pass over notice events, which belong to neither.
+// Subjects the deliveries consumer reads: every event, since any of them may belong to an order
+// or a round. It passes over notice events, which belong to neither.
 var Subjects = []string{events.StreamSubjects}
 
 // Announcer tells the watches of every replica what changed (watch.Publisher). Handlers hand it
@@ -34,31 +34,91 @@ type Announcer interface {
 	Announce(subjects ...string)
 }
 
-// Timeline stores each event that belongs to an order, notes whose order it is, and, once that
-// has committed, announces the order's change.
-func Timeline(log *slog.Logger, announce Announcer) inbox.Handler {
+// Deliveries applies order.placed, parcel.<state> and route.planned events to the timelines and
+// the views and, once that has committed, announces the order and the rounds they changed. An
+// order's or a parcel's event is written in one round trip; a planned route, which replaces
+// a route's parcels, takes a few.
+func Deliveries(log *slog.Logger, announce Announcer) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
-		e, ok, err := Entry(ev)
-		if err != nil {
-			return err
+		var subjects []string
+		switch ev.GetPayload().(type) {
+		case *eventsv1.Event_NoticePosted, *eventsv1.Event_NoticeWithdrawn:
+			return nil // no order, parcel or round in it: the notices consumer's
+		case *eventsv1.Event_RoutePlanned:
+			r, err := Route(ev)
+			if err != nil {
+				return err
+			}
+			rounds, err := postgres.ApplyRoute(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			subjects = roundSubjects(rounds)
+		default:
+			d, err := Delivery(ev)
+			if err != nil {
+				return err
+			}
+			rec, err := postgres.Record(ctx, tx, d)
+			if err != nil {
+				return fmt.Errorf("record event %s: %w", ev.GetEventId(), err)
+			}
+			if rec.NewEntry {
+				subjects = append(subjects, watch.OrderSubject(d.Entry.OrderID))
+			}
+			subjects = append(subjects, roundSubjects(rec.Rounds)...)
 		}
-		if !ok {
-			return nil
+		if len(subjects) > 0 {
+			inbox.AfterCommit(ctx, func() { announce.Announce(subjects...) })
 		}
+		log.DebugContext(ctx, "event applied", "event", ev.GetEventId(), "order", ev.GetOrderId(), "announced", subjects)
+		return nil
+	}
+}
+
+// Delivery maps an order.placed or parcel.<state> event to what it records: its timeline entry,
+// if it belongs to an order, and the placement or state change. Like every mapping here, it
+// refuses an event that can never be applied (ids that are not UUIDs, no time, no payload) with
+// inbox.ErrPermanent, so it is dead-lettered at once instead of being retried.
+func Delivery(ev *eventsv1.Event) (postgres.Delivery, error) {
+	var d postgres.Delivery
+	e, ok, err := Entry(ev)
+	if err != nil {
+		return postgres.Delivery{}, err
+	}
+	if ok {
 		household := ev.GetOrderPlaced().GetHouseholdId()
 		if household == "" {
 			household = ev.GetParcelStateChanged().GetHouseholdId()
 		}
-		inserted, err := postgres.Insert(ctx, tx, timeline.Order{ID: e.OrderID, Compound: e.Compound, HouseholdID: household}, e)
-		if err != nil {
-			return err
-		}
-		if inserted {
-			inbox.AfterCommit(ctx, func() { announce.Announce(watch.OrderSubject(e.OrderID)) })
-		}
-		log.DebugContext(ctx, "timeline entry stored", "order", e.OrderID, "kind", e.Kind, "event", e.EventID, "new", inserted)
-		return nil
+		d.Order = timeline.Order{ID: e.OrderID, Compound: e.Compound, HouseholdID: household}
+		d.Entry = &e
 	}
+	switch ev.GetPayload().(type) {
+	case *eventsv1.Event_OrderPlaced:
+		p, err := Placement(ev)
+		if err != nil {
+			return postgres.Delivery{}, err
+		}
+		d.Placement = &p
+	case *eventsv1.Event_ParcelStateChanged:
+		c, err := StateChange(ev)
+		if err != nil {
+			return postgres.Delivery{}, err
+		}
+		d.Change = &c
+	default:
+		return postgres.Delivery{}, fmt.Errorf("event %s: neither an order's nor a parcel's: %w", ev.GetEventId(), inbox.ErrPermanent)
+	}
+	return d, nil
+}
+
+func roundSubjects(rounds []string) []string {
+	subjects := make([]string, len(rounds))
+	for i, r := range rounds {
+		subjects[i] = watch.RoundSubject(r)
+	}
+	return subjects
 }
 
 // Entry maps ev to a timeline entry. ok is false for events that belong to no order (a planned

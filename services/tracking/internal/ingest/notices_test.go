@@ -255,9 +255,9 @@ func TestNoticesConsumer(t *testing.T) {
 	})
 }
 
-// The timeline and views consumers read every subject, notices included: they pass over them
-// rather than dead-letter them.
-func TestTimelineAndViewsPassOverNotices(t *testing.T) {
+// The deliveries consumer reads every subject, notices included: it passes over them rather than
+// dead-letter them.
+func TestDeliveriesPassOverNotices(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	announced := &announcements{}
 	for _, ev := range []*eventsv1.Event{noticePosted("haixin", "n1", at, "t", "3"), noticeWithdrawn("haixin", "n1", at)} {
@@ -265,8 +265,8 @@ func TestTimelineAndViewsPassOverNotices(t *testing.T) {
 			t.Errorf("Entry(%T): ok=%v err=%v, want skipped", ev.GetPayload(), ok, err)
 		}
 		// No transaction: passing over a notice must not touch the database.
-		if err := Views(log, announced)(context.Background(), nil, ev); err != nil {
-			t.Errorf("Views(%T): %v", ev.GetPayload(), err)
+		if err := Deliveries(log, announced)(context.Background(), nil, ev); err != nil {
+			t.Errorf("Deliveries(%T): %v", ev.GetPayload(), err)
 		}
 	}
 	if got := announced.take(); len(got) != 0 {

@@ -1,66 +1,14 @@
 package ingest
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/inbox"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
-	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
 	"github.com/doorstep/doorstep/services/tracking/internal/views"
-	"github.com/doorstep/doorstep/services/tracking/internal/watch"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
-
-// Views applies order.placed, parcel.* and route.planned to the read models and, once that has
-// committed, announces the rounds whose progress changed.
-func Views(log *slog.Logger, announce Announcer) inbox.Handler {
-	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
-		var rounds []string
-		switch ev.GetPayload().(type) {
-		case *eventsv1.Event_OrderPlaced:
-			p, err := Placement(ev)
-			if err != nil {
-				return err
-			}
-			if rounds, err = postgres.RecordPlacement(ctx, tx, p); err != nil {
-				return err
-			}
-		case *eventsv1.Event_ParcelStateChanged:
-			c, err := StateChange(ev)
-			if err != nil {
-				return err
-			}
-			if rounds, err = postgres.ApplyStateChange(ctx, tx, c); err != nil {
-				return err
-			}
-		case *eventsv1.Event_RoutePlanned:
-			r, err := Route(ev)
-			if err != nil {
-				return err
-			}
-			if rounds, err = postgres.ApplyRoute(ctx, tx, r); err != nil {
-				return err
-			}
-		case *eventsv1.Event_NoticePosted, *eventsv1.Event_NoticeWithdrawn:
-			return nil // no parcel or round in it: the notices consumer's
-		default:
-			return fmt.Errorf("event %s: no payload: %w", ev.GetEventId(), inbox.ErrPermanent)
-		}
-		if len(rounds) > 0 {
-			subjects := make([]string, len(rounds))
-			for i, r := range rounds {
-				subjects[i] = watch.RoundSubject(r)
-			}
-			inbox.AfterCommit(ctx, func() { announce.Announce(subjects...) })
-		}
-		log.DebugContext(ctx, "views updated", "event", ev.GetEventId(), "rounds", rounds)
-		return nil
-	}
-}
 
 // Placement maps an order.placed event. Like every mapping here, it refuses an event that can
 // never be applied (ids that are not UUIDs, no time) with inbox.ErrPermanent.

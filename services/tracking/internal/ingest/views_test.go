@@ -9,6 +9,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/inbox"
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/doorstep/doorstep/services/tracking/internal/timeline"
 	"github.com/doorstep/doorstep/services/tracking/internal/views"
 )
 
@@ -109,6 +110,42 @@ func TestViewMappingsRefuseMalformedEventsPermanently(t *testing.T) {
 		}},
 	} {
 		if err := tc.fn(tc.ev); !errors.Is(err, inbox.ErrPermanent) {
+			t.Errorf("%s: err = %v, want ErrPermanent", name, err)
+		}
+	}
+}
+
+// An order's or a parcel's event records its timeline entry, when it names an order, with what
+// it says of the parcels; an event one half cannot use is refused whole, never half-applied.
+func TestDelivery(t *testing.T) {
+	placed := events.New("haixin", nil, orderID, at)
+	placed.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: &eventsv1.OrderPlaced{HouseholdId: "haixin-1-1-101",
+		Parcels: []*eventsv1.EventParcel{{ParcelId: parcelA, SupplierId: "haixin-freshmart"}}}}
+	d, err := Delivery(placed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Entry == nil || d.Entry.Kind != "order.placed" || d.Order != (timeline.Order{ID: orderID, Compound: "haixin", HouseholdID: "haixin-1-1-101"}) {
+		t.Errorf("order.placed: entry %+v of order %+v", d.Entry, d.Order)
+	}
+	if d.Placement == nil || len(d.Placement.Parcels) != 1 || d.Change != nil {
+		t.Errorf("order.placed: placement %+v, change %+v", d.Placement, d.Change)
+	}
+
+	ready := parcelEvent(typesv1.ParcelState_PARCEL_STATE_READY, nil, nil)
+	if d, err := Delivery(ready); err != nil || d.Entry == nil || d.Order.HouseholdID != "haixin-1-1-101" || d.Change == nil || d.Change.State != "ready" {
+		t.Errorf("parcel.ready: %+v, %v", d, err)
+	}
+	ready.OrderId = ""
+	if d, err := Delivery(ready); err != nil || d.Entry != nil || d.Change == nil {
+		t.Errorf("parcel.ready without an order: %+v, %v; want the state change alone", d, err)
+	}
+
+	badParcel := events.New("haixin", nil, orderID, at)
+	badParcel.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: &eventsv1.OrderPlaced{Parcels: []*eventsv1.EventParcel{{ParcelId: "p-1"}}}}
+	route := routeEvent(&eventsv1.RoutePlanned{RouteId: "route-1"})
+	for name, ev := range map[string]*eventsv1.Event{"placed parcel id": badParcel, "route": route, "no payload": events.New("haixin", nil, orderID, at)} {
+		if _, err := Delivery(ev); !errors.Is(err, inbox.ErrPermanent) {
 			t.Errorf("%s: err = %v, want ErrPermanent", name, err)
 		}
 	}

@@ -32,9 +32,9 @@ func openPool(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
-// The event_id key keeps an event once even if it reaches Insert twice without the inbox
+// The event_id key keeps an event once even if it reaches Record twice without the inbox
 // (a replay under another consumer name, a manual re-import).
-func TestInsertIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
+func TestRecordIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
 	ctx := context.Background()
 	pool := openPool(t)
 	store := &postgres.Store{Pool: pool}
@@ -50,15 +50,16 @@ func TestInsertIsIdempotentAndReadOrdersByTimeThenID(t *testing.T) {
 	earlier.OccurredAt = at.Add(-time.Second)
 
 	for i, e := range []timeline.Entry{second, first, first, earlier} {
-		var inserted bool
+		var rec postgres.Recorded
 		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) (err error) {
-			inserted, err = postgres.Insert(ctx, tx, timeline.Order{ID: orderID, Compound: "haixin", HouseholdID: "haixin-1-1-101"}, e)
+			rec, err = postgres.Record(ctx, tx, postgres.Delivery{
+				Order: timeline.Order{ID: orderID, Compound: "haixin", HouseholdID: "haixin-1-1-101"}, Entry: &e})
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if wantNew := i != 2; inserted != wantNew {
-			t.Errorf("insert %d: inserted = %v, want %v", i, inserted, wantNew)
+		if wantNew := i != 2; rec.NewEntry != wantNew {
+			t.Errorf("record %d: NewEntry = %v, want %v", i, rec.NewEntry, wantNew)
 		}
 	}
 	got, err := store.OrderTimeline(ctx, orderID)

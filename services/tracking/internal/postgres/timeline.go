@@ -25,15 +25,14 @@ func Migrations() pgkit.Migrations {
 	return pgkit.Migrations{Table: "goose_tracking", FS: sub}
 }
 
-// Insert records e inside tx, the consumer's inbox transaction, and notes its order o (with the
-// household once an event names it); both statements go in one round trip. It reports whether the
-// entry is new: an event already stored changes nothing.
-func Insert(ctx context.Context, tx pgx.Tx, o timeline.Order, e timeline.Entry) (inserted bool, err error) {
+// queueEntry adds to b the statements that note the order o (with its household once an event
+// names it) and store e on its timeline; once b has run, inserted says whether the entry is new:
+// an event already stored changes nothing.
+func queueEntry(b *pgx.Batch, o timeline.Order, e timeline.Entry, inserted *bool) {
 	var parcelID *string
 	if e.ParcelID != "" {
 		parcelID = &e.ParcelID
 	}
-	b := &pgx.Batch{}
 	b.Queue(`
 		INSERT INTO orders (order_id, compound, household_id) VALUES ($1, $2, $3)
 		ON CONFLICT (order_id) DO UPDATE SET household_id = EXCLUDED.household_id
@@ -46,13 +45,9 @@ func Insert(ctx context.Context, tx pgx.Tx, o timeline.Order, e timeline.Entry) 
 		ON CONFLICT (event_id) DO NOTHING`,
 		e.EventID, e.Compound, e.OrderID, e.OccurredAt.UTC(), e.Kind, parcelID, e.State,
 		e.Actor.Role, e.Actor.ID, e.Detail).Exec(func(tag pgconn.CommandTag) error {
-		inserted = tag.RowsAffected() == 1
+		*inserted = tag.RowsAffected() == 1
 		return nil
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return false, fmt.Errorf("record timeline entry %s of order %s: %w", e.EventID, o.ID, err)
-	}
-	return inserted, nil
 }
 
 // Store reads timelines and read models.

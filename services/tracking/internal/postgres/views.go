@@ -11,13 +11,12 @@ import (
 )
 
 // Every write below compares (time, event id) with what the row holds and keeps the later fact,
-// so events applied in any order, by any replica, leave the same rows. Each write returns the
+// so events applied in any order, by any replica, leave the same rows. Each write notes the
 // rounds whose progress it changed, for the watches.
 
-// RecordPlacement stores whose each parcel is and that it is PLACED as of the order's time, in
-// one round trip.
-func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds []string, err error) {
-	b := &pgx.Batch{}
+// queuePlacement adds to b the statements that store whose each parcel of p is and that it is
+// PLACED as of the order's time.
+func queuePlacement(b *pgx.Batch, p views.Placement, rounds *[]string) {
 	for _, pp := range p.Parcels {
 		// Whose the parcel is (order, household, supplier), order.placed says best: it overwrites
 		// what an earlier parcel event noted. Its state still goes only where it is the later.
@@ -28,21 +27,16 @@ func RecordPlacement(ctx context.Context, tx pgx.Tx, p views.Placement) (rounds 
 			SET order_id = EXCLUDED.order_id, household_id = EXCLUDED.household_id, supplier_id = EXCLUDED.supplier_id,
 			    `+laterState,
 			pp.ParcelID, p.Compound, p.OrderID, p.HouseholdID, pp.SupplierID, views.StatePlaced, p.At.UTC(), p.EventID)
-		queueRoundState(b, views.StateChange{ParcelID: pp.ParcelID, State: views.StatePlaced, At: p.At, EventID: p.EventID}, &rounds)
+		queueRoundState(b, views.StateChange{ParcelID: pp.ParcelID, State: views.StatePlaced, At: p.At, EventID: p.EventID}, rounds)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("record the parcels of order %s: %w", p.OrderID, err)
-	}
-	return dedupe(rounds), nil
 }
 
-// ApplyStateChange records a parcel's new state unless a later one is already recorded, in one
-// round trip.
-func ApplyStateChange(ctx context.Context, tx pgx.Tx, c views.StateChange) (rounds []string, err error) {
+// queueStateChange adds to b the statements that record a parcel's new state unless a later one
+// is already recorded.
+func queueStateChange(b *pgx.Batch, c views.StateChange, rounds *[]string) {
 	// The parcel may be news to us (its order.placed not applied yet): note what the event says
 	// of it, without overwriting what order.placed said. A row the event changes nothing in is
 	// not written at all.
-	b := &pgx.Batch{}
 	b.Queue(`
 		INSERT INTO parcels (parcel_id, compound, order_id, household_id, state, state_at, state_event_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -54,11 +48,7 @@ func ApplyStateChange(ctx context.Context, tx pgx.Tx, c views.StateChange) (roun
 		   OR (parcels.household_id = '' AND EXCLUDED.household_id <> '')
 		   OR `+isLater,
 		c.ParcelID, c.Compound, nullable(c.OrderID), c.HouseholdID, c.State, c.At.UTC(), c.EventID)
-	queueRoundState(b, c, &rounds)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("set state %s of parcel %s: %w", c.State, c.ParcelID, err)
-	}
-	return rounds, nil
+	queueRoundState(b, c, rounds)
 }
 
 // isLater, in an upsert of parcels, holds when the proposed state is later than the one recorded

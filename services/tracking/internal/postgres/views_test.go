@@ -42,7 +42,7 @@ func TestConcurrentVersionsAndStatesLeaveTheLatest(t *testing.T) {
 	for i, state := range []string{"assigned", "out_for_delivery", "delivered"} {
 		c := views.StateChange{Compound: "haixin", ParcelID: parcels[9], RoundID: round, State: state,
 			At: at.Add(time.Duration(60+i) * time.Minute), EventID: uuid.Must(uuid.NewV7()).String()}
-		facts = append(facts, func(tx pgx.Tx) error { _, err := postgres.ApplyStateChange(ctx, tx, c); return err })
+		facts = append(facts, func(tx pgx.Tx) error { _, err := postgres.Record(ctx, tx, postgres.Delivery{Change: &c}); return err })
 	}
 	rand.Shuffle(len(facts), func(i, j int) { facts[i], facts[j] = facts[j], facts[i] })
 	var g errgroup.Group
@@ -98,9 +98,12 @@ func TestParcelRowIsTheSameInAnyOrderOfEvents(t *testing.T) {
 			{Compound: "haixin", ParcelID: parcel, OrderID: orderID, State: "confirmed", At: at.Add(time.Minute), EventID: id()},
 			{Compound: "haixin", ParcelID: parcel, OrderID: orderID, HouseholdID: "someone else", State: "ready", At: at.Add(2 * time.Minute), EventID: id()},
 		}
-		fs := []func(tx pgx.Tx) error{func(tx pgx.Tx) error { _, err := postgres.RecordPlacement(ctx, tx, placement); return err }}
+		fs := []func(tx pgx.Tx) error{func(tx pgx.Tx) error {
+			_, err := postgres.Record(ctx, tx, postgres.Delivery{Placement: &placement})
+			return err
+		}}
 		for _, c := range changes {
-			fs = append(fs, func(tx pgx.Tx) error { _, err := postgres.ApplyStateChange(ctx, tx, c); return err })
+			fs = append(fs, func(tx pgx.Tx) error { _, err := postgres.Record(ctx, tx, postgres.Delivery{Change: &c}); return err })
 		}
 		return fs
 	}
@@ -143,7 +146,7 @@ func TestParcelRowIsTheSameInAnyOrderOfEvents(t *testing.T) {
 		{Compound: "haixin", ParcelID: parcel, HouseholdID: household, State: "ready", At: at.Add(time.Hour), EventID: id()},
 		{Compound: "haixin", ParcelID: parcel, OrderID: orderID, State: "confirmed", At: at, EventID: id()},
 	} {
-		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) error { _, err := postgres.ApplyStateChange(ctx, tx, c); return err }); err != nil {
+		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) error { _, err := postgres.Record(ctx, tx, postgres.Delivery{Change: &c}); return err }); err != nil {
 			t.Fatal(err)
 		}
 	}
