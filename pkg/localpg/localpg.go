@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,7 +28,7 @@ import (
 type Options struct {
 	// Dir holds the cluster's data; it is created and initialised when empty.
 	Dir string
-	// Port on 127.0.0.1.
+	// Port on 127.0.0.1, and the number of the Unix socket in Dir.
 	Port int
 	// Ephemeral trades durability for speed (fsync off): for tests only.
 	Ephemeral bool
@@ -48,6 +50,21 @@ var ErrNotInstalled = errors.New("no PostgreSQL server binaries found: install t
 // URL is a connection string for the cluster's "postgres" database as superuser "postgres".
 func (c *Cluster) URL() string { return c.url }
 
+// URL is the connection string for database on the cluster with data directory dir (absolute) and
+// port, as superuser "postgres". It goes through the cluster's Unix socket in dir, not 127.0.0.1:
+// the cluster is private to this machine, and on this project's 2-CPU machine a round trip over
+// the socket took 27-44 µs of the client's CPU against 48-52 µs over loopback TCP, and 44-69 µs
+// of wall time against 84-85 µs. Every service makes dozens of round trips per order. The TCP
+// port stays open for tools such as psql.
+func URL(dir string, port int, database string) string {
+	// pgx and libpq unescape query values as paths ("+" stays "+"), so a space is written %20;
+	// a slash needs no escaping, and unescaped keeps the printed URL readable.
+	host := strings.NewReplacer("+", "%20", "%2F", "/").Replace(url.QueryEscape(dir))
+	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + database,
+		RawQuery: "host=" + host + "&port=" + strconv.Itoa(port)}
+	return u.String()
+}
+
 // Start initialises dir if needed and starts the server, returning once it accepts connections.
 // The server is killed if this process dies, so a crashed test leaves nothing running.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
@@ -57,6 +74,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	cred, uid, gid, err := runAs()
 	if err != nil {
+		return nil, err
+	}
+	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil { // the socket's directory in URL must be absolute
 		return nil, err
 	}
 	logw := opts.Log
@@ -90,8 +110,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	c := &Cluster{cmd: cmd, done: make(chan error, 1),
-		url: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", opts.Port)}
+	c := &Cluster{cmd: cmd, done: make(chan error, 1), url: URL(opts.Dir, opts.Port, "postgres")}
 	go func() { c.done <- cmd.Wait() }()
 	if err := c.waitReady(ctx); err != nil {
 		_ = c.Stop()

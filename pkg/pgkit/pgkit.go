@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"time"
 
@@ -186,4 +187,15 @@ func isCode(err error, codes ...string) bool {
 		}
 	}
 	return false
+}
+
+// DatabaseURL is serverURL (a postgres:// URL) with its database replaced by name: the URL of
+// another database on the same server, as the same user.
+func DatabaseURL(serverURL, name string) (string, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", fmt.Errorf("database URL: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/doorstep/doorstep/pkg/localpg"
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/jackc/pgx/v5"
@@ -129,4 +130,47 @@ func sep(url string) string {
 		return "&"
 	}
 	return "?"
+}
+
+// DatabaseURL changes only the database: the host (a private cluster's socket directory, or a
+// TCP address), the port and the options survive.
+func TestDatabaseURL(t *testing.T) {
+	for _, server := range []string{
+		localpg.URL("/tmp/doorstep data/postgres", 55432, "postgres"),
+		"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+	} {
+		got, err := pgkit.DatabaseURL(server, "doorstep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := pgx.ParseConfig(server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := pgx.ParseConfig(got)
+		if err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		if cfg.Database != "doorstep" || cfg.Host != want.Host || cfg.Port != want.Port || cfg.User != "postgres" {
+			t.Errorf("DatabaseURL(%s) = %s: database %q on %s:%d as %s; want doorstep on %s:%d as postgres",
+				server, got, cfg.Database, cfg.Host, cfg.Port, cfg.User, want.Host, want.Port)
+		}
+	}
+	for _, dir := range []string{"/var/lib/doorstep/postgres", "/tmp/doorstep data/postgres", "/tmp/a+b&c=d%20/postgres"} {
+		if got := mustParse(t, localpg.URL(dir, 55432, "postgres")).Host; got != dir {
+			t.Errorf("localpg.URL(%q) reaches the socket directory %q", dir, got)
+		}
+	}
+	if _, err := pgkit.DatabaseURL("postgres://[::1", "doorstep"); err == nil {
+		t.Error("a malformed server URL was accepted")
+	}
+}
+
+func mustParse(t *testing.T, u string) *pgx.ConnConfig {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		t.Fatalf("%s: %v", u, err)
+	}
+	return cfg
 }

@@ -7,7 +7,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/doorstep/doorstep/pkg/localpg"
 	"github.com/doorstep/doorstep/pkg/natsx"
+	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -94,12 +94,11 @@ func Postgres(t testing.TB) string {
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	u, err := url.Parse(admin)
+	u, err := pgkit.DatabaseURL(admin, name)
 	if err != nil {
-		t.Fatalf("testkit: parse %s: %v", admin, err)
+		t.Fatalf("testkit: %v", err)
 	}
-	u.Path = "/" + name
-	return u.String()
+	return u
 }
 
 // NATS starts an in-process JetStream server with a temporary store for t and returns its URL.

@@ -3,7 +3,6 @@ package faulttest
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/localpg"
+	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -134,7 +134,7 @@ func zombie(pid int) bool {
 
 // AdminURL is the superuser URL of the "postgres" database.
 func (p *Postgres) AdminURL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.Port)
+	return localpg.URL(p.Dir, p.Port, "postgres")
 }
 
 // Service is one replica of a Doorstep service running as its own process.
@@ -364,9 +364,5 @@ func createDatabase(ctx context.Context, adminURL, name string) (string, error) 
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
-	u := strings.Replace(adminURL, "/postgres?", "/"+name+"?", 1)
-	if u == adminURL {
-		return "", errors.New("unexpected admin URL " + adminURL)
-	}
-	return u, nil
+	return pgkit.DatabaseURL(adminURL, name)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/localpg"
 	"github.com/doorstep/doorstep/pkg/natsx"
+	"github.com/doorstep/doorstep/pkg/pgkit"
 	courier "github.com/doorstep/doorstep/services/courier/app"
 	dispatch "github.com/doorstep/doorstep/services/dispatch/app"
 	gateway "github.com/doorstep/doorstep/services/gateway/app"
@@ -297,7 +298,7 @@ func ensureDatabase(ctx context.Context, adminURL, name string) (string, error) 
 			return "", fmt.Errorf("create database %s: %w", name, err)
 		}
 	}
-	return strings.Replace(adminURL, "/postgres?", "/"+name+"?", 1), nil
+	return pgkit.DatabaseURL(adminURL, name)
 }
 
 // prefixWriter sends PostgreSQL's own log lines to slog at debug level.
