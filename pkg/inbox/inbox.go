@@ -111,6 +111,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	nextSample := time.Now()
+	var idle time.Duration // the wait after pulls that failed at once; 0 while pulls work
 	for ctx.Err() == nil {
 		if c.Metrics != nil && time.Now().After(nextSample) {
 			if info, err := cons.Info(ctx); err == nil {
@@ -118,42 +119,64 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			nextSample = time.Now().Add(2 * time.Second)
 		}
+		received := 0
 		batch, err := cons.Fetch(64, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() == nil {
-				c.Log.Warn("consumer: fetch failed", "durable", c.Durable, "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-			continue
+		if err == nil {
+			received = c.take(ctx, batch)
+			err = batch.Error()
 		}
-		msgs := batch.Messages()
-		group := make([]jetstream.Msg, 0, 64)
-		for msg := range msgs {
-			// Take what has already arrived with it: a busy consumer then commits many events in
-			// one transaction (one WAL flush), a quiet one still applies each event at once.
-			group = append(group[:0], msg)
-			for more := true; more && len(group) < cap(group); {
-				select {
-				case m, ok := <-msgs:
-					if ok {
-						group = append(group, m)
-					}
-					more = ok
-				default:
-					more = false
-				}
-			}
-			c.process(ctx, group)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+		switch {
+		case err == nil || errors.Is(err, nats.ErrTimeout) || ctx.Err() != nil:
+			idle = 0
+		case received > 0:
+			idle = 0
 			c.Log.Debug("consumer: batch ended", "durable", c.Durable, "err", err)
+		default:
+			// The pull failed with nothing delivered: the broker is restarting, the stream cannot
+			// answer, or the durable is gone (an old replica after an upgrade merged it into
+			// another). Asking again at once would spin a core, so wait longer each time, up to
+			// maxIdle. A missing durable is not re-created here: one deleted on purpose would
+			// start again from the stream's start.
+			idle = min(max(2*idle, 250*time.Millisecond), maxIdle)
+			c.Log.Warn("consumer: pull failed; waiting", "durable", c.Durable, "err", err, "in", idle)
+			select {
+			case <-ctx.Done():
+			case <-time.After(idle):
+			}
 		}
 	}
 	return nil
 }
+
+// take processes the messages of batch as they arrive and returns how many there were.
+func (c *Consumer) take(ctx context.Context, batch jetstream.MessageBatch) int {
+	msgs := batch.Messages()
+	group := make([]jetstream.Msg, 0, 64)
+	received := 0
+	for msg := range msgs {
+		// Take what has already arrived with it: a busy consumer then commits many events in
+		// one transaction (one WAL flush), a quiet one still applies each event at once.
+		group = append(group[:0], msg)
+		for more := true; more && len(group) < cap(group); {
+			select {
+			case m, ok := <-msgs:
+				if ok {
+					group = append(group, m)
+				}
+				more = ok
+			default:
+				more = false
+			}
+		}
+		received += len(group)
+		c.process(ctx, group)
+	}
+	return received
+}
+
+// maxIdle is the longest Run waits between pulls that fail at once: a pull every 2 s costs nothing,
+// and a broker back from a restart is used again within 2 s.
+const maxIdle = 2 * time.Second
 
 // provision creates the durable, or brings an existing one's settings up to date, and deletes
 // the durables it replaces.

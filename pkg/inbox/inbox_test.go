@@ -297,3 +297,77 @@ func TestReplacesTakesOverWhereTheSlowestStood(t *testing.T) {
 	defer stop()
 	wantApplied(published[4:])
 }
+
+// A consumer whose durable is deleted under it (an old replica still running after an upgrade
+// merged the durable into another) waits between pulls instead of spinning on the failures, does
+// not re-create the durable, and resumes once a durable of that name exists again.
+func TestPullsWaitWhileTheDurableIsGone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool := openPool(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	url := testkit.NATS(t)
+	_, js, err := natsx.Connect(url, "admin", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer has a connection of its own, so that what it publishes (its pulls) is counted.
+	cnc, cjs, err := natsx.Connect(url, "consumer", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cnc.Close)
+	c := &inbox.Consumer{Pool: pool, JS: cjs, Log: log, Durable: "doomed", Subjects: []string{events.StreamSubjects},
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			_, err := tx.Exec(ctx, `INSERT INTO effects VALUES (lower($1))`, ev.GetEventId())
+			return err
+		}}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	publishAndWait := func() {
+		t.Helper()
+		ev := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "", time.Now())
+		ev.Payload = &eventsv1.Event_NoticeWithdrawn{NoticeWithdrawn: &eventsv1.NoticeWithdrawn{NoticeId: "n"}}
+		testkit.Publish(t, ctx, js, ev, ev.GetEventId())
+		testkit.Eventually(t, 15*time.Second, func() error {
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM effects WHERE event_id = lower($1)`, ev.GetEventId()).Scan(&n); err != nil || n != 1 {
+				return fmt.Errorf("event applied %d times (err %v)", n, err)
+			}
+			return nil
+		})
+	}
+	publishAndWait()
+	cons, err := js.Consumer(ctx, events.Stream, "doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cons.CachedInfo().Config
+	if err := js.DeleteConsumer(ctx, events.Stream, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+
+	before := cnc.Stats().OutMsgs
+	time.Sleep(3 * time.Second)
+	// Waiting 250 ms, 500 ms, 1 s, 2 s, 2 s ... between failed pulls makes about 5 pulls in 3 s; a
+	// loop that asks again at once makes thousands.
+	if pulls := cnc.Stats().OutMsgs - before; pulls > 12 {
+		t.Errorf("%d pulls in 3 s while the durable was gone; want at most 12", pulls)
+	}
+	if _, err := js.Consumer(ctx, events.Stream, "doomed"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the deleted durable was re-created (err %v)", err)
+	}
+
+	// Once the durable is back, the waiting consumer applies new events again.
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverNewPolicy, 0
+	if _, err := js.CreateConsumer(ctx, events.Stream, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publishAndWait()
+}
