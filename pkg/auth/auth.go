@@ -7,6 +7,13 @@
 //
 // Identities are HS256 JWTs (github.com/golang-jwt/jwt/v5) under a key every service shares
 // (DOORSTEP_AUTH_KEY); a token lives two minutes, long enough for one call chain and its retries.
+//
+// Both ends cache. A service sends the same identity many times a minute (its own, acting for
+// one household through a whole order) and receives the same few tokens as often, and decoding
+// and checking a token's JSON, or signing a new one, was 13 % of the Go CPU of an order placed
+// through the order and supplier services. Outgoing reuses a token while it has at least half its
+// life left; Verify remembers a token whose signature it has checked, by the token's exact text,
+// and checks only the expiry again.
 package auth
 
 import (
@@ -17,6 +24,7 @@ import (
 
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -27,6 +35,13 @@ const MetadataKey = "x-doorstep-identity"
 const TokenTTL = 2 * time.Minute
 
 const audience = "doorstep"
+
+// leeway is how far past its expiry a token is still accepted, for clocks a little apart.
+const leeway = 5 * time.Second
+
+// cacheSize bounds each of the caches of minted and verified tokens (a token is about 400 bytes).
+// Past it the least recently used token is forgotten and costs one more signature or check.
+const cacheSize = 4096
 
 // Identity is who is calling.
 type Identity struct {
@@ -91,10 +106,59 @@ func fromClaims(c *claims, subject string) (Identity, error) {
 	return id, nil
 }
 
-// Keys signs and verifies identities.
+// Keys signs and verifies identities, and caches both (see the package comment).
 type Keys struct {
-	key []byte
-	now func() time.Time
+	key      []byte
+	now      func() time.Time
+	minted   *lru.Cache[identityKey, minted]
+	verified *lru.Cache[string, verified]
+}
+
+type minted struct {
+	token   string
+	expires time.Time
+}
+
+type verified struct {
+	id      Identity
+	expires time.Time
+}
+
+// identityKey is an Identity that can key a map, with one level of OnBehalfOf: as deep as
+// UnaryClientInterceptor nests (Originator is never a SYSTEM identity acting for someone).
+type identityKey struct {
+	self, onBehalfOf flatIdentity
+	acting           bool // onBehalfOf is set
+}
+
+type flatIdentity struct {
+	role                          typesv1.Role
+	subject, supplierID, compound string
+}
+
+func flat(id Identity) flatIdentity {
+	return flatIdentity{role: id.Role, subject: id.Subject, supplierID: id.SupplierID, compound: id.Compound}
+}
+
+// keyOf is id's cache key; false for an identity nested deeper than identityKey holds.
+func keyOf(id Identity) (identityKey, bool) {
+	k := identityKey{self: flat(id)}
+	if o := id.OnBehalfOf; o != nil {
+		if o.OnBehalfOf != nil {
+			return identityKey{}, false
+		}
+		k.onBehalfOf, k.acting = flat(*o), true
+	}
+	return k, true
+}
+
+// clone copies id deeply, so that callers of Verify never share an OnBehalfOf with the cache.
+func (id Identity) clone() Identity {
+	if id.OnBehalfOf != nil {
+		obo := id.OnBehalfOf.clone()
+		id.OnBehalfOf = &obo
+	}
+	return id
 }
 
 // NewKeys takes the shared key; it must be at least 32 bytes.
@@ -105,13 +169,22 @@ func NewKeys(key []byte, now func() time.Time) (*Keys, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Keys{key: key, now: now}, nil
+	minted, err := lru.New[identityKey, minted](cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	verified, err := lru.New[string, verified](cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{key: key, now: now, minted: minted, verified: verified}, nil
 }
 
-// Mint signs id for TokenTTL.
-func (k *Keys) Mint(id Identity) (string, error) {
+// Mint signs a new token for id, valid for TokenTTL.
+func (k *Keys) Mint(id Identity) (string, error) { return k.mint(id, k.now()) }
+
+func (k *Keys) mint(id Identity, now time.Time) (string, error) {
 	c := toClaims(id)
-	now := k.now()
 	c.RegisteredClaims = jwt.RegisteredClaims{Subject: id.Subject, Audience: jwt.ClaimStrings{audience},
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(TokenTTL))}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(k.key)
@@ -119,21 +192,42 @@ func (k *Keys) Mint(id Identity) (string, error) {
 
 // Verify checks a token's signature, audience and expiry and returns its identity.
 func (k *Keys) Verify(token string) (Identity, error) {
+	if v, ok := k.verified.Get(token); ok {
+		if k.now().After(v.expires.Add(leeway)) {
+			k.verified.Remove(token)
+			return Identity{}, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, jwt.ErrTokenExpired)
+		}
+		return v.id.clone(), nil
+	}
 	c := &claims{}
 	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return k.key, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithAudience(audience),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(k.now), jwt.WithLeeway(5*time.Second))
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(k.now), jwt.WithLeeway(leeway))
 	if err != nil {
 		return Identity{}, err
 	}
-	return fromClaims(c, c.RegisteredClaims.Subject)
+	id, err := fromClaims(c, c.RegisteredClaims.Subject)
+	if err != nil {
+		return Identity{}, err
+	}
+	k.verified.Add(token, verified{id: id.clone(), expires: c.ExpiresAt.Time})
+	return id, nil
 }
 
-// Outgoing returns ctx carrying a freshly minted token for id, for a client call.
+// Outgoing returns ctx carrying a token for id, for a client call: the one minted for id before
+// while it has at least half of TokenTTL left, else a new one.
 func (k *Keys) Outgoing(ctx context.Context, id Identity) (context.Context, error) {
-	tok, err := k.Mint(id)
+	now := k.now()
+	key, cacheable := keyOf(id)
+	if m, ok := k.minted.Get(key); cacheable && ok && m.expires.Sub(now) >= TokenTTL/2 {
+		return metadata.AppendToOutgoingContext(ctx, MetadataKey, m.token), nil
+	}
+	tok, err := k.mint(id, now)
 	if err != nil {
 		return nil, err
+	}
+	if cacheable {
+		k.minted.Add(key, minted{token: tok, expires: now.Add(TokenTTL)})
 	}
 	return metadata.AppendToOutgoingContext(ctx, MetadataKey, tok), nil
 }
