@@ -2,6 +2,8 @@
 // a database transaction that also records the event id, and the message is acknowledged only
 // after that transaction commits. A redelivery (crash between commit and ack, broker restart)
 // finds the id recorded and changes nothing.
+// An id is kept for Keep (91 days), after which no copy of its event can arrive; a running
+// consumer deletes older ones every hour.
 package inbox
 
 import (
@@ -12,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +113,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+	var pruner sync.WaitGroup
+	pruner.Go(func() { c.pruneUntilDone(ctx) })
+	defer pruner.Wait()
 	nextSample := time.Now()
 	var idle time.Duration // the wait after pulls that failed at once; 0 while pulls work
 	for ctx.Err() == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -370,4 +371,95 @@ func TestPullsWaitWhileTheDurableIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishAndWait()
+}
+
+// insertIDs stores n made-up ids of consumer, applied age ago.
+func insertIDs(t *testing.T, pool *pgxpool.Pool, consumer string, n int, age time.Duration) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		INSERT INTO inbox (consumer, event_id, applied_at)
+		SELECT $1, gen_random_uuid(), now() - $2::interval FROM generate_series(1, $3)`, consumer, age, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countIDs(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT consumer, count(*)::int FROM inbox GROUP BY consumer`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var c string
+		var n int
+		if err := rows.Scan(&c, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[c] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// Prune forgets the ids older than Keep, a retired durable's too, in statements of at most the
+// batch size, and keeps every younger one: an event can still arrive again until then.
+func TestPruneForgetsOnlyIdsPastKeep(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+	defer inbox.SetPruning(time.Minute, 10)()
+	if inbox.Keep <= natsx.DeadLetterMaxAge || inbox.Keep <= natsx.EventMaxAge {
+		t.Fatalf("Keep %s is shorter than a replayable dead letter (%s) or the stream (%s)", inbox.Keep, natsx.DeadLetterMaxAge, natsx.EventMaxAge)
+	}
+	insertIDs(t, pool, "tracking-deliveries", 25, inbox.Keep+time.Hour)
+	insertIDs(t, pool, "tracking-deliveries", 3, inbox.Keep-time.Hour)
+	insertIDs(t, pool, "tracking-parcels", 7, inbox.Keep+24*time.Hour) // merged into tracking-deliveries long ago
+	insertIDs(t, pool, "tracking-parcels", 2, time.Minute)
+
+	n, err := inbox.Prune(ctx, pool, inbox.Keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 32 {
+		t.Errorf("pruned %d ids; want 32", n)
+	}
+	if got, want := countIDs(t, pool), map[string]int{"tracking-deliveries": 3, "tracking-parcels": 2}; !maps.Equal(got, want) {
+		t.Errorf("ids left %v; want %v", got, want)
+	}
+	if n, err := inbox.Prune(ctx, pool, inbox.Keep); n != 0 || err != nil {
+		t.Errorf("second prune: %d, %v; want 0, nil", n, err)
+	}
+}
+
+// A running consumer prunes its schema's inbox without being asked.
+func TestRunningConsumerPrunes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	defer inbox.SetPruning(0, 10)()
+	pool := openPool(t)
+	insertIDs(t, pool, "old-durable", 15, inbox.Keep+time.Hour)
+	insertIDs(t, pool, "pruner", 1, time.Hour)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, js, err := natsx.Connect(testkit.NATS(t), "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	c := &inbox.Consumer{Pool: pool, JS: js, Log: log, Durable: "pruner", Subjects: []string{events.StreamSubjects},
+		Handle: func(context.Context, pgx.Tx, *eventsv1.Event) error { return nil }}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	testkit.Eventually(t, 15*time.Second, func() error {
+		if got, want := countIDs(t, pool), map[string]int{"pruner": 1}; !maps.Equal(got, want) {
+			return fmt.Errorf("ids left %v; want %v", got, want)
+		}
+		return nil
+	})
 }

@@ -45,6 +45,12 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 	return nc, js, nil
 }
 
+// EventMaxAge is how long the event stream keeps an event: how far back a new durable starts.
+const EventMaxAge = 30 * 24 * time.Hour
+
+// DeadLetterMaxAge is how long a dead letter can be listed and replayed.
+const DeadLetterMaxAge = 90 * 24 * time.Hour
+
 // EnsureStreams creates the event and dead-letter streams, or updates them where their settings
 // differ from Doorstep's. Safe to call from every replica at every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
@@ -56,7 +62,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		Subjects:   []string{events.StreamSubjects},
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     30 * 24 * time.Hour,
+		MaxAge:     EventMaxAge,
 		Duplicates: DuplicateWindow,
 		Replicas:   replicas,
 	}, {
@@ -64,7 +70,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		Subjects:  []string{events.DeadLetterSubject + ">"},
 		Storage:   jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy,
-		MaxAge:    90 * 24 * time.Hour,
+		MaxAge:    DeadLetterMaxAge,
 		Replicas:  replicas,
 	}} {
 		if err := ensureStream(ctx, js, cfg); err != nil {
