@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/auth"
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	courierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/courier/v1"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
@@ -286,12 +287,16 @@ func supplierDecisions(ctx context.Context, c Clients, cfg Config, rng *rand.Ran
 	var ready []string
 	for _, s := range suppliers.GetSuppliers() {
 		staff := func() context.Context { return c.supplierStaff(ctx, s.GetSupplierId()) }
-		queue, err := c.Supplier.ListParcels(staff(), &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
-			State: typesv1.ParcelState_PARCEL_STATE_PLACED})
+		req := &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(), State: typesv1.ParcelState_PARCEL_STATE_PLACED}
+		queue, err := grpcx.Pages(func(token string) ([]*supplierv1.SupplierParcel, string, error) {
+			req.PageToken = token
+			resp, err := c.Supplier.ListParcels(staff(), req)
+			return resp.GetParcels(), resp.GetNextPageToken(), err
+		})
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range queue.GetParcels() {
+		for _, p := range queue {
 			if !mine[p.GetParcelId()] {
 				continue
 			}

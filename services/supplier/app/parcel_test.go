@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -392,4 +393,66 @@ func TestListParcels(t *testing.T) {
 	wantField(t, err, "state")
 	_, err = e.client.ListParcels(e.worker(), &supplierv1.ListParcelsRequest{SupplierId: "nobody"})
 	wantCode(t, err, codes.NotFound)
+}
+
+// ListParcels pages the queue: every parcel once, oldest first, across pages; a token answers
+// only the listing it came from.
+func TestListParcelsPages(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.supplier("pharmacy")
+	e.item(counted("freshmart", "rice", 4500, 100, 0))
+	e.item(counted("pharmacy", "masks", 2000, 10, 0))
+	var want []string
+	for i := range 7 {
+		want = append(want, e.mustReserve("freshmart", fmt.Sprint(301+i), line("rice", 1)).GetParcelId())
+	}
+	e.mustReserve("pharmacy", "301", line("masks", 1))
+
+	var got []string
+	req := &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 3}
+	for pages := 1; ; pages++ {
+		res, err := e.client.ListParcels(e.staff("freshmart"), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.GetParcels()) > 3 {
+			t.Fatalf("page %d holds %d parcels; asked for 3", pages, len(res.GetParcels()))
+		}
+		for _, p := range res.GetParcels() {
+			got = append(got, p.GetParcelId())
+		}
+		if res.GetNextPageToken() == "" {
+			if pages != 3 {
+				t.Errorf("%d pages of 3 for 7 parcels; want 3", pages)
+			}
+			break
+		}
+		req.PageToken = res.GetNextPageToken()
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages listed %v; want every parcel once, oldest first: %v", got, want)
+	}
+
+	first, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := first.GetNextPageToken()
+	// The same token with other filters, or for another supplier, is refused, not misread.
+	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart",
+		State: typesv1.ParcelState_PARCEL_STATE_PLACED, PageToken: token})
+	wantField(t, err, "page_token")
+	_, err = e.client.ListParcels(e.worker(), &supplierv1.ListParcelsRequest{SupplierId: "pharmacy", PageToken: token})
+	wantField(t, err, "page_token")
+	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageToken: "not a token"})
+	wantField(t, err, "page_token")
+	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: -1})
+	wantField(t, err, "page_size")
+	// No page size is the default page, which holds all seven.
+	if all, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart"}); err != nil ||
+		len(all.GetParcels()) != 7 || all.GetNextPageToken() != "" {
+		t.Fatalf("default page: %d parcels, token %q, %v", len(all.GetParcels()), all.GetNextPageToken(), err)
+	}
 }

@@ -319,7 +319,7 @@ func (a *API) handOver(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the packs of %s are handed over by its own staff; only donated packs are handed over here", c.GetSupplierId()))
 		return
 	}
-	waiting, err := a.supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: c.GetSupplierId(),
+	waiting, err := a.allParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: c.GetSupplierId(),
 		CampaignId: c.GetCampaignId(), State: typesv1.ParcelState_PARCEL_STATE_CONFIRMED})
 	cancel()
 	if err != nil {
@@ -328,7 +328,7 @@ func (a *API) handOver(w http.ResponseWriter, r *http.Request) {
 	}
 	// Thousands of packs take longer than the server's write timeout allows an ordinary answer.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(handOverBudget + a.timeout + 10*time.Second))
-	out, err := a.markReady(r, c, waiting.GetParcels())
+	out, err := a.markReady(r, c, waiting)
 	if err != nil {
 		a.writeRPCError(w, r, err)
 		return

@@ -49,14 +49,14 @@ func (a *API) gateParcels(w http.ResponseWriter, r *http.Request) {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range sups.GetSuppliers() {
 		g.Go(func() error {
-			resp, err := a.supplier.ListParcels(gctx, &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
+			parcels, err := a.allParcels(gctx, &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
 				State: typesv1.ParcelState_PARCEL_STATE_READY})
 			if err != nil {
 				return err
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			ready = append(ready, supplierParcels(resp.GetParcels())...)
+			ready = append(ready, supplierParcels(parcels)...)
 			return nil
 		})
 	}

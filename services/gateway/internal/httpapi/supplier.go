@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
@@ -33,13 +34,22 @@ func (a *API) supplierParcels(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.call(r)
 	defer cancel()
-	resp, err := a.supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: who(r).SupplierID, State: state,
+	parcels, err := a.allParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: who(r).SupplierID, State: state,
 		RoundId: r.URL.Query().Get("round_id")})
 	if err != nil {
 		a.writeRPCError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": who(r).SupplierID, "parcels": supplierParcels(resp.GetParcels())})
+	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": who(r).SupplierID, "parcels": supplierParcels(parcels)})
+}
+
+// allParcels is every parcel of the listing req asks for, read a page (500) at a time.
+func (a *API) allParcels(ctx context.Context, req *supplierv1.ListParcelsRequest) ([]*supplierv1.SupplierParcel, error) {
+	return grpcx.Pages(func(token string) ([]*supplierv1.SupplierParcel, string, error) {
+		req.PageToken = token
+		resp, err := a.supplier.ListParcels(ctx, req)
+		return resp.GetParcels(), resp.GetNextPageToken(), err
+	})
 }
 
 type stateCountView struct {

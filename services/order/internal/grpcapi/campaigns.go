@@ -141,13 +141,13 @@ func (s *Server) GetCampaignRoster(ctx context.Context, req *orderv1.GetCampaign
 	}
 	var v grpcx.Violations
 	checkUUID(&v, req.GetCampaignId(), "campaign_id")
-	f := order.RosterFilter{Building: req.GetBuilding(), Limit: pageSize(req.GetPageSize(), defaultRosterPage)}
+	f := order.RosterFilter{Building: req.GetBuilding(), Limit: grpcx.PageSize(req.GetPageSize(), defaultRosterPage)}
 	for i, st := range req.GetStatuses() {
 		status := pbconv.RosterStatus(st)
 		v.Check(status != "" && pbconv.RosterStatusProto(status) == st, fmt.Sprintf("statuses[%d]", i), "is not a known roster status")
 		f.Statuses = append(f.Statuses, status)
 	}
-	after, ok := decodeToken(req.GetPageToken(), req.GetCampaignId())
+	after, ok := grpcx.ParsePageToken(req.GetPageToken(), req.GetCampaignId())
 	v.Check(ok, "page_token", "is not a token of this listing")
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -162,7 +162,7 @@ func (s *Server) GetCampaignRoster(ctx context.Context, req *orderv1.GetCampaign
 	entries := roster.Entries
 	if size := f.Limit - 1; len(entries) > size {
 		entries = entries[:size]
-		resp.NextPageToken = encodeToken(req.GetCampaignId(), entries[size-1].HouseholdID)
+		resp.NextPageToken = grpcx.PageToken(req.GetCampaignId(), entries[size-1].HouseholdID)
 	}
 	for _, e := range entries {
 		resp.Entries = append(resp.Entries, pbconv.RosterEntryProto(e))

@@ -6,7 +6,6 @@ package grpcapi
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -29,7 +28,6 @@ const (
 	maxRequestID      = 128
 	maxReason         = 500
 	defaultPageSize   = 100
-	maxPageSize       = 1000
 	defaultOrdersPage = 50
 )
 
@@ -124,12 +122,12 @@ func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholds
 	var v grpcx.Violations
 	v.Check(events.ValidCompound(req.GetCompound()), "compound", "must be a compound slug")
 	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
-	after, ok := decodeToken(req.GetPageToken(), req.GetCompound())
+	after, ok := grpcx.ParsePageToken(req.GetPageToken(), req.GetCompound())
 	v.Check(ok, "page_token", "is not a token of this listing")
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	size := pageSize(req.GetPageSize(), defaultPageSize)
+	size := grpcx.PageSize(req.GetPageSize(), defaultPageSize)
 	hs, err := s.svc.Households(ctx, c, req.GetCompound(), after, size+1)
 	if err != nil {
 		return nil, s.err(ctx, err)
@@ -137,40 +135,13 @@ func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholds
 	resp := &orderv1.ListHouseholdsResponse{}
 	if len(hs) > size {
 		hs = hs[:size]
-		resp.NextPageToken = encodeToken(req.GetCompound(), hs[size-1].ID)
+		resp.NextPageToken = grpcx.PageToken(req.GetCompound(), hs[size-1].ID)
 	}
 	now := s.svc.Now()
 	for _, h := range hs {
 		resp.Households = append(resp.Households, pbconv.HouseholdProto(h, now))
 	}
 	return resp, nil
-}
-
-func pageSize(n int32, def int) int {
-	switch {
-	case n <= 0:
-		return def
-	case n > maxPageSize:
-		return maxPageSize
-	default:
-		return int(n)
-	}
-}
-
-func encodeToken(compound, after string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(compound + "\x00" + after))
-}
-
-func decodeToken(token, compound string) (after string, ok bool) {
-	if token == "" {
-		return "", true
-	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return "", false
-	}
-	c, after, found := strings.Cut(string(b), "\x00")
-	return after, found && c == compound && after != ""
 }
 
 // ImportHouseholds implements orderv1.OrderServiceServer.
@@ -350,7 +321,7 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	os, err := s.svc.Orders(ctx, c, req.GetHouseholdId(), pageSize(req.GetPageSize(), defaultOrdersPage))
+	os, err := s.svc.Orders(ctx, c, req.GetHouseholdId(), grpcx.PageSize(req.GetPageSize(), defaultOrdersPage))
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
+	"strings"
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
@@ -297,14 +298,37 @@ func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsReq
 	if err != nil {
 		return nil, err
 	}
-	list, err := s.Svc.ListParcels(ctx, c, req.GetSupplierId(), supply.ParcelFilter{State: protomap.FromState(req.GetState()),
-		RoundID: req.GetRoundId(), CampaignID: req.GetCampaignId()})
+	f := supply.ParcelFilter{State: protomap.FromState(req.GetState()), RoundID: req.GetRoundId(), CampaignID: req.GetCampaignId()}
+	scope := parcelsScope(req)
+	var v grpcx.Violations
+	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
+	after, ok := grpcx.ParsePageToken(req.GetPageToken(), scope)
+	v.Check(ok, "page_token", "is not a token of this listing (the same supplier and filters)")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	size := grpcx.PageSize(req.GetPageSize(), defaultParcelsPage)
+	f.After, f.Limit = after, size+1 // one more tells whether there is a next page
+	list, err := s.Svc.ListParcels(ctx, c, req.GetSupplierId(), f)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
-	out := &supplierv1.ListParcelsResponse{Parcels: make([]*supplierv1.SupplierParcel, len(list))}
+	out := &supplierv1.ListParcelsResponse{}
+	if len(list) > size {
+		list = list[:size]
+		out.NextPageToken = grpcx.PageToken(scope, list[size-1].ID)
+	}
+	out.Parcels = make([]*supplierv1.SupplierParcel, len(list))
 	for i, p := range list {
 		out.Parcels[i] = parcelMsg(p)
 	}
 	return out, nil
+}
+
+// defaultParcelsPage is the page of ListParcels when the request names none.
+const defaultParcelsPage = 500
+
+// parcelsScope ties a ListParcels page token to the supplier and filters it was given for.
+func parcelsScope(req *supplierv1.ListParcelsRequest) string {
+	return strings.Join([]string{req.GetSupplierId(), req.GetState().String(), req.GetRoundId(), req.GetCampaignId()}, "|")
 }

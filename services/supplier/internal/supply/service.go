@@ -85,7 +85,7 @@ type Repository interface {
 	// stores the result, the transition and, when announced, its event. A parcel that ref does
 	// not match is ParcelNotFound.
 	ChangeParcel(ctx context.Context, key *IdempotencyKey, ref ParcelRef, lockItems bool, change ParcelChange) (Parcel, error)
-	// ListParcels is a supplier's parcels, oldest first, narrowed by f.
+	// ListParcels is a supplier's parcels, oldest first, narrowed and paged by f.
 	ListParcels(ctx context.Context, supplierID string, f ParcelFilter) ([]Parcel, error)
 	// DueForExpiry lists up to limit placed parcels whose cutoff has come by now, earliest first.
 	DueForExpiry(ctx context.Context, now time.Time, limit int) ([]string, error)
@@ -453,13 +453,17 @@ func (s *Service) MarkReady(ctx context.Context, c Caller, key *IdempotencyKey, 
 	})
 }
 
-// ParcelFilter narrows a supplier's parcel queue; zero fields do not narrow it.
+// ParcelFilter narrows a supplier's parcel queue, and pages it; zero fields do not narrow it.
 type ParcelFilter struct {
 	State State
 	// RoundID: the parcels due for one round.
 	RoundID string
 	// CampaignID: one campaign's free packs.
 	CampaignID string
+	// After: only the parcels after this one (a parcel id) in the queue's order.
+	After string
+	// Limit: at most this many.
+	Limit int
 }
 
 // ListParcels is the parcel queue of a supplier the caller reaches, narrowed by f.
@@ -470,6 +474,8 @@ func (s *Service) ListParcels(ctx context.Context, c Caller, supplierID string, 
 	v.maxLen(f.RoundID, "round_id", MaxText)
 	v.check(f.CampaignID == "" || campaignIDRE.MatchString(f.CampaignID), "campaign_id",
 		"must be at most 64 letters, digits, '-' or '_'")
+	v.check(f.After == "" || uuid.Validate(f.After) == nil, "page_token", "names no parcel")
+	v.check(f.Limit >= 0, "page_size", "must not be negative")
 	if err := v.err(); err != nil {
 		return nil, err
 	}

@@ -1999,7 +1999,13 @@ type ListParcelsRequest struct {
 	// Optional filter: parcels due for this round (see SupplierParcel.round_id).
 	RoundId string `protobuf:"bytes,3,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
 	// Optional filter: one campaign's free packs.
-	CampaignId    string `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	CampaignId string `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// At most 1000; 0 means 500. A page of 1000 parcels of three lines is about 0.35 MB, well
+	// under gRPC's 4 MB message limit, which a queue of some 12,000 parcels (one campaign's packs
+	// in a large compound) would pass.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, asked with the same supplier and filters.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2062,9 +2068,26 @@ func (x *ListParcelsRequest) GetCampaignId() string {
 	return ""
 }
 
+func (x *ListParcelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListParcelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListParcelsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parcels       []*SupplierParcel      `protobuf:"bytes,1,rep,name=parcels,proto3" json:"parcels,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first (by reservation time).
+	Parcels []*SupplierParcel `protobuf:"bytes,1,rep,name=parcels,proto3" json:"parcels,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2104,6 +2127,13 @@ func (x *ListParcelsResponse) GetParcels() []*SupplierParcel {
 		return x.Parcels
 	}
 	return nil
+}
+
+func (x *ListParcelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // SupplierParcel is the supplier's view of a parcel: what to pack for which door.
@@ -2411,16 +2441,20 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"supplierId\x12\x1b\n" +
 	"\tparcel_id\x18\x03 \x01(\tR\bparcelId\"W\n" +
 	"\x17MarkParcelReadyResponse\x12<\n" +
-	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\xa7\x01\n" +
+	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\xe3\x01\n" +
 	"\x12ListParcelsRequest\x12\x1f\n" +
 	"\vsupplier_id\x18\x01 \x01(\tR\n" +
 	"supplierId\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.doorstep.types.v1.ParcelStateR\x05state\x12\x19\n" +
 	"\bround_id\x18\x03 \x01(\tR\aroundId\x12\x1f\n" +
 	"\vcampaign_id\x18\x04 \x01(\tR\n" +
-	"campaignId\"U\n" +
+	"campaignId\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"}\n" +
 	"\x13ListParcelsResponse\x12>\n" +
-	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\"\x97\x04\n" +
+	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x04\n" +
 	"\x0eSupplierParcel\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1f\n" +
