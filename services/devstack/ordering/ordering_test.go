@@ -436,11 +436,16 @@ func (e *env) confirmAll(t *testing.T, market, pharmacy, weighed, partial string
 	for _, sup := range []string{market, pharmacy} {
 		ctx, cancel := callCtx()
 		defer cancel()
-		resp, err := e.supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: sup, State: typesv1.ParcelState_PARCEL_STATE_PLACED})
+		req := &supplierv1.ListParcelsRequest{SupplierId: sup, State: typesv1.ParcelState_PARCEL_STATE_PLACED}
+		placed, err := grpcx.Pages(func(token string) ([]*supplierv1.SupplierParcel, string, error) {
+			req.PageToken = token
+			resp, err := e.supplier.ListParcels(ctx, req)
+			return resp.GetParcels(), resp.GetNextPageToken(), err
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, p := range resp.GetParcels() {
+		for i, p := range placed {
 			var lines []*supplierv1.ConfirmLine
 			for _, l := range p.GetLines() {
 				switch {

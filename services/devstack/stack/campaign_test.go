@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/testkit"
 	"golang.org/x/sync/errgroup"
 
@@ -159,15 +160,15 @@ func TestCampaignToEveryOccupiedHousehold(t *testing.T) {
 		t.Errorf("totals %v, want %d delivered, %d failed or on the way again", tot, len(occupied)-missing-len(notHome), len(notHome)+missing)
 	}
 	// No household got a second live pack.
-	packs, err := c.supplier.ListParcels(worker, &supplierv1.ListParcelsRequest{SupplierId: donations, CampaignId: id})
+	packs, err := allParcels(worker, c, &supplierv1.ListParcelsRequest{SupplierId: donations, CampaignId: id})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(packs.GetParcels()) != len(occupied) {
-		t.Errorf("%d packs at the supplier, want %d", len(packs.GetParcels()), len(occupied))
+	if len(packs) != len(occupied) {
+		t.Errorf("%d packs at the supplier, want %d", len(packs), len(occupied))
 	}
 	perHousehold := map[string]int{}
-	for _, p := range packs.GetParcels() {
+	for _, p := range packs {
 		perHousehold[p.GetHouseholdId()]++
 	}
 	for h, k := range perHousehold {
@@ -232,13 +233,13 @@ func handOverAndPlan(t *testing.T, c clients, worker, dispatcher context.Context
 	t.Helper()
 	var ids []string
 	testkit.Eventually(t, 30*time.Second, func() error {
-		resp, err := c.supplier.ListParcels(worker, &supplierv1.ListParcelsRequest{SupplierId: donations, CampaignId: campaignID,
+		packs, err := allParcels(worker, c, &supplierv1.ListParcelsRequest{SupplierId: donations, CampaignId: campaignID,
 			State: typesv1.ParcelState_PARCEL_STATE_CONFIRMED})
 		if err != nil {
 			return err
 		}
 		ids = ids[:0]
-		for _, p := range resp.GetParcels() {
+		for _, p := range packs {
 			ids = append(ids, p.GetParcelId())
 		}
 		if len(ids) == 0 {
@@ -398,4 +399,13 @@ func roster(t *testing.T, c clients, id string, status orderv1.RosterStatus) []*
 		t.Fatal(err)
 	}
 	return resp.GetEntries()
+}
+
+// allParcels reads every page of the listing req asks for (a campaign has more packs than a page).
+func allParcels(ctx context.Context, c clients, req *supplierv1.ListParcelsRequest) ([]*supplierv1.SupplierParcel, error) {
+	return grpcx.Pages(func(token string) ([]*supplierv1.SupplierParcel, string, error) {
+		req.PageToken = token
+		resp, err := c.supplier.ListParcels(ctx, req)
+		return resp.GetParcels(), resp.GetNextPageToken(), err
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
@@ -415,16 +416,28 @@ func (f *fakeSupplier) addPacks(supplierID, campaignID string, n int) []string {
 	return ids
 }
 
-// listPacks answers ListParcels with campaign packs, of one campaign or of all.
+// packsPage is how many packs the fake answers ListParcels with at most: fewer than the tests'
+// campaigns have, so that a caller reading only the first page misses some.
+const packsPage = 6
+
+// listPacks answers ListParcels with campaign packs, of one campaign or of all, a page at a time.
 func (f *fakeSupplier) listPacks(req *supplierv1.ListParcelsRequest) *supplierv1.ListParcelsResponse {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	resp := &supplierv1.ListParcelsResponse{}
+	var all []*supplierv1.SupplierParcel
 	for _, p := range f.packs {
 		if p.GetSupplierId() == req.GetSupplierId() && (req.GetCampaignId() == "" || p.GetCampaignId() == req.GetCampaignId()) &&
 			(req.GetState() == typesv1.ParcelState_PARCEL_STATE_UNSPECIFIED || p.GetState() == req.GetState()) {
-			resp.Parcels = append(resp.Parcels, proto.Clone(p).(*supplierv1.SupplierParcel))
+			all = append(all, proto.Clone(p).(*supplierv1.SupplierParcel))
 		}
+	}
+	slices.SortFunc(all, func(a, b *supplierv1.SupplierParcel) int { return strings.Compare(a.GetParcelId(), b.GetParcelId()) })
+	from, _ := strconv.Atoi(req.GetPageToken()) // the fake's token is the offset in parcel id order
+	from = min(from, len(all))
+	to := min(from+packsPage, len(all))
+	resp := &supplierv1.ListParcelsResponse{Parcels: all[from:to]}
+	if to < len(all) {
+		resp.NextPageToken = strconv.Itoa(to)
 	}
 	return resp
 }
