@@ -255,11 +255,14 @@ func TestDispatcherConsole(t *testing.T) {
 	if req := lastReq[*dispatchv1.ListRoundsRequest](g.peers.calls, "ListRounds"); req.GetCompound() != "haixin" || req.GetDate() != "2022-04-10" {
 		t.Errorf("ListRounds %v", req)
 	}
-	// At the gate: what the suppliers handed over and nobody has checked in yet (the pharmacy's
-	// parcel is READY at the supplier but AT_GATE already).
+	// At the gate: what the suppliers handed over and nobody has checked in yet, as the order
+	// service knows it (the pharmacy's parcel is READY at the supplier but AT_GATE already).
 	if r := d.do(t, "GET", "/api/v1/dispatch/gate", ""); r.status != 200 || len(get(r.body, "parcels").([]any)) != 1 ||
 		get(r.body, "parcels", 0, "parcel_id") != parcelFM || get(r.body, "parcels", 0, "state") != "READY" {
 		t.Fatalf("gate = %d %s", r.status, r.raw)
+	}
+	if req := lastReq[*orderv1.ListParcelsToCheckInRequest](g.peers.calls, "ListParcelsToCheckIn"); req.GetCompound() != "haixin" {
+		t.Errorf("ListParcelsToCheckIn %v", req)
 	}
 
 	in := d.do(t, "POST", "/api/v1/dispatch/checkin", `{"request_id":"in-1","parcel_ids":["`+parcelFM+`","p-late"],

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,6 +166,46 @@ func (f *fakeOrder) GetParcel(ctx context.Context, req *orderv1.GetParcelRequest
 		return &orderv1.GetParcelResponse{Parcel: &orderv1.Parcel{ParcelId: parcelPH, State: typesv1.ParcelState_PARCEL_STATE_AT_GATE}}, nil
 	}
 	return nil, status.Errorf(codes.NotFound, "parcel %s not found", req.GetParcelId())
+}
+
+// ListParcelsToCheckIn answers what waits at the gate: FreshMart's parcel (the pharmacy's is
+// AT_GATE already) and the campaign packs handed over, a few at a time like listPacks.
+func (f *fakeOrder) ListParcelsToCheckIn(ctx context.Context, req *orderv1.ListParcelsToCheckInRequest) (*orderv1.ListParcelsToCheckInResponse, error) {
+	f.calls.keep(ctx, "ListParcelsToCheckIn", req)
+	if req.GetCompound() != "haixin" {
+		return &orderv1.ListParcelsToCheckInResponse{}, nil
+	}
+	sp := supplierParcel("haixin-freshmart", typesv1.ParcelState_PARCEL_STATE_READY)
+	all := []*orderv1.Parcel{orderParcel(sp)}
+	for token := ""; ; {
+		packs := f.supplier.listPacks(&supplierv1.ListParcelsRequest{SupplierId: "haixin-donations",
+			State: typesv1.ParcelState_PARCEL_STATE_READY, PageToken: token})
+		for _, p := range packs.GetParcels() {
+			all = append(all, orderParcel(p))
+		}
+		if token = packs.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	from, _ := strconv.Atoi(req.GetPageToken())
+	from = min(from, len(all))
+	to := min(from+packsPage, len(all))
+	resp := &orderv1.ListParcelsToCheckInResponse{Parcels: all[from:to]}
+	if to < len(all) {
+		resp.NextPageToken = strconv.Itoa(to)
+	}
+	return resp, nil
+}
+
+// orderParcel is the order service's record of a supplier's parcel.
+func orderParcel(p *supplierv1.SupplierParcel) *orderv1.Parcel {
+	out := &orderv1.Parcel{ParcelId: p.GetParcelId(), OrderId: p.GetOrderId(), SupplierId: p.GetSupplierId(),
+		HouseholdId: p.GetHouseholdId(), State: p.GetState(), TotalFen: p.GetTotalFen(), Address: p.GetAddress(), UpdatedAt: p.GetUpdatedAt()}
+	for _, l := range p.GetLines() {
+		out.Lines = append(out.Lines, &orderv1.OrderLine{ItemId: l.GetItemId(), Name: l.GetName(), Unit: l.GetUnit(), Weighed: l.GetWeighed(),
+			Quantity: l.GetQuantity(), UnitPriceFen: l.GetUnitPriceFen(), AmountFen: l.GetAmountFen()})
+	}
+	return out
 }
 
 func (f *fakeOrder) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholdsRequest) (*orderv1.ListHouseholdsResponse, error) {

@@ -73,6 +73,9 @@ type fakeOrder struct {
 	notices      []*orderv1.Notice                 // oldest first
 	firstRequest map[string]proto.Message          // method + request id -> the first request
 	answers      map[string]proto.Message          // method + request id -> the first answer
+
+	// supplier is where the campaign packs a worker handed over wait (ListParcelsToCheckIn).
+	supplier *fakeSupplier
 }
 
 func (f *fakeOrder) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest) (*orderv1.PlaceOrderResponse, error) {
@@ -401,6 +404,7 @@ func startPeers(t *testing.T) *peers {
 		campaigns: map[string]*orderv1.Campaign{otherCompoundCampaign.GetCampaignId(): otherCompoundCampaign},
 		rosters:   map[string][]*orderv1.RosterEntry{}, firstRequest: map[string]proto.Message{}, answers: map[string]proto.Message{}}
 	supplier := &fakeSupplier{calls: c, packs: map[string]*supplierv1.SupplierParcel{}, readyByReq: map[string]string{}}
+	order.supplier = supplier
 	serve := func(register func(*grpc.Server)) string {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

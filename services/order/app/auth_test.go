@@ -92,6 +92,10 @@ func TestWhoMayCallWhat(t *testing.T) {
 			_, err := e.client.GetParcel(ctx, &orderv1.GetParcelRequest{ParcelId: parcelID})
 			return err
 		}},
+		{"ListParcelsToCheckIn", func(ctx context.Context, _ int) error {
+			_, err := e.client.ListParcelsToCheckIn(ctx, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin"})
+			return err
+		}},
 	}
 	if len(rpcs)+campaignAndNoticeRPCs != len(orderv1.OrderService_ServiceDesc.Methods) {
 		t.Fatalf("%d + %d RPCs tested, the service has %d", len(rpcs), campaignAndNoticeRPCs, len(orderv1.OrderService_ServiceDesc.Methods))
@@ -117,30 +121,30 @@ func TestWhoMayCallWhat(t *testing.T) {
 	}
 
 	const w = typesv1.Role_ROLE_WORKER
-	all := func(c codes.Code) [10]codes.Code { return [10]codes.Code{c, c, c, c, c, c, c, c, c, c} }
+	all := func(c codes.Code) [11]codes.Code { return [11]codes.Code{c, c, c, c, c, c, c, c, c, c, c} }
 	for i, tc := range []struct {
 		caller string
 		ctx    context.Context
 		// Codes for UpsertHousehold, GetHousehold, ListHouseholds, ImportHouseholds, ExportHouseholds,
-		// PlaceOrder, GetOrder, ListOrders, CancelOrder, GetParcel.
-		want [10]codes.Code
+		// PlaceOrder, GetOrder, ListOrders, CancelOrder, GetParcel, ListParcelsToCheckIn.
+		want [11]codes.Code
 	}{
-		{"the household", e.resident(hh), [10]codes.Code{denied, ok, denied, denied, denied, ok, ok, ok, ok, denied}},
-		{"another household", e.resident(other), [10]codes.Code{denied, notFound, denied, denied, denied, notFound, notFound, notFound, notFound, denied}},
+		{"the household", e.resident(hh), [11]codes.Code{denied, ok, denied, denied, denied, ok, ok, ok, ok, denied, denied}},
+		{"another household", e.resident(other), [11]codes.Code{denied, notFound, denied, denied, denied, notFound, notFound, notFound, notFound, denied, denied}},
 		{"worker of the compound", e.as(w, "worker-li", haixin), all(ok)},
 		{"city-wide worker", e.as(w, "worker-chen"), all(ok)},
 		{"worker of another compound", e.as(w, "worker-zhao", yuyuan), all(notFound)},
-		{"dispatcher", e.as(typesv1.Role_ROLE_DISPATCHER, "gate-wang", haixin), [10]codes.Code{denied, ok, ok, denied, denied, denied, denied, denied, denied, ok}},
-		{"dispatcher of another compound", e.as(typesv1.Role_ROLE_DISPATCHER, "gate-zhou", yuyuan), [10]codes.Code{denied, notFound, notFound, denied, denied, denied, denied, denied, denied, notFound}},
+		{"dispatcher", e.as(typesv1.Role_ROLE_DISPATCHER, "gate-wang", haixin), [11]codes.Code{denied, ok, ok, denied, denied, denied, denied, denied, denied, ok, ok}},
+		{"dispatcher of another compound", e.as(typesv1.Role_ROLE_DISPATCHER, "gate-zhou", yuyuan), [11]codes.Code{denied, notFound, notFound, denied, denied, denied, denied, denied, denied, notFound, notFound}},
 		{"supplier", e.as(typesv1.Role_ROLE_SUPPLIER, "staff-1", testkit.Supplier("freshmart"), haixin), all(denied)},
 		{"courier", e.as(typesv1.Role_ROLE_COURIER, "haixin-courier-01", haixin), all(denied)},
 		{"service", e.system(), all(ok)},
 		{"service for the household", e.as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, hh, haixin)),
-			[10]codes.Code{denied, ok, denied, denied, denied, ok, ok, ok, ok, denied}},
+			[11]codes.Code{denied, ok, denied, denied, denied, ok, ok, ok, ok, denied, denied}},
 		{"service for another household", e.as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, other, haixin)),
-			[10]codes.Code{denied, notFound, denied, denied, denied, notFound, notFound, notFound, notFound, denied}},
+			[11]codes.Code{denied, notFound, denied, denied, denied, notFound, notFound, notFound, notFound, denied, denied}},
 		{"service for a dispatcher", e.as(typesv1.Role_ROLE_SYSTEM, "dispatch", onBehalfOf(typesv1.Role_ROLE_DISPATCHER, "gate-wang", haixin)),
-			[10]codes.Code{denied, ok, ok, denied, denied, denied, denied, denied, denied, ok}},
+			[11]codes.Code{denied, ok, ok, denied, denied, denied, denied, denied, denied, ok, ok}},
 		{"service for a worker of another compound", e.as(typesv1.Role_ROLE_SYSTEM, "gateway", onBehalfOf(w, "worker-zhao", yuyuan)), all(notFound)},
 		{"service for a courier", e.as(typesv1.Role_ROLE_SYSTEM, "courier", onBehalfOf(typesv1.Role_ROLE_COURIER, "haixin-courier-01")), all(denied)},
 		{"service for a supplier", e.as(typesv1.Role_ROLE_SYSTEM, "supplier", onBehalfOf(typesv1.Role_ROLE_SUPPLIER, "staff-1", testkit.Supplier("freshmart"))), all(denied)},

@@ -2,13 +2,16 @@ package app_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/order/internal/order"
+	"google.golang.org/grpc/codes"
 
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
@@ -286,4 +289,69 @@ func TestConsumerAppliesExpiry(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1`, fresh.ParcelId); n != 2 {
 		t.Errorf("%d transitions of the expired parcel, want 2", n)
 	}
+}
+
+// The gate list is what the suppliers handed over (READY) and nobody has checked in yet, every
+// such parcel once across pages, for the compound's own staff only.
+func TestParcelsToCheckIn(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	ready := typesv1.ParcelState_PARCEL_STATE_READY
+	var want []string
+	for i := range 3 {
+		o := e.place(fmt.Sprintf("req-%d", i), e.household(), basket())
+		fm, ph := parcelOf(o, "freshmart"), parcelOf(o, "pharmacy")
+		e.drive(o, fm, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, ready)
+		want = append(want, fm.ParcelId)
+		switch i {
+		case 0: // both handed over
+			e.drive(o, ph, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, ready)
+			want = append(want, ph.ParcelId)
+		case 1: // handed over and checked in already
+			e.drive(o, ph, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, ready, typesv1.ParcelState_PARCEL_STATE_AT_GATE)
+			e.waitParcel(ph.ParcelId, typesv1.ParcelState_PARCEL_STATE_AT_GATE)
+		} // case 2: the pharmacy has not confirmed yet
+	}
+	for _, id := range want {
+		e.waitParcel(id, ready)
+	}
+
+	var got []string
+	req := &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageSize: 3}
+	for pages := 1; ; pages++ {
+		resp, err := e.client.ListParcelsToCheckIn(e.dispatcher, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range resp.GetParcels() {
+			if p.GetState() != ready || p.GetAddress().GetRoom() != "302" || len(p.GetLines()) == 0 {
+				t.Errorf("listed %v", p)
+			}
+			got = append(got, p.GetParcelId())
+		}
+		if resp.GetNextPageToken() == "" {
+			if pages != 2 {
+				t.Errorf("%d pages of 3 for 4 parcels", pages)
+			}
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("to check in %v; want the 4 READY parcels %v", got, want)
+	}
+
+	_, err := e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageToken: grpcx.PageToken("yuyuan", want[0])})
+	wantField(t, err, "page_token")
+	_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageSize: -1})
+	wantField(t, err, "page_size")
+	_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "Haixin!"})
+	wantField(t, err, "compound")
+	far := e.as(typesv1.Role_ROLE_DISPATCHER, "gate-zhou", testkit.InCompound("yuyuan"))
+	_, err = e.client.ListParcelsToCheckIn(far, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin"})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.client.ListParcelsToCheckIn(e.resident(e.household()), &orderv1.ListParcelsToCheckInRequest{Compound: "haixin"})
+	wantCode(t, err, codes.PermissionDenied)
 }

@@ -1,19 +1,15 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
-	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
-	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
-	"golang.org/x/sync/errgroup"
 )
 
 // The dispatcher console's endpoints: rounds of the dispatcher's own compound, the gate,
@@ -34,62 +30,27 @@ func (a *API) listRounds(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "rounds": rounds})
 }
 
-// gateParcels lists what the suppliers have marked READY (handed over at the gate) and the
-// dispatcher has yet to check in: one ListParcels per supplier of the compound.
+// gateParcels lists what waits at the gate: the parcels the suppliers handed over (READY) that
+// nobody has checked in yet, as the order service knows them, every page of them. Its cost is
+// what waits, not every parcel a supplier ever handed over.
 func (a *API) gateParcels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := a.call(r)
 	defer cancel()
-	sups, err := a.supplier.ListSuppliers(ctx, &supplierv1.ListSuppliersRequest{Compound: who(r).Compound})
+	req := &orderv1.ListParcelsToCheckInRequest{Compound: who(r).Compound}
+	waiting, err := grpcx.Pages(func(token string) ([]*orderv1.Parcel, string, error) {
+		req.PageToken = token
+		resp, err := a.order.ListParcelsToCheckIn(ctx, req)
+		return resp.GetParcels(), resp.GetNextPageToken(), err
+	})
 	if err != nil {
 		a.writeRPCError(w, r, err)
 		return
 	}
-	var mu sync.Mutex
-	ready := []supplierParcelView{}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, s := range sups.GetSuppliers() {
-		g.Go(func() error {
-			parcels, err := a.allParcels(gctx, &supplierv1.ListParcelsRequest{SupplierId: s.GetSupplierId(),
-				State: typesv1.ParcelState_PARCEL_STATE_READY})
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			ready = append(ready, supplierParcels(parcels)...)
-			return nil
-		})
+	parcels := make([]supplierParcelView, 0, len(waiting))
+	for _, p := range waiting {
+		parcels = append(parcels, gateParcel(p))
 	}
-	if err := g.Wait(); err != nil {
-		a.writeRPCError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "parcels": a.notCheckedIn(ctx, ready)})
-}
-
-// notCheckedIn drops the parcels the order service already has past READY: a supplier's list
-// keeps saying READY after the gate, since what happens next is not the supplier's doing. A
-// parcel whose state cannot be read stays on the list; checking it in again is refused by
-// dispatch with a reason, never applied twice.
-func (a *API) notCheckedIn(ctx context.Context, ps []supplierParcelView) []supplierParcelView {
-	keep := make([]bool, len(ps))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i, p := range ps {
-		g.Go(func() error {
-			resp, err := a.order.GetParcel(gctx, &orderv1.GetParcelRequest{ParcelId: p.ParcelID})
-			keep[i] = err != nil || resp.GetParcel().GetState() == typesv1.ParcelState_PARCEL_STATE_READY
-			return nil
-		})
-	}
-	_ = g.Wait()
-	out := []supplierParcelView{}
-	for i, p := range ps {
-		if keep[i] {
-			out = append(out, p)
-		}
-	}
-	return out
+	writeJSON(w, http.StatusOK, map[string]any{"compound": who(r).Compound, "parcels": parcels})
 }
 
 type checkInBody struct {

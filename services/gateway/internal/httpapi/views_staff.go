@@ -41,6 +41,21 @@ type supplierParcelView struct {
 	ConfirmBy   *time.Time  `json:"confirm_by"`
 }
 
+// gateParcel is a parcel waiting at the gate as the order service has it, in the supplier's
+// view's shape (no round or confirm-by: those are the supplier's).
+func gateParcel(p *orderv1.Parcel) supplierParcelView {
+	v := supplierParcelView{ParcelID: p.GetParcelId(), OrderID: p.GetOrderId(), SupplierID: p.GetSupplierId(),
+		HouseholdID: p.GetHouseholdId(), Address: address(p.GetAddress()), State: parcelState(p.GetState()),
+		Lines: make([]lineView, 0, len(p.GetLines())), TotalFen: p.GetTotalFen(), Reason: p.GetReason(),
+		UpdatedAt: timeOf(p.GetUpdatedAt())}
+	for _, l := range p.GetLines() {
+		v.Lines = append(v.Lines, lineView{ItemID: l.GetItemId(), Name: l.GetName(), Unit: l.GetUnit(), Weighed: l.GetWeighed(),
+			Quantity: l.GetQuantity(), UnitPriceFen: l.GetUnitPriceFen(), AmountFen: l.GetAmountFen(),
+			ConfirmedQuantity: l.GetConfirmedQuantity(), ConfirmedAmountFen: l.GetConfirmedAmountFen()})
+	}
+	return v
+}
+
 func supplierParcel(p *supplierv1.SupplierParcel) supplierParcelView {
 	v := supplierParcelView{ParcelID: p.GetParcelId(), OrderID: p.GetOrderId(), SupplierID: p.GetSupplierId(),
 		HouseholdID: p.GetHouseholdId(), Address: address(p.GetAddress()), State: parcelState(p.GetState()),

@@ -26,16 +26,17 @@ const (
 // (order.Caller): a resident their own household, staff of a compound that compound. Suppliers
 // and couriers call none of these: they learn of parcels from their own services.
 var Policy = auth.Policy{
-	orderv1.OrderService_UpsertHousehold_FullMethodName:  {worker, system},
-	orderv1.OrderService_GetHousehold_FullMethodName:     {resident, worker, dispatcher, system},
-	orderv1.OrderService_ListHouseholds_FullMethodName:   {worker, dispatcher, system},
-	orderv1.OrderService_ImportHouseholds_FullMethodName: {worker, system},
-	orderv1.OrderService_ExportHouseholds_FullMethodName: {worker, system},
-	orderv1.OrderService_PlaceOrder_FullMethodName:       {resident, worker, system},
-	orderv1.OrderService_GetOrder_FullMethodName:         {resident, worker, system},
-	orderv1.OrderService_ListOrders_FullMethodName:       {resident, worker, system},
-	orderv1.OrderService_CancelOrder_FullMethodName:      {resident, worker, system},
-	orderv1.OrderService_GetParcel_FullMethodName:        {dispatcher, worker, system},
+	orderv1.OrderService_UpsertHousehold_FullMethodName:      {worker, system},
+	orderv1.OrderService_GetHousehold_FullMethodName:         {resident, worker, dispatcher, system},
+	orderv1.OrderService_ListHouseholds_FullMethodName:       {worker, dispatcher, system},
+	orderv1.OrderService_ImportHouseholds_FullMethodName:     {worker, system},
+	orderv1.OrderService_ExportHouseholds_FullMethodName:     {worker, system},
+	orderv1.OrderService_PlaceOrder_FullMethodName:           {resident, worker, system},
+	orderv1.OrderService_GetOrder_FullMethodName:             {resident, worker, system},
+	orderv1.OrderService_ListOrders_FullMethodName:           {resident, worker, system},
+	orderv1.OrderService_CancelOrder_FullMethodName:          {resident, worker, system},
+	orderv1.OrderService_GetParcel_FullMethodName:            {dispatcher, worker, system},
+	orderv1.OrderService_ListParcelsToCheckIn_FullMethodName: {dispatcher, worker, system},
 
 	orderv1.OrderService_CreateCampaign_FullMethodName:        {worker, system},
 	orderv1.OrderService_GetCampaign_FullMethodName:           {worker, system},

@@ -29,6 +29,7 @@ const (
 	maxReason         = 500
 	defaultPageSize   = 100
 	defaultOrdersPage = 50
+	defaultGatePage   = 500
 )
 
 var householdIDRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}-]{0,127}$`)
@@ -119,15 +120,10 @@ func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholds
 	if err != nil {
 		return nil, err
 	}
-	var v grpcx.Violations
-	v.Check(events.ValidCompound(req.GetCompound()), "compound", "must be a compound slug")
-	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
-	after, ok := grpcx.ParsePageToken(req.GetPageToken(), req.GetCompound())
-	v.Check(ok, "page_token", "is not a token of this listing")
-	if err := v.Err(); err != nil {
+	after, size, err := compoundPage(req.GetCompound(), req.GetPageSize(), req.GetPageToken(), defaultPageSize)
+	if err != nil {
 		return nil, err
 	}
-	size := grpcx.PageSize(req.GetPageSize(), defaultPageSize)
 	hs, err := s.svc.Households(ctx, c, req.GetCompound(), after, size+1)
 	if err != nil {
 		return nil, s.err(ctx, err)
@@ -140,6 +136,43 @@ func (s *Server) ListHouseholds(ctx context.Context, req *orderv1.ListHouseholds
 	now := s.svc.Now()
 	for _, h := range hs {
 		resp.Households = append(resp.Households, pbconv.HouseholdProto(h, now))
+	}
+	return resp, nil
+}
+
+// compoundPage checks the fields of a listing of one compound, a page at a time, and answers
+// where its page starts (after the key in the token) and how long it is.
+func compoundPage(compound string, pageSize int32, token string, def int) (after string, size int, err error) {
+	var v grpcx.Violations
+	v.Check(events.ValidCompound(compound), "compound", "must be a compound slug")
+	v.Check(pageSize >= 0, "page_size", "must not be negative")
+	after, ok := grpcx.ParsePageToken(token, compound)
+	v.Check(ok, "page_token", "is not a token of this listing")
+	return after, grpcx.PageSize(pageSize, def), v.Err()
+}
+
+// ListParcelsToCheckIn implements orderv1.OrderServiceServer. The page token is the last parcel
+// of the previous page with its compound.
+func (s *Server) ListParcelsToCheckIn(ctx context.Context, req *orderv1.ListParcelsToCheckInRequest) (*orderv1.ListParcelsToCheckInResponse, error) {
+	c, err := caller(ctx, orderv1.OrderService_ListParcelsToCheckIn_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	after, size, err := compoundPage(req.GetCompound(), req.GetPageSize(), req.GetPageToken(), defaultGatePage)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := s.svc.ParcelsToCheckIn(ctx, c, req.GetCompound(), after, size+1)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	resp := &orderv1.ListParcelsToCheckInResponse{}
+	if len(ps) > size {
+		ps = ps[:size]
+		resp.NextPageToken = grpcx.PageToken(req.GetCompound(), ps[size-1].ID)
+	}
+	for _, p := range ps {
+		resp.Parcels = append(resp.Parcels, pbconv.ParcelProto(p))
 	}
 	return resp, nil
 }

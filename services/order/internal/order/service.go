@@ -182,6 +182,15 @@ func (s *Service) Parcel(ctx context.Context, c Caller, id string) (Parcel, erro
 	return p, nil
 }
 
+// ParcelsToCheckIn is what waits at the gate of a compound the caller reaches: the parcels the
+// suppliers handed over (READY) that the dispatcher has not checked in, longest waiting first.
+func (s *Service) ParcelsToCheckIn(ctx context.Context, c Caller, compound, after string, limit int) ([]Parcel, error) {
+	if !c.reachesCompound(compound) {
+		return nil, NotFound("compound", compound)
+	}
+	return s.store.ParcelsToCheckIn(ctx, compound, after, limit)
+}
+
 // PlaceOrder turns a basket into an order with one parcel per supplier, reserving the stock of
 // each parcel first. The input is assumed well-formed (the transport validated it). The caller
 // places it for a household they reach, recorded as placed by them (see Caller.placing).

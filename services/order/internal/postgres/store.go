@@ -595,7 +595,7 @@ func (s *Store) Parcel(ctx context.Context, id string) (order.Parcel, error) {
 	if uuid.Validate(id) != nil {
 		return order.Parcel{}, order.NotFound("parcel", id)
 	}
-	ps, err := s.loadParcels(ctx, s.pool, `p.parcel_id = $1`, id)
+	ps, err := s.loadParcels(ctx, s.pool, `WHERE p.parcel_id = $1 ORDER BY p.order_id, p.supplier_id`, id)
 	if err != nil {
 		return order.Parcel{}, err
 	}
@@ -603,6 +603,22 @@ func (s *Store) Parcel(ctx context.Context, id string) (order.Parcel, error) {
 		return order.Parcel{}, order.NotFound("parcel", id)
 	}
 	return ps[0], nil
+}
+
+// ParcelsToCheckIn implements order.Store, through the partial index parcels_to_check_in: a
+// parcel's updated_at is the time it became READY until it moves on.
+func (s *Store) ParcelsToCheckIn(ctx context.Context, compound, after string, limit int) ([]order.Parcel, error) {
+	if after == "" {
+		return s.loadParcels(ctx, s.pool, `WHERE p.compound = $1 AND p.state = 'READY'
+			ORDER BY p.updated_at, p.parcel_id LIMIT $2`, compound, limit)
+	}
+	if uuid.Validate(after) != nil {
+		return nil, nil
+	}
+	// A parcel checked in since the last page still marks where that page ended.
+	return s.loadParcels(ctx, s.pool, `WHERE p.compound = $1 AND p.state = 'READY'
+			AND (p.updated_at, p.parcel_id) > (SELECT updated_at, parcel_id FROM parcels WHERE parcel_id = $3)
+		ORDER BY p.updated_at, p.parcel_id LIMIT $2`, compound, limit, after)
 }
 
 // UpdateOrder implements order.Store.
@@ -667,7 +683,7 @@ func (s *Store) ApplyChange(ctx context.Context, tx pgx.Tx, c order.Change) erro
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM parcels WHERE parcel_id = $1 FOR UPDATE`, c.ParcelID); err != nil {
 		return fmt.Errorf("lock parcel %s: %w", c.ParcelID, err)
 	}
-	ps, err := s.loadParcels(ctx, tx, `p.parcel_id = $1`, c.ParcelID)
+	ps, err := s.loadParcels(ctx, tx, `WHERE p.parcel_id = $1 ORDER BY p.order_id, p.supplier_id`, c.ParcelID)
 	if err != nil {
 		return err
 	}
@@ -727,7 +743,7 @@ func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]orde
 	for i := range list {
 		byID[list[i].ID] = &list[i]
 	}
-	parcels, err := s.loadParcels(ctx, q, `p.order_id = ANY($1::uuid[])`, ids)
+	parcels, err := s.loadParcels(ctx, q, `WHERE p.order_id = ANY($1::uuid[]) ORDER BY p.order_id, p.supplier_id`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -745,10 +761,10 @@ func (s *Store) loadOrders(ctx context.Context, q querier, ids []string) ([]orde
 	return out, nil
 }
 
-// loadParcels reads the parcels matching where (with $1 its only argument), ordered by supplier,
-// with their lines. Address, priority and contactless come from the household as it is now: a
+// loadParcels reads the parcels filter selects (its WHERE, ORDER BY and LIMIT, over parcels p,
+// with args), with their lines. Address, priority and contactless come from the household as it is now: a
 // household quarantined after ordering must still get contactless delivery.
-func (s *Store) loadParcels(ctx context.Context, q querier, where string, arg any) ([]order.Parcel, error) {
+func (s *Store) loadParcels(ctx context.Context, q querier, filter string, args ...any) ([]order.Parcel, error) {
 	// The assignment is the last ASSIGNED transition's (parcel_transitions_parcel serves it).
 	rows, err := q.Query(ctx, `SELECT p.parcel_id::text, p.order_id::text, p.supplier_id, p.household_id, p.state,
 			p.total_fen, p.weight_grams, p.reason, p.updated_at,
@@ -756,7 +772,7 @@ func (s *Store) loadParcels(ctx context.Context, q querier, where string, arg an
 		FROM parcels p JOIN households h ON h.household_id = p.household_id
 		LEFT JOIN LATERAL (SELECT t.round_id, t.route_id, t.courier_id FROM parcel_transitions t
 			WHERE t.parcel_id = p.parcel_id AND t.to_state = 'ASSIGNED' ORDER BY t.id DESC LIMIT 1) a ON true
-		WHERE `+where+` ORDER BY p.order_id, p.supplier_id`, arg)
+		`+filter, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read parcels: %w", err)
 	}

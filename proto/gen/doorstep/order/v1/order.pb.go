@@ -2039,6 +2039,121 @@ func (x *GetParcelResponse) GetParcel() *Parcel {
 	return nil
 }
 
+type ListParcelsToCheckInRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Compound string                 `protobuf:"bytes,1,opt,name=compound,proto3" json:"compound,omitempty"`
+	// At most 1000; 0 means 500.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, asked for the same compound.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParcelsToCheckInRequest) Reset() {
+	*x = ListParcelsToCheckInRequest{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParcelsToCheckInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParcelsToCheckInRequest) ProtoMessage() {}
+
+func (x *ListParcelsToCheckInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParcelsToCheckInRequest.ProtoReflect.Descriptor instead.
+func (*ListParcelsToCheckInRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListParcelsToCheckInRequest) GetCompound() string {
+	if x != nil {
+		return x.Compound
+	}
+	return ""
+}
+
+func (x *ListParcelsToCheckInRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListParcelsToCheckInRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListParcelsToCheckInResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Parcels []*Parcel              `protobuf:"bytes,1,rep,name=parcels,proto3" json:"parcels,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParcelsToCheckInResponse) Reset() {
+	*x = ListParcelsToCheckInResponse{}
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParcelsToCheckInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParcelsToCheckInResponse) ProtoMessage() {}
+
+func (x *ListParcelsToCheckInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParcelsToCheckInResponse.ProtoReflect.Descriptor instead.
+func (*ListParcelsToCheckInResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListParcelsToCheckInResponse) GetParcels() []*Parcel {
+	if x != nil {
+		return x.Parcels
+	}
+	return nil
+}
+
+func (x *ListParcelsToCheckInResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // PackLine is one item of a campaign's pack.
 type PackLine struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -2051,7 +2166,7 @@ type PackLine struct {
 
 func (x *PackLine) Reset() {
 	*x = PackLine{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[26]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2178,7 @@ func (x *PackLine) String() string {
 func (*PackLine) ProtoMessage() {}
 
 func (x *PackLine) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[26]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2191,7 @@ func (x *PackLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackLine.ProtoReflect.Descriptor instead.
 func (*PackLine) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{26}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PackLine) GetItemId() string {
@@ -2110,7 +2225,7 @@ type CampaignTarget struct {
 
 func (x *CampaignTarget) Reset() {
 	*x = CampaignTarget{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[27]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2237,7 @@ func (x *CampaignTarget) String() string {
 func (*CampaignTarget) ProtoMessage() {}
 
 func (x *CampaignTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[27]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2250,7 @@ func (x *CampaignTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignTarget.ProtoReflect.Descriptor instead.
 func (*CampaignTarget) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{27}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CampaignTarget) GetBuildings() []string {
@@ -2174,7 +2289,7 @@ type CampaignCounts struct {
 
 func (x *CampaignCounts) Reset() {
 	*x = CampaignCounts{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[28]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2301,7 @@ func (x *CampaignCounts) String() string {
 func (*CampaignCounts) ProtoMessage() {}
 
 func (x *CampaignCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[28]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +2314,7 @@ func (x *CampaignCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignCounts.ProtoReflect.Descriptor instead.
 func (*CampaignCounts) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{28}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CampaignCounts) GetTargeted() int32 {
@@ -2272,7 +2387,7 @@ type Campaign struct {
 
 func (x *Campaign) Reset() {
 	*x = Campaign{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[29]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2399,7 @@ func (x *Campaign) String() string {
 func (*Campaign) ProtoMessage() {}
 
 func (x *Campaign) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[29]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2412,7 @@ func (x *Campaign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Campaign.ProtoReflect.Descriptor instead.
 func (*Campaign) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{29}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Campaign) GetCampaignId() string {
@@ -2391,7 +2506,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[30]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2518,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[30]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2531,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{30}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateCampaignRequest) GetRequestId() string {
@@ -2463,7 +2578,7 @@ type CreateCampaignResponse struct {
 
 func (x *CreateCampaignResponse) Reset() {
 	*x = CreateCampaignResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[31]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2590,7 @@ func (x *CreateCampaignResponse) String() string {
 func (*CreateCampaignResponse) ProtoMessage() {}
 
 func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[31]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2603,7 @@ func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CreateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{31}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateCampaignResponse) GetCampaign() *Campaign {
@@ -2507,7 +2622,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[32]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2634,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[32]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +2647,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{32}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetCampaignRequest) GetCampaignId() string {
@@ -2551,7 +2666,7 @@ type GetCampaignResponse struct {
 
 func (x *GetCampaignResponse) Reset() {
 	*x = GetCampaignResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[33]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2678,7 @@ func (x *GetCampaignResponse) String() string {
 func (*GetCampaignResponse) ProtoMessage() {}
 
 func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[33]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2691,7 @@ func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{33}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetCampaignResponse) GetCampaign() *Campaign {
@@ -2595,7 +2710,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[34]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2722,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[34]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2735,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{34}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListCampaignsRequest) GetCompound() string {
@@ -2639,7 +2754,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[35]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2766,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[35]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2779,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{35}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -2684,7 +2799,7 @@ type LaunchCampaignRequest struct {
 
 func (x *LaunchCampaignRequest) Reset() {
 	*x = LaunchCampaignRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[36]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2811,7 @@ func (x *LaunchCampaignRequest) String() string {
 func (*LaunchCampaignRequest) ProtoMessage() {}
 
 func (x *LaunchCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[36]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2824,7 @@ func (x *LaunchCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LaunchCampaignRequest.ProtoReflect.Descriptor instead.
 func (*LaunchCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{36}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LaunchCampaignRequest) GetRequestId() string {
@@ -2735,7 +2850,7 @@ type LaunchCampaignResponse struct {
 
 func (x *LaunchCampaignResponse) Reset() {
 	*x = LaunchCampaignResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[37]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2862,7 @@ func (x *LaunchCampaignResponse) String() string {
 func (*LaunchCampaignResponse) ProtoMessage() {}
 
 func (x *LaunchCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[37]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2875,7 @@ func (x *LaunchCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LaunchCampaignResponse.ProtoReflect.Descriptor instead.
 func (*LaunchCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{37}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LaunchCampaignResponse) GetCampaign() *Campaign {
@@ -2780,7 +2895,7 @@ type RetryMissedHouseholdsRequest struct {
 
 func (x *RetryMissedHouseholdsRequest) Reset() {
 	*x = RetryMissedHouseholdsRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[38]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +2907,7 @@ func (x *RetryMissedHouseholdsRequest) String() string {
 func (*RetryMissedHouseholdsRequest) ProtoMessage() {}
 
 func (x *RetryMissedHouseholdsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[38]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +2920,7 @@ func (x *RetryMissedHouseholdsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryMissedHouseholdsRequest.ProtoReflect.Descriptor instead.
 func (*RetryMissedHouseholdsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{38}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RetryMissedHouseholdsRequest) GetRequestId() string {
@@ -2833,7 +2948,7 @@ type RetryMissedHouseholdsResponse struct {
 
 func (x *RetryMissedHouseholdsResponse) Reset() {
 	*x = RetryMissedHouseholdsResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[39]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +2960,7 @@ func (x *RetryMissedHouseholdsResponse) String() string {
 func (*RetryMissedHouseholdsResponse) ProtoMessage() {}
 
 func (x *RetryMissedHouseholdsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[39]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +2973,7 @@ func (x *RetryMissedHouseholdsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryMissedHouseholdsResponse.ProtoReflect.Descriptor instead.
 func (*RetryMissedHouseholdsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{39}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RetryMissedHouseholdsResponse) GetCampaign() *Campaign {
@@ -2896,7 +3011,7 @@ type RosterEntry struct {
 
 func (x *RosterEntry) Reset() {
 	*x = RosterEntry{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[40]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3023,7 @@ func (x *RosterEntry) String() string {
 func (*RosterEntry) ProtoMessage() {}
 
 func (x *RosterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[40]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3036,7 @@ func (x *RosterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RosterEntry.ProtoReflect.Descriptor instead.
 func (*RosterEntry) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{40}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RosterEntry) GetHouseholdId() string {
@@ -2998,7 +3113,7 @@ type BuildingCounts struct {
 
 func (x *BuildingCounts) Reset() {
 	*x = BuildingCounts{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[41]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3125,7 @@ func (x *BuildingCounts) String() string {
 func (*BuildingCounts) ProtoMessage() {}
 
 func (x *BuildingCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[41]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3138,7 @@ func (x *BuildingCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildingCounts.ProtoReflect.Descriptor instead.
 func (*BuildingCounts) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{41}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BuildingCounts) GetBuilding() string {
@@ -3056,7 +3171,7 @@ type GetCampaignRosterRequest struct {
 
 func (x *GetCampaignRosterRequest) Reset() {
 	*x = GetCampaignRosterRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[42]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +3183,7 @@ func (x *GetCampaignRosterRequest) String() string {
 func (*GetCampaignRosterRequest) ProtoMessage() {}
 
 func (x *GetCampaignRosterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[42]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +3196,7 @@ func (x *GetCampaignRosterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRosterRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRosterRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{42}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetCampaignRosterRequest) GetCampaignId() string {
@@ -3132,7 +3247,7 @@ type GetCampaignRosterResponse struct {
 
 func (x *GetCampaignRosterResponse) Reset() {
 	*x = GetCampaignRosterResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[43]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3259,7 @@ func (x *GetCampaignRosterResponse) String() string {
 func (*GetCampaignRosterResponse) ProtoMessage() {}
 
 func (x *GetCampaignRosterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[43]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3272,7 @@ func (x *GetCampaignRosterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRosterResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignRosterResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{43}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetCampaignRosterResponse) GetEntries() []*RosterEntry {
@@ -3197,7 +3312,7 @@ type ExportCampaignRosterRequest struct {
 
 func (x *ExportCampaignRosterRequest) Reset() {
 	*x = ExportCampaignRosterRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[44]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3324,7 @@ func (x *ExportCampaignRosterRequest) String() string {
 func (*ExportCampaignRosterRequest) ProtoMessage() {}
 
 func (x *ExportCampaignRosterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[44]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3337,7 @@ func (x *ExportCampaignRosterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCampaignRosterRequest.ProtoReflect.Descriptor instead.
 func (*ExportCampaignRosterRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{44}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ExportCampaignRosterRequest) GetCampaignId() string {
@@ -3241,7 +3356,7 @@ type ExportCampaignRosterResponse struct {
 
 func (x *ExportCampaignRosterResponse) Reset() {
 	*x = ExportCampaignRosterResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[45]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3368,7 @@ func (x *ExportCampaignRosterResponse) String() string {
 func (*ExportCampaignRosterResponse) ProtoMessage() {}
 
 func (x *ExportCampaignRosterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[45]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3381,7 @@ func (x *ExportCampaignRosterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCampaignRosterResponse.ProtoReflect.Descriptor instead.
 func (*ExportCampaignRosterResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{45}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExportCampaignRosterResponse) GetCsv() []byte {
@@ -3297,7 +3412,7 @@ type Notice struct {
 
 func (x *Notice) Reset() {
 	*x = Notice{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[46]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3424,7 @@ func (x *Notice) String() string {
 func (*Notice) ProtoMessage() {}
 
 func (x *Notice) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[46]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3437,7 @@ func (x *Notice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notice.ProtoReflect.Descriptor instead.
 func (*Notice) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{46}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Notice) GetNoticeId() string {
@@ -3397,7 +3512,7 @@ type PostNoticeRequest struct {
 
 func (x *PostNoticeRequest) Reset() {
 	*x = PostNoticeRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[47]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3524,7 @@ func (x *PostNoticeRequest) String() string {
 func (*PostNoticeRequest) ProtoMessage() {}
 
 func (x *PostNoticeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[47]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3537,7 @@ func (x *PostNoticeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostNoticeRequest.ProtoReflect.Descriptor instead.
 func (*PostNoticeRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{47}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PostNoticeRequest) GetRequestId() string {
@@ -3469,7 +3584,7 @@ type PostNoticeResponse struct {
 
 func (x *PostNoticeResponse) Reset() {
 	*x = PostNoticeResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[48]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +3596,7 @@ func (x *PostNoticeResponse) String() string {
 func (*PostNoticeResponse) ProtoMessage() {}
 
 func (x *PostNoticeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[48]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +3609,7 @@ func (x *PostNoticeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostNoticeResponse.ProtoReflect.Descriptor instead.
 func (*PostNoticeResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{48}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PostNoticeResponse) GetNotice() *Notice {
@@ -3514,7 +3629,7 @@ type WithdrawNoticeRequest struct {
 
 func (x *WithdrawNoticeRequest) Reset() {
 	*x = WithdrawNoticeRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[49]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3641,7 @@ func (x *WithdrawNoticeRequest) String() string {
 func (*WithdrawNoticeRequest) ProtoMessage() {}
 
 func (x *WithdrawNoticeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[49]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3654,7 @@ func (x *WithdrawNoticeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawNoticeRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawNoticeRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{49}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WithdrawNoticeRequest) GetRequestId() string {
@@ -3565,7 +3680,7 @@ type WithdrawNoticeResponse struct {
 
 func (x *WithdrawNoticeResponse) Reset() {
 	*x = WithdrawNoticeResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[50]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +3692,7 @@ func (x *WithdrawNoticeResponse) String() string {
 func (*WithdrawNoticeResponse) ProtoMessage() {}
 
 func (x *WithdrawNoticeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[50]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +3705,7 @@ func (x *WithdrawNoticeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawNoticeResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawNoticeResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{50}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WithdrawNoticeResponse) GetNotice() *Notice {
@@ -3609,7 +3724,7 @@ type ListNoticesRequest struct {
 
 func (x *ListNoticesRequest) Reset() {
 	*x = ListNoticesRequest{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[51]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3621,7 +3736,7 @@ func (x *ListNoticesRequest) String() string {
 func (*ListNoticesRequest) ProtoMessage() {}
 
 func (x *ListNoticesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[51]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3634,7 +3749,7 @@ func (x *ListNoticesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNoticesRequest.ProtoReflect.Descriptor instead.
 func (*ListNoticesRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{51}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListNoticesRequest) GetCompound() string {
@@ -3653,7 +3768,7 @@ type ListNoticesResponse struct {
 
 func (x *ListNoticesResponse) Reset() {
 	*x = ListNoticesResponse{}
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[52]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3665,7 +3780,7 @@ func (x *ListNoticesResponse) String() string {
 func (*ListNoticesResponse) ProtoMessage() {}
 
 func (x *ListNoticesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_order_v1_order_proto_msgTypes[52]
+	mi := &file_doorstep_order_v1_order_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3678,7 +3793,7 @@ func (x *ListNoticesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNoticesResponse.ProtoReflect.Descriptor instead.
 func (*ListNoticesResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{52}
+	return file_doorstep_order_v1_order_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListNoticesResponse) GetNotices() []*Notice {
@@ -3823,7 +3938,15 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\x10GetParcelRequest\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\"F\n" +
 	"\x11GetParcelResponse\x121\n" +
-	"\x06parcel\x18\x01 \x01(\v2\x19.doorstep.order.v1.ParcelR\x06parcel\"?\n" +
+	"\x06parcel\x18\x01 \x01(\v2\x19.doorstep.order.v1.ParcelR\x06parcel\"u\n" +
+	"\x1bListParcelsToCheckInRequest\x12\x1a\n" +
+	"\bcompound\x18\x01 \x01(\tR\bcompound\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"{\n" +
+	"\x1cListParcelsToCheckInResponse\x123\n" +
+	"\aparcels\x18\x01 \x03(\v2\x19.doorstep.order.v1.ParcelR\aparcels\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"?\n" +
 	"\bPackLine\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xa2\x01\n" +
@@ -3984,7 +4107,7 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\x18ROSTER_STATUS_ON_THE_WAY\x10\x02\x12\x1b\n" +
 	"\x17ROSTER_STATUS_DELIVERED\x10\x03\x12\x18\n" +
 	"\x14ROSTER_STATUS_FAILED\x10\x04\x12\x18\n" +
-	"\x14ROSTER_STATUS_MISSED\x10\x052\xf0\x0f\n" +
+	"\x14ROSTER_STATUS_MISSED\x10\x052\xe9\x10\n" +
 	"\fOrderService\x12h\n" +
 	"\x0fUpsertHousehold\x12).doorstep.order.v1.UpsertHouseholdRequest\x1a*.doorstep.order.v1.UpsertHouseholdResponse\x12_\n" +
 	"\fGetHousehold\x12&.doorstep.order.v1.GetHouseholdRequest\x1a'.doorstep.order.v1.GetHouseholdResponse\x12e\n" +
@@ -3995,7 +4118,8 @@ const file_doorstep_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"ListOrders\x12$.doorstep.order.v1.ListOrdersRequest\x1a%.doorstep.order.v1.ListOrdersResponse\x12\\\n" +
 	"\vCancelOrder\x12%.doorstep.order.v1.CancelOrderRequest\x1a&.doorstep.order.v1.CancelOrderResponse\x12V\n" +
-	"\tGetParcel\x12#.doorstep.order.v1.GetParcelRequest\x1a$.doorstep.order.v1.GetParcelResponse\x12k\n" +
+	"\tGetParcel\x12#.doorstep.order.v1.GetParcelRequest\x1a$.doorstep.order.v1.GetParcelResponse\x12w\n" +
+	"\x14ListParcelsToCheckIn\x12..doorstep.order.v1.ListParcelsToCheckInRequest\x1a/.doorstep.order.v1.ListParcelsToCheckInResponse\x12k\n" +
 	"\x10ImportHouseholds\x12*.doorstep.order.v1.ImportHouseholdsRequest\x1a+.doorstep.order.v1.ImportHouseholdsResponse\x12k\n" +
 	"\x10ExportHouseholds\x12*.doorstep.order.v1.ExportHouseholdsRequest\x1a+.doorstep.order.v1.ExportHouseholdsResponse\x12e\n" +
 	"\x0eCreateCampaign\x12(.doorstep.order.v1.CreateCampaignRequest\x1a).doorstep.order.v1.CreateCampaignResponse\x12\\\n" +
@@ -4023,7 +4147,7 @@ func file_doorstep_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_doorstep_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_doorstep_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_doorstep_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_doorstep_order_v1_order_proto_goTypes = []any{
 	(Occupancy)(0),                        // 0: doorstep.order.v1.Occupancy
 	(Channel)(0),                          // 1: doorstep.order.v1.Channel
@@ -4057,40 +4181,42 @@ var file_doorstep_order_v1_order_proto_goTypes = []any{
 	(*CancelOrderResponse)(nil),           // 29: doorstep.order.v1.CancelOrderResponse
 	(*GetParcelRequest)(nil),              // 30: doorstep.order.v1.GetParcelRequest
 	(*GetParcelResponse)(nil),             // 31: doorstep.order.v1.GetParcelResponse
-	(*PackLine)(nil),                      // 32: doorstep.order.v1.PackLine
-	(*CampaignTarget)(nil),                // 33: doorstep.order.v1.CampaignTarget
-	(*CampaignCounts)(nil),                // 34: doorstep.order.v1.CampaignCounts
-	(*Campaign)(nil),                      // 35: doorstep.order.v1.Campaign
-	(*CreateCampaignRequest)(nil),         // 36: doorstep.order.v1.CreateCampaignRequest
-	(*CreateCampaignResponse)(nil),        // 37: doorstep.order.v1.CreateCampaignResponse
-	(*GetCampaignRequest)(nil),            // 38: doorstep.order.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),           // 39: doorstep.order.v1.GetCampaignResponse
-	(*ListCampaignsRequest)(nil),          // 40: doorstep.order.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),         // 41: doorstep.order.v1.ListCampaignsResponse
-	(*LaunchCampaignRequest)(nil),         // 42: doorstep.order.v1.LaunchCampaignRequest
-	(*LaunchCampaignResponse)(nil),        // 43: doorstep.order.v1.LaunchCampaignResponse
-	(*RetryMissedHouseholdsRequest)(nil),  // 44: doorstep.order.v1.RetryMissedHouseholdsRequest
-	(*RetryMissedHouseholdsResponse)(nil), // 45: doorstep.order.v1.RetryMissedHouseholdsResponse
-	(*RosterEntry)(nil),                   // 46: doorstep.order.v1.RosterEntry
-	(*BuildingCounts)(nil),                // 47: doorstep.order.v1.BuildingCounts
-	(*GetCampaignRosterRequest)(nil),      // 48: doorstep.order.v1.GetCampaignRosterRequest
-	(*GetCampaignRosterResponse)(nil),     // 49: doorstep.order.v1.GetCampaignRosterResponse
-	(*ExportCampaignRosterRequest)(nil),   // 50: doorstep.order.v1.ExportCampaignRosterRequest
-	(*ExportCampaignRosterResponse)(nil),  // 51: doorstep.order.v1.ExportCampaignRosterResponse
-	(*Notice)(nil),                        // 52: doorstep.order.v1.Notice
-	(*PostNoticeRequest)(nil),             // 53: doorstep.order.v1.PostNoticeRequest
-	(*PostNoticeResponse)(nil),            // 54: doorstep.order.v1.PostNoticeResponse
-	(*WithdrawNoticeRequest)(nil),         // 55: doorstep.order.v1.WithdrawNoticeRequest
-	(*WithdrawNoticeResponse)(nil),        // 56: doorstep.order.v1.WithdrawNoticeResponse
-	(*ListNoticesRequest)(nil),            // 57: doorstep.order.v1.ListNoticesRequest
-	(*ListNoticesResponse)(nil),           // 58: doorstep.order.v1.ListNoticesResponse
-	(*v1.Address)(nil),                    // 59: doorstep.types.v1.Address
-	(*v1.Actor)(nil),                      // 60: doorstep.types.v1.Actor
-	(v1.ParcelState)(0),                   // 61: doorstep.types.v1.ParcelState
-	(*timestamppb.Timestamp)(nil),         // 62: google.protobuf.Timestamp
+	(*ListParcelsToCheckInRequest)(nil),   // 32: doorstep.order.v1.ListParcelsToCheckInRequest
+	(*ListParcelsToCheckInResponse)(nil),  // 33: doorstep.order.v1.ListParcelsToCheckInResponse
+	(*PackLine)(nil),                      // 34: doorstep.order.v1.PackLine
+	(*CampaignTarget)(nil),                // 35: doorstep.order.v1.CampaignTarget
+	(*CampaignCounts)(nil),                // 36: doorstep.order.v1.CampaignCounts
+	(*Campaign)(nil),                      // 37: doorstep.order.v1.Campaign
+	(*CreateCampaignRequest)(nil),         // 38: doorstep.order.v1.CreateCampaignRequest
+	(*CreateCampaignResponse)(nil),        // 39: doorstep.order.v1.CreateCampaignResponse
+	(*GetCampaignRequest)(nil),            // 40: doorstep.order.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),           // 41: doorstep.order.v1.GetCampaignResponse
+	(*ListCampaignsRequest)(nil),          // 42: doorstep.order.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),         // 43: doorstep.order.v1.ListCampaignsResponse
+	(*LaunchCampaignRequest)(nil),         // 44: doorstep.order.v1.LaunchCampaignRequest
+	(*LaunchCampaignResponse)(nil),        // 45: doorstep.order.v1.LaunchCampaignResponse
+	(*RetryMissedHouseholdsRequest)(nil),  // 46: doorstep.order.v1.RetryMissedHouseholdsRequest
+	(*RetryMissedHouseholdsResponse)(nil), // 47: doorstep.order.v1.RetryMissedHouseholdsResponse
+	(*RosterEntry)(nil),                   // 48: doorstep.order.v1.RosterEntry
+	(*BuildingCounts)(nil),                // 49: doorstep.order.v1.BuildingCounts
+	(*GetCampaignRosterRequest)(nil),      // 50: doorstep.order.v1.GetCampaignRosterRequest
+	(*GetCampaignRosterResponse)(nil),     // 51: doorstep.order.v1.GetCampaignRosterResponse
+	(*ExportCampaignRosterRequest)(nil),   // 52: doorstep.order.v1.ExportCampaignRosterRequest
+	(*ExportCampaignRosterResponse)(nil),  // 53: doorstep.order.v1.ExportCampaignRosterResponse
+	(*Notice)(nil),                        // 54: doorstep.order.v1.Notice
+	(*PostNoticeRequest)(nil),             // 55: doorstep.order.v1.PostNoticeRequest
+	(*PostNoticeResponse)(nil),            // 56: doorstep.order.v1.PostNoticeResponse
+	(*WithdrawNoticeRequest)(nil),         // 57: doorstep.order.v1.WithdrawNoticeRequest
+	(*WithdrawNoticeResponse)(nil),        // 58: doorstep.order.v1.WithdrawNoticeResponse
+	(*ListNoticesRequest)(nil),            // 59: doorstep.order.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),           // 60: doorstep.order.v1.ListNoticesResponse
+	(*v1.Address)(nil),                    // 61: doorstep.types.v1.Address
+	(*v1.Actor)(nil),                      // 62: doorstep.types.v1.Actor
+	(v1.ParcelState)(0),                   // 63: doorstep.types.v1.ParcelState
+	(*timestamppb.Timestamp)(nil),         // 64: google.protobuf.Timestamp
 }
 var file_doorstep_order_v1_order_proto_depIdxs = []int32{
-	59, // 0: doorstep.order.v1.Household.address:type_name -> doorstep.types.v1.Address
+	61, // 0: doorstep.order.v1.Household.address:type_name -> doorstep.types.v1.Address
 	0,  // 1: doorstep.order.v1.Household.occupancy:type_name -> doorstep.order.v1.Occupancy
 	8,  // 2: doorstep.order.v1.ImportHouseholdsResponse.errors:type_name -> doorstep.order.v1.RowError
 	6,  // 3: doorstep.order.v1.UpsertHouseholdRequest.household:type_name -> doorstep.order.v1.Household
@@ -4099,97 +4225,100 @@ var file_doorstep_order_v1_order_proto_depIdxs = []int32{
 	6,  // 6: doorstep.order.v1.ListHouseholdsResponse.households:type_name -> doorstep.order.v1.Household
 	18, // 7: doorstep.order.v1.PlaceOrderRequest.lines:type_name -> doorstep.order.v1.BasketLine
 	1,  // 8: doorstep.order.v1.PlaceOrderRequest.channel:type_name -> doorstep.order.v1.Channel
-	60, // 9: doorstep.order.v1.PlaceOrderRequest.placed_by:type_name -> doorstep.types.v1.Actor
+	62, // 9: doorstep.order.v1.PlaceOrderRequest.placed_by:type_name -> doorstep.types.v1.Actor
 	23, // 10: doorstep.order.v1.PlaceOrderResponse.order:type_name -> doorstep.order.v1.Order
-	61, // 11: doorstep.order.v1.Parcel.state:type_name -> doorstep.types.v1.ParcelState
+	63, // 11: doorstep.order.v1.Parcel.state:type_name -> doorstep.types.v1.ParcelState
 	21, // 12: doorstep.order.v1.Parcel.lines:type_name -> doorstep.order.v1.OrderLine
-	62, // 13: doorstep.order.v1.Parcel.updated_at:type_name -> google.protobuf.Timestamp
-	59, // 14: doorstep.order.v1.Parcel.address:type_name -> doorstep.types.v1.Address
+	64, // 13: doorstep.order.v1.Parcel.updated_at:type_name -> google.protobuf.Timestamp
+	61, // 14: doorstep.order.v1.Parcel.address:type_name -> doorstep.types.v1.Address
 	2,  // 15: doorstep.order.v1.Order.status:type_name -> doorstep.order.v1.OrderStatus
 	22, // 16: doorstep.order.v1.Order.parcels:type_name -> doorstep.order.v1.Parcel
 	1,  // 17: doorstep.order.v1.Order.channel:type_name -> doorstep.order.v1.Channel
-	60, // 18: doorstep.order.v1.Order.placed_by:type_name -> doorstep.types.v1.Actor
-	62, // 19: doorstep.order.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
+	62, // 18: doorstep.order.v1.Order.placed_by:type_name -> doorstep.types.v1.Actor
+	64, // 19: doorstep.order.v1.Order.placed_at:type_name -> google.protobuf.Timestamp
 	23, // 20: doorstep.order.v1.GetOrderResponse.order:type_name -> doorstep.order.v1.Order
 	23, // 21: doorstep.order.v1.ListOrdersResponse.orders:type_name -> doorstep.order.v1.Order
-	60, // 22: doorstep.order.v1.CancelOrderRequest.actor:type_name -> doorstep.types.v1.Actor
+	62, // 22: doorstep.order.v1.CancelOrderRequest.actor:type_name -> doorstep.types.v1.Actor
 	23, // 23: doorstep.order.v1.CancelOrderResponse.order:type_name -> doorstep.order.v1.Order
 	22, // 24: doorstep.order.v1.GetParcelResponse.parcel:type_name -> doorstep.order.v1.Parcel
-	3,  // 25: doorstep.order.v1.CampaignTarget.flags:type_name -> doorstep.order.v1.HouseholdFlag
-	32, // 26: doorstep.order.v1.Campaign.pack:type_name -> doorstep.order.v1.PackLine
-	33, // 27: doorstep.order.v1.Campaign.target:type_name -> doorstep.order.v1.CampaignTarget
-	4,  // 28: doorstep.order.v1.Campaign.state:type_name -> doorstep.order.v1.CampaignState
-	60, // 29: doorstep.order.v1.Campaign.created_by:type_name -> doorstep.types.v1.Actor
-	62, // 30: doorstep.order.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	62, // 31: doorstep.order.v1.Campaign.launched_at:type_name -> google.protobuf.Timestamp
-	34, // 32: doorstep.order.v1.Campaign.counts:type_name -> doorstep.order.v1.CampaignCounts
-	32, // 33: doorstep.order.v1.CreateCampaignRequest.pack:type_name -> doorstep.order.v1.PackLine
-	33, // 34: doorstep.order.v1.CreateCampaignRequest.target:type_name -> doorstep.order.v1.CampaignTarget
-	35, // 35: doorstep.order.v1.CreateCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
-	35, // 36: doorstep.order.v1.GetCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
-	35, // 37: doorstep.order.v1.ListCampaignsResponse.campaigns:type_name -> doorstep.order.v1.Campaign
-	35, // 38: doorstep.order.v1.LaunchCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
-	35, // 39: doorstep.order.v1.RetryMissedHouseholdsResponse.campaign:type_name -> doorstep.order.v1.Campaign
-	59, // 40: doorstep.order.v1.RosterEntry.address:type_name -> doorstep.types.v1.Address
-	5,  // 41: doorstep.order.v1.RosterEntry.status:type_name -> doorstep.order.v1.RosterStatus
-	61, // 42: doorstep.order.v1.RosterEntry.parcel_state:type_name -> doorstep.types.v1.ParcelState
-	62, // 43: doorstep.order.v1.RosterEntry.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 44: doorstep.order.v1.BuildingCounts.counts:type_name -> doorstep.order.v1.CampaignCounts
-	5,  // 45: doorstep.order.v1.GetCampaignRosterRequest.statuses:type_name -> doorstep.order.v1.RosterStatus
-	46, // 46: doorstep.order.v1.GetCampaignRosterResponse.entries:type_name -> doorstep.order.v1.RosterEntry
-	47, // 47: doorstep.order.v1.GetCampaignRosterResponse.buildings:type_name -> doorstep.order.v1.BuildingCounts
-	34, // 48: doorstep.order.v1.GetCampaignRosterResponse.totals:type_name -> doorstep.order.v1.CampaignCounts
-	60, // 49: doorstep.order.v1.Notice.posted_by:type_name -> doorstep.types.v1.Actor
-	62, // 50: doorstep.order.v1.Notice.posted_at:type_name -> google.protobuf.Timestamp
-	62, // 51: doorstep.order.v1.Notice.withdrawn_at:type_name -> google.protobuf.Timestamp
-	52, // 52: doorstep.order.v1.PostNoticeResponse.notice:type_name -> doorstep.order.v1.Notice
-	52, // 53: doorstep.order.v1.WithdrawNoticeResponse.notice:type_name -> doorstep.order.v1.Notice
-	52, // 54: doorstep.order.v1.ListNoticesResponse.notices:type_name -> doorstep.order.v1.Notice
-	12, // 55: doorstep.order.v1.OrderService.UpsertHousehold:input_type -> doorstep.order.v1.UpsertHouseholdRequest
-	14, // 56: doorstep.order.v1.OrderService.GetHousehold:input_type -> doorstep.order.v1.GetHouseholdRequest
-	16, // 57: doorstep.order.v1.OrderService.ListHouseholds:input_type -> doorstep.order.v1.ListHouseholdsRequest
-	19, // 58: doorstep.order.v1.OrderService.PlaceOrder:input_type -> doorstep.order.v1.PlaceOrderRequest
-	24, // 59: doorstep.order.v1.OrderService.GetOrder:input_type -> doorstep.order.v1.GetOrderRequest
-	26, // 60: doorstep.order.v1.OrderService.ListOrders:input_type -> doorstep.order.v1.ListOrdersRequest
-	28, // 61: doorstep.order.v1.OrderService.CancelOrder:input_type -> doorstep.order.v1.CancelOrderRequest
-	30, // 62: doorstep.order.v1.OrderService.GetParcel:input_type -> doorstep.order.v1.GetParcelRequest
-	7,  // 63: doorstep.order.v1.OrderService.ImportHouseholds:input_type -> doorstep.order.v1.ImportHouseholdsRequest
-	10, // 64: doorstep.order.v1.OrderService.ExportHouseholds:input_type -> doorstep.order.v1.ExportHouseholdsRequest
-	36, // 65: doorstep.order.v1.OrderService.CreateCampaign:input_type -> doorstep.order.v1.CreateCampaignRequest
-	38, // 66: doorstep.order.v1.OrderService.GetCampaign:input_type -> doorstep.order.v1.GetCampaignRequest
-	40, // 67: doorstep.order.v1.OrderService.ListCampaigns:input_type -> doorstep.order.v1.ListCampaignsRequest
-	42, // 68: doorstep.order.v1.OrderService.LaunchCampaign:input_type -> doorstep.order.v1.LaunchCampaignRequest
-	44, // 69: doorstep.order.v1.OrderService.RetryMissedHouseholds:input_type -> doorstep.order.v1.RetryMissedHouseholdsRequest
-	48, // 70: doorstep.order.v1.OrderService.GetCampaignRoster:input_type -> doorstep.order.v1.GetCampaignRosterRequest
-	50, // 71: doorstep.order.v1.OrderService.ExportCampaignRoster:input_type -> doorstep.order.v1.ExportCampaignRosterRequest
-	53, // 72: doorstep.order.v1.OrderService.PostNotice:input_type -> doorstep.order.v1.PostNoticeRequest
-	55, // 73: doorstep.order.v1.OrderService.WithdrawNotice:input_type -> doorstep.order.v1.WithdrawNoticeRequest
-	57, // 74: doorstep.order.v1.OrderService.ListNotices:input_type -> doorstep.order.v1.ListNoticesRequest
-	13, // 75: doorstep.order.v1.OrderService.UpsertHousehold:output_type -> doorstep.order.v1.UpsertHouseholdResponse
-	15, // 76: doorstep.order.v1.OrderService.GetHousehold:output_type -> doorstep.order.v1.GetHouseholdResponse
-	17, // 77: doorstep.order.v1.OrderService.ListHouseholds:output_type -> doorstep.order.v1.ListHouseholdsResponse
-	20, // 78: doorstep.order.v1.OrderService.PlaceOrder:output_type -> doorstep.order.v1.PlaceOrderResponse
-	25, // 79: doorstep.order.v1.OrderService.GetOrder:output_type -> doorstep.order.v1.GetOrderResponse
-	27, // 80: doorstep.order.v1.OrderService.ListOrders:output_type -> doorstep.order.v1.ListOrdersResponse
-	29, // 81: doorstep.order.v1.OrderService.CancelOrder:output_type -> doorstep.order.v1.CancelOrderResponse
-	31, // 82: doorstep.order.v1.OrderService.GetParcel:output_type -> doorstep.order.v1.GetParcelResponse
-	9,  // 83: doorstep.order.v1.OrderService.ImportHouseholds:output_type -> doorstep.order.v1.ImportHouseholdsResponse
-	11, // 84: doorstep.order.v1.OrderService.ExportHouseholds:output_type -> doorstep.order.v1.ExportHouseholdsResponse
-	37, // 85: doorstep.order.v1.OrderService.CreateCampaign:output_type -> doorstep.order.v1.CreateCampaignResponse
-	39, // 86: doorstep.order.v1.OrderService.GetCampaign:output_type -> doorstep.order.v1.GetCampaignResponse
-	41, // 87: doorstep.order.v1.OrderService.ListCampaigns:output_type -> doorstep.order.v1.ListCampaignsResponse
-	43, // 88: doorstep.order.v1.OrderService.LaunchCampaign:output_type -> doorstep.order.v1.LaunchCampaignResponse
-	45, // 89: doorstep.order.v1.OrderService.RetryMissedHouseholds:output_type -> doorstep.order.v1.RetryMissedHouseholdsResponse
-	49, // 90: doorstep.order.v1.OrderService.GetCampaignRoster:output_type -> doorstep.order.v1.GetCampaignRosterResponse
-	51, // 91: doorstep.order.v1.OrderService.ExportCampaignRoster:output_type -> doorstep.order.v1.ExportCampaignRosterResponse
-	54, // 92: doorstep.order.v1.OrderService.PostNotice:output_type -> doorstep.order.v1.PostNoticeResponse
-	56, // 93: doorstep.order.v1.OrderService.WithdrawNotice:output_type -> doorstep.order.v1.WithdrawNoticeResponse
-	58, // 94: doorstep.order.v1.OrderService.ListNotices:output_type -> doorstep.order.v1.ListNoticesResponse
-	75, // [75:95] is the sub-list for method output_type
-	55, // [55:75] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	22, // 25: doorstep.order.v1.ListParcelsToCheckInResponse.parcels:type_name -> doorstep.order.v1.Parcel
+	3,  // 26: doorstep.order.v1.CampaignTarget.flags:type_name -> doorstep.order.v1.HouseholdFlag
+	34, // 27: doorstep.order.v1.Campaign.pack:type_name -> doorstep.order.v1.PackLine
+	35, // 28: doorstep.order.v1.Campaign.target:type_name -> doorstep.order.v1.CampaignTarget
+	4,  // 29: doorstep.order.v1.Campaign.state:type_name -> doorstep.order.v1.CampaignState
+	62, // 30: doorstep.order.v1.Campaign.created_by:type_name -> doorstep.types.v1.Actor
+	64, // 31: doorstep.order.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	64, // 32: doorstep.order.v1.Campaign.launched_at:type_name -> google.protobuf.Timestamp
+	36, // 33: doorstep.order.v1.Campaign.counts:type_name -> doorstep.order.v1.CampaignCounts
+	34, // 34: doorstep.order.v1.CreateCampaignRequest.pack:type_name -> doorstep.order.v1.PackLine
+	35, // 35: doorstep.order.v1.CreateCampaignRequest.target:type_name -> doorstep.order.v1.CampaignTarget
+	37, // 36: doorstep.order.v1.CreateCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	37, // 37: doorstep.order.v1.GetCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	37, // 38: doorstep.order.v1.ListCampaignsResponse.campaigns:type_name -> doorstep.order.v1.Campaign
+	37, // 39: doorstep.order.v1.LaunchCampaignResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	37, // 40: doorstep.order.v1.RetryMissedHouseholdsResponse.campaign:type_name -> doorstep.order.v1.Campaign
+	61, // 41: doorstep.order.v1.RosterEntry.address:type_name -> doorstep.types.v1.Address
+	5,  // 42: doorstep.order.v1.RosterEntry.status:type_name -> doorstep.order.v1.RosterStatus
+	63, // 43: doorstep.order.v1.RosterEntry.parcel_state:type_name -> doorstep.types.v1.ParcelState
+	64, // 44: doorstep.order.v1.RosterEntry.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 45: doorstep.order.v1.BuildingCounts.counts:type_name -> doorstep.order.v1.CampaignCounts
+	5,  // 46: doorstep.order.v1.GetCampaignRosterRequest.statuses:type_name -> doorstep.order.v1.RosterStatus
+	48, // 47: doorstep.order.v1.GetCampaignRosterResponse.entries:type_name -> doorstep.order.v1.RosterEntry
+	49, // 48: doorstep.order.v1.GetCampaignRosterResponse.buildings:type_name -> doorstep.order.v1.BuildingCounts
+	36, // 49: doorstep.order.v1.GetCampaignRosterResponse.totals:type_name -> doorstep.order.v1.CampaignCounts
+	62, // 50: doorstep.order.v1.Notice.posted_by:type_name -> doorstep.types.v1.Actor
+	64, // 51: doorstep.order.v1.Notice.posted_at:type_name -> google.protobuf.Timestamp
+	64, // 52: doorstep.order.v1.Notice.withdrawn_at:type_name -> google.protobuf.Timestamp
+	54, // 53: doorstep.order.v1.PostNoticeResponse.notice:type_name -> doorstep.order.v1.Notice
+	54, // 54: doorstep.order.v1.WithdrawNoticeResponse.notice:type_name -> doorstep.order.v1.Notice
+	54, // 55: doorstep.order.v1.ListNoticesResponse.notices:type_name -> doorstep.order.v1.Notice
+	12, // 56: doorstep.order.v1.OrderService.UpsertHousehold:input_type -> doorstep.order.v1.UpsertHouseholdRequest
+	14, // 57: doorstep.order.v1.OrderService.GetHousehold:input_type -> doorstep.order.v1.GetHouseholdRequest
+	16, // 58: doorstep.order.v1.OrderService.ListHouseholds:input_type -> doorstep.order.v1.ListHouseholdsRequest
+	19, // 59: doorstep.order.v1.OrderService.PlaceOrder:input_type -> doorstep.order.v1.PlaceOrderRequest
+	24, // 60: doorstep.order.v1.OrderService.GetOrder:input_type -> doorstep.order.v1.GetOrderRequest
+	26, // 61: doorstep.order.v1.OrderService.ListOrders:input_type -> doorstep.order.v1.ListOrdersRequest
+	28, // 62: doorstep.order.v1.OrderService.CancelOrder:input_type -> doorstep.order.v1.CancelOrderRequest
+	30, // 63: doorstep.order.v1.OrderService.GetParcel:input_type -> doorstep.order.v1.GetParcelRequest
+	32, // 64: doorstep.order.v1.OrderService.ListParcelsToCheckIn:input_type -> doorstep.order.v1.ListParcelsToCheckInRequest
+	7,  // 65: doorstep.order.v1.OrderService.ImportHouseholds:input_type -> doorstep.order.v1.ImportHouseholdsRequest
+	10, // 66: doorstep.order.v1.OrderService.ExportHouseholds:input_type -> doorstep.order.v1.ExportHouseholdsRequest
+	38, // 67: doorstep.order.v1.OrderService.CreateCampaign:input_type -> doorstep.order.v1.CreateCampaignRequest
+	40, // 68: doorstep.order.v1.OrderService.GetCampaign:input_type -> doorstep.order.v1.GetCampaignRequest
+	42, // 69: doorstep.order.v1.OrderService.ListCampaigns:input_type -> doorstep.order.v1.ListCampaignsRequest
+	44, // 70: doorstep.order.v1.OrderService.LaunchCampaign:input_type -> doorstep.order.v1.LaunchCampaignRequest
+	46, // 71: doorstep.order.v1.OrderService.RetryMissedHouseholds:input_type -> doorstep.order.v1.RetryMissedHouseholdsRequest
+	50, // 72: doorstep.order.v1.OrderService.GetCampaignRoster:input_type -> doorstep.order.v1.GetCampaignRosterRequest
+	52, // 73: doorstep.order.v1.OrderService.ExportCampaignRoster:input_type -> doorstep.order.v1.ExportCampaignRosterRequest
+	55, // 74: doorstep.order.v1.OrderService.PostNotice:input_type -> doorstep.order.v1.PostNoticeRequest
+	57, // 75: doorstep.order.v1.OrderService.WithdrawNotice:input_type -> doorstep.order.v1.WithdrawNoticeRequest
+	59, // 76: doorstep.order.v1.OrderService.ListNotices:input_type -> doorstep.order.v1.ListNoticesRequest
+	13, // 77: doorstep.order.v1.OrderService.UpsertHousehold:output_type -> doorstep.order.v1.UpsertHouseholdResponse
+	15, // 78: doorstep.order.v1.OrderService.GetHousehold:output_type -> doorstep.order.v1.GetHouseholdResponse
+	17, // 79: doorstep.order.v1.OrderService.ListHouseholds:output_type -> doorstep.order.v1.ListHouseholdsResponse
+	20, // 80: doorstep.order.v1.OrderService.PlaceOrder:output_type -> doorstep.order.v1.PlaceOrderResponse
+	25, // 81: doorstep.order.v1.OrderService.GetOrder:output_type -> doorstep.order.v1.GetOrderResponse
+	27, // 82: doorstep.order.v1.OrderService.ListOrders:output_type -> doorstep.order.v1.ListOrdersResponse
+	29, // 83: doorstep.order.v1.OrderService.CancelOrder:output_type -> doorstep.order.v1.CancelOrderResponse
+	31, // 84: doorstep.order.v1.OrderService.GetParcel:output_type -> doorstep.order.v1.GetParcelResponse
+	33, // 85: doorstep.order.v1.OrderService.ListParcelsToCheckIn:output_type -> doorstep.order.v1.ListParcelsToCheckInResponse
+	9,  // 86: doorstep.order.v1.OrderService.ImportHouseholds:output_type -> doorstep.order.v1.ImportHouseholdsResponse
+	11, // 87: doorstep.order.v1.OrderService.ExportHouseholds:output_type -> doorstep.order.v1.ExportHouseholdsResponse
+	39, // 88: doorstep.order.v1.OrderService.CreateCampaign:output_type -> doorstep.order.v1.CreateCampaignResponse
+	41, // 89: doorstep.order.v1.OrderService.GetCampaign:output_type -> doorstep.order.v1.GetCampaignResponse
+	43, // 90: doorstep.order.v1.OrderService.ListCampaigns:output_type -> doorstep.order.v1.ListCampaignsResponse
+	45, // 91: doorstep.order.v1.OrderService.LaunchCampaign:output_type -> doorstep.order.v1.LaunchCampaignResponse
+	47, // 92: doorstep.order.v1.OrderService.RetryMissedHouseholds:output_type -> doorstep.order.v1.RetryMissedHouseholdsResponse
+	51, // 93: doorstep.order.v1.OrderService.GetCampaignRoster:output_type -> doorstep.order.v1.GetCampaignRosterResponse
+	53, // 94: doorstep.order.v1.OrderService.ExportCampaignRoster:output_type -> doorstep.order.v1.ExportCampaignRosterResponse
+	56, // 95: doorstep.order.v1.OrderService.PostNotice:output_type -> doorstep.order.v1.PostNoticeResponse
+	58, // 96: doorstep.order.v1.OrderService.WithdrawNotice:output_type -> doorstep.order.v1.WithdrawNoticeResponse
+	60, // 97: doorstep.order.v1.OrderService.ListNotices:output_type -> doorstep.order.v1.ListNoticesResponse
+	77, // [77:98] is the sub-list for method output_type
+	56, // [56:77] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_doorstep_order_v1_order_proto_init() }
@@ -4203,7 +4332,7 @@ func file_doorstep_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_order_v1_order_proto_rawDesc), len(file_doorstep_order_v1_order_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	OrderService_ListOrders_FullMethodName            = "/doorstep.order.v1.OrderService/ListOrders"
 	OrderService_CancelOrder_FullMethodName           = "/doorstep.order.v1.OrderService/CancelOrder"
 	OrderService_GetParcel_FullMethodName             = "/doorstep.order.v1.OrderService/GetParcel"
+	OrderService_ListParcelsToCheckIn_FullMethodName  = "/doorstep.order.v1.OrderService/ListParcelsToCheckIn"
 	OrderService_ImportHouseholds_FullMethodName      = "/doorstep.order.v1.OrderService/ImportHouseholds"
 	OrderService_ExportHouseholds_FullMethodName      = "/doorstep.order.v1.OrderService/ExportHouseholds"
 	OrderService_CreateCampaign_FullMethodName        = "/doorstep.order.v1.OrderService/CreateCampaign"
@@ -64,6 +65,9 @@ type OrderServiceClient interface {
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
 	// GetParcel returns one parcel with its household's address, for dispatch.
 	GetParcel(ctx context.Context, in *GetParcelRequest, opts ...grpc.CallOption) (*GetParcelResponse, error)
+	// ListParcelsToCheckIn lists a compound's parcels handed over at the gate (READY) that the
+	// dispatcher has not checked in yet, longest waiting first, a page at a time.
+	ListParcelsToCheckIn(ctx context.Context, in *ListParcelsToCheckInRequest, opts ...grpc.CallOption) (*ListParcelsToCheckInResponse, error)
 	// ImportHouseholds reads the community's roster spreadsheet (CSV, UTF-8). A dry run reports
 	// every row it would reject and why; a real import applies all rows or none.
 	ImportHouseholds(ctx context.Context, in *ImportHouseholdsRequest, opts ...grpc.CallOption) (*ImportHouseholdsResponse, error)
@@ -179,6 +183,16 @@ func (c *orderServiceClient) GetParcel(ctx context.Context, in *GetParcelRequest
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetParcelResponse)
 	err := c.cc.Invoke(ctx, OrderService_GetParcel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *orderServiceClient) ListParcelsToCheckIn(ctx context.Context, in *ListParcelsToCheckInRequest, opts ...grpc.CallOption) (*ListParcelsToCheckInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListParcelsToCheckInResponse)
+	err := c.cc.Invoke(ctx, OrderService_ListParcelsToCheckIn_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +342,9 @@ type OrderServiceServer interface {
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
 	// GetParcel returns one parcel with its household's address, for dispatch.
 	GetParcel(context.Context, *GetParcelRequest) (*GetParcelResponse, error)
+	// ListParcelsToCheckIn lists a compound's parcels handed over at the gate (READY) that the
+	// dispatcher has not checked in yet, longest waiting first, a page at a time.
+	ListParcelsToCheckIn(context.Context, *ListParcelsToCheckInRequest) (*ListParcelsToCheckInResponse, error)
 	// ImportHouseholds reads the community's roster spreadsheet (CSV, UTF-8). A dry run reports
 	// every row it would reject and why; a real import applies all rows or none.
 	ImportHouseholds(context.Context, *ImportHouseholdsRequest) (*ImportHouseholdsResponse, error)
@@ -392,6 +409,9 @@ func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrder
 }
 func (UnimplementedOrderServiceServer) GetParcel(context.Context, *GetParcelRequest) (*GetParcelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetParcel not implemented")
+}
+func (UnimplementedOrderServiceServer) ListParcelsToCheckIn(context.Context, *ListParcelsToCheckInRequest) (*ListParcelsToCheckInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListParcelsToCheckIn not implemented")
 }
 func (UnimplementedOrderServiceServer) ImportHouseholds(context.Context, *ImportHouseholdsRequest) (*ImportHouseholdsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportHouseholds not implemented")
@@ -590,6 +610,24 @@ func _OrderService_GetParcel_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(OrderServiceServer).GetParcel(ctx, req.(*GetParcelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OrderService_ListParcelsToCheckIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListParcelsToCheckInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ListParcelsToCheckIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ListParcelsToCheckIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ListParcelsToCheckIn(ctx, req.(*ListParcelsToCheckInRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -848,6 +886,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetParcel",
 			Handler:    _OrderService_GetParcel_Handler,
+		},
+		{
+			MethodName: "ListParcelsToCheckIn",
+			Handler:    _OrderService_ListParcelsToCheckIn_Handler,
 		},
 		{
 			MethodName: "ImportHouseholds",
