@@ -34,7 +34,7 @@ func Record(ctx context.Context, tx pgx.Tx, d Delivery) (Recorded, error) {
 		queueEntry(b, d.Order, *d.Entry, &r.NewEntry)
 	}
 	if d.Placement != nil {
-		queuePlacement(b, *d.Placement, &r.Rounds)
+		queuePlacement(b, *d.Placement)
 	}
 	if d.Change != nil {
 		queueStateChange(b, *d.Change, &r.Rounds)
