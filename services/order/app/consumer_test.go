@@ -343,8 +343,34 @@ func TestParcelsToCheckIn(t *testing.T) {
 		t.Fatalf("to check in %v; want the 4 READY parcels %v", got, want)
 	}
 
-	_, err := e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageToken: grpcx.PageToken("yuyuan", want[0])})
+	// The last parcel of a page checked in before the next page is asked for: the next page
+	// still starts where that page ended, skipping nothing.
+	first, err := e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageSize: 2})
+	if err != nil || len(first.GetParcels()) != 2 || first.GetNextPageToken() == "" {
+		t.Fatalf("first page of 2: %v, %v", first, err)
+	}
+	anchor := first.GetParcels()[1]
+	o, err := e.client.GetOrder(e.worker, &orderv1.GetOrderRequest{OrderId: anchor.GetOrderId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.drive(o.GetOrder(), anchor, typesv1.ParcelState_PARCEL_STATE_AT_GATE)
+	e.waitParcel(anchor.GetParcelId(), typesv1.ParcelState_PARCEL_STATE_AT_GATE)
+	rest, err := e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageSize: 2,
+		PageToken: first.GetNextPageToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rest.GetParcels()); n != 2 {
+		t.Errorf("after the first page's last parcel was checked in, the next page holds %d parcels; want the 2 still waiting", n)
+	}
+
+	_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageToken: grpcx.PageToken("yuyuan", want[0])})
 	wantField(t, err, "page_token")
+	for _, key := range []string{want[0], "2026-04-10T08:00:00Z urn:uuid:" + want[0], "yesterday " + want[0]} {
+		_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageToken: grpcx.PageToken("haixin", key)})
+		wantField(t, err, "page_token")
+	}
 	_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageSize: -1})
 	wantField(t, err, "page_size")
 	_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "Haixin!"})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/events"
 	"github.com/doorstep/doorstep/pkg/grpcx"
@@ -151,8 +152,23 @@ func compoundPage(compound string, pageSize int32, token string, def int) (after
 	return after, grpcx.PageSize(pageSize, def), v.Err()
 }
 
-// ListParcelsToCheckIn implements orderv1.OrderServiceServer. The page token is the last parcel
-// of the previous page with its compound.
+// parseGatePosition reads the key of a gate list's page token: "<time> <parcel id>", or "" for
+// the first page.
+func parseGatePosition(key string) (order.GatePosition, bool) {
+	if key == "" {
+		return order.GatePosition{}, true
+	}
+	at, id, found := strings.Cut(key, " ")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	u, uerr := uuid.Parse(id)
+	if !found || err != nil || uerr != nil || u.String() != id {
+		return order.GatePosition{}, false
+	}
+	return order.GatePosition{ReadyAt: t, ParcelID: id}, true
+}
+
+// ListParcelsToCheckIn implements orderv1.OrderServiceServer. The page token is the compound with
+// where the previous page ended: its last parcel's time of becoming READY, and its id.
 func (s *Server) ListParcelsToCheckIn(ctx context.Context, req *orderv1.ListParcelsToCheckInRequest) (*orderv1.ListParcelsToCheckInResponse, error) {
 	c, err := caller(ctx, orderv1.OrderService_ListParcelsToCheckIn_FullMethodName)
 	if err != nil {
@@ -162,14 +178,19 @@ func (s *Server) ListParcelsToCheckIn(ctx context.Context, req *orderv1.ListParc
 	if err != nil {
 		return nil, err
 	}
-	ps, err := s.svc.ParcelsToCheckIn(ctx, c, req.GetCompound(), after, size+1)
+	pos, ok := parseGatePosition(after)
+	if !ok {
+		return nil, grpcx.InvalidField("page_token", "is not a token of this listing")
+	}
+	ps, err := s.svc.ParcelsToCheckIn(ctx, c, req.GetCompound(), pos, size+1)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
 	resp := &orderv1.ListParcelsToCheckInResponse{}
 	if len(ps) > size {
 		ps = ps[:size]
-		resp.NextPageToken = grpcx.PageToken(req.GetCompound(), ps[size-1].ID)
+		last := ps[size-1]
+		resp.NextPageToken = grpcx.PageToken(req.GetCompound(), last.UpdatedAt.UTC().Format(time.RFC3339Nano)+" "+last.ID)
 	}
 	for _, p := range ps {
 		resp.Parcels = append(resp.Parcels, pbconv.ParcelProto(p))

@@ -51,8 +51,8 @@ type Store interface {
 	Orders(ctx context.Context, householdID string, limit int) ([]Order, error)
 	Parcel(ctx context.Context, id string) (Parcel, error)
 	// ParcelsToCheckIn lists a compound's READY parcels by the time they became READY, then id,
-	// from the one after the parcel after ("" from the first), at most limit.
-	ParcelsToCheckIn(ctx context.Context, compound, after string, limit int) ([]Parcel, error)
+	// those past after (the zero GatePosition: from the first), at most limit.
+	ParcelsToCheckIn(ctx context.Context, compound string, after GatePosition, limit int) ([]Parcel, error)
 
 	// UpdateOrder loads the order locked, lets fn change its parcels, then stores the changed
 	// parcels, the transitions fn returns and one parcel.<state> event per transition. When done

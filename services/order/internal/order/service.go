@@ -182,9 +182,17 @@ func (s *Service) Parcel(ctx context.Context, c Caller, id string) (Parcel, erro
 	return p, nil
 }
 
+// GatePosition is where a page of the gate list ended: the last parcel's time of becoming READY
+// and its id. It is carried whole, not looked up: that parcel may be checked in (and its time
+// changed) before the next page is asked for.
+type GatePosition struct {
+	ReadyAt  time.Time
+	ParcelID string
+}
+
 // ParcelsToCheckIn is what waits at the gate of a compound the caller reaches: the parcels the
 // suppliers handed over (READY) that the dispatcher has not checked in, longest waiting first.
-func (s *Service) ParcelsToCheckIn(ctx context.Context, c Caller, compound, after string, limit int) ([]Parcel, error) {
+func (s *Service) ParcelsToCheckIn(ctx context.Context, c Caller, compound string, after GatePosition, limit int) ([]Parcel, error) {
 	if !c.reachesCompound(compound) {
 		return nil, NotFound("compound", compound)
 	}

@@ -607,18 +607,14 @@ func (s *Store) Parcel(ctx context.Context, id string) (order.Parcel, error) {
 
 // ParcelsToCheckIn implements order.Store, through the partial index parcels_to_check_in: a
 // parcel's updated_at is the time it became READY until it moves on.
-func (s *Store) ParcelsToCheckIn(ctx context.Context, compound, after string, limit int) ([]order.Parcel, error) {
-	if after == "" {
+func (s *Store) ParcelsToCheckIn(ctx context.Context, compound string, after order.GatePosition, limit int) ([]order.Parcel, error) {
+	if after.ParcelID == "" {
 		return s.loadParcels(ctx, s.pool, `WHERE p.compound = $1 AND p.state = 'READY'
 			ORDER BY p.updated_at, p.parcel_id LIMIT $2`, compound, limit)
 	}
-	if uuid.Validate(after) != nil {
-		return nil, nil
-	}
-	// A parcel checked in since the last page still marks where that page ended.
 	return s.loadParcels(ctx, s.pool, `WHERE p.compound = $1 AND p.state = 'READY'
-			AND (p.updated_at, p.parcel_id) > (SELECT updated_at, parcel_id FROM parcels WHERE parcel_id = $3)
-		ORDER BY p.updated_at, p.parcel_id LIMIT $2`, compound, limit, after)
+			AND (p.updated_at, p.parcel_id) > ($3, $4::uuid)
+		ORDER BY p.updated_at, p.parcel_id LIMIT $2`, compound, limit, after.ReadyAt, after.ParcelID)
 }
 
 // UpdateOrder implements order.Store.
