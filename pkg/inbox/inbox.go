@@ -2,8 +2,8 @@
 // a database transaction that also records the event id, and the message is acknowledged only
 // after that transaction commits. A redelivery (crash between commit and ack, broker restart)
 // finds the id recorded and changes nothing.
-// An id is kept for Keep (91 days), after which no copy of its event can arrive; a running
-// consumer deletes older ones every hour.
+// An id is kept for Keep (121 days) after its event was last delivered, after which no copy of the
+// event can arrive; a running consumer deletes older ones every hour.
 package inbox
 
 import (
@@ -377,6 +377,15 @@ func (c *Consumer) applyTogether(ctx context.Context, evs []*eventsv1.Event) (ho
 		for _, id := range recorded {
 			fresh[id] = true
 		}
+		var again []string
+		for _, id := range ids {
+			if !fresh[id] {
+				again = append(again, id)
+			}
+		}
+		if err := c.seenAgain(ctx, tx, again); err != nil {
+			return err
+		}
 		for i, ev := range evs {
 			if !fresh[ids[i]] {
 				continue
@@ -454,12 +463,23 @@ func (c *Consumer) applyOne(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) 
 		return false, err
 	}
 	if tag.RowsAffected() == 0 {
-		return false, nil // applied before: a redelivery
+		return false, c.seenAgain(ctx, tx, []string{ev.GetEventId()}) // applied before: a redelivery
 	}
 	if err := c.Handle(ctx, tx, ev); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// seenAgain restarts the clock of ids delivered again (a redelivery, a replayed dead letter), so
+// that Prune keeps them for Keep from now: a replay's copy stays in the stream, and a letter parked
+// again can be replayed again, for as long after it as after the first delivery.
+func (c *Consumer) seenAgain(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE inbox SET applied_at = now() WHERE consumer = $1 AND event_id = ANY($2::uuid[])`, c.Durable, ids)
+	return err
 }
 
 // deadLetter parks msg on the dead-letter stream with the reason, then terminates it so the

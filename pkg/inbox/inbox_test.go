@@ -411,8 +411,10 @@ func TestPruneForgetsOnlyIdsPastKeep(t *testing.T) {
 	ctx := context.Background()
 	pool := openPool(t)
 	defer inbox.SetPruning(time.Minute, 10)()
-	if inbox.Keep <= natsx.DeadLetterMaxAge || inbox.Keep <= natsx.EventMaxAge {
-		t.Fatalf("Keep %s is shorter than a replayable dead letter (%s) or the stream (%s)", inbox.Keep, natsx.DeadLetterMaxAge, natsx.EventMaxAge)
+	// A consumer can park an event until the stream drops it, and replay it until its letter
+	// expires; the others must still know the event then.
+	if inbox.Keep <= natsx.EventMaxAge+natsx.DeadLetterMaxAge {
+		t.Fatalf("Keep %s is shorter than the stream (%s) and a dead letter's life (%s) together", inbox.Keep, natsx.EventMaxAge, natsx.DeadLetterMaxAge)
 	}
 	insertIDs(t, pool, "tracking-deliveries", 25, inbox.Keep+time.Hour)
 	insertIDs(t, pool, "tracking-deliveries", 3, inbox.Keep-time.Hour)
@@ -462,4 +464,53 @@ func TestRunningConsumerPrunes(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// An event delivered again (a replayed dead letter) is not applied again, and its id is kept for
+// Keep from this delivery: the replay's copy stays in the stream, and a letter parked again can be
+// replayed again, for as long after it.
+func TestDeliveredAgainRestartsTheIdsTime(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+	ev := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now())
+	handled := 0
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(context.Context, pgx.Tx, *eventsv1.Event) error { handled++; return nil }}
+	age := func() time.Duration {
+		t.Helper()
+		var secs float64
+		if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM now() - applied_at) FROM inbox WHERE event_id = $1`, ev.GetEventId()).Scan(&secs); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	for _, apply := range []func() error{
+		func() error { return errors.Join(c.ApplyAll(ctx, []*eventsv1.Event{ev})...) },
+		func() error { // event by event, as for a while after a group failed
+			bad := events.New("haixin", &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}, "o", time.Now())
+			bad.EventId = "not-a-uuid"
+			c.ApplyAll(ctx, []*eventsv1.Event{bad})
+			return errors.Join(c.ApplyAll(ctx, []*eventsv1.Event{ev})...)
+		},
+	} {
+		if _, err := pool.Exec(ctx, `DELETE FROM inbox`); err != nil {
+			t.Fatal(err)
+		}
+		handled = 0
+		if err := apply(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `UPDATE inbox SET applied_at = now() - $1::interval`, inbox.Keep-time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := apply(); err != nil {
+			t.Fatal(err)
+		}
+		if handled != 1 {
+			t.Errorf("handler ran %d times for one event delivered twice", handled)
+		}
+		if a := age(); a > time.Minute {
+			t.Errorf("id %s old after being delivered again; want its time restarted", a)
+		}
+	}
 }
