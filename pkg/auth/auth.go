@@ -227,7 +227,9 @@ func (k *Keys) Outgoing(ctx context.Context, id Identity) (context.Context, erro
 		return nil, err
 	}
 	if cacheable {
-		k.minted.Add(key, minted{token: tok, expires: now.Add(TokenTTL)})
+		// Wall time, as the token's exp is: a monotonic reading stands still while the machine
+		// sleeps, and would reuse a token past its expiry after a resume.
+		k.minted.Add(key, minted{token: tok, expires: now.Add(TokenTTL).Round(0)})
 	}
 	return metadata.AppendToOutgoingContext(ctx, MetadataKey, tok), nil
 }

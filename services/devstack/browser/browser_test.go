@@ -355,8 +355,8 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	dispatcher := b.open("dispatcher")
 	dispatcher.signInStaff("gate", "/dispatch")
 	dispatcher.do("check in and plan", 60*time.Second,
-		// The parcel's label is scanned (typed) at the gate: that works whether or not the
-		// suppliers' lists are open to dispatch.
+		// The parcel's label is scanned (typed) at the gate: that works whether or not the gate
+		// list has it yet.
 		chromedp.WaitVisible(chromedp.CSS(`#gate-parcel`)),
 		chromedp.SendKeys(chromedp.CSS(`#gate-parcel`), parcelID+"\n"),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-gate=%q]`, parcelID))),

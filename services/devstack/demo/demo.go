@@ -40,7 +40,8 @@ type Clients struct {
 	Keys     *auth.Keys
 }
 
-// as is ctx carrying a fresh signed identity (minted per call: identities live two minutes).
+// as is ctx carrying a signed identity (auth.Outgoing: a two-minute token, reused while it has a
+// minute left).
 func (c Clients) as(ctx context.Context, role typesv1.Role, subject, compound string, opts ...func(*auth.Identity)) context.Context {
 	id := auth.Identity{Role: role, Subject: subject, Compound: compound}
 	for _, o := range opts {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"google.golang.org/grpc/codes"
@@ -447,6 +448,9 @@ func TestListParcelsPages(t *testing.T) {
 	_, err = e.client.ListParcels(e.worker(), &supplierv1.ListParcelsRequest{SupplierId: "pharmacy", PageToken: token})
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageToken: "not a token"})
+	wantField(t, err, "page_token")
+	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart",
+		PageToken: grpcx.PageToken("freshmart|PARCEL_STATE_UNSPECIFIED||", "urn:uuid:"+want[0])})
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: -1})
 	wantField(t, err, "page_size")

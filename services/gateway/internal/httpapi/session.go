@@ -62,8 +62,8 @@ func (a *API) cookie(r *http.Request, token string, expires time.Time) *http.Coo
 }
 
 // ClientInterceptors give every call the gateway makes the signed identity of the person whose
-// request it serves, minted fresh (identities live two minutes). A call with no person behind
-// it goes without one, and the service refuses it.
+// request it serves (a two-minute identity, reused while it has a minute left: auth.Outgoing). A
+// call with no person behind it goes without one, and the service refuses it.
 func ClientInterceptors(keys *auth.Keys) []grpc.DialOption {
 	outgoing := func(ctx context.Context) (context.Context, error) {
 		id, ok := auth.FromContext(ctx)

@@ -466,6 +466,13 @@ type ParcelFilter struct {
 	Limit int
 }
 
+// canonicalUUID says whether s is a UUID as PostgreSQL reads it back (lower case, with dashes),
+// not one of the other spellings uuid.Parse accepts (urn:uuid:, braces), which PostgreSQL refuses.
+func canonicalUUID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
+}
+
 // ListParcels is the parcel queue of a supplier the caller reaches, narrowed by f.
 func (s *Service) ListParcels(ctx context.Context, c Caller, supplierID string, f ParcelFilter) ([]Parcel, error) {
 	var v violations
@@ -474,7 +481,7 @@ func (s *Service) ListParcels(ctx context.Context, c Caller, supplierID string, 
 	v.maxLen(f.RoundID, "round_id", MaxText)
 	v.check(f.CampaignID == "" || campaignIDRE.MatchString(f.CampaignID), "campaign_id",
 		"must be at most 64 letters, digits, '-' or '_'")
-	v.check(f.After == "" || uuid.Validate(f.After) == nil, "page_token", "names no parcel")
+	v.check(f.After == "" || canonicalUUID(f.After), "page_token", "names no parcel")
 	v.check(f.Limit >= 0, "page_size", "must not be negative")
 	if err := v.err(); err != nil {
 		return nil, err

@@ -50,7 +50,7 @@
   async function loadGate() {
     const res = await api('GET', '/api/v1/dispatch/gate');
     if (res && (res.status === 403 || res.status === 501)) {
-      // The suppliers' lists are not open to dispatch: parcels are checked in by their labels.
+      // The gate list is not open to this account: parcels are checked in by their labels.
       state.gate = [];
     } else if (!res || !res.ok) {
       const m = el('div', { class: 'message' });
