@@ -2,7 +2,7 @@
 // a database transaction that also records the event id, and the message is acknowledged only
 // after that transaction commits. A redelivery (crash between commit and ack, broker restart)
 // finds the id recorded and changes nothing.
-// An id is kept for Keep (121 days) after its event was last delivered, after which no copy of the
+// An id is kept for Keep (151 days) after its event was last delivered, after which no copy of the
 // event can arrive; a running consumer deletes older ones every hour.
 package inbox
 

@@ -12,12 +12,13 @@ import (
 // Keep is how long an event's id is remembered after it was applied or last delivered again. A
 // consumer can be handed an event again while the stream holds it (natsx.EventMaxAge: a durable
 // created anew reads from the stream's start) and as a replayed dead letter: another consumer can
-// park the event until the stream drops it, and the letter can be replayed until
-// natsx.DeadLetterMaxAge after that. A replay reaches every consumer, and those that had applied
-// the event skip it by its id here. Each delivery again restarts the id's time (seenAgain), which
-// covers the replay's copy in the stream and a letter parked again. A day more covers the
-// broker's and the database's clocks disagreeing.
-const Keep = natsx.EventMaxAge + natsx.DeadLetterMaxAge + 24*time.Hour
+// park the event until the stream drops it, the letter can be replayed until
+// natsx.DeadLetterMaxAge after that, and the replay's copy stays in the stream for another
+// natsx.EventMaxAge, for a consumer that is stopped or behind to read late. A replay reaches
+// every consumer, and those that had applied the event skip it by its id here. Each delivery
+// again restarts the id's time (seenAgain), which covers a letter parked again. A day more covers
+// the broker's and the database's clocks disagreeing.
+const Keep = 2*natsx.EventMaxAge + natsx.DeadLetterMaxAge + 24*time.Hour
 
 // pruneEvery is how often a running consumer prunes; the first time is pruneFirst after it starts.
 const pruneEvery = time.Hour

@@ -337,6 +337,7 @@ func TestParcelsToCheckIn(t *testing.T) {
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
+	inOrder := slices.Clone(got) // longest waiting first
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -361,8 +362,13 @@ func TestParcelsToCheckIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rest.GetParcels()); n != 2 {
-		t.Errorf("after the first page's last parcel was checked in, the next page holds %d parcels; want the 2 still waiting", n)
+	var restIDs []string
+	for _, p := range rest.GetParcels() {
+		restIDs = append(restIDs, p.GetParcelId())
+	}
+	if !slices.Equal(restIDs, inOrder[2:]) || rest.GetNextPageToken() != "" {
+		t.Errorf("after the first page's last parcel was checked in, the next page is %v (token %q); want the 2 after it, %v, and no more",
+			restIDs, rest.GetNextPageToken(), inOrder[2:])
 	}
 
 	_, err = e.client.ListParcelsToCheckIn(e.dispatcher, &orderv1.ListParcelsToCheckInRequest{Compound: "haixin", PageToken: grpcx.PageToken("yuyuan", want[0])})

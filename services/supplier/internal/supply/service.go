@@ -466,8 +466,9 @@ type ParcelFilter struct {
 	Limit int
 }
 
-// canonicalUUID says whether s is a UUID as PostgreSQL reads it back (lower case, with dashes),
-// not one of the other spellings uuid.Parse accepts (urn:uuid:, braces), which PostgreSQL refuses.
+// canonicalUUID says whether s is a UUID as PostgreSQL writes it (lower case, with dashes), not
+// another spelling uuid.Parse accepts: PostgreSQL refuses urn:uuid:, and tokens are only ever
+// made from the canonical one.
 func canonicalUUID(s string) bool {
 	u, err := uuid.Parse(s)
 	return err == nil && u.String() == s
