@@ -25,6 +25,7 @@ import (
 	"github.com/doorstep/doorstep/services/devstack/stack"
 	"github.com/doorstep/doorstep/services/gateway/accounts"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 )
 
@@ -466,4 +467,78 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 		waitLocation(b.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-order-id][data-placed-by="WORKER"]`)),
 	)
+}
+
+// count reads how many elements sel matches into n.
+func count(sel string, n *int) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		v, err := chromedp.Evaluate[float64](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel))(ctx, t)
+		*n = int(v)
+		return err
+	})
+}
+
+// TestSupplierConsolePages: the supplier's "At the gate" list keeps every parcel ever handed
+// over, so the console shows 100 at a time, and "More" adds the next ones below.
+func TestSupplierConsolePages(t *testing.T) {
+	chromiumPath(t)
+	s := startStack(t)
+	people(t, s)
+	ctx := context.Background()
+	keys, err := auth.NewKeys(testkit.AuthKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	system, err := keys.Outgoing(ctx, auth.Identity{Role: typesv1.Role_ROLE_SYSTEM, Subject: "browser-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpcx.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	orders, supplier := orderv1.NewOrderServiceClient(dial(s.Order)), supplierv1.NewSupplierServiceClient(dial(s.Supplier))
+	const handedOver = 101
+	ids := make([]string, handedOver)
+	g, gctx := errgroup.WithContext(system)
+	g.SetLimit(8)
+	for i := range handedOver {
+		g.Go(func() error {
+			o, err := orders.PlaceOrder(gctx, &orderv1.PlaceOrderRequest{RequestId: fmt.Sprintf("pages-%d", i), HouseholdId: household,
+				Lines: []*orderv1.BasketLine{{ItemId: "fm-rice-5kg", Quantity: 1}}})
+			if err != nil {
+				return fmt.Errorf("order %d: %w", i, err)
+			}
+			ids[i] = o.GetOrder().GetParcels()[0].GetParcelId()
+			if _, err := supplier.ConfirmParcel(gctx, &supplierv1.ConfirmParcelRequest{RequestId: "c-" + ids[i], SupplierId: freshmart, ParcelId: ids[i]}); err != nil {
+				return fmt.Errorf("confirm %d: %w", i, err)
+			}
+			_, err = supplier.MarkParcelReady(gctx, &supplierv1.MarkParcelReadyRequest{RequestId: "r-" + ids[i], SupplierId: freshmart, ParcelId: ids[i]})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t, "http://"+s.Gateway)
+	staff := b.open("supplier")
+	staff.signInStaff("fm-staff", "/supplier")
+	var first, all, more int
+	staff.do("a page, then more", 60*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-tab="READY"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#more-parcels`)),
+		count(`#parcels [data-parcel-id]`, &first),
+		chromedp.Click(chromedp.CSS(`#more-parcels`)),
+		chromedp.WaitVisible(chromedp.CSS(`#parcels [data-parcel-id]:nth-of-type(101)`)),
+		count(`#parcels [data-parcel-id]`, &all),
+		count(`#more-parcels`, &more),
+	)
+	if first != 100 || all != handedOver || more != 0 {
+		t.Errorf("the READY tab showed %d parcels, then %d after More (More buttons left: %d); want 100, then %d and none", first, all, more, handedOver)
+	}
 }

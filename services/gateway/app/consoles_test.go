@@ -179,6 +179,19 @@ func TestSupplierConsole(t *testing.T) {
 		t.Errorf("ListParcels %v", req)
 	}
 	expectError(t, s.do(t, "GET", "/api/v1/supplier/parcels?state=LOST", ""), 400, "INVALID_ARGUMENT", "state")
+	if req := lastReq[*supplierv1.ListParcelsRequest](g.peers.calls, "ListParcels"); req.GetPageSize() != 100 {
+		t.Errorf("the console asked for pages of %d; want 100", req.GetPageSize())
+	}
+	// A long list comes a page at a time: the token of one page asks for the next.
+	first := s.do(t, "GET", "/api/v1/supplier/parcels?state=READY", "")
+	if first.status != 200 || len(get(first.body, "parcels").([]any)) != 1 || get(first.body, "next_page_token") != "ready-2" {
+		t.Fatalf("first page = %d %s", first.status, first.raw)
+	}
+	next := s.do(t, "GET", "/api/v1/supplier/parcels?state=READY&page_token=ready-2", "")
+	if next.status != 200 || get(next.body, "parcels", 0, "parcel_id") != "019a0000-0000-7000-8000-0000000000e2" || get(next.body, "next_page_token") != "" {
+		t.Fatalf("second page = %d %s", next.status, next.raw)
+	}
+	expectError(t, s.do(t, "GET", "/api/v1/supplier/parcels?state=PLACED&page_token=ready-2", ""), 400, "INVALID_ARGUMENT", "page_token")
 
 	// Confirm with the actual weight of a weighed line; lines not named keep their quantity.
 	c := s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/confirm", `{"request_id":"c-1","lines":[{"item_id":"cabbage","quantity":1560}]}`)

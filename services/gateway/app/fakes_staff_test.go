@@ -65,6 +65,19 @@ func (f *fakeSupplier) ListParcels(ctx context.Context, req *supplierv1.ListParc
 	if state == typesv1.ParcelState_PARCEL_STATE_UNSPECIFIED {
 		state = typesv1.ParcelState_PARCEL_STATE_PLACED
 	}
+	// READY is two pages, one parcel each, as the real service pages a long list.
+	switch {
+	case state != typesv1.ParcelState_PARCEL_STATE_READY && req.GetPageToken() == "":
+	case state == typesv1.ParcelState_PARCEL_STATE_READY && req.GetPageToken() == "":
+		return &supplierv1.ListParcelsResponse{Parcels: []*supplierv1.SupplierParcel{supplierParcel(req.GetSupplierId(), state)},
+			NextPageToken: "ready-2"}, nil
+	case state == typesv1.ParcelState_PARCEL_STATE_READY && req.GetPageToken() == "ready-2":
+		p := supplierParcel(req.GetSupplierId(), state)
+		p.ParcelId = "019a0000-0000-7000-8000-0000000000e2"
+		return &supplierv1.ListParcelsResponse{Parcels: []*supplierv1.SupplierParcel{p}}, nil
+	default:
+		return nil, grpcx.InvalidField("page_token", "is not a token of this listing (the same supplier and filters)")
+	}
 	return &supplierv1.ListParcelsResponse{Parcels: []*supplierv1.SupplierParcel{supplierParcel(req.GetSupplierId(), state)}}, nil
 }
 

@@ -26,6 +26,12 @@ func parseState(s string) (typesv1.ParcelState, bool) {
 	return typesv1.ParcelState(v), ok && v != 0
 }
 
+// consolePage is how many parcels the supplier's console shows at a time: the READY list keeps
+// every parcel handed over since the lockdown began, more than a tablet should draw at once.
+const consolePage = 100
+
+// supplierParcels is a page of the supplier's queue, oldest first; next_page_token, when set,
+// asks for the next page.
 func (a *API) supplierParcels(w http.ResponseWriter, r *http.Request) {
 	state, ok := parseState(r.URL.Query().Get("state"))
 	if !ok {
@@ -34,13 +40,14 @@ func (a *API) supplierParcels(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.call(r)
 	defer cancel()
-	parcels, err := a.allParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: who(r).SupplierID, State: state,
-		RoundId: r.URL.Query().Get("round_id")})
+	resp, err := a.supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: who(r).SupplierID, State: state,
+		RoundId: r.URL.Query().Get("round_id"), PageSize: consolePage, PageToken: r.URL.Query().Get("page_token")})
 	if err != nil {
 		a.writeRPCError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": who(r).SupplierID, "parcels": supplierParcels(parcels)})
+	writeJSON(w, http.StatusOK, map[string]any{"supplier_id": who(r).SupplierID, "parcels": supplierParcels(resp.GetParcels()),
+		"next_page_token": resp.GetNextPageToken()})
 }
 
 // allParcels is every parcel of the listing req asks for, read a page (500) at a time.

@@ -35,16 +35,30 @@
     }, L(zh, en))));
   }
 
-  async function loadParcels() {
-    const res = await api('GET', `/api/v1/supplier/parcels${state.tab ? `?state=${state.tab}` : ''}`);
+  // loadParcels shows the first page of the tab's parcels (100, oldest first), or with a token
+  // adds the next page below the ones shown: "At the gate" keeps every parcel ever handed over.
+  async function loadParcels(pageToken) {
+    const query = new URLSearchParams();
+    if (state.tab) query.set('state', state.tab);
+    if (pageToken) query.set('page_token', pageToken);
+    const qs = query.toString();
+    const res = await api('GET', `/api/v1/supplier/parcels${qs ? `?${qs}` : ''}`);
     if (!res || !res.ok) {
       const msg = el('div', { class: 'message' });
       showError(msg, res);
-      $('parcels').replaceChildren(msg);
+      if (pageToken) $('parcels').append(msg);
+      else $('parcels').replaceChildren(msg);
       return;
     }
     const ps = res.data.parcels;
-    $('parcels').replaceChildren(...(ps.length ? ps.map(renderParcel) : [el('p', { class: 'muted' }, L('没有包裹', 'No parcels'))]));
+    const shown = ps.map(renderParcel);
+    if (res.data.next_page_token) {
+      const more = el('button', { type: 'button', id: 'more-parcels' }, L('加载更多', 'More'));
+      more.addEventListener('click', () => { more.remove(); loadParcels(res.data.next_page_token); });
+      shown.push(more);
+    }
+    if (pageToken) $('parcels').append(...shown);
+    else $('parcels').replaceChildren(...(ps.length ? shown : [el('p', { class: 'muted' }, L('没有包裹', 'No parcels'))]));
   }
 
   const addressText = (a) => `${a.building}${L('栋', '-')}${a.unit}${L('单元', '-')}${a.room}`;
