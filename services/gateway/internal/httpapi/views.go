@@ -141,19 +141,11 @@ func order(o *orderv1.Order) orderView {
 		Parcels: make([]parcelView, 0, len(o.GetParcels())), CampaignID: o.GetCampaignId(),
 	}
 	for _, p := range o.GetParcels() {
-		pv := parcelView{
+		v.Parcels = append(v.Parcels, parcelView{
 			ParcelID: p.GetParcelId(), SupplierID: p.GetSupplierId(), State: parcelState(p.GetState()),
-			Lines: make([]lineView, 0, len(p.GetLines())), TotalFen: p.GetTotalFen(), WeightGrams: p.GetWeightGrams(),
+			Lines: lineViews(p.GetLines()), TotalFen: p.GetTotalFen(), WeightGrams: p.GetWeightGrams(),
 			Reason: p.GetReason(), Contactless: p.GetContactless(), UpdatedAt: timeOf(p.GetUpdatedAt()),
-		}
-		for _, l := range p.GetLines() {
-			pv.Lines = append(pv.Lines, lineView{
-				ItemID: l.GetItemId(), Name: l.GetName(), Unit: l.GetUnit(), Weighed: l.GetWeighed(),
-				Quantity: l.GetQuantity(), UnitPriceFen: l.GetUnitPriceFen(), AmountFen: l.GetAmountFen(),
-				ConfirmedQuantity: l.GetConfirmedQuantity(), ConfirmedAmountFen: l.GetConfirmedAmountFen(),
-			})
-		}
-		v.Parcels = append(v.Parcels, pv)
+		})
 	}
 	return v
 }
@@ -205,4 +197,28 @@ func timeOf(ts *timestamppb.Timestamp) *time.Time {
 	}
 	t := ts.AsTime().UTC()
 	return &t
+}
+
+// pricedLine is what an order's parcel line and a supplier's say alike.
+type pricedLine interface {
+	GetItemId() string
+	GetName() string
+	GetUnit() string
+	GetWeighed() bool
+	GetQuantity() int64
+	GetUnitPriceFen() int64
+	GetAmountFen() int64
+	GetConfirmedQuantity() int64
+	GetConfirmedAmountFen() int64
+}
+
+// lineViews shows the lines of a parcel, the order's or the supplier's.
+func lineViews[L pricedLine](ls []L) []lineView {
+	out := make([]lineView, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, lineView{ItemID: l.GetItemId(), Name: l.GetName(), Unit: l.GetUnit(), Weighed: l.GetWeighed(),
+			Quantity: l.GetQuantity(), UnitPriceFen: l.GetUnitPriceFen(), AmountFen: l.GetAmountFen(),
+			ConfirmedQuantity: l.GetConfirmedQuantity(), ConfirmedAmountFen: l.GetConfirmedAmountFen()})
+	}
+	return out
 }

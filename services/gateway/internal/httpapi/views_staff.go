@@ -44,29 +44,16 @@ type supplierParcelView struct {
 // gateParcel is a parcel waiting at the gate as the order service has it, in the supplier's
 // view's shape (no round or confirm-by: those are the supplier's).
 func gateParcel(p *orderv1.Parcel) supplierParcelView {
-	v := supplierParcelView{ParcelID: p.GetParcelId(), OrderID: p.GetOrderId(), SupplierID: p.GetSupplierId(),
+	return supplierParcelView{ParcelID: p.GetParcelId(), OrderID: p.GetOrderId(), SupplierID: p.GetSupplierId(),
 		HouseholdID: p.GetHouseholdId(), Address: address(p.GetAddress()), State: parcelState(p.GetState()),
-		Lines: make([]lineView, 0, len(p.GetLines())), TotalFen: p.GetTotalFen(), Reason: p.GetReason(),
-		UpdatedAt: timeOf(p.GetUpdatedAt())}
-	for _, l := range p.GetLines() {
-		v.Lines = append(v.Lines, lineView{ItemID: l.GetItemId(), Name: l.GetName(), Unit: l.GetUnit(), Weighed: l.GetWeighed(),
-			Quantity: l.GetQuantity(), UnitPriceFen: l.GetUnitPriceFen(), AmountFen: l.GetAmountFen(),
-			ConfirmedQuantity: l.GetConfirmedQuantity(), ConfirmedAmountFen: l.GetConfirmedAmountFen()})
-	}
-	return v
+		Lines: lineViews(p.GetLines()), TotalFen: p.GetTotalFen(), Reason: p.GetReason(), UpdatedAt: timeOf(p.GetUpdatedAt())}
 }
 
 func supplierParcel(p *supplierv1.SupplierParcel) supplierParcelView {
-	v := supplierParcelView{ParcelID: p.GetParcelId(), OrderID: p.GetOrderId(), SupplierID: p.GetSupplierId(),
+	return supplierParcelView{ParcelID: p.GetParcelId(), OrderID: p.GetOrderId(), SupplierID: p.GetSupplierId(),
 		HouseholdID: p.GetHouseholdId(), Address: address(p.GetAddress()), State: parcelState(p.GetState()),
-		Lines: make([]lineView, 0, len(p.GetLines())), TotalFen: p.GetTotalFen(), Reason: p.GetReason(),
+		Lines: lineViews(p.GetLines()), TotalFen: p.GetTotalFen(), Reason: p.GetReason(),
 		UpdatedAt: timeOf(p.GetUpdatedAt()), RoundID: p.GetRoundId(), ConfirmBy: timeOf(p.GetConfirmBy())}
-	for _, l := range p.GetLines() {
-		v.Lines = append(v.Lines, lineView{ItemID: l.GetItemId(), Name: l.GetName(), Unit: l.GetUnit(), Weighed: l.GetWeighed(),
-			Quantity: l.GetQuantity(), UnitPriceFen: l.GetUnitPriceFen(), AmountFen: l.GetAmountFen(),
-			ConfirmedQuantity: l.GetConfirmedQuantity(), ConfirmedAmountFen: l.GetConfirmedAmountFen()})
-	}
-	return v
 }
 
 func supplierParcels(ps []*supplierv1.SupplierParcel) []supplierParcelView {
