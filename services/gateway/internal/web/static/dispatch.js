@@ -1,6 +1,6 @@
-// The dispatcher's console: the day's rounds, checking suppliers' parcels in at the gate (with
-// shortages), planning a round's routes, each courier's route, progress by building and by
-// courier (live), and handing a sick courier's stops to others.
+// The dispatcher's console: today's and tomorrow's rounds, checking suppliers' parcels in at the
+// gate (with shortages), planning a round's routes, each courier's route, progress by building
+// and by courier (live), and handing a sick courier's stops to others.
 'use strict';
 
 (async () => {
@@ -18,10 +18,18 @@
   const settle = (key, res) => { if (!outcomeUnknown(res)) state.pending.delete(key); };
   const addressText = (a) => `${a.building}${L('栋', '-')}${a.unit}${L('单元', '-')}${a.floor}${L('楼', 'F-')}${a.room}`;
 
+  // loadRounds shows today's rounds and tomorrow's: once today's last cutoff has passed, the
+  // parcels checked in at the gate join tomorrow's first round, and the dispatcher plans it.
   async function loadRounds() {
-    const res = await api('GET', '/api/v1/dispatch/rounds');
-    if (!res || !res.ok) { const m = el('div', { class: 'message' }); showError(m, res); $('rounds').replaceChildren(m); return; }
-    state.rounds = res.data.rounds;
+    const today = await api('GET', '/api/v1/dispatch/rounds');
+    if (!today || !today.ok) { const m = el('div', { class: 'message' }); showError(m, today); $('rounds').replaceChildren(m); return; }
+    state.rounds = today.data.rounds;
+    if (state.rounds.length) {
+      const next = new Date(`${state.rounds[0].date}T00:00:00Z`);
+      next.setUTCDate(next.getUTCDate() + 1);
+      const tomorrow = await api('GET', `/api/v1/dispatch/rounds?date=${next.toISOString().slice(0, 10)}`);
+      if (tomorrow && tomorrow.ok) state.rounds = state.rounds.concat(tomorrow.data.rounds);
+    }
     if (!state.round || !state.rounds.some((r) => r.round_id === state.round)) {
       const open = state.rounds.find((r) => r.state === 'OPEN' || r.state === 'CLOSED') || state.rounds[0];
       if (open) selectRound(open.round_id, false);
@@ -58,7 +66,9 @@
       $('gate').replaceChildren(m);
       return;
     } else {
-      state.gate = res.data.parcels;
+      // The list is the order service's, which hears of a check-in a moment after dispatch
+      // made it: a parcel this page checked in is not offered again in between.
+      state.gate = res.data.parcels.filter((p) => !checkedIn.has(p.parcel_id));
     }
     const listed = new Set(state.gate.map((p) => p.parcel_id));
     const extra = [...typed].filter((id) => !listed.has(id))
@@ -86,6 +96,9 @@
   // A parcel id typed or scanned from its label joins the list, for a parcel the suppliers'
   // lists do not show (or when they cannot be read).
   const typed = new Set();
+  // checkedIn holds the parcels this page checked in; a checked-in parcel never waits at the
+  // gate again.
+  const checkedIn = new Set();
   function addTyped(e) {
     e.preventDefault();
     const id = $('gate-parcel').value.trim();
@@ -125,7 +138,7 @@
     const failed = res.data.results.filter((r) => !r.checked_in);
     showMessage(msg, failed.length ? 'error' : 'ok', `${L('已签收', 'Checked in')} ${done.length}${failed.length ? `, ${L('未签收', 'not checked in')} ${failed.length}` : ''}`,
       failed.map((r) => `…${r.parcel_id.slice(-6)}: ${r.error}`));
-    for (const r of done) typed.delete(r.parcel_id);
+    for (const r of done) { typed.delete(r.parcel_id); checkedIn.add(r.parcel_id); }
     if (done.length) selectRound(done[0].round_id, true);
     loadGate();
     loadRounds();
