@@ -344,6 +344,12 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 		t.Fatalf("order %q parcel %q", orderID, parcelID)
 	}
 	parcel := fmt.Sprintf(`[data-parcel-id=%q]`, parcelID)
+	// The page is in Chinese (the phone's language): so is the rice's unit, entered as "bag".
+	var lines string
+	resident.do("read the parcel's lines", 10*time.Second, text(parcel+` .lines`, &lines))
+	if !strings.HasSuffix(lines, " 2 袋") {
+		t.Errorf("the parcel's lines read %q, want the 2 bags of rice as \"2 袋\"", lines)
+	}
 
 	// The supplier confirms and hands the parcel over at the gate.
 	supplier := b.open("supplier")

@@ -6,7 +6,7 @@
 'use strict';
 
 window.Doorstep.campaigns = () => {
-  const { L, $, el, when, api, newRequestId, outcomeUnknown, showMessage, showError, splitList } = window.Doorstep;
+  const { L, $, el, unitName, when, api, newRequestId, outcomeUnknown, showMessage, showError, splitList } = window.Doorstep;
   const STATES = {
     DRAFT: ['草稿', 'Draft', 'waiting'], LAUNCHING: ['正在生成包裹', 'Making packs', 'moving'], LAUNCHED: ['已发放', 'Launched', 'good'],
   };
@@ -76,7 +76,7 @@ window.Doorstep.campaigns = () => {
     $('campaign-items').replaceChildren(items.length
       ? el('div', { class: 'stack' }, el('span', { class: 'hint' }, L('每户数量', 'Quantity per household')),
         items.map((it) => el('label', { class: 'pick' },
-          el('span', null, it.name, el('span', { class: 'muted' }, ` · ${L('库存', 'stock')} ${it.stock} ${it.unit}`)),
+          el('span', null, it.name, el('span', { class: 'muted' }, ` · ${L('库存', 'stock')} ${it.stock} ${unitName(it.unit)}`)),
           el('input', {
             type: 'number', class: 'num', min: '0', max: '1000', step: '1', value: entered.get(it.item_id) || '0', inputmode: 'numeric',
             'data-pack-item': it.item_id, 'aria-label': `${it.name}: ${L('每户数量', 'quantity per household')}`,

@@ -50,6 +50,17 @@ window.Doorstep = (() => {
   }
   const grams = (g) => (g >= 1000 ? `${g / 1000} kg` : `${g} g`);
 
+  // unitName shows a counting unit as suppliers enter it (an English word: the catalog's units)
+  // in the reader's language; a unit not listed here is shown as entered.
+  const UNITS_ZH = {
+    bag: '袋', bottle: '瓶', box: '盒', carton: '盒', tray: '盘', pack: '包', loaf: '个', piece: '个',
+    sheet: '张', can: '罐', jar: '罐', tube: '支', strip: '板', bunch: '把', kg: '公斤',
+  };
+  const unitName = (u) => (lang === 'en' ? u : UNITS_ZH[String(u).toLowerCase()] || u);
+  // quantityText is how much of an item a line holds: grams for weighed goods, else a count and
+  // its unit.
+  const quantityText = (weighed, q, unit) => (weighed ? grams(q) : `${q} ${unitName(unit)}`);
+
   // splitList reads "1, 3 5" or "1，3、5" (a Chinese keyboard's commas) as a list of names.
   const splitList = (s) => s.split(/[\s,，、]+/).filter(Boolean);
 
@@ -187,5 +198,5 @@ window.Doorstep = (() => {
   }
 
   translateStatic();
-  return { L, lang, $, el, yuan, grams, splitList, when, newRequestId, api, outcomeUnknown, errorText, showMessage, showError, STATES, chip, session, topBar, toSignIn };
+  return { L, lang, $, el, yuan, grams, unitName, quantityText, splitList, when, newRequestId, api, outcomeUnknown, errorText, showMessage, showError, STATES, chip, session, topBar, toSignIn };
 })();

@@ -4,7 +4,7 @@
 'use strict';
 
 (async () => {
-  const { L, $, el, grams, when, api, newRequestId, outcomeUnknown, showMessage, showError, chip, session, topBar } = window.Doorstep;
+  const { L, $, el, quantityText, when, api, newRequestId, outcomeUnknown, showMessage, showError, chip, session, topBar } = window.Doorstep;
   const me = await session('DISPATCHER');
   if (!me) return;
   topBar(me, `${L('调度', 'Dispatcher')} ${me.name || me.account_id}`);
@@ -87,7 +87,7 @@
     return el('div', { class: 'order', 'data-gate-parcel': p.parcel_id },
       el('label', { class: 'check' }, el('input', { type: 'checkbox', checked: true, 'data-gate': p.parcel_id }),
         ' ', addressText(p.address), ' · ', p.supplier_id, ' ', el('span', { class: 'order-id' }, '…' + p.parcel_id.slice(-6))),
-      el('div', { class: 'lines' }, p.lines.map((l) => `${l.name} ${l.weighed ? grams(l.confirmed_quantity || l.quantity) : `${l.confirmed_quantity || l.quantity} ${l.unit}`}`).join(L('、', ', '))),
+      el('div', { class: 'lines' }, p.lines.map((l) => `${l.name} ${quantityText(l.weighed, l.confirmed_quantity || l.quantity, l.unit)}`).join(L('、', ', '))),
       el('details', null, el('summary', null, L('登记缺件/破损', 'Record a shortage')),
         el('div', { class: 'actions wrap' }, item, el('label', { class: 'inline' }, L('缺', 'Missing'), ' ', missing),
           el('label', { class: 'inline' }, L('损', 'Damaged'), ' ', damaged), note)));

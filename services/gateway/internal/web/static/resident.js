@@ -3,7 +3,7 @@
 'use strict';
 
 (async () => {
-  const { L, $, el, yuan, grams, when, api, newRequestId, outcomeUnknown, showMessage, showError, chip, session, topBar } = window.Doorstep;
+  const { L, $, el, yuan, quantityText, when, api, newRequestId, outcomeUnknown, showMessage, showError, chip, session, topBar } = window.Doorstep;
   const me = await session('RESIDENT');
   if (!me) return;
   topBar(me, `${L('户号', 'Household')} ${me.household_id}`);
@@ -208,7 +208,7 @@
       ? L('社区发放', 'Community') : shop.supplierName(p.supplier_id);
     const lines = p.lines.map((l) => {
       const q = l.confirmed_quantity || l.quantity;
-      return `${l.name} ${l.weighed ? grams(q) : `${q} ${l.unit}`}`;
+      return `${l.name} ${quantityText(l.weighed, q, l.unit)}`;
     }).join(L('、', ', '));
     return el('div', { class: 'parcel', 'data-parcel-id': p.parcel_id, 'data-state': p.state },
       el('div', null, from, ' ', chip(p.state), ' ', yuan(p.total_fen)),

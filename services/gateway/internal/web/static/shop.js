@@ -4,7 +4,7 @@
 'use strict';
 
 window.Doorstep.shop = (opts) => {
-  const { L, $, el, yuan, grams, api, newRequestId, outcomeUnknown, showMessage, showError } = window.Doorstep;
+  const { L, $, el, yuan, grams, unitName, quantityText, api, newRequestId, outcomeUnknown, showMessage, showError } = window.Doorstep;
   const WEIGHT_STEP_GRAMS = 500;
   const KINDS = { supermarket: L('超市', 'Supermarket'), pharmacy: L('药房', 'Pharmacy') };
   // The community's donated stock is given by campaigns, never ordered (a worker's catalog has it).
@@ -15,7 +15,7 @@ window.Doorstep.shop = (opts) => {
     placing: false,
   };
 
-  const quantityText = (item, q) => (item.weighed ? grams(q) : `${q} ${item.unit}`);
+  const itemQuantityText = (item, q) => quantityText(item.weighed, q, item.unit);
   // The order service's rule: weighed amount = round(price per kg * grams / 1000).
   const lineAmount = (item, q) => (item.weighed ? Math.round((item.current_price_fen * q) / 1000) : item.current_price_fen * q);
 
@@ -53,7 +53,7 @@ window.Doorstep.shop = (opts) => {
   }
 
   function renderItem(item) {
-    const per = item.weighed ? '/kg' : `/${item.unit}`;
+    const per = item.weighed ? '/kg' : `/${unitName(item.unit)}`;
     const output = el('output', { 'aria-live': 'polite', 'data-qty': item.item_id });
     const minus = el('button', { type: 'button', 'aria-label': `${L('减少', 'Less')} ${item.name}`, 'data-remove': item.item_id, onclick: () => step(item, -1) }, '−');
     const plus = el('button', { type: 'button', 'aria-label': `${L('增加', 'More')} ${item.name}`, 'data-add': item.item_id, onclick: () => step(item, +1) }, '+');
@@ -63,8 +63,8 @@ window.Doorstep.shop = (opts) => {
       el('div', { class: 'qty' }, minus, output, plus),
       el('div', { class: 'meta' },
         el('span', null, L('参考价', 'Ref.'), ' ', yuan(item.reference_price_fen), per),
-        el('span', null, item.stock > 0 ? `${L('库存', 'Stock')} ${quantityText(item, item.stock)}` : L('缺货', 'Out of stock')),
-        item.ration_per_day > 0 ? el('span', { class: 'ration' }, `${L('限购', 'Limit')} ${quantityText(item, item.ration_per_day)}/${L('天', 'day')}`) : null,
+        el('span', null, item.stock > 0 ? `${L('库存', 'Stock')} ${itemQuantityText(item, item.stock)}` : L('缺货', 'Out of stock')),
+        item.ration_per_day > 0 ? el('span', { class: 'ration' }, `${L('限购', 'Limit')} ${itemQuantityText(item, item.ration_per_day)}/${L('天', 'day')}`) : null,
         item.weighed ? el('span', null, L('称重，按克下单', 'Weighed, ordered in grams')) : null),
       item.bundle ? el('div', { class: 'bundle' }, L('套餐', 'Bundle'), ': ', item.bundle_contents) : null);
   }
@@ -103,7 +103,7 @@ window.Doorstep.shop = (opts) => {
       const item = state.items.get(item_id);
       const amount = lineAmount(item, quantity);
       total += amount;
-      return el('div', { class: 'basket-line' }, el('span', null, item.name, ' × ', quantityText(item, quantity)), el('span', null, yuan(amount)));
+      return el('div', { class: 'basket-line' }, el('span', null, item.name, ' × ', itemQuantityText(item, quantity)), el('span', null, yuan(amount)));
     });
     $(opts.basket).replaceChildren(...(rows.length ? rows : [el('p', { class: 'muted' }, L('购物篮是空的', 'Your basket is empty'))]));
     $(opts.total).textContent = yuan(total);

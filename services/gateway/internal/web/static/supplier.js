@@ -4,7 +4,7 @@
 'use strict';
 
 (async () => {
-  const { L, $, el, yuan, grams, when, api, newRequestId, outcomeUnknown, showMessage, showError, chip, session, topBar } = window.Doorstep;
+  const { L, $, el, yuan, unitName, quantityText, when, api, newRequestId, outcomeUnknown, showMessage, showError, chip, session, topBar } = window.Doorstep;
   const me = await session('SUPPLIER');
   if (!me) return;
   topBar(me, `${L('商家', 'Supplier')} ${me.supplier_id}`);
@@ -78,7 +78,7 @@
         inputs.set(l.item_id, { input, line: l });
       }
       return el('div', { class: 'basket-line' },
-        el('span', null, l.name, ' × ', l.weighed ? grams(q) : `${q} ${l.unit}`),
+        el('span', null, l.name, ' × ', quantityText(l.weighed, q, l.unit)),
         input ? el('label', { class: 'inline' }, l.weighed ? L('实重 g', 'Actual g') : L('数量', 'Units'), ' ', input) : el('span', null, yuan(l.confirmed_amount_fen || l.amount_fen)));
     });
     const reason = el('input', { type: 'text', 'aria-label': L('拒绝原因', 'Reason for rejecting'), 'data-placeholder': '', placeholder: L('拒绝原因', 'Reason'), 'data-reason': p.parcel_id });
@@ -147,8 +147,8 @@
 
   function renderItem(it) {
     const msg = el('div', { class: 'message', role: 'status' });
-    const per = it.weighed ? '/kg' : `/${it.unit}`;
-    const unit = it.weighed ? 'g' : it.unit;
+    const per = it.weighed ? '/kg' : `/${unitName(it.unit)}`;
+    const unit = it.weighed ? 'g' : unitName(it.unit);
     const stockText = el('span', { 'data-stock-now': it.item_id }, `${L('库存', 'Stock')} ${it.stock} ${unit}`);
     const price = el('input', { type: 'number', min: '0', step: '0.01', value: (it.current_price_fen / 100).toFixed(2), class: 'num', 'aria-label': L('现价（元）', 'Price (yuan)'), 'data-price': it.item_id });
     const delta = el('input', { type: 'number', step: '1', class: 'num', placeholder: '+/-', 'aria-label': L('增减库存', 'Add or remove stock'), 'data-delta': it.item_id });
