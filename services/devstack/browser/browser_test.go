@@ -59,13 +59,16 @@ const (
 	password  = "browser test password"
 )
 
-// evening is the clock of the services (and of the tokens this test mints): today at 20:00 in
-// Shanghai, and running from there. By then today's rounds have closed, and a parcel checked in
-// at the gate joins tomorrow's first round; the dispatcher's console once offered only today's
-// rounds to plan, which a test run in the morning could not see.
+// evening is the clock of the services, the seed and the accounts (and of the tokens this test
+// mints): 20:00 in Shanghai two years from today, and running from there.
+//   - By 20:00 today's rounds have closed, and a parcel checked in at the gate joins tomorrow's
+//     first round; the dispatcher's console once offered only today's rounds to plan, which a
+//     test run in the morning could not see.
+//   - Two years on, papers the seed gave fixed expiry dates would have run out (it once did, and
+//     the demo compound would have stopped taking orders in mid-2027).
 var evening = func() func() time.Time {
 	now := time.Now().In(rounds.Shanghai)
-	offset := time.Date(now.Year(), now.Month(), now.Day(), 20, 0, 0, 0, rounds.Shanghai).Sub(now)
+	offset := time.Date(now.Year()+2, now.Month(), now.Day(), 20, 0, 0, 0, rounds.Shanghai).Sub(now)
 	return func() time.Time { return time.Now().Add(offset) }
 }()
 
@@ -102,7 +105,8 @@ func startStack(t *testing.T) *stack.Stack {
 		return conn
 	}
 	if _, err := seed.Run(ctx, seed.Clients{Order: orderv1.NewOrderServiceClient(dial(s.Order)),
-		Supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier)), Dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch))}); err != nil {
+		Supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier)), Dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch)),
+		Now: evening}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 	return s
@@ -113,7 +117,7 @@ func startStack(t *testing.T) *stack.Stack {
 func people(t *testing.T, s *stack.Stack) accounts.IssuedCode {
 	t.Helper()
 	ctx := context.Background()
-	store, err := accounts.Open(ctx, s.DatabaseURL, accounts.Options{BcryptCost: bcrypt.MinCost})
+	store, err := accounts.Open(ctx, s.DatabaseURL, accounts.Options{BcryptCost: bcrypt.MinCost, Now: evening})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,16 @@ type Clients struct {
 	Order    orderv1.OrderServiceClient
 	Supplier supplierv1.SupplierServiceClient
 	Dispatch dispatchv1.DispatchServiceClient
+	// Now is the services' clock, from which quarantines and suppliers' papers run; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+func (c Clients) today() time.Time {
+	if c.Now != nil {
+		return c.Now().In(rounds.Shanghai)
+	}
+	return time.Now().In(rounds.Shanghai)
 }
 
 // Summary says what the compound holds.
@@ -115,7 +125,7 @@ func sitePlan(ctx context.Context, c Clients, sum *Summary) error {
 // in quarantine for the next ten days.
 func roster(ctx context.Context, c Clients, sum *Summary) error {
 	rng := rand.New(rand.NewPCG(2022, 4))
-	quarantineEnds := time.Now().In(rounds.Shanghai).AddDate(0, 0, 10).Format(rounds.DateLayout)
+	quarantineEnds := c.today().AddDate(0, 0, 10).Format(rounds.DateLayout)
 	var hs []*orderv1.Household
 	for _, b := range Buildings() {
 		for u := 1; u <= b.Units; u++ {
@@ -300,10 +310,16 @@ func credentials(ctx context.Context, c Clients, s supplierSeed) error {
 	if s.kind == "pharmacy" {
 		permit = "drug_permit"
 	}
-	if _, err := c.Supplier.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{RequestId: "seed-credentials-" + s.id,
-		SupplierId: s.id, Credentials: []*supplierv1.Credential{
-			{Kind: "business_licence", Number: "91310000" + s.id[len(s.id)-4:], ExpiresOn: "2030-12-31"},
-			{Kind: permit, Number: "JY1310" + s.id[len(s.id)-4:], ExpiresOn: "2027-06-30"},
+	// The papers run from the day of the seed, as a real supplier's would have years left: fixed
+	// dates would one day expire and stop the demo compound (and the tests on it) taking orders.
+	// The request id names them, so a seed on a later day renews them rather than conflicting.
+	today := c.today()
+	licence, permitEnds := today.AddDate(5, 0, 0).Format(rounds.DateLayout), today.AddDate(1, 0, 0).Format(rounds.DateLayout)
+	if _, err := c.Supplier.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{
+		RequestId: fmt.Sprintf("seed-credentials-%s-%s-%s", s.id, licence, permitEnds), SupplierId: s.id,
+		Credentials: []*supplierv1.Credential{
+			{Kind: "business_licence", Number: "91310000" + s.id[len(s.id)-4:], ExpiresOn: licence},
+			{Kind: permit, Number: "JY1310" + s.id[len(s.id)-4:], ExpiresOn: permitEnds},
 		}}); err != nil && status.Code(err) != codes.Unimplemented {
 		return fmt.Errorf("credentials of %s: %w", s.id, err)
 	}
