@@ -521,7 +521,7 @@ func count(sel string, n *int) chromedp.Action[chromedp.Void] {
 }
 
 // TestSupplierConsolePages: the supplier's "At the gate" list keeps every parcel ever handed
-// over, so the console shows 100 at a time, and "More" adds the next ones below.
+// over, so the console shows 100 at a time, the newest first, and "More" adds the next ones below.
 func TestSupplierConsolePages(t *testing.T) {
 	chromiumPath(t)
 	s := startStack(t)
@@ -546,24 +546,29 @@ func TestSupplierConsolePages(t *testing.T) {
 	orders, supplier := orderv1.NewOrderServiceClient(dial(s.Order)), supplierv1.NewSupplierServiceClient(dial(s.Supplier))
 	const handedOver = 101
 	ids := make([]string, handedOver)
+	handOver := func(ctx context.Context, i int) error {
+		o, err := orders.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{RequestId: fmt.Sprintf("pages-%d", i), HouseholdId: household,
+			Lines: []*orderv1.BasketLine{{ItemId: "fm-rice-5kg", Quantity: 1}}})
+		if err != nil {
+			return fmt.Errorf("order %d: %w", i, err)
+		}
+		ids[i] = o.GetOrder().GetParcels()[0].GetParcelId()
+		if _, err := supplier.ConfirmParcel(ctx, &supplierv1.ConfirmParcelRequest{RequestId: "c-" + ids[i], SupplierId: freshmart, ParcelId: ids[i]}); err != nil {
+			return fmt.Errorf("confirm %d: %w", i, err)
+		}
+		_, err = supplier.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: "r-" + ids[i], SupplierId: freshmart, ParcelId: ids[i]})
+		return err
+	}
 	g, gctx := errgroup.WithContext(system)
 	g.SetLimit(8)
-	for i := range handedOver {
-		g.Go(func() error {
-			o, err := orders.PlaceOrder(gctx, &orderv1.PlaceOrderRequest{RequestId: fmt.Sprintf("pages-%d", i), HouseholdId: household,
-				Lines: []*orderv1.BasketLine{{ItemId: "fm-rice-5kg", Quantity: 1}}})
-			if err != nil {
-				return fmt.Errorf("order %d: %w", i, err)
-			}
-			ids[i] = o.GetOrder().GetParcels()[0].GetParcelId()
-			if _, err := supplier.ConfirmParcel(gctx, &supplierv1.ConfirmParcelRequest{RequestId: "c-" + ids[i], SupplierId: freshmart, ParcelId: ids[i]}); err != nil {
-				return fmt.Errorf("confirm %d: %w", i, err)
-			}
-			_, err = supplier.MarkParcelReady(gctx, &supplierv1.MarkParcelReadyRequest{RequestId: "r-" + ids[i], SupplierId: freshmart, ParcelId: ids[i]})
-			return err
-		})
+	for i := range handedOver - 1 {
+		g.Go(func() error { return handOver(gctx, i) })
 	}
 	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The last is ordered after all the others: the tab, newest first, shows it at the top.
+	if err := handOver(system, handedOver-1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -571,10 +576,12 @@ func TestSupplierConsolePages(t *testing.T) {
 	staff := b.open("supplier")
 	staff.signInStaff("fm-staff", "/supplier")
 	var first, all, more int
+	var top string
 	staff.do("a page, then more", 60*time.Second,
 		chromedp.Click(chromedp.CSS(`[data-tab="READY"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#more-parcels`)),
 		count(`#parcels [data-parcel-id]`, &first),
+		attribute(`#parcels [data-parcel-id]`, "data-parcel-id", &top),
 		chromedp.Click(chromedp.CSS(`#more-parcels`)),
 		chromedp.WaitVisible(chromedp.CSS(`#parcels [data-parcel-id]:nth-of-type(101)`)),
 		count(`#parcels [data-parcel-id]`, &all),
@@ -582,5 +589,8 @@ func TestSupplierConsolePages(t *testing.T) {
 	)
 	if first != 100 || all != handedOver || more != 0 {
 		t.Errorf("the READY tab showed %d parcels, then %d after More (More buttons left: %d); want 100, then %d and none", first, all, more, handedOver)
+	}
+	if top != ids[handedOver-1] {
+		t.Errorf("the READY tab shows %s first; want the one handed over last, %s", top, ids[handedOver-1])
 	}
 }

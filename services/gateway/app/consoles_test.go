@@ -192,6 +192,15 @@ func TestSupplierConsole(t *testing.T) {
 		t.Fatalf("second page = %d %s", next.status, next.raw)
 	}
 	expectError(t, s.do(t, "GET", "/api/v1/supplier/parcels?state=PLACED&page_token=ready-2", ""), 400, "INVALID_ARGUMENT", "page_token")
+	// The newest first is asked for, by name; the queue's own order is the oldest first.
+	if req := lastReq[*supplierv1.ListParcelsRequest](g.peers.calls, "ListParcels"); req.GetNewestFirst() {
+		t.Errorf("ListParcels %v asked for the newest first unasked", req)
+	}
+	if r := s.do(t, "GET", "/api/v1/supplier/parcels?state=READY&newest_first=true", ""); r.status != 200 ||
+		!lastReq[*supplierv1.ListParcelsRequest](g.peers.calls, "ListParcels").GetNewestFirst() {
+		t.Errorf("newest_first=true: %d %s, asked %v", r.status, r.raw, lastReq[*supplierv1.ListParcelsRequest](g.peers.calls, "ListParcels"))
+	}
+	expectError(t, s.do(t, "GET", "/api/v1/supplier/parcels?state=READY&newest_first=latest", ""), 400, "INVALID_ARGUMENT", "newest_first")
 
 	// Confirm with the actual weight of a weighed line; lines not named keep their quantity.
 	c := s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/confirm", `{"request_id":"c-1","lines":[{"item_id":"cabbage","quantity":1560}]}`)

@@ -396,8 +396,8 @@ func TestListParcels(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 }
 
-// ListParcels pages the queue: every parcel once, oldest first, across pages; a token answers
-// only the listing it came from.
+// ListParcels pages the queue: every parcel once, oldest first (or newest first if asked),
+// across pages; a token answers only the listing it came from.
 func TestListParcelsPages(t *testing.T) {
 	t.Parallel()
 	e := start(t)
@@ -411,29 +411,33 @@ func TestListParcelsPages(t *testing.T) {
 	}
 	e.mustReserve("pharmacy", "301", line("masks", 1))
 
-	var got []string
-	req := &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 3}
-	for pages := 1; ; pages++ {
-		res, err := e.client.ListParcels(e.staff("freshmart"), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.GetParcels()) > 3 {
-			t.Fatalf("page %d holds %d parcels; asked for 3", pages, len(res.GetParcels()))
-		}
-		for _, p := range res.GetParcels() {
-			got = append(got, p.GetParcelId())
-		}
-		if res.GetNextPageToken() == "" {
-			if pages != 3 {
-				t.Errorf("%d pages of 3 for 7 parcels; want 3", pages)
+	// pages reads every page of 3 and the ids on them.
+	pages := func(req *supplierv1.ListParcelsRequest) (ids []string, pages int) {
+		t.Helper()
+		for pages = 1; ; pages++ {
+			res, err := e.client.ListParcels(e.staff("freshmart"), req)
+			if err != nil {
+				t.Fatal(err)
 			}
-			break
+			if len(res.GetParcels()) > 3 {
+				t.Fatalf("page %d holds %d parcels; asked for 3", pages, len(res.GetParcels()))
+			}
+			for _, p := range res.GetParcels() {
+				ids = append(ids, p.GetParcelId())
+			}
+			if res.GetNextPageToken() == "" {
+				return ids, pages
+			}
+			req.PageToken = res.GetNextPageToken()
 		}
-		req.PageToken = res.GetNextPageToken()
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("pages listed %v; want every parcel once, oldest first: %v", got, want)
+	if got, n := pages(&supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 3}); n != 3 || !slices.Equal(got, want) {
+		t.Fatalf("%d pages listed %v; want every parcel once on 3 pages, oldest first: %v", n, got, want)
+	}
+	newest := slices.Clone(want)
+	slices.Reverse(newest)
+	if got, n := pages(&supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 3, NewestFirst: true}); n != 3 || !slices.Equal(got, newest) {
+		t.Fatalf("%d pages listed %v; want every parcel once on 3 pages, newest first: %v", n, got, newest)
 	}
 
 	first, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 2})
@@ -447,10 +451,13 @@ func TestListParcelsPages(t *testing.T) {
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.worker(), &supplierv1.ListParcelsRequest{SupplierId: "pharmacy", PageToken: token})
 	wantField(t, err, "page_token")
+	// Nor does a token of the oldest first answer the newest first: it would skip the rest.
+	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", NewestFirst: true, PageToken: token})
+	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageToken: "not a token"})
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart",
-		PageToken: grpcx.PageToken("freshmart|PARCEL_STATE_UNSPECIFIED||", "urn:uuid:"+want[0])})
+		PageToken: grpcx.PageToken("freshmart|PARCEL_STATE_UNSPECIFIED|||false", "urn:uuid:"+want[0])})
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: -1})
 	wantField(t, err, "page_size")

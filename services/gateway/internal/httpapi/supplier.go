@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
@@ -30,18 +31,28 @@ func parseState(s string) (typesv1.ParcelState, bool) {
 // every parcel handed over since the lockdown began, more than a tablet should draw at once.
 const consolePage = 100
 
-// supplierParcels is a page of the supplier's queue, oldest first; next_page_token, when set,
-// asks for the next page.
+// supplierParcels is a page of the supplier's queue, oldest first, or newest first with
+// newest_first=true (the console's view of what was handed over); next_page_token, when set, asks
+// for the next page.
 func (a *API) supplierParcels(w http.ResponseWriter, r *http.Request) {
 	state, ok := parseState(r.URL.Query().Get("state"))
 	if !ok {
 		writeInvalid(w, &fieldError{Field: "state", Why: "must be a parcel state such as PLACED or CONFIRMED"})
 		return
 	}
+	newestFirst := false
+	if v := r.URL.Query().Get("newest_first"); v != "" {
+		var err error
+		if newestFirst, err = strconv.ParseBool(v); err != nil {
+			writeInvalid(w, &fieldError{Field: "newest_first", Why: "must be true or false"})
+			return
+		}
+	}
 	ctx, cancel := a.call(r)
 	defer cancel()
 	resp, err := a.supplier.ListParcels(ctx, &supplierv1.ListParcelsRequest{SupplierId: who(r).SupplierID, State: state,
-		RoundId: r.URL.Query().Get("round_id"), PageSize: consolePage, PageToken: r.URL.Query().Get("page_token")})
+		RoundId: r.URL.Query().Get("round_id"), NewestFirst: newestFirst, PageSize: consolePage,
+		PageToken: r.URL.Query().Get("page_token")})
 	if err != nil {
 		a.writeRPCError(w, r, err)
 		return

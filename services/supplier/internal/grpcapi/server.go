@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/doorstep/doorstep/pkg/events"
@@ -298,12 +299,13 @@ func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsReq
 	if err != nil {
 		return nil, err
 	}
-	f := supply.ParcelFilter{State: protomap.FromState(req.GetState()), RoundID: req.GetRoundId(), CampaignID: req.GetCampaignId()}
+	f := supply.ParcelFilter{State: protomap.FromState(req.GetState()), RoundID: req.GetRoundId(), CampaignID: req.GetCampaignId(),
+		NewestFirst: req.GetNewestFirst()}
 	scope := parcelsScope(req)
 	var v grpcx.Violations
 	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
 	after, ok := grpcx.ParsePageToken(req.GetPageToken(), scope)
-	v.Check(ok, "page_token", "is not a token of this listing (the same supplier and filters)")
+	v.Check(ok, "page_token", "is not a token of this listing (the same supplier, filters and order)")
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -328,7 +330,8 @@ func (s *Server) ListParcels(ctx context.Context, req *supplierv1.ListParcelsReq
 // defaultParcelsPage is the page of ListParcels when the request names none.
 const defaultParcelsPage = 500
 
-// parcelsScope ties a ListParcels page token to the supplier and filters it was given for.
+// parcelsScope ties a ListParcels page token to the supplier, filters and order it was given for.
 func parcelsScope(req *supplierv1.ListParcelsRequest) string {
-	return strings.Join([]string{req.GetSupplierId(), req.GetState().String(), req.GetRoundId(), req.GetCampaignId()}, "|")
+	return strings.Join([]string{req.GetSupplierId(), req.GetState().String(), req.GetRoundId(), req.GetCampaignId(),
+		strconv.FormatBool(req.GetNewestFirst())}, "|")
 }

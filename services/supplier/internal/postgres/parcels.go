@@ -369,11 +369,15 @@ func (r *Repo) ListParcels(ctx context.Context, supplierID string, f supply.Parc
 	if f.CampaignID != "" {
 		where(` AND campaign_id = $%d AND campaign_id <> ''`, f.CampaignID)
 	}
+	after, order := `>`, ` ORDER BY created_at, parcel_id`
+	if f.NewestFirst {
+		after, order = `<`, ` ORDER BY created_at DESC, parcel_id DESC`
+	}
 	if f.After != "" {
 		// A parcel id that is not the supplier's compares with NULL: an empty page.
-		where(` AND (created_at, parcel_id) > (SELECT created_at, parcel_id FROM parcels WHERE parcel_id = $%d AND supplier_id = $1)`, f.After)
+		where(` AND (created_at, parcel_id) `+after+` (SELECT created_at, parcel_id FROM parcels WHERE parcel_id = $%d AND supplier_id = $1)`, f.After)
 	}
-	q += ` ORDER BY created_at, parcel_id`
+	q += order
 	if f.Limit > 0 {
 		where(` LIMIT $%d`, f.Limit)
 	}

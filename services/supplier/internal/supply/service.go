@@ -460,7 +460,9 @@ type ParcelFilter struct {
 	RoundID string
 	// CampaignID: one campaign's free packs.
 	CampaignID string
-	// After: only the parcels after this one (a parcel id) in the queue's order.
+	// NewestFirst lists the latest reserved first; the queue's order is the oldest first.
+	NewestFirst bool
+	// After: only the parcels after this one (a parcel id) in the listing's order.
 	After string
 	// Limit: at most this many.
 	Limit int

@@ -2004,8 +2004,11 @@ type ListParcelsRequest struct {
 	// under gRPC's 4 MB message limit, which a queue of some 12,000 parcels (one campaign's packs
 	// in a large compound) would pass.
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// next_page_token of the previous page, asked with the same supplier and filters.
-	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// next_page_token of the previous page, asked with the same supplier, filters and order.
+	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Newest first instead: for the parcels handed over (READY), which stay in the list for good
+	// and of which the latest are the ones looked for.
+	NewestFirst   bool `protobuf:"varint,7,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2082,9 +2085,16 @@ func (x *ListParcelsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListParcelsRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
 type ListParcelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Oldest first (by reservation time).
+	// Oldest first (by reservation time), or newest first if asked.
 	Parcels []*SupplierParcel `protobuf:"bytes,1,rep,name=parcels,proto3" json:"parcels,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2441,7 +2451,7 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"supplierId\x12\x1b\n" +
 	"\tparcel_id\x18\x03 \x01(\tR\bparcelId\"W\n" +
 	"\x17MarkParcelReadyResponse\x12<\n" +
-	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\xe3\x01\n" +
+	"\x06parcel\x18\x01 \x01(\v2$.doorstep.supplier.v1.SupplierParcelR\x06parcel\"\x86\x02\n" +
 	"\x12ListParcelsRequest\x12\x1f\n" +
 	"\vsupplier_id\x18\x01 \x01(\tR\n" +
 	"supplierId\x124\n" +
@@ -2451,7 +2461,8 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"campaignId\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"}\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12!\n" +
+	"\fnewest_first\x18\a \x01(\bR\vnewestFirst\"}\n" +
 	"\x13ListParcelsResponse\x12>\n" +
 	"\aparcels\x18\x01 \x03(\v2$.doorstep.supplier.v1.SupplierParcelR\aparcels\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x04\n" +

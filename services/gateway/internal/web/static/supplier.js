@@ -35,11 +35,13 @@
     }, L(zh, en))));
   }
 
-  // loadParcels shows the first page of the tab's parcels (100, oldest first), or with a token
-  // adds the next page below the ones shown: "At the gate" keeps every parcel ever handed over.
+  // loadParcels shows the first page of the tab's parcels (100), or with a token adds the next
+  // page below the ones shown. The work to do comes oldest first; "At the gate" and "All", which
+  // keep every parcel ever handed over, come newest first: today's are the ones looked for.
   async function loadParcels(pageToken) {
     const query = new URLSearchParams();
     if (state.tab) query.set('state', state.tab);
+    if (state.tab === 'READY' || !state.tab) query.set('newest_first', 'true');
     if (pageToken) query.set('page_token', pageToken);
     const qs = query.toString();
     const res = await api('GET', `/api/v1/supplier/parcels${qs ? `?${qs}` : ''}`);
