@@ -71,8 +71,9 @@ func Buildings() []Building {
 }
 
 // Run seeds the compound. The catalog goes last, so a complete catalog means an earlier run
-// finished and nothing is sent; after an interrupted run every step is sent again, which the
-// fixed request ids make harmless.
+// finished and only the suppliers' papers are renewed (a kept compound would otherwise stop
+// taking orders the day they expire); after an interrupted run every step is sent again, which
+// the fixed request ids make harmless.
 func Run(ctx context.Context, c Clients) (Summary, error) {
 	existing, err := c.Supplier.ListItems(ctx, &supplierv1.ListItemsRequest{Compound: Compound})
 	if err != nil {
@@ -83,6 +84,11 @@ func Run(ctx context.Context, c Clients) (Summary, error) {
 		want += len(s.items)
 	}
 	if len(existing.GetItems()) >= want {
+		for _, s := range suppliers() {
+			if err := credentials(ctx, c, s); err != nil {
+				return Summary{}, err
+			}
+		}
 		return Summary{Skipped: true, Items: len(existing.GetItems())}, nil
 	}
 	var sum Summary
@@ -312,7 +318,7 @@ func credentials(ctx context.Context, c Clients, s supplierSeed) error {
 	}
 	// The papers run from the day of the seed, as a real supplier's would have years left: fixed
 	// dates would one day expire and stop the demo compound (and the tests on it) taking orders.
-	// The request id names them, so a seed on a later day renews them rather than conflicting.
+	// The request id names them, so a start on a later day renews them rather than conflicting.
 	today := c.today()
 	licence, permitEnds := today.AddDate(5, 0, 0).Format(rounds.DateLayout), today.AddDate(1, 0, 0).Format(rounds.DateLayout)
 	if _, err := c.Supplier.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{

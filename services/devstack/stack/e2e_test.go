@@ -63,17 +63,24 @@ func (c clients) supplierStaff(t *testing.T, supplierID string) context.Context 
 
 func startStack(t *testing.T) (*stack.Stack, clients) {
 	t.Helper()
+	return startStackAt(t, nil)
+}
+
+// startStackAt starts and seeds the stack on the clock now (nil is the real clock), which the
+// seed and the identities the clients mint keep too.
+func startStackAt(t *testing.T, now func() time.Time) (*stack.Stack, clients) {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	s, err := stack.Start(ctx, stack.Options{DataDir: t.TempDir(), DatabaseURL: testkit.Postgres(t), Log: log})
+	s, err := stack.Start(ctx, stack.Options{DataDir: t.TempDir(), DatabaseURL: testkit.Postgres(t), Log: log, Now: now})
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}
 	t.Cleanup(s.Stop)
-	keys, err := auth.NewKeys([]byte(s.AuthKey), nil)
+	keys, err := auth.NewKeys([]byte(s.AuthKey), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +101,8 @@ func startStack(t *testing.T) (*stack.Stack, clients) {
 	}
 	seedAs := keys.DialOption("seed")
 	sum, err := seed.Run(ctx, seed.Clients{Order: orderv1.NewOrderServiceClient(dial(s.Order, seedAs)),
-		Supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier, seedAs)), Dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch, seedAs))})
+		Supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier, seedAs)), Dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch, seedAs)),
+		Now: now})
 	if err != nil {
 		t.Fatalf("seed: %v", err)
 	}
