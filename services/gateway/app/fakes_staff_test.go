@@ -76,7 +76,7 @@ func (f *fakeSupplier) ListParcels(ctx context.Context, req *supplierv1.ListParc
 		p.ParcelId = "019a0000-0000-7000-8000-0000000000e2"
 		return &supplierv1.ListParcelsResponse{Parcels: []*supplierv1.SupplierParcel{p}}, nil
 	default:
-		return nil, grpcx.InvalidField("page_token", "is not a token of this listing (the same supplier and filters)")
+		return nil, grpcx.InvalidField("page_token", "is not a token of this listing (the same supplier, filters and order)")
 	}
 	return &supplierv1.ListParcelsResponse{Parcels: []*supplierv1.SupplierParcel{supplierParcel(req.GetSupplierId(), state)}}, nil
 }

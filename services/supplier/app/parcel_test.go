@@ -456,8 +456,15 @@ func TestListParcelsPages(t *testing.T) {
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageToken: "not a token"})
 	wantField(t, err, "page_token")
+	// A token is the listing's scope and the last parcel shown: one made by hand in the
+	// canonical spelling goes on after that parcel, another spelling of the id is refused.
+	scope := "freshmart|PARCEL_STATE_UNSPECIFIED|||false"
+	if next, err := e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: 1,
+		PageToken: grpcx.PageToken(scope, want[1])}); err != nil || len(next.GetParcels()) != 1 || next.GetParcels()[0].GetParcelId() != want[2] {
+		t.Fatalf("the page after %s: %v, %v; want %s", want[1], next.GetParcels(), err, want[2])
+	}
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart",
-		PageToken: grpcx.PageToken("freshmart|PARCEL_STATE_UNSPECIFIED|||false", "urn:uuid:"+want[0])})
+		PageToken: grpcx.PageToken(scope, "urn:uuid:"+want[0])})
 	wantField(t, err, "page_token")
 	_, err = e.client.ListParcels(e.staff("freshmart"), &supplierv1.ListParcelsRequest{SupplierId: "freshmart", PageSize: -1})
 	wantField(t, err, "page_size")

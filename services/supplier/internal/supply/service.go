@@ -85,7 +85,8 @@ type Repository interface {
 	// stores the result, the transition and, when announced, its event. A parcel that ref does
 	// not match is ParcelNotFound.
 	ChangeParcel(ctx context.Context, key *IdempotencyKey, ref ParcelRef, lockItems bool, change ParcelChange) (Parcel, error)
-	// ListParcels is a supplier's parcels, oldest first, narrowed and paged by f.
+	// ListParcels is a supplier's parcels, oldest first (newest first if f says so), narrowed and
+	// paged by f.
 	ListParcels(ctx context.Context, supplierID string, f ParcelFilter) ([]Parcel, error)
 	// DueForExpiry lists up to limit placed parcels whose cutoff has come by now, earliest first.
 	DueForExpiry(ctx context.Context, now time.Time, limit int) ([]string, error)

@@ -20,16 +20,19 @@
 
   // loadRounds shows today's rounds and tomorrow's: once today's last cutoff has passed, the
   // parcels checked in at the gate join tomorrow's first round, and the dispatcher plans it.
+  // The list is built before it is shown: a refresh overlapping another (after a check-in, and
+  // the timer's) replaces the rounds rather than adding tomorrow's twice.
   async function loadRounds() {
     const today = await api('GET', '/api/v1/dispatch/rounds');
     if (!today || !today.ok) { const m = el('div', { class: 'message' }); showError(m, today); $('rounds').replaceChildren(m); return; }
-    state.rounds = today.data.rounds;
-    if (state.rounds.length) {
-      const next = new Date(`${state.rounds[0].date}T00:00:00Z`);
+    let rounds = today.data.rounds;
+    if (rounds.length) {
+      const next = new Date(`${rounds[0].date}T00:00:00Z`);
       next.setUTCDate(next.getUTCDate() + 1);
       const tomorrow = await api('GET', `/api/v1/dispatch/rounds?date=${next.toISOString().slice(0, 10)}`);
-      if (tomorrow && tomorrow.ok) state.rounds = state.rounds.concat(tomorrow.data.rounds);
+      if (tomorrow && tomorrow.ok) rounds = rounds.concat(tomorrow.data.rounds);
     }
+    state.rounds = rounds;
     if (!state.round || !state.rounds.some((r) => r.round_id === state.round)) {
       const open = state.rounds.find((r) => r.state === 'OPEN' || r.state === 'CLOSED') || state.rounds[0];
       if (open) selectRound(open.round_id, false);

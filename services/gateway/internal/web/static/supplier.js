@@ -37,7 +37,8 @@
 
   // loadParcels shows the first page of the tab's parcels (100), or with a token adds the next
   // page below the ones shown. The work to do comes oldest first; "At the gate" and "All", which
-  // keep every parcel ever handed over, come newest first: today's are the ones looked for.
+  // keep every parcel ever handed over, come newest first (by reservation time): today's are the
+  // ones looked for.
   async function loadParcels(pageToken) {
     const query = new URLSearchParams();
     if (state.tab) query.set('state', state.tab);
