@@ -163,8 +163,13 @@ func roster(ctx context.Context, c Clients, sum *Summary) error {
 	for _, h := range hs {
 		g.Go(func() error {
 			a := h.GetAddress()
-			_, err := c.Order.UpsertHousehold(gctx, &orderv1.UpsertHouseholdRequest{
-				RequestId: fmt.Sprintf("seed-household-%s-%s-%s", a.GetBuilding(), a.GetUnit(), a.GetRoom()), Household: h})
+			// A quarantine runs from the day of the seed: its end is in the request id, so a seed
+			// interrupted and sent again on another day is a new request, not a conflicting one.
+			id := fmt.Sprintf("seed-household-%s-%s-%s", a.GetBuilding(), a.GetUnit(), a.GetRoom())
+			if h.GetQuarantinedUntil() != "" {
+				id += "-" + h.GetQuarantinedUntil()
+			}
+			_, err := c.Order.UpsertHousehold(gctx, &orderv1.UpsertHouseholdRequest{RequestId: id, Household: h})
 			if err != nil {
 				return fmt.Errorf("household %s-%s-%s: %w", a.GetBuilding(), a.GetUnit(), a.GetRoom(), err)
 			}
