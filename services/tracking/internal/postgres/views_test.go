@@ -170,3 +170,70 @@ func permutations(n int) [][]int {
 	}
 	return out
 }
+
+// Record says which rounds' progress a state change moved: a state within a round moves that
+// round, one outside any round (a cancellation) every round the parcel is on, and an older
+// state than the one recorded none.
+func TestRecordSaysWhichRoundsMoved(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+	at := time.Date(2022, 4, 10, 1, 0, 0, 0, time.UTC)
+	parcel := uuid.Must(uuid.NewV7()).String()
+	am, pm := "haixin-2022-04-10-am", "haixin-2022-04-10-pm"
+	// The parcel failed on the morning round and was carried again in the afternoon.
+	for i, round := range []string{am, pm} {
+		r := views.Route{Compound: "haixin", RouteID: "route-" + round, RoundID: round, CourierID: "c1", Version: 1,
+			At: at.Add(time.Duration(i) * time.Hour), EventID: uuid.Must(uuid.NewV7()).String(),
+			Parcels: []views.RouteParcel{{ParcelID: parcel, Building: "1"}}}
+		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) error { _, err := postgres.ApplyRoute(ctx, tx, r); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(round, state string, minutes int) []string {
+		t.Helper()
+		c := views.StateChange{Compound: "haixin", ParcelID: parcel, RoundID: round, State: state,
+			At: at.Add(time.Duration(minutes) * time.Minute), EventID: uuid.Must(uuid.NewV7()).String()}
+		var rec postgres.Recorded
+		if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) (err error) {
+			rec, err = postgres.Record(ctx, tx, postgres.Delivery{Change: &c})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Rounds
+	}
+	if got := record(pm, "out_for_delivery", 300); fmt.Sprint(got) != fmt.Sprint([]string{pm}) {
+		t.Errorf("out for delivery in the afternoon moved %v; want [%s]", got, pm)
+	}
+	if got := record(pm, "assigned", 200); len(got) != 0 {
+		t.Errorf("an older state moved %v; want none", got)
+	}
+	if got := record("", "cancelled", 400); fmt.Sprint(got) != fmt.Sprint([]string{am, pm}) {
+		t.Errorf("a cancellation moved %v; want both rounds the parcel is on, [%s %s]", got, am, pm)
+	}
+}
+
+// A placement that names a parcel twice stores it once, rather than failing the whole event
+// (one statement cannot write a row twice).
+func TestPlacementNamingAParcelTwice(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+	store := &postgres.Store{Pool: pool}
+	parcel := uuid.Must(uuid.NewV7()).String()
+	p := views.Placement{Compound: "haixin", OrderID: uuid.Must(uuid.NewV7()).String(), HouseholdID: "haixin-3-2-502",
+		Parcels: []views.PlacedParcel{{ParcelID: parcel, SupplierID: "fm"}, {ParcelID: parcel, SupplierID: "fm"}},
+		At:      time.Date(2022, 4, 10, 1, 0, 0, 0, time.UTC), EventID: uuid.Must(uuid.NewV7()).String()}
+	if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := postgres.Record(ctx, tx, postgres.Delivery{Placement: &p})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	queue, err := store.SupplierQueue(ctx, "fm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(queue) != fmt.Sprint([]views.StateCount{{State: views.StatePlaced, Parcels: 1}}) {
+		t.Errorf("supplier queue %v; want the one parcel PLACED", queue)
+	}
+}
