@@ -37,6 +37,11 @@ func List(ctx context.Context, js jetstream.JetStream, limit int) ([]Letter, err
 	if err != nil {
 		return nil, err
 	}
+	if info.State.Msgs == 0 {
+		// Nothing parked, the usual case. A stream that never held a letter says its first and
+		// last sequence are 0, and asking for message 0 is a bad request.
+		return nil, nil
+	}
 	var out []Letter
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit; seq++ {
 		m, err := s.GetMsg(ctx, seq)

@@ -27,6 +27,23 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
+// With nothing parked, the usual case, the list is empty rather than an error (make deadletter
+// once failed with "bad request" on a stream that never held a letter).
+func TestListWithNothingParked(t *testing.T) {
+	ctx := context.Background()
+	nc, js, err := natsx.Connect(testkit.NATS(t), "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := natsx.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if letters, err := deadletter.List(ctx, js, 10); err != nil || len(letters) != 0 {
+		t.Fatalf("List of an empty dead-letter stream: %v, %v; want none and no error", letters, err)
+	}
+}
+
 // A handler that keeps failing parks the event with its reason after MaxDeliver attempts; after
 // the "fix", replaying it applies it once.
 func TestDeadLetterThenReplay(t *testing.T) {

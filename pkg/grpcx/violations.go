@@ -57,7 +57,8 @@ func InvalidField(field, why string) error {
 	return v.Err()
 }
 
-// FieldViolations extracts the field violations of an error, for clients and tests.
+// FieldViolations extracts the field violations of an error, for clients and tests. A field
+// with more than one violation gets them all, joined with "; ".
 func FieldViolations(err error) map[string]string {
 	out := map[string]string{}
 	st, ok := status.FromError(err)
@@ -67,6 +68,10 @@ func FieldViolations(err error) map[string]string {
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok {
 			for _, f := range br.GetFieldViolations() {
+				if before, ok := out[f.GetField()]; ok {
+					out[f.GetField()] = before + "; " + f.GetDescription()
+					continue
+				}
 				out[f.GetField()] = f.GetDescription()
 			}
 		}

@@ -226,6 +226,10 @@ func TestSupplierConsole(t *testing.T) {
 		t.Errorf("reject = %d %s", r.status, r.raw)
 	}
 	expectError(t, s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/reject", `{"request_id":"x-2"}`), 400, "INVALID_ARGUMENT", "reason")
+	// Every change carries a request id: a retry without one would act twice.
+	for _, action := range []string{"confirm", "reject", "ready"} {
+		expectError(t, s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/"+action, `{}`), 400, "INVALID_ARGUMENT", "request_id")
+	}
 	if r := s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/ready", `{"request_id":"y-1"}`); r.status != 200 || get(r.body, "state") != "READY" {
 		t.Errorf("ready = %d %s", r.status, r.raw)
 	}

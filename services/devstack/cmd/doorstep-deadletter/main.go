@@ -4,10 +4,12 @@
 //	doorstep-deadletter list
 //	doorstep-deadletter replay SEQ
 //
-// NATS_URL says which server (default: the one `make run` starts).
+// NATS_URL says which server; without it, the one `make run` starts (on NATS_PORT, as make run
+// reads it, default 14222).
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -35,7 +37,7 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	url := os.Getenv("NATS_URL")
 	if url == "" {
-		url = "nats://127.0.0.1:14222"
+		url = "nats://127.0.0.1:" + cmp.Or(os.Getenv("NATS_PORT"), "14222")
 	}
 	nc, js, err := natsx.Connect(url, "doorstep-deadletter", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -161,7 +161,7 @@ Sign in:
 Try:
   curl -s -c /tmp/doorstep.cookies -X POST http://%[3]s/api/v1/session/code -d '{"code":"%[12]s"}'
   curl -s -b /tmp/doorstep.cookies -X POST http://%[3]s/api/v1/orders -H 'Content-Type: application/json' \
-    -d '{"request_id":"try-1","lines":[{"item_id":"fm-rice-5kg","quantity":1},{"item_id":"ph-masks-n95","quantity":1}]}'
+    -d '{"request_id":"try-1","lines":[{"item_id":"fm-rice-5kg","quantity":1},{"item_id":"ph-84-disinfectant","quantity":1}]}'
   go -C tools tool grpcurl -plaintext %[4]s list
   make demo        # simulate a whole day: 300 households, two rounds, couriers delivering
 

@@ -105,7 +105,7 @@ type confirmLineBody struct {
 
 func (a *API) confirmParcel(w http.ResponseWriter, r *http.Request) {
 	var body confirmBody
-	if !a.decode(w, r, &body) {
+	if !a.decode(w, r, &body) || !hasRequestID(w, body.RequestID) {
 		return
 	}
 	req := &supplierv1.ConfirmParcelRequest{RequestId: body.RequestID, SupplierId: who(r).SupplierID, ParcelId: r.PathValue("parcel_id")}
@@ -138,7 +138,7 @@ type rejectBody struct {
 
 func (a *API) rejectParcel(w http.ResponseWriter, r *http.Request) {
 	var body rejectBody
-	if !a.decode(w, r, &body) {
+	if !a.decode(w, r, &body) || !hasRequestID(w, body.RequestID) {
 		return
 	}
 	ctx, cancel := a.call(r)
@@ -156,9 +156,20 @@ type requestIDBody struct {
 	RequestID string `json:"request_id"`
 }
 
+// hasRequestID answers 400 naming request_id when a change comes without one. The supplier
+// service takes a change without one as a new change every time, so a console's retry after a
+// lost answer would act twice; every change through the gateway carries one.
+func hasRequestID(w http.ResponseWriter, id string) bool {
+	if id == "" {
+		writeInvalid(w, &fieldError{Field: "request_id", Why: "is required"})
+		return false
+	}
+	return true
+}
+
 func (a *API) parcelReady(w http.ResponseWriter, r *http.Request) {
 	var body requestIDBody
-	if !a.decode(w, r, &body) {
+	if !a.decode(w, r, &body) || !hasRequestID(w, body.RequestID) {
 		return
 	}
 	ctx, cancel := a.call(r)
@@ -219,8 +230,7 @@ func (a *API) updateItem(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &body) {
 		return
 	}
-	if body.RequestID == "" {
-		writeInvalid(w, &fieldError{Field: "request_id", Why: "is required"})
+	if !hasRequestID(w, body.RequestID) {
 		return
 	}
 	if body.CurrentPriceFen == nil && body.RationPerDay == nil {
