@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/doorstep/doorstep/pkg/auth"
 	"github.com/doorstep/doorstep/pkg/grpcx"
@@ -295,6 +297,30 @@ func text(sel string, v *string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// waitTextSuffix waits until the text of the first element sel matches ends with suffix. The
+// text is read in the page in one step: the order list is redrawn as updates arrive, and a node
+// found by one call can be gone by the next.
+func waitTextSuffix(sel, suffix string) chromedp.Action[chromedp.Void] {
+	script := fmt.Sprintf(`(() => { const n = document.querySelector(%q); return n ? n.textContent : ''; })()`, sel)
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		var last string
+		for {
+			got, err := chromedp.Evaluate[string](script)(ctx, t)
+			if err == nil && strings.HasSuffix(got, suffix) {
+				return nil
+			}
+			if err == nil {
+				last = got
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s reads %q, want it to end with %q: %w", sel, last, suffix, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
 // TestBasketToDoorInTheBrowser is a day in the pages: a resident signs in with the code from
 // their notice and orders, the supplier confirms and hands the parcel over at the gate, the
 // dispatcher checks it in and plans the round, the courier picks up and delivers, and the
@@ -349,11 +375,7 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	}
 	parcel := fmt.Sprintf(`[data-parcel-id=%q]`, parcelID)
 	// The page is in Chinese (the phone's language): so is the rice's unit, entered as "bag".
-	var lines string
-	resident.do("read the parcel's lines", 10*time.Second, text(parcel+` .lines`, &lines))
-	if !strings.HasSuffix(lines, " 2 袋") {
-		t.Errorf("the parcel's lines read %q, want the 2 bags of rice as \"2 袋\"", lines)
-	}
+	resident.do("read the parcel's lines in Chinese", 10*time.Second, waitTextSuffix(parcel+` .lines`, " 2 袋"))
 
 	// The supplier confirms and hands the parcel over at the gate.
 	supplier := b.open("supplier")
@@ -511,6 +533,15 @@ func staleGateList(parcelID string) string {
 	})()`, parcelID, freshmart)
 }
 
+// evaluateInto runs a script in the page and reads its string result into v: one step, so a list
+// redrawn meanwhile cannot lose the node between finding and reading it.
+func evaluateInto(script string, v *string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) (err error) {
+		*v, err = chromedp.Evaluate[string](script)(ctx, t)
+		return err
+	})
+}
+
 // count reads how many elements sel matches into n.
 func count(sel string, n *int) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -574,19 +605,38 @@ func TestSupplierConsolePages(t *testing.T) {
 
 	b := newBrowser(t, "http://"+s.Gateway)
 	staff := b.open("supplier")
+	// The page's timers are kept where the test can run them: the console refreshes every 15 s.
+	staff.do("keep the timers", 10*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+			(() => {
+				window.__timers = [];
+				const setInterval = window.setInterval;
+				window.setInterval = (f, ms, ...args) => { window.__timers.push(f); return setInterval(f, ms, ...args); };
+			})();`})
+		return err
+	}))
 	staff.signInStaff("fm-staff", "/supplier")
-	var first, all, more int
+	var first, all, more, afterRefresh int
 	var top string
 	staff.do("a page, then more", 60*time.Second,
 		chromedp.Click(chromedp.CSS(`[data-tab="READY"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#more-parcels`)),
 		count(`#parcels [data-parcel-id]`, &first),
-		attribute(`#parcels [data-parcel-id]`, "data-parcel-id", &top),
+		evaluateInto(`document.querySelector('#parcels [data-parcel-id]').dataset.parcelId`, &top),
 		chromedp.Click(chromedp.CSS(`#more-parcels`)),
 		chromedp.WaitVisible(chromedp.CSS(`#parcels [data-parcel-id]:nth-of-type(101)`)),
 		count(`#parcels [data-parcel-id]`, &all),
 		count(`#more-parcels`, &more),
+		// The 15 s refresh comes: the counts are read again, and the pages asked for stay.
+		evaluate(`window.__timers.forEach((f) => f())`),
+		// A reload of the list takes some 50 ms here: 2 s is ample for it to show, and with the
+		// page right nothing is reloaded, so the wait can only pass wrongly, never fail wrongly.
+		chromedp.Sleep(2*time.Second),
+		count(`#parcels [data-parcel-id]`, &afterRefresh),
 	)
+	if afterRefresh != handedOver {
+		t.Errorf("after the periodic refresh the READY tab shows %d parcels; want the %d asked for", afterRefresh, handedOver)
+	}
 	if first != 100 || all != handedOver || more != 0 {
 		t.Errorf("the READY tab showed %d parcels, then %d after More (More buttons left: %d); want 100, then %d and none", first, all, more, handedOver)
 	}

@@ -10,7 +10,8 @@
   topBar(me, `${L('商家', 'Supplier')} ${me.supplier_id}`);
 
   const TABS = [['PLACED', '待确认', 'To confirm'], ['CONFIRMED', '待交付', 'To pack'], ['READY', '已交付', 'At the gate'], ['', '全部', 'All']];
-  const state = { tab: 'PLACED', pending: new Map() }; // pending: action key -> request id
+  // pending: action key -> request id; paged: the list shows more than its first page.
+  const state = { tab: 'PLACED', pending: new Map(), paged: false };
 
   // requestId keeps one id per action until its outcome is known, so a retry is not a second action.
   function requestId(key) {
@@ -55,9 +56,10 @@
     }
     const ps = res.data.parcels;
     const shown = ps.map(renderParcel);
+    state.paged = Boolean(pageToken);
     if (res.data.next_page_token) {
       const more = el('button', { type: 'button', id: 'more-parcels' }, L('加载更多', 'More'));
-      more.addEventListener('click', () => { more.remove(); loadParcels(res.data.next_page_token); });
+      more.addEventListener('click', () => { more.remove(); state.paged = true; loadParcels(res.data.next_page_token); });
       shown.push(more);
     }
     if (pageToken) $('parcels').append(...shown);
@@ -103,7 +105,7 @@
       const res = await api('POST', `/api/v1/supplier/parcels/${encodeURIComponent(p.parcel_id)}/confirm`, body);
       settle(key, res);
       button.disabled = false;
-      if (res && res.ok) { refresh(); return; }
+      if (res && res.ok) { reload(); return; }
       showError(msg, res);
     }
     async function act(kind, button, extra) {
@@ -112,7 +114,7 @@
       const res = await api('POST', `/api/v1/supplier/parcels/${encodeURIComponent(p.parcel_id)}/${kind}`, { request_id: requestId(key), ...extra });
       settle(key, res);
       button.disabled = false;
-      if (res && res.ok) { refresh(); return; }
+      if (res && res.ok) { reload(); return; }
       showError(msg, res);
     }
 
@@ -200,9 +202,16 @@
       msg);
   }
 
+  // refresh brings the counts and the list up to date. A list shown further than its first page
+  // is left as it is: reloading it would drop the pages the supplier asked for. An action or a
+  // tab reloads it from the top.
   function refresh() {
     loadQueue();
-    loadParcels();
+    if (!state.paged) loadParcels();
+  }
+  function reload() {
+    state.paged = false;
+    refresh();
   }
 
   renderTabs();
