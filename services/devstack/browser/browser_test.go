@@ -398,6 +398,22 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	// The dispatcher checks it in at the gate and plans the round.
 	dispatcher := b.open("dispatcher")
 	dispatcher.signInStaff("gate", "/dispatch")
+	// At 20:00 the page selects today's morning round, closed and empty. Planning it would end it:
+	// the page asks first, and a "no" plans nothing.
+	var asked int
+	dispatcher.do("not plan an empty round", 30*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`[data-round]`)),
+		evaluate(`window.__asked = 0; window.confirm = () => { window.__asked++; return false; }`),
+		chromedp.Click(chromedp.CSS(`#plan`)),
+		chromedp.WaitVisible(chromedp.CSS(`#plan-message`)),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) (err error) {
+			asked, err = chromedp.Evaluate[int](`window.__asked`)(ctx, t)
+			return err
+		}),
+	)
+	if asked != 1 {
+		t.Fatalf("planning an empty round asked %d times; want once", asked)
+	}
 	dispatcher.do("check in and plan", 60*time.Second,
 		// The parcel's label is scanned (typed) at the gate: that works whether or not the gate
 		// list has it yet.
