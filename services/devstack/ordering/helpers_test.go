@@ -20,6 +20,7 @@ import (
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/devstack/stack"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -136,7 +137,7 @@ func (e *env) upsertItem(t *testing.T, it *supplierv1.Item) {
 	}
 	ctx, cancel := callCtx()
 	defer cancel()
-	if _, err := e.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{Item: it}); err != nil {
+	if _, err := e.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: uuid.NewString(), Item: it}); err != nil {
 		t.Fatalf("upsert item %s: %v %v", it.GetItemId(), err, grpcx.FieldViolations(err))
 	}
 }

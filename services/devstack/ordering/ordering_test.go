@@ -13,6 +13,7 @@ import (
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -305,7 +306,7 @@ func testNoMarkup(t *testing.T, e *env) {
 	// A price above the reference is refused, naming the field.
 	ctx, cancel := callCtx()
 	defer cancel()
-	_, err := e.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{Item: oilItem(8991, 8990)})
+	_, err := e.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: uuid.NewString(), Item: oilItem(8991, 8990)})
 	if _, named := grpcx.FieldViolations(err)["item.current_price_fen"]; status.Code(err) != codes.InvalidArgument || !named {
 		t.Errorf("price above reference: want INVALID_ARGUMENT on item.current_price_fen, got %v %v", err, grpcx.FieldViolations(err))
 	}
@@ -341,7 +342,7 @@ func testNoMarkup(t *testing.T, e *env) {
 			default:
 			}
 			ctx, cancel := callCtx()
-			_, err := e.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{Item: oilItem(changes[n%len(changes)], 8990)})
+			_, err := e.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: uuid.NewString(), Item: oilItem(changes[n%len(changes)], 8990)})
 			cancel()
 			if err != nil {
 				t.Errorf("price change: %v", err)

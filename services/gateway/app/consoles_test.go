@@ -226,7 +226,8 @@ func TestSupplierConsole(t *testing.T) {
 		t.Errorf("reject = %d %s", r.status, r.raw)
 	}
 	expectError(t, s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/reject", `{"request_id":"x-2"}`), 400, "INVALID_ARGUMENT", "reason")
-	// Every change carries a request id: a retry without one would act twice.
+	// Every change carries a request id (a retry without one would act twice): the supplier
+	// service refuses one without, and the gateway passes its field error on.
 	for _, action := range []string{"confirm", "reject", "ready"} {
 		expectError(t, s.do(t, "POST", "/api/v1/supplier/parcels/"+parcelFM+"/"+action, `{}`), 400, "INVALID_ARGUMENT", "request_id")
 	}

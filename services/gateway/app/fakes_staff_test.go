@@ -106,8 +106,11 @@ func (f *fakeSupplier) ConfirmParcel(ctx context.Context, req *supplierv1.Confir
 
 func (f *fakeSupplier) RejectParcel(ctx context.Context, req *supplierv1.RejectParcelRequest) (*supplierv1.RejectParcelResponse, error) {
 	f.calls.keep(ctx, "RejectParcel", req)
-	if req.GetReason() == "" {
-		return nil, grpcx.InvalidField("reason", "is required")
+	var v grpcx.Violations
+	v.Required(req.GetRequestId(), "request_id")
+	v.Required(req.GetReason(), "reason")
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	p := supplierParcel(req.GetSupplierId(), typesv1.ParcelState_PARCEL_STATE_REJECTED)
 	p.Reason = req.GetReason()
@@ -116,6 +119,9 @@ func (f *fakeSupplier) RejectParcel(ctx context.Context, req *supplierv1.RejectP
 
 func (f *fakeSupplier) MarkParcelReady(ctx context.Context, req *supplierv1.MarkParcelReadyRequest) (*supplierv1.MarkParcelReadyResponse, error) {
 	f.calls.keep(ctx, "MarkParcelReady", req)
+	if req.GetRequestId() == "" {
+		return nil, grpcx.InvalidField("request_id", "is required")
+	}
 	if strings.HasPrefix(req.GetParcelId(), "pack-") {
 		return f.markPackReady(ctx, req)
 	}
@@ -137,6 +143,9 @@ func (f *fakeSupplier) BatchGetItems(ctx context.Context, req *supplierv1.BatchG
 
 func (f *fakeSupplier) UpsertItem(ctx context.Context, req *supplierv1.UpsertItemRequest) (*supplierv1.UpsertItemResponse, error) {
 	f.calls.keep(ctx, "UpsertItem", req)
+	if req.GetRequestId() == "" {
+		return nil, grpcx.InvalidField("request_id", "is required")
+	}
 	it := req.GetItem()
 	if it.GetCurrentPriceFen() > it.GetReferencePriceFen() {
 		return nil, grpcx.InvalidField("item.current_price_fen", "must not exceed the reference price")
@@ -146,6 +155,9 @@ func (f *fakeSupplier) UpsertItem(ctx context.Context, req *supplierv1.UpsertIte
 
 func (f *fakeSupplier) AdjustStock(ctx context.Context, req *supplierv1.AdjustStockRequest) (*supplierv1.AdjustStockResponse, error) {
 	f.calls.keep(ctx, "AdjustStock", req)
+	if req.GetRequestId() == "" {
+		return nil, grpcx.InvalidField("request_id", "is required")
+	}
 	it, ok := catalogItems[req.GetItemId()]
 	if !ok || it.GetSupplierId() != req.GetSupplierId() {
 		return nil, status.Errorf(codes.NotFound, "item %s not found", req.GetItemId())

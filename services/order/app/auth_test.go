@@ -43,7 +43,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 		call func(ctx context.Context, i int) error
 	}{
 		{"UpsertHousehold", func(ctx context.Context, i int) error {
-			_, err := e.client.UpsertHousehold(ctx, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+			_, err := e.client.UpsertHousehold(ctx, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 				HouseholdId: hh, Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"},
 				Residents: 1, Occupancy: orderv1.Occupancy_OCCUPANCY_OCCUPIED, Over_80: true, QuarantinedUntil: "2022-04-20",
 				Phone: "+86 138-0013-8000"}})
@@ -357,20 +357,20 @@ func TestStaffStayInTheirCompound(t *testing.T) {
 	yuyuan := func(room string) *typesv1.Address {
 		return &typesv1.Address{Compound: "yuyuan", Building: "1", Unit: "1", Floor: 1, Room: room}
 	}
-	if _, err := e.client.UpsertHousehold(far, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{Address: yuyuan("101")}}); err != nil {
+	if _, err := e.client.UpsertHousehold(far, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{Address: yuyuan("101")}}); err != nil {
 		t.Fatalf("a worker registers a household of their own compound: %v", err)
 	}
 
 	// hh is haixin's: moving it to yuyuan, or into haixin under yuyuan's worker, is refused alike.
-	_, err := e.client.UpsertHousehold(far, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{HouseholdId: hh, Address: yuyuan("102")}})
+	_, err := e.client.UpsertHousehold(far, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{HouseholdId: hh, Address: yuyuan("102")}})
 	wantCode(t, err, codes.NotFound)
 	if msg := status.Convert(err).Message(); msg != "not found: household "+hh {
 		t.Errorf("moving another compound's household: %q", msg)
 	}
-	_, err = e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+	_, err = e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 		HouseholdId: "yuyuan-1-1-101", Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1, Room: "199"}}})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{Address: yuyuan("103")}})
+	_, err = e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{Address: yuyuan("103")}})
 	wantCode(t, err, codes.NotFound)
 	if n := e.count(`SELECT count(*) FROM households WHERE compound = 'yuyuan'`); n != 1 {
 		t.Errorf("%d yuyuan households, want the one its worker registered", n)

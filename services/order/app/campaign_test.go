@@ -47,7 +47,7 @@ func (e *env) campaignRoster() map[string]string {
 	}
 	ids := map[string]string{}
 	for _, h := range hs {
-		resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+		resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 			Address:   &typesv1.Address{Compound: "haixin", Building: h.building, Unit: h.unit, Floor: int32(h.floor), Room: h.room},
 			Residents: 1, Occupancy: h.occupancy, Over_80: h.over80, LivesAlone: h.alone}})
 		if err != nil {

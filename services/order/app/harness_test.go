@@ -20,6 +20,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/pgkit"
 	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/order/app"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
@@ -402,3 +403,6 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 		t.Fatalf("got %v, want %v", err, code)
 	}
 }
+
+// newID is a fresh request id, for a change that is not a retry.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -51,7 +51,7 @@ func TestHouseholds(t *testing.T) {
 	})
 
 	t.Run("one room is one household", func(t *testing.T) {
-		_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+		_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 			HouseholdId: "someone-else", Address: &typesv1.Address{Compound: "haixin", Building: "3", Unit: "2", Floor: 3, Room: "302"}}})
 		wantCode(t, err, codes.AlreadyExists)
 	})
@@ -80,25 +80,34 @@ func TestHouseholds(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: tt.h})
+				_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: tt.h})
 				wantCode(t, err, codes.InvalidArgument)
 				if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
 					t.Errorf("violations %v do not name %s", grpcx.FieldViolations(err), tt.field)
 				}
 			})
 		}
+		// A change without a request id could be applied twice by a retry (SPEC.md, "Idempotency").
+		_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+			Address: &typesv1.Address{Compound: "haixin", Building: "1", Unit: "1", Floor: 1, Room: "199"}}})
+		if _, ok := grpcx.FieldViolations(err)["request_id"]; !ok {
+			t.Errorf("without a request id: %v", err)
+		}
+		if n := e.count(`SELECT count(*) FROM households WHERE room = '199'`); n != 0 {
+			t.Errorf("%d households written without a request id", n)
+		}
 	})
 
 	t.Run("list pages through a compound", func(t *testing.T) {
 		for i := 1; i <= 4; i++ {
-			_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+			_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 				Address: &typesv1.Address{Compound: "haixin", Building: "5", Unit: "1", Floor: int32(i), Room: fmt.Sprintf("%d01", i)}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
 		// Another compound's household, registered by a city-wide worker.
-		if _, err := e.client.UpsertHousehold(e.as(typesv1.Role_ROLE_WORKER, "worker-chen"), &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+		if _, err := e.client.UpsertHousehold(e.as(typesv1.Role_ROLE_WORKER, "worker-chen"), &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 			Address: &typesv1.Address{Compound: "other", Building: "1", Unit: "1", Floor: 1, Room: "101"}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +156,7 @@ func TestHouseholdRosterFields(t *testing.T) {
 	}
 	upsert := func(h *orderv1.Household) *orderv1.Household {
 		t.Helper()
-		resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: h})
+		resp, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: h})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +204,7 @@ func TestHouseholdRosterFields(t *testing.T) {
 			{"too many residents", &orderv1.Household{Address: addr("104"), Residents: 100}, "household.residents"},
 		}
 		for _, tt := range tests {
-			_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: tt.h})
+			_, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: tt.h})
 			wantCode(t, err, codes.InvalidArgument)
 			if _, ok := grpcx.FieldViolations(err)[tt.field]; !ok {
 				t.Errorf("%s: violations %v do not name %s", tt.name, grpcx.FieldViolations(err), tt.field)

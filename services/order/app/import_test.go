@@ -253,7 +253,7 @@ func TestExportHouseholds(t *testing.T) {
 	}
 	wantCounts(t, e.importCSV("import-1", sheet.String(), false), 15, 15, 0, 0, true)
 	// One flat registered one by one, with a quoted-worthy phone and a migrated-style empty roster.
-	if _, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{Household: &orderv1.Household{
+	if _, err := e.client.UpsertHousehold(e.worker, &orderv1.UpsertHouseholdRequest{RequestId: newID(), Household: &orderv1.Household{
 		Address: &typesv1.Address{Compound: "haixin", Building: "2", Unit: "1", Floor: 2, Room: "201"}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 		call func(ctx context.Context) error
 	}{
 		{"CreateSupplier", func(ctx context.Context) error {
-			_, err := e.client.CreateSupplier(ctx, &supplierv1.CreateSupplierRequest{Compound: compound,
+			_, err := e.client.CreateSupplier(ctx, &supplierv1.CreateSupplierRequest{RequestId: newID(), Compound: compound,
 				SupplierId: "s-" + newID(), Name: "New Mart", Kind: "supermarket"})
 			return err
 		}},
@@ -63,17 +63,17 @@ func TestWhoMayCallWhat(t *testing.T) {
 			return err
 		}},
 		{"UpdateCredentials", func(ctx context.Context) error {
-			_, err := e.client.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{SupplierId: "freshmart",
+			_, err := e.client.UpdateCredentials(ctx, &supplierv1.UpdateCredentialsRequest{RequestId: newID(), SupplierId: "freshmart",
 				Credentials: []*supplierv1.Credential{credential("business_licence", "2030-12-31"), credential("food_permit", "2030-12-31")}})
 			return err
 		}},
 		{"SetSupplierSuspended", func(ctx context.Context) error {
 			// Reinstating a supplier in good standing changes nothing, however often.
-			_, err := e.client.SetSupplierSuspended(ctx, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart"})
+			_, err := e.client.SetSupplierSuspended(ctx, &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "freshmart"})
 			return err
 		}},
 		{"UpsertItem", func(ctx context.Context) error {
-			_, err := e.client.UpsertItem(ctx, &supplierv1.UpsertItemRequest{Item: counted("freshmart", "rice", 4500, 100_000, 0)})
+			_, err := e.client.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: newID(), Item: counted("freshmart", "rice", 4500, 100_000, 0)})
 			return err
 		}},
 		{"ListItems", func(ctx context.Context) error {
@@ -109,7 +109,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = e.client.RejectParcel(ctx, &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "sold out"})
+			_, err = e.client.RejectParcel(ctx, &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "sold out"})
 			return err
 		}},
 		{"MarkParcelReady", func(ctx context.Context) error {
@@ -120,7 +120,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 			if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p)); err != nil {
 				return fmt.Errorf("setup: confirm: %v", err)
 			}
-			_, err = e.client.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()})
+			_, err = e.client.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId()})
 			return err
 		}},
 		{"ListParcels", func(ctx context.Context) error {
@@ -134,7 +134,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 		}},
 		// The same for the donated stock.
 		{"UpsertItem of donated stock", func(ctx context.Context) error {
-			_, err := e.client.UpsertItem(ctx, &supplierv1.UpsertItemRequest{Item: donatedItem("donations", "disinfectant", 100_000)})
+			_, err := e.client.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: newID(), Item: donatedItem("donations", "disinfectant", 100_000)})
 			return err
 		}},
 		{"AdjustStock of donated stock", func(ctx context.Context) error {
@@ -147,7 +147,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = e.client.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{SupplierId: "donations", ParcelId: p.GetParcelId()})
+			_, err = e.client.MarkParcelReady(ctx, &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "donations", ParcelId: p.GetParcelId()})
 			return err
 		}},
 		{"ListParcels of donated stock", func(ctx context.Context) error {
@@ -277,13 +277,13 @@ func TestWhoMayCallWhat(t *testing.T) {
 	pharmacy := e.staff("pharmacy")
 	unknownParcel := newID()
 	_, errOther := e.client.ConfirmParcel(pharmacy, confirmReq(p))
-	_, errUnknown := e.client.ConfirmParcel(pharmacy, &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: unknownParcel})
+	_, errUnknown := e.client.ConfirmParcel(pharmacy, &supplierv1.ConfirmParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: unknownParcel})
 	same("another supplier's parcel", errOther, errUnknown, p.GetParcelId(), unknownParcel)
-	_, errOther = e.client.RejectParcel(pharmacy, &supplierv1.RejectParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
-	_, errUnknown = e.client.RejectParcel(pharmacy, &supplierv1.RejectParcelRequest{SupplierId: "pharmacy", ParcelId: unknownParcel, Reason: "x"})
+	_, errOther = e.client.RejectParcel(pharmacy, &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
+	_, errUnknown = e.client.RejectParcel(pharmacy, &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "pharmacy", ParcelId: unknownParcel, Reason: "x"})
 	same("another supplier's parcel under one's own name", errOther, errUnknown, p.GetParcelId(), unknownParcel)
-	_, errOther = e.client.UpdateCredentials(pharmacy, &supplierv1.UpdateCredentialsRequest{SupplierId: "freshmart"})
-	_, errUnknown = e.client.UpdateCredentials(e.system(), &supplierv1.UpdateCredentialsRequest{SupplierId: "nobody"})
+	_, errOther = e.client.UpdateCredentials(pharmacy, &supplierv1.UpdateCredentialsRequest{RequestId: newID(), SupplierId: "freshmart"})
+	_, errUnknown = e.client.UpdateCredentials(e.system(), &supplierv1.UpdateCredentialsRequest{RequestId: newID(), SupplierId: "nobody"})
 	same("another supplier", errOther, errUnknown, "freshmart", "nobody")
 	_, errOther = e.client.ListParcels(pharmacy, &supplierv1.ListParcelsRequest{SupplierId: "freshmart"})
 	_, errUnknown = e.client.ListParcels(e.system(), &supplierv1.ListParcelsRequest{SupplierId: "nobody"})
@@ -292,8 +292,8 @@ func TestWhoMayCallWhat(t *testing.T) {
 	_, errOther = e.client.BatchGetItems(elsewhere, &supplierv1.BatchGetItemsRequest{ItemIds: []string{"rice"}})
 	_, errUnknown = e.client.BatchGetItems(e.system(), &supplierv1.BatchGetItemsRequest{ItemIds: []string{"caviar"}})
 	same("another compound's item", errOther, errUnknown, "rice", "caviar")
-	_, errOther = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart"})
-	_, errUnknown = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{SupplierId: "nobody"})
+	_, errOther = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "freshmart"})
+	_, errUnknown = e.client.SetSupplierSuspended(elsewhere, &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "nobody"})
 	same("another compound's supplier", errOther, errUnknown, "freshmart", "nobody")
 	_, errOther = e.client.AdjustStock(elsewhere, &supplierv1.AdjustStockRequest{RequestId: newID(), SupplierId: "donations",
 		ItemId: "disinfectant", Delta: 1, Reason: "donated"})

@@ -136,7 +136,7 @@ func TestCampaignPackIsFreeAndConfirmedAtOnce(t *testing.T) {
 	if got := e.parcel("freshmart", p.GetParcelId()); got.GetState() != typesv1.ParcelState_PARCEL_STATE_CONFIRMED {
 		t.Fatalf("pack is %v after its round's cutoff", got.GetState())
 	}
-	ready, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()})
+	ready, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,17 +231,17 @@ func TestDonatedStock(t *testing.T) {
 	// Free, and nothing else, there; priced, and nothing else, at a supermarket.
 	priced := donatedItem("donations", "masks", 1300)
 	priced.ReferencePriceFen, priced.CurrentPriceFen = 500, 500
-	_, err := e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{Item: priced})
+	_, err := e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: priced})
 	wantField(t, err, "item.reference_price_fen")
 	wantField(t, err, "item.current_price_fen")
 	priced.ReferencePriceFen, priced.CurrentPriceFen = 500, 0
-	_, err = e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{Item: priced})
+	_, err = e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: priced})
 	wantField(t, err, "item.reference_price_fen")
 	rationed := donatedItem("donations", "masks", 1300)
 	rationed.RationPerDay = 1
-	_, err = e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{Item: rationed})
+	_, err = e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: rationed})
 	wantField(t, err, "item.ration_per_day")
-	_, err = e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: donatedItem("freshmart", "free-rice", 10)})
+	_, err = e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: donatedItem("freshmart", "free-rice", 10)})
 	wantField(t, err, "item.reference_price_fen")
 	wantField(t, err, "item.current_price_fen")
 
@@ -283,11 +283,11 @@ func TestDonatedStock(t *testing.T) {
 	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(order)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{Item: counted("freshmart", "rice", 4000, 10, 0)})
+	_, err = e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: counted("freshmart", "rice", 4000, 10, 0)})
 	wantCode(t, err, codes.PermissionDenied)
 	_, err = e.client.AdjustStock(e.worker(), adjustReq("freshmart", "rice", 5, "found a bag"))
 	wantCode(t, err, codes.PermissionDenied)
-	_, err = e.client.MarkParcelReady(e.worker(), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: order.GetParcelId()})
+	_, err = e.client.MarkParcelReady(e.worker(), &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: order.GetParcelId()})
 	wantCode(t, err, codes.PermissionDenied)
 	e.wantStock("rice", 9)
 	if got := e.parcel("freshmart", order.GetParcelId()); got.GetState() != typesv1.ParcelState_PARCEL_STATE_CONFIRMED {
@@ -313,13 +313,13 @@ func TestDonatedStock(t *testing.T) {
 	e.wantStock("rice", 9)
 
 	// Suspended, it gives no packs; reinstated, it does again.
-	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{SupplierId: "donations",
+	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "donations",
 		Suspended: true, Reason: "recount"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.client.ReserveStock(e.campaign(), packReq("donations", "303", "spring", line("masks", 1)))
 	wantNotAccepting(t, err, "donations", "suspended: recount")
-	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{SupplierId: "donations"}); err != nil {
+	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "donations"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.client.ReserveStock(e.campaign(), packReq("donations", "303", "spring", line("masks", 1))); err != nil {
@@ -401,7 +401,7 @@ func TestListParcelsByCampaign(t *testing.T) {
 		t.Fatal(err)
 	}
 	order := e.mustReserve("freshmart", "301", line("rice", 1))
-	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart",
+	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart",
 		ParcelId: a2.GetParcel().GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ func TestCreateSupplierValidatesEveryField(t *testing.T) {
 	t.Parallel()
 	e := start(t)
 	valid := func() *supplierv1.CreateSupplierRequest {
-		return &supplierv1.CreateSupplierRequest{Compound: compound, Name: "FreshMart", Kind: "supermarket"}
+		return &supplierv1.CreateSupplierRequest{RequestId: newID(), Compound: compound, Name: "FreshMart", Kind: "supermarket"}
 	}
 	tests := []struct {
 		field string
@@ -47,6 +47,7 @@ func TestCreateSupplierValidatesEveryField(t *testing.T) {
 	if _, err := e.client.CreateSupplier(e.worker(), pharmacy); err != nil {
 		t.Fatal(err)
 	}
+	pharmacy.RequestId = newID() // the same supplier id under a new request
 	_, err = e.client.CreateSupplier(e.worker(), pharmacy)
 	wantCode(t, err, codes.AlreadyExists)
 
@@ -95,23 +96,23 @@ func TestUpsertItemValidatesEveryField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			it := counted("freshmart", "masks", 2000, 10, 0)
 			tt.edit(it)
-			_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: it})
+			_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: it})
 			wantField(t, err, tt.field)
 		})
 	}
-	_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{})
+	_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID()})
 	wantField(t, err, "item")
 
 	// No markup: the refusal says why.
 	it := counted("freshmart", "masks", 2000, 10, 0)
 	it.CurrentPriceFen = 2500
-	_, err = e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: it})
+	_, err = e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: it})
 	wantField(t, err, "item.current_price_fen")
 	if !strings.Contains(status.Convert(err).Message(), "no markup") {
 		t.Fatalf("message %q", status.Convert(err).Message())
 	}
 
-	_, err = e.client.UpsertItem(e.system(), &supplierv1.UpsertItemRequest{Item: counted("nobody", "masks", 2000, 10, 0)})
+	_, err = e.client.UpsertItem(e.system(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: counted("nobody", "masks", 2000, 10, 0)})
 	wantCode(t, err, codes.NotFound)
 
 	// Create, then update in place: the stock of the request counts on creation only (stock
@@ -130,7 +131,7 @@ func TestUpsertItemValidatesEveryField(t *testing.T) {
 
 	// An item id is the supplier's own: another supplier cannot take it over.
 	e.supplier("pharmacy")
-	_, err = e.client.UpsertItem(e.staff("pharmacy"), &supplierv1.UpsertItemRequest{Item: counted("pharmacy", "masks", 2000, 10, 0)})
+	_, err = e.client.UpsertItem(e.staff("pharmacy"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: counted("pharmacy", "masks", 2000, 10, 0)})
 	wantCode(t, err, codes.AlreadyExists)
 	if got := e.stock("masks"); got != 10 {
 		t.Fatalf("stock %d after a refused takeover", got)
@@ -229,5 +230,70 @@ func TestCatalogRequestsAreIdempotent(t *testing.T) {
 	bad.Item.CurrentPriceFen = 100
 	if _, err := e.client.UpsertItem(e.staff(supplierID), bad); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every change needs a request id (SPEC.md, "Idempotency"): without one a client's retry after a
+// lost answer would apply the change twice, so the change is refused, naming request_id, and
+// nothing is written.
+func TestEveryChangeNeedsARequestID(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	p := e.mustReserve("freshmart", "302", line("rice", 2))
+
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"CreateSupplier", func() error {
+			_, err := e.client.CreateSupplier(e.worker(), &supplierv1.CreateSupplierRequest{Compound: compound, SupplierId: "other", Name: "Other", Kind: "supermarket"})
+			return err
+		}},
+		{"UpdateCredentials", func() error {
+			_, err := e.client.UpdateCredentials(e.worker(), &supplierv1.UpdateCredentialsRequest{SupplierId: "freshmart",
+				Credentials: []*supplierv1.Credential{credential("business_licence", "2020-01-01"), credential("food_permit", "2020-01-01")}})
+			return err
+		}},
+		{"SetSupplierSuspended", func() error {
+			_, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart", Suspended: true, Reason: "inspection"})
+			return err
+		}},
+		{"UpsertItem", func() error {
+			_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: counted("freshmart", "rice", 4500, 99, 0)})
+			return err
+		}},
+		{"AdjustStock", func() error {
+			_, err := e.client.AdjustStock(e.staff("freshmart"), &supplierv1.AdjustStockRequest{SupplierId: "freshmart", ItemId: "rice", Delta: 5, Reason: "delivery"})
+			return err
+		}},
+		{"ConfirmParcel", func() error {
+			_, err := e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()})
+			return err
+		}},
+		{"RejectParcel", func() error {
+			_, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "sold out"})
+			return err
+		}},
+		{"MarkParcelReady", func() error {
+			_, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) { wantField(t, c.call(), "request_id") })
+	}
+
+	list, err := e.client.ListSuppliers(e.worker(), &supplierv1.ListSuppliersRequest{Compound: compound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list.GetSuppliers(); len(got) != 1 || got[0].GetSuspended() || !got[0].GetAcceptingOrders() {
+		t.Fatalf("suppliers after refused changes: %v", got)
+	}
+	e.wantStock("rice", 8)
+	if got := e.transitions(p.GetParcelId()); len(got) != 1 {
+		t.Fatalf("parcel transitions after refused decisions: %q", got)
 	}
 }

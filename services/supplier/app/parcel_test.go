@@ -14,7 +14,7 @@ import (
 )
 
 func confirmReq(p *supplierv1.SupplierParcel, lines ...*supplierv1.ConfirmLine) *supplierv1.ConfirmParcelRequest {
-	return &supplierv1.ConfirmParcelRequest{SupplierId: p.GetSupplierId(), ParcelId: p.GetParcelId(), Lines: lines}
+	return &supplierv1.ConfirmParcelRequest{RequestId: newID(), SupplierId: p.GetSupplierId(), ParcelId: p.GetParcelId(), Lines: lines}
 }
 
 func confirmLine(item string, q int64) *supplierv1.ConfirmLine {
@@ -175,7 +175,7 @@ func TestRejectReleasesStock(t *testing.T) {
 	p := e.mustReserve("freshmart", "302", line("rice", 4))
 	e.wantStock("rice", 6)
 
-	reject := &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}
+	reject := &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId()}
 	_, err := e.client.RejectParcel(e.staff("freshmart"), reject)
 	wantField(t, err, "reason")
 	reject.Reason = "rice delivery did not arrive"
@@ -191,6 +191,7 @@ func TestRejectReleasesStock(t *testing.T) {
 	if ev.GetParcelStateChanged().GetReason() != reject.Reason || ev.GetOrderId() != p.GetOrderId() {
 		t.Fatalf("event %v", ev)
 	}
+	reject.RequestId = newID() // a second attempt, not a retry of the first
 	_, err = e.client.RejectParcel(e.staff("freshmart"), reject)
 	wantCode(t, err, codes.FailedPrecondition)
 	e.wantStock("rice", 10)
@@ -251,21 +252,21 @@ func TestReadyAndIllegalTransitions(t *testing.T) {
 	e.supplier("pharmacy")
 	e.item(counted("freshmart", "rice", 4500, 10, 0))
 	p := e.mustReserve("freshmart", "302", line("rice", 1))
-	ready := &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}
+	ready := &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId()}
 
 	_, err := e.client.MarkParcelReady(e.staff("freshmart"), ready)
 	wantCode(t, err, codes.FailedPrecondition)
 
 	// Another supplier cannot see, let alone decide, this parcel.
-	_, err = e.client.ConfirmParcel(e.staff("pharmacy"), &supplierv1.ConfirmParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
+	_, err = e.client.ConfirmParcel(e.staff("pharmacy"), &supplierv1.ConfirmParcelRequest{RequestId: newID(), SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.RejectParcel(e.staff("pharmacy"), &supplierv1.RejectParcelRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
+	_, err = e.client.RejectParcel(e.staff("pharmacy"), &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "pharmacy", ParcelId: p.GetParcelId(), Reason: "x"})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.MarkParcelReady(e.staff("pharmacy"), &supplierv1.MarkParcelReadyRequest{SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
+	_, err = e.client.MarkParcelReady(e.staff("pharmacy"), &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "pharmacy", ParcelId: p.GetParcelId()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{SupplierId: "freshmart", ParcelId: newID()})
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: newID()})
 	wantCode(t, err, codes.NotFound)
-	_, err = e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{ParcelId: p.GetParcelId()})
+	_, err = e.client.ConfirmParcel(e.staff("freshmart"), &supplierv1.ConfirmParcelRequest{RequestId: newID(), ParcelId: p.GetParcelId()})
 	wantField(t, err, "supplier_id")
 
 	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p)); err != nil {
@@ -273,7 +274,7 @@ func TestReadyAndIllegalTransitions(t *testing.T) {
 	}
 	_, err = e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p))
 	wantCode(t, err, codes.FailedPrecondition)
-	_, err = e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "x"})
+	_, err = e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId(), Reason: "x"})
 	wantCode(t, err, codes.FailedPrecondition)
 
 	res, err := e.client.MarkParcelReady(e.staff("freshmart"), ready)
@@ -283,6 +284,7 @@ func TestReadyAndIllegalTransitions(t *testing.T) {
 	if res.GetParcel().GetState() != typesv1.ParcelState_PARCEL_STATE_READY {
 		t.Fatalf("state %v", res.GetParcel().GetState())
 	}
+	ready.RequestId = newID() // a second attempt, not a retry of the first
 	_, err = e.client.MarkParcelReady(e.staff("freshmart"), ready)
 	wantCode(t, err, codes.FailedPrecondition)
 	if !strings.Contains(err.Error(), "ready") {

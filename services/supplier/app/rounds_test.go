@@ -322,7 +322,7 @@ func TestExpiryReleasesStockAndAnnouncesOnce(t *testing.T) {
 	}
 
 	// Expired is final for the supplier; the confirmed parcel went on untouched.
-	_, err = e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: late.GetParcelId(), Reason: "late"})
+	_, err = e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: late.GetParcelId(), Reason: "late"})
 	wantCode(t, err, codes.FailedPrecondition)
 	if e.parcel("freshmart", kept.GetParcelId()).GetState() != typesv1.ParcelState_PARCEL_STATE_CONFIRMED {
 		t.Fatal("the confirmed parcel changed")

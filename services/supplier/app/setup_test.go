@@ -199,7 +199,7 @@ func (e *env) supplier(id string) *supplierv1.Supplier {
 // newSupplier registers a supplier without credentials.
 func (e *env) newSupplier(id, kind string) *supplierv1.Supplier {
 	e.t.Helper()
-	res, err := e.client.CreateSupplier(e.worker(), &supplierv1.CreateSupplierRequest{
+	res, err := e.client.CreateSupplier(e.worker(), &supplierv1.CreateSupplierRequest{RequestId: newID(),
 		Compound: compound, SupplierId: id, Name: "Supplier " + id, Kind: kind})
 	if err != nil {
 		e.t.Fatal(err)
@@ -214,7 +214,7 @@ func credential(kind, expiresOn string) *supplierv1.Credential {
 // credentials replaces a supplier's credentials.
 func (e *env) credentials(id string, creds ...*supplierv1.Credential) *supplierv1.Supplier {
 	e.t.Helper()
-	res, err := e.client.UpdateCredentials(e.worker(), &supplierv1.UpdateCredentialsRequest{SupplierId: id, Credentials: creds})
+	res, err := e.client.UpdateCredentials(e.worker(), &supplierv1.UpdateCredentialsRequest{RequestId: newID(), SupplierId: id, Credentials: creds})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func (e *env) credentials(id string, creds ...*supplierv1.Credential) *supplierv
 
 func (e *env) item(it *supplierv1.Item) *supplierv1.Item {
 	e.t.Helper()
-	res, err := e.client.UpsertItem(e.staff(it.GetSupplierId()), &supplierv1.UpsertItemRequest{Item: it})
+	res, err := e.client.UpsertItem(e.staff(it.GetSupplierId()), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: it})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func donatedItem(supplierID, id string, stock int64) *supplierv1.Item {
 // donated adds an item of donated stock, as the compound's worker who keeps it.
 func (e *env) donated(supplierID, id string, stock int64) *supplierv1.Item {
 	e.t.Helper()
-	res, err := e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{Item: donatedItem(supplierID, id, stock)})
+	res, err := e.client.UpsertItem(e.worker(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: donatedItem(supplierID, id, stock)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

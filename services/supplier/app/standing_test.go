@@ -63,7 +63,7 @@ func TestUpdateCredentialsValidatesEveryField(t *testing.T) {
 	e := start(t)
 	e.newSupplier("freshmart", "supermarket")
 	valid := func() *supplierv1.UpdateCredentialsRequest {
-		return &supplierv1.UpdateCredentialsRequest{SupplierId: "freshmart", Credentials: []*supplierv1.Credential{
+		return &supplierv1.UpdateCredentialsRequest{RequestId: newID(), SupplierId: "freshmart", Credentials: []*supplierv1.Credential{
 			credential("business_licence", "2030-12-31"), credential("food_permit", "2027-06-30")}}
 	}
 	tests := []struct {
@@ -182,10 +182,10 @@ func TestExpiredCredentialStillFillsPlacedParcels(t *testing.T) {
 	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: p.GetParcelId()}); err != nil {
+	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: p.GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: q.GetParcelId(), Reason: "permit lapsed"}); err != nil {
+	if _, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: q.GetParcelId(), Reason: "permit lapsed"}); err != nil {
 		t.Fatal(err)
 	}
 	e.wantStock("rice", 8)
@@ -202,7 +202,7 @@ func TestSuspension(t *testing.T) {
 
 	// The actor a request names is not read: suspensions are recorded as the caller's.
 	valid := func() *supplierv1.SetSupplierSuspendedRequest {
-		return &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart", Suspended: true,
+		return &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "freshmart", Suspended: true,
 			Reason: "hygiene inspection", Actor: &typesv1.Actor{Role: typesv1.Role_ROLE_SUPPLIER, Id: "freshmart"}}
 	}
 	tests := []struct {
@@ -256,10 +256,10 @@ func TestSuspension(t *testing.T) {
 	if _, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(confirmed)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{SupplierId: "freshmart", ParcelId: confirmed.GetParcelId()}); err != nil {
+	if _, err := e.client.MarkParcelReady(e.staff("freshmart"), &supplierv1.MarkParcelReadyRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: confirmed.GetParcelId()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{SupplierId: "freshmart", ParcelId: rejected.GetParcelId(), Reason: "suspended"}); err != nil {
+	if _, err := e.client.RejectParcel(e.staff("freshmart"), &supplierv1.RejectParcelRequest{RequestId: newID(), SupplierId: "freshmart", ParcelId: rejected.GetParcelId(), Reason: "suspended"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.client.ReleaseReservation(e.system(), &supplierv1.ReleaseReservationRequest{ParcelId: released.GetParcelId()}); err != nil {
@@ -281,7 +281,7 @@ func TestSuspension(t *testing.T) {
 	wantStanding(t, res.GetSupplier(), true, "")
 	e.mustReserve("freshmart", "304", line("rice", 1))
 	// Reinstating a supplier in good standing records nothing more.
-	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{SupplierId: "freshmart"}); err != nil {
+	if _, err := e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{RequestId: newID(), SupplierId: "freshmart"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -365,7 +365,7 @@ func TestConcurrentReservationsAndStaleEditsNeverOversell(t *testing.T) {
 			wg.Go(func() {
 				stale := counted("freshmart", "masks", 2000, 30, 0)
 				stale.CurrentPriceFen = 1500 + int64(w*edits+n)
-				if _, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: stale}); err != nil {
+				if _, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: stale}); err != nil {
 					t.Errorf("price edit: %v", err)
 				}
 			})
@@ -466,7 +466,7 @@ func TestStockAddsUpUnderMixedConcurrency(t *testing.T) {
 		wg.Go(func() {
 			stale := counted("freshmart", "masks", 2000, 30, 0)
 			stale.CurrentPriceFen = 1900 - int64(i)
-			if _, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{Item: stale}); err != nil {
+			if _, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: stale}); err != nil {
 				t.Errorf("price edit: %v", err)
 			}
 		})

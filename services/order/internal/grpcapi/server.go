@@ -69,7 +69,7 @@ func (s *Server) UpsertHousehold(ctx context.Context, req *orderv1.UpsertHouseho
 // household it read.
 func upsertRequest(req *orderv1.UpsertHouseholdRequest) (order.Household, error) {
 	var v grpcx.Violations
-	v.Check(len(req.GetRequestId()) <= maxRequestID, "request_id", fmt.Sprintf("must be at most %d characters", maxRequestID))
+	checkRequestID(&v, req.GetRequestId())
 	ph := req.GetHousehold()
 	if ph == nil {
 		v.Add("household", "is required")

@@ -31,12 +31,13 @@ var _ supplierv1.SupplierServiceServer = (*Server)(nil)
 // maxRequestID bounds a client's request id; UUIDs and ULIDs fit with room to spare.
 const maxRequestID = 128
 
-// key is the idempotency key of a request carrying requestID (nil without one). The digest is of
-// the request without its request_id, deterministically encoded, so a retry matches and any other
-// request under the same id does not.
+// key is the idempotency key of a mutating request: every one must carry a request id (SPEC.md,
+// "Idempotency"), so a client's retry after a lost response cannot apply the change twice. The
+// digest is of the request without its request_id, deterministically encoded, so a retry matches
+// and any other request under the same id does not.
 func key(requestID, method string, req proto.Message) (*supply.IdempotencyKey, error) {
 	if requestID == "" {
-		return nil, nil
+		return nil, grpcx.InvalidField("request_id", "is required")
 	}
 	if len(requestID) > maxRequestID {
 		return nil, grpcx.InvalidField("request_id", "must be at most 128 characters")
