@@ -10,8 +10,10 @@ import (
 // cpuTime is the machine's CPU time, all cores, in clock ticks: the share busy says how close to
 // saturation a latency was measured, whoever used the time (the services, PostgreSQL, the broker,
 // the load generator or other work on the machine).
+// Steal is time the hypervisor gave this virtual machine's cores to others: counted busy, since
+// the work waited, and shown apart, since it is not the work's.
 type cpuTime struct {
-	busyTicks, totalTicks uint64
+	busyTicks, totalTicks, stealTicks uint64
 }
 
 // readCPU reads the machine's CPU time so far from /proc/stat; zero where there is none.
@@ -35,6 +37,9 @@ func readCPU() cpuTime {
 		if i != 3 && i != 4 { // idle and iowait are not busy
 			t.busyTicks += n
 		}
+		if i == 7 {
+			t.stealTicks = n
+		}
 	}
 	return t
 }
@@ -44,12 +49,13 @@ func (t cpuTime) since(earlier cpuTime) cpuTime {
 	if earlier.totalTicks == 0 || t.totalTicks < earlier.totalTicks {
 		return cpuTime{}
 	}
-	return cpuTime{busyTicks: t.busyTicks - earlier.busyTicks, totalTicks: t.totalTicks - earlier.totalTicks}
+	return cpuTime{busyTicks: t.busyTicks - earlier.busyTicks, totalTicks: t.totalTicks - earlier.totalTicks,
+		stealTicks: t.stealTicks - earlier.stealTicks}
 }
 
 func (t cpuTime) busy() string {
 	if t.totalTicks == 0 {
 		return "unknown"
 	}
-	return fmt.Sprintf("%.0f %%", 100*float64(t.busyTicks)/float64(t.totalTicks))
+	return fmt.Sprintf("%.0f %% (steal %.1f %%)", 100*float64(t.busyTicks)/float64(t.totalTicks), 100*float64(t.stealTicks)/float64(t.totalTicks))
 }

@@ -27,6 +27,7 @@ func (r *result) add(o result) {
 	r.sorted = false
 	r.cpu.busyTicks += o.cpu.busyTicks
 	r.cpu.totalTicks += o.cpu.totalTicks
+	r.cpu.stealTicks += o.cpu.stealTicks
 	r.drain = max(r.drain, o.drain)
 	r.drained += o.drained
 }
