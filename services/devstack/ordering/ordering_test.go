@@ -28,6 +28,7 @@ func TestOrdering(t *testing.T) {
 	e := start(t)
 	t.Run("StockNeverOversold", func(t *testing.T) { testStockNeverOversold(t, e) })
 	t.Run("RetriesPlaceOneOrder", func(t *testing.T) { testRetriesPlaceOneOrder(t, e) })
+	t.Run("RetriesAtTheLimit", func(t *testing.T) { testRetriesAtTheLimit(t, e) })
 	t.Run("OppositeLockOrders", func(t *testing.T) { testOppositeLockOrders(t, e) })
 	t.Run("NoMarkup", func(t *testing.T) { testNoMarkup(t, e) })
 	t.Run("RationPerShanghaiDay", func(t *testing.T) { testRationPerShanghaiDay(t, e) })
@@ -93,6 +94,41 @@ func testStockNeverOversold(t *testing.T, e *env) {
 
 // Fifty copies of one request arrive at once: one order, stock taken once, every caller the same
 // answer. The same request id with another basket is refused, alone or racing the original.
+// Concurrent retries of an order that takes the whole of the day's ration, or the last of the
+// stock, still place it once: every copy's reservation must find the parcel the first one made
+// rather than be refused for the first one's use of the limit (which ended the attempt and left
+// no order at all).
+func testRetriesAtTheLimit(t *testing.T, e *env) {
+	const compound, pharmacy, masks = "limit", "limit-pharmacy", "limit-masks"
+	const households, copies = 40, 50
+	e.addSupplier(t, compound, pharmacy, "pharmacy")
+	e.upsertItem(t, &supplierv1.Item{ItemId: masks, SupplierId: pharmacy, ReferencePriceFen: 300, CurrentPriceFen: 300, Stock: 1000,
+		RationPerDay: 2, UnitWeightGrams: 20})
+	for i, hh := range e.households(t, compound, households) {
+		// Every other household's basket is the last of an item's stock.
+		basket := []*orderv1.BasketLine{line(masks, 2)}
+		if i%2 == 1 {
+			last := fmt.Sprintf("limit-thermometer-%d", i)
+			e.upsertItem(t, &supplierv1.Item{ItemId: last, SupplierId: pharmacy, ReferencePriceFen: 2500, CurrentPriceFen: 2500, Stock: 3, UnitWeightGrams: 50})
+			basket = append(basket, line(last, 3))
+		}
+		reqs := make([]*orderv1.PlaceOrderRequest, copies)
+		for j := range reqs {
+			reqs[j] = &orderv1.PlaceOrderRequest{RequestId: fmt.Sprint("limit-", i), HouseholdId: hh, Lines: basket}
+		}
+		outs := e.placeAll(reqs)
+		requireOnly(t, outs, codes.OK)
+		for _, o := range outs {
+			if o.err == nil && !proto.Equal(o.resp, outs[0].resp) {
+				t.Fatalf("household %s: answers differ: %v and %v", hh, o.resp, outs[0].resp)
+			}
+		}
+		if n := e.count(t, `SELECT count(*) FROM orders.orders WHERE household_id = $1`, hh); n != 1 {
+			t.Fatalf("household %s: %d orders stored, want 1", hh, n)
+		}
+	}
+}
+
 func testRetriesPlaceOneOrder(t *testing.T, e *env) {
 	const compound, market, pharmacy = "retry", "retry-market", "retry-pharmacy"
 	const eggs, cabbage, thermo = "retry-eggs", "retry-cabbage", "retry-thermometer"

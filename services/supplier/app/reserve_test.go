@@ -104,6 +104,43 @@ func TestReserveStockRefusals(t *testing.T) {
 	e.wantStock("rice", 3)
 }
 
+// Concurrent copies of one reservation (the order service retrying one order) all answer with
+// the one parcel, even when it takes the last of the stock or the whole of the day's ration: a
+// copy that waited for the item locks must find the parcel the first copy made, not judge the
+// stock and the ration again with the first copy's use already counted.
+func TestConcurrentCopiesOfAReservationAtTheLimit(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "masks", 300, 1000, 2))
+	e.item(counted("freshmart", "flour", 900, 3*10, 0))
+
+	const copies = 16
+	for round := range 10 {
+		room := fmt.Sprintf("%d", 301+round)
+		for _, basket := range [][]*supplierv1.ReservationLine{{line("masks", 2)}, {line("flour", 3)}} {
+			req := reserveReq("freshmart", room, basket...)
+			answers := make([]*supplierv1.ReserveStockResponse, copies)
+			errs := make([]error, copies)
+			var wg sync.WaitGroup
+			for i := range copies {
+				wg.Go(func() { answers[i], errs[i] = e.client.ReserveStock(e.order(req.GetHouseholdId()), req) })
+			}
+			wg.Wait()
+			for i := range copies {
+				if errs[i] != nil {
+					t.Fatalf("room %s, %s: copy %d of one reservation refused: %v", room, basket[0].GetItemId(), i, errs[i])
+				}
+				if !proto.Equal(answers[i], answers[0]) {
+					t.Fatalf("room %s: copy %d answered %v, copy 0 %v", room, i, answers[i], answers[0])
+				}
+			}
+		}
+	}
+	e.wantStock("masks", 1000-10*2)
+	e.wantStock("flour", 0)
+}
+
 func TestReserveStockIsIdempotentOnParcelID(t *testing.T) {
 	t.Parallel()
 	e := start(t)

@@ -265,9 +265,9 @@ type lockedItem struct {
 	ref, price, stock, ration, unitGrams                   int64
 }
 
-// reserve is the supplier's Reserve transaction: with the BEGIN, look for the parcel, hold the
-// supplier with its credentials and lock the items in id order (the ration query runs only for
-// rationed items, and the lines are read only for a parcel found; the bench has neither); then
+// reserve is the supplier's Reserve transaction: with the BEGIN, hold the supplier with its
+// credentials, lock the items in id order and then look for the parcel (the ration query runs
+// only for rationed items, and the lines are read only for a parcel found; the bench has neither); then
 // price the lines and, in one batch, insert the parcel and its lines, write the stock back and
 // record the transition; then commit.
 func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, lines []line, now time.Time) (floorParcel, error) {
@@ -285,10 +285,6 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 		items     []*lockedItem
 	)
 	err := pgkit.BatchTx(ctx, f.supplier, func(b *pgx.Batch) {
-		b.Queue(`SELECT `+supplierParcelColumns+` FROM parcels WHERE parcel_id = $1`, parcelID).Query(func(rows pgx.Rows) error {
-			found = rows.Next()
-			return nil
-		})
 		// The supplier held FOR SHARE against a concurrent suspension, with its credentials.
 		b.Queue(`SELECT supplier_id, compound, name, kind, suspended, suspension_reason,
 				(SELECT coalesce(json_agg(json_build_object('kind', c.kind, 'number', c.number, 'expires_on', c.expires_on::text)
@@ -307,6 +303,10 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 				return it, err
 			})
 			return err
+		})
+		b.Queue(`SELECT `+supplierParcelColumns+` FROM parcels WHERE parcel_id = $1`, parcelID).Query(func(rows pgx.Rows) error {
+			found = rows.Next()
+			return nil
 		})
 	}, func(tx pgx.Tx) error {
 		out = floorParcel{id: parcelID, supplier: sup}

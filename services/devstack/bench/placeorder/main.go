@@ -331,8 +331,8 @@ func describe(ctx context.Context, out io.Writer, url string, cfg config, w *wor
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), version, fsync, syncCommit, where)
 	fmt.Fprintf(out, "basket: 1 counted + 1 weighed item of %s and 1 counted item of %s, drawn from %d of each kind; %d households\n",
 		w.market, w.pharmacy, cfg.catalog, len(w.households))
-	fmt.Fprintf(out, "floor per order: the order's claim statement; per supplier, at the same time, the reservation tx (with the BEGIN: read\n"+
-		"  parcel, supplier FOR SHARE with credentials, lock items; then one batch: parcel and lines, stock, transition;\n"+
+	fmt.Fprintf(out, "floor per order: the order's claim statement; per supplier, at the same time, the reservation tx (with the BEGIN: supplier\n"+
+		"  FOR SHARE with credentials, lock items, read parcel; then one batch: parcel and lines, stock, transition;\n"+
 		"  commit); the order tx (with the BEGIN: attempt FOR SHARE, order; then one batch: parcels, lines, transitions, 3 outbox rows;\n"+
 		"  commit); on pools opened like the services', statements batched as the services batch them. Not in the floor: the\n"+
 		"  household read, the gRPC hops, the outbox relay and the consumers that apply the events\n")

@@ -98,8 +98,8 @@ func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (suppl
 	return ps[0], nil
 }
 
-// Reserve implements supply.Repository. Its reads (the parcel if it exists, the supplier, the
-// items, locked) go with the BEGIN in one round trip, its writes in a second and the commit in a
+// Reserve implements supply.Repository. Its reads (the supplier, the items, locked, and the parcel
+// if it exists) go with the BEGIN in one round trip, its writes in a second and the commit in a
 // third; a basket with rationed items reads the household's use of them in between, and a retry
 // reads its parcel again with its lines.
 func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
@@ -116,25 +116,26 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		locked   lockedItems
 	)
 	// A retry finds its parcel with these reads and still takes the locks; retries are rare, and
-	// the locks taken before the parcel is known keep a new reservation to three round trips. Only
-	// a retry reads lines: a new parcel has none, and reading them anyway cost a new reservation a
+	// the locks taken before the parcel is known keep a new reservation to three round trips. The
+	// parcel is read after the locks, in a statement of its own and so a snapshot of its own: a
+	// copy of this reservation that held them (concurrent retries of one order) has committed by
+	// then, so this one answers with that parcel, where a read before the wait would have found
+	// none and judged the stock and the ration again with the copy's use already counted. Only a
+	// retry reads lines: a new parcel has none, and reading them anyway cost a new reservation a
 	// statement (a scan of every line, with the plan PostgreSQL caches before it has statistics).
 	reads := func(b *pgx.Batch) {
+		queueGetSupplier(b, res.SupplierID, forShare, &sup, &found)
+		queueLockItems(b, ids, &locked)
 		b.Queue(`SELECT `+parcelColumns+` FROM parcels WHERE parcel_id = $1`, res.ParcelID).Query(func(rows pgx.Rows) (err error) {
 			existing, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (supply.Parcel, error) { return scanParcel(r) })
 			return err
 		})
-		queueGetSupplier(b, res.SupplierID, forShare, &sup, &found)
-		queueLockItems(b, ids, &locked)
 	}
 	reserve := func(tx pgx.Tx) error {
 		if len(existing) == 1 {
 			if !bytes.Equal(existing[0].Fingerprint, res.Fingerprint()) {
 				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
 			}
-			// Read again with its lines, next to each other as the answer of a first attempt would
-			// be: the row read before the item locks may predate a confirmation that committed
-			// while this transaction waited for them.
 			p, err := getParcel(ctx, tx, res.ParcelID, false)
 			if err != nil {
 				return err
