@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/doorstep/doorstep/pkg/grpcx"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"google.golang.org/grpc/codes"
@@ -295,5 +296,49 @@ func TestEveryChangeNeedsARequestID(t *testing.T) {
 	e.wantStock("rice", 8)
 	if got := e.transitions(p.GetParcelId()); len(got) != 1 {
 		t.Fatalf("parcel transitions after refused decisions: %q", got)
+	}
+}
+
+// The reference price caps what residents pay (SPEC.md, "No markup"); raising it together with the
+// current price would be a markup, so the supplier's staff may lower it but never raise it. Only
+// the system (an operator's tool) corrects it upwards.
+func TestSupplierCannotRaiseTheReferencePrice(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+
+	raised := counted("freshmart", "rice", 99000, 10, 0) // both prices 990 yuan
+	_, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: raised})
+	wantField(t, err, "item.reference_price_fen")
+	if v := grpcx.FieldViolations(err)["item.reference_price_fen"]; !strings.Contains(v, "4500") {
+		t.Errorf("the refusal should name the reference price it keeps: %q", v)
+	}
+	e.wantPrices("rice", 4500, 4500)
+
+	// Lowering it is allowed, and then it cannot go back up either.
+	lowered := counted("freshmart", "rice", 4000, 10, 0)
+	if _, err := e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: lowered}); err != nil {
+		t.Fatal(err)
+	}
+	e.wantPrices("rice", 4000, 4000)
+	_, err = e.client.UpsertItem(e.staff("freshmart"), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: counted("freshmart", "rice", 4500, 10, 0)})
+	wantField(t, err, "item.reference_price_fen")
+
+	// The system corrects it.
+	if _, err := e.client.UpsertItem(e.system(), &supplierv1.UpsertItemRequest{RequestId: newID(), Item: counted("freshmart", "rice", 4500, 10, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	e.wantPrices("rice", 4500, 4500)
+}
+
+func (e *env) wantPrices(itemID string, reference, current int64) {
+	e.t.Helper()
+	res, err := e.client.BatchGetItems(e.worker(), &supplierv1.BatchGetItemsRequest{ItemIds: []string{itemID}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if it := res.GetItems()[0]; it.GetReferencePriceFen() != reference || it.GetCurrentPriceFen() != current {
+		e.t.Fatalf("%s priced %d (reference %d), want %d (reference %d)", itemID, it.GetCurrentPriceFen(), it.GetReferencePriceFen(), current, reference)
 	}
 }

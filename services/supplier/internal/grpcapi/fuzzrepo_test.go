@@ -76,7 +76,7 @@ func (r fuzzRepo) ListSuppliers(context.Context, string) ([]supply.Supplier, err
 	return nil, nil
 }
 
-func (r fuzzRepo) UpsertItem(_ context.Context, _ *supply.IdempotencyKey, it supply.Item) (supply.Item, error) {
+func (r fuzzRepo) UpsertItem(_ context.Context, _ *supply.IdempotencyKey, it supply.Item, _ bool) (supply.Item, error) {
 	s, err := r.supplier(it.SupplierID)
 	it.Compound = s.Compound
 	return it, err

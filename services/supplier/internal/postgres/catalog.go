@@ -224,7 +224,7 @@ func scanItem(row pgx.CollectableRow) (supply.Item, error) {
 // so an id already used by another supplier is refused rather than taken over. The update leaves
 // stock out: the row lock it takes orders it with reservations and adjustments, and whatever
 // stock they left is what the item keeps and what RETURNING answers.
-func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it supply.Item) (supply.Item, error) {
+func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it supply.Item, mayRaiseReference bool) (supply.Item, error) {
 	var out supply.Item
 	err := pgkit.Tx(ctx, r.Pool, func(tx pgx.Tx) error {
 		var err error
@@ -232,6 +232,20 @@ func (r *Repo) UpsertItem(ctx context.Context, key *supply.IdempotencyKey, it su
 			sup, err := getSupplier(ctx, tx, it.SupplierID, noLock)
 			if err != nil {
 				return supply.Item{}, err
+			}
+			if !mayRaiseReference {
+				// Locked, so a concurrent correction cannot slip between this check and the write.
+				var reference int64
+				err := tx.QueryRow(ctx, `SELECT reference_price_fen FROM items WHERE item_id = $1 AND supplier_id = $2 FOR UPDATE`,
+					it.ID, it.SupplierID).Scan(&reference)
+				switch {
+				case errors.Is(err, pgx.ErrNoRows): // a new item (or another supplier's id, refused below)
+				case err != nil:
+					return supply.Item{}, fmt.Errorf("read item %s: %w", it.ID, err)
+				case it.ReferencePriceFen > reference:
+					return supply.Item{}, supply.Invalid("item.reference_price_fen", fmt.Sprintf(
+						"must not exceed %d, the item's reference price: it is the pre-epidemic price, which only the system may raise", reference))
+				}
 			}
 			it.Compound = sup.Compound
 			rows, err := tx.Query(ctx, `INSERT INTO items (`+itemColumns+`)

@@ -58,8 +58,9 @@ type Repository interface {
 	ListSuppliers(ctx context.Context, compound string) ([]Supplier, error)
 	// UpsertItem creates an item, or replaces an existing one of the same supplier except for
 	// its stock, which only AdjustStock and reservations change; it returns the item as stored
-	// (with its real stock). Its compound is its supplier's.
-	UpsertItem(ctx context.Context, key *IdempotencyKey, it Item) (Item, error)
+	// (with its real stock). Its compound is its supplier's. Raising an existing item's reference
+	// price is refused (item.reference_price_fen) unless mayRaiseReference.
+	UpsertItem(ctx context.Context, key *IdempotencyKey, it Item, mayRaiseReference bool) (Item, error)
 	// AdjustStock adds a.Delta to the stock of a.SupplierID's item a.ItemID in one statement that
 	// refuses (a.Refusal) to take it below zero or above MaxStock, records the adjustment with its
 	// actor, time and the stock after it, and returns the item. Unknown suppliers are
@@ -198,7 +199,10 @@ func (s *Service) SetSuspended(ctx context.Context, c Caller, key *IdempotencyKe
 // keeps (see keeper). it.Stock is the stock of a new item only: an existing item keeps its stock, whatever
 // the request says, since the request may come from a screen loaded before reservations took
 // some (stock changes are AdjustStock's). The item returned shows the stock as it is.
-// Its prices and ration are checked against its supplier's kind (Item.ValidateFor).
+// Its prices and ration are checked against its supplier's kind (Item.ValidateFor). The reference
+// price is the pre-epidemic price that caps what residents pay (SPEC.md, "No markup"): the staff
+// of the supplier who sells the item may lower it but never raise it, or raising both prices would
+// be a markup; only the system (an operator's tool) may correct it upwards.
 func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey, it Item) (Item, error) {
 	it.Normalize()
 	if err := it.Validate(); err != nil {
@@ -215,7 +219,7 @@ func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey,
 	if it.ID == "" {
 		it.ID = newID()
 	}
-	return s.Repo.UpsertItem(ctx, s.stamp(key, s.now()), it)
+	return s.Repo.UpsertItem(ctx, s.stamp(key, s.now()), it, c.Actor.Role == RoleSystem)
 }
 
 // ListItems lists a compound's catalog, or one supplier's part of it. The community's donated
