@@ -250,6 +250,8 @@ func TestSupplierConsole(t *testing.T) {
 	}
 	if req := lastReq[*supplierv1.UpsertItemRequest](g.peers.calls, "UpsertItem"); req.GetItem().GetName() != "大白菜 Napa cabbage" || req.GetItem().GetWeighed() != true {
 		t.Errorf("an edit must keep the rest of the item: %v", req)
+	} else if req.GetItem().GetStock() != 0 {
+		t.Errorf("an edit sent the stock it read (%d): a retry after an order would be another request", req.GetItem().GetStock())
 	}
 	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/cabbage", `{"request_id":"u-2","current_price_fen":401}`), 400, "INVALID_ARGUMENT", "item.current_price_fen")
 	expectError(t, s.do(t, "PATCH", "/api/v1/supplier/items/masks", `{"request_id":"u-3","current_price_fen":1}`), 404, "NOT_FOUND", "")

@@ -146,9 +146,12 @@ func (f *fakeSupplier) UpsertItem(ctx context.Context, req *supplierv1.UpsertIte
 	if req.GetRequestId() == "" {
 		return nil, grpcx.InvalidField("request_id", "is required")
 	}
-	it := req.GetItem()
+	it := proto.Clone(req.GetItem()).(*supplierv1.Item)
 	if it.GetCurrentPriceFen() > it.GetReferencePriceFen() {
 		return nil, grpcx.InvalidField("item.current_price_fen", "must not exceed the reference price")
+	}
+	if stored, ok := catalogItems[it.GetItemId()]; ok {
+		it.Stock = stored.GetStock() // as the service does: an existing item keeps its stock
 	}
 	return &supplierv1.UpsertItemResponse{Item: it}, nil
 }

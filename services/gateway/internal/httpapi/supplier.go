@@ -249,6 +249,10 @@ func (a *API) updateItem(w http.ResponseWriter, r *http.Request) {
 	if body.RationPerDay != nil {
 		it.RationPerDay = *body.RationPerDay
 	}
+	// The service keeps an existing item's stock whatever the request says, and the request id's
+	// key covers the whole request: sending the stock just read would make a retry, after orders
+	// took some, a different request (ALREADY_EXISTS) instead of the same edit.
+	it.Stock = 0
 	resp, err := a.supplier.UpsertItem(ctx, &supplierv1.UpsertItemRequest{RequestId: body.RequestID, Item: it})
 	if err != nil {
 		a.writeRPCError(w, r, err)
