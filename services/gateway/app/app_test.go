@@ -378,6 +378,7 @@ func TestPlaceOrderRefusals(t *testing.T) {
 			400, "INVALID_ARGUMENT", "lines[1].qty"},
 		{"quantity as string", `{"request_id":"r","lines":[{"item_id":"masks","quantity":"1"}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
 		{"fractional quantity", `{"request_id":"r","lines":[{"item_id":"cabbage","quantity":0.5}]}`, 400, "INVALID_ARGUMENT", "lines[0].quantity"},
+		{"resident claiming a phone order", `{"request_id":"r","channel":"PHONE","lines":[{"item_id":"masks","quantity":1}]}`, 400, "INVALID_ARGUMENT", "channel"},
 		{"request id as number", `{"request_id":7,"lines":[]}`, 400, "INVALID_ARGUMENT", "request_id"},
 		{"lines not an array", `{"request_id":"r","lines":{"item_id":"masks"}}`, 400, "INVALID_ARGUMENT", "lines"},
 		{"line not an object", `{"request_id":"r","lines":[3]}`, 400, "INVALID_ARGUMENT", "lines[0]"},

@@ -150,6 +150,15 @@ func TestWorkerConsole(t *testing.T) {
 		get(p.body, "placed_by", "id") != "wang.li" || get(p.body, "household_id") != "haixin-3-2-302" {
 		t.Fatalf("proxy order = %d %s", p.status, p.raw)
 	}
+	// An order the household gave by phone is recorded as such.
+	ph := w.do(t, "POST", "/api/v1/orders", `{"request_id":"w-4","household_id":"haixin-3-2-302","channel":"PHONE","lines":[{"item_id":"masks","quantity":1}]}`)
+	if ph.status != 201 || get(ph.body, "channel") != "PHONE" || get(ph.body, "placed_by", "id") != "wang.li" {
+		t.Fatalf("phone order = %d %s", ph.status, ph.raw)
+	}
+	for _, bad := range []string{"APP", "CAMPAIGN", "phone"} {
+		expectError(t, w.do(t, "POST", "/api/v1/orders", `{"request_id":"w-5","household_id":"haixin-3-2-302","channel":"`+bad+`","lines":[{"item_id":"masks","quantity":1}]}`),
+			400, "INVALID_ARGUMENT", "channel")
+	}
 	expectError(t, w.do(t, "POST", "/api/v1/orders", `{"request_id":"w-2","lines":[{"item_id":"masks","quantity":1}]}`), 400, "INVALID_ARGUMENT", "household_id")
 	expectError(t, w.do(t, "POST", "/api/v1/orders", `{"request_id":"w-3","household_id":"elsewhere-1-1-101","lines":[{"item_id":"masks","quantity":1}]}`),
 		403, "PERMISSION_DENIED", "household_id")

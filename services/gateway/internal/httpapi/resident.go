@@ -67,8 +67,11 @@ type placeOrderBody struct {
 	RequestID string `json:"request_id"`
 	// HouseholdID is required from a worker ordering for a household; a resident may leave it out
 	// (the session says which household), and may not name another.
-	HouseholdID string            `json:"household_id"`
-	Lines       []json.RawMessage `json:"lines"`
+	HouseholdID string `json:"household_id"`
+	// Channel is how a worker took the order: "WORKER" (the default: at the door, on a round) or
+	// "PHONE" (the household called). A resident's order is "APP", the only one they may name.
+	Channel string            `json:"channel"`
+	Lines   []json.RawMessage `json:"lines"`
 }
 
 type lineBody struct {
@@ -89,6 +92,10 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 			writeForbiddenField(w, "household_id", "is your own household's; leave it out")
 			return
 		}
+		if body.Channel != "" && body.Channel != "APP" {
+			writeInvalid(w, &fieldError{Field: "channel", Why: `must be "APP" (or left out) for your own order`})
+			return
+		}
 		req.HouseholdId, req.Channel = p.HouseholdID, orderv1.Channel_CHANNEL_APP
 	case worker:
 		if body.HouseholdID == "" {
@@ -99,7 +106,16 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 			writeForbiddenField(w, "household_id", "must be a household of your compound")
 			return
 		}
-		req.HouseholdId, req.Channel = body.HouseholdID, orderv1.Channel_CHANNEL_WORKER
+		switch body.Channel {
+		case "", "WORKER":
+			req.Channel = orderv1.Channel_CHANNEL_WORKER
+		case "PHONE":
+			req.Channel = orderv1.Channel_CHANNEL_PHONE
+		default:
+			writeInvalid(w, &fieldError{Field: "channel", Why: `must be "WORKER" or "PHONE" for a proxy order`})
+			return
+		}
+		req.HouseholdId = body.HouseholdID
 	}
 	for i, raw := range body.Lines {
 		var l lineBody

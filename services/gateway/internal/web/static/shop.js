@@ -115,6 +115,7 @@ window.Doorstep.shop = (opts) => {
     if (!ls.length || state.placing) return;
     const body = { lines: ls };
     if (opts.household) body.household_id = opts.household();
+    if (opts.channel) body.channel = opts.channel();
     const key = JSON.stringify(body);
     if (!state.pending || state.pending.key !== key) state.pending = { key, requestId: newRequestId() };
     body.request_id = state.pending.requestId;

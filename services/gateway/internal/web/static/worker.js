@@ -62,6 +62,7 @@
       shop = window.Doorstep.shop({
         catalog: 'proxy-catalog', basket: 'proxy-basket', total: 'proxy-total', button: 'proxy-place', message: 'proxy-message',
         household: () => state.proxy,
+        channel: () => ($('proxy-phone').checked ? 'PHONE' : 'WORKER'),
       });
     } else {
       shop.renderBasket();
