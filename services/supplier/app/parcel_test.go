@@ -122,7 +122,7 @@ func TestPartialConfirmReleasesStock(t *testing.T) {
 		{"lines[0].item_id", []*supplierv1.ConfirmLine{confirmLine("oil", 1)}},
 		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("eggs", -1)}},
 		{"lines[1].item_id", []*supplierv1.ConfirmLine{confirmLine("eggs", 1), {ItemId: "eggs"}}},
-		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("pork", 0)}}, // a weighed line cannot be dropped
+		{"lines[0].quantity", []*supplierv1.ConfirmLine{confirmLine("pork", 1)}}, // a weighed line: within 10 %, or 0
 	} {
 		_, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, tt.lines...))
 		wantField(t, err, tt.field)
@@ -136,6 +136,19 @@ func TestPartialConfirmReleasesStock(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantStock("eggs", 4)
+
+	// A weighed line none of which is to be had is dropped like a counted one, its grams released.
+	noPork := e.mustReserve("freshmart", "304", line("eggs", 1), line("pork", 400))
+	dropped, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(noPork, confirmLine("pork", 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := dropped.GetParcel().GetLines()[1]; l.GetItemId() != "pork" || l.GetConfirmedQuantity() != 0 || l.GetConfirmedAmountFen() != 0 ||
+		dropped.GetParcel().GetTotalFen() != 1500 {
+		t.Fatalf("confirmed without the pork: %v", dropped.GetParcel())
+	}
+	e.wantStock("eggs", 3)
+	e.wantStock("pork", 10000-500)
 
 	// Four of six eggs, no rice, one of two masks, the pork as estimated (its quantity unset).
 	res, err := e.client.ConfirmParcel(e.staff("freshmart"), confirmReq(p, confirmLine("eggs", 4), confirmLine("rice", 0),
@@ -152,7 +165,7 @@ func TestPartialConfirmReleasesStock(t *testing.T) {
 		t.Fatalf("confirmed %v, total %d; want %v", got, res.GetParcel().GetTotalFen(), want)
 	}
 	// Exactly the units not confirmed are back on the shelf.
-	e.wantStock("eggs", 10-4)
+	e.wantStock("eggs", 10-4-1)
 	e.wantStock("rice", 10)
 	e.wantStock("masks", 10-1)
 	e.wantStock("pork", 10000-500)

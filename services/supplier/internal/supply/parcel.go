@@ -452,9 +452,9 @@ func (p *Parcel) confirm(items map[string]*Item, confirm []ConfirmLine, actor Ac
 		case q < 0:
 			v.add(f+".quantity", "must not be negative")
 			continue
-		case l.Weighed:
+		case l.Weighed && q != 0: // 0 drops the line: none of it to be had, like a counted line's 0
 			if diff := q - l.Quantity; diff*100 > l.Quantity*WeighTolerancePercent || -diff*100 > l.Quantity*WeighTolerancePercent {
-				v.add(f+".quantity", "%d g is more than %d%% from the estimated %d g", q, WeighTolerancePercent, l.Quantity)
+				v.add(f+".quantity", "%d g is more than %d%% from the estimated %d g (0 drops the line)", q, WeighTolerancePercent, l.Quantity)
 				continue
 			}
 		case q > l.Quantity:

@@ -1612,7 +1612,7 @@ func (x *ReleaseReservationResponse) GetParcel() *SupplierParcel {
 type ConfirmLine struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	ItemId string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
-	// Actual grams (weighed; within ±10 % of the estimate) or units (counted; 0 drops the line).
+	// Actual grams (weighed; within ±10 % of the estimate) or units (counted); 0 drops the line.
 	// Unset keeps the ordered quantity.
 	Quantity      *int64 `protobuf:"varint,2,opt,name=quantity,proto3,oneof" json:"quantity,omitempty"`
 	unknownFields protoimpl.UnknownFields
