@@ -32,6 +32,8 @@ func TestPlaceOrderValidation(t *testing.T) {
 	}{
 		{"no request id", &orderv1.PlaceOrderRequest{HouseholdId: hh, Lines: basket()}, "request_id"},
 		{"no household", &orderv1.PlaceOrderRequest{RequestId: "r", Lines: basket()}, "household_id"},
+		{"malformed household", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: "haixin 3/2/302", Lines: basket()}, "household_id"},
+		{"household id too long", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: strings.Repeat("h", 129), Lines: basket()}, "household_id"},
 		{"no lines", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh}, "lines"},
 		{"51 lines", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: many}, "lines"},
 		{"no item id", &orderv1.PlaceOrderRequest{RequestId: "r", HouseholdId: hh, Lines: []*orderv1.BasketLine{{Quantity: 1}}}, "lines[0].item_id"},

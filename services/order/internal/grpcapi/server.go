@@ -104,8 +104,10 @@ func (s *Server) GetHousehold(ctx context.Context, req *orderv1.GetHouseholdRequ
 	if err != nil {
 		return nil, err
 	}
-	if req.GetHouseholdId() == "" {
-		return nil, grpcx.InvalidField("household_id", "is required")
+	var v grpcx.Violations
+	checkHouseholdID(&v, req.GetHouseholdId())
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	h, err := s.svc.Household(ctx, c, req.GetHouseholdId())
 	if err != nil {
@@ -281,7 +283,7 @@ func (s *Server) PlaceOrder(ctx context.Context, req *orderv1.PlaceOrderRequest)
 func placeRequest(req *orderv1.PlaceOrderRequest) (order.PlaceRequest, error) {
 	var v grpcx.Violations
 	checkRequestID(&v, req.GetRequestId())
-	v.Required(req.GetHouseholdId(), "household_id")
+	checkHouseholdID(&v, req.GetHouseholdId())
 	n := len(req.GetLines())
 	v.Check(n >= 1 && n <= maxLines, "lines", fmt.Sprintf("must hold 1 to %d lines", maxLines))
 	seen := map[string]int{}
@@ -312,6 +314,15 @@ func placeRequest(req *orderv1.PlaceOrderRequest) (order.PlaceRequest, error) {
 	}
 	return order.PlaceRequest{RequestID: req.GetRequestId(), HouseholdID: req.GetHouseholdId(),
 		Lines: lines, Channel: pbconv.Channel(req.GetChannel()), PlacedBy: pbconv.Actor(req.GetPlacedBy())}, nil
+}
+
+// checkHouseholdID checks a household id named by a request, in the form household ids take.
+func checkHouseholdID(v *grpcx.Violations, id string) {
+	if id == "" {
+		v.Add("household_id", "is required")
+		return
+	}
+	v.Check(householdIDRE.MatchString(id), "household_id", "must be 1 to 128 letters, digits or '-'")
 }
 
 func checkRequestID(v *grpcx.Violations, id string) {
@@ -370,7 +381,7 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 		return nil, err
 	}
 	var v grpcx.Violations
-	v.Required(req.GetHouseholdId(), "household_id")
+	checkHouseholdID(&v, req.GetHouseholdId())
 	v.Check(req.GetPageSize() >= 0, "page_size", "must not be negative")
 	if err := v.Err(); err != nil {
 		return nil, err
