@@ -356,6 +356,22 @@ func (e *env) checkReservedOnce(o *orderv1.Order) {
 	}
 }
 
+// A basket refused by two suppliers names both refusals, so the resident changes it once.
+func TestPlaceOrderNamesEverySuppliersRefusal(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	hh := e.household()
+	e.sup.mu.Lock()
+	e.sup.failReserve["pharmacy"] = status.Error(codes.FailedPrecondition, "item masks-10: out of stock")
+	e.sup.failReserve["freshmart"] = status.Error(codes.FailedPrecondition, "item rice-5kg: daily ration exceeded")
+	e.sup.mu.Unlock()
+	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "both", HouseholdId: hh, Lines: basket()})
+	wantCode(t, err, codes.FailedPrecondition)
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "masks-10") || !strings.Contains(msg, "rice-5kg") {
+		t.Errorf("refusal %q does not name both items", msg)
+	}
+}
+
 // Thirty concurrent retries after a failed attempt still make one order.
 func TestPlaceOrderConcurrentRetriesAfterFailure(t *testing.T) {
 	t.Parallel()

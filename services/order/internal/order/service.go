@@ -277,12 +277,17 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	// failure gives all of it back: what was reserved, and what a lost answer may have reserved.
 	var unsure []string
 	var firstErr error
+	var refusals []error // every supplier's, so that the resident learns every item to change at once
 	for i, oc := range outcomes {
 		sup, r, got, err := sups[i], oc.r, oc.got, oc.err
 		switch {
 		case errors.Is(err, ErrUnavailable):
 			unsure = append(unsure, r.ParcelID)
 			firstErr = cmp.Or(firstErr, fmt.Errorf("reserve at supplier %s: %w", sup, err))
+			continue
+		case errors.Is(err, ErrRefused):
+			refusals = append(refusals, fmt.Errorf("reserve at supplier %s: %w", sup, err))
+			firstErr = cmp.Or(firstErr, refusals[0])
 			continue
 		case err != nil:
 			firstErr = cmp.Or(firstErr, fmt.Errorf("reserve at supplier %s: %w", sup, err))
@@ -305,6 +310,11 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 			Lines: got.Lines, UpdatedAt: now, Address: hh.Address, Priority: hh.Priority(now), Contactless: hh.Quarantined(now)}
 		p.Totals()
 		o.Parcels = append(o.Parcels, p)
+	}
+	if len(refusals) > 1 && firstErr == refusals[0] {
+		for _, r := range refusals[1:] {
+			firstErr = fmt.Errorf("%w; %w", firstErr, r) // one line, for a message shown as it is
+		}
 	}
 	if firstErr != nil {
 		return fail(firstErr, unsure...)
