@@ -146,12 +146,16 @@ func BatchTx(ctx context.Context, pool *pgxpool.Pool, queue func(b *pgx.Batch), 
 	})
 }
 
-// retry runs attempt until it succeeds, fails in a way a retry cannot resolve, or has conflicted
-// ten times, waiting a jittered, growing backoff between attempts.
+// retry runs attempt until it succeeds or fails in a way a retry cannot resolve. A serialization
+// failure or deadlock is retried after a jittered backoff that grows to 64 ms: until ctx is done
+// where ctx has a deadline (a call's, so its caller is answered DEADLINE_EXCEEDED when time runs
+// out, never told of the conflict), else up to ten times (a background loop, whose own redelivery
+// or next poll is the further retry).
 func retry(ctx context.Context, attempt func() error) error {
-	const attempts = 10
+	const undeadlined = 10
+	_, bounded := ctx.Deadline()
 	var err error
-	for i := range attempts {
+	for i := 0; bounded || i < undeadlined; i++ {
 		err = attempt()
 		if err == nil || !Retryable(err) {
 			return err
@@ -163,7 +167,7 @@ func retry(ctx context.Context, attempt func() error) error {
 			return errors.Join(err, ctx.Err())
 		}
 	}
-	return fmt.Errorf("transaction still conflicting after %d attempts: %w", attempts, err)
+	return fmt.Errorf("transaction still conflicting after %d attempts: %w", undeadlined, err)
 }
 
 // Retryable reports whether err is a serialization failure or deadlock, which a retry resolves.

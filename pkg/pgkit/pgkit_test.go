@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/localpg"
 	"github.com/doorstep/doorstep/pkg/pgkit"
@@ -95,6 +96,41 @@ func TestBatchTx(t *testing.T) {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
 			t.Fatalf("retried failure surfaced: %v", pgErr)
+		}
+	})
+
+	t.Run("a call with a deadline retries a conflict until the deadline, never answering with it", func(t *testing.T) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		attempts := 0
+		err := pgkit.BatchTx(cctx, pool, func(b *pgx.Batch) {
+			attempts++
+			if attempts <= 15 { // more than a context without a deadline is given
+				b.Queue(`DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END $$`)
+			}
+		}, func(pgx.Tx) error { return nil })
+		if err != nil || attempts != 16 {
+			t.Fatalf("err %v, attempts %d; want nil, 16", err, attempts)
+		}
+
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		err = pgkit.BatchTx(short, pool, func(b *pgx.Batch) {
+			b.Queue(`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`)
+		}, func(pgx.Tx) error { return nil })
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a conflict outlasting the deadline answered %v, want the deadline", err)
+		}
+	})
+
+	t.Run("without a deadline a conflict is retried ten times", func(t *testing.T) {
+		attempts := 0
+		err := pgkit.BatchTx(ctx, pool, func(b *pgx.Batch) {
+			attempts++
+			b.Queue(`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`)
+		}, func(pgx.Tx) error { return nil })
+		if !pgkit.Retryable(err) || attempts != 10 {
+			t.Fatalf("err %v, attempts %d; want the conflict after 10", err, attempts)
 		}
 	})
 
