@@ -52,6 +52,9 @@ func newFakeSupplier(t *testing.T, clk *clock) (*fakeSupplier, string) {
 func (f *fakeSupplier) addItem(it *supplierv1.Item) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if it.Compound == "" {
+		it.Compound = "haixin" // every supplier of the seed is haixin's
+	}
 	f.items[it.ItemId] = it
 }
 
@@ -184,7 +187,8 @@ func (f *fakeSupplier) ReleaseReservation(_ context.Context, req *supplierv1.Rel
 	return &supplierv1.ReleaseReservationResponse{Parcel: proto.Clone(p).(*supplierv1.SupplierParcel)}, nil
 }
 
-// seed stocks two suppliers: a supermarket selling counted and weighed goods, and a pharmacy.
+// seed stocks two suppliers of haixin: a supermarket selling counted and weighed goods, and a
+// pharmacy; and the compound's donated stock.
 func (f *fakeSupplier) seed() {
 	f.addItem(&supplierv1.Item{ItemId: "rice-5kg", SupplierId: "freshmart", Name: "Rice 5 kg", Unit: "bag",
 		ReferencePriceFen: 3500, CurrentPriceFen: 3000, Stock: 100, UnitWeightGrams: 5000})

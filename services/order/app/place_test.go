@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 )
 
@@ -353,6 +354,22 @@ func (e *env) checkReservedOnce(o *orderv1.Order) {
 	}
 	if n := e.count(`SELECT count(*) FROM orders`); n != 1 {
 		e.t.Errorf("%d orders stored, want 1", n)
+	}
+}
+
+// An item sold in another compound is no item of this household's catalog: the line is named and
+// no supplier is asked to reserve anything.
+func TestPlaceOrderRefusesAnotherCompoundsItem(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	hh := e.household()
+	e.sup.addItem(&supplierv1.Item{ItemId: "yuyuan-eggs", SupplierId: "yuyuan-market", Compound: "yuyuan", Name: "Eggs", Unit: "box",
+		ReferencePriceFen: 1200, CurrentPriceFen: 1200, Stock: 100, UnitWeightGrams: 600})
+	lines := append(basket(), &orderv1.BasketLine{ItemId: "yuyuan-eggs", Quantity: 1})
+	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "across", HouseholdId: hh, Lines: lines})
+	wantField(t, err, "lines[3].item_id")
+	if n := e.sup.count("ReserveStock"); n != 0 {
+		t.Errorf("%d reservations asked for a basket with another compound's item", n)
 	}
 }
 

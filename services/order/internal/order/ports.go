@@ -80,6 +80,7 @@ type SitePlan interface {
 type Item struct {
 	ID         string
 	SupplierID string
+	Compound   string // where it is sold: its supplier's compound
 	Name       string
 	Weighed    bool
 }

@@ -33,9 +33,9 @@ type Service struct {
 	log       *slog.Logger
 	// launches wakes the campaign launcher (RunLauncher) after a launch or a retry.
 	launches chan struct{}
-	// itemSupplier remembers whose each item is (item id → supplier id); see group. Bounded by
-	// the catalogs' size.
-	itemSupplier sync.Map
+	// itemHomes remembers whose each item is and where it is sold (item id → itemHome); see
+	// group. Bounded by the catalogs' size.
+	itemHomes sync.Map
 }
 
 // NewService wires the use cases; now nil means time.Now.
@@ -240,7 +240,7 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 		}
 	}
 
-	groups, err := s.group(ctx, req.Lines)
+	groups, err := s.group(ctx, hh.Address.Compound, req.Lines)
 	if err != nil {
 		return Order{}, err
 	}
@@ -330,13 +330,17 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	return stored, nil
 }
 
-// group splits the basket's lines by supplier. An item never changes supplier (the supplier
-// service refuses it), so whose each item is is remembered once learnt: a basket of known items
-// costs no call. Everything else about an item (price, stock, ration) is the reservation's to judge.
-func (s *Service) group(ctx context.Context, lines []BasketLine) (map[string][]BasketLine, error) {
+// itemHome is whose an item is and the compound it is sold in.
+type itemHome struct{ supplierID, compound string }
+
+// group splits the basket's lines by supplier, refusing (naming the line) an item not sold in the
+// household's compound. An item never changes supplier (the supplier service refuses it), so
+// whose each item is is remembered once learnt: a basket of known items costs no call.
+// Everything else about an item (price, stock, ration) is the reservation's to judge.
+func (s *Service) group(ctx context.Context, compound string, lines []BasketLine) (map[string][]BasketLine, error) {
 	var unknown []string
 	for _, l := range lines {
-		if _, ok := s.itemSupplier.Load(l.ItemID); !ok {
+		if _, ok := s.itemHomes.Load(l.ItemID); !ok {
 			unknown = append(unknown, l.ItemID)
 		}
 	}
@@ -349,16 +353,17 @@ func (s *Service) group(ctx context.Context, lines []BasketLine) (map[string][]B
 			return nil, fmt.Errorf("look up items: %w", err)
 		}
 		for id, it := range items {
-			s.itemSupplier.Store(id, it.SupplierID)
+			s.itemHomes.Store(id, itemHome{supplierID: it.SupplierID, compound: it.Compound})
 		}
 	}
 	groups := map[string][]BasketLine{}
 	for i, l := range lines {
-		sup, ok := s.itemSupplier.Load(l.ItemID)
-		if !ok {
-			return nil, &FieldError{Field: fmt.Sprintf("lines[%d].item_id", i), Reason: fmt.Sprintf("no item %q", l.ItemID)}
+		v, ok := s.itemHomes.Load(l.ItemID)
+		home, _ := v.(itemHome)
+		if !ok || home.compound != compound {
+			return nil, &FieldError{Field: fmt.Sprintf("lines[%d].item_id", i), Reason: fmt.Sprintf("no item %q in compound %s", l.ItemID, compound)}
 		}
-		groups[sup.(string)] = append(groups[sup.(string)], l)
+		groups[home.supplierID] = append(groups[home.supplierID], l)
 	}
 	return groups, nil
 }

@@ -38,7 +38,7 @@ func (c *Client) Items(ctx context.Context, ids []string) (map[string]order.Item
 	}
 	out := make(map[string]order.Item, len(resp.GetItems()))
 	for _, it := range resp.GetItems() {
-		out[it.GetItemId()] = order.Item{ID: it.GetItemId(), SupplierID: it.GetSupplierId(), Name: it.GetName(), Weighed: it.GetWeighed()}
+		out[it.GetItemId()] = order.Item{ID: it.GetItemId(), SupplierID: it.GetSupplierId(), Compound: it.GetCompound(), Name: it.GetName(), Weighed: it.GetWeighed()}
 	}
 	return out, nil
 }

@@ -53,6 +53,7 @@ func itemMsg(it supply.Item) *supplierv1.Item {
 	return &supplierv1.Item{
 		ItemId:            it.ID,
 		SupplierId:        it.SupplierID,
+		Compound:          it.Compound,
 		Name:              it.Name,
 		Unit:              it.Unit,
 		Weighed:           it.Weighed,

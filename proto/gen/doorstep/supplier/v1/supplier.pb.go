@@ -451,8 +451,10 @@ type Item struct {
 	// Shipping weight of one unit in grams (weighed items: 1000 per kilogram), for route planning.
 	UnitWeightGrams int64  `protobuf:"varint,12,opt,name=unit_weight_grams,json=unitWeightGrams,proto3" json:"unit_weight_grams,omitempty"`
 	Category        string `protobuf:"bytes,13,opt,name=category,proto3" json:"category,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Output only: the compound of the item's supplier, where it is sold (ignored on input).
+	Compound      string `protobuf:"bytes,14,opt,name=compound,proto3" json:"compound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Item) Reset() {
@@ -572,6 +574,13 @@ func (x *Item) GetUnitWeightGrams() int64 {
 func (x *Item) GetCategory() string {
 	if x != nil {
 		return x.Category
+	}
+	return ""
+}
+
+func (x *Item) GetCompound() string {
+	if x != nil {
+		return x.Compound
 	}
 	return ""
 }
@@ -2330,7 +2339,7 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12.\n" +
 	"\x05actor\x18\x05 \x01(\v2\x18.doorstep.types.v1.ActorR\x05actor\"Z\n" +
 	"\x1cSetSupplierSuspendedResponse\x12:\n" +
-	"\bsupplier\x18\x01 \x01(\v2\x1e.doorstep.supplier.v1.SupplierR\bsupplier\"\xa3\x03\n" +
+	"\bsupplier\x18\x01 \x01(\v2\x1e.doorstep.supplier.v1.SupplierR\bsupplier\"\xbf\x03\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1f\n" +
 	"\vsupplier_id\x18\x02 \x01(\tR\n" +
@@ -2346,7 +2355,8 @@ const file_doorstep_supplier_v1_supplier_proto_rawDesc = "" +
 	" \x01(\bR\x06bundle\x12'\n" +
 	"\x0fbundle_contents\x18\v \x01(\tR\x0ebundleContents\x12*\n" +
 	"\x11unit_weight_grams\x18\f \x01(\x03R\x0funitWeightGrams\x12\x1a\n" +
-	"\bcategory\x18\r \x01(\tR\bcategory\"\x9b\x01\n" +
+	"\bcategory\x18\r \x01(\tR\bcategory\x12\x1a\n" +
+	"\bcompound\x18\x0e \x01(\tR\bcompound\"\x9b\x01\n" +
 	"\x15CreateSupplierRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
