@@ -92,8 +92,6 @@ func testStockNeverOversold(t *testing.T, e *env) {
 	}
 }
 
-// Fifty copies of one request arrive at once: one order, stock taken once, every caller the same
-// answer. The same request id with another basket is refused, alone or racing the original.
 // Concurrent retries of an order that takes the whole of the day's ration, or the last of the
 // stock, still place it once: every copy's reservation must find the parcel the first one made
 // rather than be refused for the first one's use of the limit (which ended the attempt and left
@@ -129,6 +127,8 @@ func testRetriesAtTheLimit(t *testing.T, e *env) {
 	}
 }
 
+// Fifty copies of one request arrive at once: one order, stock taken once, every caller the same
+// answer. The same request id with another basket is refused, alone or racing the original.
 func testRetriesPlaceOneOrder(t *testing.T, e *env) {
 	const compound, market, pharmacy = "retry", "retry-market", "retry-pharmacy"
 	const eggs, cabbage, thermo = "retry-eggs", "retry-cabbage", "retry-thermometer"

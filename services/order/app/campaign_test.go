@@ -18,6 +18,7 @@ import (
 
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
+	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 )
 
@@ -343,12 +344,15 @@ func TestCampaignLaunchSurvivesLostAnswers(t *testing.T) {
 func TestCampaignRefusesBadInput(t *testing.T) {
 	t.Parallel()
 	e := start(t)
+	e.sup.addItem(&supplierv1.Item{Compound: "yuyuan", ItemId: "yuyuan-masks", SupplierId: "yuyuan-donations", Name: "Masks",
+		Unit: "box", Stock: 100, UnitWeightGrams: 40})
 	for _, tc := range []struct {
 		name  string
 		req   *orderv1.CreateCampaignRequest
 		field string
 	}{
 		{"no name", &orderv1.CreateCampaignRequest{Pack: donatedPack}, "name"},
+		{"another compound's item", &orderv1.CreateCampaignRequest{Name: "x", Pack: []*orderv1.PackLine{{ItemId: "yuyuan-masks", Quantity: 1}}}, "pack[0].item_id"},
 		{"no pack", &orderv1.CreateCampaignRequest{Name: "x"}, "pack"},
 		{"two suppliers", &orderv1.CreateCampaignRequest{Name: "x", Pack: []*orderv1.PackLine{{ItemId: "disinfectant-84", Quantity: 1},
 			{ItemId: "masks-10", Quantity: 1}}}, "pack[1].item_id"},

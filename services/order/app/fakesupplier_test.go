@@ -52,9 +52,6 @@ func newFakeSupplier(t *testing.T, clk *clock) (*fakeSupplier, string) {
 func (f *fakeSupplier) addItem(it *supplierv1.Item) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if it.Compound == "" {
-		it.Compound = "haixin" // every supplier of the seed is haixin's
-	}
 	f.items[it.ItemId] = it
 }
 
@@ -190,16 +187,16 @@ func (f *fakeSupplier) ReleaseReservation(_ context.Context, req *supplierv1.Rel
 // seed stocks two suppliers of haixin: a supermarket selling counted and weighed goods, and a
 // pharmacy; and the compound's donated stock.
 func (f *fakeSupplier) seed() {
-	f.addItem(&supplierv1.Item{ItemId: "rice-5kg", SupplierId: "freshmart", Name: "Rice 5 kg", Unit: "bag",
+	f.addItem(&supplierv1.Item{Compound: "haixin", ItemId: "rice-5kg", SupplierId: "freshmart", Name: "Rice 5 kg", Unit: "bag",
 		ReferencePriceFen: 3500, CurrentPriceFen: 3000, Stock: 100, UnitWeightGrams: 5000})
-	f.addItem(&supplierv1.Item{ItemId: "pork", SupplierId: "freshmart", Name: "Pork belly", Unit: "kg", Weighed: true,
+	f.addItem(&supplierv1.Item{Compound: "haixin", ItemId: "pork", SupplierId: "freshmart", Name: "Pork belly", Unit: "kg", Weighed: true,
 		ReferencePriceFen: 3600, CurrentPriceFen: 3600, Stock: 20000, UnitWeightGrams: 1000})
-	f.addItem(&supplierv1.Item{ItemId: "masks-10", SupplierId: "pharmacy", Name: "Masks (10)", Unit: "box",
+	f.addItem(&supplierv1.Item{Compound: "haixin", ItemId: "masks-10", SupplierId: "pharmacy", Name: "Masks (10)", Unit: "box",
 		ReferencePriceFen: 1500, CurrentPriceFen: 1500, Stock: 50, UnitWeightGrams: 40})
 	// The community's donated stock, handed out by campaigns.
-	f.addItem(&supplierv1.Item{ItemId: "disinfectant-84", SupplierId: "donations", Name: "84 disinfectant 500 ml", Unit: "bottle",
+	f.addItem(&supplierv1.Item{Compound: "haixin", ItemId: "disinfectant-84", SupplierId: "donations", Name: "84 disinfectant 500 ml", Unit: "bottle",
 		Stock: 1000, UnitWeightGrams: 600})
-	f.addItem(&supplierv1.Item{ItemId: "notice-print", SupplierId: "donations", Name: "Printed notice", Unit: "sheet",
+	f.addItem(&supplierv1.Item{Compound: "haixin", ItemId: "notice-print", SupplierId: "donations", Name: "Printed notice", Unit: "sheet",
 		Stock: 1000, UnitWeightGrams: 10})
 }
 

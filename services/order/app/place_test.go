@@ -371,6 +371,13 @@ func TestPlaceOrderRefusesAnotherCompoundsItem(t *testing.T) {
 	if n := e.sup.count("ReserveStock"); n != 0 {
 		t.Errorf("%d reservations asked for a basket with another compound's item", n)
 	}
+	// A supplier service older than this one names no compound: its reservation is the check.
+	e.sup.addItem(&supplierv1.Item{ItemId: "old-eggs", SupplierId: "freshmart", Name: "Eggs", Unit: "box",
+		ReferencePriceFen: 1200, CurrentPriceFen: 1200, Stock: 100, UnitWeightGrams: 600})
+	if _, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "old", HouseholdId: hh,
+		Lines: []*orderv1.BasketLine{{ItemId: "old-eggs", Quantity: 1}}}); err != nil {
+		t.Errorf("an item of a supplier naming no compound: %v", err)
+	}
 }
 
 // A basket refused by two suppliers names both refusals, so the resident changes it once.

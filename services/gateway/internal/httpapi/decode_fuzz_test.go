@@ -9,7 +9,9 @@ import (
 )
 
 // FuzzDecodeBodies feeds arbitrary bytes to the strict decoder of every request body a page or
-// client sends, and of the lines inside the two bodies that hold raw lines. Whatever arrives, the
+// client sends, and then of each part a body keeps raw to decode on its own (an order's or a
+// confirmation's lines, a campaign's pack and target, a round's shortages, a courier's outcomes),
+// under the name the handler gives it. Whatever arrives, the
 // decoder must not panic, and a refusal must be a field error naming a field and why, since that
 // is what the caller is shown (400 with "fields").
 //
@@ -21,6 +23,8 @@ func FuzzDecodeBodies(f *testing.F) {
 		`{"request_id":"c-1","lines":[{"item_id":"cabbage","quantity":1560}]}`,
 		`{"request_id":"u-1","current_price_fen":380,"ration_per_day":3000}`,
 		`{"request_id":"a-1","delta":-500,"reason":"spoiled"}`,
+		`{"request_id":"n-1","name":"84","pack":[{"item_id":"masks","quantity":1}],"target":{"buildings":["3"]}}`,
+		`{"request_id":"k-1","outcomes":[{"parcel_id":"p","delivered":true}]}`, `{"shortages":[{"parcel_id":"p"}]}`,
 		`{"request_id":"x","lines":[3]}`, `{"lines":{"item_id":1}}`, `{"quantity":1e400}`,
 		`{"request_id":7}`, `{} {}`, `[1,2]`, `{"a":`, ``, `null`, `"\ud800"`,
 	} {
@@ -33,7 +37,9 @@ func FuzzDecodeBodies(f *testing.F) {
 		func() any { return &stockBody{} }, func() any { return &createCampaignBody{} },
 		func() any { return &postNoticeBody{} }, func() any { return &checkInBody{} },
 		func() any { return &reassignBody{} }, func() any { return &moveStopBody{} },
-		func() any { return &completeBody{} }, func() any { return &codeSignInBody{} },
+		func() any { return &completeBody{} }, func() any { return &pickUpBody{} },
+		func() any { return &deliveredBody{} }, func() any { return &failedBody{} },
+		func() any { return &codeSignInBody{} }, func() any { return &passwordSignInBody{} },
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, body := range bodies {
@@ -44,16 +50,26 @@ func FuzzDecodeBodies(f *testing.F) {
 				continue
 			}
 			var raws []json.RawMessage
-			var line func() any
+			var name string
+			var part func() any
 			switch b := v.(type) {
 			case *placeOrderBody:
-				raws, line = b.Lines, func() any { return &lineBody{} }
+				raws, name, part = b.Lines, "lines", func() any { return &lineBody{} }
 			case *confirmBody:
-				raws, line = b.Lines, func() any { return &confirmLineBody{} }
+				raws, name, part = b.Lines, "lines", func() any { return &confirmLineBody{} }
+			case *createCampaignBody:
+				raws, name, part = b.Pack, "pack", func() any { return &packLineBody{} }
+				if len(b.Target) > 0 {
+					wantFieldError(t, "target", decodeStrict(b.Target, &targetBody{}, "target"), "target")
+				}
+			case *checkInBody:
+				raws, name, part = b.Shortages, "shortages", func() any { return &shortageBody{} }
+			case *completeBody:
+				raws, name, part = b.Outcomes, "outcomes", func() any { return &outcomeBody{} }
 			}
 			for i, raw := range raws {
-				at := fmt.Sprintf("lines[%d]", i)
-				wantFieldError(t, at, decodeStrict(raw, line(), at), at)
+				at := fmt.Sprintf("%s[%d]", name, i)
+				wantFieldError(t, at, decodeStrict(raw, part(), at), at)
 			}
 		}
 	})

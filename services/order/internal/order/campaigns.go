@@ -80,8 +80,8 @@ func (s *Service) CreateCampaign(ctx context.Context, c Caller, req CampaignRequ
 	for i, id := range ids {
 		it, ok := items[id]
 		switch {
-		case !ok:
-			return Campaign{}, &FieldError{Field: fmt.Sprintf("pack[%d].item_id", i), Reason: fmt.Sprintf("no item %q", id)}
+		case !ok, it.Compound != "" && it.Compound != req.Compound: // "": see group
+			return Campaign{}, &FieldError{Field: fmt.Sprintf("pack[%d].item_id", i), Reason: fmt.Sprintf("no item %q in compound %s", id, req.Compound)}
 		case it.SupplierID != supplier:
 			return Campaign{}, &FieldError{Field: fmt.Sprintf("pack[%d].item_id", i), Reason: fmt.Sprintf(
 				"item %q is %s's, the pack's first item is %s's; a pack comes from one supplier (run a second campaign for the other's items)",

@@ -360,7 +360,9 @@ func (s *Service) group(ctx context.Context, compound string, lines []BasketLine
 	for i, l := range lines {
 		v, ok := s.itemHomes.Load(l.ItemID)
 		home, _ := v.(itemHome)
-		if !ok || home.compound != compound {
+		// An item without a compound comes from a supplier service older than this one (a rolling
+		// upgrade): its reservation still refuses another compound's address.
+		if !ok || (home.compound != "" && home.compound != compound) {
 			return nil, &FieldError{Field: fmt.Sprintf("lines[%d].item_id", i), Reason: fmt.Sprintf("no item %q in compound %s", l.ItemID, compound)}
 		}
 		groups[home.supplierID] = append(groups[home.supplierID], l)

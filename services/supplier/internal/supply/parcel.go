@@ -406,8 +406,8 @@ const WeighTolerancePercent = 10
 // Confirm accepts a placed parcel. A weighed line takes its actual grams, within ±10 % of the
 // estimate, priced at the reserved price per kilogram (never above the item's reference price);
 // the difference to the estimate is taken from or given back to stock. A counted line may be
-// confirmed partly, down to 0 (dropped), and the units not confirmed go back to stock; a parcel
-// with nothing left is rejected, not confirmed. items are the parcel's items, held locked.
+// confirmed partly; either kind may be dropped (0), and what is not confirmed goes back to stock;
+// a parcel with nothing left is rejected, not confirmed. items are the parcel's items, held locked.
 func (p *Parcel) Confirm(items map[string]*Item, confirm []ConfirmLine, actor Actor, now time.Time) (Transition, error) {
 	return p.confirm(items, confirm, actor, "", now)
 }

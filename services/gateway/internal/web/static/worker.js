@@ -55,6 +55,7 @@
 
   let shop = null;
   function proxy(h) {
+    if (state.proxy !== h.household_id) $('proxy-phone').checked = false; // each household's order says how it came
     state.proxy = h.household_id;
     $('proxy-card').hidden = false;
     $('proxy-household').textContent = `${L('为', 'For ')}${h.household_id}${L(' 下单（记录为社工代下单）', ' (recorded as placed by you)')}`;
