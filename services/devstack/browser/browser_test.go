@@ -483,8 +483,8 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	}
 
 	// A community worker re-issues the household's code (the old one stops working), prints the
-	// notice with its QR code, and orders for the household; the household signs in with the new
-	// code and finds the worker's order.
+	// notice with its QR code, and orders for the household as it asked by phone; the household
+	// signs in with the new code and finds the worker's phone order.
 	worker := b.open("worker")
 	worker.signInStaff("zhou", "/worker")
 	var issued string
@@ -515,6 +515,7 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-proxy=%q]`, household))),
 		chromedp.WaitVisible(chromedp.CSS(`#proxy-catalog [data-add="fm-rice-5kg"]`)),
 		chromedp.Click(chromedp.CSS(`#proxy-catalog [data-add="fm-rice-5kg"]`)),
+		chromedp.Click(chromedp.CSS(`#proxy-phone`)), // the household called
 		chromedp.WaitEnabled(chromedp.CSS(`#proxy-place`)),
 		chromedp.Click(chromedp.CSS(`#proxy-place`)),
 		chromedp.WaitVisible(chromedp.CSS(`#proxy-message.ok`)),
@@ -528,7 +529,7 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 	again.do("sign in with the new code", 30*time.Second,
 		chromedp.Navigate(accounts.SignInLink(b.base, issued)),
 		waitLocation(b.base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-order-id][data-placed-by="WORKER"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-order-id][data-placed-by="WORKER"][data-channel="PHONE"]`)),
 	)
 }
 

@@ -184,13 +184,14 @@
     const open = state.open.has(o.order_id);
     const [zh, en, tone] = STATUSES[o.status] || [o.status, o.status, ''];
     const msg = el('div', { class: 'message', role: 'status' });
-    return el('div', { class: 'order', 'data-order-id': o.order_id, 'data-status': o.status, 'data-placed-by': (o.placed_by || {}).role || '' },
+    return el('div', { class: 'order', 'data-order-id': o.order_id, 'data-status': o.status, 'data-placed-by': (o.placed_by || {}).role || '', 'data-channel': o.channel || '' },
       el('div', { class: 'order-head' },
         el('span', null, L('订单', 'Order'), ' ', el('span', { class: 'order-id', title: o.order_id }, '…' + o.order_id.slice(-6))),
         el('span', { class: `chip ${tone}` }, L(zh, en))),
       el('div', { class: 'muted' }, when(o.placed_at), ' · ', yuan(o.total_fen),
         o.channel === 'CAMPAIGN' ? ` · ${L('社区免费发放', 'free from the community')}`
-          : o.placed_by && o.placed_by.role === 'WORKER' ? ` · ${L('社工代下单', 'placed by a worker')}` : ''),
+          : o.channel === 'PHONE' ? ` · ${L('电话订购，社工代下单', 'ordered by phone, placed by a worker')}`
+            : o.placed_by && o.placed_by.role === 'WORKER' ? ` · ${L('社工代下单', 'placed by a worker')}` : ''),
       o.parcels.map((p) => renderParcel(p, o)),
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'link', 'aria-expanded': String(open), onclick: () => toggle(o.order_id) },
