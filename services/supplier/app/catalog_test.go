@@ -220,9 +220,14 @@ func TestCatalogRequestsAreIdempotent(t *testing.T) {
 	if len(list.GetItems()) != 1 {
 		t.Fatalf("%d items after a retried create", len(list.GetItems()))
 	}
-	// The same request id on another method is a different request.
-	_, err = e.client.UpsertItem(e.staff(supplierID), &supplierv1.UpsertItemRequest{RequestId: "req-1", Item: counted(supplierID, "x", 1, 1, 0)})
+	// The same caller's request id on another method is a different request.
+	_, err = e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{RequestId: "req-1",
+		SupplierId: supplierID, Suspended: true, Reason: "inspection"})
 	wantCode(t, err, codes.AlreadyExists)
+	// Another caller's request id is theirs: the supplier's staff picking "req-1" too is no conflict.
+	if _, err := e.client.UpsertItem(e.staff(supplierID), &supplierv1.UpsertItemRequest{RequestId: "req-1", Item: counted(supplierID, "x", 1, 1, 0)}); err != nil {
+		t.Fatalf("another caller's request id: %v", err)
+	}
 	// A refused request leaves its id free for a corrected retry.
 	bad := &supplierv1.UpsertItemRequest{RequestId: "req-3", Item: counted(supplierID, "y", 100, 1, 0)}
 	bad.Item.CurrentPriceFen = 200

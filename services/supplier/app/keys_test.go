@@ -70,3 +70,28 @@ func TestIdempotencyKeysArePruned(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition)
 	e.wantStock("rice", 8)
 }
+
+// Keys stored before keys were kept per caller (scope '') still answer a retry after the upgrade:
+// an adjustment retried across it is not applied twice.
+func TestKeysFromBeforeScopesStillAnswer(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.supplier("freshmart")
+	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	req := adjustReq("freshmart", "rice", 5, "delivery")
+	first, err := e.client.AdjustStock(e.staff("freshmart"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(e.ctx, `UPDATE idempotency_keys SET scope = '' WHERE request_id = $1`, req.GetRequestId()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.client.AdjustStock(e.staff("freshmart"), req)
+	if err != nil || !proto.Equal(again, first) {
+		t.Fatalf("retry across the upgrade answered %v (%v), first %v", again, err, first)
+	}
+	e.wantStock("rice", 15)
+	if got := e.keys(); len(got) != 4 { // the supplier's, its credentials', its item's and the legacy one
+		t.Fatalf("keys %v: the retry stored a key of its own", got)
+	}
+}

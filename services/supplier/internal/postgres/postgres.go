@@ -47,16 +47,20 @@ func idempotent[T any](ctx context.Context, tx pgx.Tx, key *supply.IdempotencyKe
 	if at.IsZero() {
 		at = time.Now()
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (request_id, method, request_hash, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (request_id) DO NOTHING`, key.RequestID, key.Method, key.Hash, at)
+	// A key stored before keys had scopes (scope '') still answers for its id, whoever retries.
+	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (scope, request_id, method, request_hash, created_at)
+		SELECT $1, $2, $3, $4, $5
+		WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = '' AND request_id = $2)
+		ON CONFLICT (scope, request_id) DO NOTHING`, key.Scope, key.RequestID, key.Method, key.Hash, at)
 	if err != nil {
 		return zero, fmt.Errorf("claim request %s: %w", key.RequestID, err)
 	}
 	if tag.RowsAffected() == 0 {
 		var method string
 		var hash, response []byte
-		if err := tx.QueryRow(ctx, `SELECT method, request_hash, response FROM idempotency_keys WHERE request_id = $1`,
-			key.RequestID).Scan(&method, &hash, &response); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT method, request_hash, response FROM idempotency_keys
+			WHERE scope IN ($1, '') AND request_id = $2 ORDER BY scope DESC LIMIT 1`,
+			key.Scope, key.RequestID).Scan(&method, &hash, &response); err != nil {
 			return zero, fmt.Errorf("read request %s: %w", key.RequestID, err)
 		}
 		if method != key.Method || !bytes.Equal(hash, key.Hash) {
@@ -76,7 +80,8 @@ func idempotent[T any](ctx context.Context, tx pgx.Tx, key *supply.IdempotencyKe
 	if err != nil {
 		return zero, fmt.Errorf("encode response of request %s: %w", key.RequestID, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response = $2 WHERE request_id = $1`, key.RequestID, response); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND request_id = $2`,
+		key.Scope, key.RequestID, response); err != nil {
 		return zero, fmt.Errorf("store response of request %s: %w", key.RequestID, err)
 	}
 	return out, nil

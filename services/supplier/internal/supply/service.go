@@ -12,9 +12,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// IdempotencyKey identifies a mutating request: a retry with the same RequestID, Method and Hash
-// gets the first response back; the same RequestID with anything else is refused.
+// IdempotencyKey identifies a mutating request: a retry by the same caller (Scope) with the same
+// RequestID, Method and Hash gets the first response back; the same RequestID with anything else
+// is refused. Another caller's RequestID is another key.
 type IdempotencyKey struct {
+	Scope     string // the caller, "role:id" (set by stamp)
 	RequestID string
 	Method    string
 	Hash      []byte
@@ -22,10 +24,10 @@ type IdempotencyKey struct {
 	At time.Time
 }
 
-// stamp sets key's time (nil stays nil).
-func (s *Service) stamp(key *IdempotencyKey, now time.Time) *IdempotencyKey {
+// stamp sets key's caller and time (nil stays nil).
+func (s *Service) stamp(c Caller, key *IdempotencyKey, now time.Time) *IdempotencyKey {
 	if key != nil {
-		key.At = now
+		key.Scope, key.At = string(c.Actor.Role)+":"+c.Actor.ID, now
 	}
 	return key
 }
@@ -145,7 +147,7 @@ func (s *Service) CreateSupplier(ctx context.Context, c Caller, key *Idempotency
 		sup.ID = newID()
 	}
 	now := s.now()
-	sup, err := s.Repo.CreateSupplier(ctx, s.stamp(key, now), sup)
+	sup, err := s.Repo.CreateSupplier(ctx, s.stamp(c, key, now), sup)
 	return sup.WithStanding(now), err
 }
 
@@ -175,7 +177,7 @@ func (s *Service) UpdateCredentials(ctx context.Context, c Caller, key *Idempote
 		return Supplier{}, err
 	}
 	now := s.now()
-	sup, err := s.Repo.UpdateCredentials(ctx, s.stamp(key, now), u)
+	sup, err := s.Repo.UpdateCredentials(ctx, s.stamp(c, key, now), u)
 	return sup.WithStanding(now), err
 }
 
@@ -191,7 +193,7 @@ func (s *Service) SetSuspended(ctx context.Context, c Caller, key *IdempotencyKe
 		return Supplier{}, err
 	}
 	now := s.now()
-	sup, err := s.Repo.SetSuspended(ctx, s.stamp(key, now), ch, now)
+	sup, err := s.Repo.SetSuspended(ctx, s.stamp(c, key, now), ch, now)
 	return sup.WithStanding(now), err
 }
 
@@ -219,7 +221,7 @@ func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey,
 	if it.ID == "" {
 		it.ID = newID()
 	}
-	return s.Repo.UpsertItem(ctx, s.stamp(key, s.now()), it, c.Actor.Role == RoleSystem)
+	return s.Repo.UpsertItem(ctx, s.stamp(c, key, s.now()), it, c.Actor.Role == RoleSystem)
 }
 
 // ListItems lists a compound's catalog, or one supplier's part of it. The community's donated
@@ -415,7 +417,7 @@ func (s *Service) Confirm(ctx context.Context, c Caller, key *IdempotencyKey, su
 		return Parcel{}, err
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(c, key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
 		return p.Confirm(items, lines, c.Actor, now)
 	})
 }
@@ -432,7 +434,7 @@ func (s *Service) Reject(ctx context.Context, c Caller, key *IdempotencyKey, sup
 		return Parcel{}, err
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(c, key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
 		return p.Reject(items, c.Actor, strings.TrimSpace(reason), now)
 	})
 }
@@ -453,7 +455,7 @@ func (s *Service) MarkReady(ctx context.Context, c Caller, key *IdempotencyKey, 
 		}
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, s.stamp(key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(c, key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
 		return p.MarkReady(c.Actor, now)
 	})
 }
