@@ -220,13 +220,14 @@ func TestCatalogRequestsAreIdempotent(t *testing.T) {
 	if len(list.GetItems()) != 1 {
 		t.Fatalf("%d items after a retried create", len(list.GetItems()))
 	}
-	// The same caller's request id on another method is a different request.
-	_, err = e.client.SetSupplierSuspended(e.worker(), &supplierv1.SetSupplierSuspendedRequest{RequestId: "req-1",
-		SupplierId: supplierID, Suspended: true, Reason: "inspection"})
+	// The same request id for the same supplier on another method is a different request.
+	_, err = e.client.AdjustStock(e.staff(supplierID), &supplierv1.AdjustStockRequest{RequestId: "req-2",
+		SupplierId: supplierID, ItemId: a.GetItem().GetItemId(), Delta: 1, Reason: "delivery"})
 	wantCode(t, err, codes.AlreadyExists)
-	// Another caller's request id is theirs: the supplier's staff picking "req-1" too is no conflict.
-	if _, err := e.client.UpsertItem(e.staff(supplierID), &supplierv1.UpsertItemRequest{RequestId: "req-1", Item: counted(supplierID, "x", 1, 1, 0)}); err != nil {
-		t.Fatalf("another caller's request id: %v", err)
+	// Another supplier's request ids are its own: its staff picking "req-2" too is no conflict.
+	e.supplier("othermart")
+	if _, err := e.client.UpsertItem(e.staff("othermart"), &supplierv1.UpsertItemRequest{RequestId: "req-2", Item: counted("othermart", "x", 1, 1, 0)}); err != nil {
+		t.Fatalf("another supplier's request id: %v", err)
 	}
 	// A refused request leaves its id free for a corrected retry.
 	bad := &supplierv1.UpsertItemRequest{RequestId: "req-3", Item: counted(supplierID, "y", 100, 1, 0)}

@@ -12,11 +12,13 @@ import (
 	"github.com/google/uuid"
 )
 
-// IdempotencyKey identifies a mutating request: a retry by the same caller (Scope) with the same
-// RequestID, Method and Hash gets the first response back; the same RequestID with anything else
-// is refused. Another caller's RequestID is another key.
+// IdempotencyKey identifies a mutating request: a retry with the same RequestID, Method and Hash
+// within the same Scope gets the first response back; the same RequestID with anything else is
+// refused. The scope is what the request acts on, "supplier:<id>" (or "compound:<c>" for a
+// supplier's registration), so clients of two suppliers picking the same id never conflict while
+// two workers handing over one supplier's packs under ids derived from the parcels share keys.
 type IdempotencyKey struct {
-	Scope     string // the caller, "role:id" (set by stamp)
+	Scope     string // set by stamp; never empty ('' marks keys stored before scopes)
 	RequestID string
 	Method    string
 	Hash      []byte
@@ -24,13 +26,15 @@ type IdempotencyKey struct {
 	At time.Time
 }
 
-// stamp sets key's caller and time (nil stays nil).
-func (s *Service) stamp(c Caller, key *IdempotencyKey, now time.Time) *IdempotencyKey {
+// stamp sets key's scope and time (nil stays nil).
+func (s *Service) stamp(key *IdempotencyKey, scope string, now time.Time) *IdempotencyKey {
 	if key != nil {
-		key.Scope, key.At = string(c.Actor.Role)+":"+c.Actor.ID, now
+		key.Scope, key.At = scope, now
 	}
 	return key
 }
+
+func supplierScope(id string) string { return "supplier:" + id }
 
 // ParcelRef names a parcel. SupplierID, when set, must own it and Reach must reach it: any
 // other parcel is not found, worded as an unknown one (ParcelNotFound), so that suppliers cannot
@@ -147,7 +151,7 @@ func (s *Service) CreateSupplier(ctx context.Context, c Caller, key *Idempotency
 		sup.ID = newID()
 	}
 	now := s.now()
-	sup, err := s.Repo.CreateSupplier(ctx, s.stamp(c, key, now), sup)
+	sup, err := s.Repo.CreateSupplier(ctx, s.stamp(key, "compound:"+sup.Compound, now), sup)
 	return sup.WithStanding(now), err
 }
 
@@ -177,7 +181,7 @@ func (s *Service) UpdateCredentials(ctx context.Context, c Caller, key *Idempote
 		return Supplier{}, err
 	}
 	now := s.now()
-	sup, err := s.Repo.UpdateCredentials(ctx, s.stamp(c, key, now), u)
+	sup, err := s.Repo.UpdateCredentials(ctx, s.stamp(key, supplierScope(u.SupplierID), now), u)
 	return sup.WithStanding(now), err
 }
 
@@ -193,7 +197,7 @@ func (s *Service) SetSuspended(ctx context.Context, c Caller, key *IdempotencyKe
 		return Supplier{}, err
 	}
 	now := s.now()
-	sup, err := s.Repo.SetSuspended(ctx, s.stamp(c, key, now), ch, now)
+	sup, err := s.Repo.SetSuspended(ctx, s.stamp(key, supplierScope(ch.SupplierID), now), ch, now)
 	return sup.WithStanding(now), err
 }
 
@@ -221,7 +225,7 @@ func (s *Service) UpsertItem(ctx context.Context, c Caller, key *IdempotencyKey,
 	if it.ID == "" {
 		it.ID = newID()
 	}
-	return s.Repo.UpsertItem(ctx, s.stamp(c, key, s.now()), it, c.Actor.Role == RoleSystem)
+	return s.Repo.UpsertItem(ctx, s.stamp(key, supplierScope(it.SupplierID), s.now()), it, c.Actor.Role == RoleSystem)
 }
 
 // ListItems lists a compound's catalog, or one supplier's part of it. The community's donated
@@ -417,7 +421,7 @@ func (s *Service) Confirm(ctx context.Context, c Caller, key *IdempotencyKey, su
 		return Parcel{}, err
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, s.stamp(c, key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, supplierScope(ref.SupplierID), now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
 		return p.Confirm(items, lines, c.Actor, now)
 	})
 }
@@ -434,7 +438,7 @@ func (s *Service) Reject(ctx context.Context, c Caller, key *IdempotencyKey, sup
 		return Parcel{}, err
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, s.stamp(c, key, now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, supplierScope(ref.SupplierID), now), ref, true, func(p *Parcel, items map[string]*Item) (Transition, error) {
 		return p.Reject(items, c.Actor, strings.TrimSpace(reason), now)
 	})
 }
@@ -455,7 +459,7 @@ func (s *Service) MarkReady(ctx context.Context, c Caller, key *IdempotencyKey, 
 		}
 	}
 	now := s.now()
-	return s.Repo.ChangeParcel(ctx, s.stamp(c, key, now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
+	return s.Repo.ChangeParcel(ctx, s.stamp(key, supplierScope(ref.SupplierID), now), ref, false, func(p *Parcel, _ map[string]*Item) (Transition, error) {
 		return p.MarkReady(c.Actor, now)
 	})
 }

@@ -74,5 +74,5 @@ func (s *Service) AdjustStock(ctx context.Context, c Caller, key *IdempotencyKey
 		return Item{}, err
 	}
 	now := s.now()
-	return s.Repo.AdjustStock(ctx, s.stamp(c, key, now), a, now)
+	return s.Repo.AdjustStock(ctx, s.stamp(key, supplierScope(a.SupplierID), now), a, now)
 }

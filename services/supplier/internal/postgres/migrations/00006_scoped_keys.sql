@@ -1,7 +1,7 @@
 -- +goose Up
--- A request id is the caller's: two clients (two suppliers' consoles, a worker and a tool) that
--- happen to pick the same id are two requests, not a conflict. Keys are now kept per caller
--- (scope: the verified actor, "role:id"). Keys stored before carry scope '' and are still
+-- A request id is unique within what it acts on: two suppliers' clients that happen to pick the
+-- same id make two requests, not a conflict. Keys are now kept per scope ("supplier:<id>", or
+-- "compound:<c>" for registering a supplier). Keys stored before carry scope '' and are still
 -- honoured for their 48 hours (see idempotent), so a retry across the upgrade is not applied twice.
 ALTER TABLE idempotency_keys ADD COLUMN scope text NOT NULL DEFAULT '';
 ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
