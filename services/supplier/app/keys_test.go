@@ -71,7 +71,7 @@ func TestIdempotencyKeysArePruned(t *testing.T) {
 	e.wantStock("rice", 8)
 }
 
-// Keys stored before keys were kept per caller (scope '') still answer a retry after the upgrade:
+// Keys stored before keys were kept per caller (scope ”) still answer a retry after the upgrade:
 // an adjustment retried across it is not applied twice.
 func TestKeysFromBeforeScopesStillAnswer(t *testing.T) {
 	t.Parallel()
