@@ -106,6 +106,12 @@ func TestWhoMayCallWhat(t *testing.T) {
 				FromCourierId: "haixin-courier-03"})
 			return err
 		}},
+		{"WithdrawParcel", func(ctx context.Context, id string) error {
+			// Refused even when allowed: the parcel is on its route, nobody cancelled it after a failure.
+			_, err := h.client.WithdrawParcel(ctx, &dispatchv1.WithdrawParcelRequest{RequestId: id, ParcelId: p.GetParcelId(),
+				Reason: "cancelled"})
+			return err
+		}},
 	}
 	if len(rpcs) != len(dispatchv1.DispatchService_ServiceDesc.Methods) {
 		t.Fatalf("%d RPCs tried, the service has %d", len(rpcs), len(dispatchv1.DispatchService_ServiceDesc.Methods))
@@ -136,36 +142,39 @@ func TestWhoMayCallWhat(t *testing.T) {
 	)
 	in := testkit.InCompound
 	// want has one letter per RPC, in the order above: O ok, N NOT_FOUND, D PERMISSION_DENIED,
-	// U UNAUTHENTICATED. The first seven are the compound's records and rounds to read and keep,
-	// ListRoutes, and the rest the dispatcher's alone.
+	// U UNAUTHENTICATED, F FAILED_PRECONDITION. The first seven are the compound's records and
+	// rounds to read and keep, ListRoutes, and the next seven the dispatcher's alone; the last,
+	// WithdrawParcel, only the order service's, for itself or for the resident or worker cancelling.
 	for _, tc := range []struct {
 		caller string
 		ctx    context.Context
 		want   string
 	}{
-		{"dispatcher of haixin", h.ctx, "OOOOOOOO OOOOOOO"},
-		{"city-wide dispatcher", h.as(dispatcher, "dispatcher-hq"), "OOOOOOOO OOOOOOO"},
-		{"dispatcher of yuyuan", h.as(dispatcher, "dispatcher-zhou", in("yuyuan")), "NNNNNNNN NNNNNNN"},
-		{"worker of haixin", h.as(worker, "worker-li", in("haixin")), "OOOOOOOO DDDDDDD"},
-		{"city-wide worker", h.as(worker, "worker-chen"), "OOOOOOOO DDDDDDD"},
-		{"worker of yuyuan", h.as(worker, "worker-zhao", in("yuyuan")), "NNNNNNNN DDDDDDD"},
-		{"supplier staff", h.as(typesv1.Role_ROLE_SUPPLIER, "fresh-mart-staff", testkit.Supplier("fresh-mart")), "ODDDDDDD DDDDDDD"},
-		{"courier", h.as(typesv1.Role_ROLE_COURIER, "haixin-courier-02"), "ODDDDDDD DDDDDDD"},
-		{"resident", h.as(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin")), "DDDDDDDD DDDDDDD"},
-		{"system", h.as(system, "seed"), "OOOOOOOO OOOOOOO"},
-		{"system for haixin's dispatcher", h.as(system, "gateway", onBehalfOf(dispatcher, "dispatcher-zhang", in("haixin"))), "OOOOOOOO OOOOOOO"},
-		{"system for a worker of yuyuan", h.as(system, "order", onBehalfOf(worker, "worker-zhao", in("yuyuan"))), "NNNNNNNN DDDDDDD"},
-		{"system for haixin's worker", h.as(system, "order", onBehalfOf(worker, "worker-li", in("haixin"))), "OOOOOOOO DDDDDDD"},
-		{"system for a resident", h.as(system, "order", onBehalfOf(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin"))), "DDDDDDDD DDDDDDD"},
-		{"system for a courier", h.as(system, "courier", onBehalfOf(typesv1.Role_ROLE_COURIER, "haixin-courier-02")), "ODDDDDDD DDDDDDD"},
-		{"no identity", h.bg, "UUUUUUUU UUUUUUU"},
-		{"identity signed with another key", forgedCtx, "UUUUUUUU UUUUUUU"},
-		{"expired identity", staleCtx, "UUUUUUUU UUUUUUU"},
+		{"dispatcher of haixin", h.ctx, "OOOOOOOO OOOOOOO D"},
+		{"city-wide dispatcher", h.as(dispatcher, "dispatcher-hq"), "OOOOOOOO OOOOOOO D"},
+		{"dispatcher of yuyuan", h.as(dispatcher, "dispatcher-zhou", in("yuyuan")), "NNNNNNNN NNNNNNN D"},
+		{"worker of haixin", h.as(worker, "worker-li", in("haixin")), "OOOOOOOO DDDDDDD D"},
+		{"city-wide worker", h.as(worker, "worker-chen"), "OOOOOOOO DDDDDDD D"},
+		{"worker of yuyuan", h.as(worker, "worker-zhao", in("yuyuan")), "NNNNNNNN DDDDDDD D"},
+		{"supplier staff", h.as(typesv1.Role_ROLE_SUPPLIER, "fresh-mart-staff", testkit.Supplier("fresh-mart")), "ODDDDDDD DDDDDDD D"},
+		{"courier", h.as(typesv1.Role_ROLE_COURIER, "haixin-courier-02"), "ODDDDDDD DDDDDDD D"},
+		{"resident", h.as(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin")), "DDDDDDDD DDDDDDD D"},
+		{"system", h.as(system, "seed"), "OOOOOOOO OOOOOOO F"},
+		{"system for haixin's dispatcher", h.as(system, "gateway", onBehalfOf(dispatcher, "dispatcher-zhang", in("haixin"))), "OOOOOOOO OOOOOOO D"},
+		{"system for a worker of yuyuan", h.as(system, "order", onBehalfOf(worker, "worker-zhao", in("yuyuan"))), "NNNNNNNN DDDDDDD N"},
+		{"system for haixin's worker", h.as(system, "order", onBehalfOf(worker, "worker-li", in("haixin"))), "OOOOOOOO DDDDDDD F"},
+		{"system for a resident", h.as(system, "order", onBehalfOf(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin"))), "DDDDDDDD DDDDDDD F"},
+		{"system for another household", h.as(system, "order", onBehalfOf(typesv1.Role_ROLE_RESIDENT, "haixin-9-1-101", in("haixin"))), "DDDDDDDD DDDDDDD N"},
+		{"system for a courier", h.as(system, "courier", onBehalfOf(typesv1.Role_ROLE_COURIER, "haixin-courier-02")), "ODDDDDDD DDDDDDD D"},
+		{"no identity", h.bg, "UUUUUUUU UUUUUUU U"},
+		{"identity signed with another key", forgedCtx, "UUUUUUUU UUUUUUU U"},
+		{"expired identity", staleCtx, "UUUUUUUU UUUUUUU U"},
 	} {
 		want := strings.ReplaceAll(tc.want, " ", "")
 		for i, rpc := range rpcs {
 			t.Run(tc.caller+"/"+rpc.name, func(t *testing.T) {
-				code := map[byte]codes.Code{'O': codes.OK, 'N': codes.NotFound, 'D': codes.PermissionDenied, 'U': codes.Unauthenticated}[want[i]]
+				code := map[byte]codes.Code{'O': codes.OK, 'N': codes.NotFound, 'D': codes.PermissionDenied, 'U': codes.Unauthenticated,
+					'F': codes.FailedPrecondition}[want[i]]
 				if err := rpc.call(tc.ctx, tc.caller+"/"+rpc.name); status.Code(err) != code {
 					t.Errorf("%s as %s: %v, want %v", rpc.name, tc.caller, err, code)
 				}

@@ -32,6 +32,9 @@ var (
 	ErrPeerUnavailable = errors.New("order service unavailable")
 	// ErrInvalid: input the domain cannot accept (the transport validates most of it first).
 	ErrInvalid = errors.New("invalid")
+	// ErrNotHeardYet: the caller knows of a change that has not reached dispatch yet (a courier's
+	// failure report still on its way); the same call succeeds once it has.
+	ErrNotHeardYet = errors.New("not heard yet")
 )
 
 // Address is a household's structured place in a compound.
@@ -136,6 +139,9 @@ const (
 	StatusAssigned ParcelStatus = "assigned"
 	// StatusDelivered: the courier handed it over or left it at the door.
 	StatusDelivered ParcelStatus = "delivered"
+	// StatusWithdrawn: it failed at the door and its household then cancelled it; no round
+	// plans it again.
+	StatusWithdrawn ParcelStatus = "withdrawn"
 )
 
 // Parcel is a parcel checked in at the gate, with what the planner needs to know about it.

@@ -22,8 +22,8 @@ func (s *Service) ParcelFailed(ctx context.Context, tx Tx, f FailedParcel) error
 		return err
 	}
 	switch p.Status {
-	case StatusDelivered:
-		return nil // delivered stands: a late or stray failure report changes nothing
+	case StatusDelivered, StatusWithdrawn:
+		return nil // delivered or cancelled stands: a late or stray failure report changes nothing
 	case StatusPooled:
 		// Already waiting at the gate (a second report of the same failure): only the reason changes.
 		return tx.RepoolParcel(ctx, p.ID, p.RoundID, f.Reason)
@@ -55,7 +55,9 @@ func (s *Service) ParcelDelivered(ctx context.Context, tx Tx, parcelID string) e
 	if err != nil {
 		return err
 	}
-	if p.Status == StatusDelivered {
+	if p.Status == StatusDelivered || p.Status == StatusWithdrawn {
+		// A withdrawn parcel was on no route: a report of its delivery is stray, and the order
+		// service, where it is CANCELLED, refuses it as well.
 		return nil
 	}
 	if err := tx.RecordOutcome(ctx, p.ID, true); err != nil {
@@ -89,6 +91,60 @@ func (s *Service) ParcelPickedUp(ctx context.Context, tx Tx, u PickedUp) error {
 		return nil
 	}
 	return tx.MarkPickedUp(ctx, p.ID)
+}
+
+// WithdrawCmd asks dispatch to keep a parcel that failed at the door out of every later round:
+// its household cancelled it (SPEC.md: a FAILED parcel goes back to the next round unless the
+// household cancels).
+type WithdrawCmd struct {
+	RequestID string `json:"-"`
+	ParcelID  string
+	// FailedIn is the round the caller saw the parcel fail in.
+	FailedIn string
+	Reason   string
+	// Compound and Household, when set, are the only compound and household the caller reaches
+	// (a resident reaches their own household).
+	Compound  string `json:"-"`
+	Household string `json:"-"`
+}
+
+// Withdrawn is where a withdrawn parcel was waiting.
+type Withdrawn struct {
+	ParcelID string
+	RoundID  string
+}
+
+// WithdrawParcel withdraws a parcel waiting at the gate after a failure. The round lock it takes
+// first (lockParcel) is the one planning takes, so a withdrawal and the plan of the parcel's next
+// round cannot both win: a parcel a plan has put on a route again is refused
+// (ErrIllegalTransition), as is a delivered one. A parcel still on the route of the round it
+// failed in has a failure report on its way to dispatch: ErrNotHeardYet, try again. Withdrawing
+// a withdrawn parcel answers as the first withdrawal did.
+func (s *Service) WithdrawParcel(ctx context.Context, cmd WithdrawCmd) (Withdrawn, error) {
+	return once(ctx, s, "WithdrawParcel", cmd.RequestID, cmd, func(tx Tx) (Withdrawn, error) {
+		p, err := lockParcel(ctx, tx, cmd.ParcelID)
+		if err != nil {
+			return Withdrawn{}, err
+		}
+		if cmd.Compound != "" && p.Address.Compound != cmd.Compound || cmd.Household != "" && p.HouseholdID != cmd.Household {
+			return Withdrawn{}, fmt.Errorf("parcel %s: %w", p.ID, ErrNotFound)
+		}
+		out := Withdrawn{ParcelID: p.ID, RoundID: p.RoundID}
+		switch p.Status {
+		case StatusWithdrawn:
+			return out, nil
+		case StatusPooled:
+			return out, tx.WithdrawParcel(ctx, p.ID, cmd.Reason)
+		case StatusAssigned:
+			if p.RoundID == cmd.FailedIn {
+				return Withdrawn{}, fmt.Errorf("%w: parcel %s is still on its route in round %s; its failure is on its way to dispatch, try again shortly",
+					ErrNotHeardYet, p.ID, p.RoundID)
+			}
+			return Withdrawn{}, fmt.Errorf("%w: parcel %s is on a route of round %s again", ErrIllegalTransition, p.ID, p.RoundID)
+		default:
+			return Withdrawn{}, fmt.Errorf("%w: parcel %s is %s", ErrIllegalTransition, p.ID, p.Status)
+		}
+	})
 }
 
 // lockParcel locks a parcel's round and then the parcel: rounds before parcels, the order every

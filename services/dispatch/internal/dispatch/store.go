@@ -86,6 +86,9 @@ type Tx interface {
 	// MarkPickedUp records that the courier has a parcel in hand (out for delivery): it stays
 	// with them whatever overrides come.
 	MarkPickedUp(ctx context.Context, id string) error
+	// WithdrawParcel takes a pooled parcel out of its round for good, keeping reason: no plan
+	// takes it, and its round no longer waits for it to be delivered or failed.
+	WithdrawParcel(ctx context.Context, id, reason string) error
 	// RecordOutcome records that a parcel was delivered or failed, in every round it is still
 	// open in; delivered also marks the parcel so.
 	RecordOutcome(ctx context.Context, id string, delivered bool) error

@@ -34,9 +34,11 @@ const (
 	maxRequestID  = 200
 	maxNameLength = 100
 	maxNote       = 200
-	maxSlots      = 8
-	maxCapacity   = 100_000
-	maxShortages  = 1000
+	// maxReason is the order service's own limit on a cancellation's reason, which it passes on.
+	maxReason    = 500
+	maxSlots     = 8
+	maxCapacity  = 100_000
+	maxShortages = 1000
 )
 
 var (
@@ -326,6 +328,8 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, dispatch.ErrPeerUnavailable):
 		code = codes.Unavailable
+	case errors.Is(err, dispatch.ErrNotHeardYet):
+		code = codes.Aborted
 	case errors.As(err, new(*dispatch.FieldError)):
 		var fe *dispatch.FieldError
 		errors.As(err, &fe)
@@ -379,8 +383,12 @@ func roundID(v *grpcx.Violations, s string) {
 		v.Add("round_id", "is required")
 		return
 	}
+	roundIDForm(v, s, "round_id")
+}
+
+func roundIDForm(v *grpcx.Violations, s, field string) {
 	c, _, _, err := dispatch.ParseRoundID(s)
-	v.Check(err == nil && events.ValidCompound(c), "round_id", "must be <compound>-<YYYY-MM-DD>-<slot>")
+	v.Check(err == nil && events.ValidCompound(c), field, "must be <compound>-<YYYY-MM-DD>-<slot>")
 }
 
 func buildingPB(b dispatch.Building) *dispatchv1.Building {

@@ -135,6 +135,37 @@ func (s *Server) CloseRound(ctx context.Context, req *dispatchv1.CloseRoundReque
 	return &dispatchv1.CloseRoundResponse{Round: roundPB(r)}, nil
 }
 
+// WithdrawParcel keeps a parcel that failed at the door out of later rounds: its household
+// cancelled it. The order service calls it for the resident or worker cancelling, having checked
+// that they reach the household; dispatch checks again that the parcel is in the compound the
+// identity names, if any, and is the resident's own.
+func (s *Server) WithdrawParcel(ctx context.Context, req *dispatchv1.WithdrawParcelRequest) (*dispatchv1.WithdrawParcelResponse, error) {
+	var v grpcx.Violations
+	requestID(&v, req.GetRequestId())
+	id(&v, req.GetParcelId(), "parcel_id")
+	if req.GetFailedRoundId() != "" {
+		roundIDForm(&v, req.GetFailedRoundId(), "failed_round_id")
+	}
+	v.Check(len(req.GetReason()) <= maxReason, "reason", fmt.Sprintf("at most %d bytes", maxReason))
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	who, err := caller(ctx, dispatchv1.DispatchService_WithdrawParcel_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	cmd := dispatch.WithdrawCmd{RequestID: req.GetRequestId(), ParcelID: req.GetParcelId(),
+		FailedIn: req.GetFailedRoundId(), Reason: req.GetReason(), Compound: who.Compound}
+	if who.Role == resident {
+		cmd.Household = who.Subject
+	}
+	w, err := s.svc.WithdrawParcel(ctx, cmd)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &dispatchv1.WithdrawParcelResponse{ParcelId: w.ParcelID, RoundId: w.RoundID}, nil
+}
+
 // MoveStop moves one household's stop in a planned round to another courier.
 func (s *Server) MoveStop(ctx context.Context, req *dispatchv1.MoveStopRequest) (*dispatchv1.MoveStopResponse, error) {
 	var v grpcx.Violations
@@ -171,7 +202,7 @@ func (s *Server) ReassignCourier(ctx context.Context, req *dispatchv1.ReassignCo
 		id(&v, to, "to_courier_id")
 		v.Check(to != req.GetFromCourierId(), "to_courier_id", "must differ from from_courier_id")
 	}
-	v.Check(len([]rune(req.GetReason())) <= maxNote, "reason", fmt.Sprintf("at most %d characters", maxNote))
+	v.Check(len(req.GetReason()) <= maxReason, "reason", fmt.Sprintf("at most %d bytes", maxReason))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,15 @@ var Policy = auth.Policy{
 	dispatchv1.DispatchService_SetCourierDuty_FullMethodName:         dispatchers,
 	dispatchv1.DispatchService_MoveStop_FullMethodName:               dispatchers,
 	dispatchv1.DispatchService_ReassignCourier_FullMethodName:        dispatchers,
+	dispatchv1.DispatchService_WithdrawParcel_FullMethodName:         {system},
+}
+
+// flows are the methods only services call, each with the people a service may call it for: the
+// order service withdraws a failed parcel from the gate pool when the resident, or a worker for
+// them, cancels it. Anyone calling any other method for someone gets what that person's own role
+// may do (Policy).
+var flows = map[string][]typesv1.Role{
+	dispatchv1.DispatchService_WithdrawParcel_FullMethodName: {resident, worker, system},
 }
 
 var actorRoles = map[typesv1.Role]dispatch.Role{
@@ -64,8 +73,8 @@ var actorRoles = map[typesv1.Role]dispatch.Role{
 
 // caller is the person behind a call: for a service acting for someone, that someone, whose role
 // must itself be allowed to call method (a service carrying a courier's request does no more than
-// the courier could; no service calls dispatch for a person beyond that). They are recorded as the
-// actor of what the call changes.
+// the courier could), unless method is a flow the service carries out for them. They are recorded
+// as the actor of what the call changes.
 func caller(ctx context.Context, method string) (auth.Identity, error) {
 	id, ok := auth.FromContext(ctx)
 	if !ok {
@@ -73,7 +82,11 @@ func caller(ctx context.Context, method string) (auth.Identity, error) {
 		return auth.Identity{}, status.Error(codes.Unauthenticated, "no identity: sign in through the gateway")
 	}
 	who := id.Originator()
-	if !slices.Contains(Policy[method], who.Role) {
+	allowed := Policy[method]
+	if forWhom, isFlow := flows[method]; isFlow && id.OnBehalfOf != nil {
+		allowed = forWhom
+	}
+	if !slices.Contains(allowed, who.Role) {
 		return auth.Identity{}, status.Errorf(codes.PermissionDenied, "%s acting for a %s may not call %s", id.Subject,
 			roleName(who.Role), method)
 	}

@@ -477,6 +477,18 @@ func (t txn) MarkPickedUp(ctx context.Context, id string) error {
 	return nil
 }
 
+func (t txn) WithdrawParcel(ctx context.Context, id, reason string) error {
+	if _, err := t.tx.Exec(ctx, `UPDATE parcels SET status = 'withdrawn', reason = $2, updated_at = now() WHERE parcel_id = $1`,
+		id, reason); err != nil {
+		return fmt.Errorf("withdraw parcel %s: %w", id, err)
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE round_parcels SET outcome = 'withdrawn' WHERE parcel_id = $1 AND outcome IS NULL`,
+		id); err != nil {
+		return fmt.Errorf("withdraw parcel %s from its round: %w", id, err)
+	}
+	return nil
+}
+
 func (t txn) RecordOutcome(ctx context.Context, id string, delivered bool) error {
 	outcome := "failed"
 	if delivered {

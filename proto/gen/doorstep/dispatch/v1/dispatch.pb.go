@@ -1605,6 +1605,130 @@ func (x *CloseRoundResponse) GetRound() *Round {
 	return nil
 }
 
+type WithdrawParcelRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ParcelId  string                 `protobuf:"bytes,2,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	// The round the order service saw the parcel fail in: while dispatch still has it on that
+	// round's route, the courier's failure report has not reached dispatch yet.
+	FailedRoundId string `protobuf:"bytes,3,opt,name=failed_round_id,json=failedRoundId,proto3" json:"failed_round_id,omitempty"`
+	// Why, e.g. "cancelled by the household"; kept as the parcel's reason.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawParcelRequest) Reset() {
+	*x = WithdrawParcelRequest{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawParcelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawParcelRequest) ProtoMessage() {}
+
+func (x *WithdrawParcelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawParcelRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawParcelRequest) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WithdrawParcelRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WithdrawParcelRequest) GetParcelId() string {
+	if x != nil {
+		return x.ParcelId
+	}
+	return ""
+}
+
+func (x *WithdrawParcelRequest) GetFailedRoundId() string {
+	if x != nil {
+		return x.FailedRoundId
+	}
+	return ""
+}
+
+func (x *WithdrawParcelRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type WithdrawParcelResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ParcelId string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
+	// The round whose gate pool it left.
+	RoundId       string `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawParcelResponse) Reset() {
+	*x = WithdrawParcelResponse{}
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawParcelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawParcelResponse) ProtoMessage() {}
+
+func (x *WithdrawParcelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawParcelResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawParcelResponse) Descriptor() ([]byte, []int) {
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *WithdrawParcelResponse) GetParcelId() string {
+	if x != nil {
+		return x.ParcelId
+	}
+	return ""
+}
+
+func (x *WithdrawParcelResponse) GetRoundId() string {
+	if x != nil {
+		return x.RoundId
+	}
+	return ""
+}
+
 // Round is one delivery round (morning or afternoon).
 type Round struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1623,7 +1747,7 @@ type Round struct {
 
 func (x *Round) Reset() {
 	*x = Round{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[27]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1759,7 @@ func (x *Round) String() string {
 func (*Round) ProtoMessage() {}
 
 func (x *Round) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[27]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1772,7 @@ func (x *Round) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Round.ProtoReflect.Descriptor instead.
 func (*Round) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{27}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Round) GetRoundId() string {
@@ -1711,7 +1835,7 @@ type ListRoundsRequest struct {
 
 func (x *ListRoundsRequest) Reset() {
 	*x = ListRoundsRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[28]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1847,7 @@ func (x *ListRoundsRequest) String() string {
 func (*ListRoundsRequest) ProtoMessage() {}
 
 func (x *ListRoundsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[28]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1860,7 @@ func (x *ListRoundsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoundsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoundsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{28}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListRoundsRequest) GetCompound() string {
@@ -1762,7 +1886,7 @@ type ListRoundsResponse struct {
 
 func (x *ListRoundsResponse) Reset() {
 	*x = ListRoundsResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[29]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1898,7 @@ func (x *ListRoundsResponse) String() string {
 func (*ListRoundsResponse) ProtoMessage() {}
 
 func (x *ListRoundsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[29]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1911,7 @@ func (x *ListRoundsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoundsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoundsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{29}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListRoundsResponse) GetRounds() []*Round {
@@ -1810,7 +1934,7 @@ type CheckInParcelsRequest struct {
 
 func (x *CheckInParcelsRequest) Reset() {
 	*x = CheckInParcelsRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[30]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1946,7 @@ func (x *CheckInParcelsRequest) String() string {
 func (*CheckInParcelsRequest) ProtoMessage() {}
 
 func (x *CheckInParcelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[30]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1959,7 @@ func (x *CheckInParcelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInParcelsRequest.ProtoReflect.Descriptor instead.
 func (*CheckInParcelsRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{30}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CheckInParcelsRequest) GetRequestId() string {
@@ -1881,7 +2005,7 @@ type Shortage struct {
 
 func (x *Shortage) Reset() {
 	*x = Shortage{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[31]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2017,7 @@ func (x *Shortage) String() string {
 func (*Shortage) ProtoMessage() {}
 
 func (x *Shortage) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[31]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2030,7 @@ func (x *Shortage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shortage.ProtoReflect.Descriptor instead.
 func (*Shortage) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{31}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Shortage) GetParcelId() string {
@@ -1960,7 +2084,7 @@ type CheckInResult struct {
 
 func (x *CheckInResult) Reset() {
 	*x = CheckInResult{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[32]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2096,7 @@ func (x *CheckInResult) String() string {
 func (*CheckInResult) ProtoMessage() {}
 
 func (x *CheckInResult) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[32]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2109,7 @@ func (x *CheckInResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInResult.ProtoReflect.Descriptor instead.
 func (*CheckInResult) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{32}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CheckInResult) GetParcelId() string {
@@ -2032,7 +2156,7 @@ type CheckInParcelsResponse struct {
 
 func (x *CheckInParcelsResponse) Reset() {
 	*x = CheckInParcelsResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[33]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2168,7 @@ func (x *CheckInParcelsResponse) String() string {
 func (*CheckInParcelsResponse) ProtoMessage() {}
 
 func (x *CheckInParcelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[33]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2181,7 @@ func (x *CheckInParcelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInParcelsResponse.ProtoReflect.Descriptor instead.
 func (*CheckInParcelsResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{33}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CheckInParcelsResponse) GetResults() []*CheckInResult {
@@ -2077,7 +2201,7 @@ type PlanRoundRequest struct {
 
 func (x *PlanRoundRequest) Reset() {
 	*x = PlanRoundRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[34]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2213,7 @@ func (x *PlanRoundRequest) String() string {
 func (*PlanRoundRequest) ProtoMessage() {}
 
 func (x *PlanRoundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[34]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2226,7 @@ func (x *PlanRoundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRoundRequest.ProtoReflect.Descriptor instead.
 func (*PlanRoundRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{34}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PlanRoundRequest) GetRequestId() string {
@@ -2131,7 +2255,7 @@ type PlanRoundResponse struct {
 
 func (x *PlanRoundResponse) Reset() {
 	*x = PlanRoundResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[35]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2267,7 @@ func (x *PlanRoundResponse) String() string {
 func (*PlanRoundResponse) ProtoMessage() {}
 
 func (x *PlanRoundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[35]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2280,7 @@ func (x *PlanRoundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRoundResponse.ProtoReflect.Descriptor instead.
 func (*PlanRoundResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{35}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PlanRoundResponse) GetRound() *Round {
@@ -2199,7 +2323,7 @@ type PlanCost struct {
 
 func (x *PlanCost) Reset() {
 	*x = PlanCost{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[36]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2335,7 @@ func (x *PlanCost) String() string {
 func (*PlanCost) ProtoMessage() {}
 
 func (x *PlanCost) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[36]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2348,7 @@ func (x *PlanCost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanCost.ProtoReflect.Descriptor instead.
 func (*PlanCost) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{36}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PlanCost) GetMetres() int64 {
@@ -2268,7 +2392,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[37]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2404,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[37]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2417,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{37}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Stop) GetSequence() int32 {
@@ -2375,7 +2499,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[38]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2511,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[38]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2524,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{38}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Route) GetRouteId() string {
@@ -2454,7 +2578,7 @@ type ListRoutesRequest struct {
 
 func (x *ListRoutesRequest) Reset() {
 	*x = ListRoutesRequest{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[39]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2590,7 @@ func (x *ListRoutesRequest) String() string {
 func (*ListRoutesRequest) ProtoMessage() {}
 
 func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[39]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2603,7 @@ func (x *ListRoutesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesRequest.ProtoReflect.Descriptor instead.
 func (*ListRoutesRequest) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{39}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListRoutesRequest) GetRoundId() string {
@@ -2498,7 +2622,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[40]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2634,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[40]
+	mi := &file_doorstep_dispatch_v1_dispatch_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2647,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{40}
+	return file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -2646,7 +2770,16 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
 	"\bround_id\x18\x02 \x01(\tR\aroundId\"G\n" +
 	"\x12CloseRoundResponse\x121\n" +
-	"\x05round\x18\x01 \x01(\v2\x1b.doorstep.dispatch.v1.RoundR\x05round\"\xec\x01\n" +
+	"\x05round\x18\x01 \x01(\v2\x1b.doorstep.dispatch.v1.RoundR\x05round\"\x93\x01\n" +
+	"\x15WithdrawParcelRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tparcel_id\x18\x02 \x01(\tR\bparcelId\x12&\n" +
+	"\x0ffailed_round_id\x18\x03 \x01(\tR\rfailedRoundId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"P\n" +
+	"\x16WithdrawParcelResponse\x12\x1b\n" +
+	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\"\xec\x01\n" +
 	"\x05Round\x12\x19\n" +
 	"\bround_id\x18\x01 \x01(\tR\aroundId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +
@@ -2725,7 +2858,7 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x10ROUND_STATE_OPEN\x10\x01\x12\x17\n" +
 	"\x13ROUND_STATE_PLANNED\x10\x02\x12\x16\n" +
 	"\x12ROUND_STATE_CLOSED\x10\x03\x12\x14\n" +
-	"\x10ROUND_STATE_DONE\x10\x042\xc5\f\n" +
+	"\x10ROUND_STATE_DONE\x10\x042\xb2\r\n" +
 	"\x0fDispatchService\x12k\n" +
 	"\x0eUpsertBuilding\x12+.doorstep.dispatch.v1.UpsertBuildingRequest\x1a,.doorstep.dispatch.v1.UpsertBuildingResponse\x12h\n" +
 	"\rListBuildings\x12*.doorstep.dispatch.v1.ListBuildingsRequest\x1a+.doorstep.dispatch.v1.ListBuildingsResponse\x12h\n" +
@@ -2744,7 +2877,8 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x0fReassignCourier\x12,.doorstep.dispatch.v1.ReassignCourierRequest\x1a-.doorstep.dispatch.v1.ReassignCourierResponse\x12b\n" +
 	"\vReplanRound\x12(.doorstep.dispatch.v1.ReplanRoundRequest\x1a).doorstep.dispatch.v1.ReplanRoundResponse\x12_\n" +
 	"\n" +
-	"CloseRound\x12'.doorstep.dispatch.v1.CloseRoundRequest\x1a(.doorstep.dispatch.v1.CloseRoundResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1;dispatchv1b\x06proto3"
+	"CloseRound\x12'.doorstep.dispatch.v1.CloseRoundRequest\x1a(.doorstep.dispatch.v1.CloseRoundResponse\x12k\n" +
+	"\x0eWithdrawParcel\x12+.doorstep.dispatch.v1.WithdrawParcelRequest\x1a,.doorstep.dispatch.v1.WithdrawParcelResponseBHZFgithub.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1;dispatchv1b\x06proto3"
 
 var (
 	file_doorstep_dispatch_v1_dispatch_proto_rawDescOnce sync.Once
@@ -2759,7 +2893,7 @@ func file_doorstep_dispatch_v1_dispatch_proto_rawDescGZIP() []byte {
 }
 
 var file_doorstep_dispatch_v1_dispatch_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_doorstep_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_doorstep_dispatch_v1_dispatch_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_doorstep_dispatch_v1_dispatch_proto_goTypes = []any{
 	(RoundState)(0),                        // 0: doorstep.dispatch.v1.RoundState
 	(*Building)(nil),                       // 1: doorstep.dispatch.v1.Building
@@ -2789,22 +2923,24 @@ var file_doorstep_dispatch_v1_dispatch_proto_goTypes = []any{
 	(*ReplanRoundResponse)(nil),            // 25: doorstep.dispatch.v1.ReplanRoundResponse
 	(*CloseRoundRequest)(nil),              // 26: doorstep.dispatch.v1.CloseRoundRequest
 	(*CloseRoundResponse)(nil),             // 27: doorstep.dispatch.v1.CloseRoundResponse
-	(*Round)(nil),                          // 28: doorstep.dispatch.v1.Round
-	(*ListRoundsRequest)(nil),              // 29: doorstep.dispatch.v1.ListRoundsRequest
-	(*ListRoundsResponse)(nil),             // 30: doorstep.dispatch.v1.ListRoundsResponse
-	(*CheckInParcelsRequest)(nil),          // 31: doorstep.dispatch.v1.CheckInParcelsRequest
-	(*Shortage)(nil),                       // 32: doorstep.dispatch.v1.Shortage
-	(*CheckInResult)(nil),                  // 33: doorstep.dispatch.v1.CheckInResult
-	(*CheckInParcelsResponse)(nil),         // 34: doorstep.dispatch.v1.CheckInParcelsResponse
-	(*PlanRoundRequest)(nil),               // 35: doorstep.dispatch.v1.PlanRoundRequest
-	(*PlanRoundResponse)(nil),              // 36: doorstep.dispatch.v1.PlanRoundResponse
-	(*PlanCost)(nil),                       // 37: doorstep.dispatch.v1.PlanCost
-	(*Stop)(nil),                           // 38: doorstep.dispatch.v1.Stop
-	(*Route)(nil),                          // 39: doorstep.dispatch.v1.Route
-	(*ListRoutesRequest)(nil),              // 40: doorstep.dispatch.v1.ListRoutesRequest
-	(*ListRoutesResponse)(nil),             // 41: doorstep.dispatch.v1.ListRoutesResponse
-	(*timestamppb.Timestamp)(nil),          // 42: google.protobuf.Timestamp
-	(*v1.Address)(nil),                     // 43: doorstep.types.v1.Address
+	(*WithdrawParcelRequest)(nil),          // 28: doorstep.dispatch.v1.WithdrawParcelRequest
+	(*WithdrawParcelResponse)(nil),         // 29: doorstep.dispatch.v1.WithdrawParcelResponse
+	(*Round)(nil),                          // 30: doorstep.dispatch.v1.Round
+	(*ListRoundsRequest)(nil),              // 31: doorstep.dispatch.v1.ListRoundsRequest
+	(*ListRoundsResponse)(nil),             // 32: doorstep.dispatch.v1.ListRoundsResponse
+	(*CheckInParcelsRequest)(nil),          // 33: doorstep.dispatch.v1.CheckInParcelsRequest
+	(*Shortage)(nil),                       // 34: doorstep.dispatch.v1.Shortage
+	(*CheckInResult)(nil),                  // 35: doorstep.dispatch.v1.CheckInResult
+	(*CheckInParcelsResponse)(nil),         // 36: doorstep.dispatch.v1.CheckInParcelsResponse
+	(*PlanRoundRequest)(nil),               // 37: doorstep.dispatch.v1.PlanRoundRequest
+	(*PlanRoundResponse)(nil),              // 38: doorstep.dispatch.v1.PlanRoundResponse
+	(*PlanCost)(nil),                       // 39: doorstep.dispatch.v1.PlanCost
+	(*Stop)(nil),                           // 40: doorstep.dispatch.v1.Stop
+	(*Route)(nil),                          // 41: doorstep.dispatch.v1.Route
+	(*ListRoutesRequest)(nil),              // 42: doorstep.dispatch.v1.ListRoutesRequest
+	(*ListRoutesResponse)(nil),             // 43: doorstep.dispatch.v1.ListRoutesResponse
+	(*timestamppb.Timestamp)(nil),          // 44: google.protobuf.Timestamp
+	(*v1.Address)(nil),                     // 45: doorstep.types.v1.Address
 }
 var file_doorstep_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	1,  // 0: doorstep.dispatch.v1.UpsertBuildingRequest.building:type_name -> doorstep.dispatch.v1.Building
@@ -2818,35 +2954,35 @@ var file_doorstep_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	13, // 8: doorstep.dispatch.v1.UpdateCompoundSettingsRequest.settings:type_name -> doorstep.dispatch.v1.CompoundSettings
 	13, // 9: doorstep.dispatch.v1.UpdateCompoundSettingsResponse.settings:type_name -> doorstep.dispatch.v1.CompoundSettings
 	13, // 10: doorstep.dispatch.v1.GetCompoundSettingsResponse.settings:type_name -> doorstep.dispatch.v1.CompoundSettings
-	39, // 11: doorstep.dispatch.v1.MoveStopResponse.routes:type_name -> doorstep.dispatch.v1.Route
-	39, // 12: doorstep.dispatch.v1.ReassignCourierResponse.routes:type_name -> doorstep.dispatch.v1.Route
-	28, // 13: doorstep.dispatch.v1.ReplanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
-	39, // 14: doorstep.dispatch.v1.ReplanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
-	37, // 15: doorstep.dispatch.v1.ReplanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
-	37, // 16: doorstep.dispatch.v1.ReplanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
-	28, // 17: doorstep.dispatch.v1.CloseRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
-	42, // 18: doorstep.dispatch.v1.Round.cutoff:type_name -> google.protobuf.Timestamp
+	41, // 11: doorstep.dispatch.v1.MoveStopResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	41, // 12: doorstep.dispatch.v1.ReassignCourierResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	30, // 13: doorstep.dispatch.v1.ReplanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
+	41, // 14: doorstep.dispatch.v1.ReplanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	39, // 15: doorstep.dispatch.v1.ReplanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
+	39, // 16: doorstep.dispatch.v1.ReplanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
+	30, // 17: doorstep.dispatch.v1.CloseRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
+	44, // 18: doorstep.dispatch.v1.Round.cutoff:type_name -> google.protobuf.Timestamp
 	0,  // 19: doorstep.dispatch.v1.Round.state:type_name -> doorstep.dispatch.v1.RoundState
-	28, // 20: doorstep.dispatch.v1.ListRoundsResponse.rounds:type_name -> doorstep.dispatch.v1.Round
-	32, // 21: doorstep.dispatch.v1.CheckInParcelsRequest.shortages:type_name -> doorstep.dispatch.v1.Shortage
-	32, // 22: doorstep.dispatch.v1.CheckInResult.shortages:type_name -> doorstep.dispatch.v1.Shortage
-	33, // 23: doorstep.dispatch.v1.CheckInParcelsResponse.results:type_name -> doorstep.dispatch.v1.CheckInResult
-	28, // 24: doorstep.dispatch.v1.PlanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
-	39, // 25: doorstep.dispatch.v1.PlanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
-	37, // 26: doorstep.dispatch.v1.PlanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
-	37, // 27: doorstep.dispatch.v1.PlanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
-	43, // 28: doorstep.dispatch.v1.Stop.address:type_name -> doorstep.types.v1.Address
-	38, // 29: doorstep.dispatch.v1.Route.stops:type_name -> doorstep.dispatch.v1.Stop
-	37, // 30: doorstep.dispatch.v1.Route.cost:type_name -> doorstep.dispatch.v1.PlanCost
-	39, // 31: doorstep.dispatch.v1.ListRoutesResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	30, // 20: doorstep.dispatch.v1.ListRoundsResponse.rounds:type_name -> doorstep.dispatch.v1.Round
+	34, // 21: doorstep.dispatch.v1.CheckInParcelsRequest.shortages:type_name -> doorstep.dispatch.v1.Shortage
+	34, // 22: doorstep.dispatch.v1.CheckInResult.shortages:type_name -> doorstep.dispatch.v1.Shortage
+	35, // 23: doorstep.dispatch.v1.CheckInParcelsResponse.results:type_name -> doorstep.dispatch.v1.CheckInResult
+	30, // 24: doorstep.dispatch.v1.PlanRoundResponse.round:type_name -> doorstep.dispatch.v1.Round
+	41, // 25: doorstep.dispatch.v1.PlanRoundResponse.routes:type_name -> doorstep.dispatch.v1.Route
+	39, // 26: doorstep.dispatch.v1.PlanRoundResponse.cost:type_name -> doorstep.dispatch.v1.PlanCost
+	39, // 27: doorstep.dispatch.v1.PlanRoundResponse.lower_bound:type_name -> doorstep.dispatch.v1.PlanCost
+	45, // 28: doorstep.dispatch.v1.Stop.address:type_name -> doorstep.types.v1.Address
+	40, // 29: doorstep.dispatch.v1.Route.stops:type_name -> doorstep.dispatch.v1.Stop
+	39, // 30: doorstep.dispatch.v1.Route.cost:type_name -> doorstep.dispatch.v1.PlanCost
+	41, // 31: doorstep.dispatch.v1.ListRoutesResponse.routes:type_name -> doorstep.dispatch.v1.Route
 	2,  // 32: doorstep.dispatch.v1.DispatchService.UpsertBuilding:input_type -> doorstep.dispatch.v1.UpsertBuildingRequest
 	4,  // 33: doorstep.dispatch.v1.DispatchService.ListBuildings:input_type -> doorstep.dispatch.v1.ListBuildingsRequest
 	8,  // 34: doorstep.dispatch.v1.DispatchService.UpsertCourier:input_type -> doorstep.dispatch.v1.UpsertCourierRequest
 	10, // 35: doorstep.dispatch.v1.DispatchService.ListCouriers:input_type -> doorstep.dispatch.v1.ListCouriersRequest
-	29, // 36: doorstep.dispatch.v1.DispatchService.ListRounds:input_type -> doorstep.dispatch.v1.ListRoundsRequest
-	31, // 37: doorstep.dispatch.v1.DispatchService.CheckInParcels:input_type -> doorstep.dispatch.v1.CheckInParcelsRequest
-	35, // 38: doorstep.dispatch.v1.DispatchService.PlanRound:input_type -> doorstep.dispatch.v1.PlanRoundRequest
-	40, // 39: doorstep.dispatch.v1.DispatchService.ListRoutes:input_type -> doorstep.dispatch.v1.ListRoutesRequest
+	31, // 36: doorstep.dispatch.v1.DispatchService.ListRounds:input_type -> doorstep.dispatch.v1.ListRoundsRequest
+	33, // 37: doorstep.dispatch.v1.DispatchService.CheckInParcels:input_type -> doorstep.dispatch.v1.CheckInParcelsRequest
+	37, // 38: doorstep.dispatch.v1.DispatchService.PlanRound:input_type -> doorstep.dispatch.v1.PlanRoundRequest
+	42, // 39: doorstep.dispatch.v1.DispatchService.ListRoutes:input_type -> doorstep.dispatch.v1.ListRoutesRequest
 	14, // 40: doorstep.dispatch.v1.DispatchService.UpdateCompoundSettings:input_type -> doorstep.dispatch.v1.UpdateCompoundSettingsRequest
 	16, // 41: doorstep.dispatch.v1.DispatchService.GetCompoundSettings:input_type -> doorstep.dispatch.v1.GetCompoundSettingsRequest
 	18, // 42: doorstep.dispatch.v1.DispatchService.SetCourierDuty:input_type -> doorstep.dispatch.v1.SetCourierDutyRequest
@@ -2854,23 +2990,25 @@ var file_doorstep_dispatch_v1_dispatch_proto_depIdxs = []int32{
 	22, // 44: doorstep.dispatch.v1.DispatchService.ReassignCourier:input_type -> doorstep.dispatch.v1.ReassignCourierRequest
 	24, // 45: doorstep.dispatch.v1.DispatchService.ReplanRound:input_type -> doorstep.dispatch.v1.ReplanRoundRequest
 	26, // 46: doorstep.dispatch.v1.DispatchService.CloseRound:input_type -> doorstep.dispatch.v1.CloseRoundRequest
-	3,  // 47: doorstep.dispatch.v1.DispatchService.UpsertBuilding:output_type -> doorstep.dispatch.v1.UpsertBuildingResponse
-	5,  // 48: doorstep.dispatch.v1.DispatchService.ListBuildings:output_type -> doorstep.dispatch.v1.ListBuildingsResponse
-	9,  // 49: doorstep.dispatch.v1.DispatchService.UpsertCourier:output_type -> doorstep.dispatch.v1.UpsertCourierResponse
-	11, // 50: doorstep.dispatch.v1.DispatchService.ListCouriers:output_type -> doorstep.dispatch.v1.ListCouriersResponse
-	30, // 51: doorstep.dispatch.v1.DispatchService.ListRounds:output_type -> doorstep.dispatch.v1.ListRoundsResponse
-	34, // 52: doorstep.dispatch.v1.DispatchService.CheckInParcels:output_type -> doorstep.dispatch.v1.CheckInParcelsResponse
-	36, // 53: doorstep.dispatch.v1.DispatchService.PlanRound:output_type -> doorstep.dispatch.v1.PlanRoundResponse
-	41, // 54: doorstep.dispatch.v1.DispatchService.ListRoutes:output_type -> doorstep.dispatch.v1.ListRoutesResponse
-	15, // 55: doorstep.dispatch.v1.DispatchService.UpdateCompoundSettings:output_type -> doorstep.dispatch.v1.UpdateCompoundSettingsResponse
-	17, // 56: doorstep.dispatch.v1.DispatchService.GetCompoundSettings:output_type -> doorstep.dispatch.v1.GetCompoundSettingsResponse
-	19, // 57: doorstep.dispatch.v1.DispatchService.SetCourierDuty:output_type -> doorstep.dispatch.v1.SetCourierDutyResponse
-	21, // 58: doorstep.dispatch.v1.DispatchService.MoveStop:output_type -> doorstep.dispatch.v1.MoveStopResponse
-	23, // 59: doorstep.dispatch.v1.DispatchService.ReassignCourier:output_type -> doorstep.dispatch.v1.ReassignCourierResponse
-	25, // 60: doorstep.dispatch.v1.DispatchService.ReplanRound:output_type -> doorstep.dispatch.v1.ReplanRoundResponse
-	27, // 61: doorstep.dispatch.v1.DispatchService.CloseRound:output_type -> doorstep.dispatch.v1.CloseRoundResponse
-	47, // [47:62] is the sub-list for method output_type
-	32, // [32:47] is the sub-list for method input_type
+	28, // 47: doorstep.dispatch.v1.DispatchService.WithdrawParcel:input_type -> doorstep.dispatch.v1.WithdrawParcelRequest
+	3,  // 48: doorstep.dispatch.v1.DispatchService.UpsertBuilding:output_type -> doorstep.dispatch.v1.UpsertBuildingResponse
+	5,  // 49: doorstep.dispatch.v1.DispatchService.ListBuildings:output_type -> doorstep.dispatch.v1.ListBuildingsResponse
+	9,  // 50: doorstep.dispatch.v1.DispatchService.UpsertCourier:output_type -> doorstep.dispatch.v1.UpsertCourierResponse
+	11, // 51: doorstep.dispatch.v1.DispatchService.ListCouriers:output_type -> doorstep.dispatch.v1.ListCouriersResponse
+	32, // 52: doorstep.dispatch.v1.DispatchService.ListRounds:output_type -> doorstep.dispatch.v1.ListRoundsResponse
+	36, // 53: doorstep.dispatch.v1.DispatchService.CheckInParcels:output_type -> doorstep.dispatch.v1.CheckInParcelsResponse
+	38, // 54: doorstep.dispatch.v1.DispatchService.PlanRound:output_type -> doorstep.dispatch.v1.PlanRoundResponse
+	43, // 55: doorstep.dispatch.v1.DispatchService.ListRoutes:output_type -> doorstep.dispatch.v1.ListRoutesResponse
+	15, // 56: doorstep.dispatch.v1.DispatchService.UpdateCompoundSettings:output_type -> doorstep.dispatch.v1.UpdateCompoundSettingsResponse
+	17, // 57: doorstep.dispatch.v1.DispatchService.GetCompoundSettings:output_type -> doorstep.dispatch.v1.GetCompoundSettingsResponse
+	19, // 58: doorstep.dispatch.v1.DispatchService.SetCourierDuty:output_type -> doorstep.dispatch.v1.SetCourierDutyResponse
+	21, // 59: doorstep.dispatch.v1.DispatchService.MoveStop:output_type -> doorstep.dispatch.v1.MoveStopResponse
+	23, // 60: doorstep.dispatch.v1.DispatchService.ReassignCourier:output_type -> doorstep.dispatch.v1.ReassignCourierResponse
+	25, // 61: doorstep.dispatch.v1.DispatchService.ReplanRound:output_type -> doorstep.dispatch.v1.ReplanRoundResponse
+	27, // 62: doorstep.dispatch.v1.DispatchService.CloseRound:output_type -> doorstep.dispatch.v1.CloseRoundResponse
+	29, // 63: doorstep.dispatch.v1.DispatchService.WithdrawParcel:output_type -> doorstep.dispatch.v1.WithdrawParcelResponse
+	48, // [48:64] is the sub-list for method output_type
+	32, // [32:48] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -2887,7 +3025,7 @@ func file_doorstep_dispatch_v1_dispatch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doorstep_dispatch_v1_dispatch_proto_rawDesc), len(file_doorstep_dispatch_v1_dispatch_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

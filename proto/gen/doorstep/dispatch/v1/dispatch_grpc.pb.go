@@ -34,6 +34,7 @@ const (
 	DispatchService_ReassignCourier_FullMethodName        = "/doorstep.dispatch.v1.DispatchService/ReassignCourier"
 	DispatchService_ReplanRound_FullMethodName            = "/doorstep.dispatch.v1.DispatchService/ReplanRound"
 	DispatchService_CloseRound_FullMethodName             = "/doorstep.dispatch.v1.DispatchService/CloseRound"
+	DispatchService_WithdrawParcel_FullMethodName         = "/doorstep.dispatch.v1.DispatchService/WithdrawParcel"
 )
 
 // DispatchServiceClient is the client API for DispatchService service.
@@ -74,6 +75,12 @@ type DispatchServiceClient interface {
 	ReplanRound(ctx context.Context, in *ReplanRoundRequest, opts ...grpc.CallOption) (*ReplanRoundResponse, error)
 	// CloseRound stops a round taking parcels before its cutoff.
 	CloseRound(ctx context.Context, in *CloseRoundRequest, opts ...grpc.CallOption) (*CloseRoundResponse, error)
+	// WithdrawParcel takes a parcel that failed at the door out of the gate pool for good, because
+	// its household cancelled it: no later round plans it. Only the order service calls it, for the
+	// resident or worker cancelling. A parcel already withdrawn is answered as withdrawn; one a
+	// later round has put on a route is refused with FAILED_PRECONDITION; one whose failure dispatch
+	// has not yet heard of (still on the route of failed_round_id) is ABORTED: try again shortly.
+	WithdrawParcel(ctx context.Context, in *WithdrawParcelRequest, opts ...grpc.CallOption) (*WithdrawParcelResponse, error)
 }
 
 type dispatchServiceClient struct {
@@ -234,6 +241,16 @@ func (c *dispatchServiceClient) CloseRound(ctx context.Context, in *CloseRoundRe
 	return out, nil
 }
 
+func (c *dispatchServiceClient) WithdrawParcel(ctx context.Context, in *WithdrawParcelRequest, opts ...grpc.CallOption) (*WithdrawParcelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawParcelResponse)
+	err := c.cc.Invoke(ctx, DispatchService_WithdrawParcel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DispatchServiceServer is the server API for DispatchService service.
 // All implementations must embed UnimplementedDispatchServiceServer
 // for forward compatibility.
@@ -272,6 +289,12 @@ type DispatchServiceServer interface {
 	ReplanRound(context.Context, *ReplanRoundRequest) (*ReplanRoundResponse, error)
 	// CloseRound stops a round taking parcels before its cutoff.
 	CloseRound(context.Context, *CloseRoundRequest) (*CloseRoundResponse, error)
+	// WithdrawParcel takes a parcel that failed at the door out of the gate pool for good, because
+	// its household cancelled it: no later round plans it. Only the order service calls it, for the
+	// resident or worker cancelling. A parcel already withdrawn is answered as withdrawn; one a
+	// later round has put on a route is refused with FAILED_PRECONDITION; one whose failure dispatch
+	// has not yet heard of (still on the route of failed_round_id) is ABORTED: try again shortly.
+	WithdrawParcel(context.Context, *WithdrawParcelRequest) (*WithdrawParcelResponse, error)
 	mustEmbedUnimplementedDispatchServiceServer()
 }
 
@@ -326,6 +349,9 @@ func (UnimplementedDispatchServiceServer) ReplanRound(context.Context, *ReplanRo
 }
 func (UnimplementedDispatchServiceServer) CloseRound(context.Context, *CloseRoundRequest) (*CloseRoundResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CloseRound not implemented")
+}
+func (UnimplementedDispatchServiceServer) WithdrawParcel(context.Context, *WithdrawParcelRequest) (*WithdrawParcelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawParcel not implemented")
 }
 func (UnimplementedDispatchServiceServer) mustEmbedUnimplementedDispatchServiceServer() {}
 func (UnimplementedDispatchServiceServer) testEmbeddedByValue()                         {}
@@ -618,6 +644,24 @@ func _DispatchService_CloseRound_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DispatchService_WithdrawParcel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawParcelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DispatchServiceServer).WithdrawParcel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DispatchService_WithdrawParcel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DispatchServiceServer).WithdrawParcel(ctx, req.(*WithdrawParcelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DispatchService_ServiceDesc is the grpc.ServiceDesc for DispatchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -684,6 +728,10 @@ var DispatchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CloseRound",
 			Handler:    _DispatchService_CloseRound_Handler,
+		},
+		{
+			MethodName: "WithdrawParcel",
+			Handler:    _DispatchService_WithdrawParcel_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
