@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 )
@@ -91,4 +92,99 @@ func TestCancelAfterConfirmation(t *testing.T) {
 	}
 	_, err = e.client.CancelOrder(e.resident(hh), &orderv1.CancelOrderRequest{RequestId: "cancel-2", OrderId: o.OrderId})
 	wantCode(t, err, codes.FailedPrecondition)
+}
+
+// A parcel that failed at the door goes back to the next round unless the household cancels
+// (SPEC.md): cancelling withdraws it from dispatch's gate pool first, then records FAILED ->
+// CANCELLED. Until dispatch has heard of the failure nothing changes and the caller is told to
+// try again; a parcel a later round has taken out again is not cancelled; parcels on their way
+// are never touched.
+func TestCancelAfterFailureAtTheDoor(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	hh := e.household()
+	o := e.place("req-1", hh, basket())
+	fresh, pharmacy := parcelOf(o, "freshmart"), parcelOf(o, "pharmacy")
+	e.drive(o, fresh, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY,
+		typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.ParcelState_PARCEL_STATE_ASSIGNED,
+		typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.ParcelState_PARCEL_STATE_FAILED)
+	e.drive(o, pharmacy, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY)
+	e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
+	e.waitParcel(pharmacy.ParcelId, typesv1.ParcelState_PARCEL_STATE_READY)
+
+	// Dispatch has not heard of the failure yet: try again, nothing changed.
+	e.disp.answerWithdraw(fresh.ParcelId, codes.Aborted)
+	cancel := &orderv1.CancelOrderRequest{RequestId: "cancel-1", OrderId: o.OrderId, Reason: "we bought it ourselves"}
+	_, err := e.client.CancelOrder(e.resident(hh), cancel)
+	wantCode(t, err, codes.Unavailable)
+	if p := e.getOrder(o.OrderId); parcelOf(p, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_FAILED {
+		t.Fatalf("a cancellation dispatch refused for now changed the parcel: %v", parcelOf(p, "freshmart"))
+	}
+
+	// The retry of the same cancellation, once dispatch has heard.
+	e.disp.answerWithdraw(fresh.ParcelId, codes.OK)
+	resp, err := e.client.CancelOrder(e.resident(hh), cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := parcelOf(resp.Order, "freshmart"); p.State != typesv1.ParcelState_PARCEL_STATE_CANCELLED || p.Reason != "we bought it ourselves" {
+		t.Errorf("failed parcel after cancelling: %v", p)
+	}
+	if p := parcelOf(resp.Order, "pharmacy"); p.State != typesv1.ParcelState_PARCEL_STATE_READY {
+		t.Errorf("a parcel on its way was touched: %v", p)
+	}
+	ws := e.disp.withdrawn()
+	if len(ws) != 2 || ws[0].GetRequestId() != ws[1].GetRequestId() || ws[1].GetParcelId() != fresh.ParcelId ||
+		ws[1].GetFailedRoundId() != "r1" || ws[1].GetReason() != "we bought it ourselves" {
+		t.Errorf("withdrawals %v: want two tries of one request, for the parcel that failed in r1", ws)
+	}
+	if len(e.sup.releasedParcels()) != 0 {
+		t.Errorf("supplier asked to release %v: their goods were delivered to the gate", e.sup.releasedParcels())
+	}
+	wantOnBehalfOf(t, e.disp.peerAuth, "WithdrawParcel", typesv1.Role_ROLE_RESIDENT, hh)
+	ev := e.waitStream("doorstep.haixin.parcel.cancelled", 1)[0].event
+	if sc := ev.GetParcelStateChanged(); sc.GetParcelId() != fresh.ParcelId || sc.GetReason() != "we bought it ourselves" ||
+		ev.GetActor().GetId() != hh {
+		t.Errorf("parcel.cancelled %v", ev)
+	}
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND from_state = 'FAILED' AND to_state = 'CANCELLED' AND actor_id = $2`,
+		fresh.ParcelId, hh); n != 1 {
+		t.Errorf("%d FAILED -> CANCELLED transitions, want 1", n)
+	}
+
+	// A retry returns the result without asking dispatch again; nothing is left to cancel.
+	if again, err := e.client.CancelOrder(e.resident(hh), cancel); err != nil ||
+		parcelOf(again.Order, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+		t.Errorf("retry: %v, %v", again, err)
+	}
+	if n := len(e.disp.withdrawn()); n != 2 {
+		t.Errorf("a retry of a finished cancellation asked dispatch again (%d withdrawals)", n)
+	}
+	_, err = e.client.CancelOrder(e.resident(hh), &orderv1.CancelOrderRequest{RequestId: "cancel-2", OrderId: o.OrderId})
+	wantCode(t, err, codes.FailedPrecondition)
+
+	// A stray report of a next round's assignment does not bring it back: it is dead-lettered.
+	late := parcelEvent(o, fresh, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, typesv1.Role_ROLE_DISPATCHER, "dispatch",
+		func(sc *eventsv1.ParcelStateChanged) { sc.RoundId = "r2" })
+	e.waitConsumed(e.publish(late, late.EventId))
+	e.waitDeadLettered(late)
+	if p := e.getOrder(o.OrderId); parcelOf(p, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+		t.Errorf("after a late assignment the cancelled parcel is %v", parcelOf(p, "freshmart").State)
+	}
+
+	// Another order's failed parcel that the next round has already put on a route: not cancelled.
+	o2 := e.place("req-2", hh, basket())
+	fresh2 := parcelOf(o2, "freshmart")
+	e.drive(o2, fresh2, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY,
+		typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.ParcelState_PARCEL_STATE_ASSIGNED,
+		typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.ParcelState_PARCEL_STATE_FAILED)
+	e.drive(o2, parcelOf(o2, "pharmacy"), typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
+	e.waitParcel(fresh2.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
+	e.waitParcel(parcelOf(o2, "pharmacy").ParcelId, typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
+	e.disp.answerWithdraw(fresh2.ParcelId, codes.FailedPrecondition)
+	_, err = e.client.CancelOrder(e.resident(hh), &orderv1.CancelOrderRequest{RequestId: "cancel-1", OrderId: o2.OrderId})
+	wantCode(t, err, codes.FailedPrecondition)
+	if p := e.getOrder(o2.OrderId); parcelOf(p, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_FAILED {
+		t.Errorf("a parcel dispatch would not withdraw is %v", parcelOf(p, "freshmart").State)
+	}
 }

@@ -228,6 +228,29 @@ func (e *env) waitRedelivered() {
 	})
 }
 
+// waitDeadLettered waits until the order service's consumer has dead-lettered ev.
+func (e *env) waitDeadLettered(ev *eventsv1.Event) {
+	e.t.Helper()
+	subject, err := events.Subject(ev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	testkit.Eventually(e.t, 20*time.Second, func() error {
+		s, err := e.js.Stream(e.ctx, events.DeadLetterStream)
+		if err != nil {
+			return err
+		}
+		m, err := s.GetLastMsgForSubject(e.ctx, events.DeadLetterSubject+subject)
+		if err != nil {
+			return err
+		}
+		if m.Header.Get("Doorstep-Original-Msg-Id") != ev.GetEventId() || m.Header.Get("Doorstep-Consumer") != "order-parcels" {
+			return fmt.Errorf("last dead letter on %s is %v", subject, m.Header)
+		}
+		return nil
+	})
+}
+
 // A supplier can confirm a parcel before the order holding it has committed (the reservation
 // comes first). The event for the not-yet-known parcel is retried until the order exists.
 func TestConsumerRetriesEventForUnknownParcel(t *testing.T) {
@@ -279,12 +302,12 @@ func TestConsumerAppliesExpiry(t *testing.T) {
 		t.Errorf("%d expiries recorded, want 2", n)
 	}
 
-	// A confirmation that comes too late is not applied: it is retried, and the parcel stays
-	// expired.
+	// A confirmation that comes too late is not applied: no retry could make it legal, so it is
+	// dead-lettered at once, and the parcel stays expired.
 	fresh := parcelOf(o, "freshmart")
 	late := parcelEvent(o, fresh, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.Role_ROLE_SUPPLIER, "freshmart", nil)
-	e.publish(late, late.EventId)
-	e.waitRedelivered()
+	e.waitConsumed(e.publish(late, late.EventId))
+	e.waitDeadLettered(late)
 	e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_EXPIRED)
 	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1`, fresh.ParcelId); n != 2 {
 		t.Errorf("%d transitions of the expired parcel, want 2", n)

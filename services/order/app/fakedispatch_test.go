@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 
@@ -14,8 +15,8 @@ import (
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 )
 
-// fakeDispatch is a peer serving the site plan: the buildings of each compound, to the order
-// service's own identity only.
+// fakeDispatch is a peer serving the site plan (the buildings of each compound) and withdrawing
+// failed parcels, to the order service's own identity only.
 type fakeDispatch struct {
 	dispatchv1.UnimplementedDispatchServiceServer
 	*peerAuth
@@ -23,10 +24,15 @@ type fakeDispatch struct {
 	mu        sync.Mutex
 	buildings map[string][]*dispatchv1.Building // by compound
 	down      bool                              // answer UNAVAILABLE
+	// withdrawAnswer is what WithdrawParcel answers for a parcel (OK when not set); withdrawals
+	// are the requests it was sent.
+	withdrawAnswer map[string]codes.Code
+	withdrawals    []*dispatchv1.WithdrawParcelRequest
 }
 
 func newFakeDispatch(t *testing.T, clk *clock) (*fakeDispatch, string) {
-	f := &fakeDispatch{peerAuth: newPeerAuth(t, clk), buildings: map[string][]*dispatchv1.Building{}}
+	f := &fakeDispatch{peerAuth: newPeerAuth(t, clk), buildings: map[string][]*dispatchv1.Building{},
+		withdrawAnswer: map[string]codes.Code{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,4 +73,28 @@ func (f *fakeDispatch) ListBuildings(_ context.Context, req *dispatchv1.ListBuil
 		resp.Buildings = append(resp.Buildings, proto.Clone(b).(*dispatchv1.Building))
 	}
 	return resp, nil
+}
+
+// answerWithdraw makes WithdrawParcel answer code for parcelID from now on.
+func (f *fakeDispatch) answerWithdraw(parcelID string, code codes.Code) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.withdrawAnswer[parcelID] = code
+}
+
+// withdrawn returns the WithdrawParcel requests received so far.
+func (f *fakeDispatch) withdrawn() []*dispatchv1.WithdrawParcelRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.withdrawals)
+}
+
+func (f *fakeDispatch) WithdrawParcel(_ context.Context, req *dispatchv1.WithdrawParcelRequest) (*dispatchv1.WithdrawParcelResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.withdrawals = append(f.withdrawals, proto.Clone(req).(*dispatchv1.WithdrawParcelRequest))
+	if code := f.withdrawAnswer[req.GetParcelId()]; code != codes.OK {
+		return nil, status.Errorf(code, "parcel %s: %s", req.GetParcelId(), code)
+	}
+	return &dispatchv1.WithdrawParcelResponse{ParcelId: req.GetParcelId(), RoundId: "r2"}, nil
 }

@@ -5,6 +5,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,7 +38,8 @@ type Applier interface {
 
 // Handler returns the inbox handler. Errors (an unknown parcel, a move that is not legal yet)
 // are returned for the inbox to retry with backoff: events from different publishers arrive out
-// of order, and a supplier may confirm a parcel before the order that holds it has committed.
+// of order, and a supplier may confirm a parcel before the order that holds it has committed. A
+// move out of a parcel that has ended can never become legal: it is dead-lettered at once.
 func Handler(a Applier) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
 		sc := ev.GetParcelStateChanged()
@@ -66,6 +68,10 @@ func Handler(a Applier) inbox.Handler {
 			c.ConfirmedLines = append(c.ConfirmedLines, order.ConfirmedLine{ItemID: l.GetItemId(), Quantity: l.GetQuantity(), AmountFen: l.GetAmountFen()})
 		}
 		if err := a.ApplyChange(ctx, tx, c); err != nil {
+			if errors.Is(err, order.ErrEnded) {
+				// No retry makes a move out of an ended parcel legal: dead-letter it now.
+				err = fmt.Errorf("%w: %w", inbox.ErrPermanent, err)
+			}
 			return fmt.Errorf("event %s (parcel %s -> %s): %w", ev.GetEventId(), c.ParcelID, to, err)
 		}
 		return nil

@@ -1,5 +1,6 @@
 // Package dispatchclient is the order service's adapter to the dispatch service, which keeps the
-// compound's site plan: the roster import checks every row's building and unit against it.
+// compound's site plan (the roster import checks every row's building and unit against it) and
+// the gate pool a cancelled parcel that failed at the door is withdrawn from.
 package dispatchclient
 
 import (
@@ -13,19 +14,20 @@ import (
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 )
 
-// Client implements order.SitePlan over gRPC.
+// Client implements order.Dispatch over gRPC.
 type Client struct {
 	c dispatchv1.DispatchServiceClient
 }
 
-var _ order.SitePlan = (*Client)(nil)
+var _ order.Dispatch = (*Client)(nil)
 
 // New wraps a dispatch service client. Its connection should come from grpcx.Dial, which gives
-// every call a deadline and retries UNAVAILABLE (ListBuildings only reads), with the order
-// service's identity (auth.Keys.DialOption("order")), acting for the worker importing a roster.
+// every call a deadline and retries UNAVAILABLE, with the order service's identity
+// (auth.Keys.DialOption("order")), acting for the worker importing a roster or the person
+// cancelling an order.
 func New(c dispatchv1.DispatchServiceClient) *Client { return &Client{c: c} }
 
-// Buildings implements order.SitePlan.
+// Buildings implements order.Dispatch.
 func (c *Client) Buildings(ctx context.Context, compound string) ([]order.Building, error) {
 	resp, err := c.c.ListBuildings(ctx, &dispatchv1.ListBuildingsRequest{Compound: compound})
 	if err != nil {
@@ -49,4 +51,30 @@ func (c *Client) Buildings(ctx context.Context, compound string) ([]order.Buildi
 		out[i] = order.Building{Name: b.GetBuilding(), Units: b.GetUnits(), Floors: int(b.GetFloors())}
 	}
 	return out, nil
+}
+
+// Withdraw implements order.Dispatch.
+func (c *Client) Withdraw(ctx context.Context, w order.Withdrawal) error {
+	_, err := c.c.WithdrawParcel(ctx, &dispatchv1.WithdrawParcelRequest{RequestId: w.RequestID, ParcelId: w.ParcelID,
+		FailedRoundId: w.FailedIn, Reason: w.Reason})
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.FailedPrecondition:
+		return fmt.Errorf("%w: dispatch: %s", order.ErrIllegalTransition, st.Message())
+	case codes.Aborted:
+		// Dispatch has not heard of the failure yet; it will in a moment.
+		return fmt.Errorf("%w: dispatch: %s", order.ErrUnavailable, st.Message())
+	case codes.NotFound:
+		// The order service saw the parcel fail, so dispatch checked it in: the two disagree.
+		return fmt.Errorf("dispatch does not know parcel %s, which failed at the door: %s", w.ParcelID, st.Message())
+	case codes.InvalidArgument, codes.AlreadyExists, codes.Unauthenticated, codes.PermissionDenied:
+		// What the order service sent, or who it is, was refused: a fault no retry mends,
+		// answered as an internal error and logged.
+		return fmt.Errorf("dispatch refused to withdraw parcel %s: %s: %s", w.ParcelID, st.Code(), st.Message())
+	default:
+		return fmt.Errorf("%w: dispatch: %s: %s", order.ErrUnavailable, st.Code(), st.Message())
+	}
 }

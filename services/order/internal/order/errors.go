@@ -14,6 +14,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrIllegalTransition: the parcel state machine forbids the change (FAILED_PRECONDITION).
 	ErrIllegalTransition = errors.New("illegal parcel transition")
+	// ErrEnded: the parcel has ended (State.Ended), so no change will ever be legal again; it
+	// comes wrapped together with ErrIllegalTransition.
+	ErrEnded = errors.New("parcel has ended")
 	// ErrConflict: a request id was reused for a different request (ALREADY_EXISTS).
 	ErrConflict = errors.New("request id already used for a different request")
 	// ErrNothingToCancel: every parcel of the order is past the point of cancelling.

@@ -67,7 +67,7 @@ func (s *Service) PostNotice(ctx context.Context, c Caller, req NoticeRequest) (
 		return Notice{}, &FieldError{Field: "text", Reason: fmt.Sprintf("at most %d characters", maxNoticeText)}
 	}
 	if len(req.Buildings) > 0 {
-		plan, err := s.sites.Buildings(ctx, req.Compound)
+		plan, err := s.dispatch.Buildings(ctx, req.Compound)
 		if err != nil {
 			return Notice{}, fmt.Errorf("site plan of %s: %w", req.Compound, err)
 		}

@@ -165,7 +165,8 @@ type Change struct {
 // Apply moves p as c reports. It returns the transition to record, or ok=false when p is
 // already in c's state (a repeated report changes nothing). An illegal move returns
 // ErrIllegalTransition: events of different publishers arrive out of order, so the caller
-// retries it later rather than dropping it.
+// retries it later rather than dropping it; unless p has ended, when no retry can help
+// (ErrEnded too: a stale or stray report).
 //
 // One report of the current state is not a repeat: an ASSIGNED parcel reported ASSIGNED to
 // another route or courier (a dispatcher's override: a stop moved, a sick courier's route handed
@@ -176,6 +177,8 @@ func (p *Parcel) Apply(c Change) (t Transition, ok bool, err error) {
 	case c.To == Assigned && p.State == Assigned && c.reassigns(p.Assignment):
 	case p.State == c.To:
 		return Transition{}, false, nil
+	case !CanMove(p.State, c.To) && p.State.Ended():
+		return Transition{}, false, fmt.Errorf("%w: %w: parcel %s is %s, cannot become %s", ErrIllegalTransition, ErrEnded, p.ID, p.State, c.To)
 	case !CanMove(p.State, c.To):
 		return Transition{}, false, fmt.Errorf("%w: parcel %s is %s, cannot become %s", ErrIllegalTransition, p.ID, p.State, c.To)
 	}

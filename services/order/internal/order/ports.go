@@ -70,10 +70,25 @@ type Claim struct {
 	New bool
 }
 
-// SitePlan is the compound's buildings as dispatch keeps them. Errors wrap ErrUnavailable when
+// Dispatch is the dispatch service as the order service uses it. Errors wrap ErrUnavailable when
 // dispatch cannot be reached.
-type SitePlan interface {
+type Dispatch interface {
+	// Buildings is the compound's site plan.
 	Buildings(ctx context.Context, compound string) ([]Building, error)
+	// Withdraw keeps a FAILED parcel out of every later round. It is ErrIllegalTransition once a
+	// later round has put the parcel on a route again, and ErrUnavailable (try again) while
+	// dispatch has not heard of the failure yet.
+	Withdraw(ctx context.Context, w Withdrawal) error
+}
+
+// Withdrawal asks dispatch to withdraw a parcel that failed at the door from its gate pool.
+type Withdrawal struct {
+	// RequestID is the same for every retry of one cancellation.
+	RequestID string
+	ParcelID  string
+	// FailedIn is the round the parcel failed in, as the order service last heard.
+	FailedIn string
+	Reason   string
 }
 
 // Item is a supplier's catalog entry, as much as ordering needs.

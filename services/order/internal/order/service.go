@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // systemActor is the order service acting on its own (giving stock back after a failed placement).
@@ -28,7 +30,7 @@ const KeepRequests = 48 * time.Hour
 type Service struct {
 	store     Store
 	suppliers Suppliers
-	sites     SitePlan
+	dispatch  Dispatch
 	now       func() time.Time
 	log       *slog.Logger
 	// launches wakes the campaign launcher (RunLauncher) after a launch or a retry.
@@ -39,11 +41,11 @@ type Service struct {
 }
 
 // NewService wires the use cases; now nil means time.Now.
-func NewService(store Store, suppliers Suppliers, sites SitePlan, now func() time.Time, log *slog.Logger) *Service {
+func NewService(store Store, suppliers Suppliers, dispatch Dispatch, now func() time.Time, log *slog.Logger) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, suppliers: suppliers, sites: sites, now: func() time.Time { return now().UTC() }, log: log,
+	return &Service{store: store, suppliers: suppliers, dispatch: dispatch, now: func() time.Time { return now().UTC() }, log: log,
 		launches: make(chan struct{}, 1)}
 }
 
@@ -109,7 +111,7 @@ func (s *Service) ImportHouseholds(ctx context.Context, c Caller, req ImportRequ
 	}
 	roster := ParseRoster(req.Compound, req.CSV)
 	if len(roster.Rows) > 0 {
-		plan, err := s.sites.Buildings(ctx, req.Compound)
+		plan, err := s.dispatch.Buildings(ctx, req.Compound)
 		if err != nil {
 			return ImportResult{}, fmt.Errorf("site plan of %s: %w", req.Compound, err)
 		}
@@ -430,11 +432,14 @@ func (s *Service) abandon(ctx context.Context, key RequestKey, attempt int, orde
 	return Order{}, cause
 }
 
-// CancelOrder cancels every parcel of the order its supplier has not confirmed: each is released
-// at its supplier first, and a supplier that has already confirmed refuses, leaving that parcel as
-// it is. If nothing could be cancelled the result is ErrNothingToCancel. A retry of a finished
-// cancellation returns the order as it is. The caller cancels an order of a household they reach,
-// recorded as cancelled by them (see Caller.cancelling).
+// CancelOrder cancels every parcel of the order that can still be cancelled: each one its
+// supplier has not confirmed (released at its supplier first; a supplier that has confirmed
+// meanwhile refuses, leaving the parcel as it is), and each one that failed at the door (SPEC.md:
+// it goes back to the next round unless the household cancels), withdrawn from dispatch's gate
+// pool first; one a later round has put on a route again stays as it is. If nothing could be
+// cancelled the result is ErrNothingToCancel. A retry of a finished cancellation returns the order
+// as it is. The caller cancels an order of a household they reach, recorded as cancelled by them
+// (see Caller.cancelling).
 func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) (Order, error) {
 	o, err := s.Order(ctx, c, req.OrderID)
 	if err != nil {
@@ -452,22 +457,35 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 		return s.store.Order(ctx, o.ID)
 	}
 
-	released := map[string]bool{}
+	// released holds the parcels let go by their supplier or by dispatch, with the state they
+	// were let go from.
+	released := map[string]State{}
 	var failures []error
 	for _, p := range o.Parcels {
-		if p.State != Placed {
+		var err error
+		switch p.State {
+		case Placed:
+			err = s.suppliers.Release(ctx, p.ID, req.Reason, req.Actor)
+			if errors.Is(err, ErrRefused) {
+				continue // confirmed meanwhile: the parcel goes ahead; its confirmation event is on its way
+			}
+		case Failed:
+			err = s.dispatch.Withdraw(ctx, Withdrawal{RequestID: withdrawalID(key, p.ID), ParcelID: p.ID,
+				FailedIn: p.Assignment.RoundID, Reason: req.Reason})
+			if errors.Is(err, ErrIllegalTransition) {
+				continue // on a route of a later round: it goes out again; its assignment event is on its way
+			}
+		default:
 			continue
 		}
-		switch err := s.suppliers.Release(ctx, p.ID, req.Reason, req.Actor); {
-		case err == nil:
-			released[p.ID] = true
-		case errors.Is(err, ErrRefused):
-			// Confirmed meanwhile: the parcel goes ahead; its confirmation event is on its way.
-		default:
-			failures = append(failures, fmt.Errorf("release parcel %s at supplier %s: %w", p.ID, p.SupplierID, err))
+		if err != nil {
+			failures = append(failures, fmt.Errorf("cancel parcel %s: %w", p.ID, err))
+			continue
 		}
+		released[p.ID] = p.State
 	}
-	// Only a cancellation that reached every supplier is finished; otherwise a retry goes again.
+	// Only a cancellation that reached every supplier and dispatch is finished; otherwise a retry
+	// goes again.
 	var finished *RequestKey
 	if len(failures) == 0 {
 		finished = &key
@@ -477,7 +495,7 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 		var ts []Transition
 		for i := range o.Parcels {
 			p := &o.Parcels[i]
-			if !released[p.ID] || p.State != Placed {
+			if from, ok := released[p.ID]; !ok || p.State != from {
 				continue
 			}
 			t, _, err := p.Apply(Change{ParcelID: p.ID, To: Cancelled, Actor: req.Actor, At: now, Reason: req.Reason})
@@ -487,7 +505,7 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 			ts = append(ts, t)
 		}
 		if len(ts) == 0 && len(failures) == 0 {
-			return nil, fmt.Errorf("%w: order %s: its suppliers have confirmed or ended every parcel", ErrNothingToCancel, o.ID)
+			return nil, fmt.Errorf("%w: order %s: every parcel is confirmed by its supplier, on its way or ended", ErrNothingToCancel, o.ID)
 		}
 		return ts, nil
 	})
@@ -498,4 +516,11 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 		return Order{}, errors.Join(failures...)
 	}
 	return updated, nil
+}
+
+// withdrawalID is the request id of the withdrawal of a failed parcel from dispatch on behalf of
+// the cancellation with key: the same for every retry of that cancellation, and unique to it
+// across orders (dispatch's request ids are global).
+func withdrawalID(key RequestKey, parcelID string) string {
+	return uuid.NewSHA1(namespace, []byte("withdraw/"+key.Scope+"/"+parcelID+"/"+key.ID)).String()
 }
