@@ -180,16 +180,19 @@ func TestSickCourierMidRound(t *testing.T) {
 	for _, at := range []time.Time{time.Now(), time.Now().Add(24 * time.Hour), time.Now().Add(48 * time.Hour)} {
 		dates[rounds.Date(at)] = true
 	}
+	var next []string // the later rounds they wait in
 	testkit.Eventually(t, 15*time.Second, func() error {
 		waiting := 0
+		next = next[:0]
 		for date := range dates {
 			resp, err := c.dispatch.ListRounds(dispatch, &dispatchv1.ListRoundsRequest{Compound: "haixin", Date: date})
 			if err != nil {
 				return err
 			}
 			for _, r := range resp.GetRounds() {
-				if r.GetRoundId() != round && r.GetState() == dispatchv1.RoundState_ROUND_STATE_OPEN {
+				if r.GetRoundId() != round && r.GetState() == dispatchv1.RoundState_ROUND_STATE_OPEN && r.GetParcels() > 0 {
 					waiting += int(r.GetParcels())
+					next = append(next, r.GetRoundId())
 				}
 			}
 		}
@@ -198,8 +201,45 @@ func TestSickCourierMidRound(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("%d parcels, %d routes; courier %s sick, %d routes changed; %d delivered, %d failed and waiting for the next round",
-		len(parcels), len(plan.GetRoutes()), sick, len(moved.GetRoutes()), len(delivered), len(notHome))
+
+	// Unless the household cancels: the first one does, and its parcel is not planned again.
+	gone, err := c.order.GetParcel(dispatch, &orderv1.GetParcelRequest{ParcelId: notHome[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	household := gone.GetParcel().GetHouseholdId()
+	cancelled, err := c.order.CancelOrder(c.as(t, typesv1.Role_ROLE_RESIDENT, household), &orderv1.CancelOrderRequest{
+		RequestId: "cancel-after-failure", OrderId: gone.GetParcel().GetOrderId(), Reason: "bought eggs at the gate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cancelled.GetOrder().GetParcels()[0]; len(cancelled.GetOrder().GetParcels()) != 1 || p.GetParcelId() != notHome[0] ||
+		p.GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED || p.GetReason() != "bought eggs at the gate" {
+		t.Fatalf("cancelled after failing: %v", cancelled.GetOrder())
+	}
+	replanned := map[string]bool{}
+	for _, id := range next {
+		plan, err := c.dispatch.PlanRound(dispatch, &dispatchv1.PlanRoundRequest{RequestId: "plan-" + id, RoundId: id})
+		if err != nil {
+			t.Fatalf("plan %s: %v", id, err)
+		}
+		for _, r := range plan.GetRoutes() {
+			for _, s := range r.GetStops() {
+				for _, p := range s.GetParcelIds() {
+					replanned[p] = true
+				}
+			}
+		}
+	}
+	for i, p := range notHome {
+		if replanned[p] != (i > 0) {
+			t.Errorf("parcel %s (failed, cancelled %v) planned again: %v", p, i == 0, replanned[p])
+		}
+	}
+	waitStates(t, c, notHome[1:], typesv1.ParcelState_PARCEL_STATE_ASSIGNED)
+	waitStates(t, c, notHome[:1], typesv1.ParcelState_PARCEL_STATE_CANCELLED)
+	t.Logf("%d parcels, %d routes; courier %s sick, %d routes changed; %d delivered, %d failed, of which %d planned again and 1 cancelled",
+		len(parcels), len(plan.GetRoutes()), sick, len(moved.GetRoutes()), len(delivered), len(notHome), len(replanned))
 }
 
 // waitStates waits until the order service shows every parcel in state.

@@ -196,7 +196,9 @@
       el('div', { class: 'actions' },
         el('button', { type: 'button', class: 'link', 'aria-expanded': String(open), onclick: () => toggle(o.order_id) },
           open ? L('收起动态', 'Hide timeline') : L('查看动态', 'Timeline')),
-        o.parcels.some((p) => p.state === 'PLACED')
+        // Unconfirmed parcels can be cancelled, and so can parcels that could not be delivered
+        // (they would otherwise go out again in the next round).
+        o.parcels.some((p) => p.state === 'PLACED' || p.state === 'FAILED')
           ? el('button', { type: 'button', class: 'danger', onclick: (e) => cancel(o, e.currentTarget, msg) }, L('取消订单', 'Cancel'))
           : null),
       msg,
@@ -245,7 +247,8 @@
   }
 
   async function cancel(o, button, msg) {
-    if (!window.confirm(L('确定取消这个订单？已确认的包裹无法取消。', 'Cancel this order? Parcels already confirmed cannot be cancelled.'))) return;
+    if (!window.confirm(L('确定取消这个订单？未确认的包裹和投递失败的包裹会被取消；已确认、正在配送的包裹无法取消。',
+      'Cancel this order? Unconfirmed parcels and parcels that could not be delivered are cancelled; parcels confirmed and on their way cannot be.'))) return;
     let requestId = state.pendingCancels.get(o.order_id);
     if (!requestId) {
       requestId = newRequestId();
