@@ -405,7 +405,8 @@ func TestBasketToDoorInTheBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-round]`)),
 		evaluate(`window.__asked = 0; window.confirm = () => { window.__asked++; return false; }`),
 		chromedp.Click(chromedp.CSS(`#plan`)),
-		chromedp.WaitVisible(chromedp.CSS(`#plan-message`)),
+		// The page reads the rounds' counts afresh before it asks (or, wrongly, plans).
+		chromedp.Poll[chromedp.Void](`window.__asked > 0 || document.querySelector('#plan-message.ok') !== null`),
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) (err error) {
 			asked, err = chromedp.Evaluate[int](`window.__asked`)(ctx, t)
 			return err

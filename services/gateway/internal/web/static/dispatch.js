@@ -151,7 +151,9 @@
     const msg = $('plan-message');
     if (!state.round) { showMessage(msg, 'error', L('请先选择轮次', 'Select a round first')); return; }
     // Planning a round without parcels ends it (parcels checked in later join the next one): a
-    // tired hand on the wrong round is asked first.
+    // tired hand on the wrong round is asked first. The counts are read afresh, so that parcels
+    // checked in a moment ago (their list may still be on its way) count.
+    await loadRounds();
     const selected = state.rounds.find((r) => r.round_id === state.round);
     if (selected && selected.parcels === 0 && !window.confirm(L('本轮没有包裹：规划后本轮即结束，之后签收的包裹进入下一轮。仍要规划吗？',
       'This round has no parcels: planning it ends the round, and parcels checked in later join the next one. Plan it anyway?'))) {
