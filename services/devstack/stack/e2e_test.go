@@ -23,6 +23,7 @@ import (
 	eventsv1 "github.com/doorstep/doorstep/proto/gen/doorstep/events/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"github.com/doorstep/doorstep/services/devstack/demo"
 	"github.com/doorstep/doorstep/services/devstack/seed"
@@ -40,6 +41,7 @@ type clients struct {
 	supplier supplierv1.SupplierServiceClient
 	dispatch dispatchv1.DispatchServiceClient
 	courier  courierv1.CourierServiceClient
+	tracking trackingv1.TrackingServiceClient
 	keys     *auth.Keys
 }
 
@@ -97,6 +99,7 @@ func startStackAt(t *testing.T, now func() time.Time) (*stack.Stack, clients) {
 		supplier: supplierv1.NewSupplierServiceClient(dial(s.Supplier)),
 		dispatch: dispatchv1.NewDispatchServiceClient(dial(s.Dispatch)),
 		courier:  courierv1.NewCourierServiceClient(dial(s.Courier)),
+		tracking: trackingv1.NewTrackingServiceClient(dial(s.Tracking)),
 		keys:     keys,
 	}
 	seedAs := keys.DialOption("seed")

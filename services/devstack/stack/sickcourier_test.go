@@ -12,6 +12,7 @@ import (
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	supplierv1 "github.com/doorstep/doorstep/proto/gen/doorstep/supplier/v1"
+	trackingv1 "github.com/doorstep/doorstep/proto/gen/doorstep/tracking/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -19,7 +20,8 @@ import (
 // TestSickCourierMidRound: the dispatcher plans a round of the demo compound's lift towers; one
 // courier calls in sick before setting out and all their stops go to the others in one action;
 // the others deliver, a few doors fail, and every parcel ends delivered, or failed with its reason
-// and waiting in the next round.
+// and waiting in the next round; one household cancels its failed parcel, and the next round's
+// plan takes only the others.
 func TestSickCourierMidRound(t *testing.T) {
 	_, c := startStack(t)
 
@@ -213,8 +215,8 @@ func TestSickCourierMidRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := cancelled.GetOrder().GetParcels()[0]; len(cancelled.GetOrder().GetParcels()) != 1 || p.GetParcelId() != notHome[0] ||
-		p.GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED || p.GetReason() != "bought eggs at the gate" {
+	if ps := cancelled.GetOrder().GetParcels(); len(ps) != 1 || ps[0].GetParcelId() != notHome[0] ||
+		ps[0].GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED || ps[0].GetReason() != "bought eggs at the gate" {
 		t.Fatalf("cancelled after failing: %v", cancelled.GetOrder())
 	}
 	replanned := map[string]bool{}
@@ -238,6 +240,32 @@ func TestSickCourierMidRound(t *testing.T) {
 	}
 	waitStates(t, c, notHome[1:], typesv1.ParcelState_PARCEL_STATE_ASSIGNED)
 	waitStates(t, c, notHome[:1], typesv1.ParcelState_PARCEL_STATE_CANCELLED)
+	// The round they failed in still counts every failure, the cancelled one's too.
+	testkit.Eventually(t, 15*time.Second, func() error {
+		resp, err := c.tracking.GetRoundProgress(dispatch, &trackingv1.GetRoundProgressRequest{RoundId: round})
+		if err != nil {
+			return err
+		}
+		if tot := resp.GetProgress().GetTotal(); tot.GetFailed() != int32(len(notHome)) || tot.GetDelivered() != int32(len(delivered)) {
+			return fmt.Errorf("round %s progress %v, want %d failed and %d delivered", round, tot, len(notHome), len(delivered))
+		}
+		return nil
+	})
+	// The household's timeline says it was cancelled, once.
+	timeline, err := c.tracking.GetOrderTimeline(c.as(t, typesv1.Role_ROLE_RESIDENT, household),
+		&trackingv1.GetOrderTimelineRequest{OrderId: gone.GetParcel().GetOrderId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range timeline.GetEntries() {
+		if e.GetState() == typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("timeline has %d cancellations: %v", n, timeline.GetEntries())
+	}
 	t.Logf("%d parcels, %d routes; courier %s sick, %d routes changed; %d delivered, %d failed, of which %d planned again and 1 cancelled",
 		len(parcels), len(plan.GetRoutes()), sick, len(moved.GetRoutes()), len(delivered), len(notHome), len(replanned))
 }

@@ -109,7 +109,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 		{"WithdrawParcel", func(ctx context.Context, id string) error {
 			// Refused even when allowed: the parcel is on its route, nobody cancelled it after a failure.
 			_, err := h.client.WithdrawParcel(ctx, &dispatchv1.WithdrawParcelRequest{RequestId: id, ParcelId: p.GetParcelId(),
-				Reason: "cancelled"})
+				FailedRoundId: "haixin-2026-03-01-pm", Reason: "cancelled"})
 			return err
 		}},
 	}
@@ -144,7 +144,8 @@ func TestWhoMayCallWhat(t *testing.T) {
 	// want has one letter per RPC, in the order above: O ok, N NOT_FOUND, D PERMISSION_DENIED,
 	// U UNAUTHENTICATED, F FAILED_PRECONDITION. The first seven are the compound's records and
 	// rounds to read and keep, ListRoutes, and the next seven the dispatcher's alone; the last,
-	// WithdrawParcel, only the order service's, for itself or for the resident or worker cancelling.
+	// WithdrawParcel, only the order service's (subject "order"), for itself or for the resident or
+	// worker cancelling.
 	for _, tc := range []struct {
 		caller string
 		ctx    context.Context
@@ -159,12 +160,13 @@ func TestWhoMayCallWhat(t *testing.T) {
 		{"supplier staff", h.as(typesv1.Role_ROLE_SUPPLIER, "fresh-mart-staff", testkit.Supplier("fresh-mart")), "ODDDDDDD DDDDDDD D"},
 		{"courier", h.as(typesv1.Role_ROLE_COURIER, "haixin-courier-02"), "ODDDDDDD DDDDDDD D"},
 		{"resident", h.as(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin")), "DDDDDDDD DDDDDDD D"},
-		{"system", h.as(system, "seed"), "OOOOOOOO OOOOOOO F"},
+		{"system", h.as(system, "seed"), "OOOOOOOO OOOOOOO D"},
 		{"system for haixin's dispatcher", h.as(system, "gateway", onBehalfOf(dispatcher, "dispatcher-zhang", in("haixin"))), "OOOOOOOO OOOOOOO D"},
 		{"system for a worker of yuyuan", h.as(system, "order", onBehalfOf(worker, "worker-zhao", in("yuyuan"))), "NNNNNNNN DDDDDDD N"},
 		{"system for haixin's worker", h.as(system, "order", onBehalfOf(worker, "worker-li", in("haixin"))), "OOOOOOOO DDDDDDD F"},
 		{"system for a resident", h.as(system, "order", onBehalfOf(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin"))), "DDDDDDDD DDDDDDD F"},
 		{"system for another household", h.as(system, "order", onBehalfOf(typesv1.Role_ROLE_RESIDENT, "haixin-9-1-101", in("haixin"))), "DDDDDDDD DDDDDDD N"},
+		{"another service for a resident", h.as(system, "gateway", onBehalfOf(typesv1.Role_ROLE_RESIDENT, p.GetHouseholdId(), in("haixin"))), "DDDDDDDD DDDDDDD D"},
 		{"system for a courier", h.as(system, "courier", onBehalfOf(typesv1.Role_ROLE_COURIER, "haixin-courier-02")), "ODDDDDDD DDDDDDD D"},
 		{"no identity", h.bg, "UUUUUUUU UUUUUUU U"},
 		{"identity signed with another key", forgedCtx, "UUUUUUUU UUUUUUU U"},

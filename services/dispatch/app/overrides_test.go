@@ -170,7 +170,7 @@ func TestMoveStop(t *testing.T) {
 	_, err = o.client.MoveStop(o.ctx, &dispatchv1.MoveStopRequest{RequestId: "move-3", RoundId: am,
 		HouseholdId: o.b2b.GetHouseholdId(), ToCourierId: c03})
 	wantCode(t, err, codes.FailedPrecondition)
-	if msg := status.Convert(err).Message(); !strings.Contains(msg, "already delivered or failed") {
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "already delivered, failed or cancelled") {
 		t.Fatalf("message %q", msg)
 	}
 

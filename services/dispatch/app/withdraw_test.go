@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
+	orderv1 "github.com/doorstep/doorstep/proto/gen/doorstep/order/v1"
 	typesv1 "github.com/doorstep/doorstep/proto/gen/doorstep/types/v1"
 )
 
@@ -60,10 +63,35 @@ func TestWithdrawFailedParcel(t *testing.T) {
 		t.Fatalf("am round %v after both its parcels failed", r.GetState())
 	}
 
-	// Now it can be withdrawn: from the pm round's gate pool, keeping the household's reason.
+	// A parcel waiting at the gate that never failed cannot be withdrawn.
+	fresh := h.orders.ready("1", "1", 2)
+	h.checkIn(t, "in-fresh", fresh)
+	system := h.as(typesv1.Role_ROLE_SYSTEM, "order")
+	_, err := h.client.WithdrawParcel(system, &dispatchv1.WithdrawParcelRequest{RequestId: "w-fresh", ParcelId: fresh.GetParcelId(),
+		FailedRoundId: am, Reason: "cancelled"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("withdraw a parcel that never failed: %v, want FAILED_PRECONDITION", err)
+	}
+	if r := h.round(t, "2026-03-02", pm); r.GetParcels() != 3 {
+		t.Fatalf("pm carries %d parcels, want 3", r.GetParcels())
+	}
+
+	// Now it can be withdrawn: from the pm round's gate pool, keeping the household's reason, and
+	// announced as cancelled by the household.
 	got, err := withdraw("w-1", p.GetParcelId(), "cancelled by the household")
-	if err != nil || got.GetParcelId() != p.GetParcelId() || got.GetRoundId() != pm {
+	if err != nil || got.GetParcelId() != p.GetParcelId() || got.GetRoundId() != pm || got.GetEventId() == "" {
 		t.Fatalf("withdraw = %v, %v", got, err)
+	}
+	cancelled := h.waitEvents(t, "doorstep.haixin.parcel.cancelled", 1)[0].event
+	if sc := cancelled.GetParcelStateChanged(); cancelled.GetEventId() != got.GetEventId() || sc.GetParcelId() != p.GetParcelId() ||
+		sc.GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED || sc.GetReason() != "cancelled by the household" ||
+		sc.GetRoundId() != pm || cancelled.GetOrderId() != p.GetOrderId() ||
+		cancelled.GetActor().GetRole() != typesv1.Role_ROLE_RESIDENT || cancelled.GetActor().GetId() != p.GetHouseholdId() {
+		t.Fatalf("parcel.cancelled %v, answer %v", cancelled, got)
+	}
+	// It no longer counts against the pm round's capacity.
+	if r := h.round(t, "2026-03-02", pm); r.GetParcels() != 2 {
+		t.Fatalf("pm carries %d parcels after the withdrawal, want 2", r.GetParcels())
 	}
 	var st, reason string
 	var outcome *string
@@ -84,6 +112,9 @@ func TestWithdrawFailedParcel(t *testing.T) {
 	}
 	if _, err := withdraw("w-1", p.GetParcelId(), "changed my mind"); status.Code(err) != codes.AlreadyExists {
 		t.Errorf("request id reused with another reason: %v, want ALREADY_EXISTS", err)
+	}
+	if evs, err := h.events("doorstep.haixin.parcel.cancelled"); err != nil || len(evs) != 1 {
+		t.Errorf("%d parcel.cancelled events after repeated withdrawals (%v), want 1", len(evs), err)
 	}
 
 	// A late failure report (another event, as from a courier's phone that was offline) does not
@@ -112,10 +143,9 @@ func TestWithdrawFailedParcel(t *testing.T) {
 			planned = append(planned, s.GetParcelIds()...)
 		}
 	}
-	if len(planned) != 1 || planned[0] != q.GetParcelId() {
-		t.Fatalf("pm plan carries %v, want only %s", planned, q.GetParcelId())
+	if slices.Contains(planned, p.GetParcelId()) || !slices.Contains(planned, q.GetParcelId()) || len(planned) != 2 {
+		t.Fatalf("pm plan carries %v, want %s and %s", planned, q.GetParcelId(), fresh.GetParcelId())
 	}
-	system := h.as(typesv1.Role_ROLE_SYSTEM, "order")
 	_, err = h.client.WithdrawParcel(system, &dispatchv1.WithdrawParcelRequest{RequestId: "w-q", ParcelId: q.GetParcelId(),
 		FailedRoundId: am, Reason: "cancelled"})
 	if status.Code(err) != codes.FailedPrecondition {
@@ -124,8 +154,9 @@ func TestWithdrawFailedParcel(t *testing.T) {
 	if _, st, _, _ := h.parcelRow(t, q.GetParcelId()); st != "assigned" {
 		t.Fatalf("a refused withdrawal left the parcel %s", st)
 	}
-	// The pm round waits for q alone.
+	// The pm round waits for the parcels on its routes alone.
 	h.outcome(t, q, typesv1.ParcelState_PARCEL_STATE_DELIVERED, "")
+	h.outcome(t, fresh, typesv1.ParcelState_PARCEL_STATE_DELIVERED, "")
 	testkit.Eventually(t, 10*time.Second, func() error {
 		if r := h.round(t, "2026-03-02", pm); r.GetState() != dispatchv1.RoundState_ROUND_STATE_DONE {
 			return fmt.Errorf("pm round %v after its only routed parcel was delivered", r.GetState())
@@ -138,7 +169,7 @@ func TestWithdrawFailedParcel(t *testing.T) {
 		t.Errorf("withdraw another household's parcel: %v, want NOT_FOUND", err)
 	}
 	_, err = h.client.WithdrawParcel(system, &dispatchv1.WithdrawParcelRequest{RequestId: "w-unknown",
-		ParcelId: "0190c5a4-0000-7000-8000-00000000dead"})
+		ParcelId: "0190c5a4-0000-7000-8000-00000000dead", FailedRoundId: am})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("withdraw an unknown parcel: %v, want NOT_FOUND", err)
 	}
@@ -168,4 +199,68 @@ func TestWithdrawParcelValidation(t *testing.T) {
 	if want := []string{"request_id", "parcel_id", "failed_round_id", "reason"}; fmt.Sprint(fields) != fmt.Sprint(want) {
 		t.Errorf("violations name %v, want %v", fields, want)
 	}
+}
+
+// Withdrawals racing the plan of the round their parcels wait for: each parcel ends either
+// withdrawn and on no route, or on a route with its withdrawal refused; never both, never neither.
+func TestWithdrawRacingPlan(t *testing.T) {
+	h := start(t, at("2026-03-02", "08:00"))
+	h.sitePlan(t)
+	var parcels []*orderv1.Parcel
+	for i := range 10 {
+		parcels = append(parcels, h.orders.ready("2", fmt.Sprint(1+i%2), 1+i%6))
+	}
+	h.checkIn(t, "in", parcels...)
+	h.clock.Set(at("2026-03-02", "09:30"))
+	h.plan(t, "plan-am", am)
+	const pm = "haixin-2026-03-02-pm"
+	for _, p := range parcels {
+		h.outcome(t, p, typesv1.ParcelState_PARCEL_STATE_FAILED, "nobody home")
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if r := h.round(t, "2026-03-02", pm); r.GetParcels() != int32(len(parcels)) {
+			return fmt.Errorf("pm has %d parcels", r.GetParcels())
+		}
+		return nil
+	})
+
+	system := h.as(typesv1.Role_ROLE_SYSTEM, "order")
+	withdrawn := make([]error, len(parcels))
+	var plan *dispatchv1.PlanRoundResponse
+	var planErr error
+	var wg sync.WaitGroup
+	for i, p := range parcels {
+		wg.Go(func() {
+			_, withdrawn[i] = h.client.WithdrawParcel(system, &dispatchv1.WithdrawParcelRequest{RequestId: "w-" + p.GetParcelId(),
+				ParcelId: p.GetParcelId(), FailedRoundId: am, Reason: "cancelled"})
+		})
+		if i == len(parcels)/2 {
+			wg.Go(func() {
+				plan, planErr = h.client.PlanRound(h.ctx, &dispatchv1.PlanRoundRequest{RequestId: "plan-pm", RoundId: pm})
+			})
+		}
+	}
+	wg.Wait()
+	if planErr != nil {
+		t.Fatal(planErr)
+	}
+	planned := map[string]bool{}
+	for _, r := range plan.GetRoutes() {
+		for _, s := range r.GetStops() {
+			for _, id := range s.GetParcelIds() {
+				planned[id] = true
+			}
+		}
+	}
+	won := 0
+	for i, p := range parcels {
+		switch {
+		case withdrawn[i] == nil && !planned[p.GetParcelId()]:
+			won++
+		case status.Code(withdrawn[i]) == codes.FailedPrecondition && planned[p.GetParcelId()]:
+		default:
+			t.Errorf("parcel %s: withdrawal %v, planned %v", p.GetParcelId(), withdrawn[i], planned[p.GetParcelId()])
+		}
+	}
+	t.Logf("%d of %d withdrawals came before the plan", won, len(parcels))
 }

@@ -36,7 +36,8 @@ type Config struct {
 	DatabaseURL  string `env:"DATABASE_URL"`
 	NATSURL      string `env:"NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	SupplierAddr string `env:"SUPPLIER_ADDR" envDefault:"127.0.0.1:50052"`
-	// DispatchAddr serves the site plan the roster import checks buildings and units against.
+	// DispatchAddr serves the site plan imports and notices are checked against, and withdraws
+	// a cancelled parcel that failed at the door from the gate pool.
 	DispatchAddr string `env:"DISPATCH_ADDR" envDefault:"127.0.0.1:50053"`
 	// MetricsPort serves Prometheus metrics (outbox backlog, publish rate, consumer lag, dead
 	// letters) on /metrics; 0 turns them off.

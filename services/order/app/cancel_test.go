@@ -96,21 +96,27 @@ func TestCancelAfterConfirmation(t *testing.T) {
 
 // A parcel that failed at the door goes back to the next round unless the household cancels
 // (SPEC.md): cancelling withdraws it from dispatch's gate pool first, then records FAILED ->
-// CANCELLED. Until dispatch has heard of the failure nothing changes and the caller is told to
-// try again; a parcel a later round has taken out again is not cancelled; parcels on their way
-// are never touched.
+// CANCELLED under the parcel.cancelled event dispatch published. Until dispatch has heard of the
+// failure nothing changes and the caller is told to try again; if dispatch's answer is lost, its
+// event makes the change; a parcel a later round has taken out again is not cancelled; parcels on
+// their way are never touched.
 func TestCancelAfterFailureAtTheDoor(t *testing.T) {
 	t.Parallel()
 	e := start(t)
 	hh := e.household()
-	o := e.place("req-1", hh, basket())
-	fresh, pharmacy := parcelOf(o, "freshmart"), parcelOf(o, "pharmacy")
-	e.drive(o, fresh, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY,
-		typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.ParcelState_PARCEL_STATE_ASSIGNED,
-		typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.ParcelState_PARCEL_STATE_FAILED)
-	e.drive(o, pharmacy, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY)
-	e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
-	e.waitParcel(pharmacy.ParcelId, typesv1.ParcelState_PARCEL_STATE_READY)
+	failedOrder := func(requestID string) (o *orderv1.Order, failed *orderv1.Parcel) {
+		t.Helper()
+		o = e.place(requestID, hh, basket())
+		fresh, pharmacy := parcelOf(o, "freshmart"), parcelOf(o, "pharmacy")
+		e.drive(o, fresh, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY,
+			typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.ParcelState_PARCEL_STATE_ASSIGNED,
+			typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.ParcelState_PARCEL_STATE_FAILED)
+		e.drive(o, pharmacy, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY)
+		e.waitParcel(fresh.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
+		e.waitParcel(pharmacy.ParcelId, typesv1.ParcelState_PARCEL_STATE_READY)
+		return o, fresh
+	}
+	o, fresh := failedOrder("req-1")
 
 	// Dispatch has not heard of the failure yet: try again, nothing changed.
 	e.disp.answerWithdraw(fresh.ParcelId, codes.Aborted)
@@ -142,14 +148,10 @@ func TestCancelAfterFailureAtTheDoor(t *testing.T) {
 		t.Errorf("supplier asked to release %v: their goods were delivered to the gate", e.sup.releasedParcels())
 	}
 	wantOnBehalfOf(t, e.disp.peerAuth, "WithdrawParcel", typesv1.Role_ROLE_RESIDENT, hh)
-	ev := e.waitStream("doorstep.haixin.parcel.cancelled", 1)[0].event
-	if sc := ev.GetParcelStateChanged(); sc.GetParcelId() != fresh.ParcelId || sc.GetReason() != "we bought it ourselves" ||
-		ev.GetActor().GetId() != hh {
-		t.Errorf("parcel.cancelled %v", ev)
-	}
-	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND from_state = 'FAILED' AND to_state = 'CANCELLED' AND actor_id = $2`,
-		fresh.ParcelId, hh); n != 1 {
-		t.Errorf("%d FAILED -> CANCELLED transitions, want 1", n)
+	// Recorded under dispatch's event, in the round whose pool it left.
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND from_state = 'FAILED' AND to_state = 'CANCELLED'
+		AND actor_id = $2 AND event_id = $3 AND round_id = 'r2'`, fresh.ParcelId, hh, cancelledEventID(fresh.ParcelId)); n != 1 {
+		t.Errorf("%d FAILED -> CANCELLED transitions under dispatch's event, want 1", n)
 	}
 
 	// A retry returns the result without asking dispatch again; nothing is left to cancel.
@@ -172,19 +174,43 @@ func TestCancelAfterFailureAtTheDoor(t *testing.T) {
 		t.Errorf("after a late assignment the cancelled parcel is %v", parcelOf(p, "freshmart").State)
 	}
 
-	// Another order's failed parcel that the next round has already put on a route: not cancelled.
-	o2 := e.place("req-2", hh, basket())
-	fresh2 := parcelOf(o2, "freshmart")
-	e.drive(o2, fresh2, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY,
-		typesv1.ParcelState_PARCEL_STATE_AT_GATE, typesv1.ParcelState_PARCEL_STATE_ASSIGNED,
-		typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY, typesv1.ParcelState_PARCEL_STATE_FAILED)
-	e.drive(o2, parcelOf(o2, "pharmacy"), typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
-	e.waitParcel(fresh2.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
-	e.waitParcel(parcelOf(o2, "pharmacy").ParcelId, typesv1.ParcelState_PARCEL_STATE_CONFIRMED)
-	e.disp.answerWithdraw(fresh2.ParcelId, codes.FailedPrecondition)
-	_, err = e.client.CancelOrder(e.resident(hh), &orderv1.CancelOrderRequest{RequestId: "cancel-1", OrderId: o2.OrderId})
+	// Dispatch withdraws the next one, but its answer is lost: the cancellation fails, and
+	// dispatch's event makes the change on its own.
+	o2, fresh2 := failedOrder("req-2")
+	e.disp.answerWithdraw(fresh2.ParcelId, codes.DeadlineExceeded)
+	cancel2 := &orderv1.CancelOrderRequest{RequestId: "cancel-1", OrderId: o2.OrderId, Reason: "too late now"}
+	_, err = e.client.CancelOrder(e.resident(hh), cancel2)
+	wantCode(t, err, codes.Unavailable)
+	announced := parcelEvent(o2, fresh2, typesv1.ParcelState_PARCEL_STATE_CANCELLED, typesv1.Role_ROLE_RESIDENT, hh,
+		func(sc *eventsv1.ParcelStateChanged) { sc.Reason, sc.RoundId = "too late now", "r2" })
+	announced.EventId = cancelledEventID(fresh2.ParcelId)
+	e.publish(announced, announced.EventId)
+	if p := e.waitParcel(fresh2.ParcelId, typesv1.ParcelState_PARCEL_STATE_CANCELLED); p.Reason != "too late now" {
+		t.Errorf("cancelled from dispatch's event: %v", p)
+	}
+	// The resident tries again and finds it done: nothing is left to cancel.
+	e.disp.answerWithdraw(fresh2.ParcelId, codes.OK)
+	_, err = e.client.CancelOrder(e.resident(hh), cancel2)
 	wantCode(t, err, codes.FailedPrecondition)
-	if p := e.getOrder(o2.OrderId); parcelOf(p, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_FAILED {
+	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND to_state = 'CANCELLED'`, fresh2.ParcelId); n != 1 {
+		t.Errorf("%d CANCELLED transitions, want 1", n)
+	}
+
+	// A failed parcel that the next round has already put on a route: not cancelled.
+	o3, fresh3 := failedOrder("req-3")
+	e.disp.answerWithdraw(fresh3.ParcelId, codes.FailedPrecondition)
+	_, err = e.client.CancelOrder(e.resident(hh), &orderv1.CancelOrderRequest{RequestId: "cancel-1", OrderId: o3.OrderId})
+	wantCode(t, err, codes.FailedPrecondition)
+	if p := e.getOrder(o3.OrderId); parcelOf(p, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_FAILED {
 		t.Errorf("a parcel dispatch would not withdraw is %v", parcelOf(p, "freshmart").State)
+	}
+
+	// The order service announced none of these cancellations itself: dispatch did. (Its later
+	// events are on the stream, so an announcement of the first would be too.)
+	e.waitStream("doorstep.haixin.order.placed", 3)
+	for _, m := range e.stream() {
+		if m.subject == "doorstep.haixin.parcel.cancelled" && m.event.GetEventId() != announced.EventId {
+			t.Errorf("parcel.cancelled %v published besides dispatch's", m.event)
+		}
 	}
 }

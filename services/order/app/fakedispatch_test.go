@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -96,5 +97,11 @@ func (f *fakeDispatch) WithdrawParcel(_ context.Context, req *dispatchv1.Withdra
 	if code := f.withdrawAnswer[req.GetParcelId()]; code != codes.OK {
 		return nil, status.Errorf(code, "parcel %s: %s", req.GetParcelId(), code)
 	}
-	return &dispatchv1.WithdrawParcelResponse{ParcelId: req.GetParcelId(), RoundId: "r2"}, nil
+	return &dispatchv1.WithdrawParcelResponse{ParcelId: req.GetParcelId(), RoundId: "r2", EventId: cancelledEventID(req.GetParcelId())}, nil
+}
+
+// cancelledEventID is the id of the fake dispatch's parcel.cancelled for a withdrawn parcel: one per
+// parcel, as dispatch's.
+func cancelledEventID(parcelID string) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte("cancelled/"+parcelID)).String()
 }

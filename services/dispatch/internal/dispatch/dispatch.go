@@ -95,7 +95,8 @@ func DefaultSettings(compound string) Settings {
 }
 
 // RoundState is a round's life: OPEN → CLOSED (cutoff passed, or closed by hand) → PLANNED →
-// DONE (every parcel delivered or failed). A round planned before its cutoff closes on the way.
+// DONE (every parcel delivered, failed or withdrawn). A round planned before its cutoff closes on
+// the way.
 type RoundState string
 
 const (
@@ -122,8 +123,11 @@ type Round struct {
 	Cutoff  time.Time
 	Departs time.Time
 	State   RoundState
-	// Parcels that joined the round.
+	// Parcels the round carries: every parcel that joined it but those withdrawn from its gate
+	// pool (cancelled after failing at the door); what its capacity counts.
 	Parcels int
+	// Joined counts every parcel that ever joined the round, withdrawn ones too.
+	Joined int
 	// Set once planned.
 	Cost       Cost
 	LowerBound Cost
@@ -142,6 +146,13 @@ const (
 	// StatusWithdrawn: it failed at the door and its household then cancelled it; no round
 	// plans it again.
 	StatusWithdrawn ParcelStatus = "withdrawn"
+)
+
+// What became of a parcel in a round it was in (Tx.Outcome).
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeFailed    = "failed"
+	OutcomeWithdrawn = "withdrawn"
 )
 
 // Parcel is a parcel checked in at the gate, with what the planner needs to know about it.

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // FailedParcel is a courier's report that a parcel could not be delivered.
@@ -14,7 +16,7 @@ type FailedParcel struct {
 // ParcelFailed records a failure at the door in the parcel's round and puts the parcel back into
 // the gate pool of the next open round with room, keeping the reason, so that round's plan takes
 // it again (no longer pinned: the next round has its own couriers). The round it failed in is
-// done once every parcel it had was delivered or failed. It runs inside the caller's transaction
+// done once every parcel it had was delivered, failed or withdrawn. It runs inside the caller's transaction
 // (the event consumer's, which records the event as applied in the same one).
 func (s *Service) ParcelFailed(ctx context.Context, tx Tx, f FailedParcel) error {
 	p, err := lockParcel(ctx, tx, f.ParcelID)
@@ -48,7 +50,8 @@ func (s *Service) ParcelFailed(ctx context.Context, tx Tx, f FailedParcel) error
 }
 
 // ParcelDelivered records a delivery: the parcel stays on its route as delivered, no override
-// moves it any more, and its round is done once every parcel it had was delivered or failed. It
+// moves it any more, and its round is done once every parcel it had was delivered, failed or
+// withdrawn. It
 // runs inside the event consumer's transaction.
 func (s *Service) ParcelDelivered(ctx context.Context, tx Tx, parcelID string) error {
 	p, err := lockParcel(ctx, tx, parcelID)
@@ -102,24 +105,30 @@ type WithdrawCmd struct {
 	// FailedIn is the round the caller saw the parcel fail in.
 	FailedIn string
 	Reason   string
+	// By is who cancels, recorded on the event.
+	By Actor `json:"-"`
 	// Compound and Household, when set, are the only compound and household the caller reaches
 	// (a resident reaches their own household).
 	Compound  string `json:"-"`
 	Household string `json:"-"`
 }
 
-// Withdrawn is where a withdrawn parcel was waiting.
+// Withdrawn is where a withdrawn parcel was waiting, and the parcel.cancelled event announcing it.
 type Withdrawn struct {
 	ParcelID string
 	RoundID  string
+	EventID  string
 }
 
-// WithdrawParcel withdraws a parcel waiting at the gate after a failure. The round lock it takes
-// first (lockParcel) is the one planning takes, so a withdrawal and the plan of the parcel's next
-// round cannot both win: a parcel a plan has put on a route again is refused
-// (ErrIllegalTransition), as is a delivered one. A parcel still on the route of the round it
-// failed in has a failure report on its way to dispatch: ErrNotHeardYet, try again. Withdrawing
-// a withdrawn parcel answers as the first withdrawal did.
+// WithdrawParcel withdraws a parcel waiting at the gate after failing at the door in cmd.FailedIn,
+// and announces it cancelled (ParcelCancelled) in the same transaction: the order service records
+// the cancellation from the answer or, if it never got the answer, from the event. The round lock
+// it takes first (lockParcel) is the one planning takes, so a withdrawal and the plan of the
+// parcel's next round cannot both win: a parcel a plan has put on a route again is refused
+// (ErrIllegalTransition), as are a delivered one and one that did not fail in cmd.FailedIn. A
+// parcel still on the route of the round it failed in has a failure report on its way to
+// dispatch: ErrNotHeardYet, try again. Withdrawing a withdrawn parcel answers as the first
+// withdrawal did.
 func (s *Service) WithdrawParcel(ctx context.Context, cmd WithdrawCmd) (Withdrawn, error) {
 	return once(ctx, s, "WithdrawParcel", cmd.RequestID, cmd, func(tx Tx) (Withdrawn, error) {
 		p, err := lockParcel(ctx, tx, cmd.ParcelID)
@@ -129,12 +138,23 @@ func (s *Service) WithdrawParcel(ctx context.Context, cmd WithdrawCmd) (Withdraw
 		if cmd.Compound != "" && p.Address.Compound != cmd.Compound || cmd.Household != "" && p.HouseholdID != cmd.Household {
 			return Withdrawn{}, fmt.Errorf("parcel %s: %w", p.ID, ErrNotFound)
 		}
-		out := Withdrawn{ParcelID: p.ID, RoundID: p.RoundID}
+		out := Withdrawn{ParcelID: p.ID, RoundID: p.RoundID, EventID: CancelledEventID(p.ID)}
 		switch p.Status {
 		case StatusWithdrawn:
 			return out, nil
 		case StatusPooled:
-			return out, tx.WithdrawParcel(ctx, p.ID, cmd.Reason)
+			outcome, err := tx.Outcome(ctx, cmd.FailedIn, p.ID)
+			if err != nil {
+				return Withdrawn{}, err
+			}
+			if outcome != OutcomeFailed {
+				return Withdrawn{}, fmt.Errorf("%w: parcel %s did not fail in round %s; it waits at the gate for round %s",
+					ErrIllegalTransition, p.ID, cmd.FailedIn, p.RoundID)
+			}
+			if err := tx.WithdrawParcel(ctx, p.ID, cmd.Reason); err != nil {
+				return Withdrawn{}, err
+			}
+			return out, tx.Publish(ctx, ParcelCancelled{Parcel: p, EventID: out.EventID, Reason: cmd.Reason, At: s.now(), By: cmd.By})
 		case StatusAssigned:
 			if p.RoundID == cmd.FailedIn {
 				return Withdrawn{}, fmt.Errorf("%w: parcel %s is still on its route in round %s; its failure is on its way to dispatch, try again shortly",
@@ -146,6 +166,15 @@ func (s *Service) WithdrawParcel(ctx context.Context, cmd WithdrawCmd) (Withdraw
 		}
 	})
 }
+
+// CancelledEventID is the id of the parcel.cancelled event of a withdrawn parcel: derived from the
+// parcel, since a parcel is withdrawn once, so that every answer about it names the same event.
+func CancelledEventID(parcelID string) string {
+	return uuid.NewSHA1(eventSpace, []byte("cancelled/"+parcelID)).String()
+}
+
+// eventSpace is the UUID namespace of the event ids dispatch derives.
+var eventSpace = uuid.MustParse("0b6f6a52-8f51-4c3e-a3f4-5d0e2c9b7a18")
 
 // lockParcel locks a parcel's round and then the parcel: rounds before parcels, the order every
 // use case takes them in, so that an override of the round and an event about one of its

@@ -261,7 +261,7 @@ func plannedRound(ctx context.Context, tx Tx, id string, now time.Time) (Round, 
 	case RoundPlanned:
 		return r, nil
 	case RoundDone:
-		return Round{}, fmt.Errorf("%w: round %s is done: every parcel was delivered or failed", ErrIllegalTransition, r.ID)
+		return Round{}, fmt.Errorf("%w: round %s is done: every parcel was delivered, failed or withdrawn", ErrIllegalTransition, r.ID)
 	default:
 		return Round{}, fmt.Errorf("%w: round %s is %s, not planned yet", ErrIllegalTransition, r.ID, r.State)
 	}
@@ -412,7 +412,7 @@ func (s *Service) MoveStop(ctx context.Context, cmd MoveStopCmd) ([]Route, error
 			live[i].Pinned = true
 		}
 		if len(moving) == 0 {
-			return nil, fmt.Errorf("%w: the stop of household %s in round %s was already delivered or failed",
+			return nil, fmt.Errorf("%w: the stop of household %s in round %s was already delivered, failed or cancelled",
 				ErrIllegalTransition, cmd.HouseholdID, r.ID)
 		}
 		if err := tx.SetPinned(ctx, keys(moving), true); err != nil {

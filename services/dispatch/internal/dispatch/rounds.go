@@ -82,7 +82,7 @@ func (s *Service) UpdateSettings(ctx context.Context, requestID string, st Setti
 				if err := tx.RescheduleRound(ctx, r.ID, day[0].Cutoff, day[0].Departs); err != nil {
 					return Settings{}, err
 				}
-			case r.Parcels == 0:
+			case r.Joined == 0:
 				if err := tx.DeleteRound(ctx, r.ID); err != nil {
 					return Settings{}, err
 				}

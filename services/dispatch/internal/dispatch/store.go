@@ -62,7 +62,8 @@ type Tx interface {
 	DeleteRound(ctx context.Context, id string) error
 	// SetRoundCost records a round's current cost and lower bound.
 	SetRoundCost(ctx context.Context, id string, cost, lowerBound Cost) error
-	// FinishRound marks a planned round done when every parcel it had was delivered or failed.
+	// FinishRound marks a planned round done when every parcel it had was delivered, failed or
+	// withdrawn.
 	FinishRound(ctx context.Context, id string, at time.Time) (bool, error)
 
 	// Parcels are the checked-in parcels among ids.
@@ -87,8 +88,11 @@ type Tx interface {
 	// with them whatever overrides come.
 	MarkPickedUp(ctx context.Context, id string) error
 	// WithdrawParcel takes a pooled parcel out of its round for good, keeping reason: no plan
-	// takes it, and its round no longer waits for it to be delivered or failed.
+	// takes it, its round no longer counts it nor waits for it (outcome OutcomeWithdrawn).
 	WithdrawParcel(ctx context.Context, id, reason string) error
+	// Outcome is what became of a parcel in a round: OutcomeDelivered, OutcomeFailed,
+	// OutcomeWithdrawn, or "" while it is still open there or was never in it.
+	Outcome(ctx context.Context, roundID, parcelID string) (string, error)
 	// RecordOutcome records that a parcel was delivered or failed, in every round it is still
 	// open in; delivered also marks the parcel so.
 	RecordOutcome(ctx context.Context, id string, delivered bool) error
@@ -167,9 +171,20 @@ type RoutePlanned struct {
 	By       Actor
 }
 
-func (ParcelAtGate) isEvent()   {}
-func (ParcelAssigned) isEvent() {}
-func (RoutePlanned) isEvent()   {}
+// ParcelCancelled: a parcel that failed at the door was withdrawn from the gate pool because its
+// household cancelled it. EventID is CancelledEventID's.
+type ParcelCancelled struct {
+	Parcel  Parcel
+	EventID string
+	Reason  string
+	At      time.Time
+	By      Actor
+}
+
+func (ParcelAtGate) isEvent()    {}
+func (ParcelAssigned) isEvent()  {}
+func (RoutePlanned) isEvent()    {}
+func (ParcelCancelled) isEvent() {}
 
 // Orders is the order service as dispatch needs it.
 type Orders interface {

@@ -378,15 +378,13 @@ func id(v *grpcx.Violations, s, field string) {
 	v.Check(idRE.MatchString(s), field, "must be 1-128 letters, digits, '.', '_', ':' or '-'")
 }
 
-func roundID(v *grpcx.Violations, s string) {
+func roundID(v *grpcx.Violations, s string) { roundIDField(v, s, "round_id") }
+
+func roundIDField(v *grpcx.Violations, s, field string) {
 	if s == "" {
-		v.Add("round_id", "is required")
+		v.Add(field, "is required")
 		return
 	}
-	roundIDForm(v, s, "round_id")
-}
-
-func roundIDForm(v *grpcx.Violations, s, field string) {
 	c, _, _, err := dispatch.ParseRoundID(s)
 	v.Check(err == nil && events.ValidCompound(c), field, "must be <compound>-<YYYY-MM-DD>-<slot>")
 }

@@ -143,9 +143,7 @@ func (s *Server) WithdrawParcel(ctx context.Context, req *dispatchv1.WithdrawPar
 	var v grpcx.Violations
 	requestID(&v, req.GetRequestId())
 	id(&v, req.GetParcelId(), "parcel_id")
-	if req.GetFailedRoundId() != "" {
-		roundIDForm(&v, req.GetFailedRoundId(), "failed_round_id")
-	}
+	roundIDField(&v, req.GetFailedRoundId(), "failed_round_id")
 	v.Check(len(req.GetReason()) <= maxReason, "reason", fmt.Sprintf("at most %d bytes", maxReason))
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -155,7 +153,8 @@ func (s *Server) WithdrawParcel(ctx context.Context, req *dispatchv1.WithdrawPar
 		return nil, err
 	}
 	cmd := dispatch.WithdrawCmd{RequestID: req.GetRequestId(), ParcelID: req.GetParcelId(),
-		FailedIn: req.GetFailedRoundId(), Reason: req.GetReason(), Compound: who.Compound}
+		FailedIn: req.GetFailedRoundId(), Reason: req.GetReason(),
+		By: dispatch.Actor{Role: actorRoles[who.Role], ID: who.Subject}, Compound: who.Compound}
 	if who.Role == resident {
 		cmd.Household = who.Subject
 	}
@@ -163,7 +162,7 @@ func (s *Server) WithdrawParcel(ctx context.Context, req *dispatchv1.WithdrawPar
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
-	return &dispatchv1.WithdrawParcelResponse{ParcelId: w.ParcelID, RoundId: w.RoundID}, nil
+	return &dispatchv1.WithdrawParcelResponse{ParcelId: w.ParcelID, RoundId: w.RoundID, EventId: w.EventID}, nil
 }
 
 // MoveStop moves one household's stop in a planned round to another courier.
@@ -202,7 +201,7 @@ func (s *Server) ReassignCourier(ctx context.Context, req *dispatchv1.ReassignCo
 		id(&v, to, "to_courier_id")
 		v.Check(to != req.GetFromCourierId(), "to_courier_id", "must differ from from_courier_id")
 	}
-	v.Check(len(req.GetReason()) <= maxReason, "reason", fmt.Sprintf("at most %d bytes", maxReason))
+	v.Check(len([]rune(req.GetReason())) <= maxNote, "reason", fmt.Sprintf("at most %d characters", maxNote))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

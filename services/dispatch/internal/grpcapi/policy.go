@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/doorstep/doorstep/pkg/auth"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
@@ -54,12 +55,17 @@ var Policy = auth.Policy{
 	dispatchv1.DispatchService_WithdrawParcel_FullMethodName:         {system},
 }
 
-// flows are the methods only services call, each with the people a service may call it for: the
-// order service withdraws a failed parcel from the gate pool when the resident, or a worker for
-// them, cancels it. Anyone calling any other method for someone gets what that person's own role
-// may do (Policy).
-var flows = map[string][]typesv1.Role{
-	dispatchv1.DispatchService_WithdrawParcel_FullMethodName: {resident, worker, system},
+// flow is a method only certain services call, for certain people.
+type flow struct {
+	services []string
+	people   []typesv1.Role
+}
+
+// flows are the methods only services call: the order service withdraws a failed parcel from the
+// gate pool when the resident, or a worker for them, cancels it. Anyone calling any other method
+// for someone gets what that person's own role may do (Policy).
+var flows = map[string]flow{
+	dispatchv1.DispatchService_WithdrawParcel_FullMethodName: {services: []string{"order"}, people: []typesv1.Role{resident, worker, system}},
 }
 
 var actorRoles = map[typesv1.Role]dispatch.Role{
@@ -73,8 +79,8 @@ var actorRoles = map[typesv1.Role]dispatch.Role{
 
 // caller is the person behind a call: for a service acting for someone, that someone, whose role
 // must itself be allowed to call method (a service carrying a courier's request does no more than
-// the courier could), unless method is a flow the service carries out for them. They are recorded
-// as the actor of what the call changes.
+// the courier could), unless method is a flow, which only its services call, for its people. They
+// are recorded as the actor of what the call changes.
 func caller(ctx context.Context, method string) (auth.Identity, error) {
 	id, ok := auth.FromContext(ctx)
 	if !ok {
@@ -83,8 +89,14 @@ func caller(ctx context.Context, method string) (auth.Identity, error) {
 	}
 	who := id.Originator()
 	allowed := Policy[method]
-	if forWhom, isFlow := flows[method]; isFlow && id.OnBehalfOf != nil {
-		allowed = forWhom
+	if f, isFlow := flows[method]; isFlow {
+		if !slices.Contains(f.services, id.Subject) {
+			return auth.Identity{}, status.Errorf(codes.PermissionDenied, "%s may not call %s: only %s do",
+				id.Subject, method, strings.Join(f.services, ", "))
+		}
+		if id.OnBehalfOf != nil {
+			allowed = f.people
+		}
 	}
 	if !slices.Contains(allowed, who.Role) {
 		return auth.Identity{}, status.Errorf(codes.PermissionDenied, "%s acting for a %s may not call %s", id.Subject,

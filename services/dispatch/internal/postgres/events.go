@@ -40,6 +40,13 @@ func envelope(e dispatch.Event) (*eventsv1.Event, error) {
 		return ev, nil
 	case dispatch.ParcelAssigned:
 		return parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_ASSIGNED, e.Reason, e.By, e.At)
+	case dispatch.ParcelCancelled:
+		ev, err := parcelEvent(e.Parcel, typesv1.ParcelState_PARCEL_STATE_CANCELLED, e.Reason, e.By, e.At)
+		if err != nil {
+			return nil, err
+		}
+		ev.EventId = e.EventID
+		return ev, nil
 	case dispatch.RoutePlanned:
 		// A route spans many orders, so the envelope names none; each parcel carries its own.
 		by, err := actor(e.By)

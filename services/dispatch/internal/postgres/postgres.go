@@ -253,9 +253,11 @@ func (t txn) CloseDueRounds(ctx context.Context, compound string, at time.Time) 
 	return nil
 }
 
-// roundColumns read a round with its parcel count (every parcel that ever joined it).
+// roundColumns read a round with its parcel counts: those it carries (withdrawn ones not) and
+// every one that ever joined it.
 const roundColumns = `r.round_id, r.compound, to_char(r.day, 'YYYY-MM-DD'), r.slot, r.cutoff, r.departs, r.state,
 	r.cost_metres, r.cost_floors, r.cost_trips, r.lower_metres, r.lower_floors, r.lower_trips,
+	(SELECT count(*) FROM round_parcels rp WHERE rp.round_id = r.round_id AND rp.outcome IS DISTINCT FROM 'withdrawn'),
 	(SELECT count(*) FROM round_parcels rp WHERE rp.round_id = r.round_id)`
 
 func scanRound(row pgx.Row) (dispatch.Round, error) {
@@ -263,7 +265,7 @@ func scanRound(row pgx.Row) (dispatch.Round, error) {
 	var state string
 	err := row.Scan(&r.ID, &r.Compound, &r.Date, &r.Slot, &r.Cutoff, &r.Departs, &state,
 		&r.Cost.Metres, &r.Cost.Floors, &r.Cost.Trips, &r.LowerBound.Metres, &r.LowerBound.Floors, &r.LowerBound.Trips,
-		&r.Parcels)
+		&r.Parcels, &r.Joined)
 	r.State = dispatch.RoundState(state)
 	r.Cutoff, r.Departs = r.Cutoff.UTC(), r.Departs.UTC()
 	return r, err
@@ -487,6 +489,21 @@ func (t txn) WithdrawParcel(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("withdraw parcel %s from its round: %w", id, err)
 	}
 	return nil
+}
+
+func (t txn) Outcome(ctx context.Context, roundID, parcelID string) (string, error) {
+	var outcome *string
+	err := t.tx.QueryRow(ctx, `SELECT outcome FROM round_parcels WHERE round_id = $1 AND parcel_id = $2`, roundID, parcelID).
+		Scan(&outcome)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read outcome of parcel %s in round %s: %w", parcelID, roundID, err)
+	case outcome == nil:
+		return "", nil
+	}
+	return *outcome, nil
 }
 
 func (t txn) RecordOutcome(ctx context.Context, id string, delivered bool) error {

@@ -23,12 +23,14 @@ const (
 )
 
 // Subjects are the events the consumer applies: the other services' parcel transitions. The
-// order service's own parcel.placed and parcel.cancelled are left out, so they cost it no
-// delivery, transaction or inbox row (two of every order's events).
+// order service's own parcel.placed are left out, so they cost it no delivery, transaction or
+// inbox row (one of every order's events). parcel.cancelled is in: dispatch announces the
+// cancellation of a parcel that failed at the door, which the order service records from the
+// event if it never got dispatch's answer; its own cancellations come back as no-ops.
 var Subjects = []string{
 	"doorstep.*.parcel.confirmed", "doorstep.*.parcel.rejected", "doorstep.*.parcel.expired", "doorstep.*.parcel.ready",
 	"doorstep.*.parcel.at_gate", "doorstep.*.parcel.assigned", "doorstep.*.parcel.out_for_delivery",
-	"doorstep.*.parcel.delivered", "doorstep.*.parcel.failed",
+	"doorstep.*.parcel.delivered", "doorstep.*.parcel.failed", "doorstep.*.parcel.cancelled",
 }
 
 // Applier applies one reported change inside the inbox transaction.
@@ -50,8 +52,8 @@ func Handler(a Applier) inbox.Handler {
 		switch to {
 		case "":
 			return fmt.Errorf("%w: event %s: unknown parcel state %v", inbox.ErrPermanent, ev.GetEventId(), sc.GetState())
-		case order.Placed, order.Cancelled:
-			// This service's own announcements (outside Subjects; harmless if a replay brings one).
+		case order.Placed:
+			// This service's own announcement (outside Subjects; harmless if a replay brings one).
 			return nil
 		}
 		at := time.Now().UTC()

@@ -54,27 +54,28 @@ func (c *Client) Buildings(ctx context.Context, compound string) ([]order.Buildi
 }
 
 // Withdraw implements order.Dispatch.
-func (c *Client) Withdraw(ctx context.Context, w order.Withdrawal) error {
-	_, err := c.c.WithdrawParcel(ctx, &dispatchv1.WithdrawParcelRequest{RequestId: w.RequestID, ParcelId: w.ParcelID,
+func (c *Client) Withdraw(ctx context.Context, w order.Withdrawal) (order.Withdrawn, error) {
+	resp, err := c.c.WithdrawParcel(ctx, &dispatchv1.WithdrawParcelRequest{RequestId: w.RequestID, ParcelId: w.ParcelID,
 		FailedRoundId: w.FailedIn, Reason: w.Reason})
 	if err == nil {
-		return nil
+		return order.Withdrawn{RoundID: resp.GetRoundId(), EventID: resp.GetEventId()}, nil
 	}
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.FailedPrecondition:
-		return fmt.Errorf("%w: dispatch: %s", order.ErrIllegalTransition, st.Message())
+		return order.Withdrawn{}, fmt.Errorf("%w: dispatch: %s", order.ErrIllegalTransition, st.Message())
 	case codes.Aborted:
 		// Dispatch has not heard of the failure yet; it will in a moment.
-		return fmt.Errorf("%w: dispatch: %s", order.ErrUnavailable, st.Message())
+		return order.Withdrawn{}, fmt.Errorf("%w: the courier's report has not reached dispatch yet; try again in a moment",
+			order.ErrUnavailable)
 	case codes.NotFound:
 		// The order service saw the parcel fail, so dispatch checked it in: the two disagree.
-		return fmt.Errorf("dispatch does not know parcel %s, which failed at the door: %s", w.ParcelID, st.Message())
+		return order.Withdrawn{}, fmt.Errorf("dispatch does not know parcel %s, which failed at the door: %s", w.ParcelID, st.Message())
 	case codes.InvalidArgument, codes.AlreadyExists, codes.Unauthenticated, codes.PermissionDenied:
 		// What the order service sent, or who it is, was refused: a fault no retry mends,
 		// answered as an internal error and logged.
-		return fmt.Errorf("dispatch refused to withdraw parcel %s: %s: %s", w.ParcelID, st.Code(), st.Message())
+		return order.Withdrawn{}, fmt.Errorf("dispatch refused to withdraw parcel %s: %s: %s", w.ParcelID, st.Code(), st.Message())
 	default:
-		return fmt.Errorf("%w: dispatch: %s: %s", order.ErrUnavailable, st.Code(), st.Message())
+		return order.Withdrawn{}, fmt.Errorf("%w: dispatch: %s: %s", order.ErrUnavailable, st.Code(), st.Message())
 	}
 }

@@ -55,8 +55,9 @@ type Store interface {
 	ParcelsToCheckIn(ctx context.Context, compound string, after GatePosition, limit int) ([]Parcel, error)
 
 	// UpdateOrder loads the order locked, lets fn change its parcels, then stores the changed
-	// parcels, the transitions fn returns and one parcel.<state> event per transition. When done
-	// is non-nil the request key is marked finished in the same transaction.
+	// parcels, the transitions fn returns and one parcel.<state> event per transition but those
+	// another service has announced (with an EventID). When done is non-nil the request key is
+	// marked finished in the same transaction.
 	UpdateOrder(ctx context.Context, id string, done *RequestKey, fn func(*Order) ([]Transition, error)) (Order, error)
 }
 
@@ -75,10 +76,10 @@ type Claim struct {
 type Dispatch interface {
 	// Buildings is the compound's site plan.
 	Buildings(ctx context.Context, compound string) ([]Building, error)
-	// Withdraw keeps a FAILED parcel out of every later round. It is ErrIllegalTransition once a
-	// later round has put the parcel on a route again, and ErrUnavailable (try again) while
-	// dispatch has not heard of the failure yet.
-	Withdraw(ctx context.Context, w Withdrawal) error
+	// Withdraw keeps a FAILED parcel out of every later round, and dispatch announces it
+	// cancelled. It is ErrIllegalTransition once a later round has put the parcel on a route
+	// again, and ErrUnavailable (try again) while dispatch has not heard of the failure yet.
+	Withdraw(ctx context.Context, w Withdrawal) (Withdrawn, error)
 }
 
 // Withdrawal asks dispatch to withdraw a parcel that failed at the door from its gate pool.
@@ -89,6 +90,16 @@ type Withdrawal struct {
 	// FailedIn is the round the parcel failed in, as the order service last heard.
 	FailedIn string
 	Reason   string
+}
+
+// Withdrawn is dispatch's answer to a Withdrawal.
+type Withdrawn struct {
+	// RoundID is the round whose gate pool the parcel left.
+	RoundID string
+	// EventID is dispatch's parcel.cancelled event announcing it, the same for every answer
+	// about the parcel: the CANCELLED transition is recorded under it, whether from this answer
+	// or, if the answer is lost, from the event.
+	EventID string
 }
 
 // Item is a supplier's catalog entry, as much as ordering needs.

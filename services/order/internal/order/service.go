@@ -457,11 +457,11 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 		return s.store.Order(ctx, o.ID)
 	}
 
-	// released holds the parcels let go by their supplier or by dispatch, with the state they
-	// were let go from.
-	released := map[string]State{}
+	// released holds the parcels let go by their supplier or by dispatch: the change to record.
+	released := map[string]Change{}
 	var failures []error
 	for _, p := range o.Parcels {
+		change := Change{ParcelID: p.ID, To: Cancelled, Actor: req.Actor, Reason: req.Reason}
 		var err error
 		switch p.State {
 		case Placed:
@@ -470,11 +470,14 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 				continue // confirmed meanwhile: the parcel goes ahead; its confirmation event is on its way
 			}
 		case Failed:
-			err = s.dispatch.Withdraw(ctx, Withdrawal{RequestID: withdrawalID(key, p.ID), ParcelID: p.ID,
+			var w Withdrawn
+			w, err = s.dispatch.Withdraw(ctx, Withdrawal{RequestID: withdrawalID(key, p), ParcelID: p.ID,
 				FailedIn: p.Assignment.RoundID, Reason: req.Reason})
 			if errors.Is(err, ErrIllegalTransition) {
 				continue // on a route of a later round: it goes out again; its assignment event is on its way
 			}
+			// Dispatch has announced the cancellation: recorded under its event, not announced again.
+			change.EventID, change.RoundID = w.EventID, w.RoundID
 		default:
 			continue
 		}
@@ -482,7 +485,7 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 			failures = append(failures, fmt.Errorf("cancel parcel %s: %w", p.ID, err))
 			continue
 		}
-		released[p.ID] = p.State
+		released[p.ID] = change
 	}
 	// Only a cancellation that reached every supplier and dispatch is finished; otherwise a retry
 	// goes again.
@@ -491,20 +494,32 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 		finished = &key
 	}
 	now := s.now()
-	updated, err := s.store.UpdateOrder(ctx, o.ID, finished, func(o *Order) ([]Transition, error) {
+	// The stock is back and the parcels are out of dispatch's pool: record it even if the caller
+	// has gone meanwhile.
+	updated, err := s.store.UpdateOrder(context.WithoutCancel(ctx), o.ID, finished, func(o *Order) ([]Transition, error) {
 		var ts []Transition
+		cancelled := 0
 		for i := range o.Parcels {
 			p := &o.Parcels[i]
-			if from, ok := released[p.ID]; !ok || p.State != from {
+			change, ok := released[p.ID]
+			switch {
+			case !ok:
+				continue
+			case p.State == Cancelled:
+				cancelled++ // dispatch's event got here first
+				continue
+			case p.State != Placed && p.State != Failed:
 				continue
 			}
-			t, _, err := p.Apply(Change{ParcelID: p.ID, To: Cancelled, Actor: req.Actor, At: now, Reason: req.Reason})
+			change.At = now
+			t, _, err := p.Apply(change)
 			if err != nil {
 				return nil, err
 			}
 			ts = append(ts, t)
+			cancelled++
 		}
-		if len(ts) == 0 && len(failures) == 0 {
+		if cancelled == 0 && len(failures) == 0 {
 			return nil, fmt.Errorf("%w: order %s: every parcel is confirmed by its supplier, on its way or ended", ErrNothingToCancel, o.ID)
 		}
 		return ts, nil
@@ -518,9 +533,10 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 	return updated, nil
 }
 
-// withdrawalID is the request id of the withdrawal of a failed parcel from dispatch on behalf of
+// withdrawalID is the request id of the withdrawal of failed parcel p from dispatch on behalf of
 // the cancellation with key: the same for every retry of that cancellation, and unique to it
-// across orders (dispatch's request ids are global).
-func withdrawalID(key RequestKey, parcelID string) string {
-	return uuid.NewSHA1(namespace, []byte("withdraw/"+key.Scope+"/"+parcelID+"/"+key.ID)).String()
+// across orders (dispatch's request ids are global). The round it failed in is part of it, since
+// dispatch holds a request id to the round it was sent with.
+func withdrawalID(key RequestKey, p Parcel) string {
+	return uuid.NewSHA1(namespace, []byte("withdraw/"+key.Scope+"/"+p.ID+"/"+p.Assignment.RoundID+"/"+key.ID)).String()
 }

@@ -644,6 +644,9 @@ func (s *Store) UpdateOrder(ctx context.Context, id string, done *order.RequestK
 			if err := insertTransition(ctx, tx, t); err != nil {
 				return err
 			}
+			if t.EventID != "" {
+				continue // another service's event announced it already
+			}
 			if err := outbox.Add(ctx, tx, transitionEvent(o, p, t)); err != nil {
 				return err
 			}

@@ -34,7 +34,7 @@ const (
 	RoundState_ROUND_STATE_PLANNED RoundState = 2
 	// No longer taking parcels, not planned yet.
 	RoundState_ROUND_STATE_CLOSED RoundState = 3
-	// Every parcel delivered or failed.
+	// Every parcel delivered or failed (or withdrawn: cancelled after failing in an earlier round).
 	RoundState_ROUND_STATE_DONE RoundState = 4
 )
 
@@ -1609,8 +1609,8 @@ type WithdrawParcelRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	ParcelId  string                 `protobuf:"bytes,2,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
-	// The round the order service saw the parcel fail in: while dispatch still has it on that
-	// round's route, the courier's failure report has not reached dispatch yet.
+	// The round the order service saw the parcel fail in (required): while dispatch still has it on
+	// that round's route, the courier's failure report has not reached dispatch yet.
 	FailedRoundId string `protobuf:"bytes,3,opt,name=failed_round_id,json=failedRoundId,proto3" json:"failed_round_id,omitempty"`
 	// Why, e.g. "cancelled by the household"; kept as the parcel's reason.
 	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1680,7 +1680,11 @@ type WithdrawParcelResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	ParcelId string                 `protobuf:"bytes,1,opt,name=parcel_id,json=parcelId,proto3" json:"parcel_id,omitempty"`
 	// The round whose gate pool it left.
-	RoundId       string `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	RoundId string `protobuf:"bytes,2,opt,name=round_id,json=roundId,proto3" json:"round_id,omitempty"`
+	// The id of the parcel.cancelled event dispatch published, the same for every withdrawal of the
+	// parcel: the order service records its CANCELLED transition under it, so that whichever of
+	// the answer and the event reaches it first makes the change and the other finds it made.
+	EventId       string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1725,6 +1729,13 @@ func (x *WithdrawParcelResponse) GetParcelId() string {
 func (x *WithdrawParcelResponse) GetRoundId() string {
 	if x != nil {
 		return x.RoundId
+	}
+	return ""
+}
+
+func (x *WithdrawParcelResponse) GetEventId() string {
+	if x != nil {
+		return x.EventId
 	}
 	return ""
 }
@@ -2776,10 +2787,11 @@ const file_doorstep_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
 	"\tparcel_id\x18\x02 \x01(\tR\bparcelId\x12&\n" +
 	"\x0ffailed_round_id\x18\x03 \x01(\tR\rfailedRoundId\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"P\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"k\n" +
 	"\x16WithdrawParcelResponse\x12\x1b\n" +
 	"\tparcel_id\x18\x01 \x01(\tR\bparcelId\x12\x19\n" +
-	"\bround_id\x18\x02 \x01(\tR\aroundId\"\xec\x01\n" +
+	"\bround_id\x18\x02 \x01(\tR\aroundId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\"\xec\x01\n" +
 	"\x05Round\x12\x19\n" +
 	"\bround_id\x18\x01 \x01(\tR\aroundId\x12\x1a\n" +
 	"\bcompound\x18\x02 \x01(\tR\bcompound\x12\x12\n" +

@@ -76,10 +76,12 @@ type DispatchServiceClient interface {
 	// CloseRound stops a round taking parcels before its cutoff.
 	CloseRound(ctx context.Context, in *CloseRoundRequest, opts ...grpc.CallOption) (*CloseRoundResponse, error)
 	// WithdrawParcel takes a parcel that failed at the door out of the gate pool for good, because
-	// its household cancelled it: no later round plans it. Only the order service calls it, for the
-	// resident or worker cancelling. A parcel already withdrawn is answered as withdrawn; one a
-	// later round has put on a route is refused with FAILED_PRECONDITION; one whose failure dispatch
-	// has not yet heard of (still on the route of failed_round_id) is ABORTED: try again shortly.
+	// its household cancelled it: no later round plans it, and dispatch publishes its
+	// parcel.cancelled. Only the order service calls it, for the resident or worker cancelling. A
+	// parcel already withdrawn is answered as withdrawn; one a later round has put on a route, or
+	// one that did not fail in failed_round_id, is refused with FAILED_PRECONDITION; one whose
+	// failure dispatch has not yet heard of (still on the route of failed_round_id) is ABORTED:
+	// try again shortly.
 	WithdrawParcel(ctx context.Context, in *WithdrawParcelRequest, opts ...grpc.CallOption) (*WithdrawParcelResponse, error)
 }
 
@@ -290,10 +292,12 @@ type DispatchServiceServer interface {
 	// CloseRound stops a round taking parcels before its cutoff.
 	CloseRound(context.Context, *CloseRoundRequest) (*CloseRoundResponse, error)
 	// WithdrawParcel takes a parcel that failed at the door out of the gate pool for good, because
-	// its household cancelled it: no later round plans it. Only the order service calls it, for the
-	// resident or worker cancelling. A parcel already withdrawn is answered as withdrawn; one a
-	// later round has put on a route is refused with FAILED_PRECONDITION; one whose failure dispatch
-	// has not yet heard of (still on the route of failed_round_id) is ABORTED: try again shortly.
+	// its household cancelled it: no later round plans it, and dispatch publishes its
+	// parcel.cancelled. Only the order service calls it, for the resident or worker cancelling. A
+	// parcel already withdrawn is answered as withdrawn; one a later round has put on a route, or
+	// one that did not fail in failed_round_id, is refused with FAILED_PRECONDITION; one whose
+	// failure dispatch has not yet heard of (still on the route of failed_round_id) is ABORTED:
+	// try again shortly.
 	WithdrawParcel(context.Context, *WithdrawParcelRequest) (*WithdrawParcelResponse, error)
 	mustEmbedUnimplementedDispatchServiceServer()
 }

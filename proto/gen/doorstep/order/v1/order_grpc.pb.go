@@ -61,7 +61,8 @@ type OrderServiceClient interface {
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
 	// ListOrders lists a household's orders, newest first.
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
-	// CancelOrder cancels every parcel the suppliers have not confirmed yet.
+	// CancelOrder cancels every parcel the suppliers have not confirmed yet, and every parcel that
+	// failed at the door and is waiting for the next round (dispatch withdraws it first).
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
 	// GetParcel returns one parcel with its household's address, for dispatch.
 	GetParcel(ctx context.Context, in *GetParcelRequest, opts ...grpc.CallOption) (*GetParcelResponse, error)
@@ -338,7 +339,8 @@ type OrderServiceServer interface {
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
 	// ListOrders lists a household's orders, newest first.
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
-	// CancelOrder cancels every parcel the suppliers have not confirmed yet.
+	// CancelOrder cancels every parcel the suppliers have not confirmed yet, and every parcel that
+	// failed at the door and is waiting for the next round (dispatch withdraws it first).
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
 	// GetParcel returns one parcel with its household's address, for dispatch.
 	GetParcel(context.Context, *GetParcelRequest) (*GetParcelResponse, error)

@@ -259,7 +259,7 @@
     if (res && res.ok) {
       state.pendingCancels.delete(o.order_id);
       refresh();
-      shop.load(); // released stock is back
+      shop.load(); // an unconfirmed parcel's stock is back
       return;
     }
     if (!outcomeUnknown(res)) state.pendingCancels.delete(o.order_id);
