@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,14 +156,25 @@ func TestWithdrawFailedParcel(t *testing.T) {
 		t.Fatalf("a refused withdrawal left the parcel %s", st)
 	}
 	// The pm round waits for the parcels on its routes alone.
-	h.outcome(t, q, typesv1.ParcelState_PARCEL_STATE_DELIVERED, "")
+	h.outcome(t, q, typesv1.ParcelState_PARCEL_STATE_FAILED, "nobody home in the afternoon either")
 	h.outcome(t, fresh, typesv1.ParcelState_PARCEL_STATE_DELIVERED, "")
 	testkit.Eventually(t, 10*time.Second, func() error {
 		if r := h.round(t, "2026-03-02", pm); r.GetState() != dispatchv1.RoundState_ROUND_STATE_DONE {
-			return fmt.Errorf("pm round %v after its only routed parcel was delivered", r.GetState())
+			return fmt.Errorf("pm round %v after its routed parcels were delivered or failed", r.GetState())
 		}
 		return nil
 	})
+	// q now waits for tomorrow morning. A withdrawal that knows only of its morning failure is
+	// behind: refused. One naming its latest failure goes through.
+	_, err = h.client.WithdrawParcel(system, &dispatchv1.WithdrawParcelRequest{RequestId: "w-q-am", ParcelId: q.GetParcelId(),
+		FailedRoundId: am, Reason: "cancelled"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "last failed in round "+pm) {
+		t.Fatalf("withdraw naming an earlier failure: %v, want FAILED_PRECONDITION naming %s", err, pm)
+	}
+	if got, err := h.client.WithdrawParcel(system, &dispatchv1.WithdrawParcelRequest{RequestId: "w-q-pm", ParcelId: q.GetParcelId(),
+		FailedRoundId: pm, Reason: "cancelled"}); err != nil || got.GetRoundId() != "haixin-2026-03-03-am" {
+		t.Fatalf("withdraw naming the latest failure = %v, %v", got, err)
+	}
 
 	// Another household's parcel is NOT_FOUND to a resident, as is a parcel dispatch never had.
 	if _, err := withdraw("w-other", q.GetParcelId(), "not mine"); status.Code(err) != codes.NotFound {

@@ -188,9 +188,14 @@ func TestCancelAfterFailureAtTheDoor(t *testing.T) {
 	if p := e.waitParcel(fresh2.ParcelId, typesv1.ParcelState_PARCEL_STATE_CANCELLED); p.Reason != "too late now" {
 		t.Errorf("cancelled from dispatch's event: %v", p)
 	}
-	// The resident tries again and finds it done: nothing is left to cancel.
+	// The resident tries the same request again and finds it done.
 	e.disp.answerWithdraw(fresh2.ParcelId, codes.OK)
-	_, err = e.client.CancelOrder(e.resident(hh), cancel2)
+	resp, err = e.client.CancelOrder(e.resident(hh), cancel2)
+	if err != nil || parcelOf(resp.Order, "freshmart").State != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+		t.Fatalf("retry after dispatch's event: %v, %v", resp, err)
+	}
+	// Another request finds nothing left to cancel.
+	_, err = e.client.CancelOrder(e.resident(hh), &orderv1.CancelOrderRequest{RequestId: "cancel-2", OrderId: o2.OrderId})
 	wantCode(t, err, codes.FailedPrecondition)
 	if n := e.count(`SELECT count(*) FROM parcel_transitions WHERE parcel_id = $1 AND to_state = 'CANCELLED'`, fresh2.ParcelId); n != 1 {
 		t.Errorf("%d CANCELLED transitions, want 1", n)
@@ -212,5 +217,34 @@ func TestCancelAfterFailureAtTheDoor(t *testing.T) {
 		if m.subject == "doorstep.haixin.parcel.cancelled" && m.event.GetEventId() != announced.EventId {
 			t.Errorf("parcel.cancelled %v published besides dispatch's", m.event)
 		}
+	}
+}
+
+// A campaign's free pack that failed at the door goes out again: it is the community's, and the
+// household's cancellation leaves it as it is.
+func TestFreePackIsNotCancelledAfterFailure(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.campaignRoster()
+	camp := e.waitLaunched(e.launch(e.createCampaign("packs-1", donatedPack, nil).CampaignId).CampaignId)
+	r := e.roster(camp.CampaignId).Entries[0]
+	orders, err := e.client.ListOrders(e.worker, &orderv1.ListOrdersRequest{HouseholdId: r.HouseholdId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := orders.Orders[0]
+	pack := o.Parcels[0]
+	e.drive(o, pack, typesv1.ParcelState_PARCEL_STATE_CONFIRMED, typesv1.ParcelState_PARCEL_STATE_READY, typesv1.ParcelState_PARCEL_STATE_AT_GATE,
+		typesv1.ParcelState_PARCEL_STATE_ASSIGNED, typesv1.ParcelState_PARCEL_STATE_OUT_FOR_DELIVERY,
+		typesv1.ParcelState_PARCEL_STATE_FAILED)
+	e.waitParcel(pack.ParcelId, typesv1.ParcelState_PARCEL_STATE_FAILED)
+
+	_, err = e.client.CancelOrder(e.resident(r.HouseholdId), &orderv1.CancelOrderRequest{RequestId: "cancel-1", OrderId: o.OrderId})
+	wantCode(t, err, codes.FailedPrecondition)
+	if n := len(e.disp.withdrawn()); n != 0 {
+		t.Errorf("dispatch asked to withdraw a free pack %d times", n)
+	}
+	if st := e.roster(camp.CampaignId).Entries[0]; st.Status != orderv1.RosterStatus_ROSTER_STATUS_FAILED {
+		t.Errorf("roster says %v, want FAILED (waiting for the next round)", st.Status)
 	}
 }

@@ -148,13 +148,6 @@ const (
 	StatusWithdrawn ParcelStatus = "withdrawn"
 )
 
-// What became of a parcel in a round it was in (Tx.Outcome).
-const (
-	OutcomeDelivered = "delivered"
-	OutcomeFailed    = "failed"
-	OutcomeWithdrawn = "withdrawn"
-)
-
 // Parcel is a parcel checked in at the gate, with what the planner needs to know about it.
 type Parcel struct {
 	ID          string

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -143,13 +144,15 @@ func (s *Service) WithdrawParcel(ctx context.Context, cmd WithdrawCmd) (Withdraw
 		case StatusWithdrawn:
 			return out, nil
 		case StatusPooled:
-			outcome, err := tx.Outcome(ctx, cmd.FailedIn, p.ID)
+			// The caller must have heard of its latest failure: one that knows only of an
+			// earlier round's is behind a later round's delivery attempt.
+			last, err := tx.LastFailure(ctx, p.ID)
 			if err != nil {
 				return Withdrawn{}, err
 			}
-			if outcome != OutcomeFailed {
-				return Withdrawn{}, fmt.Errorf("%w: parcel %s did not fail in round %s; it waits at the gate for round %s",
-					ErrIllegalTransition, p.ID, cmd.FailedIn, p.RoundID)
+			if last != cmd.FailedIn {
+				return Withdrawn{}, fmt.Errorf("%w: parcel %s last failed in round %s, not %s; it waits at the gate for round %s",
+					ErrIllegalTransition, p.ID, cmp.Or(last, "(none)"), cmd.FailedIn, p.RoundID)
 			}
 			if err := tx.WithdrawParcel(ctx, p.ID, cmd.Reason); err != nil {
 				return Withdrawn{}, err

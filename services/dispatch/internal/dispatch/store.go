@@ -88,11 +88,10 @@ type Tx interface {
 	// with them whatever overrides come.
 	MarkPickedUp(ctx context.Context, id string) error
 	// WithdrawParcel takes a pooled parcel out of its round for good, keeping reason: no plan
-	// takes it, its round no longer counts it nor waits for it (outcome OutcomeWithdrawn).
+	// takes it, its round no longer counts it nor waits for it (its outcome there: withdrawn).
 	WithdrawParcel(ctx context.Context, id, reason string) error
-	// Outcome is what became of a parcel in a round: OutcomeDelivered, OutcomeFailed,
-	// OutcomeWithdrawn, or "" while it is still open there or was never in it.
-	Outcome(ctx context.Context, roundID, parcelID string) (string, error)
+	// LastFailure is the latest round (by cutoff) the parcel failed in, "" if none.
+	LastFailure(ctx context.Context, parcelID string) (string, error)
 	// RecordOutcome records that a parcel was delivered or failed, in every round it is still
 	// open in; delivered also marks the parcel so.
 	RecordOutcome(ctx context.Context, id string, delivered bool) error

@@ -491,19 +491,19 @@ func (t txn) WithdrawParcel(ctx context.Context, id, reason string) error {
 	return nil
 }
 
-func (t txn) Outcome(ctx context.Context, roundID, parcelID string) (string, error) {
-	var outcome *string
-	err := t.tx.QueryRow(ctx, `SELECT outcome FROM round_parcels WHERE round_id = $1 AND parcel_id = $2`, roundID, parcelID).
-		Scan(&outcome)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("read outcome of parcel %s in round %s: %w", parcelID, roundID, err)
-	case outcome == nil:
+func (t txn) LastFailure(ctx context.Context, parcelID string) (string, error) {
+	var round string
+	err := t.tx.QueryRow(ctx, `
+		SELECT rp.round_id FROM round_parcels rp JOIN rounds r ON r.round_id = rp.round_id
+		WHERE rp.parcel_id = $1 AND rp.outcome = 'failed'
+		ORDER BY r.cutoff DESC LIMIT 1`, parcelID).Scan(&round)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
-	return *outcome, nil
+	if err != nil {
+		return "", fmt.Errorf("read the last failure of parcel %s: %w", parcelID, err)
+	}
+	return round, nil
 }
 
 func (t txn) RecordOutcome(ctx context.Context, id string, delivered bool) error {

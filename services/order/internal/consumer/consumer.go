@@ -1,6 +1,7 @@
 // Package consumer applies the parcel transitions that other services publish (the suppliers'
-// confirmations, rejections and expiries, dispatch's check-ins and routes, the couriers'
-// deliveries) to the order service's parcels, which are the record residents and dispatch read.
+// confirmations, rejections and expiries, dispatch's check-ins, routes and withdrawals of
+// cancelled parcels, the couriers' deliveries) to the order service's parcels, which are the
+// record residents and dispatch read.
 package consumer
 
 import (

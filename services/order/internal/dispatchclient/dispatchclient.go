@@ -58,6 +58,10 @@ func (c *Client) Withdraw(ctx context.Context, w order.Withdrawal) (order.Withdr
 	resp, err := c.c.WithdrawParcel(ctx, &dispatchv1.WithdrawParcelRequest{RequestId: w.RequestID, ParcelId: w.ParcelID,
 		FailedRoundId: w.FailedIn, Reason: w.Reason})
 	if err == nil {
+		if resp.GetEventId() == "" {
+			// Without it the order service would announce a cancellation dispatch announced too.
+			return order.Withdrawn{}, fmt.Errorf("dispatch withdrew parcel %s but named no event", w.ParcelID)
+		}
 		return order.Withdrawn{RoundID: resp.GetRoundId(), EventID: resp.GetEventId()}, nil
 	}
 	st := status.Convert(err)
@@ -69,8 +73,10 @@ func (c *Client) Withdraw(ctx context.Context, w order.Withdrawal) (order.Withdr
 		return order.Withdrawn{}, fmt.Errorf("%w: the courier's report has not reached dispatch yet; try again in a moment",
 			order.ErrUnavailable)
 	case codes.NotFound:
-		// The order service saw the parcel fail, so dispatch checked it in: the two disagree.
-		return order.Withdrawn{}, fmt.Errorf("dispatch does not know parcel %s, which failed at the door: %s", w.ParcelID, st.Message())
+		// The order service saw the parcel fail, so dispatch checked it in; and the order service
+		// checked the caller reaches the household. The two disagree.
+		return order.Withdrawn{}, fmt.Errorf("dispatch does not know parcel %s, which failed at the door, or not for this caller: %s",
+			w.ParcelID, st.Message())
 	case codes.InvalidArgument, codes.AlreadyExists, codes.Unauthenticated, codes.PermissionDenied:
 		// What the order service sent, or who it is, was refused: a fault no retry mends,
 		// answered as an internal error and logged.

@@ -78,7 +78,8 @@ type Dispatch interface {
 	Buildings(ctx context.Context, compound string) ([]Building, error)
 	// Withdraw keeps a FAILED parcel out of every later round, and dispatch announces it
 	// cancelled. It is ErrIllegalTransition once a later round has put the parcel on a route
-	// again, and ErrUnavailable (try again) while dispatch has not heard of the failure yet.
+	// again (or dispatch has it delivered, or failed elsewhere: the two services disagree), and
+	// ErrUnavailable (try again) while dispatch has not heard of the failure yet.
 	Withdraw(ctx context.Context, w Withdrawal) (Withdrawn, error)
 }
 

@@ -18,8 +18,9 @@ import (
 // systemActor is the order service acting on its own (giving stock back after a failed placement).
 var systemActor = Actor{Role: RoleSystem, ID: "order"}
 
-// releaseTimeout bounds the clean-up after a failed placement; it runs even when the caller has
-// gone, or the stock would stay reserved until the supplier's cutoff.
+// releaseTimeout bounds the clean-up after a failed placement, and the recording of a
+// cancellation its peers have carried out; both run even when the caller has gone, or the stock
+// would stay reserved until the supplier's cutoff.
 const releaseTimeout = 10 * time.Second
 
 // KeepRequests is how long request keys are kept: a retry within it returns the first result.
@@ -436,8 +437,9 @@ func (s *Service) abandon(ctx context.Context, key RequestKey, attempt int, orde
 // supplier has not confirmed (released at its supplier first; a supplier that has confirmed
 // meanwhile refuses, leaving the parcel as it is), and each one that failed at the door (SPEC.md:
 // it goes back to the next round unless the household cancels), withdrawn from dispatch's gate
-// pool first; one a later round has put on a route again stays as it is. If nothing could be
-// cancelled the result is ErrNothingToCancel. A retry of a finished cancellation returns the order
+// pool first; one a later round has put on a route again stays as it is, as does a campaign's
+// free pack. If nothing could be cancelled the result is ErrNothingToCancel; a retry counts the
+// parcels already cancelled as its own. A retry of a finished cancellation returns the order
 // as it is. The caller cancels an order of a household they reach, recorded as cancelled by them
 // (see Caller.cancelling).
 func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) (Order, error) {
@@ -470,14 +472,29 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 				continue // confirmed meanwhile: the parcel goes ahead; its confirmation event is on its way
 			}
 		case Failed:
+			if o.CampaignID != "" {
+				// A free pack is the community's, handed out to every household: it goes out
+				// again, and its worker follows a refusal up.
+				continue
+			}
 			var w Withdrawn
 			w, err = s.dispatch.Withdraw(ctx, Withdrawal{RequestID: withdrawalID(key, p), ParcelID: p.ID,
 				FailedIn: p.Assignment.RoundID, Reason: req.Reason})
 			if errors.Is(err, ErrIllegalTransition) {
-				continue // on a route of a later round: it goes out again; its assignment event is on its way
+				// Dispatch has it otherwise: on a route of a later round (it goes out again; its
+				// assignment event is on its way), or the two services disagree.
+				s.log.InfoContext(ctx, "failed parcel not withdrawn", "order", o.ID, "parcel", p.ID, "err", err)
+				continue
 			}
 			// Dispatch has announced the cancellation: recorded under its event, not announced again.
 			change.EventID, change.RoundID = w.EventID, w.RoundID
+		case Cancelled:
+			if !claim.New {
+				// A retry: this request's earlier try may have cancelled it (dispatch's event
+				// records a withdrawal whose answer was lost), and it counts as done.
+				released[p.ID] = change
+			}
+			continue
 		default:
 			continue
 		}
@@ -496,7 +513,9 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 	now := s.now()
 	// The stock is back and the parcels are out of dispatch's pool: record it even if the caller
 	// has gone meanwhile.
-	updated, err := s.store.UpdateOrder(context.WithoutCancel(ctx), o.ID, finished, func(o *Order) ([]Transition, error) {
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	updated, err := s.store.UpdateOrder(recordCtx, o.ID, finished, func(o *Order) ([]Transition, error) {
 		var ts []Transition
 		cancelled := 0
 		for i := range o.Parcels {
@@ -506,7 +525,7 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 			case !ok:
 				continue
 			case p.State == Cancelled:
-				cancelled++ // dispatch's event got here first
+				cancelled++ // dispatch's event got here first, or an earlier try of this request
 				continue
 			case p.State != Placed && p.State != Failed:
 				continue

@@ -197,8 +197,8 @@
         el('button', { type: 'button', class: 'link', 'aria-expanded': String(open), onclick: () => toggle(o.order_id) },
           open ? L('收起动态', 'Hide timeline') : L('查看动态', 'Timeline')),
         // Unconfirmed parcels can be cancelled, and so can parcels that could not be delivered
-        // (they would otherwise go out again in the next round).
-        o.parcels.some((p) => p.state === 'PLACED' || p.state === 'FAILED')
+        // (they would otherwise go out again in the next round), but not a free pack.
+        o.parcels.some((p) => p.state === 'PLACED' || (p.state === 'FAILED' && o.channel !== 'CAMPAIGN'))
           ? el('button', { type: 'button', class: 'danger', onclick: (e) => cancel(o, e.currentTarget, msg) }, L('取消订单', 'Cancel'))
           : null),
       msg,
