@@ -195,7 +195,9 @@ func parcelDetail(p *eventsv1.ParcelStateChanged) string {
 	if r := p.GetReason(); r != "" {
 		parts = append(parts, "reason: "+r)
 	}
-	if r := p.GetRoundId(); r != "" {
+	// A cancellation after a failure at the door names the round whose gate pool the parcel
+	// left, one it never went out in: not worth a reader's attention.
+	if r := p.GetRoundId(); r != "" && p.GetState() != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
 		parts = append(parts, "round "+r)
 	}
 	if c := p.GetCourierId(); c != "" {

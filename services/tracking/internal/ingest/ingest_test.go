@@ -59,6 +59,9 @@ func TestEntry(t *testing.T) {
 		{"cancelled", parcelEvent(typesv1.ParcelState_PARCEL_STATE_CANCELLED, resident, func(p *eventsv1.ParcelStateChanged) {
 			p.Reason = "ordered twice"
 		}), "parcel.cancelled", "cancelled", "resident", "reason: ordered twice"},
+		{"cancelled after a failure", parcelEvent(typesv1.ParcelState_PARCEL_STATE_CANCELLED, resident, func(p *eventsv1.ParcelStateChanged) {
+			p.Reason, p.RoundId = "bought it ourselves", "2022-04-10-pm"
+		}), "parcel.cancelled", "cancelled", "resident", "reason: bought it ourselves"},
 		{"at gate", parcelEvent(typesv1.ParcelState_PARCEL_STATE_AT_GATE, dispatcher, func(p *eventsv1.ParcelStateChanged) {
 			p.RoundId = "2022-04-10-am"
 		}), "parcel.at_gate", "at_gate", "dispatcher", "round 2022-04-10-am"},
