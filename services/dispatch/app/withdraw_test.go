@@ -94,6 +94,10 @@ func TestWithdrawFailedParcel(t *testing.T) {
 	if r := h.round(t, "2026-03-02", pm); r.GetParcels() != 2 {
 		t.Fatalf("pm carries %d parcels after the withdrawal, want 2", r.GetParcels())
 	}
+	// Scanned at the gate again, it is not reported as going out.
+	if res := h.checkIn(t, "in-again", p); res[0].GetCheckedIn() || !strings.Contains(res[0].GetError(), "cancelled by its household") {
+		t.Fatalf("check-in of a withdrawn parcel: %v", res[0])
+	}
 	var st, reason string
 	var outcome *string
 	if err := h.pool.QueryRow(h.ctx, `

@@ -71,8 +71,17 @@ func (s *Service) CheckIn(ctx context.Context, cmd CheckIn) ([]CheckInResult, er
 		for i, id := range cmd.ParcelIDs {
 			results[i].ParcelID = id
 			if j := slices.IndexFunc(existing, func(p Parcel) bool { return p.ID == id }); j >= 0 {
-				results[i].CheckedIn, results[i].RoundID = true, existing[j].RoundID
-				results[i].Shortages = shortagesOf(stored, id)
+				// Known already: scanned again, or in a retried batch. One that will not go out
+				// again is not reported as checked in.
+				switch existing[j].Status {
+				case StatusWithdrawn:
+					results[i].Error = fmt.Sprintf("parcel %s was cancelled by its household after failing at the door: it does not go out again", id)
+				case StatusDelivered:
+					results[i].Error = fmt.Sprintf("parcel %s was delivered", id)
+				default:
+					results[i].CheckedIn, results[i].RoundID = true, existing[j].RoundID
+					results[i].Shortages = shortagesOf(stored, id)
+				}
 				continue
 			}
 			f, ok := fetched[id]
