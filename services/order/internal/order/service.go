@@ -463,46 +463,13 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 	released := map[string]Change{}
 	var failures []error
 	for _, p := range o.Parcels {
-		change := Change{ParcelID: p.ID, To: Cancelled, Actor: req.Actor, Reason: req.Reason}
-		var err error
-		switch p.State {
-		case Placed:
-			err = s.suppliers.Release(ctx, p.ID, req.Reason, req.Actor)
-			if errors.Is(err, ErrRefused) {
-				continue // confirmed meanwhile: the parcel goes ahead; its confirmation event is on its way
-			}
-		case Failed:
-			if o.CampaignID != "" {
-				// A free pack is the community's, handed out to every household: it goes out
-				// again, and its worker follows a refusal up.
-				continue
-			}
-			var w Withdrawn
-			w, err = s.dispatch.Withdraw(ctx, Withdrawal{RequestID: withdrawalID(key, p), ParcelID: p.ID,
-				FailedIn: p.Assignment.RoundID, Reason: req.Reason})
-			if errors.Is(err, ErrIllegalTransition) {
-				// Dispatch has it otherwise: on a route of a later round (it goes out again; its
-				// assignment event is on its way), or the two services disagree.
-				s.log.InfoContext(ctx, "failed parcel not withdrawn", "order", o.ID, "parcel", p.ID, "err", err)
-				continue
-			}
-			// Dispatch has announced the cancellation: recorded under its event, not announced again.
-			change.EventID, change.RoundID = w.EventID, w.RoundID
-		case Cancelled:
-			if !claim.New {
-				// A retry: this request's earlier try may have cancelled it (dispatch's event
-				// records a withdrawal whose answer was lost), and it counts as done.
-				released[p.ID] = change
-			}
-			continue
-		default:
-			continue
+		change, ok, err := s.letGo(ctx, o, p, key, req, !claim.New)
+		switch {
+		case err != nil:
+			failures = append(failures, err)
+		case ok:
+			released[p.ID] = change
 		}
-		if err != nil {
-			failures = append(failures, fmt.Errorf("cancel parcel %s: %w", p.ID, err))
-			continue
-		}
-		released[p.ID] = change
 	}
 	// Only a cancellation that reached every supplier and dispatch is finished; otherwise a retry
 	// goes again.
@@ -550,6 +517,50 @@ func (s *Service) CancelOrder(ctx context.Context, c Caller, req CancelRequest) 
 		return Order{}, errors.Join(failures...)
 	}
 	return updated, nil
+}
+
+// letGo asks whoever holds parcel p of order o to let it go for the cancellation req (with key):
+// its supplier while it is unconfirmed, dispatch once it has failed at the door. It returns the
+// change to record, or ok=false when p goes ahead as it is. On a retry, a parcel already cancelled
+// counts as let go: this request's earlier try may have cancelled it (dispatch's event records a
+// withdrawal whose answer was lost).
+func (s *Service) letGo(ctx context.Context, o Order, p Parcel, key RequestKey, req CancelRequest, retry bool) (change Change, ok bool, err error) {
+	change = Change{ParcelID: p.ID, To: Cancelled, Actor: req.Actor, Reason: req.Reason}
+	switch p.State {
+	case Placed:
+		err := s.suppliers.Release(ctx, p.ID, req.Reason, req.Actor)
+		switch {
+		case errors.Is(err, ErrRefused):
+			return Change{}, false, nil // confirmed meanwhile: its confirmation event is on its way
+		case err != nil:
+			return Change{}, false, fmt.Errorf("release parcel %s at supplier %s: %w", p.ID, p.SupplierID, err)
+		}
+		return change, true, nil
+	case Failed:
+		if o.CampaignID != "" {
+			// A free pack is the community's, handed out to every household: it goes out again,
+			// and its worker follows a refusal up.
+			return Change{}, false, nil
+		}
+		w, err := s.dispatch.Withdraw(ctx, Withdrawal{RequestID: withdrawalID(key, p), ParcelID: p.ID,
+			FailedIn: p.Assignment.RoundID, Reason: req.Reason})
+		switch {
+		case errors.Is(err, ErrIllegalTransition):
+			// Dispatch has it otherwise: on a route of a later round (its assignment event is on
+			// its way), or the two services disagree.
+			s.log.InfoContext(ctx, "failed parcel not withdrawn", "order", o.ID, "parcel", p.ID, "err", err)
+			return Change{}, false, nil
+		case err != nil:
+			return Change{}, false, fmt.Errorf("withdraw parcel %s from dispatch: %w", p.ID, err)
+		}
+		// Dispatch has announced the cancellation: recorded under its event, not announced again.
+		change.EventID, change.RoundID = w.EventID, w.RoundID
+		return change, true, nil
+	case Cancelled:
+		return change, retry, nil
+	default:
+		return Change{}, false, nil
+	}
 }
 
 // withdrawalID is the request id of the withdrawal of failed parcel p from dispatch on behalf of
