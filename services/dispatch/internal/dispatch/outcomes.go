@@ -126,7 +126,8 @@ type Withdrawn struct {
 // the cancellation from the answer or, if it never got the answer, from the event. The round lock
 // it takes first (lockParcel) is the one planning takes, so a withdrawal and the plan of the
 // parcel's next round cannot both win: a parcel a plan has put on a route again is refused
-// (ErrIllegalTransition), as are a delivered one and one that did not fail in cmd.FailedIn. A
+// (ErrIllegalTransition), as are a delivered one and one whose latest failure was not in
+// cmd.FailedIn (the caller is behind). A
 // parcel still on the route of the round it failed in has a failure report on its way to
 // dispatch: ErrNotHeardYet, try again. Withdrawing a withdrawn parcel answers as the first
 // withdrawal did.
