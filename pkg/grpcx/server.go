@@ -1,6 +1,7 @@
 // Package grpcx is the one place Doorstep's gRPC servers and clients are set up: slog request
-// logging, panic recovery, health and reflection on every server; a default deadline and retries
-// of UNAVAILABLE on every client; and INVALID_ARGUMENT errors that name their fields.
+// logging, panic recovery, health, reflection and a deadline for unary calls that bring none on
+// every server; a default deadline and retries of UNAVAILABLE on every client; and
+// INVALID_ARGUMENT errors that name their fields.
 package grpcx
 
 import (
@@ -21,6 +22,12 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
+
+// ServerTimeout bounds a unary call that arrives without a deadline (a client that sets none,
+// such as grpcurl): database transactions that conflict are retried until the deadline
+// (pgkit), so with one they are retried, never answered with the conflict. Long enough for the
+// slowest call (a roster import, a round's plan); streams are not bounded.
+const ServerTimeout = 30 * time.Second
 
 // Server is a gRPC server with its health service.
 type Server struct {
@@ -53,7 +60,8 @@ func NewServer(log *slog.Logger, extra ...grpc.ServerOption) *Server {
 		}),
 	}
 	s := grpc.NewServer(append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(panics)),
+		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(panics),
+			boundUnary),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(logger, logOpts...), recovery.StreamServerInterceptor(panics)),
 	}, extra...)...)
 	h := health.NewServer()
@@ -88,4 +96,14 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// boundUnary gives a unary call without a deadline ServerTimeout.
+func boundUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ServerTimeout)
+		defer cancel()
+	}
+	return handler(ctx, req)
 }
