@@ -33,6 +33,9 @@ type fakeSupplier struct {
 	// chaos, when set, is asked on every ReserveStock: before fails the call untouched, after
 	// reserves and then fails it (an answer lost on the way back).
 	chaos func(supplierID string) (before, after error)
+	// hangRelease makes ReleaseReservation at these suppliers answer nothing until the caller
+	// gives up.
+	hangRelease map[string]bool
 }
 
 func newFakeSupplier(t *testing.T, clk *clock) (*fakeSupplier, string) {
@@ -161,8 +164,13 @@ func (f *fakeSupplier) ReserveStock(_ context.Context, req *supplierv1.ReserveSt
 	return &supplierv1.ReserveStockResponse{Parcel: proto.Clone(p).(*supplierv1.SupplierParcel)}, nil
 }
 
-func (f *fakeSupplier) ReleaseReservation(_ context.Context, req *supplierv1.ReleaseReservationRequest) (*supplierv1.ReleaseReservationResponse, error) {
+func (f *fakeSupplier) ReleaseReservation(ctx context.Context, req *supplierv1.ReleaseReservationRequest) (*supplierv1.ReleaseReservationResponse, error) {
 	f.mu.Lock()
+	if p, ok := f.parcels[req.ParcelId]; ok && f.hangRelease[p.SupplierId] {
+		f.mu.Unlock()
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	defer f.mu.Unlock()
 	f.calls["ReleaseReservation"]++
 	p, ok := f.parcels[req.ParcelId]

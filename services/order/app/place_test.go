@@ -458,6 +458,33 @@ func TestPlaceOrderLostAnswerIsReleased(t *testing.T) {
 	}
 }
 
+// A failed placement gives its reservations back at every supplier at once: one supplier that
+// does not answer the release does not keep the others' stock reserved.
+func TestPlaceOrderReleasesPastAHangingSupplier(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	hh := e.household()
+	e.sup.mu.Lock()
+	e.sup.hangRelease = map[string]bool{"freshmart": true}
+	e.sup.mu.Unlock()
+	// FreshMart reserves (and will not answer its release); the pharmacy's answer is lost.
+	e.sup.chaos = func(supplierID string) (before, after error) {
+		if supplierID == "pharmacy" {
+			return nil, status.Error(codes.DeadlineExceeded, "answer lost")
+		}
+		return nil, nil
+	}
+	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "hang", HouseholdId: hh, Lines: basket()})
+	wantCode(t, err, codes.Unavailable)
+	orderID := order.OrderID(hh, "hang")
+	if got := e.sup.parcelState(order.ParcelID(orderID, "pharmacy", 0)); got != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+		t.Errorf("the pharmacy's reservation is %v, want CANCELLED (released)", got)
+	}
+	if got := e.sup.stock("masks-10"); got != 50 {
+		t.Errorf("mask stock %d, want 50", got)
+	}
+}
+
 // Concurrent clients retrying one request while the suppliers fail at random, before or after
 // reserving: whatever the interleaving, one order is stored, every client gets it, and the
 // suppliers hold exactly its reservations.

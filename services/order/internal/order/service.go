@@ -418,15 +418,21 @@ func (s *Service) abandon(ctx context.Context, key RequestKey, attempt int, orde
 			"order", orderID, "attempt", attempt, "parcels", parcelIDs, "err", err)
 		return Order{}, cause
 	}
+	// At once, each at its own supplier: one supplier that does not answer must not use up the
+	// time the others' releases need.
+	var wg sync.WaitGroup
 	for _, id := range parcelIDs {
 		if stored != nil && slices.ContainsFunc(stored.Parcels, func(p Parcel) bool { return p.ID == id }) {
 			continue
 		}
-		err := s.suppliers.Release(ctx, id, "order not placed: "+cause.Error(), systemActor)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			s.log.Warn("release after failed placement", "order", orderID, "parcel", id, "err", err)
-		}
+		wg.Go(func() {
+			err := s.suppliers.Release(ctx, id, "order not placed: "+cause.Error(), systemActor)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				s.log.Warn("release after failed placement", "order", orderID, "parcel", id, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 	if stored != nil {
 		return *stored, nil
 	}
