@@ -91,3 +91,8 @@ func TestRosterMigrationKeepsExistingHouseholds(t *testing.T) {
 		t.Errorf("request keys after the migration: %v, want the placement's only", keys)
 	}
 }
+
+// Every migration of the service's own tables goes down and up again cleanly.
+func TestMigrationsRoundTrip(t *testing.T) {
+	testkit.MigrationsRoundTrip(t, "orders", postgres.Migrations())
+}

@@ -1,0 +1,13 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/doorstep/doorstep/pkg/testkit"
+	"github.com/doorstep/doorstep/services/tracking/internal/postgres"
+)
+
+// Every migration of the service's own tables goes down and up again cleanly.
+func TestMigrationsRoundTrip(t *testing.T) {
+	testkit.MigrationsRoundTrip(t, "tracking", postgres.Migrations())
+}
