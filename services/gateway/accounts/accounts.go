@@ -100,9 +100,14 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	return s, nil
 }
 
+// Migrations are the accounts' schema migrations.
+func Migrations() pgkit.Migrations {
+	return pgkit.Migrations{Table: "gateway_migrations", FS: mustSub(migrations, "migrations")}
+}
+
 // Migrate applies the accounts migrations to pool's schema.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return pgkit.Migrate(ctx, pool, pgkit.Migrations{Table: "gateway_migrations", FS: mustSub(migrations, "migrations")})
+	return pgkit.Migrate(ctx, pool, Migrations())
 }
 
 // New wraps a pool whose search_path is the gateway schema, already migrated.

@@ -92,7 +92,7 @@ func TestRosterMigrationKeepsExistingHouseholds(t *testing.T) {
 	}
 }
 
-// Every migration of the service's own tables goes down and up again cleanly.
+// Every migration of the service's own tables, one at a time, goes down to exactly where it began.
 func TestMigrationsRoundTrip(t *testing.T) {
 	testkit.MigrationsRoundTrip(t, "orders", postgres.Migrations())
 }

@@ -9,7 +9,7 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// Every migration of the service's own tables goes down and up again cleanly.
+// Every migration of the service's own tables, one at a time, goes down to exactly where it began.
 func TestMigrationsRoundTrip(t *testing.T) {
 	testkit.MigrationsRoundTrip(t, "supplier", postgres.Migrations())
 }
