@@ -26,7 +26,9 @@ import (
 // ServerTimeout bounds a unary call that arrives without a deadline (a client that sets none,
 // such as grpcurl): database transactions that conflict are retried until the deadline
 // (pgkit), so with one they are retried, never answered with the conflict. Long enough for the
-// slowest call (a roster import, a round's plan); streams are not bounded.
+// slowest call (a roster import, a round's plan); streams are not bounded. The handler's own
+// calls to peers inherit what is left of it (Dial's DefaultTimeout fills in only a missing
+// deadline), so such a caller may wait up to this long for a peer that does not answer.
 const ServerTimeout = 30 * time.Second
 
 // Server is a gRPC server with its health service.
@@ -35,8 +37,8 @@ type Server struct {
 	Health *health.Server
 }
 
-// NewServer builds a server with logging, recovery, health (all services SERVING once Serve runs)
-// and reflection. Extra options come after these, so interceptors they chain (authorization) run
+// NewServer builds a server with logging, recovery, a deadline for unary calls without one
+// (ServerTimeout), health (all services SERVING once Serve runs) and reflection. Extra options come after these, so interceptors they chain (authorization) run
 // inside logging and recovery.
 func NewServer(log *slog.Logger, extra ...grpc.ServerOption) *Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {

@@ -36,6 +36,8 @@ type fakeSupplier struct {
 	// hangRelease makes ReleaseReservation at these suppliers answer nothing until the caller
 	// gives up.
 	hangRelease map[string]bool
+	// unhang, when closed, lets the hanging releases go on.
+	unhang chan struct{}
 }
 
 func newFakeSupplier(t *testing.T, clk *clock) (*fakeSupplier, string) {
@@ -167,9 +169,14 @@ func (f *fakeSupplier) ReserveStock(_ context.Context, req *supplierv1.ReserveSt
 func (f *fakeSupplier) ReleaseReservation(ctx context.Context, req *supplierv1.ReleaseReservationRequest) (*supplierv1.ReleaseReservationResponse, error) {
 	f.mu.Lock()
 	if p, ok := f.parcels[req.ParcelId]; ok && f.hangRelease[p.SupplierId] {
+		unhang := f.unhang
 		f.mu.Unlock()
-		<-ctx.Done()
-		return nil, status.FromContextError(ctx.Err()).Err()
+		select {
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-unhang:
+		}
+		f.mu.Lock()
 	}
 	defer f.mu.Unlock()
 	f.calls["ReleaseReservation"]++

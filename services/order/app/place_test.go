@@ -1,13 +1,16 @@
 package app_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/order/internal/order"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -466,22 +469,35 @@ func TestPlaceOrderReleasesPastAHangingSupplier(t *testing.T) {
 	hh := e.household()
 	e.sup.mu.Lock()
 	e.sup.hangRelease = map[string]bool{"freshmart": true}
-	e.sup.mu.Unlock()
-	// FreshMart reserves (and will not answer its release); the pharmacy's answer is lost.
+	e.sup.unhang = make(chan struct{})
 	e.sup.chaos = func(supplierID string) (before, after error) {
 		if supplierID == "pharmacy" {
 			return nil, status.Error(codes.DeadlineExceeded, "answer lost")
 		}
 		return nil, nil
 	}
-	_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "hang", HouseholdId: hh, Lines: basket()})
-	wantCode(t, err, codes.Unavailable)
+	unhang := e.sup.unhang
+	e.sup.mu.Unlock()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "hang", HouseholdId: hh, Lines: basket()})
+		errc <- err
+	}()
 	orderID := order.OrderID(hh, "hang")
-	if got := e.sup.parcelState(order.ParcelID(orderID, "pharmacy", 0)); got != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
-		t.Errorf("the pharmacy's reservation is %v, want CANCELLED (released)", got)
-	}
+	// The pharmacy's stock comes back while FreshMart still holds its release.
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if got := e.sup.parcelState(order.ParcelID(orderID, "pharmacy", 0)); got != typesv1.ParcelState_PARCEL_STATE_CANCELLED {
+			return fmt.Errorf("the pharmacy's reservation is %v, want CANCELLED", got)
+		}
+		return nil
+	})
+	close(unhang)
+	wantCode(t, <-errc, codes.Unavailable)
 	if got := e.sup.stock("masks-10"); got != 50 {
 		t.Errorf("mask stock %d, want 50", got)
+	}
+	if got := e.sup.stock("rice-5kg"); got != 100 {
+		t.Errorf("rice stock %d, want 100", got)
 	}
 }
 
