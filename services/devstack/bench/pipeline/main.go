@@ -16,7 +16,7 @@
 // Run it from services/devstack:
 //
 //	go run ./bench/pipeline
-//	go run ./bench/pipeline -duration 5s -ramp 1000 -backlog 2000 -relay-batch 256
+//	go run ./bench/pipeline -duration 5s -ramp 1000 -backlog 2000 -relay-batch 1024
 //
 // Phases, in this order:
 //
@@ -28,6 +28,9 @@
 //     JetStream publishes of the drained payloads to a stream of its own on the same server,
 //     -floor-runs times) and the outbox relay alone (pkg/outbox's Relay in this process, once per
 //     -relay-batch size, the first being the services' default).
+//
+// Before the paced phase it gives the new cluster the disk behaviour of a running server, and
+// checkpoints before each phase up to the drain (bench/internal/pgprep; -unprepared does not).
 //
 // Everything listens on 127.0.0.1, is bounded in count and time, and is removed at exit.
 package main
@@ -52,6 +55,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/natsx"
 	"github.com/doorstep/doorstep/pkg/outbox"
 	"github.com/doorstep/doorstep/pkg/pgkit"
+	"github.com/doorstep/doorstep/services/devstack/bench/internal/pgprep"
 	"github.com/doorstep/doorstep/services/devstack/faulttest"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -77,6 +81,7 @@ type config struct {
 	floorRuns    int
 	keep         bool
 	relayProfile string
+	unprepared   bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -87,12 +92,13 @@ func parseFlags(args []string) (config, error) {
 	ramp := fs.String("ramp", "750,1000,1500,2000,3000", "higher paced rates (orders/s), tried in order until the pipeline falls behind; empty for none")
 	fs.DurationVar(&c.rampDuration, "ramp-duration", 5*time.Second, "length of each ramp step")
 	fs.IntVar(&c.backlog, "backlog", 5000, "orders written while orderd is stopped, then drained through it and tracking")
-	batches := fs.String("relay-batch", "256,1024,4096", "outbox relay batch sizes to measure the relay alone with (256 is the services' default); empty for none")
+	batches := fs.String("relay-batch", "1024,256,4096", "outbox relay batch sizes to measure the relay alone with (1024, the first, is the services' default); empty for none")
 	fs.IntVar(&c.sweepOrders, "relay-orders", 10000, "orders drained by the relay alone at each batch size")
 	fs.IntVar(&c.writers, "writers", 8, "concurrent producer transactions")
 	fs.IntVar(&c.floorRuns, "floor-runs", 3, "runs of the raw-publish floor (the median is reported)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the data directory and the processes' logs")
 	fs.StringVar(&c.relayProfile, "relay-cpuprofile", "", "write a CPU profile of this process while the relay drains alone at the first -relay-batch size")
+	fs.BoolVar(&c.unprepared, "unprepared", false, "measure the new cluster as it is: no WAL segment files readied, no checkpoint before each phase (see bench/internal/pgprep)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -159,7 +165,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 
+	walBefore, checkpoint, err := pgprep.Prepare(ctx, sys.DB, out, cfg.unprepared)
+	if err != nil {
+		return err
+	}
+
 	var phases []*phase
+	if err := checkpoint(); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "paced %.0f orders/s for %s ...\n", cfg.rate, cfg.duration)
 	ph, err := measure(ctx, sys.DB, p, "bench-paced", cfg.rate, cfg.duration, 0)
 	if err != nil {
@@ -167,6 +181,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	phases = append(phases, ph)
 	for i, r := range cfg.ramp {
+		if err := checkpoint(); err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "paced %.0f orders/s for %s ...\n", r, cfg.rampDuration)
 		ph, err := measure(ctx, sys.DB, p, fmt.Sprintf("bench-ramp%d", i+1), r, cfg.rampDuration, 0)
 		if err != nil {
@@ -180,6 +197,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	var dr *drain
 	if cfg.backlog > 0 {
+		if err := checkpoint(); err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "draining a backlog of %d orders ...\n", cfg.backlog)
 		if dr, err = drainBacklog(ctx, sys, p, cfg.backlog); err != nil {
 			return err
@@ -214,7 +234,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		relays = append(relays, r)
 	}
 
+	walUsed, err := pgprep.Used(ctx, sys.DB, walBefore)
+	if err != nil {
+		return err
+	}
 	report(out, load, p, phases, dr, floors, relays)
+	fmt.Fprintf(out, "while measuring: %s\n", walUsed)
 	return nil
 }
 
@@ -496,7 +521,7 @@ func report(out io.Writer, load string, p *producer, phases []*phase, dr *drain,
 			r.batch, r.events, r.rate, 100*r.rate/floor, note)
 	}
 	if dr != nil {
-		fmt.Fprintf(tw, "outbox relay draining %d events beside tracking (orderd, batch 256)\t%.0f\t%.0f %%\t\t\n",
+		fmt.Fprintf(tw, "outbox relay draining %d events beside tracking (orderd, batch 1024)\t%.0f\t%.0f %%\t\t\n",
 			dr.events, dr.relay, 100*dr.relay/floor)
 		fmt.Fprintf(tw, "end to end draining (tracking applied)\t%.0f\t%.0f %%\t\t\n", dr.applied, 100*dr.applied/floor)
 	}

@@ -12,6 +12,9 @@
 // measured as an open-loop load and reports the latency at that rate, with how busy the machine's
 // CPUs were meanwhile.
 //
+// Before measuring it gives the new cluster the disk behaviour of a running server, and
+// checkpoints before each phase (bench/internal/pgprep; -unprepared does not).
+//
 //	go run ./bench/placeorder                      (from services/devstack)
 //	go run ./bench/placeorder -levels 1,4 -duration 2s
 //
@@ -35,6 +38,7 @@ import (
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/grpcx"
+	"github.com/doorstep/doorstep/services/devstack/bench/internal/pgprep"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -61,6 +65,7 @@ type config struct {
 	memProfile string
 	processes  bool
 	rate       float64
+	unprepared bool
 }
 
 func parseFlags(args []string) (config, error) {
@@ -79,6 +84,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile of this process at the end of the run to this file")
 	fs.BoolVar(&c.processes, "processes", false, "run each service and the broker as its own process, built as the Dockerfile builds it, as deployed (default: all in this process, as make run does)")
 	fs.Float64Var(&c.rate, "rate", 0, "offer this many orders/s open-loop instead of half the measured maximum (to explore latency at a chosen load; gives no verdict)")
+	fs.BoolVar(&c.unprepared, "unprepared", false, "measure the new cluster as it is: no WAL segment files readied, no checkpoint before each phase (see bench/internal/pgprep)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -204,12 +210,25 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	admin, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	walBefore, checkpoint, err := pgprep.Prepare(ctx, admin, out, cfg.unprepared)
+	if err != nil {
+		return err
+	}
+
 	fmt.Fprintf(out, "\n%-6s | %-31s | %-31s | %s\n", "", "PlaceOrder over gRPC", "floor: same writes with pgx", "")
 	fmt.Fprintf(out, "%-6s | %9s %10s %10s | %9s %10s %10s | %s\n", "conc", "orders/s", "p50", "p99", "orders/s", "p50", "p99", "ratio")
 	fmt.Fprintln(out, strings.Repeat("-", 6)+"-+-"+strings.Repeat("-", 31)+"-+-"+strings.Repeat("-", 31)+"-+------")
 	var rows []row
 	var drain time.Duration
 	for _, c := range cfg.levels {
+		if err := checkpoint(); err != nil {
+			return err
+		}
 		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
 			return measure(ctx, s, c, cfg.duration/time.Duration(cfg.rounds), cfg.maxOrders)
 		})
@@ -245,6 +264,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// An exploration, not the measure: no verdict.
 			rate, what, target = cfg.rate, "as set by -rate", ""
 		}
+		if err := checkpoint(); err != nil {
+			return err
+		}
 		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
 			return openLoop(ctx, s, rate, cfg.halfFor/time.Duration(cfg.rounds))
 		})
@@ -264,11 +286,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
 			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
 	}
+	walUsed, err := pgprep.Used(ctx, admin, walBefore)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nwhile measuring: %s\n", walUsed)
 	summary, err := verify(ctx, s.dbURL, real, f)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nevery call succeeded; %s\n", summary)
+	fmt.Fprintf(out, "every call succeeded; %s\n", summary)
 	fmt.Fprintf(out, "machine load (1, 5, 15 min) at the start %s, at the end %s: other work on the machine shows in every figure\n", startLoad, loadAverage())
 	return nil
 }
