@@ -65,6 +65,11 @@ func Queue(b *pgx.Batch, evs ...*eventsv1.Event) error {
 	return nil
 }
 
+// DefaultBatch is a relay's batch when Relay.Batch is not set. Measured (bench/pipeline): the
+// relay alone publishes 32–34 % of raw publish throughput at 1,024 against 24–27 % at 256; it
+// stays under nats.go's 4,000 pending asynchronous publishes.
+const DefaultBatch = 1024
+
 // Relay publishes the outbox of one service schema.
 type Relay struct {
 	Pool *pgxpool.Pool
@@ -86,7 +91,7 @@ type Relay struct {
 func (r *Relay) Run(ctx context.Context) error {
 	batch, idle, keep := r.Batch, r.Idle, r.Keep
 	if batch <= 0 {
-		batch = 1024 // measured: 32–34 % of raw publish throughput vs 24–27 % at 256; stays under nats.go's 4,000 pending async publishes
+		batch = DefaultBatch
 	}
 	if idle <= 0 {
 		idle = 50 * time.Millisecond

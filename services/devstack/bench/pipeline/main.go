@@ -30,7 +30,7 @@
 //     -relay-batch size, the first being the services' default).
 //
 // Before the paced phase it gives the new cluster the disk behaviour of a running server, and
-// checkpoints before each phase up to the drain (bench/internal/pgprep; -unprepared does not).
+// checkpoints and syncs before every later phase (bench/internal/pgprep; -unprepared does not).
 //
 // Everything listens on 127.0.0.1, is bounded in count and time, and is removed at exit.
 package main
@@ -92,7 +92,7 @@ func parseFlags(args []string) (config, error) {
 	ramp := fs.String("ramp", "750,1000,1500,2000,3000", "higher paced rates (orders/s), tried in order until the pipeline falls behind; empty for none")
 	fs.DurationVar(&c.rampDuration, "ramp-duration", 5*time.Second, "length of each ramp step")
 	fs.IntVar(&c.backlog, "backlog", 5000, "orders written while orderd is stopped, then drained through it and tracking")
-	batches := fs.String("relay-batch", "1024,256,4096", "outbox relay batch sizes to measure the relay alone with (1024, the first, is the services' default); empty for none")
+	batches := fs.String("relay-batch", fmt.Sprintf("%d,256,4096", outbox.DefaultBatch), "outbox relay batch sizes to measure the relay alone with (the first is the services' default); empty for none")
 	fs.IntVar(&c.sweepOrders, "relay-orders", 10000, "orders drained by the relay alone at each batch size")
 	fs.IntVar(&c.writers, "writers", 8, "concurrent producer transactions")
 	fs.IntVar(&c.floorRuns, "floor-runs", 3, "runs of the raw-publish floor (the median is reported)")
@@ -165,15 +165,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 
-	walBefore, checkpoint, err := pgprep.Prepare(ctx, sys.DB, out, cfg.unprepared)
+	cluster, err := pgprep.Prepare(ctx, sys.DB, out, cfg.unprepared)
 	if err != nil {
 		return err
 	}
 
 	var phases []*phase
-	if err := checkpoint(); err != nil {
-		return err
-	}
 	fmt.Fprintf(out, "paced %.0f orders/s for %s ...\n", cfg.rate, cfg.duration)
 	ph, err := measure(ctx, sys.DB, p, "bench-paced", cfg.rate, cfg.duration, 0)
 	if err != nil {
@@ -181,7 +178,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	phases = append(phases, ph)
 	for i, r := range cfg.ramp {
-		if err := checkpoint(); err != nil {
+		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "paced %.0f orders/s for %s ...\n", r, cfg.rampDuration)
@@ -197,7 +194,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	var dr *drain
 	if cfg.backlog > 0 {
-		if err := checkpoint(); err != nil {
+		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "draining a backlog of %d orders ...\n", cfg.backlog)
@@ -214,6 +211,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	payloads := p.payloads()
 	floors := make([]float64, 0, cfg.floorRuns)
 	for range cfg.floorRuns {
+		if err := cluster.BeforePhase(ctx); err != nil {
+			return err
+		}
 		f, err := floor(ctx, sys.NATSURL, payloads)
 		if err != nil {
 			return fmt.Errorf("floor: %w", err)
@@ -222,6 +222,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var relays []relayRun
 	for i, b := range cfg.relayBatches {
+		if err := cluster.BeforePhase(ctx); err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "outbox relay alone, batch %d ...\n", b)
 		profile := ""
 		if i == 0 {
@@ -234,12 +237,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		relays = append(relays, r)
 	}
 
-	walUsed, err := pgprep.Used(ctx, sys.DB, walBefore)
-	if err != nil {
-		return err
-	}
 	report(out, load, p, phases, dr, floors, relays)
-	fmt.Fprintf(out, "while measuring: %s\n", walUsed)
+	fmt.Fprintf(out, "while measuring: %s\n", cluster.Used(ctx))
 	return nil
 }
 
@@ -521,8 +520,8 @@ func report(out io.Writer, load string, p *producer, phases []*phase, dr *drain,
 			r.batch, r.events, r.rate, 100*r.rate/floor, note)
 	}
 	if dr != nil {
-		fmt.Fprintf(tw, "outbox relay draining %d events beside tracking (orderd, batch 1024)\t%.0f\t%.0f %%\t\t\n",
-			dr.events, dr.relay, 100*dr.relay/floor)
+		fmt.Fprintf(tw, "outbox relay draining %d events beside tracking (orderd, batch %d)\t%.0f\t%.0f %%\t\t\n",
+			dr.events, outbox.DefaultBatch, dr.relay, 100*dr.relay/floor)
 		fmt.Fprintf(tw, "end to end draining (tracking applied)\t%.0f\t%.0f %%\t\t\n", dr.applied, 100*dr.applied/floor)
 	}
 	if best != nil {

@@ -48,6 +48,17 @@ func (r *result) throughput() float64 {
 	return float64(len(r.latencies)) / r.elapsed.Seconds()
 }
 
+// over counts the latencies above d.
+func (r *result) over(d time.Duration) int {
+	n := 0
+	for _, l := range r.latencies {
+		if l > d {
+			n++
+		}
+	}
+	return n
+}
+
 // quantile q of the latencies, nearest rank; 1 is the maximum.
 func (r *result) quantile(q float64) time.Duration {
 	if len(r.latencies) == 0 {

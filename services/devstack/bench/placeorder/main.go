@@ -13,7 +13,7 @@
 // CPUs were meanwhile.
 //
 // Before measuring it gives the new cluster the disk behaviour of a running server, and
-// checkpoints before each phase (bench/internal/pgprep; -unprepared does not).
+// checkpoints and syncs before each phase (bench/internal/pgprep; -unprepared does not).
 //
 //	go run ./bench/placeorder                      (from services/devstack)
 //	go run ./bench/placeorder -levels 1,4 -duration 2s
@@ -218,7 +218,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	walBefore, checkpoint, err := pgprep.Prepare(ctx, admin, out, cfg.unprepared)
+	cluster, err := pgprep.Prepare(ctx, admin, out, cfg.unprepared)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var rows []row
 	var drain time.Duration
 	for _, c := range cfg.levels {
-		if err := checkpoint(); err != nil {
+		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
 		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
@@ -267,7 +267,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// An exploration, not the measure: no verdict.
 			rate, what, target = cfg.rate, "as set by -rate", ""
 		}
-		if err := checkpoint(); err != nil {
+		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
 		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
@@ -286,14 +286,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			g.throughput(), ms(g.quantile(0.5)), ms(g.quantile(0.99)), ms(g.quantile(1)), target, met)
 		fmt.Fprintf(out, "  floor: %4.0f orders/s achieved, p50 %s, p99 %s, max %s\n",
 			fl.throughput(), ms(fl.quantile(0.5)), ms(fl.quantile(0.99)), ms(fl.quantile(1)))
+		fmt.Fprintf(out, "  orders over 25 ms: gRPC %d of %d, floor %d of %d\n", g.over(25*time.Millisecond), len(g.latencies),
+			fl.over(25*time.Millisecond), len(fl.latencies))
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
 			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
 	}
-	walUsed, err := pgprep.Used(ctx, admin, walBefore)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\nwhile measuring: %s\n", walUsed)
+	fmt.Fprintf(out, "\nwhile measuring: %s\n", cluster.Used(ctx))
 	summary, err := verify(ctx, s.dbURL, real, f)
 	if err != nil {
 		return err

@@ -1,37 +1,44 @@
 // Package pgprep gives a benchmark's new PostgreSQL cluster the disk behaviour of a server that
-// has been running, so that each phase measures its own work, and reports afterwards what the
-// measuring wrote.
+// has been running for a while, so that each phase measures its own work, and reports afterwards
+// what the measuring wrote.
 //
 // Two costs land on a benchmark that no phase of it causes:
 //
 //   - A new cluster has one WAL segment file. Each time it fills one it creates the next: it
 //     writes 16 MB of zeros and fsyncs them while holding the WAL write lock, so every commit of
-//     the moment waits. A running server rarely does: at each checkpoint it renames the files it
-//     no longer needs into the ones it will write next and overwrites them in place. Ready does
-//     that before measuring.
-//   - The data a phase writes sits in the kernel's page cache until the kernel writes it out,
-//     about 30 seconds later on Linux, in one burst that makes WAL fsyncs queue behind it. After a
-//     phase at full load that burst falls into whichever phase comes next. Checkpoint writes out
-//     and syncs everything before a phase begins.
+//     the moment waits. A server that has been running rarely does: at each checkpoint it renames
+//     the files it no longer needs into the ones it will write next and overwrites them in place.
+//     Ready does that before measuring.
+//   - What a phase writes to files without fsyncing them (PostgreSQL's data files between
+//     checkpoints, the broker's file store) sits in the kernel's page cache until the kernel
+//     writes it out, on Linux about 30 seconds later and in one burst that WAL fsyncs queue
+//     behind. After a phase at full load that burst falls into whichever phase comes next.
+//     BeforePhase checkpoints and syncs the machine's file systems before each phase.
+//
+// What this does not model: a server under steady load is usually in the middle of a spread-out
+// checkpoint, whose writes go on beside the work. Here a checkpoint is forced before each phase
+// and a run writes less WAL than starts one (about 540 MB with the default max_wal_size), so no
+// checkpoint overlaps a measured slice; each phase instead pays the full-page images of the first
+// change to each page after its checkpoint.
 //
 // On this project's 2-CPU machine, in the PlaceOrder benchmark, the first cost stalled commits for
-// 20-70 ms every few seconds of load and cut the maximum throughput by about a fifth (the
-// floor's as much as the stack's); the second put 60-170 ms stalls into the half-load phase in
-// about one run in three. Both are costs of the database being new or of the benchmark's order
-// of phases; the benchmarks' -unprepared flag measures with them.
+// 20-70 ms every few seconds of load and cut the maximum throughput by about a fifth (the floor's
+// as much as the stack's); the second put 60-170 ms stalls into the half-load phase in about one
+// run in three. The benchmarks' -unprepared flag measures with both.
 package pgprep
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Querier is what the package needs of a connection or pool. It must be a superuser's:
-// pg_switch_wal, CHECKPOINT and pg_ls_waldir need one.
+// Querier is what the package needs of a connection or pool: a superuser's, or a role with
+// pg_checkpoint, pg_monitor and EXECUTE on pg_switch_wal.
 type Querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -49,12 +56,11 @@ type State struct {
 // Read returns the WAL's state now.
 func Read(ctx context.Context, db Querier) (State, error) {
 	var s State
-	err := db.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'),
-			(SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$' AND name > pg_walfile_name(pg_current_wal_insert_lsn())),
+	err := db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE name > pg_walfile_name(pg_current_wal_insert_lsn())),
 			pg_current_wal_insert_lsn()::text,
 			(SELECT redo_lsn::text FROM pg_control_checkpoint()),
-			(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') / (1024 * 1024)`).
+			(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') / (1024 * 1024)
+		FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`).
 		Scan(&s.Files, &s.Ahead, &s.LSN, &s.Redo, &s.SegmentMB)
 	if err != nil {
 		return State{}, fmt.Errorf("read WAL state: %w", err)
@@ -64,28 +70,52 @@ func Read(ctx context.Context, db Querier) (State, error) {
 
 // ReadyMB is how much WAL Prepare readies: what PostgreSQL keeps at most with the default
 // max_wal_size, and more than either benchmark writes in a run on this project's machine
-// (PlaceOrder about 300 MB, the pipeline about 450 MB).
+// (PlaceOrder and the pipeline about 450 MB each).
 const ReadyMB = 1024
 
-// Prepare readies the cluster's WAL (Ready with ReadyMB) unless asIs, says on out how the
-// cluster stands, and returns the state to report Used against and the function to call before
-// each phase: a Checkpoint, or nothing when asIs.
-func Prepare(ctx context.Context, db Querier, out io.Writer, asIs bool) (State, func() error, error) {
-	if asIs {
-		s, err := Read(ctx, db)
-		if err != nil {
-			return State{}, nil, err
+// Prepared is a cluster readied by Prepare.
+type Prepared struct {
+	db         Querier
+	start      State
+	unprepared bool
+}
+
+// Prepare readies the cluster's WAL (Ready with ReadyMB), unless unprepared, and says on out how
+// the cluster stands.
+func Prepare(ctx context.Context, db Querier, out io.Writer, unprepared bool) (*Prepared, error) {
+	p := &Prepared{db: db, unprepared: unprepared}
+	var err error
+	if unprepared {
+		if p.start, err = Read(ctx, db); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint before each phase\n", s.Ahead)
-		return s, func() error { return nil }, nil
+		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint before each phase\n", p.start.Ahead)
+		return p, nil
 	}
-	s, err := Ready(ctx, db, ReadyMB)
+	if p.start, err = Ready(ctx, db, ReadyMB); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "the cluster prepared as a running server's: %d WAL segment files of %d MB ready to be overwritten; "+
+		"a checkpoint and a sync before each phase\n", p.start.Ahead, p.start.SegmentMB)
+	return p, nil
+}
+
+// BeforePhase checkpoints and syncs (Checkpoint), unless the cluster is measured as it is.
+func (p *Prepared) BeforePhase(ctx context.Context) error {
+	if p.unprepared {
+		return nil
+	}
+	return Checkpoint(ctx, p.db)
+}
+
+// Used describes the WAL written since Prepare (Used); a failure to read it is described too,
+// so that it costs the run's figures nothing.
+func (p *Prepared) Used(ctx context.Context) string {
+	used, err := Used(ctx, p.db, p.start)
 	if err != nil {
-		return State{}, nil, err
+		return "WAL written unknown: " + err.Error()
 	}
-	fmt.Fprintf(out, "the cluster as a running server's: %d WAL segment files of %d MB ready to be overwritten; a checkpoint before each phase\n",
-		s.Ahead, s.SegmentMB)
-	return s, func() error { return Checkpoint(ctx, db) }, nil
+	return used
 }
 
 // Ready makes the cluster create segment files until about mb megabytes of WAL are behind it
@@ -112,12 +142,14 @@ func Ready(ctx context.Context, db Querier, mb int64) (State, error) {
 	return Read(ctx, db)
 }
 
-// Checkpoint writes out and syncs every change made so far, so that the kernel has none left to
-// write in the phase that follows.
+// Checkpoint writes out and fsyncs every change PostgreSQL has made so far, then syncs the
+// machine's file systems for everything else (the broker's file store), so that the kernel has
+// nothing left to write in the phase that follows.
 func Checkpoint(ctx context.Context, db Querier) error {
 	if _, err := db.Exec(ctx, `CHECKPOINT`); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	syscall.Sync()
 	return nil
 }
 
@@ -135,7 +167,8 @@ func Used(ctx context.Context, db Querier, before State) (string, error) {
 	ready := int64(before.Ahead) * before.SegmentMB
 	fits := "within"
 	if written>>20 > ready {
-		fits = "more than" // files were created, unless checkpoints meanwhile recycled enough
+		// Files were created, unless the checkpoints meanwhile recycled enough.
+		fits = "more than"
 	}
 	return fmt.Sprintf("%d MB of WAL written, %s the %d MB of segment files ready at the start", written>>20, fits, ready), nil
 }
