@@ -33,6 +33,7 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(retryPolicy),
 		grpc.WithChainUnaryInterceptor(defaultDeadline),
+		grpc.WithInitialWindowSize(staticWindow), grpc.WithInitialConnWindowSize(staticWindow),
 	}, opts...)
 	return grpc.NewClient(target, opts...)
 }

@@ -37,6 +37,16 @@ type Server struct {
 	Health *health.Server
 }
 
+// staticWindow is the HTTP/2 flow-control window of every stream and connection, on both ends.
+// Setting one turns off gRPC's bandwidth-delay estimation, which otherwise has each end send a
+// window update and a ping, which the other acknowledges, after nearly every call when calls come
+// one at a time (TestSpacedCallsSendNoPings: 20 pings each way over 20 calls): on Doorstep's
+// small calls it never grows the window, only adds frames, system calls and wake-ups. In the
+// PlaceOrder benchmark the benchmark process made 24 % fewer read and 14 % fewer write system
+// calls without it, about 33 per order. 1 MB is 16 times gRPC's starting window and above any
+// message the services usually send; a larger one still goes, a window at a time.
+const staticWindow = 1 << 20
+
 // NewServer builds a server with logging, recovery, a deadline for unary calls without one
 // (ServerTimeout), health (all services SERVING once Serve runs) and reflection. Extra options come after these, so interceptors they chain (authorization) run
 // inside logging and recovery.
@@ -65,6 +75,7 @@ func NewServer(log *slog.Logger, extra ...grpc.ServerOption) *Server {
 		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(logger, logOpts...), recovery.UnaryServerInterceptor(panics),
 			boundUnary),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(logger, logOpts...), recovery.StreamServerInterceptor(panics)),
+		grpc.InitialWindowSize(staticWindow), grpc.InitialConnWindowSize(staticWindow),
 	}, extra...)...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
