@@ -98,7 +98,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.floorRuns, "floor-runs", 3, "runs of the raw-publish floor (the median is reported)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the data directory and the processes' logs")
 	fs.StringVar(&c.relayProfile, "relay-cpuprofile", "", "write a CPU profile of this process while the relay drains alone at the first -relay-batch size")
-	fs.BoolVar(&c.unprepared, "unprepared", false, "measure the new cluster as it is: no WAL segment files readied, no checkpoint before each phase (see bench/internal/pgprep)")
+	fs.BoolVar(&c.unprepared, "unprepared", false, pgprep.UnpreparedUsage)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -73,6 +73,9 @@ func Read(ctx context.Context, db Querier) (State, error) {
 // (PlaceOrder and the pipeline about 450 MB each).
 const ReadyMB = 1024
 
+// UnpreparedUsage describes the benchmarks' -unprepared flag, which sets Prepare's unprepared.
+const UnpreparedUsage = "measure the new cluster as it is: no WAL segment files readied, no checkpoint or sync before each phase (see bench/internal/pgprep)"
+
 // Prepared is a cluster readied by Prepare.
 type Prepared struct {
 	db         Querier
@@ -89,7 +92,7 @@ func Prepare(ctx context.Context, db Querier, out io.Writer, unprepared bool) (*
 		if p.start, err = Read(ctx, db); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint before each phase\n", p.start.Ahead)
+		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint or sync before each phase\n", p.start.Ahead)
 		return p, nil
 	}
 	if p.start, err = Ready(ctx, db, ReadyMB); err != nil {
