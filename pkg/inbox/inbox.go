@@ -369,7 +369,7 @@ func (c *Consumer) applyTogether(ctx context.Context, evs []*eventsv1.Event) (ho
 			recorded, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
 		})
-	}, func(tx pgx.Tx) error {
+	}, func(tx pgx.Tx, _ *pgx.Batch) error {
 		applied, hooks = 0, hooks[:0]
 		// An id recorded just now is fresh; one not recorded was applied before (a redelivery). An
 		// event delivered twice within the group is applied at its first delivery only.

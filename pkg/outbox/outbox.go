@@ -182,7 +182,7 @@ func (r *Relay) publishBatch(ctx context.Context, limit int) (int, error) {
 			})
 			return err
 		})
-	}, func(tx pgx.Tx) error {
+	}, func(_ pgx.Tx, commit *pgx.Batch) error {
 		published = 0
 		if !mine || len(batch) == 0 {
 			return nil
@@ -194,9 +194,7 @@ func (r *Relay) publishBatch(ctx context.Context, limit int) (int, error) {
 		for i, x := range batch {
 			ids[i] = x.id
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, ids); err != nil {
-			return err
-		}
+		commit.Queue(`UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, ids)
 		published = len(batch)
 		return nil
 	})

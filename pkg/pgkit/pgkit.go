@@ -122,27 +122,58 @@ func TxWith(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func
 	return retry(ctx, func() error { return pgx.BeginTxFunc(ctx, pool, opts, fn) })
 }
 
-// BatchTx is Tx for a transaction that starts with statements known before it begins: queue adds
-// them to b, with callbacks that read their results, and they go to the server with the BEGIN in
-// one round trip. fn then runs in the transaction, which is committed. A transaction that reads,
-// decides and writes thus costs three round trips (begin and reads, writes, commit) rather than one
-// per statement. queue and fn must be safe to run again, like Tx's fn.
-func BatchTx(ctx context.Context, pool *pgxpool.Pool, queue func(b *pgx.Batch), fn func(pgx.Tx) error) error {
-	return retry(ctx, func() (err error) {
+// BatchTx is Tx for a transaction that starts with statements known before it begins and ends
+// with writes that need no check before the commit. queue adds the first to b, with callbacks that
+// read their results, and they go to the server with the BEGIN in one round trip. fn then runs in
+// the transaction and may queue its last writes on commit, which go with the COMMIT in one round
+// trip. A transaction that reads, decides and writes thus costs two round trips rather than one
+// per statement, and holds its row locks for one round trip after deciding rather than two.
+//
+// A statement queued on commit must be one whose failure PostgreSQL reports as an error (a
+// constraint, a conflict): the server then skips the COMMIT and the transaction rolls back. Its
+// callbacks run after the COMMIT, too late to veto it, so a write whose result decides whether to
+// commit (rows affected, a value returned) is run on tx inside fn instead. queue and fn must be
+// safe to run again, like Tx's fn.
+func BatchTx(ctx context.Context, pool *pgxpool.Pool, queue func(b *pgx.Batch), fn func(tx pgx.Tx, commit *pgx.Batch) error) error {
+	return retry(ctx, func() error {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		// The pool takes the connection back only outside a transaction; one left in a transaction
+		// or a batch (a lost connection, a cancelled call) is closed, never reused.
+		defer conn.Release()
 		b := &pgx.Batch{}
 		b.BeginTx(pgx.TxOptions{})
 		queue(b)
-		br := pool.SendBatch(ctx, b)
+		br := conn.SendBatch(ctx, b)
 		tx := br.Tx()
-		// After a commit this only gives the connection back; otherwise it also rolls back.
-		defer func() { _ = tx.Rollback(ctx) }()
+		committed := false
+		defer func() {
+			if !committed {
+				_ = tx.Rollback(ctx)
+			}
+		}()
 		if err := br.Close(); err != nil {
 			return err
 		}
-		if err := fn(tx); err != nil {
+		last := &pgx.Batch{}
+		if err := fn(tx, last); err != nil {
 			return err
 		}
-		return tx.Commit(ctx)
+		// A transaction that a failed statement aborted earlier (one fn ran and then ignored)
+		// answers COMMIT with ROLLBACK, and no error.
+		last.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() == "ROLLBACK" {
+				return pgx.ErrTxCommitRollback
+			}
+			return nil
+		})
+		err = tx.SendBatch(ctx, last).Close()
+		// Whatever the batch answered, a connection outside a transaction has nothing to roll back:
+		// the COMMIT ran (or the server ended the transaction with its failure).
+		committed = conn.Conn().PgConn().TxStatus() == 'I'
+		return err
 	})
 }
 

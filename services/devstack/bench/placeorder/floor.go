@@ -268,8 +268,8 @@ type lockedItem struct {
 // reserve is the supplier's Reserve transaction: with the BEGIN, hold the supplier with its
 // credentials, lock the items in id order and then look for the parcel (the ration query runs
 // only for rationed items, and the lines are read only for a parcel found; the bench has neither); then
-// price the lines and, in one batch, insert the parcel and its lines, write the stock back and
-// record the transition; then commit.
+// price the lines and, in one batch with the COMMIT, insert the parcel and its lines, write the
+// stock back and record the transition.
 func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, lines []line, now time.Time) (floorParcel, error) {
 	parcelID := uuid.NewSHA1(namespace, []byte(orderID+"/"+sup)).String()
 	fingerprint := digest(parcelID, orderID, sup, h.id, compound, h.building, h.unit, h.room, fmt.Sprint(h.floor, lines))
@@ -308,7 +308,7 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 			found = rows.Next()
 			return nil
 		})
-	}, func(tx pgx.Tx) error {
+	}, func(_ pgx.Tx, b *pgx.Batch) error {
 		out = floorParcel{id: parcelID, supplier: sup}
 		if found {
 			return fmt.Errorf("parcel %s exists", parcelID)
@@ -341,8 +341,7 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 		args := []any{parcelID, orderID, sup, scompound, h.id, compound, h.building, h.unit, h.floor, h.room, "placed", out.total, "",
 			day, fingerprint, now, now, compound + "-" + day.Format("2006-01-02") + "-pm", now.Add(time.Hour), ""}
-		// Every write in one batch, as the supplier service sends them.
-		b := &pgx.Batch{}
+		// Every write with the COMMIT, as the supplier service sends them.
 		b.Queue(insert, args...)
 		for i, l := range out.lines {
 			b.Queue(`INSERT INTO parcel_lines (parcel_id, line_no, item_id, name, unit, weighed, quantity, unit_price_fen,
@@ -355,14 +354,14 @@ func (f *floor) reserve(ctx context.Context, orderID, sup string, h household, l
 		}
 		b.Queue(`INSERT INTO parcel_transitions (parcel_id, from_state, to_state, actor_role, actor_id, reason, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, parcelID, nil, "placed", "system", "order", "reserved for order "+orderID, now)
-		return tx.SendBatch(ctx, b).Close()
+		return nil
 	})
 	return out, err
 }
 
 // createOrder is the order service's CreateOrder transaction: the request's attempt (locked), the
-// order, then in one batch each parcel with its lines and first transition, order.placed and one
-// parcel.placed per parcel in the outbox.
+// order, then in one batch with the COMMIT each parcel with its lines and first transition,
+// order.placed and one parcel.placed per parcel in the outbox.
 func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash []byte, h household, parcels []floorParcel, now time.Time) error {
 	actor := &typesv1.Actor{Role: typesv1.Role_ROLE_RESIDENT, Id: h.id}
 	addr := &typesv1.Address{Compound: compound, Building: h.building, Unit: h.unit, Floor: h.floor, Room: h.room}
@@ -380,16 +379,15 @@ func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash
 			created = tag.RowsAffected() == 1
 			return nil
 		})
-	}, func(tx pgx.Tx) error {
+	}, func(_ pgx.Tx, b *pgx.Batch) error {
 		if attempt != 0 || !created {
 			return fmt.Errorf("order %s: attempt %d, created %v", orderID, attempt, created)
 		}
-		// Everything after the order row in one batch, as the order service sends it; the order
-		// is answered from memory, not read back.
+		// Everything after the order row with the COMMIT, as the order service sends it; the
+		// order is answered from memory, not read back.
 		placed := events.New(compound, actor, orderID, now)
 		op := &eventsv1.OrderPlaced{HouseholdId: h.id, Address: addr, Channel: "app"}
 		evs := []*eventsv1.Event{placed}
-		b := &pgx.Batch{}
 		for _, p := range parcels {
 			b.Queue(`INSERT INTO parcels (parcel_id, order_id, supplier_id, household_id, compound, state,
 					total_fen, weight_grams, reason, updated_at, building, unit, floor, room, priority, contactless)
@@ -416,10 +414,7 @@ func (f *floor) createOrder(ctx context.Context, orderID, requestID string, hash
 			evs = append(evs, ev)
 		}
 		placed.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: op}
-		if err := outbox.Queue(b, evs...); err != nil {
-			return err
-		}
-		return tx.SendBatch(ctx, b).Close()
+		return outbox.Queue(b, evs...)
 	})
 }
 

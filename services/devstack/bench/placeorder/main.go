@@ -363,9 +363,9 @@ func describe(ctx context.Context, out io.Writer, url string, cfg config, w *wor
 	fmt.Fprintf(out, "basket: 1 counted + 1 weighed item of %s and 1 counted item of %s, drawn from %d of each kind; %d households\n",
 		w.market, w.pharmacy, cfg.catalog, len(w.households))
 	fmt.Fprintf(out, "floor per order: the order's claim statement; per supplier, at the same time, the reservation tx (with the BEGIN: supplier\n"+
-		"  FOR SHARE with credentials, lock items, read parcel; then one batch: parcel and lines, stock, transition;\n"+
-		"  commit); the order tx (with the BEGIN: attempt FOR SHARE, order; then one batch: parcels, lines, transitions, 3 outbox rows;\n"+
-		"  commit); on pools opened like the services', statements batched as the services batch them. Not in the floor: the\n"+
+		"  FOR SHARE with credentials, lock items, read parcel; then with the COMMIT: parcel and lines, stock, transition);\n"+
+		"  the order tx (with the BEGIN: attempt FOR SHARE, order; then with the COMMIT: parcels, lines, transitions, 3 outbox\n"+
+		"  rows); on pools opened like the services', statements batched as the services batch them. Not in the floor: the\n"+
 		"  household read, the gRPC hops, the outbox relay and the consumers that apply the events\n")
 	fmt.Fprintf(out, "floor schemas copied from the services': %s\n", strings.Join(f.copied, ", "))
 	fmt.Fprintf(out, "each level: %s per system in %d alternating slices, at most %d orders a slice\n", cfg.duration, cfg.rounds, cfg.maxOrders)

@@ -442,12 +442,13 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 		recorded bool
 	)
 	// The request's attempt is read and the order row written with the BEGIN, in one round trip;
-	// a stale attempt rolls the row back. An order with the id already there (a concurrent retry
-	// won) is loaded instead.
+	// a stale attempt rolls the row back. The parcels, their lines and transitions and the events
+	// go with the COMMIT in a second. An order with the id already there (a concurrent retry won)
+	// is loaded instead.
 	err := pgkit.BatchTx(ctx, s.pool, func(b *pgx.Batch) {
 		queueLockAttempt(b, key, "SHARE", &current, &recorded)
 		queueOrder(b, o, &created)
-	}, func(tx pgx.Tx) (err error) {
+	}, func(tx pgx.Tx, commit *pgx.Batch) (err error) {
 		if err := attemptRecorded(key, recorded); err != nil {
 			return err
 		}
@@ -460,7 +461,7 @@ func (s *Store) CreateOrder(ctx context.Context, o order.Order, key order.Reques
 		}
 		// What is written is o itself: no need to read it back.
 		stored = o
-		return insertParcels(ctx, tx, o)
+		return queueParcels(commit, o)
 	})
 	if err != nil {
 		return order.Order{}, false, fmt.Errorf("create order %s: %w", o.ID, err)
@@ -500,17 +501,22 @@ func queueOrder(b *pgx.Batch, o order.Order, created *bool) {
 // than one per parcel, line, transition and event.
 func insertParcels(ctx context.Context, tx pgx.Tx, o order.Order) error {
 	b := &pgx.Batch{}
-	for _, p := range o.Parcels {
-		queueParcel(b, p)
-		queueTransition(b, order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt})
-	}
-	if err := outbox.Queue(b, placedEvents(o)...); err != nil {
+	if err := queueParcels(b, o); err != nil {
 		return err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("insert the parcels of order %s: %w", o.ID, err)
 	}
 	return nil
+}
+
+// queueParcels adds insertParcels' statements to b.
+func queueParcels(b *pgx.Batch, o order.Order) error {
+	for _, p := range o.Parcels {
+		queueParcel(b, p)
+		queueTransition(b, order.Transition{ParcelID: p.ID, To: order.Placed, Actor: o.PlacedBy, At: o.PlacedAt})
+	}
+	return outbox.Queue(b, placedEvents(o)...)
 }
 
 // queueParcel adds the inserts of a new parcel and its lines to b.

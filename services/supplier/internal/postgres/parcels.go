@@ -99,9 +99,9 @@ func getParcel(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (suppl
 }
 
 // Reserve implements supply.Repository. Its reads (the supplier, the items, locked, and the parcel
-// if it exists) go with the BEGIN in one round trip, its writes in a second and the commit in a
-// third; a basket with rationed items reads the household's use of them in between, and a retry
-// reads its parcel again with its lines.
+// if it exists) go with the BEGIN in one round trip, its writes with the COMMIT in a second; a
+// basket with rationed items reads the household's use of them in between, and a retry reads its
+// parcel again with its lines.
 func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Time,
 	decide func(supply.Supplier, map[string]*supply.Item, map[string]int64) (supply.Parcel, []supply.Transition, error)) (supply.Parcel, error) {
 	ids := make([]string, len(res.Lines))
@@ -116,7 +116,7 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		locked   lockedItems
 	)
 	// A retry finds its parcel with these reads and still takes the locks; retries are rare, and
-	// the locks taken before the parcel is known keep a new reservation to three round trips. The
+	// the locks taken before the parcel is known keep a new reservation to two round trips. The
 	// parcel is read after the locks, in a statement of its own and so a snapshot of its own: a
 	// copy of this reservation that held them (concurrent retries of one order) has committed by
 	// then, so this one answers with that parcel, where a read before the wait would have found
@@ -131,7 +131,7 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 			return err
 		})
 	}
-	reserve := func(tx pgx.Tx) error {
+	reserve := func(tx pgx.Tx, commit *pgx.Batch) error {
 		if len(existing) == 1 {
 			if !bytes.Equal(existing[0].Fingerprint, res.Fingerprint()) {
 				return fmt.Errorf("parcel %s was reserved with a different request: %w", res.ParcelID, supply.ErrAlreadyExists)
@@ -158,23 +158,20 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		if err != nil {
 			return err
 		}
-		// Every write of the reservation goes in one batch: one round trip while the items are
-		// locked, rather than one per statement, which is what other orders of the item wait on.
-		b := &pgx.Batch{}
-		queueParcel(b, p)
-		locked.queueSave(b)
+		// Every write of the reservation goes with the COMMIT: one round trip while the items are
+		// locked, rather than one per statement and one more to commit, which is what other
+		// orders of the item wait on.
+		queueParcel(commit, p)
+		locked.queueSave(commit)
 		for _, t := range ts {
-			queueTransition(b, p.ID, t)
+			queueTransition(commit, p.ID, t)
 			// A campaign's pack is confirmed as it is reserved, announced as a confirmation
 			// always is (the parcel's final lines are the confirmed ones, which the event carries).
 			if t.Announce {
-				if err := outbox.Queue(b, protomap.ParcelEvent(p, t)); err != nil {
+				if err := outbox.Queue(commit, protomap.ParcelEvent(p, t)); err != nil {
 					return fmt.Errorf("announce parcel %s %s: %w", p.ID, t.To, err)
 				}
 			}
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("reserve parcel %s: %w", p.ID, err)
 		}
 		out = p
 		return nil
