@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -77,6 +78,33 @@ func TestPlaceOrderValidation(t *testing.T) {
 	})
 	if n := e.sup.reservations(); n != 0 {
 		t.Errorf("invalid requests reserved %d parcels", n)
+	}
+}
+
+// A caller who does not reach the household is refused before anything is written: the claim of
+// the request id goes in the same round trip as the household's read, and only where it is reached.
+func TestPlaceOrderUnreachedClaimsNothing(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	hh := e.household()
+	outsiders := map[string]context.Context{
+		"a resident of another household": e.resident("haixin-1-1-101"),
+		"a worker of another compound":    e.as(typesv1.Role_ROLE_WORKER, "worker-zhao", testkit.InCompound("yuyuan")),
+	}
+	for name, ctx := range outsiders {
+		_, err := e.client.PlaceOrder(ctx, &orderv1.PlaceOrderRequest{RequestId: "claimless", HouseholdId: hh,
+			Lines: []*orderv1.BasketLine{{ItemId: "rice-5kg", Quantity: 2}}})
+		if status.Code(err) != codes.NotFound {
+			t.Errorf("%s: %v, want NOT_FOUND", name, err)
+		}
+	}
+	if n := e.sup.reservations(); n != 0 {
+		t.Fatalf("refused requests reserved %d parcels", n)
+	}
+	// Had a refused call claimed its request id, the household's own order with that id and
+	// another basket would be ALREADY_EXISTS.
+	if _, err := e.client.PlaceOrder(e.resident(hh), &orderv1.PlaceOrderRequest{RequestId: "claimless", HouseholdId: hh, Lines: basket()}); err != nil {
+		t.Fatalf("the household's own order with the refused request id: %v", err)
 	}
 }
 

@@ -38,10 +38,18 @@ func (c Caller) reachesCompound(compound string) bool {
 // reachesHousehold reports whether c may see and act for the household id of compound, and so
 // for its orders and parcels.
 func (c Caller) reachesHousehold(id, compound string) bool {
+	scope, ok := c.householdScope(id)
+	return ok && (scope == "" || scope == compound)
+}
+
+// householdScope is where c reaches the household id before it is read: in any compound (""), in
+// the one compound named, or nowhere (ok false). A resident reaches their own household only, a
+// worker the households of their compound, a service every household.
+func (c Caller) householdScope(id string) (compound string, ok bool) {
 	if c.Actor.Role == RoleResident {
-		return c.Actor.ID == id
+		return "", c.Actor.ID == id
 	}
-	return c.reachesCompound(compound)
+	return c.Compound, true
 }
 
 // placing settles who places req and through which channel. A person orders as themselves: a

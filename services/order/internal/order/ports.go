@@ -33,6 +33,10 @@ type Store interface {
 	// ClaimRequest records key, or finds it recorded. It returns ErrConflict when the key was
 	// used for a different request.
 	ClaimRequest(ctx context.Context, key RequestKey) (Claim, error)
+	// ClaimPlacement reads household id, provided it lies in compound ("" for any), and claims key
+	// as ClaimRequest does, in one round trip. A household that is not there, or not in compound,
+	// is ErrNotFound, and nothing is claimed.
+	ClaimPlacement(ctx context.Context, id, compound string, key RequestKey) (Household, Claim, error)
 	// PruneRequests forgets the request keys recorded before before.
 	PruneRequests(ctx context.Context, before time.Time) (int64, error)
 

@@ -220,14 +220,16 @@ func (s *Service) PlaceOrder(ctx context.Context, c Caller, req PlaceRequest) (O
 	if err != nil {
 		return Order{}, err
 	}
-	hh, err := s.Household(ctx, c, req.HouseholdID)
-	if err != nil {
-		return Order{}, err
+	compound, ok := c.householdScope(req.HouseholdID)
+	if !ok {
+		return Order{}, NotFound("household", req.HouseholdID)
 	}
 	orderID := OrderID(req.HouseholdID, req.RequestID)
 	hash := req.Hash()
 	key := RequestKey{Kind: "place", Scope: req.HouseholdID, ID: req.RequestID, Hash: hash}
-	claim, err := s.store.ClaimRequest(ctx, key)
+	// The household is read and the request claimed in one round trip; the claim is written only
+	// for a household the caller reaches.
+	hh, claim, err := s.store.ClaimPlacement(ctx, req.HouseholdID, compound, key)
 	if err != nil {
 		return Order{}, err
 	}

@@ -299,9 +299,60 @@ func (s *Store) ImportRoster(ctx context.Context, compound string, key order.Req
 }
 
 // ClaimRequest implements order.Store. Its statements need no transaction around them (each is
-// atomic, and claim's reasoning holds between them), which saves PlaceOrder two round trips.
+// atomic, and claim's reasoning holds between them), which saves two round trips.
 func (s *Store) ClaimRequest(ctx context.Context, key order.RequestKey) (order.Claim, error) {
 	return s.claim(ctx, s.pool, key)
+}
+
+// ClaimPlacement implements order.Store. Its statements run in the implicit transaction of one
+// batch: the claim is written only where the household is found in compound.
+func (s *Store) ClaimPlacement(ctx context.Context, id, compound string, key order.RequestKey) (order.Household, order.Claim, error) {
+	var (
+		h               order.Household
+		found, recorded bool
+		claimed         bool
+		hash            []byte
+		doneAt          *time.Time
+		c               order.Claim
+	)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+householdColumns+` FROM households h WHERE h.household_id = $1 AND ($2 = '' OR h.compound = $2)`,
+		id, compound).Query(func(rows pgx.Rows) error {
+		if found = rows.Next(); found {
+			return rows.Scan(householdDest(&h)...)
+		}
+		return rows.Err()
+	})
+	b.Queue(`INSERT INTO requests (kind, scope, request_id, request_hash, created_at)
+		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM households WHERE household_id = $6 AND ($7 = '' OR compound = $7))
+		ON CONFLICT DO NOTHING`, key.Kind, key.Scope, key.ID, key.Hash, s.now(), id, compound).Exec(func(tag pgconn.CommandTag) error {
+		claimed = tag.RowsAffected() == 1
+		return nil
+	})
+	// A concurrent claim of the same key waits on the first one's row lock in the insert, so by
+	// the time this statement reads, the stored hash is committed.
+	b.Queue(`SELECT request_hash, done_at, attempt FROM requests WHERE kind = $1 AND scope = $2 AND request_id = $3`,
+		key.Kind, key.Scope, key.ID).Query(func(rows pgx.Rows) error {
+		if recorded = rows.Next(); recorded {
+			return rows.Scan(&hash, &doneAt, &c.Attempt)
+		}
+		return rows.Err()
+	})
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return h, c, fmt.Errorf("claim request %s for household %s: %w", key.ID, id, err)
+	}
+	if !found {
+		return h, c, order.NotFound("household", id)
+	}
+	if !recorded {
+		// The household left compound between the two statements (a roster import moved it).
+		return h, c, order.NotFound("household", id)
+	}
+	if !bytes.Equal(hash, key.Hash) {
+		return h, c, fmt.Errorf("%w: request id %q was used for a different %s request", order.ErrConflict, key.ID, key.Kind)
+	}
+	c.New, c.Done = claimed, doneAt != nil
+	return h, c, nil
 }
 
 // claim records key. A concurrent claim of the same key waits on the first one's row lock, so by
