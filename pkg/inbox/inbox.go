@@ -48,6 +48,33 @@ type Handler func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error
 
 type afterCommitKey struct{}
 
+// withCommitKey marks a context whose handler's statements may wait for the COMMIT.
+type withCommitKey struct{}
+
+// WithCommit returns the batch that goes to the server with the COMMIT of the transaction applying
+// the event, when the event is applied in a group (and nil when it is applied alone behind a
+// savepoint, where its statements must run at once). A handler saves a round trip per event by
+// queueing there the writes whose results it needs only after the commit (their callbacks run
+// then), e.g. in the hooks it gives AfterCommit. The queued statements run after everything the
+// handlers of the group run on tx, in the order queued; a handler that is about to read what an
+// earlier event queued calls SendQueued first. Only statements whose failure PostgreSQL reports
+// as an error belong there: such a failure fails the group, which is then applied event by event.
+func WithCommit(ctx context.Context) *pgx.Batch {
+	b, _ := ctx.Value(withCommitKey{}).(*pgx.Batch)
+	return b
+}
+
+// SendQueued runs on tx, now, what the handlers of the group have queued on WithCommit so far.
+func SendQueued(ctx context.Context, tx pgx.Tx) error {
+	b := WithCommit(ctx)
+	if b == nil || b.Len() == 0 {
+		return nil
+	}
+	queued := &pgx.Batch{QueuedQueries: b.QueuedQueries}
+	b.QueuedQueries = nil
+	return tx.SendBatch(ctx, queued).Close()
+}
+
 // AfterCommit runs f once the transaction of the event being handled has committed (not at all if
 // it rolls back, nor for a redelivery, which never reaches the handler). Handlers call it with the ctx they were given, e.g. to
 // tell watchers on other replicas that the change is visible; elsewhere it does nothing.
@@ -369,8 +396,9 @@ func (c *Consumer) applyTogether(ctx context.Context, evs []*eventsv1.Event) (ho
 			recorded, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
 		})
-	}, func(tx pgx.Tx, _ *pgx.Batch) error {
+	}, func(tx pgx.Tx, commit *pgx.Batch) error {
 		applied, hooks = 0, hooks[:0]
+		hctx := context.WithValue(hctx, withCommitKey{}, commit)
 		// An id recorded just now is fresh; one not recorded was applied before (a redelivery). An
 		// event delivered twice within the group is applied at its first delivery only.
 		fresh := make(map[string]bool, len(recorded))

@@ -165,6 +165,91 @@ func TestApplyAllTogether(t *testing.T) {
 	}
 }
 
+// Writes a handler queues on WithCommit go with the group's COMMIT, in the order queued and after
+// what the handlers ran on tx; their results are there for the after-commit hooks, and SendQueued
+// shows them to a later handler's read. One that fails fails the group, which is then applied
+// event by event: WithCommit is nil there, the writes run at once, and only the bad event fails.
+func TestWithCommit(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+	if _, err := pool.Exec(ctx, `ALTER TABLE effects ADD UNIQUE (event_id)`); err != nil {
+		t.Fatal(err)
+	}
+	actor := &typesv1.Actor{Role: typesv1.Role_ROLE_SYSTEM, Id: "t"}
+	var (
+		queued, direct int
+		seen           []int // what each reading handler counted
+		returned       []string
+	)
+	reads := map[string]bool{}
+	dup := map[string]bool{}
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			id := ev.GetEventId()
+			if dup[id] {
+				id = "dup" // a second effect named "dup" violates the unique key
+			}
+			if reads[ev.GetEventId()] {
+				if err := inbox.SendQueued(ctx, tx); err != nil {
+					return err
+				}
+				var n int
+				if err := tx.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&n); err != nil {
+					return err
+				}
+				seen = append(seen, n)
+			}
+			var got string
+			if b := inbox.WithCommit(ctx); b != nil {
+				queued++
+				b.Queue(`INSERT INTO effects VALUES ($1) RETURNING event_id`, id).QueryRow(func(r pgx.Row) error { return r.Scan(&got) })
+			} else {
+				direct++
+				if err := tx.QueryRow(ctx, `INSERT INTO effects VALUES ($1) RETURNING event_id`, id).Scan(&got); err != nil {
+					return err
+				}
+			}
+			inbox.AfterCommit(ctx, func() { returned = append(returned, got) })
+			return nil
+		}}
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	var evs []*eventsv1.Event
+	for range 3 {
+		evs = append(evs, events.New("haixin", actor, "o", time.Now()))
+	}
+	reads[evs[2].GetEventId()] = true
+	if errs := c.ApplyAll(ctx, evs); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	want := []string{evs[0].GetEventId(), evs[1].GetEventId(), evs[2].GetEventId()}
+	if queued != 3 || direct != 0 || count() != 3 || !slices.Equal(seen, []int{2}) || !slices.Equal(returned, want) {
+		t.Fatalf("queued %d, direct %d, rows %d, the third handler saw %v, hooks saw %v; want 3, 0, 3, [2], %v",
+			queued, direct, count(), seen, returned, want)
+	}
+
+	queued, direct, returned = 0, 0, nil
+	var more []*eventsv1.Event
+	for range 3 {
+		more = append(more, events.New("haixin", actor, "o", time.Now()))
+	}
+	dup[more[0].GetEventId()], dup[more[2].GetEventId()] = true, true
+	errs := c.ApplyAll(ctx, more)
+	if errs[0] != nil || errs[1] != nil || errs[2] == nil {
+		t.Fatalf("errors %v, want only the third (its effect's key is taken)", errs)
+	}
+	if queued != 3 || direct != 3 || count() != 5 || !slices.Equal(returned, []string{"dup", more[1].GetEventId()}) {
+		t.Fatalf("queued %d, direct %d, rows %d, hooks saw %v; want the group queued (3), then event by event (3), 5 rows, [dup %s]",
+			queued, direct, count(), returned, more[1].GetEventId())
+	}
+}
+
 // An event id spelt another way (upper case) is still one event: applied once, recognised when
 // redelivered in PostgreSQL's spelling. After a group fails, the next groups are applied event by
 // event, and a failing event still fails alone while the others' effects commit once.

@@ -139,3 +139,57 @@ func withTime(ev *eventsv1.Event, t time.Time) *eventsv1.Event {
 	fresh.Payload = ev.GetPayload()
 	return fresh
 }
+
+// Applied as one group, the events' writes go with the group's COMMIT: the views end as they do
+// when each event is applied alone, and every change is announced once the group has committed.
+func TestAGroupRecordsAsEventsAloneDo(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	placed := events.New("haixin", nil, orderID, at)
+	placed.Payload = &eventsv1.Event_OrderPlaced{OrderPlaced: &eventsv1.OrderPlaced{HouseholdId: "haixin-1-1-101",
+		Parcels: []*eventsv1.EventParcel{{ParcelId: parcelA}, {ParcelId: parcelB}}}}
+	planned := withTime(routeEvent(&eventsv1.RoutePlanned{RouteId: "route-1", RoundId: round, CourierId: "c1", Version: 1,
+		Stops: []*eventsv1.RouteStop{{Parcels: []*eventsv1.RouteParcel{{ParcelId: parcelA}, {ParcelId: parcelB}}}}}), at.Add(time.Minute))
+	assigned := withTime(parcelEvent(typesv1.ParcelState_PARCEL_STATE_ASSIGNED, nil, func(p *eventsv1.ParcelStateChanged) {
+		p.RoundId, p.CourierId = round, "c1"
+	}), at.Add(2*time.Minute))
+	evs := []*eventsv1.Event{placed, planned, assigned}
+
+	// state applies evs to a new database, alone or as one group, and reads what they left.
+	state := func(together bool) (final, announced []string) {
+		pool, err := pgkit.Open(ctx, testkit.Postgres(t), "tracking")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		if err := pgkit.Migrate(ctx, pool, inbox.Migrations(), postgres.Migrations()); err != nil {
+			t.Fatal(err)
+		}
+		seen := &seen{store: &postgres.Store{Pool: pool}}
+		c := &inbox.Consumer{Pool: pool, Log: log, Durable: "tracking-deliveries", Handle: Deliveries(log, seen)}
+		if together {
+			if errs := c.ApplyAll(ctx, evs); errors.Join(errs...) != nil {
+				t.Fatal(errs)
+			}
+		} else {
+			for _, ev := range evs {
+				if err := c.Apply(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		announced = seen.take()
+		seen.Announce(watch.OrderSubject(orderID), watch.RoundSubject(round))
+		return seen.take(), announced
+	}
+	alone, _ := state(false)
+	together, announced := state(true)
+	if !slices.Equal(together, alone) {
+		t.Errorf("applied as a group the views read\n %q\nalone\n %q", together, alone)
+	}
+	// Each announcement is made after the group's commit, so each sees the whole group.
+	want := []string{"order: 2 entries (<nil>)", "round: 2 parcels, 1 assigned (<nil>)", "order: 2 entries (<nil>)", "round: 2 parcels, 1 assigned (<nil>)"}
+	if !slices.Equal(announced, want) {
+		t.Errorf("a group announced\n %q\nwant\n %q", announced, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/doorstep/doorstep/pkg/events"
@@ -35,12 +36,12 @@ type Announcer interface {
 }
 
 // Deliveries applies order.placed, parcel.<state> and route.planned events to the timelines and
-// the views and, once that has committed, announces the order and the rounds they changed. An
-// order's or a parcel's event is written in one round trip; a planned route, which replaces
-// a route's parcels, takes a few.
+// the views and, once that has committed, announces the order and the rounds they changed. In a
+// group of events an order's or a parcel's event is written with the group's COMMIT, costing no
+// round trip of its own (applied alone, it costs one); a planned route, which replaces a route's
+// parcels, reads what the events before it wrote and takes a few.
 func Deliveries(log *slog.Logger, announce Announcer) inbox.Handler {
 	return func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
-		var subjects []string
 		switch ev.GetPayload().(type) {
 		case *eventsv1.Event_NoticePosted, *eventsv1.Event_NoticeWithdrawn:
 			return nil // no order, parcel or round in it: the notices consumer's
@@ -49,29 +50,40 @@ func Deliveries(log *slog.Logger, announce Announcer) inbox.Handler {
 			if err != nil {
 				return err
 			}
+			if err := inbox.SendQueued(ctx, tx); err != nil {
+				return fmt.Errorf("record the events before route %s: %w", r.RouteID, err)
+			}
 			rounds, err := postgres.ApplyRoute(ctx, tx, r)
 			if err != nil {
 				return err
 			}
-			subjects = roundSubjects(rounds)
+			if subjects := roundSubjects(rounds); len(subjects) > 0 {
+				inbox.AfterCommit(ctx, func() { announce.Announce(subjects...) })
+			}
 		default:
 			d, err := Delivery(ev)
 			if err != nil {
 				return err
 			}
-			rec, err := postgres.Record(ctx, tx, d)
-			if err != nil {
+			// What the writes changed is known once they have run: after the COMMIT they go with.
+			rec := &postgres.Recorded{}
+			if b := inbox.WithCommit(ctx); b != nil {
+				postgres.QueueRecord(b, d, rec)
+			} else if *rec, err = postgres.Record(ctx, tx, d); err != nil {
 				return fmt.Errorf("record event %s: %w", ev.GetEventId(), err)
 			}
-			if rec.NewEntry {
-				subjects = append(subjects, watch.OrderSubject(d.Entry.OrderID))
-			}
-			subjects = append(subjects, roundSubjects(rec.Rounds)...)
+			inbox.AfterCommit(ctx, func() {
+				var subjects []string
+				if rec.NewEntry {
+					subjects = append(subjects, watch.OrderSubject(d.Entry.OrderID))
+				}
+				subjects = append(subjects, roundSubjects(rec.Rounds)...)
+				if len(subjects) > 0 {
+					announce.Announce(subjects...)
+				}
+			})
 		}
-		if len(subjects) > 0 {
-			inbox.AfterCommit(ctx, func() { announce.Announce(subjects...) })
-		}
-		log.DebugContext(ctx, "event applied", "event", ev.GetEventId(), "order", ev.GetOrderId(), "announced", subjects)
+		log.DebugContext(ctx, "event applied", "event", ev.GetEventId(), "order", ev.GetOrderId())
 		return nil
 	}
 }
@@ -114,6 +126,7 @@ func Delivery(ev *eventsv1.Event) (postgres.Delivery, error) {
 }
 
 func roundSubjects(rounds []string) []string {
+	rounds = slices.Compact(slices.Sorted(slices.Values(rounds)))
 	subjects := make([]string, len(rounds))
 	for i, r := range rounds {
 		subjects[i] = watch.RoundSubject(r)

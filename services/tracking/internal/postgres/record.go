@@ -30,6 +30,21 @@ type Recorded struct {
 func Record(ctx context.Context, tx pgx.Tx, d Delivery) (Recorded, error) {
 	var r Recorded
 	b := &pgx.Batch{}
+	QueueRecord(b, d, &r)
+	if b.Len() == 0 {
+		return r, nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return Recorded{}, err
+	}
+	r.Rounds = dedupe(r.Rounds)
+	return r, nil
+}
+
+// QueueRecord adds to b the statements that record d; r says what they changed once b has run
+// (its Rounds may then name a round more than once). The consumer queues them on its
+// transaction's COMMIT, so that a group of events costs no round trip per event.
+func QueueRecord(b *pgx.Batch, d Delivery, r *Recorded) {
 	if d.Entry != nil {
 		queueEntry(b, d.Order, *d.Entry, &r.NewEntry)
 	}
@@ -39,12 +54,4 @@ func Record(ctx context.Context, tx pgx.Tx, d Delivery) (Recorded, error) {
 	if d.Change != nil {
 		queueStateChange(b, *d.Change, &r.Rounds)
 	}
-	if b.Len() == 0 {
-		return r, nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return Recorded{}, err
-	}
-	r.Rounds = dedupe(r.Rounds)
-	return r, nil
 }
