@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cpuTime is the machine's CPU time, all cores, in clock ticks: the share busy says how close to
@@ -58,4 +59,14 @@ func (t cpuTime) busy() string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.0f %% (steal %.1f %%)", 100*float64(t.busyTicks)/float64(t.totalTicks), 100*float64(t.stealTicks)/float64(t.totalTicks))
+}
+
+// perOrder is the CPU time the machine's cores worked for, steal left out, per order of orders: a
+// figure of the work an order costs at that load, steadier across runs than a latency.
+func (t cpuTime) perOrder(orders int) string {
+	if t.totalTicks == 0 || orders == 0 {
+		return "unknown"
+	}
+	const userHZ = 100 // /proc/stat counts in USER_HZ, 100 on every Linux
+	return ms(time.Duration(float64(t.busyTicks-t.stealTicks) / userHZ * float64(time.Second) / float64(orders)))
 }
