@@ -250,6 +250,33 @@ func TestWithCommit(t *testing.T) {
 	}
 }
 
+// A callback of a write queued on commit that fails leaves the group applied: it has committed,
+// so it is neither reported failed nor applied again event by event, and its hooks run.
+func TestWithCommitCallbackFailsAfterTheCommit(t *testing.T) {
+	ctx := context.Background()
+	pool := openPool(t)
+	handled, hooks := 0, 0
+	c := &inbox.Consumer{Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Durable: "t",
+		Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+			handled++
+			inbox.WithCommit(ctx).Queue(`INSERT INTO effects VALUES ($1) RETURNING event_id`, ev.GetEventId()).
+				QueryRow(func(pgx.Row) error { return errors.New("cannot read") })
+			inbox.AfterCommit(ctx, func() { hooks++ })
+			return nil
+		}}
+	evs := []*eventsv1.Event{events.New("haixin", nil, "o", time.Now()), events.New("haixin", nil, "o", time.Now())}
+	if errs := c.ApplyAll(ctx, evs); errors.Join(errs...) != nil {
+		t.Fatalf("errors %v, want none: the group committed", errs)
+	}
+	var effects int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&effects); err != nil {
+		t.Fatal(err)
+	}
+	if handled != 2 || hooks != 2 || effects != 2 {
+		t.Fatalf("handled %d, hooks %d, effects %d; want 2 each", handled, hooks, effects)
+	}
+}
+
 // An event id spelt another way (upper case) is still one event: applied once, recognised when
 // redelivered in PostgreSQL's spelling. After a group fails, the next groups are applied event by
 // event, and a failing event still fails alone while the others' effects commit once.

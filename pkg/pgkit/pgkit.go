@@ -127,13 +127,15 @@ func TxWith(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func
 // read their results, and they go to the server with the BEGIN in one round trip. fn then runs in
 // the transaction and may queue its last writes on commit, which go with the COMMIT in one round
 // trip. A transaction that reads, decides and writes thus costs two round trips rather than one
-// per statement, and holds its row locks for one round trip after deciding rather than two.
+// per statement (once its statements are prepared: pgx prepares each on a connection's first use
+// of it), and holds its row locks for one round trip after deciding rather than two.
 //
 // A statement queued on commit must be one whose failure PostgreSQL reports as an error (a
 // constraint, a conflict): the server then skips the COMMIT and the transaction rolls back. Its
 // callbacks run after the COMMIT, too late to veto it, so a write whose result decides whether to
-// commit (rows affected, a value returned) is run on tx inside fn instead. queue and fn must be
-// safe to run again, like Tx's fn.
+// commit (rows affected, a value returned) is run on tx inside fn instead. Should one of those
+// callbacks fail, the transaction has committed all the same: the error then wraps ErrCommitted.
+// queue and fn must be safe to run again, like Tx's fn.
 func BatchTx(ctx context.Context, pool *pgxpool.Pool, queue func(b *pgx.Batch), fn func(tx pgx.Tx, commit *pgx.Batch) error) error {
 	return retry(ctx, func() error {
 		conn, err := pool.Acquire(ctx)
@@ -173,9 +175,20 @@ func BatchTx(ctx context.Context, pool *pgxpool.Pool, queue func(b *pgx.Batch), 
 		// Whatever the batch answered, a connection outside a transaction has nothing to roll back:
 		// the COMMIT ran (or the server ended the transaction with its failure).
 		committed = conn.Conn().PgConn().TxStatus() == 'I'
+		var pgErr *pgconn.PgError
+		if err != nil && committed && !errors.As(err, &pgErr) && !errors.Is(err, pgx.ErrTxCommitRollback) {
+			// Not the server's failure but a callback's, after the server ran every statement and
+			// the COMMIT (none of Doorstep's constraints is deferred to the COMMIT).
+			return fmt.Errorf("%w, but reading a result failed: %w", ErrCommitted, err)
+		}
 		return err
 	})
 }
+
+// ErrCommitted is wrapped by BatchTx's error when the transaction committed and a callback of a
+// statement queued on commit then failed: what the statements wrote is stored, what the callback
+// should have read is not known. It is not retried.
+var ErrCommitted = errors.New("transaction committed")
 
 // retry runs attempt until it succeeds or fails in a way a retry cannot resolve. A serialization
 // failure or deadlock is retried after a jittered backoff that grows to 64 ms: until ctx is done

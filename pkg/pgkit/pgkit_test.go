@@ -119,6 +119,20 @@ func TestBatchTx(t *testing.T) {
 		}
 	})
 
+	t.Run("a callback queued on commit that fails reports the commit", func(t *testing.T) {
+		boom := errors.New("boom")
+		err := pgkit.BatchTx(ctx, pool, func(*pgx.Batch) {}, func(_ pgx.Tx, commit *pgx.Batch) error {
+			commit.Queue(`INSERT INTO counters VALUES ('l', 1) RETURNING n`).QueryRow(func(pgx.Row) error { return boom })
+			return nil
+		})
+		if !errors.Is(err, pgkit.ErrCommitted) || !errors.Is(err, boom) || count(t, pool) != 3 {
+			t.Fatalf("err %v, rows %d; want ErrCommitted and boom, 3", err, count(t, pool))
+		}
+		if _, err := pool.Exec(ctx, `DELETE FROM counters WHERE name = 'l'`); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("a serialization failure is retried, batch and all", func(t *testing.T) {
 		attempts := 0
 		err := pgkit.BatchTx(ctx, pool, func(b *pgx.Batch) {
@@ -193,9 +207,10 @@ func TestBatchTx(t *testing.T) {
 	}
 }
 
-// A transaction that reads, decides and writes is two round trips: the BEGIN with the reads, and
-// the writes with the COMMIT; nothing else goes to the server, and the connection goes back to the
-// pool outside a transaction, to be used again. One that fails sends a ROLLBACK.
+// A transaction that reads, decides and writes is two batches: the BEGIN with the reads, and the
+// writes with the COMMIT; no other query or batch is sent (pgx's preparing of a statement on its
+// first use, which the tracer does not see, aside), and the connection goes back to the pool
+// outside a transaction, to be used again. One that fails sends a ROLLBACK.
 func TestBatchTxRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	pool := openPool(t)

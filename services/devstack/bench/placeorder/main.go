@@ -290,7 +290,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			fl.over(p99Target), len(fl.latencies))
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
 			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
-		fmt.Fprintf(out, "  CPU time per order, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
+		fmt.Fprintf(out, "  CPU time per order in the slices, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
 	}
 	fmt.Fprintf(out, "\nwhile measuring: %s\n", cluster.Used(ctx))
 	summary, err := verify(ctx, s.dbURL, real, f)

@@ -304,30 +304,27 @@ func (s *Store) ClaimRequest(ctx context.Context, key order.RequestKey) (order.C
 	return s.claim(ctx, s.pool, key)
 }
 
-// ClaimPlacement implements order.Store. Its statements run in the implicit transaction of one
-// batch: the claim is written only where the household is found in compound.
+// ClaimPlacement implements order.Store. One statement reads the household within compound and
+// writes the claim only from what it read (one snapshot for both: the household cannot appear
+// between them); a second, in the same batch, reads the claim.
 func (s *Store) ClaimPlacement(ctx context.Context, id, compound string, key order.RequestKey) (order.Household, order.Claim, error) {
 	var (
-		h               order.Household
-		found, recorded bool
-		claimed         bool
-		hash            []byte
-		doneAt          *time.Time
-		c               order.Claim
+		h                        order.Household
+		found, claimed, recorded bool
+		hash                     []byte
+		doneAt                   *time.Time
+		c                        order.Claim
 	)
 	b := &pgx.Batch{}
-	b.Queue(`SELECT `+householdColumns+` FROM households h WHERE h.household_id = $1 AND ($2 = '' OR h.compound = $2)`,
-		id, compound).Query(func(rows pgx.Rows) error {
+	b.Queue(`WITH reached AS (SELECT `+householdColumns+` FROM households h WHERE h.household_id = $1 AND ($2 = '' OR h.compound = $2)),
+		claim AS (INSERT INTO requests (kind, scope, request_id, request_hash, created_at)
+			SELECT $3, $4, $5, $6, $7 FROM reached ON CONFLICT DO NOTHING RETURNING true)
+		SELECT reached.*, EXISTS (SELECT FROM claim) FROM reached`,
+		id, compound, key.Kind, key.Scope, key.ID, key.Hash, s.now()).Query(func(rows pgx.Rows) error {
 		if found = rows.Next(); found {
-			return rows.Scan(householdDest(&h)...)
+			return rows.Scan(append(householdDest(&h), &claimed)...)
 		}
 		return rows.Err()
-	})
-	b.Queue(`INSERT INTO requests (kind, scope, request_id, request_hash, created_at)
-		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM households WHERE household_id = $6 AND ($7 = '' OR compound = $7))
-		ON CONFLICT DO NOTHING`, key.Kind, key.Scope, key.ID, key.Hash, s.now(), id, compound).Exec(func(tag pgconn.CommandTag) error {
-		claimed = tag.RowsAffected() == 1
-		return nil
 	})
 	// A concurrent claim of the same key waits on the first one's row lock in the insert, so by
 	// the time this statement reads, the stored hash is committed.
@@ -345,8 +342,8 @@ func (s *Store) ClaimPlacement(ctx context.Context, id, compound string, key ord
 		return h, c, order.NotFound("household", id)
 	}
 	if !recorded {
-		// The household left compound between the two statements (a roster import moved it).
-		return h, c, order.NotFound("household", id)
+		// An old claim pruned between the two statements (days old by then); a retry claims anew.
+		return h, c, fmt.Errorf("%w: request %s was forgotten while it was claimed; retry", order.ErrAborted, key.ID)
 	}
 	if !bytes.Equal(hash, key.Hash) {
 		return h, c, fmt.Errorf("%w: request id %q was used for a different %s request", order.ErrConflict, key.ID, key.Kind)

@@ -141,7 +141,8 @@ func withTime(ev *eventsv1.Event, t time.Time) *eventsv1.Event {
 }
 
 // Applied as one group, the events' writes go with the group's COMMIT: the views end as they do
-// when each event is applied alone, and every change is announced once the group has committed.
+// when each event's writes run at once in a transaction of its own, and every change is
+// announced once the group has committed.
 func TestAGroupRecordsAsEventsAloneDo(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -166,14 +167,26 @@ func TestAGroupRecordsAsEventsAloneDo(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen := &seen{store: &postgres.Store{Pool: pool}}
-		c := &inbox.Consumer{Pool: pool, Log: log, Durable: "tracking-deliveries", Handle: Deliveries(log, seen)}
+		handle := Deliveries(log, seen)
 		if together {
+			queued := 0
+			c := &inbox.Consumer{Pool: pool, Log: log, Durable: "tracking-deliveries",
+				Handle: func(ctx context.Context, tx pgx.Tx, ev *eventsv1.Event) error {
+					if inbox.WithCommit(ctx) != nil {
+						queued++
+					}
+					return handle(ctx, tx, ev)
+				}}
 			if errs := c.ApplyAll(ctx, evs); errors.Join(errs...) != nil {
 				t.Fatal(errs)
 			}
+			if queued != len(evs) {
+				t.Fatalf("%d of %d events applied with a COMMIT to queue on, want all: the group was applied as a whole", queued, len(evs))
+			}
 		} else {
+			// Outside the inbox the writes run at once (postgres.Record), and nothing is announced.
 			for _, ev := range evs {
-				if err := c.Apply(ctx, ev); err != nil {
+				if err := pgkit.Tx(ctx, pool, func(tx pgx.Tx) error { return handle(ctx, tx, ev) }); err != nil {
 					t.Fatal(err)
 				}
 			}
