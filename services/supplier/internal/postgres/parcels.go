@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/doorstep/doorstep/services/supplier/internal/protomap"
 	"github.com/doorstep/doorstep/services/supplier/internal/supply"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const parcelColumns = `parcel_id::text, order_id::text, supplier_id, compound, household_id, address_compound,
@@ -181,6 +183,12 @@ func (r *Repo) Reserve(ctx context.Context, res supply.Reservation, day time.Tim
 		// The same parcel reserved concurrently and committed first: this attempt now finds it
 		// and answers as a retry would.
 		err = pgkit.BatchTx(ctx, r.Pool, reads, reserve)
+	}
+	// The writes went with the COMMIT, so PostgreSQL's failure of one of them arrives here
+	// unnamed; the domain's refusals (stock, ration, suspension) already say what they refuse.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		err = fmt.Errorf("reserve parcel %s: %w", res.ParcelID, err)
 	}
 	return out, err
 }
