@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -14,6 +17,7 @@ const callTimeout = 30 * time.Second
 // result is a set of latencies over some elapsed time.
 type result struct {
 	latencies []time.Duration
+	timeline  []placed // an open loop's orders in the order they were offered, for -latencies
 	elapsed   time.Duration
 	sorted    bool
 	cpu       cpuTime       // the whole machine's, while the latencies were taken
@@ -23,6 +27,7 @@ type result struct {
 
 func (r *result) add(o result) {
 	r.latencies = append(r.latencies, o.latencies...)
+	r.timeline = append(r.timeline, o.timeline...)
 	r.elapsed += o.elapsed
 	r.sorted = false
 	r.cpu.busyTicks += o.cpu.busyTicks
@@ -70,6 +75,12 @@ func (r *result) quantile(q float64) time.Duration {
 	}
 	i := int(q*float64(len(r.latencies))+0.5) - 1
 	return r.latencies[min(max(i, 0), len(r.latencies)-1)]
+}
+
+// placed is one order of an open loop: when it was due and how long it took from then.
+type placed struct {
+	due  time.Time
+	took time.Duration
 }
 
 // measure runs a closed loop: conc workers each place an order as soon as their previous one is
@@ -138,6 +149,7 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 	var (
 		mu       sync.Mutex
 		lat      []time.Duration
+		timeline []placed
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -181,11 +193,53 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 				return
 			}
 			lat = append(lat, took)
+			timeline = append(timeline, placed{due: due, took: took})
 		})
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return result{}, firstErr
 	}
-	return result{latencies: lat, elapsed: time.Since(began)}, ctx.Err()
+	slices.SortFunc(timeline, func(a, b placed) int { return a.due.Compare(b.due) })
+	return result{latencies: lat, timeline: timeline, elapsed: time.Since(began)}, ctx.Err()
+}
+
+// writeTimeline writes the orders of a phase to path as CSV, one row per order in the order they
+// were due: the system, when the order was due (milliseconds from the phase's first order) and
+// its latency. Slow orders in clusters at the same moment for both systems point at the machine
+// (a write-back burst, another tenant); spread over one system's slices, at its own work.
+func writeTimeline(path string, systems map[string][]placed) error {
+	var first time.Time
+	for _, t := range systems {
+		if len(t) > 0 && (first.IsZero() || t[0].due.Before(first)) {
+			first = t[0].due
+		}
+	}
+	type row struct {
+		system string
+		placed
+	}
+	var rows []row
+	for name, t := range systems {
+		for _, p := range t {
+			rows = append(rows, row{name, p})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return a.due.Compare(b.due) })
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"system", "due_ms", "latency_ms"})
+	for _, r := range rows {
+		_ = w.Write([]string{r.system, strconv.FormatFloat(float64(r.due.Sub(first).Microseconds())/1000, 'f', 3, 64),
+			strconv.FormatFloat(float64(r.took.Microseconds())/1000, 'f', 3, 64)})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
 }

@@ -66,6 +66,7 @@ type config struct {
 	processes  bool
 	rate       float64
 	unprepared bool
+	latencies  string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -88,6 +89,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.processes, "processes", false, "run each service and the broker as its own process, built as the Dockerfile builds it, as deployed (default: all in this process, as make run does)")
 	fs.Float64Var(&c.rate, "rate", 0, "offer this many orders/s open-loop instead of half the measured maximum (to explore latency at a chosen load; gives no verdict)")
 	fs.BoolVar(&c.unprepared, "unprepared", false, pgprep.UnpreparedUsage)
+	fs.StringVar(&c.latencies, "latencies", "", "write every order of the half-load phase (or -rate) to this CSV file: system, when it was due (ms from the phase's first order), latency (ms)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -113,6 +115,8 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("-rate must be 0 (half the maximum) to 5000 orders/s")
 	case c.rate > 0 && c.halfFor == 0:
 		return c, errors.New("-rate needs a positive -half-duration: it is the rate offered then")
+	case c.latencies != "" && c.halfFor == 0:
+		return c, errors.New("-latencies needs a positive -half-duration: it records the orders offered then")
 	case c.maxOrders < 1:
 		return c, errors.New("-max-orders must be positive")
 	}
@@ -291,6 +295,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
 			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
 		fmt.Fprintf(out, "  CPU time per order in the slices, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
+		if cfg.latencies != "" {
+			if err := writeTimeline(cfg.latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "  every order's latency, by when it was due: %s\n", cfg.latencies)
+		}
 	}
 	fmt.Fprintf(out, "\nwhile measuring: %s\n", cluster.Used(ctx))
 	summary, err := verify(ctx, s.dbURL, real, f)
