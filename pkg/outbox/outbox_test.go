@@ -90,15 +90,22 @@ func TestRelayPublishesOutOfOrderCommitsExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 10*time.Second, func() error { return streamHas(ctx, js, n) })
+	// A relay marks its batch published in the commit after the broker's acks: the stream can hold
+	// the last event a moment before its row is marked, so the relays run on until every row is.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		var unpublished int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&unpublished); err != nil {
+			return err
+		}
+		if unpublished != 0 {
+			return fmt.Errorf("%d rows left unpublished", unpublished)
+		}
+		return nil
+	})
 	stop()
 	wg.Wait()
-
-	var unpublished int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&unpublished); err != nil {
+	if err := streamHas(ctx, js, n); err != nil { // each event still once
 		t.Fatal(err)
-	}
-	if unpublished != 0 {
-		t.Fatalf("%d rows left unpublished", unpublished)
 	}
 }
 
