@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"os"
+	"io"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,7 +17,7 @@ const callTimeout = 30 * time.Second
 // result is a set of latencies over some elapsed time.
 type result struct {
 	latencies []time.Duration
-	timeline  []placed // an open loop's orders in the order they were offered, for -latencies
+	timeline  []placed // an open loop's orders, as answered, for -latencies
 	elapsed   time.Duration
 	sorted    bool
 	cpu       cpuTime       // the whole machine's, while the latencies were taken
@@ -148,7 +148,6 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 	sem := make(chan struct{}, inFlight)
 	var (
 		mu       sync.Mutex
-		lat      []time.Duration
 		timeline []placed
 		firstErr error
 		wg       sync.WaitGroup
@@ -192,7 +191,6 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 				cancel()
 				return
 			}
-			lat = append(lat, took)
 			timeline = append(timeline, placed{due: due, took: took})
 		})
 	}
@@ -200,21 +198,18 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 	if firstErr != nil {
 		return result{}, firstErr
 	}
-	slices.SortFunc(timeline, func(a, b placed) int { return a.due.Compare(b.due) })
+	lat := make([]time.Duration, len(timeline))
+	for i, p := range timeline {
+		lat[i] = p.took
+	}
 	return result{latencies: lat, timeline: timeline, elapsed: time.Since(began)}, ctx.Err()
 }
 
-// writeTimeline writes the orders of a phase to path as CSV, one row per order in the order they
+// writeTimeline writes the orders of a phase to w as CSV, one row per order in the order they
 // were due: the system, when the order was due (milliseconds from the phase's first order) and
-// its latency. Slow orders in clusters at the same moment for both systems point at the machine
-// (a write-back burst, another tenant); spread over one system's slices, at its own work.
-func writeTimeline(path string, systems map[string][]placed) error {
-	var first time.Time
-	for _, t := range systems {
-		if len(t) > 0 && (first.IsZero() || t[0].due.Before(first)) {
-			first = t[0].due
-		}
-	}
+// its latency. Slow orders in clusters at the same moment point at the machine (a write-out
+// burst, another tenant); slow orders spread over one system's slices, at that system's work.
+func writeTimeline(w io.Writer, systems map[string][]placed) error {
 	type row struct {
 		system string
 		placed
@@ -226,20 +221,12 @@ func writeTimeline(path string, systems map[string][]placed) error {
 		}
 	}
 	slices.SortFunc(rows, func(a, b row) int { return a.due.Compare(b.due) })
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"system", "due_ms", "latency_ms"})
+	c := csv.NewWriter(w)
+	_ = c.Write([]string{"system", "due_ms", "latency_ms"})
 	for _, r := range rows {
-		_ = w.Write([]string{r.system, strconv.FormatFloat(float64(r.due.Sub(first).Microseconds())/1000, 'f', 3, 64),
+		_ = c.Write([]string{r.system, strconv.FormatFloat(float64(r.due.Sub(rows[0].due).Microseconds())/1000, 'f', 3, 64),
 			strconv.FormatFloat(float64(r.took.Microseconds())/1000, 'f', 3, 64)})
 	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Close()
+	c.Flush()
+	return c.Error()
 }

@@ -1,24 +1,22 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
+	"bytes"
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 func TestWriteTimelineListsOrdersByWhenTheyWereDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
-	path := filepath.Join(t.TempDir(), "latencies.csv")
-	err := writeTimeline(path, map[string][]placed{
-		"grpc":  {{due: t0.Add(5 * time.Millisecond), took: 7500 * time.Microsecond}, {due: t0.Add(4 * time.Second), took: 31 * time.Millisecond}},
+	var out bytes.Buffer
+	err := writeTimeline(&out, map[string][]placed{
+		// As answered: the later order came back first.
+		"grpc":  {{due: t0.Add(4 * time.Second), took: 31 * time.Millisecond}, {due: t0.Add(5 * time.Millisecond), took: 7500 * time.Microsecond}},
 		"floor": {{due: t0.Add(2 * time.Second), took: 4250 * time.Microsecond}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +26,41 @@ func TestWriteTimelineListsOrdersByWhenTheyWereDue(t *testing.T) {
 		"floor,1995.000,4.250",
 		"grpc,3995.000,31.000",
 	}, "\n") + "\n"
-	if string(got) != want {
-		t.Errorf("file:\n%s\nwant:\n%s", got, want)
+	if out.String() != want {
+		t.Errorf("file:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// countingSystem answers every order at once, and counts them.
+type countingSystem struct{ n atomic.Int64 }
+
+func (s *countingSystem) place(context.Context, int64) error { return nil }
+func (s *countingSystem) next() int64                        { return s.n.Add(1) }
+
+func TestOpenLoopKeepsEachOrdersDueTimeWithItsLatency(t *testing.T) {
+	s := &countingSystem{}
+	r, err := openLoop(context.Background(), s, 1000, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.timeline) != int(s.n.Load()) || len(r.latencies) != len(r.timeline) {
+		t.Fatalf("%d orders placed, %d in the timeline, %d latencies", s.n.Load(), len(r.timeline), len(r.latencies))
+	}
+	if len(r.timeline) < 2 {
+		t.Fatalf("only %d orders offered in 50ms at 1000/s", len(r.timeline))
+	}
+	for i, p := range r.timeline {
+		if p.took != r.latencies[i] || p.took <= 0 {
+			t.Errorf("order %d: took %v, latency %v", i, p.took, r.latencies[i])
+		}
+	}
+	// Orders were due a millisecond apart, so no two share a due time.
+	seen := map[time.Time]bool{}
+	for _, p := range r.timeline {
+		if seen[p.due] {
+			t.Fatalf("two orders due at %v", p.due)
+		}
+		seen[p.due] = true
 	}
 }
 

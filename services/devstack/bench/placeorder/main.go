@@ -133,6 +133,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Created before the run, so that a path that cannot be written fails now, not after it.
+	var latencies *os.File
+	if cfg.latencies != "" {
+		if latencies, err = os.Create(cfg.latencies); err != nil {
+			return err
+		}
+		defer latencies.Close()
+	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err != nil {
@@ -295,11 +303,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
 			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
 		fmt.Fprintf(out, "  CPU time per order in the slices, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
-		if cfg.latencies != "" {
-			if err := writeTimeline(cfg.latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}); err != nil {
-				return err
+		if latencies != nil {
+			if err := writeTimeline(latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}); err != nil {
+				fmt.Fprintf(out, "  every order's latency: not written: %v\n", err)
+			} else if err := latencies.Close(); err != nil {
+				fmt.Fprintf(out, "  every order's latency: not written: %v\n", err)
+			} else {
+				fmt.Fprintf(out, "  every order's latency, by when it was due: %s\n", cfg.latencies)
 			}
-			fmt.Fprintf(out, "  every order's latency, by when it was due: %s\n", cfg.latencies)
 		}
 	}
 	fmt.Fprintf(out, "\nwhile measuring: %s\n", cluster.Used(ctx))
