@@ -77,8 +77,12 @@ type Relay struct {
 	Log  *slog.Logger
 	// Batch is the most rows published per transaction.
 	Batch int
-	// Idle is how long to wait before polling again when the outbox was empty.
+	// Idle is how long to wait before polling again after a poll that found less than a batch.
 	Idle time.Duration
+	// Quiet is how long to wait between polls once the outbox has been found empty for a second:
+	// a quiet service then costs its database 4 polls a second, not 20, and the first event after
+	// a quiet spell waits at most this long.
+	Quiet time.Duration
 	// Keep is how long published rows are kept before they are pruned.
 	Keep time.Duration
 	// Metrics, when set, receives backlog and publish figures.
@@ -89,17 +93,21 @@ type Relay struct {
 // taken per batch), which keeps per-aggregate order and lets several replicas run without double
 // work; the others wait their turn.
 func (r *Relay) Run(ctx context.Context) error {
-	batch, idle, keep := r.Batch, r.Idle, r.Keep
+	batch, keep := r.Batch, r.Keep
 	if batch <= 0 {
 		batch = DefaultBatch
-	}
-	if idle <= 0 {
-		idle = 50 * time.Millisecond
 	}
 	if keep <= 0 {
 		keep = time.Hour
 	}
-	backoff := time.Duration(0)
+	pace := pacer{idle: r.Idle, quiet: r.Quiet, quietAfter: time.Second}
+	if pace.idle <= 0 {
+		pace.idle = 50 * time.Millisecond
+	}
+	if pace.quiet <= 0 {
+		pace.quiet = 250 * time.Millisecond
+	}
+	pace.quiet = max(pace.quiet, pace.idle)
 	nextPrune, nextSample := time.Now(), time.Now()
 	for {
 		n, err := r.publishBatch(ctx, batch)
@@ -110,21 +118,15 @@ func (r *Relay) Run(ctx context.Context) error {
 				nextSample = time.Now().Add(time.Second)
 			}
 		}
-		var wait time.Duration
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return nil
-		case err != nil:
+		}
+		wait := pace.next(n, batch, err)
+		if err != nil {
 			if r.Metrics != nil {
 				r.Metrics.OutboxPublishErrs.Inc()
 			}
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-			r.Log.Warn("outbox relay: publish failed; retrying", "err", err, "in", backoff)
-			wait = backoff
-		case n == batch:
-			backoff, wait = 0, 0
-		default:
-			backoff, wait = 0, idle
+			r.Log.Warn("outbox relay: publish failed; retrying", "err", err, "in", wait)
 		}
 		if time.Now().After(nextPrune) {
 			if _, err := r.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, keep); err != nil && ctx.Err() == nil {
@@ -140,6 +142,35 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// pacer decides how long a relay waits before its next poll, from what the last one did.
+type pacer struct {
+	idle, quiet time.Duration
+	quietAfter  time.Duration // of polls finding nothing, before waiting quiet rather than idle
+	backoff     time.Duration // after failures in a row
+	empty       time.Duration // waited since the outbox was last found holding rows
+}
+
+func (p *pacer) next(published, batch int, err error) time.Duration {
+	switch {
+	case err != nil:
+		p.backoff = min(max(2*p.backoff, 100*time.Millisecond), 5*time.Second)
+		p.empty = 0
+		return p.backoff
+	case published == batch:
+		p.backoff, p.empty = 0, 0
+		return 0
+	case published > 0:
+		p.backoff, p.empty = 0, 0
+		return p.idle
+	}
+	p.backoff = 0
+	if p.empty >= p.quietAfter {
+		return p.quiet
+	}
+	p.empty += p.idle
+	return p.idle
 }
 
 func (r *Relay) sampleBacklog(ctx context.Context) {
