@@ -39,4 +39,7 @@ func TestPacerWaitsLongerOnceTheOutboxHasBeenEmptyForAWhile(t *testing.T) {
 	}
 	step(0, failed, 5*time.Second)
 	step(0, nil, idle)
+	step(0, failed, 100*time.Millisecond) // the backoff starts over after a poll that worked
+	// A full batch whose commit failed is a failure, not a reason to poll again at once.
+	step(100, failed, 200*time.Millisecond)
 }
