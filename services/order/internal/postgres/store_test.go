@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/testkit"
 	"github.com/doorstep/doorstep/services/order/internal/order"
 	"github.com/doorstep/doorstep/services/order/internal/postgres"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -33,12 +36,12 @@ func openStore(t *testing.T) (*postgres.Store, *pgxpool.Pool) {
 	return postgres.New(pool, nil), pool
 }
 
-// newOrder is the order that attempt of request requestID of household h1 would store: one
-// parcel at each of two suppliers.
+// newOrder is the order that the given attempt of request requestID of household h1 would store:
+// one parcel at each of two suppliers, with the parcel ids that attempt reserves under.
 func newOrder(requestID string, attempt int) (order.Order, order.RequestKey) {
 	id := order.OrderID("h1", requestID)
 	hash := []byte("basket of " + requestID)
-	at := time.Now().UTC().Truncate(time.Microsecond)
+	at := time.Now().UTC().Truncate(time.Microsecond) // what PostgreSQL keeps
 	resident := order.Actor{Role: order.RoleResident, ID: "h1"}
 	o := order.Order{ID: id, HouseholdID: "h1", Compound: "haixin", RequestID: requestID, RequestHash: hash,
 		Channel: order.ChannelApp, PlacedBy: resident, PlacedAt: at}
@@ -52,8 +55,54 @@ func newOrder(requestID string, attempt int) (order.Order, order.RequestKey) {
 	return o, order.RequestKey{Kind: "place", Scope: "h1", ID: requestID, Hash: hash}
 }
 
-// count is how many rows of table the order store holds.
-func count(t *testing.T, pool *pgxpool.Pool, table string) int {
+// claim claims key as PlaceOrder does and returns the attempt it is at.
+func claim(t *testing.T, store *postgres.Store, key order.RequestKey) int {
+	t.Helper()
+	_, c, err := store.ClaimPlacement(context.Background(), "h1", "haixin", key)
+	if err != nil {
+		t.Fatalf("claim %s: %v", key.ID, err)
+	}
+	return c.Attempt
+}
+
+// sameOrder reports how got differs from want in what CreateOrder stores: the order's own fields
+// and each parcel's id, supplier, state, totals and lines. It only reports (never stops the
+// test), so goroutines may call it.
+func sameOrder(t *testing.T, got, want order.Order) {
+	t.Helper()
+	if got.ID != want.ID || got.HouseholdID != want.HouseholdID || got.RequestID != want.RequestID ||
+		string(got.RequestHash) != string(want.RequestHash) || got.Channel != want.Channel ||
+		got.PlacedBy != want.PlacedBy || !got.PlacedAt.Equal(want.PlacedAt) {
+		t.Errorf("order %+v, want %+v", got, want)
+	}
+	if len(got.Parcels) != len(want.Parcels) {
+		t.Errorf("%d parcels, want %d", len(got.Parcels), len(want.Parcels))
+		return
+	}
+	for i, p := range got.Parcels {
+		w := want.Parcels[i]
+		if p.ID != w.ID || p.SupplierID != w.SupplierID || p.State != w.State || p.TotalFen != w.TotalFen ||
+			p.WeightGrams != w.WeightGrams || !slices.Equal(p.Lines, w.Lines) {
+			t.Errorf("parcel %d: %+v, want %+v", i, p, w)
+		}
+	}
+}
+
+// subjects are the subjects of the events queued in the outbox, in the order queued.
+func subjects(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT subject FROM outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
 	t.Helper()
 	var n int
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
@@ -62,110 +111,134 @@ func count(t *testing.T, pool *pgxpool.Pool, table string) int {
 	return n
 }
 
-// CreateOrder stores the order of the request's current attempt once, with its parcels and
-// events; a second call answers with the stored order; a stale attempt or a forgotten request
-// stores nothing and is told to retry.
-func TestCreateOrderOnlyForTheCurrentAttempt(t *testing.T) {
+// placedSubjects are the events a new order of two parcels announces.
+var placedSubjects = []string{"doorstep.haixin.order.placed", "doorstep.haixin.parcel.placed", "doorstep.haixin.parcel.placed"}
+
+// CreateOrder stores the order of the request's current attempt with its parcels and events,
+// and answers a second call with the stored order, storing nothing more.
+func TestCreateOrderStoresTheCurrentAttemptsOrderOnce(t *testing.T) {
 	ctx := context.Background()
 	store, pool := openStore(t)
-
 	o, key := newOrder("r1", 0)
-	if _, c, err := store.ClaimPlacement(ctx, "h1", "haixin", key); err != nil || c.Attempt != 0 {
-		t.Fatalf("claim: attempt %d, %v", c.Attempt, err)
+	if a := claim(t, store, key); a != 0 {
+		t.Fatalf("a new request is at attempt %d, want 0", a)
 	}
-	stored, created, err := store.CreateOrder(ctx, o, key, 0)
-	if err != nil || !created || stored.ID != o.ID || len(stored.Parcels) != 2 {
-		t.Fatalf("create: created %v, %d parcels, %v", created, len(stored.Parcels), err)
+	if _, created, err := store.CreateOrder(ctx, o, key, 0); err != nil || !created {
+		t.Fatalf("create: created %v, %v", created, err)
 	}
 	read, err := store.Order(ctx, o.ID)
-	if err != nil || len(read.Parcels) != 2 || read.Parcels[0].Lines[0].ItemID == "" {
-		t.Fatalf("read back: %+v, %v", read, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// order.placed and one parcel.placed per parcel.
-	if n := count(t, pool, "outbox"); n != 3 {
-		t.Fatalf("%d events queued, want 3", n)
+	sameOrder(t, read, o)
+	if got := subjects(t, pool); !slices.Equal(got, placedSubjects) {
+		t.Errorf("events %v, want %v", got, placedSubjects)
 	}
 
 	again, created, err := store.CreateOrder(ctx, o, key, 0)
-	if err != nil || created || again.ID != o.ID || len(again.Parcels) != 2 {
-		t.Fatalf("again: created %v, %d parcels, %v", created, len(again.Parcels), err)
+	if err != nil || created {
+		t.Fatalf("again: created %v, %v", created, err)
 	}
-
-	// The first attempt of r2 failed and was ended: its order may not be stored any more.
-	stale, key2 := newOrder("r2", 0)
-	if _, _, err := store.ClaimPlacement(ctx, "h1", "haixin", key2); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.EndAttempt(ctx, key2, 0, stale.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := store.CreateOrder(ctx, stale, key2, 0); !errors.Is(err, order.ErrAborted) {
-		t.Fatalf("stale attempt: %v, want %v", err, order.ErrAborted)
-	}
-	// Its retry, the second attempt, is stored.
-	current, _ := newOrder("r2", 1)
-	if _, created, err := store.CreateOrder(ctx, current, key2, 1); err != nil || !created {
-		t.Fatalf("second attempt: created %v, %v", created, err)
-	}
-
-	// A request forgotten meanwhile (pruned) stores nothing either.
-	lost, key3 := newOrder("r3", 0)
-	if _, _, err := store.ClaimPlacement(ctx, "h1", "haixin", key3); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `DELETE FROM requests WHERE request_id = 'r3'`); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := store.CreateOrder(ctx, lost, key3, 0); !errors.Is(err, order.ErrAborted) {
-		t.Fatalf("forgotten request: %v, want %v", err, order.ErrAborted)
-	}
-
-	// r1 and r2's second attempt only: two orders, four parcels, their transitions and six events.
-	for table, want := range map[string]int{"orders": 2, "parcels": 4, "parcel_lines": 4, "parcel_transitions": 4, "outbox": 6} {
-		if n := count(t, pool, table); n != want {
-			t.Errorf("%s: %d rows, want %d", table, n, want)
-		}
+	sameOrder(t, again, o)
+	if n := countRows(t, pool, "outbox"); n != 3 {
+		t.Errorf("%d events after the second call, want the first call's 3", n)
 	}
 }
 
-// Concurrent copies of one attempt store one order, and every copy answers with it.
+// An attempt ended by a failure (its reservations given back) may no longer store its order;
+// the retry's next attempt, with parcel ids of its own, does.
+func TestCreateOrderRefusesAnEndedAttempt(t *testing.T) {
+	ctx := context.Background()
+	store, pool := openStore(t)
+	stale, key := newOrder("r1", 0)
+	claim(t, store, key)
+	if _, err := store.EndAttempt(ctx, key, 0, stale.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.CreateOrder(ctx, stale, key, 0); !errors.Is(err, order.ErrAborted) {
+		t.Fatalf("ended attempt: %v, want %v", err, order.ErrAborted)
+	}
+	for _, table := range []string{"orders", "parcels", "parcel_lines", "parcel_transitions", "outbox"} {
+		if n := countRows(t, pool, table); n != 0 {
+			t.Errorf("%s: %d rows after the refusal, want none", table, n)
+		}
+	}
+
+	a := claim(t, store, key)
+	if a != 1 {
+		t.Fatalf("the retry claims attempt %d, want 1", a)
+	}
+	current, _ := newOrder("r1", a)
+	if _, created, err := store.CreateOrder(ctx, current, key, a); err != nil || !created {
+		t.Fatalf("attempt %d: created %v, %v", a, created, err)
+	}
+	read, err := store.Order(ctx, current.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, read, current) // the second attempt's parcel ids, not the first's
+}
+
+// A request pruned while its placement ran (it would have to run for days) stores nothing: the
+// client is told to retry. The first attempt is 0, the attempt a missing row would read as, so
+// only the check that the row is there refuses it.
+func TestCreateOrderRefusesAForgottenRequest(t *testing.T) {
+	ctx := context.Background()
+	store, pool := openStore(t)
+	o, key := newOrder("r1", 0)
+	claim(t, store, key)
+	if n, err := store.PruneRequests(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pruned %d requests, %v", n, err)
+	}
+	if _, _, err := store.CreateOrder(ctx, o, key, 0); !errors.Is(err, order.ErrAborted) {
+		t.Fatalf("forgotten request: %v, want %v", err, order.ErrAborted)
+	}
+	if n := countRows(t, pool, "orders"); n != 0 {
+		t.Errorf("%d orders stored, want none", n)
+	}
+}
+
+// Concurrent copies of one attempt (retries of a request whose answer was slow) store one order
+// with its events once, and every copy answers with it.
 func TestCreateOrderConcurrentCopies(t *testing.T) {
 	ctx := context.Background()
 	store, pool := openStore(t)
 	o, key := newOrder("r1", 0)
-	if _, _, err := store.ClaimPlacement(ctx, "h1", "haixin", key); err != nil {
-		t.Fatal(err)
-	}
+	claim(t, store, key)
 	const copies = 20
-	type answer struct {
-		o       order.Order
-		created bool
-		err     error
-	}
-	answers := make(chan answer, copies)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+	)
+	start := make(chan struct{})
 	for range copies {
-		go func() {
-			stored, created, err := store.CreateOrder(ctx, o, key, 0)
-			answers <- answer{stored, created, err}
-		}()
+		wg.Go(func() {
+			<-start
+			stored, c, err := store.CreateOrder(ctx, o, key, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sameOrder(t, stored, o)
+			if c {
+				mu.Lock()
+				created++
+				mu.Unlock()
+			}
+		})
 	}
-	created := 0
-	for range copies {
-		a := <-answers
-		if a.err != nil {
-			t.Fatal(a.err)
-		}
-		if a.o.ID != o.ID || len(a.o.Parcels) != 2 {
-			t.Errorf("answered order %s with %d parcels", a.o.ID, len(a.o.Parcels))
-		}
-		if a.created {
-			created++
-		}
-	}
+	close(start)
+	wg.Wait()
 	if created != 1 {
 		t.Errorf("%d copies created the order, want 1", created)
 	}
-	if n := count(t, pool, "parcels"); n != 2 {
-		t.Errorf("%d parcels stored, want 2", n)
+	for _, c := range []struct {
+		table string
+		want  int
+	}{{"orders", 1}, {"parcels", 2}, {"outbox", 3}} {
+		if n := countRows(t, pool, c.table); n != c.want {
+			t.Errorf("%s: %d rows, want %d", c.table, n, c.want)
+		}
 	}
 }
