@@ -211,8 +211,17 @@ func TestRoundTimesComeFromDispatch(t *testing.T) {
 	if n := dispatch.called(); n != 1 {
 		t.Fatalf("dispatch asked %d times within a minute", n)
 	}
+	// After the minute dispatch is asked again, in the background: the reservation that finds
+	// the schedule old still gets it, without waiting, and the next ones get dispatch's answer
+	// once it has come.
 	e.clock.Advance(time.Second)
-	wantDue(t, e.mustReserve("freshmart", "303", line("rice", 1)), "haixin-2026-03-01-late", shanghai(t, "2026-03-01 20:00:00"))
+	wantDue(t, e.mustReserve("freshmart", "303", line("rice", 1)), "haixin-2026-03-01-noon", shanghai(t, "2026-03-01 12:00:00"))
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if p := e.mustReserve("freshmart", "304", line("rice", 1)); p.GetRoundId() != "haixin-2026-03-01-late" {
+			return fmt.Errorf("reserved for round %s, want the late round", p.GetRoundId())
+		}
+		return nil
+	})
 	if n := dispatch.called(); n != 2 {
 		t.Fatalf("dispatch asked %d times, want 2", n)
 	}

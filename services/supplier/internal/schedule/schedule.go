@@ -1,6 +1,8 @@
 // Package schedule tells the supplier service each compound's delivery rounds, which the dispatch
-// service owns: it asks dispatch's GetCompoundSettings, keeps the answer a minute per compound,
-// and uses rounds.Default when dispatch cannot say (unreachable, or not offering the call yet), so
+// service owns: it asks dispatch's GetCompoundSettings and keeps the answer, asking again in the
+// background once it is a minute old. Only a compound's first reservation waits for dispatch;
+// while dispatch cannot say (unreachable, hung, or not offering the call yet) the last answer
+// stays in use, and rounds.Default stands in for a compound it never answered for. So
 // reservations never wait on dispatch for long or fail because of it.
 package schedule
 
@@ -22,8 +24,8 @@ import (
 // made in that minute is due for.
 const TTL = time.Minute
 
-// callTimeout bounds one question to dispatch, retries included; a reservation waits at most this
-// long, once a minute per compound, while dispatch is down.
+// callTimeout bounds one question to dispatch, retries included: how long a compound's first
+// reservation may wait while dispatch does not answer. Later questions keep nobody waiting.
 const callTimeout = 2 * time.Second
 
 // Source answers compounds' schedules. The zero value is not usable; see New.
@@ -42,7 +44,9 @@ type Source struct {
 
 type cached struct {
 	schedule rounds.Schedule
-	until    time.Time
+	until    time.Time // when dispatch is asked again
+	answered bool      // dispatch's answer, not rounds.Default standing in for one
+	asking   bool      // a question to dispatch is on its way
 }
 
 // New asks client (nil: never ask, use rounds.Default) and measures the cache's minute with now
@@ -54,7 +58,8 @@ func New(client dispatchv1.DispatchServiceClient, log *slog.Logger, now func() t
 	return &Source{client: client, log: log, now: now, cache: map[string]cached{}}
 }
 
-// Schedule is compound's schedule: dispatch's when it answers, rounds.Default otherwise.
+// Schedule is compound's schedule: dispatch's latest answer, or rounds.Default while it has
+// given none. Only the first call for a compound waits for dispatch.
 func (s *Source) Schedule(_ context.Context, compound string) rounds.Schedule {
 	if s.client == nil {
 		return rounds.Default
@@ -62,48 +67,66 @@ func (s *Source) Schedule(_ context.Context, compound string) rounds.Schedule {
 	now := s.now()
 	s.mu.Lock()
 	c, ok := s.cache[compound]
-	s.mu.Unlock()
-	if ok && now.Before(c.until) {
-		return c.schedule
+	stale := ok && !now.Before(c.until) && !c.asking
+	if stale {
+		c.asking = true
+		s.cache[compound] = c
 	}
-	// Concurrent reservations of one compound share one question. It is the service's own, not
-	// the caller's: it runs apart from the caller's cancellation, since its answer serves everyone
-	// waiting, and without the caller's identity, so that dispatch sees the supplier service
-	// asking (SYSTEM "supplier") rather than the supplier service acting for a resident, who may
-	// not read round settings.
-	v, _, _ := s.calls.Do(compound, func() (any, error) {
-		sched := s.ask(context.Background(), compound)
-		s.mu.Lock()
-		s.cache[compound] = cached{schedule: sched, until: now.Add(TTL)}
-		s.mu.Unlock()
-		return sched, nil
-	})
-	return v.(rounds.Schedule)
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		// Concurrent first reservations of one compound share one question.
+		v, _, _ := s.calls.Do(compound, func() (any, error) { return s.refresh(compound), nil })
+		return v.(rounds.Schedule)
+	case stale:
+		// Answer now with what is known; the new answer serves the reservations after it. The
+		// question ends within callTimeout, so it needs no stopping with the service.
+		go s.refresh(compound)
+	}
+	return c.schedule
 }
 
-func (s *Source) ask(ctx context.Context, compound string) rounds.Schedule {
+// refresh asks dispatch for compound's schedule and keeps the answer a minute. When dispatch does
+// not answer, the schedule it gave last is kept (rounds.Default if none), also for a minute. The
+// question is the service's own, not a caller's: it runs apart from any caller's cancellation,
+// since its answer serves everyone, and without the caller's identity, so that dispatch sees
+// the supplier service asking (SYSTEM "supplier") rather than the supplier service acting for a
+// resident, who may not read round settings.
+func (s *Source) refresh(compound string) rounds.Schedule {
+	sched, err := s.ask(context.Background(), compound)
+	s.mu.Lock()
+	next := cached{schedule: sched, until: s.now().Add(TTL), answered: err == nil}
+	if last, ok := s.cache[compound]; err != nil && ok && last.answered {
+		next.schedule, next.answered = last.schedule, true
+	}
+	s.cache[compound] = next
+	s.mu.Unlock()
+	switch {
+	case err != nil && !s.warned.Swap(true):
+		keeps := "the default rounds (am 09:00, pm 15:00)"
+		if next.answered {
+			keeps = "the round settings it gave last"
+		}
+		s.log.Warn("round settings unavailable from dispatch; using "+keeps+" until it answers", "compound", compound, "err", err)
+	case err == nil && s.warned.Swap(false):
+		s.log.Info("dispatch answers round settings again", "compound", compound)
+	}
+	return next.schedule
+}
+
+// ask is dispatch's schedule for compound, rounds.Default with the error when it gives none.
+func (s *Source) ask(ctx context.Context, compound string) (rounds.Schedule, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	res, err := s.client.GetCompoundSettings(ctx, &dispatchv1.GetCompoundSettingsRequest{Compound: compound})
 	if err != nil {
-		return s.fallback(compound, fmt.Errorf("dispatch GetCompoundSettings: %w", err))
+		return rounds.Default, fmt.Errorf("dispatch GetCompoundSettings: %w", err)
 	}
 	sched, err := FromSettings(res.GetSettings())
 	if err != nil {
-		return s.fallback(compound, fmt.Errorf("dispatch's settings of %s: %w", compound, err))
+		return rounds.Default, fmt.Errorf("dispatch's settings of %s: %w", compound, err)
 	}
-	if s.warned.Swap(false) {
-		s.log.Info("dispatch answers round settings again", "compound", compound)
-	}
-	return sched
-}
-
-func (s *Source) fallback(compound string, err error) rounds.Schedule {
-	if !s.warned.Swap(true) {
-		s.log.Warn("round settings unavailable from dispatch; using the default rounds (am 09:00, pm 15:00) until it answers",
-			"compound", compound, "err", err)
-	}
-	return rounds.Default
+	return sched, nil
 }
 
 // FromSettings reads dispatch's settings as a schedule, checked with rounds' own rules.

@@ -1,14 +1,23 @@
 package schedule
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/rounds"
+	"github.com/doorstep/doorstep/pkg/testkit"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestFromSettings(t *testing.T) {
@@ -39,5 +48,191 @@ func TestNoDispatch(t *testing.T) {
 	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if got := s.Schedule(context.Background(), "haixin"); len(got) != len(rounds.Default) || got[0] != rounds.Default[0] {
 		t.Fatalf("schedule %v", got)
+	}
+}
+
+// dispatchClient answers GetCompoundSettings with its slots, or its err, once release lets it
+// (nil: at once), counting the questions.
+type dispatchClient struct {
+	dispatchv1.DispatchServiceClient // any other call panics
+
+	mu      sync.Mutex
+	slots   []*dispatchv1.RoundSlot
+	err     error
+	release chan struct{}
+	asked   int
+}
+
+func (d *dispatchClient) GetCompoundSettings(ctx context.Context, req *dispatchv1.GetCompoundSettingsRequest, _ ...grpc.CallOption) (*dispatchv1.GetCompoundSettingsResponse, error) {
+	d.mu.Lock()
+	d.asked++
+	slots, err, release := d.slots, d.err, d.release
+	d.mu.Unlock()
+	if release != nil {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &dispatchv1.GetCompoundSettingsResponse{Settings: &dispatchv1.CompoundSettings{Compound: req.GetCompound(), Slots: slots}}, nil
+}
+
+func (d *dispatchClient) set(f func(d *dispatchClient)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(d)
+}
+
+func (d *dispatchClient) questions() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.asked
+}
+
+// clock is a settable clock for the cache's minute.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+
+// syncBuffer is a log destination that a background question may write to while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.buf.String(), s)
+}
+
+// Once dispatch has answered for a compound, no reservation waits for it again: an old answer
+// serves while dispatch is asked in the background (one question however many reservations come),
+// and when dispatch hangs or fails, the answer it gave last stays in use rather than the default.
+func TestScheduleNeverWaitsForDispatchOnceKnown(t *testing.T) {
+	threeRounds := []*dispatchv1.RoundSlot{{Slot: "am", Cutoff: "08:00", Departs: "08:30"},
+		{Slot: "noon", Cutoff: "12:00", Departs: "12:30"}, {Slot: "eve", Cutoff: "17:00", Departs: "17:30"}}
+	twoRounds := []*dispatchv1.RoundSlot{{Slot: "am", Cutoff: "08:00", Departs: "08:30"}, {Slot: "late", Cutoff: "20:00", Departs: "20:15"}}
+	dispatch := &dispatchClient{slots: threeRounds}
+	clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
+	logs := &syncBuffer{}
+	s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+	ctx := context.Background()
+	slots := func() []string {
+		var names []string
+		for _, sl := range s.Schedule(ctx, "haixin") {
+			names = append(names, sl.Name)
+		}
+		return names
+	}
+	want := func(got []string, names ...string) {
+		t.Helper()
+		if strings.Join(got, ",") != strings.Join(names, ",") {
+			t.Fatalf("rounds %v, want %v", got, names)
+		}
+	}
+
+	want(slots(), "am", "noon", "eve")
+	clk.Advance(TTL - time.Second)
+	want(slots(), "am", "noon", "eve")
+	if n := dispatch.questions(); n != 1 {
+		t.Fatalf("dispatch asked %d times within the minute, want 1", n)
+	}
+
+	// Dispatch hangs. Past the minute every call still answers at once, with the old rounds, and
+	// only one question waits on dispatch.
+	release := make(chan struct{})
+	dispatch.set(func(d *dispatchClient) { d.slots, d.release = twoRounds, release })
+	clk.Advance(time.Second)
+	for range 50 {
+		answered := make(chan []string, 1)
+		go func() { answered <- slots() }()
+		select {
+		case got := <-answered:
+			want(got, "am", "noon", "eve")
+		case <-time.After(time.Second):
+			t.Fatal("Schedule waited for a hung dispatch")
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if n := dispatch.questions(); n != 2 {
+			return fmt.Errorf("dispatch asked %d times, want 2", n)
+		}
+		return nil
+	})
+	// It answers: the new rounds from then on.
+	close(release)
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if got := slots(); len(got) != 2 || got[1] != "late" {
+			return fmt.Errorf("rounds %v, want dispatch's new ones", got)
+		}
+		return nil
+	})
+	if n := dispatch.questions(); n != 2 {
+		t.Fatalf("dispatch asked %d times, want 2", n)
+	}
+
+	// Dispatch fails: the rounds it gave last stay, with one warning saying so.
+	dispatch.set(func(d *dispatchClient) { d.release, d.err = nil, status.Error(codes.Unavailable, "dispatch is down") })
+	for range 3 {
+		clk.Advance(TTL)
+		slots() // past the minute: asks in the background
+		testkit.Eventually(t, 5*time.Second, func() error {
+			if n := logs.count("round settings unavailable from dispatch; using the round settings it gave last"); n != 1 {
+				return fmt.Errorf("%d warnings", n)
+			}
+			return nil
+		})
+		want(slots(), "am", "late")
+	}
+	if n := logs.count("default rounds"); n != 0 {
+		t.Fatalf("%d warnings of the default rounds while dispatch's last answer was kept", n)
+	}
+
+	// Back again: one line says so.
+	dispatch.set(func(d *dispatchClient) { d.err, d.slots = nil, threeRounds })
+	clk.Advance(TTL)
+	slots()
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if got := slots(); len(got) != 3 {
+			return fmt.Errorf("rounds %v, want dispatch's three", got)
+		}
+		if n := logs.count("dispatch answers round settings again"); n != 1 {
+			return fmt.Errorf("%d lines saying dispatch is back", n)
+		}
+		return nil
+	})
+}
+
+// A compound dispatch never answered for: the default rounds, after the first call waited at
+// most callTimeout; later calls do not wait.
+func TestScheduleDefaultsForACompoundNeverAnswered(t *testing.T) {
+	dispatch := &dispatchClient{err: errors.New("connection refused")}
+	clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
+	logs := &syncBuffer{}
+	s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+	for range 3 {
+		if got := s.Schedule(context.Background(), "haixin"); len(got) != len(rounds.Default) || got[0] != rounds.Default[0] {
+			t.Fatalf("schedule %v, want the default", got)
+		}
+		clk.Advance(TTL)
+	}
+	if n := logs.count("using the default rounds"); n != 1 {
+		t.Fatalf("%d warnings, want 1", n)
 	}
 }
