@@ -200,7 +200,7 @@ func TestRoundTimesComeFromDispatch(t *testing.T) {
 	addr := serveDispatch(t, dispatch, clk.Now)
 	e := startAt(t, clk, func(c *app.Config) { c.DispatchAddr = addr })
 	e.supplier("freshmart")
-	e.item(counted("freshmart", "rice", 4500, 10, 0))
+	e.item(counted("freshmart", "rice", 4500, 1000, 0)) // plenty: each try below reserves one
 
 	wantDue(t, e.mustReserve("freshmart", "301", line("rice", 1)), "haixin-2026-03-01-noon", shanghai(t, "2026-03-01 12:00:00"))
 	// Dispatch moves its rounds; for a minute the supplier keeps what it was told.

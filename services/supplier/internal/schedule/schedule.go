@@ -1,31 +1,36 @@
 // Package schedule tells the supplier service each compound's delivery rounds, which the dispatch
 // service owns: it asks dispatch's GetCompoundSettings and keeps the answer, asking again in the
-// background once it is a minute old. Only a compound's first reservation waits for dispatch;
-// while dispatch cannot say (unreachable, hung, or not offering the call yet) the last answer
-// stays in use, and rounds.Default stands in for a compound it never answered for. So
-// reservations never wait on dispatch for long or fail because of it.
+// background once it is a minute old. Only a compound's first reservation, or the first after a
+// quiet spell, waits for dispatch. While dispatch cannot say (unreachable, hung) the last answer
+// stays in use, and rounds.Default stands in for a compound it never answered for or a dispatch
+// that does not offer the call (which then runs the default rounds itself). So reservations
+// never wait on dispatch for long or fail because of it.
 package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/doorstep/doorstep/pkg/rounds"
 	dispatchv1 "github.com/doorstep/doorstep/proto/gen/doorstep/dispatch/v1"
 	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TTL is how long a compound's schedule is used before dispatch is asked again: round times
 // change rarely, and a minute's delay in seeing a change only moves which round a reservation
-// made in that minute is due for.
+// made in that minute is due for. An answer is served while the next question is out, for up to
+// another TTL; after a longer quiet spell the next reservation waits for a fresh one.
 const TTL = time.Minute
 
-// callTimeout bounds one question to dispatch, retries included: how long a compound's first
-// reservation may wait while dispatch does not answer. Later questions keep nobody waiting.
+// callTimeout bounds one question to dispatch, retries included: how long a reservation that
+// waits for an answer (a compound's first, or the first after a quiet spell) may wait while
+// dispatch does not answer.
 const callTimeout = 2 * time.Second
 
 // Source answers compounds' schedules. The zero value is not usable; see New.
@@ -36,17 +41,18 @@ type Source struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+	// calls holds one question per compound at a time, which everyone who needs it shares.
 	calls singleflight.Group
-	// warned is set once a fallback has been logged and cleared when dispatch answers again, so
-	// an outage is logged once rather than once a minute per compound.
-	warned atomic.Bool
 }
 
 type cached struct {
 	schedule rounds.Schedule
 	until    time.Time // when dispatch is asked again
 	answered bool      // dispatch's answer, not rounds.Default standing in for one
-	asking   bool      // a question to dispatch is on its way
+	asking   bool      // a question to dispatch is on its way in the background
+	// failing is set once an outage of dispatch for this compound has been logged and cleared
+	// when it answers again, so an outage is logged once rather than once a minute.
+	failing bool
 }
 
 // New asks client (nil: never ask, use rounds.Default) and measures the cache's minute with now
@@ -59,7 +65,7 @@ func New(client dispatchv1.DispatchServiceClient, log *slog.Logger, now func() t
 }
 
 // Schedule is compound's schedule: dispatch's latest answer, or rounds.Default while it has
-// given none. Only the first call for a compound waits for dispatch.
+// given none.
 func (s *Source) Schedule(_ context.Context, compound string) rounds.Schedule {
 	if s.client == nil {
 		return rounds.Default
@@ -67,64 +73,77 @@ func (s *Source) Schedule(_ context.Context, compound string) rounds.Schedule {
 	now := s.now()
 	s.mu.Lock()
 	c, ok := s.cache[compound]
-	stale := ok && !now.Before(c.until) && !c.asking
-	if stale {
+	wait := !ok || !now.Before(c.until.Add(TTL))
+	startAsking := !wait && !now.Before(c.until) && !c.asking
+	if startAsking {
 		c.asking = true
 		s.cache[compound] = c
 	}
 	s.mu.Unlock()
 	switch {
-	case !ok:
-		// Concurrent first reservations of one compound share one question.
-		v, _, _ := s.calls.Do(compound, func() (any, error) { return s.refresh(compound), nil })
-		return v.(rounds.Schedule)
-	case stale:
-		// Answer now with what is known; the new answer serves the reservations after it. The
-		// question ends within callTimeout, so it needs no stopping with the service.
-		go s.refresh(compound)
+	case wait:
+		return s.question(compound)
+	case startAsking:
+		// Answer now with what is known; the new answer serves the reservations after it.
+		go s.question(compound)
 	}
 	return c.schedule
 }
 
-// refresh asks dispatch for compound's schedule and keeps the answer a minute. When dispatch does
-// not answer, the schedule it gave last is kept (rounds.Default if none), also for a minute. The
-// question is the service's own, not a caller's: it runs apart from any caller's cancellation,
-// since its answer serves everyone, and without the caller's identity, so that dispatch sees
-// the supplier service asking (SYSTEM "supplier") rather than the supplier service acting for a
-// resident, who may not read round settings.
+// question asks dispatch for compound's schedule, sharing a question already on its way, and
+// keeps the answer a minute. The question is the service's own, not a caller's: it runs apart
+// from any caller's cancellation, since its answer serves everyone, and without the caller's
+// identity, so that dispatch sees the supplier service asking (SYSTEM "supplier") rather than
+// the supplier service acting for a resident, who may not read round settings.
+func (s *Source) question(compound string) rounds.Schedule {
+	v, _, _ := s.calls.Do(compound, func() (any, error) { return s.refresh(compound), nil })
+	return v.(rounds.Schedule)
+}
+
 func (s *Source) refresh(compound string) rounds.Schedule {
 	sched, err := s.ask(context.Background(), compound)
 	s.mu.Lock()
-	next := cached{schedule: sched, until: s.now().Add(TTL), answered: err == nil}
-	if last, ok := s.cache[compound]; err != nil && ok && last.answered {
-		next.schedule, next.answered = last.schedule, true
+	last, known := s.cache[compound]
+	next := cached{schedule: sched, until: s.now().Add(TTL), answered: true}
+	switch code := status.Code(err); {
+	case err == nil:
+	case code == codes.Unimplemented:
+		// A dispatch without the call runs the default rounds itself.
+		next.schedule, next.answered = rounds.Default, false
+	case known && last.answered:
+		next.schedule = last.schedule
+	default:
+		next.schedule, next.answered = rounds.Default, false
 	}
+	// The client closing as the service stops is no outage to report.
+	closing := errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
+	next.failing = err != nil && (last.failing || !closing)
 	s.cache[compound] = next
 	s.mu.Unlock()
 	switch {
-	case err != nil && !s.warned.Swap(true):
+	case next.failing && !last.failing:
 		keeps := "the default rounds (am 09:00, pm 15:00)"
 		if next.answered {
 			keeps = "the round settings it gave last"
 		}
 		s.log.Warn("round settings unavailable from dispatch; using "+keeps+" until it answers", "compound", compound, "err", err)
-	case err == nil && s.warned.Swap(false):
+	case err == nil && last.failing:
 		s.log.Info("dispatch answers round settings again", "compound", compound)
 	}
 	return next.schedule
 }
 
-// ask is dispatch's schedule for compound, rounds.Default with the error when it gives none.
+// ask is dispatch's schedule for compound.
 func (s *Source) ask(ctx context.Context, compound string) (rounds.Schedule, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	res, err := s.client.GetCompoundSettings(ctx, &dispatchv1.GetCompoundSettingsRequest{Compound: compound})
 	if err != nil {
-		return rounds.Default, fmt.Errorf("dispatch GetCompoundSettings: %w", err)
+		return nil, fmt.Errorf("dispatch GetCompoundSettings: %w", err)
 	}
 	sched, err := FromSettings(res.GetSettings())
 	if err != nil {
-		return rounds.Default, fmt.Errorf("dispatch's settings of %s: %w", compound, err)
+		return nil, fmt.Errorf("dispatch's settings of %s: %w", compound, err)
 	}
 	return sched, nil
 }

@@ -121,6 +121,13 @@ func (b *syncBuffer) count(s string) int {
 	return strings.Count(b.buf.String(), s)
 }
 
+// cachedEntry is what s holds for compound.
+func cachedEntry(s *Source, compound string) cached {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cache[compound]
+}
+
 // Once dispatch has answered for a compound, no reservation waits for it again: an old answer
 // serves while dispatch is asked in the background (one question however many reservations come),
 // and when dispatch hangs or fails, the answer it gave last stays in use rather than the default.
@@ -132,24 +139,36 @@ func TestScheduleNeverWaitsForDispatchOnceKnown(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
 	logs := &syncBuffer{}
 	s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
-	ctx := context.Background()
-	slots := func() []string {
+	slots := func() string {
 		var names []string
-		for _, sl := range s.Schedule(ctx, "haixin") {
+		for _, sl := range s.Schedule(context.Background(), "haixin") {
 			names = append(names, sl.Name)
 		}
-		return names
+		return strings.Join(names, ",")
 	}
-	want := func(got []string, names ...string) {
+	want := func(got, names string) {
 		t.Helper()
-		if strings.Join(got, ",") != strings.Join(names, ",") {
-			t.Fatalf("rounds %v, want %v", got, names)
+		if got != names {
+			t.Fatalf("rounds %s, want %s", got, names)
 		}
 	}
+	// settled waits until dispatch has been asked n times and the answer is stored.
+	settled := func(n int) {
+		t.Helper()
+		testkit.Eventually(t, 5*time.Second, func() error {
+			if q := dispatch.questions(); q != n {
+				return fmt.Errorf("dispatch asked %d times, want %d", q, n)
+			}
+			if cachedEntry(s, "haixin").asking {
+				return errors.New("the answer is not stored yet")
+			}
+			return nil
+		})
+	}
 
-	want(slots(), "am", "noon", "eve")
+	want(slots(), "am,noon,eve")
 	clk.Advance(TTL - time.Second)
-	want(slots(), "am", "noon", "eve")
+	want(slots(), "am,noon,eve")
 	if n := dispatch.questions(); n != 1 {
 		t.Fatalf("dispatch asked %d times within the minute, want 1", n)
 	}
@@ -160,11 +179,11 @@ func TestScheduleNeverWaitsForDispatchOnceKnown(t *testing.T) {
 	dispatch.set(func(d *dispatchClient) { d.slots, d.release = twoRounds, release })
 	clk.Advance(time.Second)
 	for range 50 {
-		answered := make(chan []string, 1)
+		answered := make(chan string, 1)
 		go func() { answered <- slots() }()
 		select {
 		case got := <-answered:
-			want(got, "am", "noon", "eve")
+			want(got, "am,noon,eve")
 		case <-time.After(time.Second):
 			t.Fatal("Schedule waited for a hung dispatch")
 		}
@@ -177,28 +196,19 @@ func TestScheduleNeverWaitsForDispatchOnceKnown(t *testing.T) {
 	})
 	// It answers: the new rounds from then on.
 	close(release)
-	testkit.Eventually(t, 5*time.Second, func() error {
-		if got := slots(); len(got) != 2 || got[1] != "late" {
-			return fmt.Errorf("rounds %v, want dispatch's new ones", got)
-		}
-		return nil
-	})
-	if n := dispatch.questions(); n != 2 {
-		t.Fatalf("dispatch asked %d times, want 2", n)
-	}
+	settled(2)
+	want(slots(), "am,late")
 
-	// Dispatch fails: the rounds it gave last stay, with one warning saying so.
+	// Dispatch fails, minute after minute: the rounds it gave last stay, with one warning.
 	dispatch.set(func(d *dispatchClient) { d.release, d.err = nil, status.Error(codes.Unavailable, "dispatch is down") })
-	for range 3 {
+	for i := range 3 {
 		clk.Advance(TTL)
-		slots() // past the minute: asks in the background
-		testkit.Eventually(t, 5*time.Second, func() error {
-			if n := logs.count("round settings unavailable from dispatch; using the round settings it gave last"); n != 1 {
-				return fmt.Errorf("%d warnings", n)
-			}
-			return nil
-		})
-		want(slots(), "am", "late")
+		want(slots(), "am,late") // finds the answer a minute old: asks in the background
+		settled(3 + i)
+		want(slots(), "am,late")
+	}
+	if n := logs.count("round settings unavailable from dispatch; using the round settings it gave last"); n != 1 {
+		t.Fatalf("%d warnings of the outage, want 1", n)
 	}
 	if n := logs.count("default rounds"); n != 0 {
 		t.Fatalf("%d warnings of the default rounds while dispatch's last answer was kept", n)
@@ -208,31 +218,72 @@ func TestScheduleNeverWaitsForDispatchOnceKnown(t *testing.T) {
 	dispatch.set(func(d *dispatchClient) { d.err, d.slots = nil, threeRounds })
 	clk.Advance(TTL)
 	slots()
-	testkit.Eventually(t, 5*time.Second, func() error {
-		if got := slots(); len(got) != 3 {
-			return fmt.Errorf("rounds %v, want dispatch's three", got)
-		}
-		if n := logs.count("dispatch answers round settings again"); n != 1 {
-			return fmt.Errorf("%d lines saying dispatch is back", n)
-		}
-		return nil
-	})
+	settled(6)
+	want(slots(), "am,noon,eve")
+	if n := logs.count("dispatch answers round settings again"); n != 1 {
+		t.Fatalf("%d lines saying dispatch is back, want 1", n)
+	}
+
+	// After a quiet spell (no reservation for over two minutes) the answer is too old to serve:
+	// the next reservation waits for dispatch's.
+	dispatch.set(func(d *dispatchClient) { d.slots = twoRounds })
+	clk.Advance(2 * TTL)
+	want(slots(), "am,late")
+	if n := dispatch.questions(); n != 7 {
+		t.Fatalf("dispatch asked %d times, want 7", n)
+	}
 }
 
-// A compound dispatch never answered for: the default rounds, after the first call waited at
-// most callTimeout; later calls do not wait.
-func TestScheduleDefaultsForACompoundNeverAnswered(t *testing.T) {
-	dispatch := &dispatchClient{err: errors.New("connection refused")}
-	clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
-	logs := &syncBuffer{}
-	s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
-	for range 3 {
-		if got := s.Schedule(context.Background(), "haixin"); len(got) != len(rounds.Default) || got[0] != rounds.Default[0] {
+// A compound dispatch never answered for gets the default rounds, and so does every compound when
+// dispatch does not offer the call (it then runs the default rounds itself), even one it answered
+// for before. The client closing as the service stops is not reported as an outage.
+func TestScheduleDefaults(t *testing.T) {
+	ctx := context.Background()
+	isDefault := func(got rounds.Schedule) bool { return len(got) == len(rounds.Default) && got[0] == rounds.Default[0] }
+	t.Run("never answered", func(t *testing.T) {
+		dispatch := &dispatchClient{err: status.Error(codes.Unavailable, "connection refused")}
+		logs := &syncBuffer{}
+		clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
+		s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+		for range 3 {
+			if got := s.Schedule(ctx, "haixin"); !isDefault(got) {
+				t.Fatalf("schedule %v, want the default", got)
+			}
+			clk.Advance(2 * TTL) // too old to serve: asks again, waiting
+		}
+		if n := dispatch.questions(); n != 3 {
+			t.Fatalf("dispatch asked %d times, want 3", n)
+		}
+		if n := logs.count("using the default rounds"); n != 1 {
+			t.Fatalf("%d warnings, want 1", n)
+		}
+	})
+	t.Run("call not offered", func(t *testing.T) {
+		dispatch := &dispatchClient{slots: []*dispatchv1.RoundSlot{{Slot: "noon", Cutoff: "12:00", Departs: "12:30"}}}
+		logs := &syncBuffer{}
+		clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
+		s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+		if got := s.Schedule(ctx, "haixin"); isDefault(got) {
+			t.Fatalf("schedule %v, want dispatch's", got)
+		}
+		dispatch.set(func(d *dispatchClient) { d.err = status.Error(codes.Unimplemented, "unknown method") })
+		clk.Advance(2 * TTL)
+		if got := s.Schedule(ctx, "haixin"); !isDefault(got) {
 			t.Fatalf("schedule %v, want the default", got)
 		}
-		clk.Advance(TTL)
-	}
-	if n := logs.count("using the default rounds"); n != 1 {
-		t.Fatalf("%d warnings, want 1", n)
-	}
+		if n := logs.count("using the default rounds"); n != 1 {
+			t.Fatalf("%d warnings, want 1", n)
+		}
+	})
+	t.Run("client closing", func(t *testing.T) {
+		dispatch := &dispatchClient{err: status.Error(codes.Canceled, "grpc: the client connection is closing")}
+		logs := &syncBuffer{}
+		s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), nil)
+		if got := s.Schedule(ctx, "haixin"); !isDefault(got) {
+			t.Fatalf("schedule %v, want the default", got)
+		}
+		if n := logs.count("round settings unavailable"); n != 0 {
+			t.Fatalf("%d warnings while the client closed, want none", n)
+		}
+	})
 }
