@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	svc := &supply.Service{
 		Repo:        &postgres.Repo{Pool: kit.Pool},
-		Schedules:   schedule.New(dispatch, log, cfg.Now),
+		Schedules:   schedule.New(ctx, dispatch, log, cfg.Now),
 		ConfirmLead: cfg.ConfirmLead,
 		Now:         cfg.Now,
 	}

@@ -9,7 +9,6 @@ package schedule
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -29,15 +28,19 @@ import (
 const TTL = time.Minute
 
 // callTimeout bounds one question to dispatch, retries included: how long a reservation that
-// waits for an answer (a compound's first, or the first after a quiet spell) may wait while
-// dispatch does not answer.
+// waits for an answer (a compound's first, or the first once its answer is two minutes old) may
+// wait while dispatch does not answer.
 const callTimeout = 2 * time.Second
 
 // Source answers compounds' schedules. The zero value is not usable; see New.
 type Source struct {
-	client dispatchv1.DispatchServiceClient // nil: rounds.Default everywhere
-	log    *slog.Logger
-	now    func() time.Time
+	client  dispatchv1.DispatchServiceClient // nil: rounds.Default everywhere
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration // callTimeout
+	// stopping is done once the service stops: a question failing then (its connection closing)
+	// is no outage to report.
+	stopping context.Context
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -55,13 +58,13 @@ type cached struct {
 	failing bool
 }
 
-// New asks client (nil: never ask, use rounds.Default) and measures the cache's minute with now
-// (nil: time.Now), the service's clock.
-func New(client dispatchv1.DispatchServiceClient, log *slog.Logger, now func() time.Time) *Source {
+// New asks client (nil: never ask, use rounds.Default) until the service stops (stopping is
+// done), and measures the cache's minute with now (nil: time.Now), the service's clock.
+func New(stopping context.Context, client dispatchv1.DispatchServiceClient, log *slog.Logger, now func() time.Time) *Source {
 	if now == nil {
 		now = time.Now
 	}
-	return &Source{client: client, log: log, now: now, cache: map[string]cached{}}
+	return &Source{client: client, log: log, now: now, timeout: callTimeout, stopping: stopping, cache: map[string]cached{}}
 }
 
 // Schedule is compound's schedule: dispatch's latest answer, or rounds.Default while it has
@@ -115,13 +118,11 @@ func (s *Source) refresh(compound string) rounds.Schedule {
 	default:
 		next.schedule, next.answered = rounds.Default, false
 	}
-	// The client closing as the service stops is no outage to report.
-	closing := errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
-	next.failing = err != nil && (last.failing || !closing)
+	next.failing = err != nil && (last.failing || s.stopping.Err() == nil)
 	s.cache[compound] = next
 	s.mu.Unlock()
 	switch {
-	case next.failing && !last.failing:
+	case next.failing && (!last.failing || next.answered != last.answered):
 		keeps := "the default rounds (am 09:00, pm 15:00)"
 		if next.answered {
 			keeps = "the round settings it gave last"
@@ -135,7 +136,7 @@ func (s *Source) refresh(compound string) rounds.Schedule {
 
 // ask is dispatch's schedule for compound.
 func (s *Source) ask(ctx context.Context, compound string) (rounds.Schedule, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res, err := s.client.GetCompoundSettings(ctx, &dispatchv1.GetCompoundSettingsRequest{Compound: compound})
 	if err != nil {

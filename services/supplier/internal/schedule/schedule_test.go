@@ -45,7 +45,7 @@ func TestFromSettings(t *testing.T) {
 
 // Without a dispatch client there is nothing to ask: the default rounds, quietly.
 func TestNoDispatch(t *testing.T) {
-	s := New(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	s := New(context.Background(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if got := s.Schedule(context.Background(), "haixin"); len(got) != len(rounds.Default) || got[0] != rounds.Default[0] {
 		t.Fatalf("schedule %v", got)
 	}
@@ -138,7 +138,8 @@ func TestScheduleNeverWaitsForDispatchOnceKnown(t *testing.T) {
 	dispatch := &dispatchClient{slots: threeRounds}
 	clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
 	logs := &syncBuffer{}
-	s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+	s := New(context.Background(), dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+	s.timeout = time.Minute // the hung question below must not time out on a slow machine
 	slots := func() string {
 		var names []string
 		for _, sl := range s.Schedule(context.Background(), "haixin") {
@@ -244,7 +245,7 @@ func TestScheduleDefaults(t *testing.T) {
 		dispatch := &dispatchClient{err: status.Error(codes.Unavailable, "connection refused")}
 		logs := &syncBuffer{}
 		clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
-		s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+		s := New(context.Background(), dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
 		for range 3 {
 			if got := s.Schedule(ctx, "haixin"); !isDefault(got) {
 				t.Fatalf("schedule %v, want the default", got)
@@ -262,28 +263,60 @@ func TestScheduleDefaults(t *testing.T) {
 		dispatch := &dispatchClient{slots: []*dispatchv1.RoundSlot{{Slot: "noon", Cutoff: "12:00", Departs: "12:30"}}}
 		logs := &syncBuffer{}
 		clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
-		s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+		s := New(context.Background(), dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
 		if got := s.Schedule(ctx, "haixin"); isDefault(got) {
 			t.Fatalf("schedule %v, want dispatch's", got)
+		}
+		// An outage first: the last slots are kept. Then a dispatch without the call (rolled
+		// back): the default rounds, and a second warning saying so.
+		dispatch.set(func(d *dispatchClient) { d.err = status.Error(codes.Unavailable, "down") })
+		clk.Advance(2 * TTL)
+		if got := s.Schedule(ctx, "haixin"); isDefault(got) {
+			t.Fatalf("schedule %v during the outage, want dispatch's last", got)
 		}
 		dispatch.set(func(d *dispatchClient) { d.err = status.Error(codes.Unimplemented, "unknown method") })
 		clk.Advance(2 * TTL)
 		if got := s.Schedule(ctx, "haixin"); !isDefault(got) {
 			t.Fatalf("schedule %v, want the default", got)
 		}
-		if n := logs.count("using the default rounds"); n != 1 {
-			t.Fatalf("%d warnings, want 1", n)
+		if n, m := logs.count("using the round settings it gave last"), logs.count("using the default rounds"); n != 1 || m != 1 {
+			t.Fatalf("%d warnings of the last slots and %d of the default, want 1 and 1", n, m)
 		}
 	})
-	t.Run("client closing", func(t *testing.T) {
-		dispatch := &dispatchClient{err: status.Error(codes.Canceled, "grpc: the client connection is closing")}
+	t.Run("service stopping", func(t *testing.T) {
+		dispatch := &dispatchClient{slots: []*dispatchv1.RoundSlot{{Slot: "noon", Cutoff: "12:00", Departs: "12:30"}}}
 		logs := &syncBuffer{}
-		s := New(dispatch, slog.New(slog.NewTextHandler(logs, nil)), nil)
-		if got := s.Schedule(ctx, "haixin"); !isDefault(got) {
-			t.Fatalf("schedule %v, want the default", got)
+		clk := &clock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, rounds.Shanghai)}
+		stopping, stop := context.WithCancel(context.Background())
+		s := New(stopping, dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+		s.Schedule(ctx, "haixin")
+		// The service stops and its connection to dispatch closes: the last slots stay, quietly.
+		stop()
+		dispatch.set(func(d *dispatchClient) {
+			d.err = status.Error(codes.Canceled, "grpc: the client connection is closing")
+		})
+		clk.Advance(2 * TTL)
+		if got := s.Schedule(ctx, "haixin"); isDefault(got) {
+			t.Fatalf("schedule %v, want dispatch's last", got)
 		}
 		if n := logs.count("round settings unavailable"); n != 0 {
-			t.Fatalf("%d warnings while the client closed, want none", n)
+			t.Fatalf("%d warnings while the service stopped, want none", n)
+		}
+		// A source that reported an outage while the service ran keeps it reported as the service
+		// stops: no line saying dispatch is back.
+		other := New(context.Background(), dispatch, slog.New(slog.NewTextHandler(logs, nil)), clk.Now)
+		other.Schedule(ctx, "haixin")
+		if n := logs.count("round settings unavailable"); n != 1 {
+			t.Fatalf("%d warnings of the outage, want 1", n)
+		}
+		other.stopping = stopping
+		clk.Advance(2 * TTL)
+		other.Schedule(ctx, "haixin")
+		if !cachedEntry(other, "haixin").failing {
+			t.Fatal("the outage was forgotten as the service stopped")
+		}
+		if n := logs.count("answers round settings again"); n != 0 {
+			t.Fatalf("%d lines saying dispatch is back", n)
 		}
 	})
 }
