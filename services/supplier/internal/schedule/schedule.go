@@ -58,8 +58,9 @@ type cached struct {
 	failing bool
 }
 
-// New asks client (nil: never ask, use rounds.Default) until the service stops (stopping is
-// done), and measures the cache's minute with now (nil: time.Now), the service's clock.
+// New asks client (nil: never ask, use rounds.Default); stopping is done once the service stops
+// (a question failing after that is not reported). now (nil: time.Now), the service's clock,
+// measures the cache's minute.
 func New(stopping context.Context, client dispatchv1.DispatchServiceClient, log *slog.Logger, now func() time.Time) *Source {
 	if now == nil {
 		now = time.Now
@@ -103,17 +104,18 @@ func (s *Source) question(compound string) rounds.Schedule {
 	return v.(rounds.Schedule)
 }
 
+// refresh asks dispatch once and stores what its answer, or the lack of one, means.
 func (s *Source) refresh(compound string) rounds.Schedule {
 	sched, err := s.ask(context.Background(), compound)
 	s.mu.Lock()
-	last, known := s.cache[compound]
+	last := s.cache[compound]
 	next := cached{schedule: sched, until: s.now().Add(TTL), answered: true}
 	switch code := status.Code(err); {
 	case err == nil:
 	case code == codes.Unimplemented:
 		// A dispatch without the call runs the default rounds itself.
 		next.schedule, next.answered = rounds.Default, false
-	case known && last.answered:
+	case last.answered:
 		next.schedule = last.schedule
 	default:
 		next.schedule, next.answered = rounds.Default, false
