@@ -13,7 +13,8 @@
 // CPUs were meanwhile.
 //
 // Before measuring it gives the new cluster the disk behaviour of a running server, and
-// checkpoints and syncs before each phase (bench/internal/pgprep; -unprepared does not).
+// checkpoints and syncs before each phase, and syncs before each slice (bench/internal/pgprep;
+// -unprepared does neither).
 //
 //	go run ./bench/placeorder                      (from services/devstack)
 //	go run ./bench/placeorder -levels 1,4 -duration 2s
@@ -244,7 +245,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
-		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
+		g, fl, err := alternate(ctx, settle, cluster, cfg.rounds, real, f, func(s system) (result, error) {
 			return measure(ctx, s, c, cfg.duration/time.Duration(cfg.rounds), cfg.maxOrders)
 		})
 		if err != nil {
@@ -282,7 +283,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
-		g, fl, err := alternate(ctx, settle, cfg.rounds, real, f, func(s system) (result, error) {
+		g, fl, err := alternate(ctx, settle, cluster, cfg.rounds, real, f, func(s system) (result, error) {
 			return openLoop(ctx, s, rate, cfg.halfFor/time.Duration(cfg.rounds))
 		})
 		if err != nil {
@@ -328,9 +329,11 @@ const p99Target = 25 * time.Millisecond
 
 // alternate runs rounds pairs of slices, the gRPC system's then the floor's, and sums each
 // system's. Every slice starts once the stack has published and applied every event of the slices
-// before it, so that no slice pays for another's events; the wait after a gRPC slice is its drain.
-func alternate(ctx context.Context, settle *settler, rounds int, real, floor system, slice func(system) (result, error)) (g, fl result, err error) {
+// before it, so that no slice pays for another's events (the wait after a gRPC slice is its
+// drain), and after the cluster's BeforeSlice, so that it pays for none of their write-out either.
+func alternate(ctx context.Context, settle *settler, cluster *pgprep.Prepared, rounds int, real, floor system, slice func(system) (result, error)) (g, fl result, err error) {
 	run := func(s system, sum *result) error {
+		cluster.BeforeSlice()
 		before := readCPU()
 		r, err := slice(s)
 		if err != nil {

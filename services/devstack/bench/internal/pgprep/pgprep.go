@@ -10,21 +10,31 @@
 //     the files it no longer needs into the ones it will write next and overwrites them in place.
 //     Ready does that before measuring.
 //   - What a phase writes to files without fsyncing them (PostgreSQL's data files between
-//     checkpoints, the broker's file store) sits in the kernel's page cache until the kernel
-//     writes it out, on Linux about 30 seconds later and in one burst that WAL fsyncs queue
-//     behind. After a phase at full load that burst falls into whichever phase comes next.
-//     BeforePhase checkpoints and syncs the machine's file systems before each phase.
+//     checkpoints, among them the zero-filled pages it writes as it extends a table, and the
+//     broker's file store) sits in the kernel's page cache until the kernel writes it out: a
+//     file's dirty pages all go about 30 seconds after the file was first dirtied, in one burst
+//     that WAL fsyncs queue behind. After a phase at full load that burst falls into whichever
+//     phase comes next, and within a phase longer than 30 seconds into one of its later slices,
+//     whichever system that slice measures. BeforePhase checkpoints and syncs the machine's file
+//     systems before each phase, and BeforeSlice syncs them before each slice. A slice shorter
+//     than 30 seconds never pays for its own write-out, so the sync only keeps it from paying for
+//     the slices before it.
 //
 // What this does not model: a server under steady load is usually in the middle of a spread-out
 // checkpoint, whose writes go on beside the work. Here a checkpoint is forced before each phase
 // and a run writes less WAL than starts one (about 540 MB with the default max_wal_size), so no
 // checkpoint overlaps a measured slice; each phase instead pays the full-page images of the first
-// change to each page after its checkpoint.
+// change to each page after its checkpoint. Nor is the kernel's write-out: on a loaded server it
+// goes on beside the work, file by file, where here no measured slice meets any.
 //
 // On this project's 2-CPU machine, in the PlaceOrder benchmark, the first cost stalled commits for
 // 20-70 ms every few seconds of load and cut the maximum throughput by about a fifth (the floor's
 // as much as the stack's); the second put 60-170 ms stalls into the half-load phase in about one
-// run in three. The benchmarks' -unprepared flag measures with both.
+// run in three. Within PlaceOrder's half-load phase (two systems of 16 s each, in alternating
+// slices, about 35 s in all) the second wrote out 40-60 MB some 30 s in, and in 4 of 13 runs
+// commits stalled for 0.1-1 s meanwhile (in the one watched, pg_stat_activity showed one backend
+// in IO:WALSync and every other committer in LWLock:WALWrite for a second): a p99 of 54-981 ms
+// for the system whose slice it was. The benchmarks' -unprepared flag measures with both.
 package pgprep
 
 import (
@@ -74,7 +84,7 @@ func Read(ctx context.Context, db Querier) (State, error) {
 const ReadyMB = 1024
 
 // UnpreparedUsage describes the benchmarks' -unprepared flag, which sets Prepare's unprepared.
-const UnpreparedUsage = "measure the new cluster as it is: no WAL segment files readied, no checkpoint or sync before each phase (see bench/internal/pgprep)"
+const UnpreparedUsage = "measure the new cluster as it is: no WAL segment files readied, no checkpoint or sync before each phase or slice (see bench/internal/pgprep)"
 
 // Prepared is a cluster readied by Prepare.
 type Prepared struct {
@@ -92,14 +102,14 @@ func Prepare(ctx context.Context, db Querier, out io.Writer, unprepared bool) (*
 		if p.start, err = Read(ctx, db); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint or sync before each phase\n", p.start.Ahead)
+		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint or sync before each phase or slice\n", p.start.Ahead)
 		return p, nil
 	}
 	if p.start, err = Ready(ctx, db, ReadyMB); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "the cluster prepared as a running server's: %d WAL segment files of %d MB ready to be overwritten; "+
-		"a checkpoint and a sync before each phase\n", p.start.Ahead, p.start.SegmentMB)
+		"a checkpoint and a sync before each phase, a sync before each slice\n", p.start.Ahead, p.start.SegmentMB)
 	return p, nil
 }
 
@@ -109,6 +119,15 @@ func (p *Prepared) BeforePhase(ctx context.Context) error {
 		return nil
 	}
 	return Checkpoint(ctx, p.db)
+}
+
+// BeforeSlice syncs the machine's file systems, unless the cluster is measured as it is, so that
+// what the slices before wrote is on disk rather than due to be written out during this one.
+func (p *Prepared) BeforeSlice() {
+	if p.unprepared {
+		return
+	}
+	syscall.Sync()
 }
 
 // Used describes the WAL written since Prepare (Used); a failure to read it is described too,
