@@ -12,9 +12,9 @@
 // measured as an open-loop load and reports the latency at that rate, with how busy the machine's
 // CPUs were meanwhile.
 //
-// Before measuring it gives the new cluster the disk behaviour of a running server, and
-// checkpoints and syncs before each phase, and syncs before each slice (bench/internal/pgprep;
-// -unprepared does neither).
+// Before measuring it gives the new cluster the disk behaviour of a running server, checkpoints
+// and syncs before each phase and syncs before each slice (bench/internal/pgprep; -unprepared does
+// none of these).
 //
 //	go run ./bench/placeorder                      (from services/devstack)
 //	go run ./bench/placeorder -levels 1,4 -duration 2s
@@ -235,6 +235,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !cfg.unprepared {
+		fmt.Fprintln(out, "and a sync before each slice: no slice meets the write-out of another")
+	}
 
 	fmt.Fprintf(out, "\n%-6s | %-31s | %-31s | %s\n", "", "PlaceOrder over gRPC", "floor: same writes with pgx", "")
 	fmt.Fprintf(out, "%-6s | %9s %10s %10s | %9s %10s %10s | %s\n", "conc", "orders/s", "p50", "p99", "orders/s", "p50", "p99", "ratio")
@@ -330,7 +333,8 @@ const p99Target = 25 * time.Millisecond
 // alternate runs rounds pairs of slices, the gRPC system's then the floor's, and sums each
 // system's. Every slice starts once the stack has published and applied every event of the slices
 // before it, so that no slice pays for another's events (the wait after a gRPC slice is its
-// drain), and after the cluster's BeforeSlice, so that it pays for none of their write-out either.
+// drain), and after the cluster's BeforeSlice, so that it pays for none of their write-out either
+// (unless -unprepared).
 func alternate(ctx context.Context, settle *settler, cluster *pgprep.Prepared, rounds int, real, floor system, slice func(system) (result, error)) (g, fl result, err error) {
 	run := func(s system, sum *result) error {
 		cluster.BeforeSlice()

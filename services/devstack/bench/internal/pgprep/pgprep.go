@@ -2,39 +2,46 @@
 // has been running for a while, so that each phase measures its own work, and reports afterwards
 // what the measuring wrote.
 //
-// Two costs land on a benchmark that no phase of it causes:
+// Two costs land on a benchmark that the part being measured does not cause:
 //
 //   - A new cluster has one WAL segment file. Each time it fills one it creates the next: it
 //     writes 16 MB of zeros and fsyncs them while holding the WAL write lock, so every commit of
 //     the moment waits. A server that has been running rarely does: at each checkpoint it renames
 //     the files it no longer needs into the ones it will write next and overwrites them in place.
 //     Ready does that before measuring.
-//   - What a phase writes to files without fsyncing them (PostgreSQL's data files between
+//   - What is written to files without fsyncing them (PostgreSQL's data files between
 //     checkpoints, among them the zero-filled pages it writes as it extends a table, and the
-//     broker's file store) sits in the kernel's page cache until the kernel writes it out: a
-//     file's dirty pages all go about 30 seconds after the file was first dirtied, in one burst
-//     that WAL fsyncs queue behind. After a phase at full load that burst falls into whichever
-//     phase comes next, and within a phase longer than 30 seconds into one of its later slices,
-//     whichever system that slice measures. BeforePhase checkpoints and syncs the machine's file
-//     systems before each phase, and BeforeSlice syncs them before each slice. A slice shorter
-//     than 30 seconds never pays for its own write-out, so the sync only keeps it from paying for
-//     the slices before it.
+//     broker's file store) sits in the kernel's page cache until the kernel writes it out: all of
+//     a file's dirty pages go about 30 seconds (vm.dirty_expire_centisecs) after the file was
+//     first dirtied, so later writes leave with the first ones, in one burst that WAL fsyncs
+//     queue behind. After a phase at full load that burst falls into whichever phase comes next,
+//     and within a phase longer than 30 seconds into one of its later slices, whichever system
+//     that slice measures. BeforePhase checkpoints and syncs the machine's file systems before
+//     each phase; a benchmark that alternates slices of two systems calls BeforeSlice, which syncs
+//     them, before each slice. A slice shorter than 30 seconds never meets its own write-out, so
+//     the sync keeps it from paying for the slices before it.
 //
 // What this does not model: a server under steady load is usually in the middle of a spread-out
 // checkpoint, whose writes go on beside the work. Here a checkpoint is forced before each phase
 // and a run writes less WAL than starts one (about 540 MB with the default max_wal_size), so no
 // checkpoint overlaps a measured slice; each phase instead pays the full-page images of the first
-// change to each page after its checkpoint. Nor is the kernel's write-out: on a loaded server it
-// goes on beside the work, file by file, where here no measured slice meets any.
+// change to each page after its checkpoint. Nor does it model the kernel's write-out: on a loaded
+// server each busy file's dirty pages go out about every 30 seconds, in bursts that commits can
+// queue behind, where here no measured slice meets any. Latencies measured this way are those of
+// a machine with nothing to write out, for both systems alike.
 //
 // On this project's 2-CPU machine, in the PlaceOrder benchmark, the first cost stalled commits for
 // 20-70 ms every few seconds of load and cut the maximum throughput by about a fifth (the floor's
-// as much as the stack's); the second put 60-170 ms stalls into the half-load phase in about one
-// run in three. Within PlaceOrder's half-load phase (two systems of 16 s each, in alternating
-// slices, about 35 s in all) the second wrote out 40-60 MB some 30 s in, and in 4 of 13 runs
-// commits stalled for 0.1-1 s meanwhile (in the one watched, pg_stat_activity showed one backend
-// in IO:WALSync and every other committer in LWLock:WALWrite for a second): a p99 of 54-981 ms
-// for the system whose slice it was. The benchmarks' -unprepared flag measures with both.
+// as much as the stack's). The second, coming from the full-load phase before, put 60-170 ms
+// stalls into the half-load phase in about one run in three (BeforePhase). Within the half-load
+// phase itself (two systems of 16 s each, in alternating slices, about 35 s in all) it wrote out
+// 40-60 MB some 30 s in, and in 4 of 13 runs commits stalled for 0.1-1 s meanwhile (in the one
+// watched, pg_stat_activity showed one backend in IO:WALSync and every other committer in
+// LWLock:WALWrite for a second): a p99 of 54-981 ms for the system whose slice it was
+// (BeforeSlice). What remains is the virtual disk's own: in one of 8 runs watched with the slices
+// synced, one write stayed in flight for a second with 5 MB dirty in the page cache
+// (/proc/diskstats), and that slice's system had a p99 of 1,016 ms. The benchmarks' -unprepared
+// flag measures with both costs.
 package pgprep
 
 import (
@@ -84,7 +91,7 @@ func Read(ctx context.Context, db Querier) (State, error) {
 const ReadyMB = 1024
 
 // UnpreparedUsage describes the benchmarks' -unprepared flag, which sets Prepare's unprepared.
-const UnpreparedUsage = "measure the new cluster as it is: no WAL segment files readied, no checkpoint or sync before each phase or slice (see bench/internal/pgprep)"
+const UnpreparedUsage = "measure the new cluster as it is: no WAL segment files readied, no checkpoints or syncs between what is measured (see bench/internal/pgprep)"
 
 // Prepared is a cluster readied by Prepare.
 type Prepared struct {
@@ -102,14 +109,14 @@ func Prepare(ctx context.Context, db Querier, out io.Writer, unprepared bool) (*
 		if p.start, err = Read(ctx, db); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoint or sync before each phase or slice\n", p.start.Ahead)
+		fmt.Fprintf(out, "the cluster as it is (-unprepared): %d WAL segment files ahead, no checkpoints or syncs between what is measured\n", p.start.Ahead)
 		return p, nil
 	}
 	if p.start, err = Ready(ctx, db, ReadyMB); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "the cluster prepared as a running server's: %d WAL segment files of %d MB ready to be overwritten; "+
-		"a checkpoint and a sync before each phase, a sync before each slice\n", p.start.Ahead, p.start.SegmentMB)
+		"a checkpoint and a sync before each phase\n", p.start.Ahead, p.start.SegmentMB)
 	return p, nil
 }
 
@@ -121,8 +128,9 @@ func (p *Prepared) BeforePhase(ctx context.Context) error {
 	return Checkpoint(ctx, p.db)
 }
 
-// BeforeSlice syncs the machine's file systems, unless the cluster is measured as it is, so that
-// what the slices before wrote is on disk rather than due to be written out during this one.
+// BeforeSlice syncs every file system on the machine (not only the cluster's), unless the cluster
+// is measured as it is, so that what the slices before wrote is on disk rather than due to be
+// written out during this one. Call it outside the measured time: it takes as long as the disk.
 func (p *Prepared) BeforeSlice() {
 	if p.unprepared {
 		return
