@@ -35,10 +35,9 @@
 // as much as the stack's). The second, coming from the full-load phase before, put 60-170 ms
 // stalls into the half-load phase in about one run in three (BeforePhase). Within the half-load
 // phase itself (two systems of 16 s each, in alternating slices, about 35 s in all) it wrote out
-// 40-60 MB some 30 s in, and in 4 of 13 runs commits stalled for 0.1-1 s meanwhile (in the one
-// watched, pg_stat_activity showed one backend in IO:WALSync and every other committer in
-// LWLock:WALWrite for a second): a p99 of 54-981 ms for the system whose slice it was
-// (BeforeSlice). What remains is the virtual disk's own: in one of 8 runs watched with the slices
+// 40-60 MB some 30 s in, and in 4 of 13 runs commits stalled for 0.1-1 s, a p99 of 54-981 ms
+// for the system whose slice it was (BeforeSlice); in the one watched, 27.5 s in, pg_stat_activity
+// showed one backend in IO:WALSync and every other committer in LWLock:WALWrite for a second. What remains is the virtual disk's own: in one of 8 runs watched with the slices
 // synced, one write stayed in flight for a second with 5 MB dirty in the page cache
 // (/proc/diskstats), and that slice's system had a p99 of 1,016 ms. The benchmarks' -unprepared
 // flag measures with both costs.
