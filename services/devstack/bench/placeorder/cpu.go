@@ -2,71 +2,83 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
-// cpuTime is the machine's CPU time, all cores, in clock ticks: the share busy says how close to
-// saturation a latency was measured, whoever used the time (the services, PostgreSQL, the broker,
-// the load generator or other work on the machine).
+// cpuTime is the machine's CPU time, all cores: the share busy says how close to saturation a
+// latency was measured, whoever used the time (the services, PostgreSQL, the broker, the load
+// generator or other work on the machine).
 // Steal is time the hypervisor gave this virtual machine's cores to others: counted busy, since
 // the work waited, and shown apart, since it is not the work's.
+// Waited is the wall time in which some runnable task waited for a core (the kernel's CPU
+// pressure, /proc/pressure/cpu): a busy share of 60 % can mean a steady load or bursts that
+// queue, and an order's latency is what it queued for. Wall is the time the reading spans.
 type cpuTime struct {
-	busyTicks, totalTicks, stealTicks uint64
+	busy, total, steal time.Duration
+	waited, wall       time.Duration
+	pressure           bool // whether the kernel reports CPU pressure
+	at                 time.Time
 }
 
-// readCPU reads the machine's CPU time so far from /proc/stat; zero where there is none.
+// readCPU reads the machine's CPU time so far from /proc; zero where there is none.
 func readCPU() cpuTime {
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return cpuTime{}
 	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	fields := strings.Fields(first) // cpu user nice system idle iowait irq softirq steal ...
-	if len(fields) < 9 || fields[0] != "cpu" {
+	st, err := fs.Stat()
+	if err != nil {
 		return cpuTime{}
 	}
-	var t cpuTime
-	for i, f := range fields[1:9] {
-		n, err := strconv.ParseUint(f, 10, 64)
-		if err != nil {
-			return cpuTime{}
-		}
-		t.totalTicks += n
-		if i != 3 && i != 4 { // idle and iowait are not busy
-			t.busyTicks += n
-		}
-		if i == 7 {
-			t.stealTicks = n
-		}
+	c := st.CPUTotal
+	seconds := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	t := cpuTime{at: time.Now(),
+		total: seconds(c.User + c.Nice + c.System + c.Idle + c.Iowait + c.IRQ + c.SoftIRQ + c.Steal),
+		busy:  seconds(c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal), // idle and iowait are not busy
+		steal: seconds(c.Steal)}
+	if psi, err := fs.PSIStatsForResource("cpu"); err == nil && psi.Some != nil {
+		t.waited, t.pressure = time.Duration(psi.Some.Total)*time.Microsecond, true
 	}
 	return t
 }
 
 // since is the time spent between an earlier reading and this one.
 func (t cpuTime) since(earlier cpuTime) cpuTime {
-	if earlier.totalTicks == 0 || t.totalTicks < earlier.totalTicks {
+	if earlier.total == 0 || t.total < earlier.total {
 		return cpuTime{}
 	}
-	return cpuTime{busyTicks: t.busyTicks - earlier.busyTicks, totalTicks: t.totalTicks - earlier.totalTicks,
-		stealTicks: t.stealTicks - earlier.stealTicks}
+	return cpuTime{busy: t.busy - earlier.busy, total: t.total - earlier.total, steal: t.steal - earlier.steal,
+		waited: t.waited - earlier.waited, wall: t.at.Sub(earlier.at), pressure: t.pressure && earlier.pressure}
 }
 
-func (t cpuTime) busy() string {
-	if t.totalTicks == 0 {
+// add sums the time spent over two spans.
+func (t cpuTime) add(o cpuTime) cpuTime {
+	return cpuTime{busy: t.busy + o.busy, total: t.total + o.total, steal: t.steal + o.steal,
+		waited: t.waited + o.waited, wall: t.wall + o.wall, pressure: (t.pressure || t.wall == 0) && o.pressure}
+}
+
+func (t cpuTime) busyShare() string {
+	if t.total == 0 {
 		return "unknown"
 	}
-	return fmt.Sprintf("%.0f %% (steal %.1f %%)", 100*float64(t.busyTicks)/float64(t.totalTicks), 100*float64(t.stealTicks)/float64(t.totalTicks))
+	return fmt.Sprintf("%.0f %% (steal %.1f %%)", 100*float64(t.busy)/float64(t.total), 100*float64(t.steal)/float64(t.total))
+}
+
+// waitedShare is the share of the time in which some task waited for a core.
+func (t cpuTime) waitedShare() string {
+	if !t.pressure || t.wall <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f %%", 100*float64(t.waited)/float64(t.wall))
 }
 
 // perOrder is the CPU time the machine's cores worked for, steal left out, per order of orders: a
 // figure of the work an order costs at that load, steadier across runs than a latency.
 func (t cpuTime) perOrder(orders int) string {
-	if t.totalTicks == 0 || orders == 0 {
+	if t.total == 0 || orders == 0 {
 		return "unknown"
 	}
-	const userHZ = 100 // /proc/stat counts in USER_HZ, 100 on every Linux
-	return ms(time.Duration(float64(t.busyTicks-t.stealTicks) / userHZ * float64(time.Second) / float64(orders)))
+	return ms((t.busy - t.steal) / time.Duration(orders))
 }

@@ -23,6 +23,7 @@ type result struct {
 	cpu       cpuTime       // the whole machine's, while the latencies were taken
 	drain     time.Duration // longest wait, after a slice, for the stack to apply its events
 	drained   time.Duration // all those waits
+	stalls    []stall       // of the disk, while the latencies were taken
 }
 
 func (r *result) add(o result) {
@@ -30,11 +31,10 @@ func (r *result) add(o result) {
 	r.timeline = append(r.timeline, o.timeline...)
 	r.elapsed += o.elapsed
 	r.sorted = false
-	r.cpu.busyTicks += o.cpu.busyTicks
-	r.cpu.totalTicks += o.cpu.totalTicks
-	r.cpu.stealTicks += o.cpu.stealTicks
+	r.cpu = r.cpu.add(o.cpu)
 	r.drain = max(r.drain, o.drain)
 	r.drained += o.drained
+	r.stalls = append(r.stalls, o.stalls...)
 }
 
 // sustained is the throughput counting the time the stack took, after the slices, to apply their
@@ -209,7 +209,8 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 // were due: the system, when the order was due (milliseconds from the phase's first order) and
 // its latency. Slow orders in clusters at the same moment point at the machine (a write-out
 // burst, another tenant); slow orders spread over one system's slices, at that system's work.
-func writeTimeline(w io.Writer, systems map[string][]placed) error {
+// The disk's stalls are rows too, of the system "disk stall": when each began and its length.
+func writeTimeline(w io.Writer, systems map[string][]placed, stalls []stall) error {
 	type row struct {
 		system string
 		placed
@@ -220,11 +221,18 @@ func writeTimeline(w io.Writer, systems map[string][]placed) error {
 			rows = append(rows, row{name, p})
 		}
 	}
-	slices.SortFunc(rows, func(a, b row) int { return a.due.Compare(b.due) })
+	if len(rows) == 0 {
+		return fmt.Errorf("no orders")
+	}
+	first := slices.MinFunc(rows, func(a, b row) int { return a.due.Compare(b.due) }).due
+	for _, s := range stalls {
+		rows = append(rows, row{"disk stall", placed{due: s.start, took: s.length}})
+	}
+	slices.SortStableFunc(rows, func(a, b row) int { return a.due.Compare(b.due) })
 	c := csv.NewWriter(w)
 	_ = c.Write([]string{"system", "due_ms", "latency_ms"})
 	for _, r := range rows {
-		_ = c.Write([]string{r.system, strconv.FormatFloat(float64(r.due.Sub(rows[0].due).Microseconds())/1000, 'f', 3, 64),
+		_ = c.Write([]string{r.system, strconv.FormatFloat(float64(r.due.Sub(first).Microseconds())/1000, 'f', 3, 64),
 			strconv.FormatFloat(float64(r.took.Microseconds())/1000, 'f', 3, 64)})
 	}
 	c.Flush()

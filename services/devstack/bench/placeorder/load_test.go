@@ -16,14 +16,20 @@ func TestWriteTimelineListsOrdersByWhenTheyWereDue(t *testing.T) {
 		// As answered: the later order came back first.
 		"grpc":  {{due: t0.Add(4 * time.Second), took: 31 * time.Millisecond}, {due: t0.Add(5 * time.Millisecond), took: 7500 * time.Microsecond}},
 		"floor": {{due: t0.Add(2 * time.Second), took: 4250 * time.Microsecond}},
+	}, []stall{
+		// One began before the first order was due: times count from that order all the same.
+		{start: t0.Add(-time.Millisecond), length: 40 * time.Millisecond},
+		{start: t0.Add(3990 * time.Millisecond), length: 1200 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := strings.Join([]string{
 		"system,due_ms,latency_ms",
+		"disk stall,-6.000,40.000",
 		"grpc,0.000,7.500",
 		"floor,1995.000,4.250",
+		"disk stall,3985.000,1200.000",
 		"grpc,3995.000,31.000",
 	}, "\n") + "\n"
 	if out.String() != want {

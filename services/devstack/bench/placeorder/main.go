@@ -10,7 +10,8 @@
 // that a neighbour's load on this shared machine falls on both, and each starts once the stack has
 // applied the events of the slices before it. It then offers half of the highest gRPC throughput
 // measured as an open-loop load and reports the latency at that rate, with how busy the machine's
-// CPUs were meanwhile.
+// CPUs were meanwhile, how much of the time some task waited for one, and the stalls of the disk
+// that holds PostgreSQL's data (disk.go).
 //
 // Before measuring it gives the new cluster the disk behaviour of a running server, checkpoints
 // and syncs before each phase and syncs before each slice (bench/internal/pgprep; -unprepared does
@@ -235,6 +236,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	disk, err := watchDataDisk(ctx, admin)
+	if err != nil {
+		fmt.Fprintf(out, "not watching the disk for stalls: %v\n", err)
+	} else {
+		fmt.Fprintf(out, "watching disk %s, which holds PostgreSQL's data directory, for stalls of %d ms or more while each slice runs\n",
+			disk.disk, p99Target.Milliseconds())
+	}
 	if !cfg.unprepared {
 		fmt.Fprintln(out, "and a sync before each slice: no slice meets the write-out of another")
 	}
@@ -248,7 +256,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
-		g, fl, err := alternate(ctx, settle, cluster, cfg.rounds, real, f, func(s system) (result, error) {
+		g, fl, err := alternate(ctx, settle, cluster, disk, cfg.rounds, real, f, func(s system) (result, error) {
 			return measure(ctx, s, c, cfg.duration/time.Duration(cfg.rounds), cfg.maxOrders)
 		})
 		if err != nil {
@@ -286,7 +294,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
-		g, fl, err := alternate(ctx, settle, cluster, cfg.rounds, real, f, func(s system) (result, error) {
+		g, fl, err := alternate(ctx, settle, cluster, disk, cfg.rounds, real, f, func(s system) (result, error) {
 			return openLoop(ctx, s, rate, cfg.halfFor/time.Duration(cfg.rounds))
 		})
 		if err != nil {
@@ -305,10 +313,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  orders over %d ms: gRPC %d of %d, floor %d of %d\n", p99Target.Milliseconds(), g.over(p99Target), len(g.latencies),
 			fl.over(p99Target), len(fl.latencies))
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
-			g.cpu.busy(), fl.cpu.busy(), g.drain.Round(time.Millisecond))
+			g.cpu.busyShare(), fl.cpu.busyShare(), g.drain.Round(time.Millisecond))
+		fmt.Fprintf(out, "  some task waiting for a CPU (the kernel's CPU pressure): %s of the time in the gRPC slices, %s in the floor's\n",
+			g.cpu.waitedShare(), fl.cpu.waitedShare())
 		fmt.Fprintf(out, "  CPU time per order in the slices, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
+		if disk != nil {
+			fmt.Fprintf(out, "  disk stalls of %d ms or more (%s completing no I/O with some in flight): gRPC slices %s; floor's %s\n",
+				p99Target.Milliseconds(), disk.disk, describeStalls(g.stalls), describeStalls(fl.stalls))
+		}
 		if latencies != nil {
-			if err := writeTimeline(latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}); err != nil {
+			if err := writeTimeline(latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}, append(g.stalls, fl.stalls...)); err != nil {
 				fmt.Fprintf(out, "  every order's latency: not written: %v\n", err)
 			} else if err := latencies.Close(); err != nil {
 				fmt.Fprintf(out, "  every order's latency: not written: %v\n", err)
@@ -334,16 +348,19 @@ const p99Target = 25 * time.Millisecond
 // system's. Every slice starts once the stack has published and applied every event of the slices
 // before it, so that no slice pays for another's events (the wait after a gRPC slice is its
 // drain), and after the cluster's BeforeSlice, so that it pays for none of their write-out either
-// (unless -unprepared).
-func alternate(ctx context.Context, settle *settler, cluster *pgprep.Prepared, rounds int, real, floor system, slice func(system) (result, error)) (g, fl result, err error) {
+// (unless -unprepared). The disk is watched while each slice runs (unless disk is nil).
+func alternate(ctx context.Context, settle *settler, cluster *pgprep.Prepared, disk *diskWatch, rounds int, real, floor system, slice func(system) (result, error)) (g, fl result, err error) {
 	run := func(s system, sum *result) error {
 		cluster.BeforeSlice()
 		before := readCPU()
-		r, err := slice(s)
+		var r result
+		var err error
+		stalls := disk.during(p99Target, func() { r, err = slice(s) })
 		if err != nil {
 			return err
 		}
 		r.cpu = readCPU().since(before)
+		r.stalls = stalls
 		sum.add(r)
 		return nil
 	}
@@ -399,6 +416,16 @@ func describe(ctx context.Context, out io.Writer, url string, cfg config, w *wor
 	fmt.Fprintf(out, "floor schemas copied from the services': %s\n", strings.Join(f.copied, ", "))
 	fmt.Fprintf(out, "each level: %s per system in %d alternating slices, at most %d orders a slice\n", cfg.duration, cfg.rounds, cfg.maxOrders)
 	return nil
+}
+
+// watchDataDisk watches the disk that holds the data directory of the server db is connected to,
+// when that is a local disk.
+func watchDataDisk(ctx context.Context, db *pgx.Conn) (*diskWatch, error) {
+	var dir string
+	if err := db.QueryRow(ctx, `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
+		return nil, fmt.Errorf("read the data directory: %w", err)
+	}
+	return watchDisk("/sys", dir)
 }
 
 // loadAverage is the machine's load average, where the system reports one.

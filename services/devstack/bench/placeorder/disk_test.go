@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestFindStallsMeasuresSpellsWithIOInFlightAndNoneCompleting(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
+	// samples builds one sample every 10 ms from (completed, in flight) pairs.
+	samples := func(counts ...[2]uint64) []diskSample {
+		var s []diskSample
+		for i, c := range counts {
+			s = append(s, diskSample{at: t0.Add(time.Duration(i) * 10 * time.Millisecond), completed: c[0], inFlight: c[1]})
+		}
+		return s
+	}
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Millisecond) }
+	for _, tc := range []struct {
+		name    string
+		samples []diskSample
+		want    []stall
+	}{
+		{"busy disk completing all the time", samples([2]uint64{1, 1}, [2]uint64{5, 2}, [2]uint64{9, 1}, [2]uint64{12, 3}), nil},
+		{"idle disk: nothing in flight, nothing completing", samples([2]uint64{7, 0}, [2]uint64{7, 0}, [2]uint64{7, 0}, [2]uint64{7, 0}), nil},
+		{"a write stuck for four intervals",
+			samples([2]uint64{1, 0}, [2]uint64{2, 1}, [2]uint64{2, 1}, [2]uint64{2, 3}, [2]uint64{2, 3}, [2]uint64{2, 3}, [2]uint64{6, 0}),
+			[]stall{{start: at(1), length: 40 * time.Millisecond}}},
+		{"shorter than min", samples([2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{3, 0}), nil},
+		{"two stalls", samples([2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{2, 1},
+			[2]uint64{2, 2}, [2]uint64{2, 2}, [2]uint64{2, 2}, [2]uint64{4, 0}),
+			[]stall{{start: at(0), length: 30 * time.Millisecond}, {start: at(4), length: 30 * time.Millisecond}}},
+		{"still stalled at the end", samples([2]uint64{1, 0}, [2]uint64{1, 2}, [2]uint64{1, 2}, [2]uint64{1, 2}, [2]uint64{1, 2}),
+			[]stall{{start: at(1), length: 30 * time.Millisecond}}},
+		{"one sample", samples([2]uint64{1, 1}), nil},
+		{"none", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := findStalls(tc.samples, 25*time.Millisecond)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("stalls %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDescribeStalls(t *testing.T) {
+	if got := describeStalls(nil); got != "none" {
+		t.Errorf("no stalls: %q", got)
+	}
+	got := describeStalls([]stall{{length: 30 * time.Millisecond}, {length: 1360 * time.Millisecond}})
+	if want := "2, longest 1360.00 ms, 1390.00 ms in all"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// fakeSys builds a sysfs tree in which the device holding dir is node (a path under
+// devices/), with the given stat line for the disk named disk.
+func fakeSys(t *testing.T, dir, node, disk, stat string) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	sys := t.TempDir()
+	for _, d := range []string{"dev/block", node, "block/" + disk} {
+		if err := os.MkdirAll(filepath.Join(sys, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)))
+	if err := os.Symlink(filepath.Join(sys, node), filepath.Join(sys, "dev/block", dev)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sys, "block", disk, "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+const statLine = "   41048     6924  1988786    10556  1172210    43809 59773712   153661        3    76528   191245    31785       21 23873096     4552   514390    22474\n"
+
+func TestWatchDiskReadsTheDiskHoldingTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	sys := fakeSys(t, dir, "devices/virtio1/block/vdb", "vdb", statLine)
+	w, err := watchDisk(sys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.disk != "vdb" {
+		t.Errorf("disk %q, want vdb", w.disk)
+	}
+	s, err := w.sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reads, writes, discards and flushes completed; I/O in flight.
+	if want := uint64(41048 + 1172210 + 31785 + 514390); s.completed != want || s.inFlight != 3 {
+		t.Errorf("sample %+v, want %d completed and 3 in flight", s, want)
+	}
+}
+
+func TestWatchDiskWatchesThePartitionsDisk(t *testing.T) {
+	dir := t.TempDir()
+	sys := fakeSys(t, dir, "devices/nvme0/block/nvme0n1/nvme0n1p2", "nvme0n1", statLine)
+	if err := os.WriteFile(filepath.Join(sys, "devices/nvme0/block/nvme0n1/nvme0n1p2/partition"), []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := watchDisk(sys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.disk != "nvme0n1" {
+		t.Errorf("disk %q, want nvme0n1", w.disk)
+	}
+}
+
+func TestWatchDiskRefusesWhatIsNotOnABlockDevice(t *testing.T) {
+	dir := t.TempDir()
+	_, err := watchDisk(t.TempDir(), dir) // a sysfs that knows no device
+	if err == nil || !strings.Contains(err.Error(), "not a block device") {
+		t.Errorf("err %v, want one saying %s is not on a block device", err, dir)
+	}
+	if _, err := watchDisk(t.TempDir(), filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing directory: no error")
+	}
+}
+
+func TestNilWatchOnlyRuns(t *testing.T) {
+	ran := false
+	if stalls := (*diskWatch)(nil).during(time.Millisecond, func() { ran = true }); !ran || stalls != nil {
+		t.Errorf("ran %v, stalls %v", ran, stalls)
+	}
+}
+
+func TestDuringSamplesTheDiskWhileFRuns(t *testing.T) {
+	dir := t.TempDir()
+	// The counters never move while 3 I/Os are in flight: stalled throughout.
+	w, err := watchDisk(fakeSys(t, dir, "devices/virtio1/block/vdb", "vdb", statLine), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	stalls := w.during(25*time.Millisecond, func() { time.Sleep(80 * time.Millisecond) })
+	took := time.Since(began)
+	if len(stalls) != 1 || stalls[0].length < 25*time.Millisecond || stalls[0].length > took || stalls[0].start.Before(began) {
+		t.Errorf("stalls %v over a run of %v from %v, want one of 25ms or more within it", stalls, took, began)
+	}
+}
