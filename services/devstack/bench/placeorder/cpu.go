@@ -12,9 +12,10 @@ import (
 // generator or other work on the machine).
 // Steal is time the hypervisor gave this virtual machine's cores to others: counted busy, since
 // the work waited, and shown apart, since it is not the work's.
-// Waited is the wall time in which some runnable task waited for a core (the kernel's CPU
-// pressure, /proc/pressure/cpu): a busy share of 60 % can mean a steady load or bursts that
-// queue, and an order's latency is what it queued for. Wall is the time the reading spans.
+// Waited is the kernel's CPU pressure ("some" in /proc/pressure/cpu): about the time in which
+// runnable tasks waited for a core (each core's, weighted by how busy it was). A busy share of
+// 60 % can be a steady load or bursts that queue, and queueing is what an order's latency
+// pays. Wall is the time the reading spans.
 type cpuTime struct {
 	busy, total, steal time.Duration
 	waited, wall       time.Duration
@@ -53,10 +54,17 @@ func (t cpuTime) since(earlier cpuTime) cpuTime {
 		waited: t.waited - earlier.waited, wall: t.at.Sub(earlier.at), pressure: t.pressure && earlier.pressure}
 }
 
-// add sums the time spent over two spans.
+// add sums the time spent over two spans. A span without a reading (zero) adds nothing; the sum
+// has the pressure where both spans with a reading have it.
 func (t cpuTime) add(o cpuTime) cpuTime {
+	switch {
+	case o.total == 0:
+		return t
+	case t.total == 0:
+		return o
+	}
 	return cpuTime{busy: t.busy + o.busy, total: t.total + o.total, steal: t.steal + o.steal,
-		waited: t.waited + o.waited, wall: t.wall + o.wall, pressure: (t.pressure || t.wall == 0) && o.pressure}
+		waited: t.waited + o.waited, wall: t.wall + o.wall, pressure: t.pressure && o.pressure}
 }
 
 func (t cpuTime) busyShare() string {
@@ -66,7 +74,8 @@ func (t cpuTime) busyShare() string {
 	return fmt.Sprintf("%.0f %% (steal %.1f %%)", 100*float64(t.busy)/float64(t.total), 100*float64(t.steal)/float64(t.total))
 }
 
-// waitedShare is the share of the time in which some task waited for a core.
+// waitedShare is the CPU pressure over the time spanned: about the share of it in which runnable
+// tasks waited for a core.
 func (t cpuTime) waitedShare() string {
 	if !t.pressure || t.wall <= 0 {
 		return "unknown"

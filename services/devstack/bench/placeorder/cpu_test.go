@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -33,17 +34,24 @@ func TestCPUTimeSharesAndCostPerOrder(t *testing.T) {
 	if got := sum.add(cpuTime{total: time.Second, wall: time.Second}).waitedShare(); got != "unknown" {
 		t.Errorf("waited without pressure: %q", got)
 	}
+	// A slice without a reading adds nothing, wherever it comes.
+	if a, b := sum.add(cpuTime{}), (cpuTime{}).add(sum); a != sum || b != sum {
+		t.Errorf("adding no reading: %+v and %+v, want %+v", a, b, sum)
+	}
 	if got := (cpuTime{}).busyShare(); got != "unknown" {
 		t.Errorf("no reading: %q", got)
 	}
 }
 
 func TestReadCPUReadsTheMachine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the machine's CPU time is read from Linux's /proc")
+	}
 	a := readCPU()
 	if a.total <= 0 || a.busy <= 0 || a.busy > a.total {
 		t.Fatalf("reading %+v", a)
 	}
-	if d := readCPU().since(a); d.total < 0 || d.wall <= 0 {
+	if d := readCPU().since(a); d.wall <= 0 {
 		t.Errorf("since: %+v", d)
 	}
 }

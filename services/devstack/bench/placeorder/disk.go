@@ -4,21 +4,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/procfs/blockdevice"
 	"golang.org/x/sys/unix"
 )
 
-// diskWatch samples, while a slice runs, the disk that holds PostgreSQL's data directory, to find
-// the disk's stalls: spells in which it had I/O in flight and completed none. Every commit waits
-// for its WAL flush, so a stall longer than the latency target makes every order committing
-// meanwhile miss it, in either system, whatever the code does. On the development machine's
-// virtual disk such stalls (up to 1.4 s, with a few writes in flight) are what failed the target;
-// the report and the -latencies file show whether a slow tail fell on one.
+// diskWatch samples, while a slice runs, the disk that holds PostgreSQL's WAL, to find the disk's
+// stalls. Every commit waits for its WAL flush, so a stall of the disk holds up every order with
+// a commit in flight meanwhile, in either system, whatever the code does; the report and the
+// -latencies file show whether a slow tail fell on one.
 type diskWatch struct {
 	fs   blockdevice.FS
-	disk string // its name under /sys/block
+	name string // the disk's, under /sys/block
 }
 
 // diskSampleEvery is how often a watch reads the disk's counters: a read of one sysfs line, about
@@ -26,99 +25,105 @@ type diskWatch struct {
 const diskSampleEvery = 10 * time.Millisecond
 
 // watchDisk finds the disk that holds dir, through the sysfs mounted at sysRoot. An error says
-// why it cannot be watched: dir is not on a local block device (a tmpfs, an overlay, a server
-// on another machine) or the kernel does not show the disk's counters.
+// why it cannot be watched: dir is on no block device whose counters the kernel shows (a tmpfs,
+// an overlay, a btrfs volume, whose device numbers name no disk).
 func watchDisk(sysRoot, dir string) (*diskWatch, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stat %s: %w", dir, err)
 	}
 	dev := fmt.Sprintf("%d:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)))
 	node, err := filepath.EvalSymlinks(filepath.Join(sysRoot, "dev", "block", dev))
 	if err != nil {
-		return nil, fmt.Errorf("%s is on device %s, not a block device", dir, dev)
+		return nil, fmt.Errorf("%s is on device %s, which the kernel shows no block device counters for", dir, dev)
 	}
-	disk := filepath.Base(node)
+	name := filepath.Base(node)
 	if _, err := os.Stat(filepath.Join(node, "partition")); err == nil {
 		// A partition shares its disk's queue: what stalls is the disk.
-		disk = filepath.Base(filepath.Dir(node))
+		name = filepath.Base(filepath.Dir(node))
 	}
 	fs, err := blockdevice.NewFS("/proc", sysRoot)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := fs.SysBlockDeviceStat(disk); err != nil {
-		return nil, fmt.Errorf("disk %s of %s: %w", disk, dir, err)
+	if _, _, err := fs.SysBlockDeviceStat(name); err != nil {
+		return nil, fmt.Errorf("disk %s of %s: %w", name, dir, err)
 	}
-	return &diskWatch{fs: fs, disk: disk}, nil
+	return &diskWatch{fs: fs, name: name}, nil
 }
 
-// diskSample is what a disk had completed, and had in flight, at a moment.
+// diskSample is a disk's counters at a moment.
 type diskSample struct {
-	at        time.Time
-	completed uint64 // reads, writes, discards and flushes
-	inFlight  uint64
+	at         time.Time
+	completed  uint64 // reads, writes, discards and flushes
+	inFlight   uint64 // requests started and not completed (a cache flush is not among them)
+	flushes    uint64 // cache flushes completed
+	flushTicks uint64 // milliseconds those took, counted as each completes
 }
 
 func (w *diskWatch) sample() (diskSample, error) {
-	s, _, err := w.fs.SysBlockDeviceStat(w.disk)
+	s, _, err := w.fs.SysBlockDeviceStat(w.name)
 	if err != nil {
 		return diskSample{}, err
 	}
 	return diskSample{at: time.Now(), completed: s.ReadIOs + s.WriteIOs + s.DiscardIOs + s.FlushRequestsCompleted,
-		inFlight: s.IOsInProgress}, nil
+		inFlight: s.IOsInProgress, flushes: s.FlushRequestsCompleted, flushTicks: s.TimeSpentFlushing}, nil
 }
 
-// stall is a spell in which a disk completed no I/O although some was in flight.
+// stall is a spell in which a disk made some I/O wait: it completed none although some was in
+// flight, or a cache flush (what a commit's fdatasync waits for) took that long.
 type stall struct {
 	start  time.Time
 	length time.Duration
 }
 
-// during runs f, sampling the disk meanwhile, and returns its stalls of at least min. A nil watch
-// only runs f.
-func (w *diskWatch) during(min time.Duration, f func()) []stall {
+// during runs f, sampling the disk meanwhile (from before f starts to after it ends), and returns
+// its stalls of at least atLeast. A nil watch only runs f.
+func (w *diskWatch) during(atLeast time.Duration, f func()) []stall {
 	if w == nil {
 		f()
 		return nil
 	}
 	var samples []diskSample
+	take := func() {
+		// A failed read leaves a gap: a spell around it is measured across it.
+		if s, err := w.sample(); err == nil {
+			samples = append(samples, s)
+		}
+	}
+	take()
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
 		tick := time.NewTicker(diskSampleEvery)
 		defer tick.Stop()
 		for {
-			// A failed read leaves a gap: the spell around it is measured across it.
-			if s, err := w.sample(); err == nil {
-				samples = append(samples, s)
-			}
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
+				take()
 			}
 		}
 	}()
 	f()
 	close(stop)
 	<-stopped
-	return findStalls(samples, min)
+	take()
+	return findStalls(samples, atLeast)
 }
 
-// findStalls returns the stalls of at least min in samples taken in time order. A stall runs from
-// a sample that saw I/O in flight to the last sample before any I/O completed: the I/O in flight
-// at its start was still waiting at its end, so its length is a lower bound of that wait. A stall
-// still running at the last sample ends there.
-func findStalls(samples []diskSample, min time.Duration) []stall {
-	var stalls []stall
-	from := -1 // the sample a stall started at; -1 outside one
-	end := func(last int) {
-		if d := samples[last].at.Sub(samples[from].at); d >= min {
-			stalls = append(stalls, stall{start: samples[from].at, length: d})
-		}
-		from = -1
-	}
+// findStalls returns the stalls of at least atLeast in samples taken in time order, of two kinds
+// (those of atLeast or more that overlap are merged into one):
+//   - a spell from a sample that saw I/O in flight to the last sample before any I/O completed:
+//     the I/O in flight at its start was still waiting at its end, so the spell's length is a
+//     lower bound of that wait. A spell still running at the last sample ends there.
+//   - slow cache flushes: a flush waits for no request the counters show in flight, but its time
+//     is counted as it completes, so the flushes completed between two samples took their
+//     average at least, the slowest of them; that wait ends by the second sample.
+func findStalls(samples []diskSample, atLeast time.Duration) []stall {
+	var spells []stall
+	from := -1 // the sample a spell of I/O in flight and none completing started at; -1 outside one
 	for i := 1; i < len(samples); i++ {
 		prev, cur := samples[i-1], samples[i]
 		quiet := cur.completed == prev.completed && prev.inFlight > 0
@@ -126,14 +131,34 @@ func findStalls(samples []diskSample, min time.Duration) []stall {
 		case quiet && from < 0:
 			from = i - 1
 		case !quiet && from >= 0:
-			end(i - 1)
+			spells = append(spells, stall{start: samples[from].at, length: samples[i-1].at.Sub(samples[from].at)})
+			from = -1
+		}
+		if n := cur.flushes - prev.flushes; n > 0 && cur.flushTicks > prev.flushTicks {
+			took := time.Duration((cur.flushTicks-prev.flushTicks)/n) * time.Millisecond
+			spells = append(spells, stall{start: cur.at.Add(-took), length: took})
 		}
 	}
 	if from >= 0 {
-		end(len(samples) - 1)
+		spells = append(spells, stall{start: samples[from].at, length: samples[len(samples)-1].at.Sub(samples[from].at)})
+	}
+	// Keep what is long enough, then merge what overlaps (merging first would chain short ones).
+	spells = slices.DeleteFunc(spells, func(s stall) bool { return s.length < atLeast })
+	slices.SortFunc(spells, func(a, b stall) int { return a.start.Compare(b.start) })
+	var stalls []stall
+	for _, s := range spells {
+		if n := len(stalls); n > 0 && !s.start.After(stalls[n-1].end()) {
+			if s.end().After(stalls[n-1].end()) {
+				stalls[n-1].length = s.end().Sub(stalls[n-1].start)
+			}
+			continue
+		}
+		stalls = append(stalls, s)
 	}
 	return stalls
 }
+
+func (s stall) end() time.Time { return s.start.Add(s.length) }
 
 // describeStalls sums up stalls for the report: how many, the longest and all of them together.
 func describeStalls(stalls []stall) string {

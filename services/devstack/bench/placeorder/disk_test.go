@@ -33,12 +33,14 @@ func TestFindStallsMeasuresSpellsWithIOInFlightAndNoneCompleting(t *testing.T) {
 		{"a write stuck for four intervals",
 			samples([2]uint64{1, 0}, [2]uint64{2, 1}, [2]uint64{2, 1}, [2]uint64{2, 3}, [2]uint64{2, 3}, [2]uint64{2, 3}, [2]uint64{6, 0}),
 			[]stall{{start: at(1), length: 40 * time.Millisecond}}},
-		{"shorter than min", samples([2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{3, 0}), nil},
+		{"shorter than atLeast", samples([2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{3, 0}), nil},
 		{"two stalls", samples([2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{2, 1},
 			[2]uint64{2, 2}, [2]uint64{2, 2}, [2]uint64{2, 2}, [2]uint64{4, 0}),
 			[]stall{{start: at(0), length: 30 * time.Millisecond}, {start: at(4), length: 30 * time.Millisecond}}},
 		{"still stalled at the end", samples([2]uint64{1, 0}, [2]uint64{1, 2}, [2]uint64{1, 2}, [2]uint64{1, 2}, [2]uint64{1, 2}),
 			[]stall{{start: at(1), length: 30 * time.Millisecond}}},
+		// Nothing in flight from the third sample: the wait seen is from the first to the second.
+		{"in flight drops to none without a completion", samples([2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{1, 0}, [2]uint64{1, 0}, [2]uint64{1, 0}), nil},
 		{"one sample", samples([2]uint64{1, 1}), nil},
 		{"none", nil, nil},
 	} {
@@ -48,6 +50,61 @@ func TestFindStallsMeasuresSpellsWithIOInFlightAndNoneCompleting(t *testing.T) {
 				t.Errorf("stalls %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestFindStallsCountsSlowCacheFlushes(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Millisecond) }
+	// samples builds one sample every 10 ms from (flushes completed, their ticks in ms) pairs,
+	// each flush also a completed request, nothing shown in flight.
+	samples := func(counts ...[2]uint64) []diskSample {
+		var s []diskSample
+		for i, c := range counts {
+			s = append(s, diskSample{at: at(i), completed: 100 + c[0], flushes: c[0], flushTicks: c[1]})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name    string
+		samples []diskSample
+		want    []stall
+	}{
+		{"fast flushes", samples([2]uint64{0, 0}, [2]uint64{10, 2}, [2]uint64{20, 4}, [2]uint64{31, 7}), nil},
+		// One flush of 180 ms: it ended by the sample that counted it.
+		{"one slow flush", samples([2]uint64{0, 0}, [2]uint64{1, 1}, [2]uint64{1, 1}, [2]uint64{2, 181}, [2]uint64{5, 184}),
+			[]stall{{start: at(3).Add(-180 * time.Millisecond), length: 180 * time.Millisecond}}},
+		// Two flushes completing together with 90 ms between them: the slower took 45 ms at least.
+		{"slow flushes completing together", samples([2]uint64{0, 0}, [2]uint64{2, 90}),
+			[]stall{{start: at(1).Add(-45 * time.Millisecond), length: 45 * time.Millisecond}}},
+		// Flushes of 15 ms, one after another: each shorter than 25 ms, not chained into one.
+		{"short flushes back to back", samples([2]uint64{0, 0}, [2]uint64{1, 15}, [2]uint64{2, 30}, [2]uint64{3, 45}, [2]uint64{4, 60}), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := findStalls(tc.samples, 25*time.Millisecond)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("stalls %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFindStallsMergesOverlappingStalls(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 10 * time.Millisecond) }
+	// Writes in flight complete nothing from 0 to 40 ms; at 50 ms a flush of 30 ms completes
+	// (20 to 50 ms), with the writes: one stall from 0 to 50 ms.
+	s := []diskSample{
+		{at: at(0), completed: 10, inFlight: 2},
+		{at: at(1), completed: 10, inFlight: 2},
+		{at: at(2), completed: 10, inFlight: 3},
+		{at: at(3), completed: 10, inFlight: 3},
+		{at: at(4), completed: 10, inFlight: 3},
+		{at: at(5), completed: 14, inFlight: 0, flushes: 1, flushTicks: 30},
+	}
+	want := []stall{{start: at(0), length: 50 * time.Millisecond}}
+	if got := findStalls(s, 25*time.Millisecond); !slices.Equal(got, want) {
+		t.Errorf("stalls %v, want %v", got, want)
 	}
 }
 
@@ -94,8 +151,8 @@ func TestWatchDiskReadsTheDiskHoldingTheDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.disk != "vdb" {
-		t.Errorf("disk %q, want vdb", w.disk)
+	if w.name != "vdb" {
+		t.Errorf("disk %q, want vdb", w.name)
 	}
 	s, err := w.sample()
 	if err != nil {
@@ -117,16 +174,16 @@ func TestWatchDiskWatchesThePartitionsDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.disk != "nvme0n1" {
-		t.Errorf("disk %q, want nvme0n1", w.disk)
+	if w.name != "nvme0n1" {
+		t.Errorf("disk %q, want nvme0n1", w.name)
 	}
 }
 
 func TestWatchDiskRefusesWhatIsNotOnABlockDevice(t *testing.T) {
 	dir := t.TempDir()
 	_, err := watchDisk(t.TempDir(), dir) // a sysfs that knows no device
-	if err == nil || !strings.Contains(err.Error(), "not a block device") {
-		t.Errorf("err %v, want one saying %s is not on a block device", err, dir)
+	if err == nil || !strings.Contains(err.Error(), "no block device counters") {
+		t.Errorf("err %v, want one saying %s is on no block device", err, dir)
 	}
 	if _, err := watchDisk(t.TempDir(), filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing directory: no error")
@@ -148,9 +205,10 @@ func TestDuringSamplesTheDiskWhileFRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	stalls := w.during(25*time.Millisecond, func() { time.Sleep(80 * time.Millisecond) })
+	stalls := w.during(time.Nanosecond, func() { time.Sleep(30 * time.Millisecond) })
 	took := time.Since(began)
-	if len(stalls) != 1 || stalls[0].length < 25*time.Millisecond || stalls[0].length > took || stalls[0].start.Before(began) {
-		t.Errorf("stalls %v over a run of %v from %v, want one of 25ms or more within it", stalls, took, began)
+	// Sampled before f and after it, whatever the ticker managed in between.
+	if len(stalls) != 1 || stalls[0].length < 30*time.Millisecond || stalls[0].length > took || stalls[0].start.Before(began) {
+		t.Errorf("stalls %v over a run of %v from %v, want one spanning the 30ms f ran", stalls, took, began)
 	}
 }

@@ -209,7 +209,8 @@ func openLoop(ctx context.Context, s system, rate float64, d time.Duration) (res
 // were due: the system, when the order was due (milliseconds from the phase's first order) and
 // its latency. Slow orders in clusters at the same moment point at the machine (a write-out
 // burst, another tenant); slow orders spread over one system's slices, at that system's work.
-// The disk's stalls are rows too, of the system "disk stall": when each began and its length.
+// The disk's stalls are rows too, of the system "disk stall": when each began (before the first
+// order, for one already running then) and its length.
 func writeTimeline(w io.Writer, systems map[string][]placed, stalls []stall) error {
 	type row struct {
 		system string
@@ -221,14 +222,18 @@ func writeTimeline(w io.Writer, systems map[string][]placed, stalls []stall) err
 			rows = append(rows, row{name, p})
 		}
 	}
-	if len(rows) == 0 {
-		return fmt.Errorf("no orders")
-	}
-	first := slices.MinFunc(rows, func(a, b row) int { return a.due.Compare(b.due) }).due
+	orders := len(rows)
 	for _, s := range stalls {
 		rows = append(rows, row{"disk stall", placed{due: s.start, took: s.length}})
 	}
-	slices.SortStableFunc(rows, func(a, b row) int { return a.due.Compare(b.due) })
+	byDue := func(a, b row) int { return a.due.Compare(b.due) }
+	var first time.Time // the first order's due time; the first stall's without orders
+	if orders > 0 {
+		first = slices.MinFunc(rows[:orders], byDue).due
+	} else if len(rows) > 0 {
+		first = slices.MinFunc(rows, byDue).due
+	}
+	slices.SortStableFunc(rows, byDue)
 	c := csv.NewWriter(w)
 	_ = c.Write([]string{"system", "due_ms", "latency_ms"})
 	for _, r := range rows {

@@ -37,6 +37,25 @@ func TestWriteTimelineListsOrdersByWhenTheyWereDue(t *testing.T) {
 	}
 }
 
+func TestWriteTimelineWithoutOrders(t *testing.T) {
+	var out bytes.Buffer
+	if err := writeTimeline(&out, map[string][]placed{"grpc": nil}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "system,due_ms,latency_ms\n"; out.String() != want {
+		t.Errorf("file %q, want %q", out.String(), want)
+	}
+	// Only stalls: times count from the first.
+	t0 := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	out.Reset()
+	if err := writeTimeline(&out, nil, []stall{{start: t0.Add(time.Second), length: 30 * time.Millisecond}, {start: t0, length: 50 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "system,due_ms,latency_ms\ndisk stall,0.000,50.000\ndisk stall,1000.000,30.000\n"; out.String() != want {
+		t.Errorf("file %q, want %q", out.String(), want)
+	}
+}
+
 // countingSystem answers every order at once, and counts them.
 type countingSystem struct{ n atomic.Int64 }
 

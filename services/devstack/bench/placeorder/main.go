@@ -11,7 +11,7 @@
 // applied the events of the slices before it. It then offers half of the highest gRPC throughput
 // measured as an open-loop load and reports the latency at that rate, with how busy the machine's
 // CPUs were meanwhile, how much of the time some task waited for one, and the stalls of the disk
-// that holds PostgreSQL's data (disk.go).
+// that holds PostgreSQL's WAL (disk.go).
 //
 // Before measuring it gives the new cluster the disk behaviour of a running server, checkpoints
 // and syncs before each phase and syncs before each slice (bench/internal/pgprep; -unprepared does
@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -42,6 +43,7 @@ import (
 	"github.com/doorstep/doorstep/pkg/grpcx"
 	"github.com/doorstep/doorstep/services/devstack/bench/internal/pgprep"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/procfs"
 )
 
 func main() {
@@ -236,12 +238,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	disk, err := watchDataDisk(ctx, admin)
+	disk, err := watchWALDisk(ctx, admin)
 	if err != nil {
 		fmt.Fprintf(out, "not watching the disk for stalls: %v\n", err)
 	} else {
-		fmt.Fprintf(out, "watching disk %s, which holds PostgreSQL's data directory, for stalls of %d ms or more while each slice runs\n",
-			disk.disk, p99Target.Milliseconds())
+		fmt.Fprintf(out, "watching disk %s, which holds PostgreSQL's WAL, for stalls of %d ms or more while each half-load slice runs\n",
+			disk.name, p99Target.Milliseconds())
 	}
 	if !cfg.unprepared {
 		fmt.Fprintln(out, "and a sync before each slice: no slice meets the write-out of another")
@@ -256,7 +258,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := cluster.BeforePhase(ctx); err != nil {
 			return err
 		}
-		g, fl, err := alternate(ctx, settle, cluster, disk, cfg.rounds, real, f, func(s system) (result, error) {
+		g, fl, err := alternate(ctx, settle, cluster, nil, cfg.rounds, real, f, func(s system) (result, error) {
 			return measure(ctx, s, c, cfg.duration/time.Duration(cfg.rounds), cfg.maxOrders)
 		})
 		if err != nil {
@@ -318,11 +320,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			g.cpu.waitedShare(), fl.cpu.waitedShare())
 		fmt.Fprintf(out, "  CPU time per order in the slices, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
 		if disk != nil {
-			fmt.Fprintf(out, "  disk stalls of %d ms or more (%s completing no I/O with some in flight): gRPC slices %s; floor's %s\n",
-				p99Target.Milliseconds(), disk.disk, describeStalls(g.stalls), describeStalls(fl.stalls))
+			fmt.Fprintf(out, "  stalls of disk %s measured at %d ms or more (I/O in flight, none completing; or cache flushes that slow): gRPC slices %s; floor's %s\n",
+				disk.name, p99Target.Milliseconds(), describeStalls(g.stalls), describeStalls(fl.stalls))
 		}
 		if latencies != nil {
-			if err := writeTimeline(latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}, append(g.stalls, fl.stalls...)); err != nil {
+			if err := writeTimeline(latencies, map[string][]placed{"grpc": g.timeline, "floor": fl.timeline}, slices.Concat(g.stalls, fl.stalls)); err != nil {
 				fmt.Fprintf(out, "  every order's latency: not written: %v\n", err)
 			} else if err := latencies.Close(); err != nil {
 				fmt.Fprintf(out, "  every order's latency: not written: %v\n", err)
@@ -418,27 +420,27 @@ func describe(ctx context.Context, out io.Writer, url string, cfg config, w *wor
 	return nil
 }
 
-// watchDataDisk watches the disk that holds the data directory of the server db is connected to,
-// when that is a local disk.
-func watchDataDisk(ctx context.Context, db *pgx.Conn) (*diskWatch, error) {
+// watchWALDisk watches the disk that holds the WAL of the server db is connected to (the
+// benchmark's own, on this machine): what every commit waits for.
+func watchWALDisk(ctx context.Context, db *pgx.Conn) (*diskWatch, error) {
 	var dir string
 	if err := db.QueryRow(ctx, `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
 		return nil, fmt.Errorf("read the data directory: %w", err)
 	}
-	return watchDisk("/sys", dir)
+	return watchDisk("/sys", filepath.Join(dir, "pg_wal")) // Stat follows pg_wal where it links
 }
 
 // loadAverage is the machine's load average, where the system reports one.
 func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return "unknown"
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
+	l, err := fs.LoadAvg()
+	if err != nil {
 		return "unknown"
 	}
-	return strings.Join(f[:3], " ")
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
