@@ -16,8 +16,9 @@ import (
 // a commit in flight meanwhile, in either system, whatever the code does; the report and the
 // -latencies file show whether a slow tail fell on one.
 type diskWatch struct {
-	fs   blockdevice.FS
-	name string // the disk's, under /sys/block
+	fs      blockdevice.FS
+	name    string // the disk's, under /sys/block
+	flushes bool   // whether the kernel counts the disk's cache flushes (Linux 5.5 and later)
 }
 
 // diskSampleEvery is how often a watch reads the disk's counters: a read of one sysfs line, about
@@ -46,16 +47,25 @@ func watchDisk(sysRoot, dir string) (*diskWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := fs.SysBlockDeviceStat(name); err != nil {
+	_, fields, err := fs.SysBlockDeviceStat(name)
+	if err != nil {
 		return nil, fmt.Errorf("disk %s of %s: %w", name, dir, err)
 	}
-	return &diskWatch{fs: fs, name: name}, nil
+	return &diskWatch{fs: fs, name: name, flushes: fields >= 17}, nil
+}
+
+// kinds says which kinds of stall the watch sees.
+func (w *diskWatch) kinds() string {
+	if !w.flushes {
+		return "I/O in flight, none completing; the kernel counts no cache flushes, so slow ones go unseen"
+	}
+	return "I/O in flight, none completing; or cache flushes that slow"
 }
 
 // diskSample is a disk's counters at a moment.
 type diskSample struct {
 	at         time.Time
-	completed  uint64 // reads, writes, discards and flushes
+	completed  uint64 // reads, writes and discards (what inFlight counts)
 	inFlight   uint64 // requests started and not completed (a cache flush is not among them)
 	flushes    uint64 // cache flushes completed
 	flushTicks uint64 // milliseconds those took, counted as each completes
@@ -66,12 +76,13 @@ func (w *diskWatch) sample() (diskSample, error) {
 	if err != nil {
 		return diskSample{}, err
 	}
-	return diskSample{at: time.Now(), completed: s.ReadIOs + s.WriteIOs + s.DiscardIOs + s.FlushRequestsCompleted,
+	return diskSample{at: time.Now(), completed: s.ReadIOs + s.WriteIOs + s.DiscardIOs,
 		inFlight: s.IOsInProgress, flushes: s.FlushRequestsCompleted, flushTicks: s.TimeSpentFlushing}, nil
 }
 
 // stall is a spell in which a disk made some I/O wait: it completed none although some was in
-// flight, or a cache flush (what a commit's fdatasync waits for) took that long.
+// flight, or a cache flush (what a commit's fdatasync waits for) took that long. Stalls that
+// overlap are one, so a stall can be several waits back to back.
 type stall struct {
 	start  time.Time
 	length time.Duration
@@ -115,18 +126,19 @@ func (w *diskWatch) during(atLeast time.Duration, f func()) []stall {
 
 // findStalls returns the stalls of at least atLeast in samples taken in time order, of two kinds
 // (those of atLeast or more that overlap are merged into one):
-//   - a spell from a sample that saw I/O in flight to the last sample before any I/O completed:
-//     the I/O in flight at its start was still waiting at its end, so the spell's length is a
-//     lower bound of that wait. A spell still running at the last sample ends there.
-//   - slow cache flushes: a flush waits for no request the counters show in flight, but its time
-//     is counted as it completes, so the flushes completed between two samples took their
-//     average at least, the slowest of them; that wait ends by the second sample.
+//   - a spell of samples that all saw I/O in flight with none completing between them: the I/O
+//     in flight at its start was still waiting at its end, so the spell's length is a lower
+//     bound of that wait. A spell still running at the last sample ends there.
+//   - slow cache flushes: a flush is not among the requests counted in flight, but its time is
+//     counted as it completes, so of the flushes completed between two samples the slowest took
+//     their average at least (one slow flush among many fast ones shows much shorter). It is
+//     placed as if it ended at the second sample, which it did by then.
 func findStalls(samples []diskSample, atLeast time.Duration) []stall {
 	var spells []stall
 	from := -1 // the sample a spell of I/O in flight and none completing started at; -1 outside one
 	for i := 1; i < len(samples); i++ {
 		prev, cur := samples[i-1], samples[i]
-		quiet := cur.completed == prev.completed && prev.inFlight > 0
+		quiet := cur.completed == prev.completed && prev.inFlight > 0 && cur.inFlight > 0
 		switch {
 		case quiet && from < 0:
 			from = i - 1

@@ -10,8 +10,8 @@
 // that a neighbour's load on this shared machine falls on both, and each starts once the stack has
 // applied the events of the slices before it. It then offers half of the highest gRPC throughput
 // measured as an open-loop load and reports the latency at that rate, with how busy the machine's
-// CPUs were meanwhile, how much of the time some task waited for one, and the stalls of the disk
-// that holds PostgreSQL's WAL (disk.go).
+// CPUs were meanwhile, the kernel's CPU pressure (how much runnable work queued for them) and the
+// stalls of the disk that holds PostgreSQL's WAL (disk.go).
 //
 // Before measuring it gives the new cluster the disk behaviour of a running server, checkpoints
 // and syncs before each phase and syncs before each slice (bench/internal/pgprep; -unprepared does
@@ -242,8 +242,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		fmt.Fprintf(out, "not watching the disk for stalls: %v\n", err)
 	} else {
-		fmt.Fprintf(out, "watching disk %s, which holds PostgreSQL's WAL, for stalls of %d ms or more while each half-load slice runs\n",
-			disk.name, p99Target.Milliseconds())
+		fmt.Fprintf(out, "watching disk %s, which holds PostgreSQL's WAL, for stalls of %d ms or more while each half-load slice runs (%s)\n",
+			disk.name, p99Target.Milliseconds(), disk.kinds())
 	}
 	if !cfg.unprepared {
 		fmt.Fprintln(out, "and a sync before each slice: no slice meets the write-out of another")
@@ -316,11 +316,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			fl.over(p99Target), len(fl.latencies))
 		fmt.Fprintf(out, "  machine CPU busy: %s in the gRPC slices, %s in the floor's; the gRPC slices' events were applied %s after each at most\n",
 			g.cpu.busyShare(), fl.cpu.busyShare(), g.drain.Round(time.Millisecond))
-		fmt.Fprintf(out, "  some task waiting for a CPU (the kernel's CPU pressure): %s of the time in the gRPC slices, %s in the floor's\n",
+		fmt.Fprintf(out, "  CPU pressure (about the share of the time runnable tasks waited for a core): %s in the gRPC slices, %s in the floor's\n",
 			g.cpu.waitedShare(), fl.cpu.waitedShare())
 		fmt.Fprintf(out, "  CPU time per order in the slices, all processes: gRPC %s, floor %s\n", g.cpu.perOrder(len(g.latencies)), fl.cpu.perOrder(len(fl.latencies)))
 		if disk != nil {
-			fmt.Fprintf(out, "  stalls of disk %s measured at %d ms or more (I/O in flight, none completing; or cache flushes that slow): gRPC slices %s; floor's %s\n",
+			fmt.Fprintf(out, "  stalls of disk %s measured at %d ms or more: gRPC slices %s; floor's %s\n",
 				disk.name, p99Target.Milliseconds(), describeStalls(g.stalls), describeStalls(fl.stalls))
 		}
 		if latencies != nil {
