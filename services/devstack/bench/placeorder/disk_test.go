@@ -12,6 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+func wantStalls(t *testing.T, samples []diskSample, atLeast time.Duration, want []stall) {
+	t.Helper()
+	if got := findStalls(samples, atLeast); !slices.Equal(got, want) {
+		t.Errorf("stalls %v, want %v", got, want)
+	}
+}
+
 func TestFindStallsMeasuresSpellsWithIOInFlightAndNoneCompleting(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
 	// samples builds one sample every 10 ms from (completed, in flight) pairs.
@@ -42,12 +49,7 @@ func TestFindStallsMeasuresSpellsWithIOInFlightAndNoneCompleting(t *testing.T) {
 		{"one sample", samples([2]uint64{1, 1}), nil},
 		{"none", nil, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := findStalls(tc.samples, 25*time.Millisecond)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("stalls %v, want %v", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantStalls(t, tc.samples, 25*time.Millisecond, tc.want) })
 	}
 }
 
@@ -58,10 +60,7 @@ func TestFindStallsEndsASpellWhenNothingIsInFlight(t *testing.T) {
 	// wait seen is from the first to the second.
 	s := []diskSample{{at: at(0), completed: 1, inFlight: 1}, {at: at(1), completed: 1, inFlight: 1},
 		{at: at(2), completed: 1}, {at: at(3), completed: 1}, {at: at(4), completed: 1}}
-	want := []stall{{start: at(0), length: 10 * time.Millisecond}}
-	if got := findStalls(s, 5*time.Millisecond); !slices.Equal(got, want) {
-		t.Errorf("stalls %v, want %v", got, want)
-	}
+	wantStalls(t, s, 5*time.Millisecond, []stall{{start: at(0), length: 10 * time.Millisecond}})
 }
 
 func TestFindStallsCountsSlowCacheFlushes(t *testing.T) {
@@ -93,12 +92,7 @@ func TestFindStallsCountsSlowCacheFlushes(t *testing.T) {
 		// Counters that went back (a device reset) give nothing rather than a huge stall.
 		{"counters going back", samples([2]uint64{5, 900}, [2]uint64{2, 30}, [2]uint64{3, 31}), nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := findStalls(tc.samples, 25*time.Millisecond)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("stalls %v, want %v", got, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantStalls(t, tc.samples, 25*time.Millisecond, tc.want) })
 	}
 }
 
@@ -116,10 +110,7 @@ func TestFindStallsMergesOverlappingStalls(t *testing.T) {
 		{at: at(4), completed: 10, inFlight: 3, flushes: 1, flushTicks: 1},
 		{at: at(5), completed: 14, inFlight: 0, flushes: 2, flushTicks: 31},
 	}
-	want := []stall{{start: at(0), length: 50 * time.Millisecond}}
-	if got := findStalls(s, 25*time.Millisecond); !slices.Equal(got, want) {
-		t.Errorf("stalls %v, want %v", got, want)
-	}
+	wantStalls(t, s, 25*time.Millisecond, []stall{{start: at(0), length: 50 * time.Millisecond}})
 }
 
 func TestDescribeStalls(t *testing.T) {
